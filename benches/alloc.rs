@@ -1,0 +1,2 @@
+//! Allocator benchmarks (placeholder until the allocator lands).
+fn main() {}

@@ -1,0 +1,11 @@
+//! Dynamic values and bounded queues in cross-process shared memory.
+//!
+//! The crate is built in layers, each a module that only uses the ones before it:
+//!
+//! - [`sync`]: process-shared locks and condition variables that survive a dead owner.
+//! - [`region`]: named shared-memory regions with a validated header.
+//! - [`alloc`]: the pool allocator inside a region.
+
+#[cfg(not(loom))]
+pub mod region;
+pub mod sync;

@@ -1,0 +1,207 @@
+//! [`ShmCondvar`]: a process-shared condition variable on a sequence word.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use super::atomic::{AtomicU32, Ordering};
+use super::mutex::{duration_ns, relock, ShmMutexGuard};
+use super::platform::Platform;
+use super::DefaultPlatform;
+
+/// Whether a timed wait ended because its deadline passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// `true` if the deadline passed without a notification.
+    pub fn timed_out(self) -> bool {
+        self.0
+    }
+}
+
+/// A condition variable that lives in shared memory and works across processes, used with
+/// a [`ShmMutex`](super::ShmMutex).
+///
+/// Notifying bumps a 32-bit sequence word and wakes sleepers on it; a waiter sleeps while
+/// the word still holds the value it read under the mutex, so a notification between its
+/// unlock and its sleep is never lost. A waiter returns only after a notification or its
+/// deadline: spurious futex wake-ups put it back to sleep for the time that remains, so
+/// they never extend the total wait. As with every condition variable, a notification
+/// meant for one waiter may release another, so callers re-check their predicate in a
+/// loop.
+///
+/// `#[repr(C)]`, 8 bytes; all-zero bytes are a valid condvar.
+#[repr(C)]
+pub struct ShmCondvar<P: Platform = DefaultPlatform> {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+    _platform: PhantomData<fn() -> P>,
+}
+
+// SAFETY: all fields are atomics.
+unsafe impl<P: Platform> Sync for ShmCondvar<P> {}
+// SAFETY: as above; nothing thread-bound.
+unsafe impl<P: Platform> Send for ShmCondvar<P> {}
+
+impl<P: Platform> Default for ShmCondvar<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Platform> fmt::Debug for ShmCondvar<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmCondvar")
+            .field("waiters", &self.waiters())
+            .finish()
+    }
+}
+
+impl<P: Platform> ShmCondvar<P> {
+    /// A new condvar with no waiters.
+    pub fn new() -> Self {
+        ShmCondvar {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            _platform: PhantomData,
+        }
+    }
+
+    /// Threads (of any process) waiting now. A waiter killed while it waited stays
+    /// counted; the count only makes `notify_*` skip a system call when it is zero.
+    pub fn waiters(&self) -> u32 {
+        self.waiters.load(Ordering::Relaxed)
+    }
+
+    /// Releases the guard's lock, sleeps until notified, and re-acquires the lock. The
+    /// returned guard reports how the lock was re-acquired (a holder may have died in
+    /// between).
+    pub fn wait<'a>(&self, guard: ShmMutexGuard<'a, P>) -> ShmMutexGuard<'a, P> {
+        let (g, _) = self.wait_inner(guard, None);
+        g
+    }
+
+    /// Like [`wait`](Self::wait), but gives up `timeout` after the call. The total wait
+    /// is bounded by `timeout` plus the time to re-acquire the lock, however many
+    /// wake-ups happen.
+    pub fn wait_timeout<'a>(
+        &self,
+        guard: ShmMutexGuard<'a, P>,
+        timeout: Duration,
+    ) -> (ShmMutexGuard<'a, P>, WaitTimeoutResult) {
+        let deadline = P::now_ns().saturating_add(duration_ns(timeout));
+        self.wait_inner(guard, Some(deadline))
+    }
+
+    /// Like [`wait_timeout`](Self::wait_timeout) with an absolute deadline.
+    pub fn wait_deadline<'a>(
+        &self,
+        guard: ShmMutexGuard<'a, P>,
+        deadline: Instant,
+    ) -> (ShmMutexGuard<'a, P>, WaitTimeoutResult) {
+        self.wait_timeout(guard, deadline.saturating_duration_since(Instant::now()))
+    }
+
+    fn wait_inner<'a>(
+        &self,
+        guard: ShmMutexGuard<'a, P>,
+        deadline: Option<u64>,
+    ) -> (ShmMutexGuard<'a, P>, WaitTimeoutResult) {
+        // Read under the lock: a notifier changes the predicate under the same lock, so
+        // any notification after this point changes `seq`.
+        let seq = self.seq.load(Ordering::SeqCst);
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mutex = guard.into_unlocked();
+        let mut timed_out = false;
+        while self.seq.load(Ordering::SeqCst) == seq {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = P::now_ns();
+                    if now >= d {
+                        timed_out = true;
+                        break;
+                    }
+                    Some(Duration::from_nanos(d - now))
+                }
+            };
+            P::wait(&self.seq, seq, timeout);
+        }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        let g = match relock(mutex, None) {
+            Ok(g) => g,
+            Err(_) => unreachable!("a lock without a deadline does not time out"),
+        };
+        (g, WaitTimeoutResult(timed_out))
+    }
+
+    /// Wakes one waiter, if any.
+    pub fn notify_one(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            P::wake(&self.seq, 1);
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            P::wake(&self.seq, u32::MAX);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::cell::UnsafeCell;
+    use crate::sync::ShmMutex;
+    use std::sync::Arc;
+
+    struct Flag {
+        m: ShmMutex,
+        cv: ShmCondvar,
+        set: UnsafeCell<bool>,
+    }
+    // SAFETY: `set` is only touched under `m`.
+    unsafe impl Sync for Flag {}
+
+    #[test]
+    fn notify_wakes_a_waiter() {
+        let f = Arc::new(Flag {
+            m: ShmMutex::new(),
+            cv: ShmCondvar::new(),
+            set: UnsafeCell::new(false),
+        });
+        let f2 = f.clone();
+        let h = std::thread::spawn(move || {
+            let mut g = f2.m.lock();
+            // SAFETY: `m` is held whenever `set` is read.
+            while !f2.set.with(|p| unsafe { *p }) {
+                g = f2.cv.wait(g);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        {
+            let _g = f.m.lock();
+            // SAFETY: `m` is held.
+            f.set.with_mut(|p| unsafe { *p = true });
+            f.cv.notify_one();
+        }
+        h.join().unwrap();
+        assert_eq!(f.cv.waiters(), 0);
+    }
+
+    #[test]
+    fn timeout_bounds_the_wait() {
+        let m = ShmMutex::<crate::sync::Os>::new();
+        let cv = ShmCondvar::<crate::sync::Os>::new();
+        let t = Instant::now();
+        let (g, r) = cv.wait_timeout(m.lock(), Duration::from_millis(30));
+        assert!(r.timed_out());
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        drop(g);
+    }
+}

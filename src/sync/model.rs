@@ -1,0 +1,115 @@
+//! The loom side of the shim: loom's atomics and cell, and [`Model`], a platform whose
+//! waits are yields, whose clock is logical, and whose threads can be declared dead.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use super::owner::Owner;
+use super::platform::{Platform, Wake};
+
+pub(crate) mod atomic {
+    #[allow(unused_imports)] // the full set is the shim's contract
+    pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
+}
+
+pub(crate) mod cell {
+    pub(crate) use loom::cell::UnsafeCell;
+}
+
+use atomic::{AtomicU32, AtomicU64, Ordering};
+
+loom::lazy_static! {
+    /// Next model thread id.
+    static ref NEXT_ID: AtomicU32 = AtomicU32::new(1);
+    /// Bit `i` set: model thread `i` has "died".
+    static ref DEAD: AtomicU64 = AtomicU64::new(0);
+    /// Deaths so far (changed under `PARK`).
+    static ref DEATHS: AtomicU32 = AtomicU32::new(0);
+    /// The "futex table": sleepers wait here, checking their word under the lock.
+    static ref PARK: loom::sync::Mutex<()> = loom::sync::Mutex::new(());
+    static ref PARKED: loom::sync::Condvar = loom::sync::Condvar::new();
+}
+
+loom::thread_local! {
+    static ID: Cell<u32> = Cell::new(0);
+    static CLOCK: Cell<u64> = Cell::new(0);
+    static SEEN_DEATHS: Cell<u32> = Cell::new(0);
+}
+
+/// The loom model of the platform.
+///
+/// - `wait` without a timeout blocks on a loom condition variable until a `wake` (as a
+///   futex does: the word is checked under the same lock `wake` takes, so no wake-up is
+///   lost), which lets loom see a thread that would sleep forever as a deadlock.
+/// - `wait` with a timeout yields once and reports the timeout, advancing the calling
+///   thread's logical clock by it: a timed futex wait may return at any time.
+/// - `wake` wakes every sleeper; each re-checks its condition, as after a spurious wake-up.
+/// - Identities are small counters; [`Model::die`] marks the calling thread dead, as if it
+///   had been killed where it stands. Every untimed sleeper then returns `TimedOut` once,
+///   standing in for the liveness poll after which a real waiter notices the death.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Model;
+
+impl Model {
+    /// Marks the calling thread dead: `is_alive` answers `false` for it from now on. A
+    /// test thread calls this and then returns without releasing what it holds.
+    pub fn die() {
+        let id = Self::current().tid();
+        DEAD.fetch_or(1 << id, Ordering::SeqCst);
+        let _g = PARK.lock().unwrap();
+        DEATHS.fetch_add(1, Ordering::SeqCst);
+        PARKED.notify_all();
+    }
+}
+
+impl Platform for Model {
+    const LIVENESS_POLL: Option<Duration> = None;
+
+    fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
+        if timeout.is_none() {
+            let mut g = PARK.lock().unwrap();
+            loop {
+                // A death since this thread last looked stands for the liveness poll
+                // firing: report a timeout so the caller checks the owner.
+                let deaths = DEATHS.load(Ordering::SeqCst);
+                if deaths != SEEN_DEATHS.with(|c| c.get()) {
+                    SEEN_DEATHS.with(|c| c.set(deaths));
+                    return Wake::TimedOut;
+                }
+                if word.load(Ordering::SeqCst) != expected {
+                    return Wake::Woken;
+                }
+                g = PARKED.wait(g).unwrap();
+            }
+        }
+        if word.load(Ordering::SeqCst) != expected {
+            return Wake::Woken;
+        }
+        loom::thread::yield_now();
+        let step = timeout.unwrap_or(Duration::from_millis(1)).as_nanos() as u64;
+        CLOCK.with(|c| c.set(c.get().saturating_add(step.max(1))));
+        Wake::TimedOut
+    }
+
+    fn wake(_word: &AtomicU32, _n: u32) {
+        let _g = PARK.lock().unwrap();
+        PARKED.notify_all();
+    }
+
+    fn now_ns() -> u64 {
+        CLOCK.with(|c| c.get())
+    }
+
+    fn current() -> Owner {
+        ID.with(|c| {
+            if c.get() == 0 {
+                c.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+            }
+            Owner::new(c.get(), 0)
+        })
+    }
+
+    fn is_alive(owner: Owner) -> bool {
+        DEAD.load(Ordering::SeqCst) & (1 << owner.tid()) == 0
+    }
+}

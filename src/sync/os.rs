@@ -1,0 +1,196 @@
+//! The real platform: futexes, the monotonic clock, and liveness from `/proc`.
+//!
+//! # Liveness
+//!
+//! A lock word names its owner by thread id and a key taken from the thread's start time
+//! (`/proc/<tid>/stat`, field 22, in clock ticks since boot). An owner is dead when
+//! `/proc/<tid>` is gone, is a zombie, or belongs to a thread with another start time
+//! (the id was reused). This needs no registration, no file descriptor and no cleanup, works
+//! for processes that never met, and cannot be fooled by id reuse. Its limits: all processes
+//! sharing a lock must see the same `/proc` (one pid namespace), and when `/proc` cannot be
+//! read the owner is taken to be alive, so a lock is never stolen from a live owner.
+
+use std::cell::Cell;
+use std::sync::Once;
+use std::time::Duration;
+
+use super::atomic::{AtomicU32, AtomicU64, Ordering};
+use super::futex;
+use super::owner::Owner;
+use super::platform::{Platform, Wake};
+
+/// The operating system: futex wait/wake, `CLOCK_MONOTONIC`, `/proc` liveness.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Os;
+
+impl Platform for Os {
+    /// A dead owner goes unnoticed for at most this long (plus a `/proc` read).
+    const LIVENESS_POLL: Option<Duration> = Some(Duration::from_millis(20));
+
+    fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
+        futex::wait(word, expected, timeout)
+    }
+
+    fn wake(word: &AtomicU32, n: u32) {
+        futex::wake(word, n)
+    }
+
+    fn now_ns() -> u64 {
+        monotonic_ns()
+    }
+
+    fn current() -> Owner {
+        current_owner()
+    }
+
+    fn is_alive(owner: Owner) -> bool {
+        match read_stat(owner.tid()) {
+            Stat::Gone => false,
+            Stat::Unknown => true,
+            Stat::Running { zombie, start } => {
+                !zombie && (start & ((1 << super::owner::KEY_BITS) - 1)) == owner.start_key()
+            }
+        }
+    }
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC`.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Bumped in every child after `fork`, so a thread's cached identity is recomputed there.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    // Async-signal-safe: one atomic add.
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// (fork generation + 1, owner) of the calling thread; generation 0 means unset.
+    static CURRENT: Cell<(u64, Owner)> = const { Cell::new((0, Owner::new(1, 0))) };
+}
+
+fn current_owner() -> Owner {
+    ATFORK.call_once(|| {
+        // SAFETY: registering a handler with no prepare/parent parts; the child handler
+        // only performs an atomic add, which is async-signal-safe.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    let gen = FORK_GENERATION.load(Ordering::Relaxed) + 1;
+    CURRENT.with(|c| {
+        let (g, o) = c.get();
+        if g == gen {
+            return o;
+        }
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        let start = match read_stat(tid) {
+            Stat::Running { start, .. } => start,
+            // Without /proc the key is 0; liveness checks of such owners answer "alive".
+            _ => 0,
+        };
+        let o = Owner::new(tid, start);
+        c.set((gen, o));
+        o
+    })
+}
+
+enum Stat {
+    Gone,
+    Unknown,
+    Running { zombie: bool, start: u64 },
+}
+
+fn read_stat(tid: u32) -> Stat {
+    let text = match std::fs::read_to_string(format!("/proc/{tid}/stat")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Stat::Gone,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Stat::Gone,
+        Err(_) => return Stat::Unknown,
+    };
+    parse_stat(&text).map_or(Stat::Unknown, |(state, start)| Stat::Running {
+        zombie: matches!(state, 'Z' | 'X' | 'x'),
+        start,
+    })
+}
+
+/// Parses `(state, starttime)` out of a `/proc/<pid>/stat` line. The command name may hold
+/// spaces and parentheses, so fields are counted from the last `)`.
+fn parse_stat(text: &str) -> Option<(char, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 3 is the state; starttime is field 22, so 18 fields after the state.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// The start-time key of process `pid` (its start time in clock ticks since boot), if it
+/// is running. Store it beside a pid to test that process's liveness later with
+/// [`process_alive`].
+pub fn process_start_key(pid: u32) -> Option<u64> {
+    match read_stat(pid) {
+        Stat::Running {
+            zombie: false,
+            start,
+        } => Some(start),
+        _ => None,
+    }
+}
+
+/// Whether process `pid` with start key `start_key` (from [`process_start_key`]) is still
+/// running. `true` when `/proc` cannot tell.
+pub fn process_alive(pid: u32, start_key: u64) -> bool {
+    match read_stat(pid) {
+        Stat::Gone => false,
+        Stat::Unknown => true,
+        Stat::Running { zombie, start } => !zombie && start == start_key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_stat_line_with_a_hostile_name() {
+        let line = "1234 (a) b (c) R 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 1000 100 18446744073709551615";
+        assert_eq!(parse_stat(line), Some(('R', 987654)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_thread_is_alive_and_a_wrong_key_is_not() {
+        let me = Os::current();
+        // SAFETY: gettid has no preconditions.
+        assert_eq!(me.tid(), unsafe { libc::gettid() } as u32);
+        assert!(Os::is_alive(me));
+        let impostor = Owner::new(me.tid(), me.start_key() + 1);
+        assert!(!Os::is_alive(impostor));
+    }
+
+    #[test]
+    fn an_exited_thread_is_dead() {
+        let o = std::thread::spawn(Os::current).join().unwrap();
+        assert_ne!(o, Os::current());
+        assert!(!Os::is_alive(o));
+    }
+
+    #[test]
+    fn process_keys() {
+        let pid = std::process::id();
+        let key = process_start_key(pid).unwrap();
+        assert!(process_alive(pid, key));
+        assert!(!process_alive(pid, key + 1));
+    }
+}
