@@ -1,0 +1,173 @@
+//! Helpers shared by the integration tests: unique region names that are removed even when
+//! a test fails, and child processes made by re-executing the test binary in a role.
+//!
+//! Each test binary that spawns children has a test named `child_role` that calls
+//! [`role_entry`]; a child is the same binary run with `--exact child_role` and the role's
+//! name in the environment. Re-executing (rather than `fork` in the multi-threaded test
+//! harness) gives the child a clean process.
+
+#![allow(dead_code)] // each test binary uses a part of this module
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmval::region::RegionName;
+
+const ROLE_VAR: &str = "SHMVAL_TEST_ROLE";
+const ARGS_VAR: &str = "SHMVAL_TEST_ARGS";
+
+/// A region name unique to this process and call, removed (with any half-built private
+/// names beside it) when dropped, even if the test panics.
+pub struct TestName {
+    pub name: RegionName,
+}
+
+impl TestName {
+    pub fn new(tag: &str) -> TestName {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = RegionName::new(format!(
+            "shmval-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
+        .expect("test names are valid");
+        remove_files(name.as_str());
+        TestName { name }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.name.as_str()
+    }
+}
+
+impl std::ops::Deref for TestName {
+    type Target = RegionName;
+    fn deref(&self) -> &RegionName {
+        &self.name
+    }
+}
+
+impl Drop for TestName {
+    fn drop(&mut self) {
+        remove_files(self.name.as_str());
+    }
+}
+
+fn remove_files(name: &str) {
+    let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+    if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+        let tmp = format!("{name}.tmp-");
+        for e in dir.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&tmp) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// A child process killed and reaped when dropped, so a failing test leaves none behind.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// Waits for the child to exit, up to `limit`; kills it and panics past that.
+    pub fn wait_ok(mut self, limit: Duration) {
+        let mut child = self.0.take().expect("child present");
+        let start = Instant::now();
+        loop {
+            match child.try_wait().expect("try_wait") {
+                Some(status) => {
+                    assert!(status.success(), "child failed: {status}");
+                    return;
+                }
+                None if start.elapsed() > limit => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("child did not finish within {limit:?}");
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().expect("child present").id()
+    }
+
+    /// Sends SIGKILL and reaps the child.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts this test binary again as a child running `role` with `args`.
+pub fn spawn_role(role: &str, args: &[&str]) -> ChildGuard {
+    let exe = std::env::current_exe().expect("current_exe");
+    let child = Command::new(exe)
+        .args([
+            "--exact",
+            "child_role",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_VAR, role)
+        .env(ARGS_VAR, args.join("\u{1f}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    ChildGuard(Some(child))
+}
+
+/// A role a child can run: its name and its body (given the spawn arguments).
+pub type Role = (&'static str, fn(&[String]));
+
+/// Called by each binary's `child_role` test: in a child, runs the named role and exits
+/// the process (0 on return, 101 on panic); in the parent test run, returns at once.
+pub fn role_entry(roles: &[Role]) {
+    let Ok(role) = std::env::var(ROLE_VAR) else {
+        return;
+    };
+    let args: Vec<String> = std::env::var(ARGS_VAR)
+        .unwrap_or_default()
+        .split('\u{1f}')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let f = roles
+        .iter()
+        .find(|(n, _)| *n == role)
+        .unwrap_or_else(|| panic!("unknown role {role}"))
+        .1;
+    let code = match std::panic::catch_unwind(|| f(&args)) {
+        Ok(()) => 0,
+        Err(_) => 101,
+    };
+    std::process::exit(code);
+}
+
+/// Polls `cond` every millisecond until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cond()
+}

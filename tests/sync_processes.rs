@@ -1,0 +1,135 @@
+//! ShmMutex and ShmCondvar between real processes, in a real region.
+
+// The tests view words of the region as std atomics; the crate's loom shim is internal.
+#![allow(clippy::disallowed_types)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{role_entry, spawn_role, wait_until, TestName};
+use shmval::region::{Offset, Region, RegionName};
+use shmval::sync::{Acquired, ShmCondvar, ShmMutex};
+
+use std::sync::atomic::{AtomicU64 as Word, Ordering};
+
+/// Where the test structures sit in the region.
+const MUTEX: u64 = 128;
+const CONDVAR: u64 = 192;
+const COUNTER: u64 = 256;
+const FLAG: u64 = 320;
+
+fn parts(r: &Region) -> (&ShmMutex, &ShmCondvar, &Word, &Word) {
+    (
+        r.resolve(Offset::new(MUTEX)).unwrap(),
+        r.resolve(Offset::new(CONDVAR)).unwrap(),
+        r.resolve(Offset::new(COUNTER)).unwrap(),
+        r.resolve(Offset::new(FLAG)).unwrap(),
+    )
+}
+
+fn attach(args: &[String]) -> Region {
+    Region::attach(&RegionName::new(args[0].clone()).unwrap()).unwrap()
+}
+
+const INCREMENTS: u64 = 200_000;
+
+fn incrementer(args: &[String]) {
+    let r = attach(args);
+    let (m, _, counter, _) = parts(&r);
+    for _ in 0..INCREMENTS {
+        let _g = m.lock();
+        // A read then a separate write: increments are lost unless the lock excludes.
+        let v = counter.load(Ordering::Relaxed);
+        counter.store(v + 1, Ordering::Relaxed);
+    }
+}
+
+fn hold_and_sleep(args: &[String]) {
+    let r = attach(args);
+    let (m, _, _, flag) = parts(&r);
+    let g = m.lock();
+    flag.store(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(60));
+    drop(g);
+}
+
+fn wait_for_flag(args: &[String]) {
+    let r = attach(args);
+    let (m, cv, _, flag) = parts(&r);
+    let mut g = m.lock();
+    // Tell the parent we are about to wait (under the lock, so its notify comes after).
+    r.resolve::<Word>(Offset::new(COUNTER))
+        .unwrap()
+        .store(1, Ordering::SeqCst);
+    while flag.load(Ordering::SeqCst) == 0 {
+        let (g2, res) = cv.wait_timeout(g, Duration::from_secs(10));
+        g = g2;
+        assert!(!res.timed_out(), "no wake-up reached the child");
+    }
+}
+
+#[test]
+fn child_role() {
+    role_entry(&[
+        ("incrementer", incrementer),
+        ("hold_and_sleep", hold_and_sleep),
+        ("wait_for_flag", wait_for_flag),
+    ]);
+}
+
+#[test]
+fn two_processes_increment_under_the_lock_exactly() {
+    let name = TestName::new("mutex-count");
+    let r = Region::create(&name, 4096).unwrap();
+    let a = spawn_role("incrementer", &[name.as_str()]);
+    let b = spawn_role("incrementer", &[name.as_str()]);
+    a.wait_ok(Duration::from_secs(120));
+    b.wait_ok(Duration::from_secs(120));
+    let (m, _, counter, _) = parts(&r);
+    assert_eq!(m.lock().acquired(), Acquired::Clean);
+    assert_eq!(counter.load(Ordering::SeqCst), 2 * INCREMENTS);
+}
+
+#[test]
+fn a_killed_holder_is_detected_within_a_second() {
+    let name = TestName::new("mutex-kill");
+    let r = Region::create(&name, 4096).unwrap();
+    let (m, _, _, flag) = parts(&r);
+    let child = spawn_role("hold_and_sleep", &[name.as_str()]);
+    assert!(
+        wait_until(Duration::from_secs(30), || flag.load(Ordering::SeqCst) == 1),
+        "child never took the lock"
+    );
+    assert!(m.try_lock().is_none(), "a live holder must not be robbed");
+    let holder = m.owner().unwrap();
+    // The holder is a thread of the child (libtest runs the role on a worker thread).
+    let task = format!("/proc/{}/task/{}", child.pid(), holder.tid());
+    assert!(std::path::Path::new(&task).exists(), "{task}");
+    child.kill();
+    let t = Instant::now();
+    let mut g = m.lock_timeout(Duration::from_secs(5)).unwrap();
+    let took = t.elapsed();
+    assert_eq!(g.acquired(), Acquired::OwnerDied);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    g.mark_consistent();
+    drop(g);
+    assert_eq!(m.lock().acquired(), Acquired::Clean);
+}
+
+#[test]
+fn a_condvar_wake_crosses_processes() {
+    let name = TestName::new("condvar");
+    let r = Region::create(&name, 4096).unwrap();
+    let (m, cv, counter, flag) = parts(&r);
+    let child = spawn_role("wait_for_flag", &[name.as_str()]);
+    assert!(wait_until(Duration::from_secs(30), || counter
+        .load(Ordering::SeqCst)
+        == 1));
+    {
+        let _g = m.lock();
+        flag.store(1, Ordering::SeqCst);
+        cv.notify_one();
+    }
+    child.wait_ok(Duration::from_secs(30));
+}
