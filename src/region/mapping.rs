@@ -14,8 +14,8 @@ use nix::sys::stat::Mode;
 
 use super::error::RegionError;
 use super::header::{
-    layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, ROOT_OFFSET, STATE_BUILDING,
-    STATE_OFFSET, STATE_READY,
+    layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, RAW_HEADER_SIZE,
+    ROOT_OFFSET, STATE_BUILDING, STATE_OFFSET, STATE_READY,
 };
 use super::name::RegionName;
 use super::offset::{Offset, Shared};
@@ -62,8 +62,21 @@ pub struct RegionInfo {
 impl RegionInfo {
     /// Whether the creating process is still running.
     pub fn creator_alive(&self) -> bool {
-        sync::process_alive(self.creator_pid, self.creator_start)
+        creator_alive(self.creator_pid, self.creator_start)
     }
+}
+
+/// Whether the process `pid` with start key `start` still runs; `true` when in doubt.
+/// A key of 0 means the creator could not read its own key: then any process with that
+/// pid counts as the creator.
+fn creator_alive(pid: u32, start: u64) -> bool {
+    if start == 0 {
+        return !matches!(
+            std::fs::metadata(format!("/proc/{pid}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        );
+    }
+    sync::process_alive(pid, start)
 }
 
 /// Options for [`Region::create`].
@@ -294,22 +307,33 @@ impl Region {
                 why: "larger than 1 TiB",
             });
         }
-        // Build under a private name; publish by linking it under the real one.
-        let tmp = RegionName::new(format!(
-            "{}.tmp-{}-{}",
-            name,
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ))?;
-        let fd = nix::sys::mman::shm_open(
-            tmp.shm_path().as_str(),
-            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
-            Mode::from_bits_truncate(opts.mode),
-        )
-        .map_err(|e| match e {
-            Errno::EACCES => RegionError::PermissionDenied(name.to_string()),
-            e => io_err("shm_open", name, e),
-        })?;
+        if usize::try_from(size).is_err() {
+            return Err(RegionError::BadSize {
+                size,
+                why: "larger than the address space",
+            });
+        }
+        // Build under a private name; publish by linking it under the real one. The private
+        // name is built from the pid and a counter; one left behind by a crashed process
+        // that had our pid is skipped.
+        let mut attempt = 0;
+        let (tmp, fd) = loop {
+            let tmp = name.private_name(&format!(
+                "{}-{}",
+                std::process::id(),
+                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            match nix::sys::mman::shm_open(
+                tmp.shm_path().as_str(),
+                OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
+                Mode::from_bits_truncate(opts.mode),
+            ) {
+                Ok(fd) => break (tmp, fd),
+                Err(Errno::EEXIST) if attempt < 16 => attempt += 1,
+                Err(Errno::EACCES) => return Err(RegionError::PermissionDenied(name.to_string())),
+                Err(e) => return Err(io_err("shm_open", name, e)),
+            }
+        };
         let result = Self::build(name, &tmp, fd, size, opts);
         // The private name goes whether or not the build worked.
         let _ = nix::sys::mman::shm_unlink(tmp.shm_path().as_str());
@@ -338,17 +362,25 @@ impl Region {
         let file = File::from(fd);
         file.set_permissions(std::fs::Permissions::from_mode(opts.mode))
             .map_err(|e| io_err("fchmod", name, e))?;
-        {
+        // Reserve every page now: a full /dev/shm is an error here, not a SIGBUS on first
+        // touch later. tmpfs refuses a request larger than the whole filesystem up front;
+        // a signal may interrupt a long allocation, which is then retried.
+        loop {
             use std::os::fd::AsRawFd;
-            nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len).map_err(|e| match e {
-                Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM => RegionError::NoSpace {
-                    name: name.to_string(),
-                    size,
-                },
-                e => io_err("posix_fallocate", name, e),
-            })?;
+            match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len) {
+                Ok(()) => break,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM) => {
+                    return Err(RegionError::NoSpace {
+                        name: name.to_string(),
+                        size,
+                    })
+                }
+                Err(e) => return Err(io_err("posix_fallocate", name, e)),
+            }
         }
         let meta = file.metadata().map_err(|e| io_err("fstat", name, e))?;
+        // `size` fits in usize: checked by `create_with`.
         let map = MmapOptions::new()
             .len(size as usize)
             .map_raw(&file)
@@ -372,9 +404,13 @@ impl Region {
             reserved0: 0,
             creator_start: info.creator_start,
         };
-        // SAFETY: the mapping is at least HEADER_SIZE (checked above) and page-aligned,
-        // and nobody else can see it yet (it exists only under the private name).
-        unsafe { std::ptr::write(map.as_mut_ptr().cast::<RawHeader>(), raw) };
+        let image = raw.to_bytes();
+        // SAFETY: the mapping holds `size` >= HEADER_SIZE bytes (checked by `create_with`),
+        // and no attacher has it yet (it exists only under the private name), so this
+        // plain write races with nothing. `image` is a separate local buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(image.as_ptr(), map.as_mut_ptr(), image.len());
+        }
         let region = Region {
             map,
             name: name.clone(),
@@ -423,6 +459,11 @@ impl Region {
             .map_err(|e| match e {
             Errno::ENOENT => RegionError::NotFound(name.to_string()),
             Errno::EACCES | Errno::EPERM => RegionError::PermissionDenied(name.to_string()),
+            // A directory, or (shm_open adds O_NOFOLLOW) a symbolic link, squats the name.
+            Errno::EISDIR | Errno::ELOOP => RegionError::Corrupted {
+                name: name.to_string(),
+                what: "not a regular file".into(),
+            },
             e => io_err("shm_open", name, e),
         })?;
         let file = File::from(fd);
@@ -463,14 +504,16 @@ impl Region {
                 what: format!("file of {file_size} bytes is larger than any region"),
             });
         }
+        // `file_size` <= MAX_REGION_SIZE, which fits in usize on every 64-bit target.
         let map = MmapOptions::new()
             .len(file_size as usize)
             .map_raw(&file)
             .map_err(|e| io_err("mmap", name, e))?;
-        // SAFETY: the mapping holds at least HEADER_SIZE bytes (checked against fstat
-        // above) and is page-aligned. RawHeader is plain integers, valid for any bits; a
-        // volatile copy reads each byte once, whatever other processes write meanwhile.
-        let raw = unsafe { std::ptr::read_volatile(map.as_ptr().cast::<RawHeader>()) };
+        // A region is linked under its name only once its header is written and its state
+        // word set (the creator's writes, its link, our open and our mmap are ordered by
+        // those system calls), so the copy taken here is the complete header. The state
+        // word is still checked: a file may have been put in place by other means.
+        let raw = RawHeader::from_bytes(&copy_header(&map));
         check_header(name, &raw, file_size, opts.layout)?;
         let region = Region {
             map,
@@ -490,7 +533,8 @@ impl Region {
     }
 
     fn wait_ready(&self, opts: &AttachOptions) -> Result<(), RegionError> {
-        let deadline = Instant::now() + opts.timeout;
+        // A timeout too long to represent waits without a deadline.
+        let deadline = Instant::now().checked_add(opts.timeout);
         let state = self.state_word();
         loop {
             // SYNC POINT: acquires the header published by the creator's release store.
@@ -507,11 +551,16 @@ impl Region {
             if opts.break_checker.as_ref().is_some_and(|f| f()) {
                 return Err(RegionError::Broken(self.name.to_string()));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(RegionError::NotReady(self.name.to_string()));
-            }
-            let slice = opts.micro_sleep.min(deadline - now);
+            let slice = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(RegionError::NotReady(self.name.to_string()));
+                    }
+                    opts.micro_sleep.min(deadline - now)
+                }
+                None => opts.micro_sleep,
+            };
             sync::Os::wait(state, STATE_BUILDING, Some(slice));
         }
     }
@@ -669,12 +718,22 @@ impl Region {
     /// a file that is not a region, [`RegionError::Io`]. A live creator is not an error:
     /// the result is `Ok(false)`.
     pub fn remove_stale(name: &RegionName) -> Result<bool, RegionError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = name.file_path();
-        let file = match File::open(&path) {
+        // O_NOFOLLOW: a symbolic link squatting the name is not followed. O_NONBLOCK: a
+        // FIFO squatting it does not block the open.
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 return Err(RegionError::PermissionDenied(name.to_string()))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(RegionError::BadMagic(name.to_string()))
             }
             Err(e) => return Err(io_err("open", name, e)),
         };
@@ -687,20 +746,25 @@ impl Region {
                 expected: me,
             });
         }
-        let mut buf = [0u8; size_of::<RawHeader>()];
+        let mut buf = [0u8; RAW_HEADER_SIZE];
         use std::io::Read;
-        if meta.len() < HEADER_SIZE || (&file).read_exact(&mut buf).is_err() {
+        if !meta.file_type().is_file()
+            || meta.len() < HEADER_SIZE
+            || (&file).read_exact(&mut buf).is_err()
+        {
             return Err(RegionError::BadMagic(name.to_string()));
         }
-        // SAFETY: RawHeader is plain integers, valid for any bits, and buf has its size.
-        let raw: RawHeader = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast()) };
+        let raw = RawHeader::from_bytes(&buf);
         if raw.magic != MAGIC {
             return Err(RegionError::BadMagic(name.to_string()));
         }
-        if sync::process_alive(raw.creator_pid, raw.creator_start) {
+        if creator_alive(raw.creator_pid, raw.creator_start) {
             return Ok(false);
         }
-        // Unlink only the file we checked: the name may have been replaced meanwhile.
+        // Unlink only the file we checked: the name may have been replaced meanwhile. (A
+        // replacement made between this check and the unlink would still go: POSIX has no
+        // unlink-if-inode. Only a process of our own uid can make one, since it would also
+        // have to pass the owner check to matter.)
         match std::fs::symlink_metadata(&path) {
             Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {
                 std::fs::remove_file(&path).map_err(|e| io_err("unlink", name, e))?;
@@ -709,6 +773,21 @@ impl Region {
             _ => Ok(false),
         }
     }
+}
+
+/// Copies the plain part of the header out of `map` once, with relaxed atomic loads: a
+/// process writing the header meanwhile makes the copy wrong, never the read unsound.
+fn copy_header(map: &MmapRaw) -> [u8; RAW_HEADER_SIZE] {
+    let mut out = [0u8; RAW_HEADER_SIZE];
+    for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+        // SAFETY: the caller mapped at least HEADER_SIZE >= RAW_HEADER_SIZE bytes (checked
+        // against fstat before mapping); the mapping is page-aligned, so each 8-byte word
+        // is in bounds and aligned for AtomicU64. AtomicU64 is valid for any bits, and
+        // the reference lives only for this load.
+        let word = unsafe { &*map.as_ptr().add(i * 8).cast::<AtomicU64>() };
+        chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+    }
+    out
 }
 
 fn check_header(
@@ -728,11 +807,22 @@ fn check_header(
         });
     }
     let expected = layout_fingerprint(layout);
-    if raw.fingerprint != expected || u64::from(raw.header_size) != HEADER_SIZE {
+    if raw.fingerprint != expected {
         return Err(RegionError::LayoutMismatch {
             name: name.to_string(),
             found: raw.fingerprint,
             expected,
+        });
+    }
+    // The fingerprint covers HEADER_SIZE, so a matching one with another header size is a
+    // contradiction, not another layout.
+    if u64::from(raw.header_size) != HEADER_SIZE {
+        return Err(RegionError::Corrupted {
+            name: name.to_string(),
+            what: format!(
+                "header size {} in a layout whose header has {HEADER_SIZE} bytes",
+                raw.header_size
+            ),
         });
     }
     if raw.size > file_size {
@@ -757,7 +847,9 @@ fn check_header(
 impl Drop for Region {
     fn drop(&mut self) {
         if self.unlink_on_drop {
-            // Unlink only if the name still stands for our file.
+            // Unlink only if the name still stands for our file (a file that replaced ours
+            // under the same name is left alone, up to the window between the check and
+            // the unlink, which POSIX cannot close).
             let path = self.name.file_path();
             if let Ok(m) = std::fs::symlink_metadata(&path) {
                 if (m.dev(), m.ino()) == self.inode {
@@ -780,6 +872,32 @@ mod tests {
             N.fetch_add(1, Ordering::Relaxed)
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn the_longest_name_can_be_created() {
+        // The private build name adds a suffix beyond MAX_NAME_LEN.
+        let short = unique("long");
+        let name = RegionName::new(format!(
+            "{}{}",
+            short,
+            "x".repeat(crate::region::MAX_NAME_LEN - short.as_str().len())
+        ))
+        .unwrap();
+        assert_eq!(name.as_str().len(), crate::region::MAX_NAME_LEN);
+        let a = Region::create(&name, 4096).unwrap();
+        let b = Region::attach(&name).unwrap();
+        assert_eq!(a.id(), b.id());
+    }
+
+    #[test]
+    fn an_unbounded_timeout_is_accepted() {
+        let name = unique("forever");
+        let _a = Region::create(&name, 4096).unwrap();
+        AttachOptions::new()
+            .timeout(Duration::MAX)
+            .attach(&name)
+            .unwrap();
     }
 
     #[test]

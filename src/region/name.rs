@@ -48,6 +48,19 @@ impl RegionName {
         &self.0
     }
 
+    /// The private name a region is built under before it is published as `self`:
+    /// `<name>.tmp-<suffix>`. It may exceed [`MAX_NAME_LEN`]; with a suffix of at most 32
+    /// bytes it stays under `NAME_MAX` (255).
+    pub(crate) fn private_name(&self, suffix: &str) -> RegionName {
+        debug_assert!(
+            suffix.len() <= 32
+                && suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        );
+        RegionName(format!("{}.tmp-{suffix}", self.0))
+    }
+
     /// The name as `shm_open` takes it (with a leading slash).
     pub(crate) fn shm_path(&self) -> String {
         format!("/{}", self.0)
