@@ -460,7 +460,8 @@ impl Region {
             Errno::ENOENT => RegionError::NotFound(name.to_string()),
             Errno::EACCES | Errno::EPERM => RegionError::PermissionDenied(name.to_string()),
             // A directory, or (shm_open adds O_NOFOLLOW) a symbolic link, squats the name.
-            Errno::EISDIR | Errno::ELOOP => RegionError::Corrupted {
+            // glibc reports a directory as EINVAL; the name itself is valid.
+            Errno::EISDIR | Errno::EINVAL | Errno::ELOOP => RegionError::Corrupted {
                 name: name.to_string(),
                 what: "not a regular file".into(),
             },

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmval::region::RegionName;
+use shmval::region::{header, RegionName};
 
 const ROLE_VAR: &str = "SHMVAL_TEST_ROLE";
 const ARGS_VAR: &str = "SHMVAL_TEST_ARGS";
@@ -56,7 +56,11 @@ impl Drop for TestName {
 }
 
 fn remove_files(name: &str) {
-    let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+    let path = Path::new("/dev/shm").join(name);
+    if std::fs::remove_file(&path).is_err() {
+        // A test may squat the name with a directory.
+        let _ = std::fs::remove_dir(&path);
+    }
     if let Ok(dir) = std::fs::read_dir("/dev/shm") {
         let tmp = format!("{name}.tmp-");
         for e in dir.flatten() {
@@ -171,3 +175,77 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// The entries of `/dev/shm` that belong to `name`: the name itself and any private build
+/// names beside it (`<name>.tmp-*`).
+pub fn shm_files_of(name: &RegionName) -> Vec<String> {
+    let tmp = format!("{name}.tmp-");
+    std::fs::read_dir("/dev/shm")
+        .expect("read /dev/shm")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f == name.as_str() || f.starts_with(&tmp))
+        .collect()
+}
+
+/// Byte offsets of the header's fields, from the table in `src/region/header.rs`.
+pub mod field {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const HEADER_SIZE: usize = 12;
+    pub const FINGERPRINT: usize = 16;
+    pub const SIZE: usize = 24;
+    pub const ID: usize = 32;
+    pub const CREATOR_PID: usize = 48;
+    pub const CREATOR_START: usize = 56;
+    pub const STATE: usize = 64;
+    pub const ROOT: usize = 72;
+}
+
+/// The bytes of a valid, ready region file of `size` bytes (at least the header): the
+/// header image for layout fingerprint `layout`, then zeros.
+pub fn region_image(size: u64, layout: u64) -> Vec<u8> {
+    let mut v = vec![0u8; size as usize];
+    let h = header::encode_for_tests(size, layout);
+    v[..h.len()].copy_from_slice(&h);
+    v
+}
+
+pub fn put_u32(image: &mut [u8], at: usize, v: u32) {
+    image[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+pub fn put_u64(image: &mut [u8], at: usize, v: u64) {
+    image[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// Writes `bytes` to `/dev/shm/<name>` with exactly `mode` (whatever the umask),
+/// replacing any file there.
+pub fn write_shm_file_mode(name: &RegionName, bytes: &[u8], mode: u32) {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = name.file_path();
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("create crafted file");
+    f.write_all(bytes).expect("write crafted file");
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .expect("chmod crafted file");
+}
+
+/// Writes `bytes` to `/dev/shm/<name>` with mode 0600.
+pub fn write_shm_file(name: &RegionName, bytes: &[u8]) {
+    write_shm_file_mode(name, bytes, 0o600);
+}
+
+/// Whether the tests run as root (so they can change owners and drop privileges).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The uid and gid of `nobody`, which tests as root hand files to or become.
+pub const NOBODY: u32 = 65534;
