@@ -233,6 +233,8 @@ pub struct Region {
     info: RegionInfo,
     /// (device, inode) of the file, to unlink only our own file.
     inode: (u64, u64),
+    /// Whether this handle created the region.
+    creator: bool,
     unlink_on_drop: bool,
 }
 
@@ -242,7 +244,8 @@ impl std::fmt::Debug for Region {
             .field("name", &self.name)
             .field("id", &self.info.id)
             .field("size", &self.info.size)
-            .field("creator", &self.unlink_on_drop)
+            .field("creator", &self.creator)
+            .field("unlink_on_drop", &self.unlink_on_drop)
             .finish()
     }
 }
@@ -416,6 +419,7 @@ impl Region {
             name: name.clone(),
             info,
             inode: (meta.dev(), meta.ino()),
+            creator: true,
             unlink_on_drop: !opts.persist,
         };
         // SYNC POINT: the release store publishes the header written above.
@@ -527,6 +531,7 @@ impl Region {
                 creator_start: raw.creator_start,
             },
             inode: (meta.dev(), meta.ino()),
+            creator: false,
             unlink_on_drop: false,
         };
         region.wait_ready(opts)?;
@@ -591,9 +596,10 @@ impl Region {
         false
     }
 
-    /// Whether this handle created the region (and unlinks it on drop unless persisted).
+    /// Whether this handle created the region (it then unlinks the name on drop, unless
+    /// created with [`CreateOptions::persist`]).
     pub fn is_creator(&self) -> bool {
-        self.unlink_on_drop
+        self.creator
     }
 
     /// First offset past the header: where the layers above start (64-aligned).

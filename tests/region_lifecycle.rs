@@ -1,0 +1,413 @@
+//! Regions across threads and processes: the ready wait, position independence, who
+//! unlinks what and when, remove_stale, and racing creators.
+
+// The tests view words of the region as std atomics; the crate's loom shim is internal.
+#![allow(clippy::disallowed_types)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, AtomicU64 as Word, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::{
+    field, is_root, put_u32, put_u64, region_image, role_entry, shm_files_of, spawn_role,
+    wait_until, write_shm_file, TestName, NOBODY,
+};
+use shmval::region::{AttachOptions, CreateOptions, Offset, Region, RegionError, RegionName};
+use shmval::sync::{Os, Platform};
+
+const SIZE: u64 = 64 * 1024;
+
+fn attach(args: &[String]) -> Region {
+    Region::attach(&RegionName::new(args[0].clone()).unwrap()).unwrap()
+}
+
+fn word(r: &Region, at: u64) -> &Word {
+    r.resolve(Offset::new(at)).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// The ready wait
+
+/// Writes a valid region file whose state word says "building", and maps it for the test
+/// to flip later.
+fn building_region(name: &TestName) -> memmap2::MmapRaw {
+    let mut image = region_image(SIZE, 0);
+    put_u32(&mut image, field::STATE, 0);
+    write_shm_file(name, &image);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.file_path())
+        .unwrap();
+    memmap2::MmapRaw::map_raw(&file).unwrap()
+}
+
+fn state_of(map: &memmap2::MmapRaw) -> &AtomicU32 {
+    // SAFETY: the mapping holds the whole header, is page-aligned (so the state word at
+    // offset 64 is aligned for AtomicU32), and outlives the reference; every access to
+    // the word, here and in other mappings, is atomic.
+    unsafe { AtomicU32::from_ptr(map.as_mut_ptr().add(field::STATE).cast()) }
+}
+
+#[test]
+fn a_futex_wake_ends_the_ready_wait_at_once() {
+    let name = TestName::new("ready-wake");
+    let map = building_region(&name);
+    let flipper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        let state = state_of(&map);
+        state.store(1, Ordering::Release);
+        Os::wake(state, u32::MAX);
+    });
+    let t = Instant::now();
+    // The waiter would not wake on its own for 10 s: only the wake can end the wait early.
+    let r = AttachOptions::new()
+        .timeout(Duration::from_secs(30))
+        .micro_sleep(Duration::from_secs(10))
+        .attach(&name)
+        .unwrap();
+    let took = t.elapsed();
+    flipper.join().unwrap();
+    assert!(took >= Duration::from_millis(40), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(r.len(), SIZE);
+}
+
+#[test]
+fn a_plain_store_is_seen_at_the_next_micro_sleep() {
+    let name = TestName::new("ready-poll");
+    let map = building_region(&name);
+    let flipper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        state_of(&map).store(1, Ordering::Release);
+    });
+    let t = Instant::now();
+    let r = AttachOptions::new()
+        .timeout(Duration::from_secs(30))
+        .micro_sleep(Duration::from_millis(10))
+        .attach(&name);
+    let took = t.elapsed();
+    flipper.join().unwrap();
+    r.unwrap();
+    assert!(took >= Duration::from_millis(40), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Position independence
+
+/// Where the address report, the two list heads, and the two lists sit.
+const ADDRESS: u64 = 128;
+const CHILD_HEAD: u64 = 136;
+const PARENT_HEAD: u64 = 144;
+const PARENT_NODES: u64 = 4096;
+const CHILD_NODES: u64 = 16384;
+const NODES: u64 = 50;
+const NODE_STRIDE: u64 = 64;
+
+/// Builds a list of `NODES` nodes at `base`, linked from the last node to the first, each
+/// `[next: Offset, value]`, with values `value(i)` in list order. Returns the head.
+fn build_list(r: &Region, base: u64, value: impl Fn(u64) -> u64) -> Offset {
+    let mut next = Offset::NULL;
+    for i in (0..NODES).rev() {
+        // Place the nodes out of order so a walk cannot succeed by striding.
+        let at = base + ((i * 7) % NODES) * NODE_STRIDE;
+        word(r, at).store(next.get(), Ordering::Relaxed);
+        word(r, at + 8).store(value(i), Ordering::Relaxed);
+        next = Offset::new(at);
+    }
+    next
+}
+
+/// Walks the list from `head` through `Region::resolve`, at most `limit` nodes.
+fn walk_list(r: &Region, head: Offset, limit: u64) -> Result<Vec<u64>, RegionError> {
+    let mut values = Vec::new();
+    let mut at = head;
+    while !at.is_null() && (values.len() as u64) < limit {
+        let node = r.resolve_slice::<Word>(at, 2)?;
+        values.push(node[1].load(Ordering::Relaxed));
+        at = Offset::new(node[0].load(Ordering::Relaxed));
+    }
+    Ok(values)
+}
+
+fn child_list_value(i: u64) -> u64 {
+    1000 + i * 3
+}
+
+/// Maps memory of a pid-derived size first, so the region lands elsewhere than in the
+/// parent; checks the parent's list, builds its own, and reports its mapping address.
+fn list_builder(args: &[String]) {
+    let pages = 1 + (std::process::id() as usize % 97);
+    let _spacer = memmap2::MmapMut::map_anon(pages * 64 * 1024).unwrap();
+    let r = attach(args);
+    let head = Offset::new(word(&r, PARENT_HEAD).load(Ordering::Acquire));
+    let theirs = walk_list(&r, head, NODES + 1).unwrap();
+    assert_eq!(theirs, (0..NODES).map(|i| i * i).collect::<Vec<_>>());
+    let head = build_list(&r, CHILD_NODES, child_list_value);
+    let here = r.resolve::<Word>(r.data_start()).unwrap() as *const Word as u64;
+    word(&r, ADDRESS).store(here, Ordering::Relaxed);
+    word(&r, CHILD_HEAD).store(head.get(), Ordering::Release);
+}
+
+#[test]
+fn two_processes_at_different_addresses_share_a_linked_list() {
+    assert_eq!(ADDRESS, 128, "the address report is the word at data_start");
+    let name = TestName::new("pic");
+    let r = Region::create(&name, SIZE).unwrap();
+    let head = build_list(&r, PARENT_NODES, |i| i * i);
+    word(&r, PARENT_HEAD).store(head.get(), Ordering::Release);
+    spawn_role("list_builder", &[name.as_str()]).wait_ok(Duration::from_secs(30));
+
+    let theirs = word(&r, ADDRESS).load(Ordering::Relaxed);
+    let ours = r.resolve::<Word>(r.data_start()).unwrap() as *const Word as u64;
+    assert_ne!(theirs, 0, "the child reported no address");
+    assert_ne!(
+        theirs, ours,
+        "both processes mapped the region at {ours:#x}"
+    );
+    let head = Offset::new(word(&r, CHILD_HEAD).load(Ordering::Acquire));
+    let values = walk_list(&r, head, NODES + 1).unwrap();
+    assert_eq!(values, (0..NODES).map(child_list_value).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_corrupt_link_is_an_error_not_a_crash() {
+    let name = TestName::new("badlink");
+    let r = Region::create(&name, SIZE).unwrap();
+    let head = build_list(&r, PARENT_NODES, |i| i);
+    // Point the second node past the end of the region.
+    let second = word(&r, head.get()).load(Ordering::Relaxed);
+    word(&r, second).store(SIZE + 64, Ordering::Relaxed);
+    let e = walk_list(&r, head, NODES + 1).unwrap_err();
+    assert!(matches!(e, RegionError::BadOffset { offset, .. } if offset == SIZE + 64));
+}
+
+// ---------------------------------------------------------------------------------------
+// Who unlinks
+
+#[test]
+fn the_creator_unlinks_on_drop() {
+    let name = TestName::new("unlink");
+    let r = Region::create(&name, SIZE).unwrap();
+    assert!(r.is_creator());
+    assert!(name.file_path().exists());
+    drop(r);
+    assert!(!name.file_path().exists());
+    let e = Region::attach(&name).unwrap_err();
+    assert!(matches!(e, RegionError::NotFound(_)), "{e}");
+}
+
+#[test]
+fn a_persisted_region_outlives_its_creator_handle() {
+    let name = TestName::new("persist");
+    let r = CreateOptions::new()
+        .persist(true)
+        .create(&name, SIZE)
+        .unwrap();
+    assert!(r.is_creator());
+    let id = r.id();
+    word(&r, 256).store(42, Ordering::Relaxed);
+    drop(r);
+    assert!(name.file_path().exists());
+    let a = Region::attach(&name).unwrap();
+    assert_eq!(a.id(), id);
+    assert_eq!(word(&a, 256).load(Ordering::Relaxed), 42);
+    // TestName removes the file.
+}
+
+#[test]
+fn an_attacher_never_unlinks() {
+    let name = TestName::new("attacher");
+    let r = Region::create(&name, SIZE).unwrap();
+    let a = Region::attach(&name).unwrap();
+    assert!(!a.is_creator());
+    drop(a);
+    assert!(name.file_path().exists());
+    Region::attach(&name).unwrap();
+    drop(r);
+    assert!(!name.file_path().exists());
+}
+
+/// Flags the parent sees through the region.
+const STEP: u64 = 256;
+const COUNT: u64 = 264;
+
+/// Attaches, then keeps working in the region after the parent dropped its creator handle.
+fn outlive_creator(args: &[String]) {
+    let r = attach(args);
+    let step = word(&r, STEP);
+    step.store(1, Ordering::SeqCst);
+    assert!(wait_until(Duration::from_secs(30), || step
+        .load(Ordering::SeqCst)
+        == 2));
+    // The name is gone, the mapping is not.
+    let e = Region::attach(r.name()).unwrap_err();
+    assert!(matches!(e, RegionError::NotFound(_)), "{e}");
+    for _ in 0..1000 {
+        word(&r, COUNT).fetch_add(1, Ordering::SeqCst);
+    }
+    step.store(3, Ordering::SeqCst);
+}
+
+#[test]
+fn attached_processes_keep_working_after_the_creator_is_gone() {
+    let name = TestName::new("outlive");
+    let creator = Region::create(&name, SIZE).unwrap();
+    // A second handle of our own, to watch the child after the creator handle is gone.
+    let watcher = Region::attach(&name).unwrap();
+    let child = spawn_role("outlive_creator", &[name.as_str()]);
+    let step = word(&watcher, STEP);
+    assert!(wait_until(Duration::from_secs(30), || step
+        .load(Ordering::SeqCst)
+        == 1));
+    drop(creator);
+    assert!(!name.file_path().exists());
+    step.store(2, Ordering::SeqCst);
+    child.wait_ok(Duration::from_secs(30));
+    assert_eq!(step.load(Ordering::SeqCst), 3);
+    assert_eq!(word(&watcher, COUNT).load(Ordering::SeqCst), 1000);
+}
+
+#[test]
+fn drop_leaves_a_replacement_under_the_same_name_alone() {
+    let name = TestName::new("replaced");
+    let first = Region::create(&name, SIZE).unwrap();
+    std::fs::remove_file(name.file_path()).unwrap();
+    let second = Region::create(&name, SIZE).unwrap();
+    drop(first);
+    assert!(
+        name.file_path().exists(),
+        "the first handle unlinked the second file"
+    );
+    assert_eq!(Region::attach(&name).unwrap().id(), second.id());
+    drop(second);
+    assert!(!name.file_path().exists());
+
+    // A plain file that replaced a region is left alone too.
+    let third = Region::create(&name, SIZE).unwrap();
+    std::fs::remove_file(name.file_path()).unwrap();
+    write_shm_file(&name, b"someone else's");
+    drop(third);
+    assert_eq!(std::fs::read(name.file_path()).unwrap(), b"someone else's");
+}
+
+// ---------------------------------------------------------------------------------------
+// remove_stale
+
+/// Creates a persisted region and exits, leaving it behind.
+fn create_persisted(args: &[String]) {
+    let name = RegionName::new(args[0].clone()).unwrap();
+    let r = CreateOptions::new()
+        .persist(true)
+        .create(&name, SIZE)
+        .unwrap();
+    word(&r, 256).store(7, Ordering::Relaxed);
+}
+
+#[test]
+fn remove_stale_removes_a_dead_creators_region() {
+    let name = TestName::new("stale");
+    let child = spawn_role("create_persisted", &[name.as_str()]);
+    let pid = child.pid();
+    child.wait_ok(Duration::from_secs(30));
+    assert!(name.file_path().exists());
+    let a = Region::attach(&name).unwrap();
+    assert_eq!(a.info().creator_pid, pid);
+    assert!(!a.info().creator_alive());
+    assert_eq!(word(&a, 256).load(Ordering::Relaxed), 7);
+    assert!(Region::remove_stale(&name).unwrap());
+    assert!(!name.file_path().exists());
+    // The mapping outlives the name.
+    assert_eq!(word(&a, 256).load(Ordering::Relaxed), 7);
+    // Nothing left to remove.
+    assert!(!Region::remove_stale(&name).unwrap());
+}
+
+#[test]
+fn remove_stale_keeps_a_live_creators_region() {
+    let name = TestName::new("live");
+    let r = Region::create(&name, SIZE).unwrap();
+    assert!(r.info().creator_alive());
+    assert!(!Region::remove_stale(&name).unwrap());
+    assert!(name.file_path().exists());
+}
+
+#[test]
+fn remove_stale_refuses_a_file_that_is_not_a_region() {
+    let name = TestName::new("notregion");
+    write_shm_file(&name, &[0u8; 4096]);
+    let e = Region::remove_stale(&name).unwrap_err();
+    assert!(matches!(e, RegionError::BadMagic(_)), "{e}");
+    write_shm_file(&name, b"short");
+    let e = Region::remove_stale(&name).unwrap_err();
+    assert!(matches!(e, RegionError::BadMagic(_)), "{e}");
+    assert!(name.file_path().exists());
+}
+
+#[test]
+fn remove_stale_refuses_another_owners_region() {
+    if !is_root() {
+        println!("remove_stale_refuses_another_owners_region: skipped, chown needs root");
+        return;
+    }
+    let name = TestName::new("theirs");
+    // A region whose creator is dead: our pid under another start key.
+    let mut image = region_image(SIZE, 0);
+    let key = shmval::sync::process_start_key(std::process::id()).unwrap();
+    put_u64(&mut image, field::CREATOR_START, key + 1);
+    write_shm_file(&name, &image);
+    let path = name.file_path();
+    std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+    match Region::remove_stale(&name).unwrap_err() {
+        RegionError::WrongOwner { found, .. } => assert_eq!(found, NOBODY),
+        e => panic!("{e}"),
+    }
+    assert!(path.exists());
+    // The owner was the only obstacle.
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    assert!(Region::remove_stale(&name).unwrap());
+    assert!(!path.exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// Racing creators
+
+#[test]
+fn racing_creators_one_wins_and_no_private_names_remain() {
+    for round in 0..20 {
+        let name = TestName::new("race");
+        let barrier = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (name, barrier) = (name.name.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Region::create(&name, SIZE)
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(winners, 1, "round {round}: {results:?}");
+        for r in &results {
+            if let Err(e) = r {
+                assert!(matches!(e, RegionError::AlreadyExists(_)), "{e}");
+            }
+        }
+        assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
+        drop(results);
+        assert!(shm_files_of(&name).is_empty(), "{:?}", shm_files_of(&name));
+    }
+}
+
+#[test]
+fn child_role() {
+    role_entry(&[
+        ("list_builder", list_builder),
+        ("outlive_creator", outlive_creator),
+        ("create_persisted", create_persisted),
+    ]);
+}
