@@ -147,6 +147,7 @@ impl std::fmt::Debug for AttachOptions {
             .field("micro_sleep", &self.micro_sleep)
             .field("break_checker", &self.break_checker.is_some())
             .field("allowed_mode", &format_args!("{:#o}", self.allowed_mode))
+            .field("layout", &format_args!("{:#x}", self.layout))
             .finish()
     }
 }
@@ -285,8 +286,9 @@ impl Region {
     ///
     /// # Errors
     ///
-    /// [`RegionError::AlreadyExists`] if the name is taken, [`RegionError::BadSize`],
-    /// [`RegionError::NoSpace`] if `/dev/shm` cannot hold it (found now, by
+    /// [`RegionError::AlreadyExists`] if the name is taken (by a region or any other
+    /// file), [`RegionError::BadSize`] below 192 bytes (a header and a cache line) or above
+    /// [`MAX_REGION_SIZE`], [`RegionError::NoSpace`] if `/dev/shm` cannot hold it (found now, by
     /// `posix_fallocate`, rather than as a SIGBUS later), [`RegionError::PermissionDenied`],
     /// or [`RegionError::Io`].
     pub fn create(name: &RegionName, size: u64) -> Result<Region, RegionError> {
