@@ -62,8 +62,8 @@
 //!
 //! 16 bytes a block, plus rounding to 16 (at most 15 bytes, 16 more at a split that
 //! would leave a sliver); a minimal block holds 16 bytes of payload. The pool header is a
-//! 16-byte lock and `14 + 33 × classes` words, where `classes` is about `log2(heap) - 7`:
-//! 3.3 KiB for a 1 MiB region, 8.6 KiB for 1 TiB.
+//! 16-byte lock and `14 + 33 × classes` words, where `classes` is about `log2(heap) - 8`:
+//! 3.2 KiB for a 1 MiB region, 8.4 KiB for 1 TiB.
 //!
 //! # Crash consistency
 //!
