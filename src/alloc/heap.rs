@@ -37,16 +37,19 @@ impl<'a> Heap<'a> {
 
     // ---- header words ----
 
+    #[inline]
     fn word(&self, i: usize) -> Result<&'a AtomicU64, AllocError> {
         self.words
             .get(i)
             .ok_or_else(|| AllocError::corrupted(format!("pool word {i} out of range")))
     }
 
+    #[inline]
     pub fn load(&self, i: usize) -> Result<u64, AllocError> {
         Ok(self.word(i)?.load(Relaxed))
     }
 
+    #[inline]
     pub fn store(&self, i: usize, v: u64) -> Result<(), AllocError> {
         self.word(i)?.store(v, Relaxed);
         Ok(())
@@ -55,6 +58,7 @@ impl<'a> Heap<'a> {
     // ---- blocks ----
 
     /// The header words (size, check) of the block at `b`.
+    #[inline]
     pub fn header(&self, b: u64) -> Result<&'a [AtomicU64; 2], AllocError> {
         if !self.geo.is_block_start(b) {
             return Err(AllocError::corrupted(format!(
@@ -65,6 +69,7 @@ impl<'a> Heap<'a> {
     }
 
     /// The free-list links (next, prev) of the free block at `b`.
+    #[inline]
     pub fn links(&self, b: u64) -> Result<&'a [AtomicU64; 2], AllocError> {
         self.resolve(b + BLOCK_HEADER)
     }
@@ -72,10 +77,12 @@ impl<'a> Heap<'a> {
     /// The footer of the free block at `b` of `size` bytes: its last word, a copy of its
     /// size, so the next block can find it. Blocks of [`MIN_BLOCK`] have none (their last
     /// word is a link); their start is found from the next block directly.
+    #[inline]
     pub fn footer(&self, b: u64, size: u64) -> Result<&'a AtomicU64, AllocError> {
         self.resolve(b + size - 8)
     }
 
+    #[inline]
     fn resolve<T: crate::region::Shared>(&self, at: u64) -> Result<&'a T, AllocError> {
         self.region
             .resolve::<T>(Offset::new(at))
@@ -83,6 +90,7 @@ impl<'a> Heap<'a> {
     }
 
     /// The size of the free block at `b`, after checking that `b` is one.
+    #[inline]
     pub fn expect_free(&self, b: u64) -> Result<u64, AllocError> {
         let h = self.header(b)?;
         let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));

@@ -162,8 +162,11 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
+/// The check word for `what` at block `b`. One mix of the salted, spread offset and the
+/// tag: for one offset the tags (`size | 1`, 2, 4) differ, so the three kinds never match
+/// each other; across offsets a match is as likely as for random words.
 fn key(salt: u64, b: u64, what: u64) -> u64 {
-    mix(salt ^ mix(b ^ what.rotate_left(32)))
+    mix(salt ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ what.rotate_left(32))
 }
 
 /// The check word of a used block at `b` of `size` bytes.
