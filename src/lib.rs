@@ -7,5 +7,10 @@
 //! - [`alloc`]: the pool allocator inside a region.
 
 #[cfg(not(loom))]
+pub mod alloc;
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod fault;
+#[cfg(not(loom))]
 pub mod region;
 pub mod sync;
