@@ -6,6 +6,7 @@
 //! - [`region`]: named shared-memory regions with a validated header.
 //! - [`alloc`]: the pool allocator inside a region.
 
+pub mod queue;
 #[cfg(not(loom))]
 pub mod alloc;
 #[cfg(not(loom))]
