@@ -6,12 +6,12 @@
 //! - [`region`]: named shared-memory regions with a validated header.
 //! - [`alloc`]: the pool allocator inside a region.
 
-pub mod queue;
 #[cfg(not(loom))]
 pub mod alloc;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod fault;
+pub mod queue;
 #[cfg(not(loom))]
 pub mod region;
 pub mod sync;
