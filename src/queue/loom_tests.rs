@@ -5,26 +5,18 @@ use std::time::Duration;
 
 use loom::thread;
 
-use super::{RecvError, Ring, RingHeader, SendError, Wait};
-use crate::sync::atomic::AtomicU64;
+use super::ring::HeapRing;
+use super::{RecvError, Ring, SendError, Wait};
 use crate::sync::Model;
 
-struct Heap {
-    hdr: RingHeader<Model>,
-    slots: Vec<AtomicU64>,
-}
+type Heap = HeapRing<Model>;
 
 fn heap(cap: u64) -> Arc<Heap> {
-    let h = Heap {
-        hdr: RingHeader::new(),
-        slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
-    };
-    h.hdr.init(cap);
-    Arc::new(h)
+    HeapRing::new(cap)
 }
 
 fn ring(h: &Heap) -> Ring<'_, Model> {
-    Ring::new(&h.hdr, &h.slots).unwrap()
+    h.ring()
 }
 
 /// Items are `producer << 8 | sequence`, sequences from 1.

@@ -412,6 +412,31 @@ impl<'a, P: Platform> Ring<'a, P> {
     }
 }
 
+/// A ring on the heap, for the tests and the loom models.
+#[cfg(test)]
+pub(crate) struct HeapRing<P: Platform> {
+    pub(crate) hdr: RingHeader<P>,
+    pub(crate) slots: Vec<AtomicU64>,
+}
+
+#[cfg(test)]
+impl<P: Platform> HeapRing<P> {
+    /// An empty ring of `cap` slots.
+    pub(crate) fn new(cap: u64) -> std::sync::Arc<Self> {
+        let h = HeapRing {
+            hdr: RingHeader::new(),
+            slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
+        };
+        h.hdr.init(cap);
+        std::sync::Arc::new(h)
+    }
+
+    /// The ring view.
+    pub(crate) fn ring(&self) -> Ring<'_, P> {
+        Ring::new(&self.hdr, &self.slots).expect("capacity matches the slots")
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -419,22 +444,14 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
-    struct Heap {
-        hdr: RingHeader<Os>,
-        slots: Vec<AtomicU64>,
-    }
+    type Heap = HeapRing<Os>;
 
     fn heap(cap: u64) -> Arc<Heap> {
-        let h = Heap {
-            hdr: RingHeader::new(),
-            slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
-        };
-        h.hdr.init(cap);
-        Arc::new(h)
+        HeapRing::new(cap)
     }
 
     fn ring(h: &Heap) -> Ring<'_, Os> {
-        Ring::new(&h.hdr, &h.slots).unwrap()
+        h.ring()
     }
 
     #[test]
