@@ -129,6 +129,78 @@ impl CreateOptions {
     pub fn create(&self, name: &RegionName, size: u64) -> Result<Region, RegionError> {
         Region::create_with(name, size, self)
     }
+
+    /// Builds the region `name` of `size` bytes under a private name, for the caller to
+    /// format before [`Unpublished::publish`] makes it visible.
+    ///
+    /// # Errors
+    ///
+    /// As [`Region::create`], except that a taken name is only found at publication.
+    pub fn build(&self, name: &RegionName, size: u64) -> Result<Unpublished, RegionError> {
+        Region::build_private(name, size, self)
+    }
+}
+
+/// A region built under a private name, not yet visible under its real one: the creator
+/// formats what the layers above need (a pool, a directory) through
+/// [`region`](Self::region), then [`publish`](Self::publish)es it, so no attacher ever
+/// sees it half-built. Dropping it unpublished removes it.
+pub struct Unpublished {
+    region: Option<Region>,
+    tmp: RegionName,
+    persist: bool,
+}
+
+impl std::fmt::Debug for Unpublished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unpublished")
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl Unpublished {
+    /// The region being built.
+    pub fn region(&self) -> &Region {
+        // `region` is only taken by `publish`, which consumes `self`.
+        self.region.as_ref().expect("present until published")
+    }
+
+    /// Marks the region ready and links it under its name.
+    ///
+    /// # Errors
+    ///
+    /// [`RegionError::AlreadyExists`] if the name was taken meanwhile (the region is then
+    /// removed), [`RegionError::PermissionDenied`], [`RegionError::Io`].
+    pub fn publish(mut self) -> Result<Region, RegionError> {
+        let mut region = self.region.take().expect("present until published");
+        // SYNC POINT: the release store publishes the header and everything the creator
+        // wrote before it.
+        let state = region.state_word();
+        state.store(STATE_READY, Ordering::Release);
+        sync::Os::wake(state, u32::MAX);
+        let name = region.name.clone();
+        match std::fs::hard_link(self.tmp.file_path(), name.file_path()) {
+            Ok(()) => {
+                region.unlink_on_drop = !self.persist;
+                Ok(region)
+            }
+            Err(e) => Err(match e.kind() {
+                std::io::ErrorKind::AlreadyExists => RegionError::AlreadyExists(name.to_string()),
+                std::io::ErrorKind::PermissionDenied => {
+                    RegionError::PermissionDenied(name.to_string())
+                }
+                _ => io_err("link", &name, e),
+            }),
+        }
+        // `self` drops here and unlinks the private name.
+    }
+}
+
+impl Drop for Unpublished {
+    fn drop(&mut self) {
+        let _ = nix::sys::mman::shm_unlink(self.tmp.shm_path().as_str());
+    }
 }
 
 /// Options for [`Region::attach`].
@@ -300,6 +372,14 @@ impl Region {
         size: u64,
         opts: &CreateOptions,
     ) -> Result<Region, RegionError> {
+        Self::build_private(name, size, opts)?.publish()
+    }
+
+    fn build_private(
+        name: &RegionName,
+        size: u64,
+        opts: &CreateOptions,
+    ) -> Result<Unpublished, RegionError> {
         if size < HEADER_SIZE + 64 {
             return Err(RegionError::BadSize {
                 size,
@@ -339,15 +419,21 @@ impl Region {
                 Err(e) => return Err(io_err("shm_open", name, e)),
             }
         };
-        let result = Self::build(name, &tmp, fd, size, opts);
-        // The private name goes whether or not the build worked.
-        let _ = nix::sys::mman::shm_unlink(tmp.shm_path().as_str());
-        result
+        match Self::build(name, fd, size, opts) {
+            Ok(region) => Ok(Unpublished {
+                region: Some(region),
+                tmp,
+                persist: opts.persist,
+            }),
+            Err(e) => {
+                let _ = nix::sys::mman::shm_unlink(tmp.shm_path().as_str());
+                Err(e)
+            }
+        }
     }
 
     fn build(
         name: &RegionName,
-        tmp: &RegionName,
         fd: OwnedFd,
         size: u64,
         opts: &CreateOptions,
@@ -416,34 +502,15 @@ impl Region {
         unsafe {
             std::ptr::copy_nonoverlapping(image.as_ptr(), map.as_mut_ptr(), image.len());
         }
-        let region = Region {
+        // Not linked under its name yet: nothing to unlink until `publish`.
+        Ok(Region {
             map,
             name: name.clone(),
             info,
             inode: (meta.dev(), meta.ino()),
             creator: true,
-            unlink_on_drop: !opts.persist,
-        };
-        // SYNC POINT: the release store publishes the header written above.
-        let state = region.state_word();
-        state.store(STATE_READY, Ordering::Release);
-        sync::Os::wake(state, u32::MAX);
-        match std::fs::hard_link(tmp.file_path(), name.file_path()) {
-            Ok(()) => Ok(region),
-            Err(e) => {
-                let mut region = region;
-                region.unlink_on_drop = false;
-                Err(match e.kind() {
-                    std::io::ErrorKind::AlreadyExists => {
-                        RegionError::AlreadyExists(name.to_string())
-                    }
-                    std::io::ErrorKind::PermissionDenied => {
-                        RegionError::PermissionDenied(name.to_string())
-                    }
-                    _ => io_err("link", name, e),
-                })
-            }
-        }
+            unlink_on_drop: false,
+        })
     }
 
     /// Attaches to the region `name` with default [`AttachOptions`].

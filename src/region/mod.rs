@@ -51,7 +51,9 @@ mod name;
 mod offset;
 
 pub use error::RegionError;
-pub use mapping::{AttachOptions, CreateOptions, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
+pub use mapping::{
+    AttachOptions, CreateOptions, Region, RegionId, RegionInfo, Unpublished, MAX_REGION_SIZE,
+};
 pub use name::{RegionName, MAX_NAME_LEN};
 pub use offset::{Offset, Shared};
 
