@@ -56,3 +56,22 @@ pub enum RecvError {
     #[error("the queue's shared state is corrupted")]
     Corrupted,
 }
+
+/// Why a pipe could not be created or opened.
+#[cfg(not(loom))]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeError {
+    /// Capacity 0, or above [`MAX_CAPACITY`](super::MAX_CAPACITY).
+    #[error("bad pipe capacity {0}: it must be 1 to 2^24")]
+    BadCapacity(u64),
+    /// The block at the offset is not a pipe, or does not check out.
+    #[error("not a valid pipe: {0}")]
+    BadPipe(&'static str),
+    /// The pool could not allocate or free the block.
+    #[error(transparent)]
+    Alloc(#[from] crate::alloc::AllocError),
+    /// An offset did not resolve.
+    #[error(transparent)]
+    Region(#[from] crate::region::RegionError),
+}

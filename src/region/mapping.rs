@@ -5,6 +5,7 @@ use std::fs::File;
 use std::mem::{align_of, size_of};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -146,7 +147,7 @@ impl CreateOptions {
 /// [`region`](Self::region), then [`publish`](Self::publish)es it, so no attacher ever
 /// sees it half-built. Dropping it unpublished removes it.
 pub struct Unpublished {
-    region: Option<Region>,
+    region: Arc<Region>,
     tmp: RegionName,
     persist: bool,
 }
@@ -160,10 +161,10 @@ impl std::fmt::Debug for Unpublished {
 }
 
 impl Unpublished {
-    /// The region being built.
-    pub fn region(&self) -> &Region {
-        // `region` is only taken by `publish`, which consumes `self`.
-        self.region.as_ref().expect("present until published")
+    /// The region being built (shared, so a pool can be formatted in it before
+    /// publication).
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
     }
 
     /// Marks the region ready and links it under its name.
@@ -172,8 +173,8 @@ impl Unpublished {
     ///
     /// [`RegionError::AlreadyExists`] if the name was taken meanwhile (the region is then
     /// removed), [`RegionError::PermissionDenied`], [`RegionError::Io`].
-    pub fn publish(mut self) -> Result<Region, RegionError> {
-        let mut region = self.region.take().expect("present until published");
+    pub fn publish(self) -> Result<Arc<Region>, RegionError> {
+        let region = self.region.clone();
         // SYNC POINT: the release store publishes the header and everything the creator
         // wrote before it.
         let state = region.state_word();
@@ -182,7 +183,9 @@ impl Unpublished {
         let name = region.name.clone();
         match std::fs::hard_link(self.tmp.file_path(), name.file_path()) {
             Ok(()) => {
-                region.unlink_on_drop = !self.persist;
+                region
+                    .unlink_on_drop
+                    .store(u32::from(!self.persist), Ordering::Relaxed);
                 Ok(region)
             }
             Err(e) => Err(match e.kind() {
@@ -308,7 +311,8 @@ pub struct Region {
     inode: (u64, u64),
     /// Whether this handle created the region.
     creator: bool,
-    unlink_on_drop: bool,
+    /// 1: unlink the name on drop (a creator, published, not persisted).
+    unlink_on_drop: AtomicU32,
 }
 
 impl std::fmt::Debug for Region {
@@ -318,7 +322,7 @@ impl std::fmt::Debug for Region {
             .field("id", &self.info.id)
             .field("size", &self.info.size)
             .field("creator", &self.creator)
-            .field("unlink_on_drop", &self.unlink_on_drop)
+            .field("unlink_on_drop", &(self.unlink_on_drop.load(Ordering::Relaxed) != 0))
             .finish()
     }
 }
@@ -372,7 +376,10 @@ impl Region {
         size: u64,
         opts: &CreateOptions,
     ) -> Result<Region, RegionError> {
-        Self::build_private(name, size, opts)?.publish()
+        let region = Self::build_private(name, size, opts)?.publish()?;
+        // Nobody else holds the region yet: `build_private` made the only handle and
+        // `publish` returned it.
+        Ok(Arc::try_unwrap(region).expect("the only handle to a region just created"))
     }
 
     fn build_private(
@@ -421,7 +428,7 @@ impl Region {
         };
         match Self::build(name, fd, size, opts) {
             Ok(region) => Ok(Unpublished {
-                region: Some(region),
+                region: Arc::new(region),
                 tmp,
                 persist: opts.persist,
             }),
@@ -509,7 +516,7 @@ impl Region {
             info,
             inode: (meta.dev(), meta.ino()),
             creator: true,
-            unlink_on_drop: false,
+            unlink_on_drop: AtomicU32::new(0),
         })
     }
 
@@ -601,7 +608,7 @@ impl Region {
             },
             inode: (meta.dev(), meta.ino()),
             creator: false,
-            unlink_on_drop: false,
+            unlink_on_drop: AtomicU32::new(0),
         };
         region.wait_ready(opts)?;
         Ok(region)
@@ -669,6 +676,21 @@ impl Region {
     /// created with [`CreateOptions::persist`]).
     pub fn is_creator(&self) -> bool {
         self.creator
+    }
+
+    /// Whether the name still stands for this region's file (it may have been unlinked,
+    /// or replaced by a newer region of the same name).
+    pub fn is_current(&self) -> bool {
+        std::fs::symlink_metadata(self.name.file_path())
+            .is_ok_and(|m| (m.dev(), m.ino()) == self.inode)
+    }
+
+    /// Unlinks the name now if it still stands for this region's file (a creator's drop
+    /// does this unless persisted). Processes that mapped the region keep it. Returns
+    /// whether the name was removed.
+    pub fn unlink(&self) -> bool {
+        self.unlink_on_drop.store(0, Ordering::Relaxed);
+        self.is_current() && std::fs::remove_file(self.name.file_path()).is_ok()
     }
 
     /// First offset past the header: where the layers above start (64-aligned).
@@ -922,15 +944,12 @@ fn check_header(
 
 impl Drop for Region {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
+        if self.unlink_on_drop.load(Ordering::Relaxed) != 0 {
             // Unlink only if the name still stands for our file (a file that replaced ours
             // under the same name is left alone, up to the window between the check and
             // the unlink, which POSIX cannot close).
-            let path = self.name.file_path();
-            if let Ok(m) = std::fs::symlink_metadata(&path) {
-                if (m.dev(), m.ino()) == self.inode {
-                    let _ = std::fs::remove_file(&path);
-                }
+            if self.is_current() {
+                let _ = std::fs::remove_file(self.name.file_path());
             }
         }
     }

@@ -1,0 +1,157 @@
+//! [`Pipe`]: a [`Ring`] living in a pool block, found by its offset.
+//!
+//! A pipe block holds a small head (magic, the ring header) followed by the slots. Items
+//! are 64-bit words; the value layer stores handle offsets in them, one reference each, so
+//! a handle moves through a pipe without its refcount changing.
+
+use std::mem::size_of;
+
+use super::error::PipeError;
+use super::ring::{Ring, RingHeader};
+use crate::alloc::Pool;
+use crate::region::{Offset, Shared};
+use crate::sync::atomic::{AtomicU64, Ordering};
+
+/// "SHMPIPE1", little-endian: marks a formatted pipe block.
+const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE1");
+
+/// Largest capacity accepted: 2^24 slots (128 MiB of slots).
+pub const MAX_CAPACITY: u64 = 1 << 24;
+
+#[repr(C)]
+struct PipeHead {
+    magic: AtomicU64,
+    _reserved: AtomicU64,
+    ring: RingHeader,
+}
+
+// SAFETY: repr(C) of atomics and a RingHeader (itself repr(C) atomics, a ShmMutex and two
+// ShmCondvars, all valid for any bits and mutated only atomically).
+unsafe impl Shared for PipeHead {}
+// SAFETY: as above: repr(C) atomics, locks and condvars only.
+unsafe impl Shared for RingHeader {}
+
+const HEAD: u64 = size_of::<PipeHead>() as u64;
+
+/// A bounded queue of 64-bit items in a pool block. Cheap to clone (it holds the pool and
+/// an offset); every operation resolves the block through the region's bounds check.
+#[derive(Clone, Debug)]
+pub struct Pipe {
+    pool: Pool,
+    off: Offset,
+    cap: u64,
+}
+
+impl Pipe {
+    /// Allocates and formats a pipe of `capacity` slots in `pool`.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadCapacity`] for 0 or more than [`MAX_CAPACITY`];
+    /// [`PipeError::Alloc`] if the pool has no room.
+    pub fn create(pool: &Pool, capacity: u64) -> Result<Pipe, PipeError> {
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(PipeError::BadCapacity(capacity));
+        }
+        let len = HEAD + capacity * 8;
+        let off = pool.alloc(len, 64)?;
+        let region = pool.region();
+        // SAFETY: the block was just allocated and its offset is known to nobody else, so
+        // this process has exclusive use of its bytes.
+        match unsafe { region.bytes_mut(off, len) } {
+            Ok(bytes) => bytes.fill(0),
+            Err(e) => {
+                let _ = pool.free(off);
+                return Err(e.into());
+            }
+        }
+        let head: &PipeHead = region.resolve(off)?;
+        head.ring.init(capacity);
+        // SYNC POINT: the release store publishes the formatted block to whoever reads the
+        // magic with acquire (Pipe::open).
+        head.magic.store(PIPE_MAGIC, Ordering::Release);
+        Ok(Pipe {
+            pool: pool.clone(),
+            off,
+            cap: capacity,
+        })
+    }
+
+    /// Opens the pipe at `off` (from a directory another process wrote: untrusted).
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadPipe`] if the block is not a formatted pipe or its capacity does
+    /// not fit the block.
+    pub fn open(pool: &Pool, off: Offset) -> Result<Pipe, PipeError> {
+        let head: &PipeHead = pool.region().resolve(off)?;
+        if head.magic.load(Ordering::Acquire) != PIPE_MAGIC {
+            return Err(PipeError::BadPipe("no pipe magic at the offset"));
+        }
+        let cap = head.ring.capacity();
+        if cap == 0 || cap > MAX_CAPACITY {
+            return Err(PipeError::BadPipe("capacity out of range"));
+        }
+        let usable = pool.usable_size(off)?;
+        if HEAD + cap * 8 > usable {
+            return Err(PipeError::BadPipe("capacity larger than the block"));
+        }
+        let pipe = Pipe {
+            pool: pool.clone(),
+            off,
+            cap,
+        };
+        pipe.ring()?;
+        Ok(pipe)
+    }
+
+    /// The pool the pipe lives in.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The pipe block's offset: how other processes find it.
+    pub fn offset(&self) -> Offset {
+        self.off
+    }
+
+    /// Slots in the pipe.
+    pub fn capacity(&self) -> u64 {
+        self.cap
+    }
+
+    /// The ring view, resolved through the region's bounds check.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadPipe`] if the block no longer checks out.
+    pub fn ring(&self) -> Result<Ring<'_>, PipeError> {
+        let region = self.pool.region();
+        let head: &PipeHead = region.resolve(self.off)?;
+        let slots = region.resolve_slice::<AtomicU64>(
+            self.off
+                .checked_add(HEAD)
+                .ok_or(PipeError::BadPipe("offset overflows"))?,
+            self.cap,
+        )?;
+        Ring::new(&head.ring, slots).map_err(|_| PipeError::BadPipe("capacity changed"))
+    }
+
+    /// Closes the pipe, removes what is left (passing each item to `release`, which drops
+    /// the reference it holds), and frees the block. Call it only when no other process
+    /// uses the pipe.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Alloc`] if the block cannot be freed.
+    pub fn destroy(self, release: impl FnMut(u64)) -> Result<(), PipeError> {
+        if let Ok(ring) = self.ring() {
+            ring.close();
+            ring.drain(release);
+        }
+        let head: &PipeHead = self.pool.region().resolve(self.off)?;
+        head.magic.store(0, Ordering::Release);
+        self.pool.free(self.off)?;
+        Ok(())
+    }
+}
