@@ -289,3 +289,21 @@ fn parse_errors_point_at_the_problem() {
         (1, 1, "a value", "end of input")
     );
 }
+
+/// Every line of the corpus Python printed reads back and prints identically.
+#[test]
+fn python_repr_corpus_round_trips() {
+    let corpus = include_str!("data/python_repr.txt");
+    let mut n = 0;
+    for (i, line) in corpus.lines().enumerate() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let v = Val::parse(line).unwrap_or_else(|e| panic!("line {}: {e}\n{line}", i + 1));
+        assert_eq!(v.to_string(), line, "line {}", i + 1);
+        let back = Val::parse(&v.pretty().to_string()).unwrap();
+        assert_eq!(back, v, "pretty form of line {}", i + 1);
+        n += 1;
+    }
+    assert!(n > 500, "only {n} lines");
+}
