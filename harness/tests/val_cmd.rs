@@ -18,12 +18,12 @@ fn run(args: &[&str], input: &str) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn shmval");
-    child
+    // A command that refuses its arguments exits without reading: a broken pipe is fine.
+    let _ = child
         .stdin
         .take()
         .expect("stdin piped")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
+        .write_all(input.as_bytes());
     let out = child.wait_with_output().expect("wait");
     Run {
         code: out.status.code().unwrap_or(-1),
