@@ -5,7 +5,7 @@
 /// `{k: v, ...}` makes a `Tab`, `[a, b, ...]` an `Arr`, `None` is `Val::None`, and any
 /// other expression goes through `Val::from` (so `1` is an `I32`, Rust's default integer,
 /// which equals `I64` 1). Keys are expressions (`"a"`, `1`, `(1, 2)` for a tuple key).
-/// Nest [`tup!`](crate::tup) and [`otab!`](crate::otab) for tuples and ordered tables.
+/// Nest [`tup!`](macro@crate::tup) and [`otab!`](macro@crate::otab) for tuples and ordered tables.
 ///
 /// ```
 /// use shmval::{val, Val};
@@ -75,7 +75,7 @@ macro_rules! val {
     ($other:expr) => { $crate::Val::from($other) };
 }
 
-/// Builds a `Tup` from elements written as in [`val!`](crate::val).
+/// Builds a `Tup` from elements written as in [`val!`](macro@crate::val).
 ///
 /// ```
 /// use shmval::{tup, val};
@@ -89,7 +89,7 @@ macro_rules! tup {
     ($($tt:tt)+) => { $crate::Val::Tup($crate::val!(@array [] $($tt)+)) };
 }
 
-/// Builds an `OTab` from `key: value` entries written as in [`val!`](crate::val), keeping
+/// Builds an `OTab` from `key: value` entries written as in [`val!`](macro@crate::val), keeping
 /// their order.
 ///
 /// ```

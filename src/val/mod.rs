@@ -9,8 +9,18 @@
 //! for that layout).
 //!
 //! Equality and hashing follow the original: numbers compare by value across types, a
-//! `Tab` equals an `OTab` with the same entries; see [`cmp`](self#equality-and-order) below.
+//! `Tab` equals an `OTab` with the same entries; see [Equality and order](#equality-and-order).
 //! Hashing uses a fixed SipHash-1-3 ([`FixedState`]) so every process agrees.
+//!
+//! ```
+//! use shmval::{tup, val, Val};
+//! let v: Val = "{'b': [1, 2.5, 'x'], 'a': (1,)}".parse()?;
+//! assert_eq!(v["b"][1], 2.5);
+//! assert_eq!(v, val!({"a": tup![1], "b": [1, 2.5, "x"]}));
+//! assert_eq!(v.to_string(), "{'a': (1,), 'b': [1, 2.5, 'x']}");
+//! assert_eq!(v.pretty().to_string(), "{\n    'a':(\n        1,\n    ),\n    'b':[\n        1,\n        2.5,\n        'x'\n    ]\n}");
+//! # Ok::<(), shmval::ValError>(())
+//! ```
 //!
 //! # Text
 //!
