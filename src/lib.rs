@@ -5,6 +5,7 @@
 //! - [`sync`]: process-shared locks and condition variables that survive a dead owner.
 //! - [`region`]: named shared-memory regions with a validated header.
 //! - [`alloc`]: the pool allocator inside a region.
+//! - [`val`](mod@val): dynamic values ([`Val`]) and their Python-literal text.
 
 #[cfg(not(loom))]
 pub mod alloc;
@@ -15,3 +16,6 @@ pub mod queue;
 #[cfg(not(loom))]
 pub mod region;
 pub mod sync;
+pub mod val;
+
+pub use val::{Arr, Array, Elem, ElemType, FixedState, OTab, Tab, Tag, Tup, Val, ValError};

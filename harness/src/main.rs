@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod valcmd;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +34,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Read Python-literal values from standard input and print them back (repr,
+    /// `--pretty` or `--json`).
+    Val(valcmd::ValArgs),
     /// One worker of the demo (started by `demo`).
     #[command(hide = true)]
     DemoWorker { region: String, ops: u64, seed: u64 },
@@ -72,6 +76,7 @@ fn main() {
                 1
             }
         },
+        Cmd::Val(args) => valcmd::run(&args),
         Cmd::DemoWorker { region, ops, seed } => match demo::worker(&region, ops, seed) {
             Ok(()) => 0,
             Err(e) => {
