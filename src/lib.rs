@@ -15,6 +15,8 @@ pub mod fault;
 pub mod queue;
 #[cfg(not(loom))]
 pub mod region;
+#[cfg(not(loom))]
+pub mod sides;
 pub mod sync;
 pub mod val;
 

@@ -15,9 +15,9 @@ mod ring;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
-pub use error::{RecvError, SendError};
 #[cfg(not(loom))]
 pub use error::PipeError;
+pub use error::{RecvError, SendError};
 #[cfg(not(loom))]
-pub use pipe::{Pipe, MAX_CAPACITY};
+pub use pipe::{BreakChecker, Pipe, MAX_CAPACITY};
 pub use ring::{BadRing, Ring, RingHeader, RingStats, Wait};

@@ -5,6 +5,8 @@
 //! a handle moves through a pipe without its refcount changing.
 
 use std::mem::size_of;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::error::PipeError;
 use super::ring::{Ring, RingHeader};
@@ -14,6 +16,9 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// "SHMPIPE1", little-endian: marks a formatted pipe block.
 const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE1");
+
+/// How often blocking calls ask the break checker unless told otherwise.
+const DEFAULT_MICRO_SLEEP: Duration = Duration::from_millis(100);
 
 /// Largest capacity accepted: 2^24 slots (128 MiB of slots).
 pub const MAX_CAPACITY: u64 = 1 << 24;
@@ -33,13 +38,29 @@ unsafe impl Shared for RingHeader {}
 
 const HEAD: u64 = size_of::<PipeHead>() as u64;
 
+/// A function asked every `micro_sleep` while a blocking call waits; `true` stops the
+/// wait with a `Broken` error.
+pub type BreakChecker = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A bounded queue of 64-bit items in a pool block. Cheap to clone (it holds the pool and
 /// an offset); every operation resolves the block through the region's bounds check.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Pipe {
     pool: Pool,
     off: Offset,
     cap: u64,
+    brk: Option<BreakChecker>,
+    micro_sleep: Duration,
+}
+
+impl std::fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipe")
+            .field("offset", &self.off)
+            .field("capacity", &self.cap)
+            .field("break_checker", &self.brk.is_some())
+            .finish()
+    }
 }
 
 impl Pipe {
@@ -74,6 +95,8 @@ impl Pipe {
             pool: pool.clone(),
             off,
             cap: capacity,
+            brk: None,
+            micro_sleep: DEFAULT_MICRO_SLEEP,
         })
     }
 
@@ -100,9 +123,19 @@ impl Pipe {
             pool: pool.clone(),
             off,
             cap,
+            brk: None,
+            micro_sleep: DEFAULT_MICRO_SLEEP,
         };
         pipe.ring()?;
         Ok(pipe)
+    }
+
+    /// This pipe with a break checker: blocking calls wake every `micro_sleep` to ask it,
+    /// and end with a `Broken` error when it says so.
+    pub fn with_break_checker(mut self, brk: Option<BreakChecker>, micro_sleep: Duration) -> Pipe {
+        self.brk = brk;
+        self.micro_sleep = micro_sleep.max(Duration::from_micros(100));
+        self
     }
 
     /// The pool the pipe lives in.

@@ -322,7 +322,10 @@ impl std::fmt::Debug for Region {
             .field("id", &self.info.id)
             .field("size", &self.info.size)
             .field("creator", &self.creator)
-            .field("unlink_on_drop", &(self.unlink_on_drop.load(Ordering::Relaxed) != 0))
+            .field(
+                "unlink_on_drop",
+                &(self.unlink_on_drop.load(Ordering::Relaxed) != 0),
+            )
             .finish()
     }
 }

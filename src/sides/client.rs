@@ -1,0 +1,76 @@
+//! [`ClientSide`]: finds a named pipe in a region and receives (or sends) through it.
+
+use std::sync::Arc;
+
+use super::error::SidesError;
+use super::side::{wait_options, Side};
+use super::wait::WaitPolicy;
+use crate::alloc::Pool;
+use crate::queue::Pipe;
+use crate::region::Region;
+
+/// Builder for [`ClientSide`]: `ClientSide::new(region, pipe)`, options, then
+/// [`start`](ClientSideBuilder::start).
+#[derive(Clone, Debug)]
+#[must_use = "nothing happens until start()"]
+pub struct ClientSideBuilder {
+    region: String,
+    pipe: String,
+    wait: WaitPolicy,
+}
+
+wait_options!(ClientSideBuilder);
+
+impl ClientSideBuilder {
+    /// Waits for the region and then for the pipe to appear in its directory (sleeping on
+    /// the directory's change word, not polling), and attaches to it. If the region is
+    /// replaced by a newer one of the same name while it waits, it follows the new one.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::Timeout`] or [`SidesError::Broken`] while waiting; a bad name;
+    /// [`SidesError::NoDirectory`] for a region not made by `ShmMain`.
+    pub fn start(self) -> Result<ClientSide, SidesError> {
+        let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name| {
+            dir.open_pipe(name)
+        })?;
+        Ok(ClientSide { side })
+    }
+}
+
+/// The side that attaches to an existing pipe: the seed's `ClientSide`.
+#[derive(Debug)]
+pub struct ClientSide {
+    side: Side,
+}
+
+impl ClientSide {
+    /// Starts building a client side for pipe `pipe` in region `region`.
+    pub fn new(region: impl Into<String>, pipe: impl Into<String>) -> ClientSideBuilder {
+        ClientSideBuilder {
+            region: region.into(),
+            pipe: pipe.into(),
+            wait: WaitPolicy::default(),
+        }
+    }
+
+    /// The pipe.
+    pub fn pipe(&self) -> &Pipe {
+        self.side.pipe()
+    }
+
+    /// The pool, to share values in.
+    pub fn pool(&self) -> &Pool {
+        self.side.pool()
+    }
+
+    /// The region.
+    pub fn region(&self) -> &Arc<Region> {
+        self.side.region()
+    }
+
+    /// The pipe's name.
+    pub fn pipe_name(&self) -> &str {
+        self.side.name().as_str()
+    }
+}

@@ -1,0 +1,28 @@
+//! The user-facing API of the seed: [`ShmMain`] creates the named pool once,
+//! [`ServerSide`] creates a named pipe in it, [`ClientSide`] finds one.
+//!
+//! The sides are thin: they wait (for the region, for the pipe) with a timeout and a break
+//! checker, and hold a pipe through the region's [`Directory`]; everything else lives in the
+//! layers below.
+//!
+//! - [`ShmMain`], [`ShmMainBuilder`]: create, publish, unlink on drop.
+//! - [`ServerSide`], [`ClientSide`] and their builders.
+//! - [`Directory`]: pipe name to pipe, inside the region.
+//! - [`PipeName`], [`SidesError`].
+
+mod client;
+mod directory;
+mod error;
+mod name;
+mod server;
+mod shm_main;
+mod side;
+mod wait;
+
+pub use client::{ClientSide, ClientSideBuilder};
+pub use directory::{DirEntry, Directory, MAX_PIPES};
+pub use error::SidesError;
+pub use name::{PipeName, MAX_PIPE_NAME};
+pub use server::{ServerSide, ServerSideBuilder};
+pub use shm_main::{ShmMain, ShmMainBuilder};
+pub use wait::BreakChecker;

@@ -1,0 +1,108 @@
+//! [`PipeName`]: a validated pipe name.
+
+use std::fmt;
+
+use super::error::SidesError;
+
+/// Longest pipe name, in bytes (the directory stores names inline).
+pub const MAX_PIPE_NAME: usize = 64;
+
+/// The name of a pipe in a region's directory: 1 to 64 bytes of `[A-Za-z0-9._-]`, not
+/// starting with a dot (the same alphabet as region names).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PipeName(String);
+
+impl PipeName {
+    /// Validates `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::BadPipeName`] saying which rule it breaks.
+    pub fn new(name: impl Into<String>) -> Result<PipeName, SidesError> {
+        let name = name.into();
+        let why = if name.is_empty() {
+            Some("it is empty")
+        } else if name.len() > MAX_PIPE_NAME {
+            Some("it is longer than 64 bytes")
+        } else if name.starts_with('.') {
+            Some("it starts with a dot")
+        } else if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            Some("it holds a character other than A-Z, a-z, 0-9, '.', '_' or '-'")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(SidesError::BadPipeName { name, why }),
+            None => Ok(PipeName(name)),
+        }
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name as the directory stores it: 64 bytes, zero-padded, as eight words.
+    pub(crate) fn words(&self) -> [u64; 8] {
+        let mut bytes = [0u8; MAX_PIPE_NAME];
+        bytes[..self.0.len()].copy_from_slice(self.0.as_bytes());
+        let mut w = [0u64; 8];
+        for (i, c) in bytes.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            w[i] = u64::from_le_bytes(b);
+        }
+        w
+    }
+
+    /// Decodes a stored name (untrusted): `None` unless it is a valid name.
+    pub(crate) fn from_words(w: &[u64; 8]) -> Option<PipeName> {
+        let mut bytes = Vec::with_capacity(MAX_PIPE_NAME);
+        for x in w {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        let len = bytes.iter().position(|b| *b == 0).unwrap_or(MAX_PIPE_NAME);
+        bytes.truncate(len);
+        String::from_utf8(bytes)
+            .ok()
+            .and_then(|s| PipeName::new(s).ok())
+    }
+}
+
+impl fmt::Display for PipeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PipeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_words() {
+        for n in ["p", "pipe1", &"x".repeat(64), "a.b-c_d"] {
+            let p = PipeName::new(n).unwrap();
+            assert_eq!(PipeName::from_words(&p.words()), Some(p));
+        }
+        assert_eq!(PipeName::from_words(&[0; 8]), None);
+        assert_eq!(PipeName::from_words(&[u64::MAX; 8]), None);
+    }
+
+    #[test]
+    fn bad_names_say_why() {
+        for bad in ["", ".x", "a b", &"x".repeat(65)] {
+            let e = PipeName::new(bad).unwrap_err().to_string();
+            assert!(e.contains("A-Z, a-z, 0-9"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! [`ServerSide`]: creates a named pipe in a region and sends (or receives) through it.
+
+use std::sync::Arc;
+
+use super::error::SidesError;
+use super::side::{wait_options, Side};
+use super::wait::WaitPolicy;
+use crate::alloc::Pool;
+use crate::queue::Pipe;
+use crate::region::Region;
+
+/// Builder for [`ServerSide`]: `ServerSide::new(region, pipe, capacity)`, options, then
+/// [`start`](ServerSideBuilder::start).
+#[derive(Clone, Debug)]
+#[must_use = "nothing happens until start()"]
+pub struct ServerSideBuilder {
+    region: String,
+    pipe: String,
+    capacity: u64,
+    wait: WaitPolicy,
+    persist: bool,
+    reattach: bool,
+}
+
+wait_options!(ServerSideBuilder);
+
+impl ServerSideBuilder {
+    /// Keep the pipe (and what is in it) when its last user goes (default: remove it).
+    pub fn persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// If a live pipe of this name exists, use it instead of failing with
+    /// [`SidesError::PipeExists`] (its capacity stays what it was).
+    pub fn reattach(mut self, reattach: bool) -> Self {
+        self.reattach = reattach;
+        self
+    }
+
+    /// Waits for the region (created by [`ShmMain`](super::ShmMain), in any process, before
+    /// or after this call), then creates the pipe in its directory.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::Timeout`] or [`SidesError::Broken`] while waiting,
+    /// [`SidesError::PipeExists`], [`SidesError::DirectoryFull`], a bad name or capacity,
+    /// [`SidesError::Alloc`] if the pool has no room for the pipe.
+    pub fn start(self) -> Result<ServerSide, SidesError> {
+        let (cap, reattach, persist) = (self.capacity, self.reattach, self.persist);
+        let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name| {
+            dir.create_pipe(name, cap, reattach, persist).map(Some)
+        })?;
+        Ok(ServerSide { side })
+    }
+}
+
+/// The side that creates a pipe: the seed's `ServerSide`. Dropping it releases the pipe;
+/// the last user of a pipe that is not persisted removes it.
+#[derive(Debug)]
+pub struct ServerSide {
+    side: Side,
+}
+
+impl ServerSide {
+    /// Starts building a server side for pipe `pipe` of `capacity` slots in region
+    /// `region`.
+    pub fn new(
+        region: impl Into<String>,
+        pipe: impl Into<String>,
+        capacity: u64,
+    ) -> ServerSideBuilder {
+        ServerSideBuilder {
+            region: region.into(),
+            pipe: pipe.into(),
+            capacity,
+            wait: WaitPolicy::default(),
+            persist: false,
+            reattach: false,
+        }
+    }
+
+    /// The pipe.
+    pub fn pipe(&self) -> &Pipe {
+        self.side.pipe()
+    }
+
+    /// The pool, to share values in.
+    pub fn pool(&self) -> &Pool {
+        self.side.pool()
+    }
+
+    /// The region.
+    pub fn region(&self) -> &Arc<Region> {
+        self.side.region()
+    }
+
+    /// The pipe's name.
+    pub fn pipe_name(&self) -> &str {
+        self.side.name().as_str()
+    }
+}

@@ -1,0 +1,171 @@
+//! [`ShmMain`]: creates the named pool once, with its pipe directory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::directory::{DirEntry, Directory};
+use super::error::SidesError;
+use crate::alloc::Pool;
+use crate::region::{CreateOptions, Region, RegionError, RegionName};
+
+/// Builder for [`ShmMain`]: `ShmMain::new(name, bytes)`, options, then
+/// [`start`](ShmMainBuilder::start).
+#[derive(Clone, Debug)]
+#[must_use = "nothing happens until start()"]
+pub struct ShmMainBuilder {
+    name: String,
+    bytes: u64,
+    mode: u32,
+    persist: bool,
+    debug: bool,
+}
+
+impl ShmMainBuilder {
+    /// Permission bits of the region file (default 0600).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Keep the region's name after this `ShmMain` drops (default: unlink it).
+    pub fn persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// Report each step on standard error.
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
+        self
+    }
+
+    /// Removes a stale region of the same name (only one of ours whose creator is dead),
+    /// creates the region, formats the pool and the pipe directory, and only then makes
+    /// the region visible under its name.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::Region`] (a bad name or size, no space, the name held by a region
+    /// whose creator still runs: `AlreadyExists`), [`SidesError::NameTaken`] when a file
+    /// that is not one of our regions holds the name, [`SidesError::Alloc`].
+    pub fn start(self) -> Result<ShmMain, SidesError> {
+        let name = RegionName::new(self.name.clone())?;
+        match Region::remove_stale(&name) {
+            Ok(true) => self.log(format_args!("removed stale region {name}")),
+            Ok(false) => {}
+            Err(RegionError::BadMagic(_)) => {
+                return Err(SidesError::NameTaken {
+                    name: name.to_string(),
+                    why: "the file there is not a shmval region".into(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let building = CreateOptions::new()
+            .mode(self.mode)
+            .persist(self.persist)
+            .build(&name, self.bytes)?;
+        let pool = Pool::create(building.region().clone())?;
+        Directory::format(&pool)?;
+        let region = building.publish()?;
+        self.log(format_args!(
+            "created region {name}: {} bytes, id {}",
+            self.bytes,
+            region.id()
+        ));
+        Ok(ShmMain {
+            region,
+            pool,
+            persist: self.persist,
+            debug: self.debug,
+        })
+    }
+
+    fn log(&self, msg: std::fmt::Arguments<'_>) {
+        if self.debug {
+            eprintln!("shmval: {msg}");
+        }
+    }
+}
+
+/// The named shared-memory pool, created once: the seed's `SHMMain`.
+///
+/// It owns the region's name: dropping it unlinks the name (unless persisted), while
+/// processes still attached keep working in their mapping. Sides find the region by name
+/// and the pipes in it through its directory.
+#[derive(Debug)]
+pub struct ShmMain {
+    region: Arc<Region>,
+    pool: Pool,
+    persist: bool,
+    debug: bool,
+}
+
+impl ShmMain {
+    /// Starts building the pool `name` of `bytes` bytes.
+    pub fn new(name: impl Into<String>, bytes: u64) -> ShmMainBuilder {
+        ShmMainBuilder {
+            name: name.into(),
+            bytes,
+            mode: 0o600,
+            persist: false,
+            debug: false,
+        }
+    }
+
+    /// The pool, to share values in.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The region.
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// The pipes in the region's directory now.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::Corrupted`] or a region error if the directory does not check out.
+    pub fn pipes(&self) -> Result<Vec<DirEntry>, SidesError> {
+        Directory::open(&self.pool)?.list()
+    }
+
+    /// Waits until no side uses any pipe and every pipe is empty (readers have finished),
+    /// up to `timeout`. Returns whether that happened. Call it before dropping `ShmMain`
+    /// so that late readers still find the region.
+    ///
+    /// # Errors
+    ///
+    /// As [`pipes`](Self::pipes).
+    pub fn wait_idle(&self, timeout: Duration) -> Result<bool, SidesError> {
+        let dir = Directory::open(&self.pool)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = dir.generation()?;
+            let busy = dir
+                .list()?
+                .iter()
+                .any(|e| e.users > 0 || e.pipe.ring().map_or(false, |r| !r.is_empty()));
+            if !busy {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            // Users leave through the directory (a wake); items drain without one, so
+            // look again at least every 10 ms.
+            dir.wait_change(seen, (deadline - now).min(Duration::from_millis(10)))?;
+        }
+    }
+}
+
+impl Drop for ShmMain {
+    fn drop(&mut self) {
+        if !self.persist && self.region.unlink() && self.debug {
+            eprintln!("shmval: unlinked region {}", self.region.name());
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! What [`ServerSide`](super::ServerSide) and [`ClientSide`](super::ClientSide) share: the
+//! wait options, and a pipe held through the directory and released on drop.
+
+use std::sync::Arc;
+
+use super::directory::Directory;
+use super::error::SidesError;
+use super::name::PipeName;
+use super::wait::{attach_region, WaitPolicy, Waiting};
+use crate::alloc::Pool;
+use crate::queue::Pipe;
+use crate::region::{Offset, Region, RegionName};
+
+/// The wait options both sides take, as builder methods.
+macro_rules! wait_options {
+    ($builder:ty) => {
+        impl $builder {
+            /// A function asked every `micro_sleep` while the side waits (for the region,
+            /// the pipe, or in a blocking `deq`/`enq`); returning `true` ends the wait with
+            /// a `Broken` error.
+            pub fn break_checker(mut self, f: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+                self.wait.brk = Some(std::sync::Arc::new(f));
+                self
+            }
+
+            /// How often a waiting side wakes to run the break checker (default 100 ms).
+            pub fn micro_sleep(mut self, d: std::time::Duration) -> Self {
+                self.wait.micro_sleep = d.max(std::time::Duration::from_micros(100));
+                self
+            }
+
+            /// How long `start` waits for the region (and the pipe) before giving up
+            /// with a `Timeout` error (default: no limit; the break checker still runs).
+            pub fn timeout(mut self, d: std::time::Duration) -> Self {
+                self.wait.timeout = Some(d);
+                self
+            }
+        }
+    };
+}
+pub(crate) use wait_options;
+
+/// A side's hold on a pipe: released through the directory on drop, and destroyed by the
+/// last user unless persisted.
+#[derive(Debug)]
+pub(crate) struct Side {
+    region: Arc<Region>,
+    pool: Pool,
+    dir: Directory,
+    pipe: Pipe,
+    slot: usize,
+    name: PipeName,
+}
+
+impl Side {
+    /// Waits for region `region`, then runs `get` on its directory until it yields a pipe.
+    pub(crate) fn start(
+        region: &str,
+        pipe: &str,
+        wait: &WaitPolicy,
+        mut get: impl FnMut(&Directory, &PipeName) -> Result<Option<(Pipe, usize)>, SidesError>,
+    ) -> Result<Side, SidesError> {
+        let region_name = RegionName::new(region)?;
+        let name = PipeName::new(pipe)?;
+        let waiting = Waiting::new(wait, format!("pipe {name} in region {region_name}"));
+        'region: loop {
+            let region = attach_region(&region_name, wait)?;
+            let pool = Pool::attach(region.clone())?;
+            let dir = Directory::open(&pool)?;
+            loop {
+                let seen = dir.generation()?;
+                if let Some((pipe, slot)) = get(&dir, &name)? {
+                    let pipe = pipe.with_break_checker(wait.brk.clone(), wait.micro_sleep);
+                    return Ok(Side {
+                        region,
+                        pool,
+                        dir,
+                        pipe,
+                        slot,
+                        name,
+                    });
+                }
+                let slice = waiting.next_slice()?;
+                if !region.is_current() {
+                    // A newer region replaced this one under the name: wait on that.
+                    continue 'region;
+                }
+                dir.wait_change(seen, slice)?;
+            }
+        }
+    }
+
+    pub(crate) fn pipe(&self) -> &Pipe {
+        &self.pipe
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(crate) fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    pub(crate) fn name(&self) -> &PipeName {
+        &self.name
+    }
+}
+
+impl Drop for Side {
+    fn drop(&mut self) {
+        if let Ok(Some(pipe)) = self.dir.release(self.slot, &self.pipe) {
+            let pool = self.pool.clone();
+            // Items left in a pipe nobody uses any more: drop the references they hold.
+            let _ = pipe.destroy(|item| {
+                drop(crate::val::ShmVal::from_raw(&pool, Offset::new(item)));
+            });
+        }
+    }
+}
