@@ -16,6 +16,12 @@ pub enum SendError<T> {
     /// could not be repaired); it refuses all further traffic.
     #[error("the queue's shared state is corrupted")]
     Corrupted(T),
+    /// The break checker asked to stop waiting.
+    #[error("broken off by the break checker")]
+    Broken(T),
+    /// The item belongs to another region than the queue: it cannot be linked there.
+    #[error("the value belongs to another region than the pipe")]
+    WrongRegion(T),
 }
 
 impl<T> SendError<T> {
@@ -25,7 +31,9 @@ impl<T> SendError<T> {
             SendError::Timeout(t)
             | SendError::Full(t)
             | SendError::Closed(t)
-            | SendError::Corrupted(t) => t,
+            | SendError::Corrupted(t)
+            | SendError::Broken(t)
+            | SendError::WrongRegion(t) => t,
         }
     }
 
@@ -36,6 +44,8 @@ impl<T> SendError<T> {
             SendError::Full(t) => SendError::Full(f(t)),
             SendError::Closed(t) => SendError::Closed(f(t)),
             SendError::Corrupted(t) => SendError::Corrupted(f(t)),
+            SendError::Broken(t) => SendError::Broken(f(t)),
+            SendError::WrongRegion(t) => SendError::WrongRegion(f(t)),
         }
     }
 }
@@ -55,6 +65,9 @@ pub enum RecvError {
     /// The queue's shared state is inconsistent; see [`SendError::Corrupted`].
     #[error("the queue's shared state is corrupted")]
     Corrupted,
+    /// The break checker asked to stop waiting.
+    #[error("broken off by the break checker")]
+    Broken,
 }
 
 /// Why a pipe could not be created or opened.

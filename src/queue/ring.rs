@@ -42,6 +42,9 @@ pub enum Wait {
     No,
     /// Until this time on [`Platform::now_ns`]'s clock.
     Until(u64),
+    /// Until this time, one slice of a longer wait: reaching it is not counted as a
+    /// timeout in the stats (the caller counts the final one).
+    Slice(u64),
     /// As long as it takes (until the queue is closed).
     Forever,
 }
@@ -56,10 +59,17 @@ impl Wait {
         match self {
             Wait::No => None,
             Wait::Forever => Some(None),
-            Wait::Until(d) => {
+            Wait::Until(d) | Wait::Slice(d) => {
                 let now = P::now_ns();
                 (now < d).then(|| Some(Duration::from_nanos(d - now)))
             }
+        }
+    }
+
+    fn deadline(self) -> Option<u64> {
+        match self {
+            Wait::Until(d) | Wait::Slice(d) => Some(d),
+            _ => None,
         }
     }
 }
@@ -233,15 +243,15 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// Takes the lock (until `wait`'s deadline) and repairs after a dead holder.
     /// `Err(true)`: corrupted; `Err(false)`: timed out.
     fn lock(&self, wait: Wait) -> Result<ShmMutexGuard<'a, P>, bool> {
-        let mut g = match wait {
-            Wait::Until(d) => {
+        let mut g = match wait.deadline() {
+            Some(d) => {
                 let left = d.saturating_sub(P::now_ns());
                 self.hdr
                     .lock
                     .lock_timeout(Duration::from_nanos(left))
                     .map_err(|_| false)?
             }
-            _ => self.hdr.lock.lock(),
+            None => self.hdr.lock.lock(),
         };
         self.repair(&mut g).map_err(|()| true)?;
         Ok(g)
@@ -299,7 +309,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         let mut g = match self.lock(wait) {
             Ok(g) => g,
             Err(true) => return Err(SendError::Corrupted(item)),
-            Err(false) => return Err(self.timed_out(SendError::Timeout(item))),
+            Err(false) => return Err(self.timed_out(wait, SendError::Timeout(item))),
         };
         let tail = loop {
             if self.hdr.closed.load(Ordering::Relaxed) != 0 {
@@ -313,7 +323,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             }
             let left = match wait.remaining::<P>() {
                 None if wait == Wait::No => return Err(SendError::Full(item)),
-                None => return Err(self.timed_out(SendError::Timeout(item))),
+                None => return Err(self.timed_out(wait, SendError::Timeout(item))),
                 Some(left) => left,
             };
             g = match left {
@@ -347,7 +357,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         let mut g = match self.lock(wait) {
             Ok(g) => g,
             Err(true) => return Err(RecvError::Corrupted),
-            Err(false) => return Err(self.timed_out(RecvError::Timeout)),
+            Err(false) => return Err(self.timed_out(wait, RecvError::Timeout)),
         };
         let head = loop {
             let Ok((head, tail)) = self.counts() else {
@@ -361,7 +371,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             }
             let left = match wait.remaining::<P>() {
                 None if wait == Wait::No => return Err(RecvError::Empty),
-                None => return Err(self.timed_out(RecvError::Timeout)),
+                None => return Err(self.timed_out(wait, RecvError::Timeout)),
                 Some(left) => left,
             };
             g = match left {
@@ -384,9 +394,16 @@ impl<'a, P: Platform> Ring<'a, P> {
         Ok(item)
     }
 
-    fn timed_out<E>(&self, e: E) -> E {
-        self.hdr.timeouts.fetch_add(1, Ordering::Relaxed);
+    fn timed_out<E>(&self, wait: Wait, e: E) -> E {
+        if let Wait::Until(_) = wait {
+            self.record_timeout();
+        }
         e
+    }
+
+    /// Counts a timeout in the stats (for callers that wait in [`Wait::Slice`]s).
+    pub fn record_timeout(&self) {
+        self.hdr.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Closes the ring: blocked and later senders get [`SendError::Closed`] with their

@@ -1,0 +1,243 @@
+//! ShmMain, ServerSide and ClientSide: start orders, waiting, the break checker, the
+//! directory's lifecycle.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{role_entry, spawn_role, TestName};
+use shmval::region::{Region, RegionError};
+use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError};
+
+const BYTES: u64 = 1 << 20;
+
+#[test]
+fn child_role() {
+    role_entry(&[("persisted_main", persisted_main)]);
+}
+
+/// Creates a persisted pool and exits without unlinking it, as a crashed creator would.
+fn persisted_main(args: &[String]) {
+    let m = ShmMain::new(args[0].clone(), BYTES)
+        .persist(true)
+        .start()
+        .unwrap();
+    std::mem::forget(m);
+}
+
+#[test]
+fn server_then_client_share_one_pipe() {
+    let name = TestName::new("sides-order1");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "pipe1", 4).start().unwrap();
+    let client = ClientSide::new(name.as_str(), "pipe1")
+        .timeout(Duration::from_secs(5))
+        .start()
+        .unwrap();
+    assert_eq!(server.pipe().offset(), client.pipe().offset());
+    assert_eq!(client.pipe().capacity(), 4);
+    let pipes = main.pipes().unwrap();
+    assert_eq!(pipes.len(), 1);
+    assert_eq!(pipes[0].name.as_str(), "pipe1");
+    assert_eq!(pipes[0].users, 2);
+}
+
+#[test]
+fn a_client_started_first_waits_for_the_region_and_the_pipe() {
+    let name = TestName::new("sides-order2");
+    let n = name.as_str().to_string();
+    let client = std::thread::spawn(move || {
+        ClientSide::new(n, "p")
+            .timeout(Duration::from_secs(20))
+            .micro_sleep(Duration::from_secs(5))
+            .start()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let server = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
+    let client = client.join().unwrap().unwrap();
+    // The waits were woken by the region's creation (inotify) and the directory's change
+    // (futex), not by the 5 s micro_sleep.
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    assert_eq!(client.pipe().offset(), server.pipe().offset());
+}
+
+#[test]
+fn the_break_checker_ends_a_blocked_client_start() {
+    let name = TestName::new("sides-break");
+    let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let n = name.as_str().to_string();
+    let client = std::thread::spawn(move || {
+        ClientSide::new(n, "never")
+            .micro_sleep(Duration::from_millis(50))
+            .break_checker(move || s2.load(Ordering::SeqCst))
+            .start()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    let r = client.join().unwrap();
+    assert!(matches!(r, Err(SidesError::Broken(_))), "{r:?}");
+    assert!(
+        t.elapsed() < Duration::from_millis(50 + 250),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_missing_region_times_out_with_a_clear_error() {
+    let name = TestName::new("sides-timeout");
+    let t = Instant::now();
+    let r = ClientSide::new(name.as_str(), "p")
+        .timeout(Duration::from_millis(150))
+        .start();
+    let e = r.unwrap_err();
+    assert!(matches!(e, SidesError::Timeout { .. }), "{e:?}");
+    assert!(e.to_string().contains(name.as_str()), "{e}");
+    assert!(t.elapsed() >= Duration::from_millis(150));
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn a_live_pipe_name_is_refused_unless_reattaching() {
+    let name = TestName::new("sides-exists");
+    let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let first = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
+    let e = ServerSide::new(name.as_str(), "p", 2).start().unwrap_err();
+    assert!(
+        matches!(e, SidesError::PipeExists(ref p) if p == "p"),
+        "{e:?}"
+    );
+    let again = ServerSide::new(name.as_str(), "p", 8)
+        .reattach(true)
+        .start()
+        .unwrap();
+    assert_eq!(again.pipe().offset(), first.pipe().offset());
+    assert_eq!(again.pipe().capacity(), 2);
+}
+
+#[test]
+fn the_last_user_removes_a_pipe_unless_persisted() {
+    let name = TestName::new("sides-last");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let baseline = main.pool().stats().unwrap();
+    let server = ServerSide::new(name.as_str(), "gone", 2).start().unwrap();
+    let client = ClientSide::new(name.as_str(), "gone").start().unwrap();
+    drop(server);
+    assert_eq!(main.pipes().unwrap().len(), 1, "the client still uses it");
+    drop(client);
+    assert!(main.pipes().unwrap().is_empty());
+    assert_eq!(main.pool().stats().unwrap().used, baseline.used);
+
+    let kept = ServerSide::new(name.as_str(), "kept", 2)
+        .persist(true)
+        .start()
+        .unwrap();
+    drop(kept);
+    let pipes = main.pipes().unwrap();
+    assert_eq!(pipes.len(), 1);
+    assert!(pipes[0].persist);
+    assert_eq!(pipes[0].users, 0);
+    let back = ClientSide::new(name.as_str(), "kept").start().unwrap();
+    assert_eq!(back.pipe().offset(), pipes[0].pipe.offset());
+}
+
+#[test]
+fn shm_main_unlinks_on_drop_and_attached_sides_keep_working() {
+    let name = TestName::new("sides-unlink");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
+    drop(main);
+    assert!(!name.file_path().exists());
+    assert!(server.pipe().ring().unwrap().is_empty());
+    assert_eq!(server.pool().stats().unwrap().capacity > 0, true);
+}
+
+#[test]
+fn a_persisted_main_keeps_the_name() {
+    let name = TestName::new("sides-persist");
+    let main = ShmMain::new(name.as_str(), BYTES)
+        .persist(true)
+        .start()
+        .unwrap();
+    drop(main);
+    assert!(name.file_path().exists());
+    // A client can still find the pool and make pipes in it.
+    let _s = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
+}
+
+#[test]
+fn a_stale_region_is_replaced_by_the_next_main() {
+    let name = TestName::new("sides-stale");
+    spawn_role("persisted_main", &[name.as_str()]).wait_ok(Duration::from_secs(30));
+    let old = Region::attach(&name).unwrap();
+    assert!(!old.info().creator_alive());
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    assert_ne!(main.region().id(), old.id());
+    assert!(!old.is_current());
+}
+
+#[test]
+fn a_live_main_is_not_replaced() {
+    let name = TestName::new("sides-live");
+    let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let e = ShmMain::new(name.as_str(), BYTES).start().unwrap_err();
+    assert!(
+        matches!(e, SidesError::Region(RegionError::AlreadyExists(_))),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_region_without_a_directory_is_refused() {
+    let name = TestName::new("sides-nodir");
+    let _plain = Region::create(&name, BYTES).unwrap();
+    let e = ClientSide::new(name.as_str(), "p")
+        .timeout(Duration::from_secs(1))
+        .start()
+        .unwrap_err();
+    // A bare region holds no pool either.
+    assert!(
+        matches!(e, SidesError::Alloc(_) | SidesError::NoDirectory(_)),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn bad_names_and_capacities_are_errors() {
+    let name = TestName::new("sides-bad");
+    let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    assert!(matches!(
+        ServerSide::new(name.as_str(), "a b", 2).start(),
+        Err(SidesError::BadPipeName { .. })
+    ));
+    assert!(matches!(
+        ServerSide::new(name.as_str(), "p", 0).start(),
+        Err(SidesError::Pipe(_))
+    ));
+    assert!(matches!(
+        ShmMain::new("bad/name", BYTES).start(),
+        Err(SidesError::Region(RegionError::BadName { .. }))
+    ));
+}
+
+#[test]
+fn wait_idle_returns_once_every_side_is_gone() {
+    let name = TestName::new("sides-idle");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
+    assert!(!main.wait_idle(Duration::from_millis(50)).unwrap());
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        drop(server);
+    });
+    assert!(main.wait_idle(Duration::from_secs(10)).unwrap());
+    t.join().unwrap();
+}
