@@ -8,11 +8,15 @@ use std::mem::size_of;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::PipeError;
-use super::ring::{Ring, RingHeader};
+use std::time::Instant;
+
+use super::error::{PipeError, RecvError, SendError};
+use super::ring::{Ring, RingHeader, RingStats, Wait};
 use crate::alloc::Pool;
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{Os, Platform};
+use crate::val::ShmVal;
 
 /// "SHMPIPE1", little-endian: marks a formatted pipe block.
 const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE1");
@@ -187,4 +191,204 @@ impl Pipe {
         self.pool.free(self.off)?;
         Ok(())
     }
+}
+
+/// The handle API: what a pipe carries are [`ShmVal`]s. A sent handle moves into the pipe
+/// with its reference (no refcount change); a received one leaves its slot at once.
+impl Pipe {
+    /// Sends `v`, waiting up to `timeout` while the pipe is full.
+    ///
+    /// # Errors
+    ///
+    /// The value comes back in the error: [`SendError::Timeout`], [`SendError::Closed`],
+    /// [`SendError::Broken`], [`SendError::WrongRegion`], [`SendError::Corrupted`].
+    pub fn enqueue(&self, v: ShmVal, timeout: Duration) -> Result<(), SendError<ShmVal>> {
+        self.send_val(v, Some(Os::now_ns().saturating_add(nanos(timeout))), false)
+    }
+
+    /// Sends `v`, waiting until `deadline` while the pipe is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`enqueue`](Self::enqueue).
+    pub fn enqueue_deadline(&self, v: ShmVal, deadline: Instant) -> Result<(), SendError<ShmVal>> {
+        self.enqueue(v, deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Sends `v` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`], or as [`enqueue`](Self::enqueue).
+    pub fn try_enqueue(&self, v: ShmVal) -> Result<(), SendError<ShmVal>> {
+        self.send_val(v, None, true)
+    }
+
+    /// Sends `v`, waiting as long as the pipe is full (until it is closed, or the break
+    /// checker says stop).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`], [`SendError::Broken`], [`SendError::WrongRegion`],
+    /// [`SendError::Corrupted`].
+    pub fn enq(&self, v: ShmVal) -> Result<(), SendError<ShmVal>> {
+        self.send_val(v, None, false)
+    }
+
+    /// Receives the oldest value, waiting up to `timeout` while the pipe is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`], [`RecvError::Closed`] (closed and drained),
+    /// [`RecvError::Broken`], [`RecvError::Corrupted`].
+    pub fn dequeue(&self, timeout: Duration) -> Result<ShmVal, RecvError> {
+        self.recv_val(Some(Os::now_ns().saturating_add(nanos(timeout))), false)
+    }
+
+    /// Receives the oldest value, waiting until `deadline` while the pipe is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`dequeue`](Self::dequeue).
+    pub fn dequeue_deadline(&self, deadline: Instant) -> Result<ShmVal, RecvError> {
+        self.dequeue(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Receives the oldest value if there is one now.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`].
+    pub fn try_dequeue(&self) -> Result<ShmVal, RecvError> {
+        self.recv_val(None, true)
+    }
+
+    /// Receives the oldest value, waiting as long as the pipe is empty (until it is closed
+    /// and drained, or the break checker says stop).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Closed`], [`RecvError::Broken`], [`RecvError::Corrupted`].
+    pub fn deq(&self) -> Result<ShmVal, RecvError> {
+        self.recv_val(None, false)
+    }
+
+    /// Items in the pipe now (0 if its block no longer checks out).
+    pub fn len(&self) -> u64 {
+        self.ring().map_or(0, |r| r.len())
+    }
+
+    /// Whether the pipe is empty now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes the pipe: blocked and later senders get their value back in
+    /// [`SendError::Closed`]; receivers drain what is left, then get
+    /// [`RecvError::Closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadPipe`] if the block no longer checks out.
+    pub fn close(&self) -> Result<(), PipeError> {
+        self.ring()?.close();
+        Ok(())
+    }
+
+    /// Whether the pipe has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.ring().map_or(true, |r| r.is_closed())
+    }
+
+    /// Counters: items sent and received, timeouts, waiters on each side, depth.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadPipe`] if the block no longer checks out.
+    pub fn stats(&self) -> Result<RingStats, PipeError> {
+        Ok(self.ring()?.stats())
+    }
+
+    fn send_val(
+        &self,
+        v: ShmVal,
+        deadline: Option<u64>,
+        once: bool,
+    ) -> Result<(), SendError<ShmVal>> {
+        if v.pool().region().id() != self.pool.region().id() {
+            return Err(SendError::WrongRegion(v));
+        }
+        let Ok(ring) = self.ring() else {
+            return Err(SendError::Corrupted(v));
+        };
+        let raw = v.offset().get();
+        let sent = if once {
+            ring.send(raw, Wait::No)
+        } else {
+            self.sliced(
+                deadline,
+                |w| ring.send(raw, w),
+                |e| matches!(e, SendError::Timeout(_)),
+                || SendError::Broken(raw),
+            )
+        };
+        match sent {
+            // The pipe holds the reference now.
+            Ok(()) => {
+                let _ = v.into_raw();
+                Ok(())
+            }
+            Err(e) => Err(e.map(|_| v)),
+        }
+    }
+
+    fn recv_val(&self, deadline: Option<u64>, once: bool) -> Result<ShmVal, RecvError> {
+        let ring = self.ring().map_err(|_| RecvError::Corrupted)?;
+        let raw = if once {
+            ring.recv(Wait::No)
+        } else {
+            self.sliced(
+                deadline,
+                |w| ring.recv(w),
+                |e| *e == RecvError::Timeout,
+                || RecvError::Broken,
+            )
+        }?;
+        // The item was a reference some sender gave up; it is ours now. A slot holding
+        // something that is not a value handle is corruption (and the reference is lost).
+        ShmVal::from_raw(&self.pool, Offset::new(raw)).map_err(|_| RecvError::Corrupted)
+    }
+
+    /// Runs `op` until `deadline` (none: forever). With a break checker the wait is cut
+    /// into `micro_sleep` slices, and the checker asked after each.
+    fn sliced<R, E>(
+        &self,
+        deadline: Option<u64>,
+        mut op: impl FnMut(Wait) -> Result<R, E>,
+        is_timeout: impl Fn(&E) -> bool,
+        broken: impl FnOnce() -> E,
+    ) -> Result<R, E> {
+        let Some(brk) = &self.brk else {
+            return op(deadline.map_or(Wait::Forever, Wait::Until));
+        };
+        loop {
+            let slice_end = Os::now_ns().saturating_add(nanos(self.micro_sleep));
+            let (wait, last) = match deadline {
+                Some(d) if d <= slice_end => (Wait::Until(d), true),
+                _ => (Wait::Slice(slice_end), false),
+            };
+            match op(wait) {
+                Err(e) if !last && is_timeout(&e) => {
+                    if brk() {
+                        return Err(broken());
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
 }

@@ -1,0 +1,57 @@
+//! `serverside REGION BYTES PIPE CAPACITY`, e.g. `serverside mempool 1000000 pipe1 4`.
+//!
+//! Creates the shared pool (it owns `ShmMain`) and a pipe in it, sends 100 packets
+//! `{'sequence_number': n, 'bi': 10**47, 'bu': 10**47}`, then waits until every reader is
+//! done before it takes the pool's name away. Start it before or after the others.
+
+use std::error::Error;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use num_bigint::{BigInt, BigUint};
+use shmval::sides::{ServerSide, ShmMain};
+use shmval::{PoolExt, Val};
+
+const USAGE: &str = "usage: serverside REGION BYTES PIPE CAPACITY\n  \
+                     e.g. serverside mempool 1000000 pipe1 4";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [region, bytes, pipe, capacity] = &args[..] else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let (Ok(bytes), Ok(capacity)) = (bytes.parse::<u64>(), capacity.parse::<u64>()) else {
+        eprintln!("serverside: BYTES and CAPACITY must be whole numbers\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    match run(region, bytes, pipe, capacity) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("serverside: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(region: &str, bytes: u64, pipe: &str, capacity: u64) -> Result<(), Box<dyn Error>> {
+    let main = ShmMain::new(region, bytes).start()?;
+    let server = ServerSide::new(region, pipe, capacity).start()?;
+    let big = BigInt::from(10u32).pow(47);
+    let ubig = BigUint::from(10u32).pow(47);
+    for n in 0..100i64 {
+        // Built in place in the pool: no heap value, no copy.
+        let mut packet = server.pool().tab()?;
+        let mut t = packet.try_mut()?;
+        t.insert("sequence_number", n)?;
+        t.insert("bi", Val::BigInt(big.clone()))?;
+        t.insert("bu", Val::BigUint(ubig.clone()))?;
+        server.pipe().enq(packet)?;
+    }
+    drop(server);
+    // Readers may still be working (or not yet started): keep the name until they are done.
+    if !main.wait_idle(Duration::from_secs(600))? {
+        eprintln!("serverside: readers still attached after 10 minutes; leaving");
+    }
+    Ok(())
+}
