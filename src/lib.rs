@@ -8,6 +8,12 @@
 //! - [`val`]: dynamic values ([`Val`]) and their Python-literal text.
 
 #[cfg(not(loom))]
+pub mod alloc;
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod fault;
+pub mod queue;
+#[cfg(not(loom))]
 pub mod region;
 pub mod sync;
 pub mod val;

@@ -47,6 +47,7 @@ pub(crate) use std_shim::{atomic, cell};
 #[cfg(loom)]
 pub use model::Model;
 #[cfg(loom)]
+#[allow(unused_imports)] // `cell` is used by the layers above
 pub(crate) use model::{atomic, cell};
 
 /// The platform the crate's shared structures use by default: [`Os`] in a normal build,

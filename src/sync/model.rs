@@ -13,6 +13,7 @@ pub(crate) mod atomic {
 }
 
 pub(crate) mod cell {
+    #[allow(unused_imports)] // used by the layers above and the loom tests
     pub(crate) use loom::cell::UnsafeCell;
 }
 

@@ -1,0 +1,450 @@
+//! The TLSF algorithm over the heap: free lists, bitmaps, alloc and free.
+//!
+//! A [`Heap`] is a view of one pool for the duration of one critical section: the caller
+//! holds the pool lock, so every access here is a relaxed atomic (the lock orders them).
+//! Every offset read from memory (list links, footers, sizes) is checked before use; a bad
+//! one is [`AllocError::Corrupted`].
+
+use super::error::AllocError;
+use super::layout::{
+    align_slack, block_size, class_of, free_check, gap_for, round_to_class, tombstone, used_check,
+    word, Geometry, BLOCK_HEADER, MIN_BLOCK, SL_COUNT, USED,
+};
+use crate::fault::pause_point;
+use crate::region::{Offset, Region};
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// One pool, viewed under its lock.
+pub(crate) struct Heap<'a> {
+    region: &'a Region,
+    /// The pool's geometry, computed from the region's size (never read from memory).
+    pub geo: Geometry,
+    /// The check-word salt, read once when the pool was created or attached.
+    pub salt: u64,
+    /// The pool header's words after the lock.
+    words: &'a [AtomicU64],
+}
+
+impl<'a> Heap<'a> {
+    pub fn new(region: &'a Region, geo: Geometry, salt: u64, words: &'a [AtomicU64]) -> Self {
+        Heap {
+            region,
+            geo,
+            salt,
+            words,
+        }
+    }
+
+    // ---- header words ----
+
+    #[inline]
+    fn word(&self, i: usize) -> Result<&'a AtomicU64, AllocError> {
+        self.words
+            .get(i)
+            .ok_or_else(|| AllocError::corrupted(format!("pool word {i} out of range")))
+    }
+
+    #[inline]
+    pub fn load(&self, i: usize) -> Result<u64, AllocError> {
+        Ok(self.word(i)?.load(Relaxed))
+    }
+
+    #[inline]
+    pub fn store(&self, i: usize, v: u64) -> Result<(), AllocError> {
+        self.word(i)?.store(v, Relaxed);
+        Ok(())
+    }
+
+    // ---- blocks ----
+
+    /// The header words (size, check) of the block at `b`.
+    #[inline]
+    pub fn header(&self, b: u64) -> Result<&'a [AtomicU64; 2], AllocError> {
+        if !self.geo.is_block_start(b) {
+            return Err(AllocError::corrupted(format!(
+                "block offset {b:#x} outside the heap"
+            )));
+        }
+        self.resolve(b)
+    }
+
+    /// The free-list links (next, prev) of the free block at `b`.
+    #[inline]
+    pub fn links(&self, b: u64) -> Result<&'a [AtomicU64; 2], AllocError> {
+        self.resolve(b + BLOCK_HEADER)
+    }
+
+    /// The footer of the free block at `b` of `size` bytes: its last word, a copy of its
+    /// size, so the next block can find it. Blocks of [`MIN_BLOCK`] have none (their last
+    /// word is a link); their start is found from the next block directly.
+    #[inline]
+    pub fn footer(&self, b: u64, size: u64) -> Result<&'a AtomicU64, AllocError> {
+        self.resolve(b + size - 8)
+    }
+
+    #[inline]
+    fn resolve<T: crate::region::Shared>(&self, at: u64) -> Result<&'a T, AllocError> {
+        self.region
+            .resolve::<T>(Offset::new(at))
+            .map_err(|e| AllocError::corrupted(format!("heap access: {e}")))
+    }
+
+    /// The size of the free block at `b`, after checking that `b` is one.
+    #[inline]
+    pub fn expect_free(&self, b: u64) -> Result<u64, AllocError> {
+        let h = self.header(b)?;
+        let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));
+        if w0 & USED != 0 || w1 != free_check(self.salt, b) || !self.geo.fits(b, w0) {
+            return Err(AllocError::corrupted(format!(
+                "free list names {b:#x}, which is not a free block"
+            )));
+        }
+        Ok(w0)
+    }
+
+    /// The start and size of the used block whose payload is at `off`: the check that
+    /// makes `free` and `usable_size` safe against offsets the pool never handed out.
+    pub fn used_block(&self, off: Offset) -> Result<(u64, u64), AllocError> {
+        let o = off.get();
+        let invalid = AllocError::InvalidOffset { offset: o };
+        let Some(b) = o.checked_sub(BLOCK_HEADER) else {
+            return Err(invalid);
+        };
+        if !self.geo.is_block_start(b) {
+            return Err(invalid);
+        }
+        let h = self.header(b)?;
+        let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));
+        let size = w0 & !USED;
+        if w0 & USED != 0 && w1 == used_check(self.salt, b, size) {
+            if !self.geo.fits(b, size) {
+                return Err(AllocError::corrupted(format!(
+                    "used block at {b:#x} has a valid check but size {size}"
+                )));
+            }
+            Ok((b, size))
+        } else if w1 == free_check(self.salt, b) || w1 == tombstone(self.salt, b) {
+            Err(AllocError::DoubleFree { offset: o })
+        } else {
+            Err(invalid)
+        }
+    }
+
+    // ---- free lists ----
+
+    /// Links the free block at `b` of `size` bytes (header already written) at the head of
+    /// its class's list and writes its footer.
+    pub fn insert(&self, b: u64, size: u64) -> Result<(), AllocError> {
+        let (fl, sl) = class_of(size);
+        let hi = self.geo.head(fl, sl);
+        let head = self.load(hi)?;
+        if head != 0 {
+            self.expect_free(head)?;
+        }
+        let l = self.links(b)?;
+        l[0].store(head, Relaxed);
+        l[1].store(0, Relaxed);
+        if size > MIN_BLOCK {
+            self.footer(b, size)?.store(size, Relaxed);
+        }
+        if head != 0 {
+            self.links(head)?[1].store(b, Relaxed);
+        }
+        self.store(hi, b)?;
+        let sli = self.geo.sl_bitmap(fl);
+        self.store(sli, self.load(sli)? | 1 << sl)?;
+        self.store(word::FL_BITMAP, self.load(word::FL_BITMAP)? | 1 << fl)?;
+        self.store(word::FREE_BLOCKS, self.load(word::FREE_BLOCKS)? + 1)
+    }
+
+    /// Unlinks the free block at `b` of `size` bytes from its list.
+    pub fn remove(&self, b: u64, size: u64) -> Result<(), AllocError> {
+        let (fl, sl) = class_of(size);
+        let l = self.links(b)?;
+        let (next, prev) = (l[0].load(Relaxed), l[1].load(Relaxed));
+        let broken = || AllocError::corrupted(format!("free list links of {b:#x} are broken"));
+        if next != 0 {
+            self.expect_free(next)?;
+            if self.links(next)?[1].load(Relaxed) != b {
+                return Err(broken());
+            }
+        }
+        if prev != 0 {
+            self.expect_free(prev)?;
+            let pl = self.links(prev)?;
+            if pl[0].load(Relaxed) != b {
+                return Err(broken());
+            }
+            pl[0].store(next, Relaxed);
+        } else {
+            let hi = self.geo.head(fl, sl);
+            if self.load(hi)? != b {
+                return Err(broken());
+            }
+            self.store(hi, next)?;
+            if next == 0 {
+                let sli = self.geo.sl_bitmap(fl);
+                let slmap = self.load(sli)? & !(1 << sl);
+                self.store(sli, slmap)?;
+                if slmap == 0 {
+                    let flmap = self.load(word::FL_BITMAP)? & !(1 << fl);
+                    self.store(word::FL_BITMAP, flmap)?;
+                }
+            }
+        }
+        if next != 0 {
+            self.links(next)?[1].store(prev, Relaxed);
+        }
+        let n = self.load(word::FREE_BLOCKS)?;
+        self.store(word::FREE_BLOCKS, n.saturating_sub(1))
+    }
+
+    /// The first non-empty list at class `(fl, sl)` or above, by the bitmaps.
+    fn next_nonempty(&self, fl: usize, sl: usize) -> Result<Option<(usize, usize)>, AllocError> {
+        let fl_count = self.geo.fl_count as usize;
+        if fl >= fl_count {
+            return Ok(None);
+        }
+        let slmap = self.load(self.geo.sl_bitmap(fl))? & (u64::MAX << sl);
+        if slmap != 0 {
+            return Ok(Some((fl, slmap.trailing_zeros() as usize)));
+        }
+        let valid = (1u64 << fl_count) - 1;
+        let flmap = self.load(word::FL_BITMAP)? & valid & !((2u64 << fl) - 1);
+        if flmap == 0 {
+            return Ok(None);
+        }
+        let f = flmap.trailing_zeros() as usize;
+        let slmap = self.load(self.geo.sl_bitmap(f))?;
+        if slmap == 0 {
+            return Err(AllocError::corrupted(format!(
+                "first-level bitmap marks class {f}, whose lists are all empty"
+            )));
+        }
+        Ok(Some((f, slmap.trailing_zeros() as usize)))
+    }
+
+    /// The head of the non-empty list `(fl, sl)`.
+    fn head_of(&self, fl: usize, sl: usize) -> Result<u64, AllocError> {
+        match self.load(self.geo.head(fl, sl))? {
+            0 => Err(AllocError::corrupted(format!(
+                "bitmap marks list ({fl}, {sl}), which is empty"
+            ))),
+            b => Ok(b),
+        }
+    }
+
+    /// Most list entries a walk may visit: more than the heap can hold means a loop.
+    fn walk_budget(&self) -> u64 {
+        self.geo.capacity() / MIN_BLOCK + 1
+    }
+
+    /// A free block that holds `needed` bytes with its payload aligned to `align`.
+    ///
+    /// First the O(1) good fit of TLSF: round the request (plus the worst-case alignment
+    /// gap) up to a class start, take the head of the first non-empty list from there; any
+    /// block in it fits. If that finds nothing, scan the few lists between the request's
+    /// own class and that class, whose blocks may or may not fit, so that a request fails
+    /// only when no free block could hold it.
+    fn find_fit(&self, needed: u64, align: u64) -> Result<Option<(u64, u64)>, AllocError> {
+        let worst = needed.checked_add(align_slack(align));
+        if let Some(search) = worst.and_then(round_to_class) {
+            let (fl, sl) = class_of(search);
+            if let Some((fl, sl)) = self.next_nonempty(fl, sl)? {
+                let b = self.head_of(fl, sl)?;
+                let size = self.expect_free(b)?;
+                // Always true unless the lists are corrupted; then the scan below decides.
+                if gap_for(b, align) + needed <= size {
+                    return Ok(Some((b, size)));
+                }
+            }
+        }
+        let mut budget = self.walk_budget();
+        let (mut fl, mut sl) = class_of(needed);
+        while let Some((f, s)) = self.next_nonempty(fl, sl)? {
+            let mut b = self.head_of(f, s)?;
+            while b != 0 {
+                budget = budget
+                    .checked_sub(1)
+                    .ok_or_else(|| AllocError::corrupted("a free list loops"))?;
+                let size = self.expect_free(b)?;
+                if gap_for(b, align) + needed <= size {
+                    return Ok(Some((b, size)));
+                }
+                b = self.links(b)?[0].load(Relaxed);
+            }
+            (fl, sl) = if s + 1 < SL_COUNT as usize {
+                (f, s + 1)
+            } else {
+                (f + 1, 0)
+            };
+        }
+        Ok(None)
+    }
+
+    /// The payload size of the largest free block (0 if none): the largest request at
+    /// alignment 16 or less that succeeds now.
+    pub fn largest_free(&self) -> Result<u64, AllocError> {
+        let valid = (1u64 << self.geo.fl_count) - 1;
+        let flmap = self.load(word::FL_BITMAP)? & valid;
+        if flmap == 0 {
+            return Ok(0);
+        }
+        let fl = 63 - flmap.leading_zeros() as usize;
+        let slmap = self.load(self.geo.sl_bitmap(fl))?;
+        if slmap == 0 {
+            return Err(AllocError::corrupted(format!(
+                "first-level bitmap marks class {fl}, whose lists are all empty"
+            )));
+        }
+        let sl = 63 - slmap.leading_zeros() as usize;
+        let mut b = self.head_of(fl, sl)?;
+        let mut best = 0;
+        let mut budget = self.walk_budget();
+        while b != 0 {
+            budget = budget
+                .checked_sub(1)
+                .ok_or_else(|| AllocError::corrupted("a free list loops"))?;
+            best = best.max(self.expect_free(b)?);
+            b = self.links(b)?[0].load(Relaxed);
+        }
+        Ok(best - BLOCK_HEADER)
+    }
+
+    // ---- alloc and free ----
+
+    /// Splits the free, unlinked block at `b` of `size` bytes into `b` of `first` bytes and
+    /// a free remainder after it (left unlinked).
+    ///
+    /// Crash order: the remainder's size word first (inside `b`, invisible to a chain walk),
+    /// then `b` shrinks with one store (the chain now steps onto the remainder), then the
+    /// remainder's check word. A valid free check word thus never appears before its block
+    /// is real.
+    fn split(&self, b: u64, size: u64, first: u64) -> Result<(), AllocError> {
+        let r = b + first;
+        let hr = self.header(r)?;
+        hr[0].store(size - first, Relaxed);
+        pause_point("alloc.split.remainder");
+        self.header(b)?[0].store(first, Relaxed);
+        pause_point("alloc.split.shrunk");
+        hr[1].store(free_check(self.salt, r), Relaxed);
+        Ok(())
+    }
+
+    /// Allocates a block for `size` bytes at `align` (already checked: a power of two of at
+    /// most 64) and returns its payload's offset.
+    pub fn alloc(&self, size: u64, align: u64) -> Result<Offset, AllocError> {
+        let needed = match block_size(size) {
+            Some(n) if n <= self.geo.capacity() => n,
+            _ => return Err(AllocError::TooLarge { size }),
+        };
+        let Some((mut b, mut avail)) = self.find_fit(needed, align)? else {
+            return Err(AllocError::OutOfMemory {
+                requested: size,
+                largest_free: self.largest_free()?,
+            });
+        };
+        self.remove(b, avail)?;
+        pause_point("alloc.unlinked");
+        let gap = gap_for(b, align);
+        if gap > 0 {
+            self.split(b, avail, gap)?;
+            self.insert(b, gap)?;
+            b += gap;
+            avail -= gap;
+        }
+        if avail - needed >= MIN_BLOCK {
+            self.split(b, avail, needed)?;
+            self.insert(b + needed, avail - needed)?;
+            avail = needed;
+        }
+        // The check word before the used bit: a crash between leaves a free block.
+        let h = self.header(b)?;
+        h[1].store(used_check(self.salt, b, avail), Relaxed);
+        pause_point("alloc.mark_used");
+        h[0].store(avail | USED, Relaxed);
+        pause_point("alloc.used");
+        let used = self.load(word::USED)? + avail;
+        self.store(word::USED, used)?;
+        self.store(word::LIVE, self.load(word::LIVE)? + 1)?;
+        if used > self.load(word::HIGH_WATER)? {
+            self.store(word::HIGH_WATER, used)?;
+        }
+        Ok(Offset::new(b + BLOCK_HEADER))
+    }
+
+    /// Frees the block whose payload is at `off`, merging it with free neighbours.
+    pub fn free(&self, off: Offset) -> Result<(), AllocError> {
+        let (mut b, mut size) = self.used_block(off)?;
+        let h = self.header(b)?;
+        // The used bit before the check word: a crash between leaves a free block.
+        h[0].store(size, Relaxed);
+        pause_point("free.cleared");
+        h[1].store(free_check(self.salt, b), Relaxed);
+        self.store(word::USED, self.load(word::USED)?.saturating_sub(size))?;
+        self.store(word::LIVE, self.load(word::LIVE)?.saturating_sub(1))?;
+
+        let n = b + size;
+        if n < self.geo.heap_end {
+            let hn = self.header(n)?;
+            let (w0, w1) = (hn[0].load(Relaxed), hn[1].load(Relaxed));
+            let ns = w0 & !USED;
+            let valid = if w0 & USED == 0 {
+                w1 == free_check(self.salt, n)
+            } else {
+                w1 == used_check(self.salt, n, ns)
+            };
+            if !valid || !self.geo.fits(n, ns) {
+                return Err(AllocError::corrupted(format!(
+                    "the header of block {n:#x} (after {b:#x}) is overwritten"
+                )));
+            }
+            if w0 & USED == 0 {
+                // Tombstone first, then one store merges: a crash between leaves the next
+                // block real (free, its check rewritten by recovery).
+                self.remove(n, ns)?;
+                hn[1].store(tombstone(self.salt, n), Relaxed);
+                pause_point("free.merge_next");
+                size += ns;
+                h[0].store(size, Relaxed);
+            }
+        }
+        if let Some((p, ps)) = self.free_prev(b)? {
+            self.remove(p, ps)?;
+            h[1].store(tombstone(self.salt, b), Relaxed);
+            pause_point("free.merge_prev");
+            size += ps;
+            self.header(p)?[0].store(size, Relaxed);
+            b = p;
+        }
+        self.insert(b, size)?;
+        pause_point("free.linked");
+        Ok(())
+    }
+
+    /// The free block just before `b`, if there is one.
+    ///
+    /// A 32-byte free block starts 32 bytes before; a larger one is found from its footer,
+    /// the word before `b`. Either candidate is accepted only if it has a valid free check
+    /// word and its size reaches exactly `b`. Valid free check words exist only at the
+    /// start of real free blocks (the store order in `split`, `free` and recovery keeps it
+    /// so), so an accepted candidate is the physical predecessor; when the predecessor is
+    /// used, the words examined are its payload and match with negligible probability.
+    fn free_prev(&self, b: u64) -> Result<Option<(u64, u64)>, AllocError> {
+        let start = self.geo.heap_start;
+        let candidate = |p: u64, size: u64| -> Result<bool, AllocError> {
+            let h = self.header(p)?;
+            Ok(h[0].load(Relaxed) == size && h[1].load(Relaxed) == free_check(self.salt, p))
+        };
+        if b >= start + MIN_BLOCK && candidate(b - MIN_BLOCK, MIN_BLOCK)? {
+            return Ok(Some((b - MIN_BLOCK, MIN_BLOCK)));
+        }
+        if b >= start + MIN_BLOCK + 16 {
+            let f = self.resolve::<AtomicU64>(b - 8)?.load(Relaxed);
+            if f > MIN_BLOCK && f % 16 == 0 && f <= b - start && candidate(b - f, f)? {
+                return Ok(Some((b - f, f)));
+            }
+        }
+        Ok(None)
+    }
+}

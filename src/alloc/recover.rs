@@ -1,0 +1,178 @@
+//! Repair after a holder of the pool lock died, and the full consistency check.
+//!
+//! Both walk the physical chain: blocks laid end to end from the heap's start, each found
+//! from the previous one's size. The chain is the pool's one source of truth; the free
+//! lists, bitmaps, footers and counters are derived from it and rebuilt by [`rebuild`].
+
+use super::error::AllocError;
+use super::heap::Heap;
+use super::layout::{class_of, free_check, tombstone, used_check, word, MIN_BLOCK, SL_COUNT, USED};
+use crate::sync::atomic::Ordering::Relaxed;
+
+/// Rebuilds everything derived from the chain after a holder died mid-operation.
+///
+/// Walks the chain from the heap's start, checking each header: the size must be a whole
+/// number of granules, at least a minimal block, and stay inside the heap; a used block
+/// must carry its check word. A free block may carry any check word (the holder may have
+/// died between its size store and its check store): it is rewritten. Adjacent free blocks
+/// are merged (the absorbed header tombstoned first, then one size store, as in `free`).
+/// Then the lists, bitmaps and counters are rebuilt; the high-water mark keeps the larger of
+/// its old value and the recomputed use.
+///
+/// Every store leaves the chain walkable, so a recoverer that dies too leaves work that
+/// the next one redoes.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`] when the chain itself is broken: the caller poisons the pool.
+pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
+    let geo = heap.geo;
+    heap.store(word::FL_BITMAP, 0)?;
+    heap.store(word::FREE_BLOCKS, 0)?;
+    for fl in 0..geo.fl_count as usize {
+        heap.store(geo.sl_bitmap(fl), 0)?;
+        for sl in 0..SL_COUNT as usize {
+            heap.store(geo.head(fl, sl), 0)?;
+        }
+    }
+    let (mut used, mut live) = (0, 0);
+    // The free run being gathered: its first block and its size so far.
+    let mut run: Option<(u64, u64)> = None;
+    let mut p = geo.heap_start;
+    while p < geo.heap_end {
+        let h = heap.header(p)?;
+        let w0 = h[0].load(Relaxed);
+        let size = w0 & !USED;
+        if !geo.fits(p, size) {
+            return Err(AllocError::corrupted(format!(
+                "the chain is broken: block {p:#x} has size word {w0:#x}"
+            )));
+        }
+        if w0 & USED != 0 {
+            if h[1].load(Relaxed) != used_check(heap.salt, p, size) {
+                return Err(AllocError::corrupted(format!(
+                    "the chain is broken: used block {p:#x} has a wrong check word"
+                )));
+            }
+            if let Some((q, qs)) = run.take() {
+                heap.insert(q, qs)?;
+            }
+            used += size;
+            live += 1;
+        } else if let Some((q, qs)) = run {
+            h[1].store(tombstone(heap.salt, p), Relaxed);
+            heap.header(q)?[0].store(qs + size, Relaxed);
+            run = Some((q, qs + size));
+        } else {
+            h[1].store(free_check(heap.salt, p), Relaxed);
+            run = Some((p, size));
+        }
+        p += size;
+    }
+    if let Some((q, qs)) = run {
+        heap.insert(q, qs)?;
+    }
+    heap.store(word::USED, used)?;
+    heap.store(word::LIVE, live)?;
+    let high = heap.load(word::HIGH_WATER)?.max(used);
+    heap.store(word::HIGH_WATER, high)
+}
+
+/// Checks every invariant of the pool without changing it: the chain's headers and check
+/// words, no two free blocks adjacent, footers, every free block on exactly the list of
+/// its class and nothing else on the lists, back links, bitmaps, and the counters.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`] naming the first broken invariant.
+pub(crate) fn verify(heap: &Heap<'_>) -> Result<(), AllocError> {
+    let geo = heap.geo;
+    let bad = |what: String| Err(AllocError::Corrupted { what });
+    let (mut used, mut live) = (0u64, 0u64);
+    let mut free: Vec<(u64, u64)> = Vec::new();
+    let mut prev_free = false;
+    let mut p = geo.heap_start;
+    while p < geo.heap_end {
+        let h = heap.header(p)?;
+        let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));
+        let size = w0 & !USED;
+        if !geo.fits(p, size) {
+            return bad(format!("block {p:#x} has size word {w0:#x}"));
+        }
+        if w0 & USED != 0 {
+            if w1 != used_check(heap.salt, p, size) {
+                return bad(format!("used block {p:#x} has a wrong check word"));
+            }
+            used += size;
+            live += 1;
+            prev_free = false;
+        } else {
+            if w1 != free_check(heap.salt, p) {
+                return bad(format!("free block {p:#x} has a wrong check word"));
+            }
+            if prev_free {
+                return bad(format!("free block {p:#x} follows a free block"));
+            }
+            if size > MIN_BLOCK && heap.footer(p, size)?.load(Relaxed) != size {
+                return bad(format!("free block {p:#x} has a wrong footer"));
+            }
+            free.push((p, size));
+            prev_free = true;
+        }
+        p += size;
+    }
+    for (name, i, want) in [
+        ("used bytes", word::USED, used),
+        ("live allocations", word::LIVE, live),
+        ("free blocks", word::FREE_BLOCKS, free.len() as u64),
+    ] {
+        let got = heap.load(i)?;
+        if got != want {
+            return bad(format!("{name} counter says {got}, the heap holds {want}"));
+        }
+    }
+    if heap.load(word::HIGH_WATER)? < used {
+        return bad("high-water mark below current use".into());
+    }
+    let mut listed = vec![false; free.len()];
+    let flmap = heap.load(word::FL_BITMAP)?;
+    if flmap >> geo.fl_count != 0 {
+        return bad(format!(
+            "first-level bitmap {flmap:#x} marks missing classes"
+        ));
+    }
+    for fl in 0..geo.fl_count as usize {
+        let slmap = heap.load(geo.sl_bitmap(fl))?;
+        if slmap >> SL_COUNT != 0 || (slmap != 0) != (flmap >> fl & 1 != 0) {
+            return bad(format!("bitmaps of class {fl} disagree"));
+        }
+        for sl in 0..SL_COUNT as usize {
+            let mut b = heap.load(geo.head(fl, sl))?;
+            if (b != 0) != (slmap >> sl & 1 != 0) {
+                return bad(format!("bitmap bit of list ({fl}, {sl}) is wrong"));
+            }
+            let mut prev = 0;
+            while b != 0 {
+                let Ok(i) = free.binary_search_by_key(&b, |&(q, _)| q) else {
+                    return bad(format!("list ({fl}, {sl}) holds {b:#x}, not a free block"));
+                };
+                if std::mem::replace(&mut listed[i], true) {
+                    return bad(format!("free block {b:#x} is listed twice"));
+                }
+                if class_of(free[i].1) != (fl, sl) {
+                    return bad(format!("free block {b:#x} is on list ({fl}, {sl})"));
+                }
+                let l = heap.links(b)?;
+                if l[1].load(Relaxed) != prev {
+                    return bad(format!("free block {b:#x} has a wrong back link"));
+                }
+                prev = b;
+                b = l[0].load(Relaxed);
+            }
+        }
+    }
+    if let Some(i) = listed.iter().position(|&l| !l) {
+        return bad(format!("free block {:#x} is on no list", free[i].0));
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The errors of the queue layer.
+
+/// Why an item could not be sent. The item comes back in every case: nothing is lost.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError<T> {
+    /// The queue stayed full until the deadline.
+    #[error("timed out: the queue stayed full")]
+    Timeout(T),
+    /// The queue is full (from a `try_` call, which does not wait).
+    #[error("the queue is full")]
+    Full(T),
+    /// The queue was closed.
+    #[error("the queue is closed")]
+    Closed(T),
+    /// The queue's shared state is inconsistent (a holder died mid-update and the state
+    /// could not be repaired); it refuses all further traffic.
+    #[error("the queue's shared state is corrupted")]
+    Corrupted(T),
+}
+
+impl<T> SendError<T> {
+    /// The item that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Timeout(t)
+            | SendError::Full(t)
+            | SendError::Closed(t)
+            | SendError::Corrupted(t) => t,
+        }
+    }
+
+    /// Maps the carried item.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
+        match self {
+            SendError::Timeout(t) => SendError::Timeout(f(t)),
+            SendError::Full(t) => SendError::Full(f(t)),
+            SendError::Closed(t) => SendError::Closed(f(t)),
+            SendError::Corrupted(t) => SendError::Corrupted(f(t)),
+        }
+    }
+}
+
+/// Why nothing was received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// The queue stayed empty until the deadline.
+    #[error("timed out: the queue stayed empty")]
+    Timeout,
+    /// The queue is empty (from a `try_` call, which does not wait).
+    #[error("the queue is empty")]
+    Empty,
+    /// The queue was closed and everything sent before has been received.
+    #[error("the queue is closed and drained")]
+    Closed,
+    /// The queue's shared state is inconsistent; see [`SendError::Corrupted`].
+    #[error("the queue's shared state is corrupted")]
+    Corrupted,
+}

@@ -1,0 +1,158 @@
+//! Model checks of the ring protocol (run with `RUSTFLAGS="--cfg loom"`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loom::thread;
+
+use super::ring::HeapRing;
+use super::{RecvError, Ring, SendError, Wait};
+use crate::sync::Model;
+
+type Heap = HeapRing<Model>;
+
+fn heap(cap: u64) -> Arc<Heap> {
+    HeapRing::new(cap)
+}
+
+fn ring(h: &Heap) -> Ring<'_, Model> {
+    h.ring()
+}
+
+/// Items are `producer << 8 | sequence`, sequences from 1.
+fn item(p: u64, i: u64) -> u64 {
+    p << 8 | i
+}
+
+/// Receives until closed, checking FIFO per producer; returns what arrived.
+fn drain_checked(r: &Ring<'_, Model>) -> Vec<u64> {
+    let mut got = Vec::new();
+    let mut last = [0u64; 4];
+    loop {
+        match r.recv(Wait::Forever) {
+            Ok(v) => {
+                let (p, i) = ((v >> 8) as usize, v & 0xff);
+                assert!(i > last[p], "producer {p}: {i} after {}", last[p]);
+                last[p] = i;
+                got.push(v);
+            }
+            Err(RecvError::Closed) => return got,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+}
+
+fn two_producers_one_consumer(cap: u64) {
+    loom::model(move || {
+        let h = heap(cap);
+        let producers: Vec<_> = (1..=2u64)
+            .map(|p| {
+                let h = h.clone();
+                thread::spawn(move || {
+                    let r = ring(&h);
+                    for i in 1..=2 {
+                        r.send(item(p, i), Wait::Forever).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let hc = h.clone();
+        let consumer = thread::spawn(move || drain_checked(&ring(&hc)));
+        for p in producers {
+            p.join().unwrap();
+        }
+        ring(&h).close();
+        let mut got = consumer.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, vec![item(1, 1), item(1, 2), item(2, 1), item(2, 2)]);
+    });
+}
+
+fn one_producer_two_consumers(cap: u64) {
+    loom::model(move || {
+        let h = heap(cap);
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let h = h.clone();
+                thread::spawn(move || drain_checked(&ring(&h)))
+            })
+            .collect();
+        let r = ring(&h);
+        for i in 1..=3 {
+            r.send(item(1, i), Wait::Forever).unwrap();
+        }
+        r.close();
+        let mut got: Vec<u64> = consumers
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![item(1, 1), item(1, 2), item(1, 3)]);
+    });
+}
+
+#[test]
+fn two_producers_one_consumer_capacity_1() {
+    two_producers_one_consumer(1);
+}
+
+#[test]
+fn two_producers_one_consumer_capacity_2() {
+    two_producers_one_consumer(2);
+}
+
+#[test]
+fn one_producer_two_consumers_capacity_1() {
+    one_producer_two_consumers(1);
+}
+
+#[test]
+fn one_producer_two_consumers_capacity_2() {
+    one_producer_two_consumers(2);
+}
+
+#[test]
+fn close_wakes_blocked_senders_and_receivers() {
+    loom::model(|| {
+        // Capacity 1, already full: a sender blocks; on an empty ring a receiver blocks.
+        let full = heap(1);
+        ring(&full).send(1, Wait::No).unwrap();
+        let empty = heap(1);
+        let f2 = full.clone();
+        let sender = thread::spawn(move || ring(&f2).send(2, Wait::Forever));
+        let e2 = empty.clone();
+        let receiver = thread::spawn(move || ring(&e2).recv(Wait::Forever));
+        ring(&full).close();
+        ring(&empty).close();
+        assert_eq!(sender.join().unwrap(), Err(SendError::Closed(2)));
+        assert_eq!(receiver.join().unwrap(), Err(RecvError::Closed));
+        // What was sent before the close is still received.
+        assert_eq!(ring(&full).recv(Wait::No), Ok(1));
+    });
+}
+
+#[test]
+fn timeouts_return() {
+    loom::model(|| {
+        let h = heap(1);
+        let r = ring(&h);
+        assert_eq!(
+            r.recv(Wait::after::<Model>(Duration::from_millis(10))),
+            Err(RecvError::Timeout)
+        );
+        r.send(7, Wait::No).unwrap();
+        let h2 = h.clone();
+        // A second sender times out or, if the receiver below is quick, gets through.
+        let sender = thread::spawn(move || {
+            ring(&h2).send(8, Wait::after::<Model>(Duration::from_millis(10)))
+        });
+        assert_eq!(r.recv(Wait::Forever), Ok(7));
+        match sender.join().unwrap() {
+            Ok(()) => assert_eq!(r.recv(Wait::No), Ok(8)),
+            Err(e) => {
+                assert_eq!(e, SendError::Timeout(8));
+                assert_eq!(r.recv(Wait::No), Err(RecvError::Empty));
+            }
+        }
+    });
+}

@@ -1,0 +1,570 @@
+//! [`Ring`]: a bounded multi-producer multi-consumer queue of 64-bit items in shared
+//! memory, guarded by a [`ShmMutex`] and two [`ShmCondvar`]s.
+//!
+//! The ring holds items, not values: the pipe above stores value handles (offsets) in it.
+//! It is written against references to its header and slots, so the same code runs in a
+//! region and, under loom, on the heap.
+//!
+//! # Protocol
+//!
+//! `head` and `tail` count items ever dequeued and enqueued; the live items sit in slots
+//! `head % capacity .. tail % capacity`. Both change only under the lock. A sender waits on
+//! `not_full` while `tail - head == capacity`, a receiver on `not_empty` while
+//! `head == tail`; each notifies one waiter of the other side after a change, and the
+//! condvar skips the system call when nobody waits. Before taking the lock, a caller spins
+//! briefly watching `head` and `tail`, so a busy pipeline hands over without sleeping.
+//!
+//! # A holder that dies
+//!
+//! Every store keeps the ring valid. A send writes the slot, then advances `tail` (the
+//! commit: before it the item was never sent, and the sender never heard otherwise). A
+//! receive reads the slot, advances `head` (the commit: before it the item is still there
+//! for another receiver; after it the dead receiver had taken it), then clears the slot. So
+//! an item whose send returned `Ok` is received exactly once unless its receiver dies after
+//! the commit. When the lock reports [`Acquired::OwnerDied`], the ring checks
+//! `head <= tail <= head + capacity`; if that fails it is poisoned and every call returns
+//! `Corrupted`.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::error::{RecvError, SendError};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{DefaultPlatform, Platform, ShmCondvar, ShmMutex, ShmMutexGuard};
+
+/// Spins (checking `head` and `tail`) before taking the lock to wait.
+const SPINS: u32 = if cfg!(loom) { 0 } else { 200 };
+
+/// How long a call may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all (`try_` calls).
+    No,
+    /// Until this time on [`Platform::now_ns`]'s clock.
+    Until(u64),
+    /// As long as it takes (until the queue is closed).
+    Forever,
+}
+
+impl Wait {
+    /// A deadline `d` from now, on platform `P`'s clock.
+    pub fn after<P: Platform>(d: Duration) -> Wait {
+        Wait::Until(P::now_ns().saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
+    }
+
+    fn remaining<P: Platform>(self) -> Option<Option<Duration>> {
+        match self {
+            Wait::No => None,
+            Wait::Forever => Some(None),
+            Wait::Until(d) => {
+                let now = P::now_ns();
+                (now < d).then(|| Some(Duration::from_nanos(d - now)))
+            }
+        }
+    }
+}
+
+/// The ring's shared state, `#[repr(C)]`; all-zero bytes then [`RingHeader::init`] make
+/// an empty ring.
+#[repr(C)]
+pub struct RingHeader<P: Platform = DefaultPlatform> {
+    lock: ShmMutex<P>,
+    not_empty: ShmCondvar<P>,
+    not_full: ShmCondvar<P>,
+    head: AtomicU64,
+    tail: AtomicU64,
+    capacity: AtomicU64,
+    closed: AtomicU32,
+    poisoned: AtomicU32,
+    enqueued: AtomicU64,
+    dequeued: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+impl<P: Platform> fmt::Debug for RingHeader<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingHeader")
+            .field("head", &self.head.load(Ordering::Relaxed))
+            .field("tail", &self.tail.load(Ordering::Relaxed))
+            .field("capacity", &self.capacity.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<P: Platform> Default for RingHeader<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Platform> RingHeader<P> {
+    /// A header with capacity 0; [`init`](Self::init) sets the capacity.
+    pub fn new() -> Self {
+        RingHeader {
+            lock: ShmMutex::new(),
+            not_empty: ShmCondvar::new(),
+            not_full: ShmCondvar::new(),
+            head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            capacity: AtomicU64::new(0),
+            closed: AtomicU32::new(0),
+            poisoned: AtomicU32::new(0),
+            enqueued: AtomicU64::new(0),
+            dequeued: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the capacity of a fresh (zeroed) header before anyone else sees it.
+    pub fn init(&self, capacity: u64) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+    }
+
+    /// The capacity as stored (untrusted until [`Ring::new`] checks it).
+    pub fn capacity(&self) -> u64 {
+        self.capacity.load(Ordering::Relaxed)
+    }
+}
+
+/// A snapshot of a ring's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Slots in the ring.
+    pub capacity: u64,
+    /// Items in it now.
+    pub len: u64,
+    /// Items ever sent.
+    pub enqueued: u64,
+    /// Items ever received.
+    pub dequeued: u64,
+    /// Sends and receives that gave up at their deadline.
+    pub timeouts: u64,
+    /// Receivers sleeping now.
+    pub receivers_waiting: u32,
+    /// Senders sleeping now.
+    pub senders_waiting: u32,
+    /// Whether the ring is closed.
+    pub closed: bool,
+    /// Whether the ring was found inconsistent and refuses traffic.
+    pub poisoned: bool,
+}
+
+/// The ring's shared state did not check out: capacity 0 or not matching the slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("ring header declares capacity {declared}, {slots} slots given")]
+pub struct BadRing {
+    /// Capacity in the header.
+    pub declared: u64,
+    /// Slots supplied.
+    pub slots: u64,
+}
+
+/// A view of a ring: its header and its slots.
+pub struct Ring<'a, P: Platform = DefaultPlatform> {
+    hdr: &'a RingHeader<P>,
+    slots: &'a [AtomicU64],
+    cap: u64,
+}
+
+impl<P: Platform> fmt::Debug for Ring<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl<'a, P: Platform> Ring<'a, P> {
+    /// Views `hdr` and `slots` as a ring, checking the header's capacity against the
+    /// slots (the header may come from an untrusted region).
+    ///
+    /// # Errors
+    ///
+    /// [`BadRing`] if the capacity is 0 or differs from `slots.len()`.
+    pub fn new(hdr: &'a RingHeader<P>, slots: &'a [AtomicU64]) -> Result<Self, BadRing> {
+        let cap = hdr.capacity();
+        if cap == 0 || cap != slots.len() as u64 {
+            return Err(BadRing {
+                declared: cap,
+                slots: slots.len() as u64,
+            });
+        }
+        Ok(Ring { hdr, slots, cap })
+    }
+
+    /// Slots in the ring.
+    pub fn capacity(&self) -> u64 {
+        self.cap
+    }
+
+    /// Items in the ring now (a snapshot).
+    pub fn len(&self) -> u64 {
+        let head = self.hdr.head.load(Ordering::Acquire);
+        let tail = self.hdr.tail.load(Ordering::Acquire);
+        tail.saturating_sub(head).min(self.cap)
+    }
+
+    /// Whether the ring holds no items now (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.hdr.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// The counters, read without the lock (each is exact; together they are a snapshot).
+    pub fn stats(&self) -> RingStats {
+        let h = self.hdr;
+        RingStats {
+            capacity: self.cap,
+            len: self.len(),
+            enqueued: h.enqueued.load(Ordering::Relaxed),
+            dequeued: h.dequeued.load(Ordering::Relaxed),
+            timeouts: h.timeouts.load(Ordering::Relaxed),
+            receivers_waiting: h.not_empty.waiters(),
+            senders_waiting: h.not_full.waiters(),
+            closed: self.is_closed(),
+            poisoned: h.poisoned.load(Ordering::Relaxed) != 0,
+        }
+    }
+
+    /// Takes the lock (until `wait`'s deadline) and repairs after a dead holder.
+    /// `Err(true)`: corrupted; `Err(false)`: timed out.
+    fn lock(&self, wait: Wait) -> Result<ShmMutexGuard<'a, P>, bool> {
+        let mut g = match wait {
+            Wait::Until(d) => {
+                let left = d.saturating_sub(P::now_ns());
+                self.hdr
+                    .lock
+                    .lock_timeout(Duration::from_nanos(left))
+                    .map_err(|_| false)?
+            }
+            _ => self.hdr.lock.lock(),
+        };
+        self.repair(&mut g).map_err(|()| true)?;
+        Ok(g)
+    }
+
+    /// After a dead holder: check the ring's invariant, poison it if broken.
+    fn repair(&self, g: &mut ShmMutexGuard<'a, P>) -> Result<(), ()> {
+        if g.owner_died() {
+            // Every store leaves the ring valid, so the check only catches a state no
+            // sequence of our stores produces; `counts` poisons the ring then.
+            let _ = self.counts();
+            g.mark_consistent();
+        }
+        if self.hdr.poisoned.load(Ordering::Relaxed) != 0 {
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// `head` and `tail`, read under the lock and checked: a ring whose counts break
+    /// `head <= tail <= head + capacity` (written by a buggy or hostile process) is
+    /// poisoned.
+    fn counts(&self) -> Result<(u64, u64), ()> {
+        let head = self.hdr.head.load(Ordering::Relaxed);
+        let tail = self.hdr.tail.load(Ordering::Relaxed);
+        if tail < head || tail - head > self.cap {
+            self.hdr.poisoned.store(1, Ordering::Relaxed);
+            return Err(());
+        }
+        Ok((head, tail))
+    }
+
+    /// Spins while `cond` is false, a bounded number of times.
+    fn spin(&self, cond: impl Fn(u64, u64) -> bool) {
+        for _ in 0..SPINS {
+            let head = self.hdr.head.load(Ordering::Relaxed);
+            let tail = self.hdr.tail.load(Ordering::Relaxed);
+            if cond(head, tail) || self.hdr.closed.load(Ordering::Relaxed) != 0 {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Appends `item`, waiting as `wait` allows while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// The item comes back in [`SendError::Full`] (with [`Wait::No`]),
+    /// [`SendError::Timeout`], [`SendError::Closed`] or [`SendError::Corrupted`].
+    pub fn send(&self, item: u64, wait: Wait) -> Result<(), SendError<u64>> {
+        if wait != Wait::No {
+            self.spin(|head, tail| tail.wrapping_sub(head) < self.cap);
+        }
+        let mut g = match self.lock(wait) {
+            Ok(g) => g,
+            Err(true) => return Err(SendError::Corrupted(item)),
+            Err(false) => return Err(self.timed_out(SendError::Timeout(item))),
+        };
+        let tail = loop {
+            if self.hdr.closed.load(Ordering::Relaxed) != 0 {
+                return Err(SendError::Closed(item));
+            }
+            let Ok((head, tail)) = self.counts() else {
+                return Err(SendError::Corrupted(item));
+            };
+            if tail - head < self.cap {
+                break tail;
+            }
+            let left = match wait.remaining::<P>() {
+                None if wait == Wait::No => return Err(SendError::Full(item)),
+                None => return Err(self.timed_out(SendError::Timeout(item))),
+                Some(left) => left,
+            };
+            g = match left {
+                None => self.hdr.not_full.wait(g),
+                Some(d) => self.hdr.not_full.wait_timeout(g, d).0,
+            };
+            if self.repair(&mut g).is_err() {
+                return Err(SendError::Corrupted(item));
+            }
+        };
+        self.slots[(tail % self.cap) as usize].store(item, Ordering::Relaxed);
+        // The commit: from here the item is in the ring.
+        self.hdr.tail.store(tail + 1, Ordering::Release);
+        self.hdr.enqueued.fetch_add(1, Ordering::Relaxed);
+        drop(g);
+        self.hdr.not_empty.notify_one();
+        Ok(())
+    }
+
+    /// Removes the oldest item, waiting as `wait` allows while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] (with [`Wait::No`]), [`RecvError::Timeout`],
+    /// [`RecvError::Closed`] once the ring is closed and drained, or
+    /// [`RecvError::Corrupted`].
+    pub fn recv(&self, wait: Wait) -> Result<u64, RecvError> {
+        if wait != Wait::No {
+            self.spin(|head, tail| tail != head);
+        }
+        let mut g = match self.lock(wait) {
+            Ok(g) => g,
+            Err(true) => return Err(RecvError::Corrupted),
+            Err(false) => return Err(self.timed_out(RecvError::Timeout)),
+        };
+        let head = loop {
+            let Ok((head, tail)) = self.counts() else {
+                return Err(RecvError::Corrupted);
+            };
+            if tail != head {
+                break head;
+            }
+            if self.hdr.closed.load(Ordering::Relaxed) != 0 {
+                return Err(RecvError::Closed);
+            }
+            let left = match wait.remaining::<P>() {
+                None if wait == Wait::No => return Err(RecvError::Empty),
+                None => return Err(self.timed_out(RecvError::Timeout)),
+                Some(left) => left,
+            };
+            g = match left {
+                None => self.hdr.not_empty.wait(g),
+                Some(d) => self.hdr.not_empty.wait_timeout(g, d).0,
+            };
+            if self.repair(&mut g).is_err() {
+                return Err(RecvError::Corrupted);
+            }
+        };
+        let slot = &self.slots[(head % self.cap) as usize];
+        let item = slot.load(Ordering::Relaxed);
+        // The commit: from here the item is the caller's.
+        self.hdr.head.store(head + 1, Ordering::Release);
+        // The slot keeps no reference to what left it.
+        slot.store(0, Ordering::Relaxed);
+        self.hdr.dequeued.fetch_add(1, Ordering::Relaxed);
+        drop(g);
+        self.hdr.not_full.notify_one();
+        Ok(item)
+    }
+
+    fn timed_out<E>(&self, e: E) -> E {
+        self.hdr.timeouts.fetch_add(1, Ordering::Relaxed);
+        e
+    }
+
+    /// Closes the ring: blocked and later senders get [`SendError::Closed`] with their
+    /// item back; receivers drain what is left, then get [`RecvError::Closed`]. Wakes
+    /// every waiter. Closing twice is harmless.
+    pub fn close(&self) {
+        {
+            let mut g = self.hdr.lock.lock();
+            // A dead holder: the closed flag is set either way; record the check.
+            let _ = self.repair(&mut g);
+            self.hdr.closed.store(1, Ordering::Release);
+        }
+        self.hdr.not_empty.notify_all();
+        self.hdr.not_full.notify_all();
+    }
+
+    /// Removes every item left (for example after close, to release what they hold),
+    /// calling `f` on each.
+    pub fn drain(&self, mut f: impl FnMut(u64)) {
+        while let Ok(item) = self.recv(Wait::No) {
+            f(item);
+        }
+    }
+}
+
+/// A ring on the heap, for the tests and the loom models.
+#[cfg(test)]
+pub(crate) struct HeapRing<P: Platform> {
+    pub(crate) hdr: RingHeader<P>,
+    pub(crate) slots: Vec<AtomicU64>,
+}
+
+#[cfg(test)]
+impl<P: Platform> HeapRing<P> {
+    /// An empty ring of `cap` slots.
+    pub(crate) fn new(cap: u64) -> std::sync::Arc<Self> {
+        let h = HeapRing {
+            hdr: RingHeader::new(),
+            slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
+        };
+        h.hdr.init(cap);
+        std::sync::Arc::new(h)
+    }
+
+    /// The ring view.
+    pub(crate) fn ring(&self) -> Ring<'_, P> {
+        Ring::new(&self.hdr, &self.slots).expect("capacity matches the slots")
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::Os;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    type Heap = HeapRing<Os>;
+
+    fn heap(cap: u64) -> Arc<Heap> {
+        HeapRing::new(cap)
+    }
+
+    fn ring(h: &Heap) -> Ring<'_, Os> {
+        h.ring()
+    }
+
+    #[test]
+    fn capacity_must_match_the_slots() {
+        let h = heap(2);
+        assert_eq!(
+            Ring::new(&h.hdr, &h.slots[..1]).unwrap_err(),
+            BadRing {
+                declared: 2,
+                slots: 1
+            }
+        );
+        let z: RingHeader<Os> = RingHeader::new();
+        assert!(Ring::new(&z, &[]).is_err());
+    }
+
+    #[test]
+    fn fifo_full_empty_and_slots_cleared() {
+        let h = heap(2);
+        let r = ring(&h);
+        assert_eq!(r.recv(Wait::No), Err(RecvError::Empty));
+        r.send(10, Wait::No).unwrap();
+        r.send(11, Wait::No).unwrap();
+        assert_eq!(r.send(12, Wait::No), Err(SendError::Full(12)));
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.recv(Wait::No), Ok(10));
+        assert!(h.slots.iter().any(|s| s.load(Ordering::Relaxed) == 0));
+        r.send(12, Wait::No).unwrap();
+        assert_eq!(r.recv(Wait::Forever), Ok(11));
+        assert_eq!(r.recv(Wait::Forever), Ok(12));
+        assert!(h.slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
+        let s = r.stats();
+        assert_eq!((s.enqueued, s.dequeued, s.len), (3, 3, 0));
+    }
+
+    #[test]
+    fn timeouts_give_the_item_back_and_bound_the_wait() {
+        let h = heap(1);
+        let r = ring(&h);
+        r.send(1, Wait::No).unwrap();
+        let t = Instant::now();
+        assert_eq!(
+            r.send(2, Wait::after::<Os>(Duration::from_millis(30))),
+            Err(SendError::Timeout(2))
+        );
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        r.recv(Wait::No).unwrap();
+        assert_eq!(
+            r.recv(Wait::after::<Os>(Duration::from_millis(30))),
+            Err(RecvError::Timeout)
+        );
+        assert_eq!(r.stats().timeouts, 2);
+    }
+
+    #[test]
+    fn close_wakes_blocked_receivers_after_the_drain() {
+        let h = heap(4);
+        let r = ring(&h);
+        r.send(5, Wait::No).unwrap();
+        let h2 = h.clone();
+        let t = std::thread::spawn(move || {
+            let r = ring(&h2);
+            let mut got = vec![];
+            loop {
+                match r.recv(Wait::Forever) {
+                    Ok(v) => got.push(v),
+                    Err(e) => return (got, e),
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        r.close();
+        assert_eq!(r.send(6, Wait::Forever), Err(SendError::Closed(6)));
+        assert_eq!(t.join().unwrap(), (vec![5], RecvError::Closed));
+    }
+
+    #[test]
+    fn threads_deliver_each_item_once_in_order() {
+        let h = heap(3);
+        const N: u64 = 20_000;
+        let producers: Vec<_> = (0..2u64)
+            .map(|p| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    let r = ring(&h);
+                    for i in 1..=N {
+                        r.send(p << 32 | i, Wait::Forever).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    let r = ring(&h);
+                    let mut last = [0u64; 2];
+                    let mut n = 0u64;
+                    while let Ok(v) = r.recv(Wait::Forever) {
+                        let (p, i) = ((v >> 32) as usize, v & 0xffff_ffff);
+                        assert!(i > last[p], "out of order");
+                        last[p] = i;
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        ring(&h).close();
+        let total: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+        assert_eq!(total, 2 * N);
+    }
+}
