@@ -6,7 +6,7 @@ use super::layout::{
     add, data_bytes, kind_word, store_cell, words, Cell, Kind, BYTES_WORDS, PAIR_WORDS, W_CAP,
     W_DATA, W_KIND, W_LEN, W_RC, W_USED,
 };
-use super::mutate::{seq_push, write_array};
+use super::mutate::write_array;
 use super::{region_id, table};
 use crate::alloc::Pool;
 use crate::sync::atomic::Ordering::Relaxed;
@@ -235,9 +235,16 @@ pub(crate) fn child_of(pool: &Pool, item: ShmItem) -> Result<Child, ValError> {
 
 /// Copies `v` into the pool as a child: inline if it fits a cell, else a new object.
 pub(crate) fn share_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
-    if let Some(c) = Cell::inline(v) {
-        return Ok(Child::Inline(c));
+    match Cell::inline(v) {
+        Some(c) => Ok(Child::Inline(c)),
+        None => share_object(pool, v).map(Child::Obj),
     }
+}
+
+/// Copies a value that does not fit a cell into a new object. Out of line, so that the
+/// common case (a scalar) takes a small frame.
+#[inline(never)]
+fn share_object(pool: &Pool, v: &Val) -> Result<ShmVal, ValError> {
     let h = match v {
         Val::Str(s) => new_bytes(pool, Kind::Str, s.as_bytes())?,
         Val::BigInt(b) => new_bytes(pool, Kind::BigInt, &b.to_signed_bytes_le())?,
@@ -251,9 +258,12 @@ pub(crate) fn share_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
             };
             let h = new_container(pool, kind, None, a.len() as u64)?;
             let obj = h.obj()?;
-            for x in a {
+            let data = obj.inline_data()?;
+            let cells = words(pool.region(), data, 2 * a.len() as u64)?;
+            for (i, (x, w)) in a.iter().zip(cells.chunks_exact(2)).enumerate() {
                 let child = share_child(pool, x)?;
-                seq_push(pool, obj, &child.cell())?;
+                store_cell(w, &child.cell());
+                obj.store(W_LEN, i as u64 + 1);
                 child.commit();
             }
             h
@@ -265,11 +275,11 @@ pub(crate) fn share_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
                 Kind::OTab
             };
             let h = new_container(pool, kind, None, v.len() as u64)?;
-            let obj = h.obj()?;
+            let mut t = table::TableRef::open(pool, h.obj()?)?;
             for (k, x) in v.items() {
                 let key = share_child(pool, k)?;
                 let value = share_child(pool, x)?;
-                table::push_new(pool, obj, k.stable_hash(), &key.cell(), &value.cell())?;
+                t.push(k.stable_hash(), &key.cell(), &value.cell())?;
                 key.commit();
                 value.commit();
             }
@@ -291,7 +301,7 @@ pub(crate) fn share_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
             })
         }
     };
-    Ok(Child::Obj(h))
+    Ok(h)
 }
 
 /// Allocates an object of `kind` with `extra` bytes after its header, writes its first

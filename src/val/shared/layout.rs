@@ -177,6 +177,17 @@ pub(crate) fn data_bytes(kind: Kind, elem: Option<ElemType>, cap: u64) -> Option
     }
 }
 
+/// The tag of each byte code: a table, since every cell read decodes one.
+static TAGS: [Option<Tag>; 256] = {
+    let mut t = [None; 256];
+    let mut i = 0;
+    while i < Tag::ALL.len() {
+        t[Tag::ALL[i] as usize] = Some(Tag::ALL[i]);
+        i += 1;
+    }
+    t
+};
+
 /// A short string held in a cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Short {
@@ -257,7 +268,7 @@ impl Cell {
                 Err(corrupt(at, "an empty cell holds bits"))
             };
         }
-        let tag = Tag::from_u8(code).ok_or_else(|| corrupt(at, format!("tag byte {code:#x}")))?;
+        let tag = TAGS[code as usize].ok_or_else(|| corrupt(at, format!("tag byte {code:#x}")))?;
         if tag == Tag::Str && (w0 >> 8) as u8 & SHORT_FLAG as u8 != 0 {
             let len = ((w0 >> 8) as u8 & !(SHORT_FLAG as u8)) as usize;
             if len > SHORT_MAX {

@@ -92,6 +92,37 @@ impl<'a> TableRef<'a> {
         })
     }
 
+    fn check_index(&self, e: u64) -> Result<&'a [AtomicU64], ValError> {
+        if e >= self.c.used {
+            return Err(corrupt(
+                self.obj.off.get(),
+                format!("entry {e} of {}", self.c.used),
+            ));
+        }
+        Ok(self.entry_words(e))
+    }
+
+    /// Entry `e`'s stored hash.
+    fn hash_of(&self, e: u64) -> Result<u64, ValError> {
+        Ok(self.check_index(e)?[0].load(Relaxed))
+    }
+
+    /// Entry `e`'s key cell, decoded and checked ([`Cell::Empty`] for a dead entry).
+    fn key_of(&self, e: u64) -> Result<Cell, ValError> {
+        let w = self.check_index(e)?;
+        Cell::decode(load_cell(&w[1..3]), self.entry_at(e) + 8)
+    }
+
+    /// The value of live entry `e`, decoded and checked.
+    pub(crate) fn value_of(&self, e: u64) -> Result<Cell, ValError> {
+        let w = self.check_index(e)?;
+        let at = self.entry_at(e) + 24;
+        match Cell::decode(load_cell(&w[3..5]), at)? {
+            Cell::Empty => Err(corrupt(at, "an entry without a value")),
+            c => Ok(c),
+        }
+    }
+
     /// The entry whose key equals `key` (with hash `hash`), if any.
     pub(crate) fn find(&self, pool: &Pool, key: &Val, hash: u64) -> Result<Option<u64>, ValError> {
         Ok(self.probe(pool, key, hash)?.0)
@@ -112,12 +143,12 @@ impl<'a> TableRef<'a> {
                 return Ok((None, Some(i)));
             }
             let e = s - 1;
-            let entry = self.entry(e)?;
-            if entry.hash == hash
-                && entry.key != Cell::Empty
-                && cell_eq_val(pool, &entry.key, key, 0)?
-            {
-                return Ok((Some(e), None));
+            // The stored hash first: most probes end there, without decoding the cells.
+            if self.hash_of(e)? == hash {
+                let k = self.key_of(e)?;
+                if k != Cell::Empty && cell_eq_val(pool, &k, key, 0)? {
+                    return Ok((Some(e), None));
+                }
             }
             i = (i + 1) & mask;
         }
@@ -142,6 +173,37 @@ impl TableRef<'_> {
     fn set_counts(&self, len: u64, used: u64) {
         self.obj.store(W_LEN, len);
         self.obj.store(W_USED, used);
+    }
+
+    /// Appends an entry whose key is known to be absent, if there is room (else
+    /// [`ValError::OutOfMemory`]: the caller grows first). Keeps this view's counts in step
+    /// with the header, so a caller filling a table opens it once. On success the table
+    /// holds the references the cells carry; on error nothing changed.
+    pub(crate) fn push(&mut self, hash: u64, key: &Cell, value: &Cell) -> Result<(), ValError> {
+        let e = self.c.used;
+        if e >= self.c.cap {
+            return Err(ValError::OutOfMemory {
+                requested: u64::MAX,
+                largest_free: 0,
+            });
+        }
+        let mask = self.index.len() - 1;
+        let mut i = hash as usize & mask;
+        let mut slot = None;
+        for _ in 0..self.index.len() {
+            if self.index[i].load(Relaxed) == 0 {
+                slot = Some(i);
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        let slot = slot.ok_or_else(|| corrupt(self.obj.off.get(), "the table's index is full"))?;
+        self.write_entry(e, hash, key, value);
+        self.index[slot].store(e as u32 + 1, Relaxed);
+        self.c.len += 1;
+        self.c.used += 1;
+        self.set_counts(self.c.len, self.c.used);
+        Ok(())
     }
 }
 
@@ -179,29 +241,8 @@ pub(crate) fn push_new(
     if t.c.used == t.c.cap {
         grow(pool, &t, 1)?;
         t = TableRef::open(pool, obj)?;
-        if t.c.used >= t.c.cap {
-            return Err(ValError::OutOfMemory {
-                requested: u64::MAX,
-                largest_free: 0,
-            });
-        }
     }
-    let mask = t.index.len() - 1;
-    let mut i = hash as usize & mask;
-    let mut slot = None;
-    for _ in 0..t.index.len() {
-        if t.index[i].load(Relaxed) == 0 {
-            slot = Some(i);
-            break;
-        }
-        i = (i + 1) & mask;
-    }
-    let slot = slot.ok_or_else(|| corrupt(obj.off.get(), "the table's index is full"))?;
-    let e = t.c.used;
-    t.write_entry(e, hash, key, value);
-    t.index[slot].store(e as u32 + 1, Relaxed);
-    t.set_counts(t.c.len + 1, e + 1);
-    Ok(())
+    t.push(hash, key, value)
 }
 
 /// Inserts or replaces `key`'s value. `make_key` gives the key's cell (called only when the

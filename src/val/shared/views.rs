@@ -504,7 +504,7 @@ impl<'a> ShmTab<'a> {
     pub fn get(&self, key: impl Key) -> Result<Option<ShmRef<'a>>, ValError> {
         let key = key.key();
         match self.t.find(self.pool, &key, key.stable_hash())? {
-            Some(e) => Ok(Some(ShmRef::new(self.pool, self.t.entry(e)?.value))),
+            Some(e) => Ok(Some(ShmRef::new(self.pool, self.t.value_of(e)?))),
             None => Ok(None),
         }
     }
