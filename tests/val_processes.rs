@@ -1,7 +1,7 @@
 //! Shared values between real processes: a handle passed as an offset through the region's
 //! root word, read in place by the other process, and freed by whichever drops last.
 
-// The shared test helpers name std atomics; the crate's loom shim is internal.
+// The common test module names std atomics; the crate's loom shim is internal.
 #![allow(clippy::disallowed_types)]
 
 mod common;

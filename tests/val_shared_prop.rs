@@ -2,7 +2,7 @@
 //! views agree with the heap value, and any order of clones and drops frees each object
 //! exactly once, leaving the pool as it was.
 
-// The shared test helpers name std atomics; the crate's loom shim is internal.
+// The common test module names std atomics; the crate's loom shim is internal.
 #![allow(clippy::disallowed_types)]
 
 mod common;

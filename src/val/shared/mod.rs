@@ -195,7 +195,11 @@ pub use views::{Key, SeqIter, ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab, TabIter}
 use crate::alloc::{AllocError, Pool};
 use crate::val::ValError;
 
-/// How deeply copying out ([`ShmVal::to_val`]) and comparing follow nested containers.
+/// How deeply copying out ([`ShmVal::to_val`]) and comparing follow nested containers:
+/// deeper is [`ValError::TooDeep`]. The same as the text parser's
+/// [`MAX_DEPTH`](crate::val::MAX_DEPTH); that many levels take well under 1 MiB of stack
+/// even unoptimised. Freeing is iterative and has no limit; [`ShmVal::validate`] walks the
+/// graph iteratively, copying out only table keys (within this limit).
 pub const MAX_NESTING: usize = 256;
 
 /// A [`ValError::Corrupt`] at `offset`.
