@@ -6,6 +6,9 @@
 //! - [`region`]: named shared-memory regions with a validated header.
 //! - [`alloc`]: the pool allocator inside a region.
 //! - [`val`](mod@val): dynamic values ([`Val`]) and their Python-literal text.
+//!
+//! Values in a pool are [`ShmVal`] handles, built with [`PoolExt`] (see
+//! [`val::shared`](mod@val::shared)).
 
 #[cfg(not(loom))]
 pub mod alloc;
@@ -20,4 +23,6 @@ pub mod sides;
 pub mod sync;
 pub mod val;
 
+#[cfg(not(loom))]
+pub use val::shared::{PoolExt, ShmVal};
 pub use val::{Arr, Array, Elem, ElemType, FixedState, OTab, Tab, Tag, Tup, Val, ValError};

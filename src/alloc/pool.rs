@@ -167,6 +167,24 @@ impl Pool {
         })
     }
 
+    /// Like [`usable_size`](Self::usable_size), without taking the pool lock: for readers
+    /// that hold a reference to the block and must not contend for the lock on every read.
+    ///
+    /// A used block's header does not change until the block is freed, so for a block the
+    /// caller keeps live the answer is exact. For any other offset it is a best effort
+    /// (the header may be changing under a concurrent operation): an error, or a size read
+    /// from a header with a valid check word. Nothing is modified either way, and the pool
+    /// is never poisoned by this call.
+    ///
+    /// # Errors
+    ///
+    /// As for [`free`](Self::free).
+    pub fn usable_size_unlocked(&self, off: Offset) -> Result<u64, AllocError> {
+        let (_, heap) = self.view()?;
+        heap.used_block(off)
+            .map(|(_, size)| size - super::BLOCK_HEADER)
+    }
+
     /// A snapshot of the pool's use.
     ///
     /// # Errors

@@ -35,4 +35,53 @@ pub enum ValError {
         /// What it found instead, e.g. `'x'` or `end of input`.
         found: String,
     },
+    /// The pool has no free block for a shared value (or a part of one). Whatever the
+    /// operation had built is freed again.
+    #[error(
+        "out of pool memory: {requested} bytes requested, the largest free block holds \
+         {largest_free}"
+    )]
+    OutOfMemory {
+        /// The block size asked for.
+        requested: u64,
+        /// The largest block the pool could hand out at the time.
+        largest_free: u64,
+    },
+    /// The pool allocator failed otherwise (a request larger than the pool, a corrupt or
+    /// poisoned pool); its message.
+    #[error("pool: {what}")]
+    Pool {
+        /// The allocator's error, printed.
+        what: String,
+    },
+    /// A shared value from one region was to be linked into a value of another. Only
+    /// values of the same region can hold each other; copy across with `to_val` and
+    /// `share`.
+    #[error("value of region {found:032x} cannot be linked into region {expected:032x}")]
+    ForeignRegion {
+        /// The id of the region the container lives in.
+        expected: u128,
+        /// The id of the region the value lives in.
+        found: u128,
+    },
+    /// The shared value has other references (handles or containers holding it), so it
+    /// is read-only.
+    #[error("the shared value has other references: it is read-only")]
+    NotUnique,
+    /// A shared value failed a check: a bad offset, tag, length, refcount or string. The
+    /// memory was written by a process that did not follow the format (or was changed
+    /// since); nothing was read past the check.
+    #[error("corrupt shared value at offset {offset:#x}: {what}")]
+    Corrupt {
+        /// The region offset of the object or cell found wrong.
+        offset: u64,
+        /// What was wrong.
+        what: String,
+    },
+    /// A shared value nests deeper than an operation that copies or compares it follows.
+    #[error("shared value nests deeper than {limit} levels")]
+    TooDeep {
+        /// The depth limit.
+        limit: usize,
+    },
 }

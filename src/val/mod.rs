@@ -90,3 +90,6 @@ pub use value::{Arr, Items, Iter, OTab, Tab, Tup, Val, ValIndex};
 
 pub use num_bigint::{BigInt, BigUint};
 pub use num_complex::{Complex32, Complex64};
+
+#[cfg(not(loom))]
+pub mod shared;

@@ -1,0 +1,395 @@
+//! Building shared values: [`PoolExt`] (deep copy of a heap [`Val`], empty containers to
+//! fill in place) and [`IntoShm`], what may be put into a shared container.
+
+use super::handle::ShmVal;
+use super::layout::{
+    add, data_bytes, kind_word, store_cell, words, Cell, Kind, BYTES_WORDS, PAIR_WORDS, W_CAP,
+    W_DATA, W_KIND, W_LEN, W_RC, W_USED,
+};
+use super::mutate::write_array;
+use super::{region_id, table};
+use crate::alloc::Pool;
+use crate::sync::atomic::Ordering::Relaxed;
+use crate::val::array::with_vec;
+use crate::val::{Array, Elem, ElemType, Tag, Val, ValError};
+
+/// Shared-value constructors on a [`Pool`].
+///
+/// `Pool` belongs to the allocator, a lower layer that knows nothing of values, so the
+/// values layer adds its constructors with this extension trait (re-exported at the crate
+/// root): `use shmval::PoolExt;` and then `pool.share(&v)`, `pool.tab()`.
+///
+/// Every constructor returns a unique handle (refcount 1), writable through
+/// [`ShmVal::get_mut`] until it is cloned or moved into a container or a queue. On
+/// [`ValError::OutOfMemory`] (or any error) whatever was partly built is freed: the pool
+/// is as before the call.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use shmval::{alloc::Pool, region::{Region, RegionName}, val, PoolExt, Val};
+/// # let name = RegionName::new(format!("shmval-doc-build-{}", std::process::id())).unwrap();
+/// # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
+/// let v = val!({"a": 1, "b": [1, 2.5, "x"]});
+/// let shared = pool.share(&v)?;
+/// assert_eq!(shared.to_val()?, v);
+///
+/// let mut t = pool.tab()?;
+/// let mut w = t.try_mut()?;
+/// w.insert("k", 7)?;
+/// w.insert("list", pool.share(&val!([1, 2]))?)?; // a handle is moved in
+/// assert_eq!(t.as_tab()?.get("k")?.unwrap().to_val()?, 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait PoolExt {
+    /// A deep copy of `v` in the pool: every container, string, big integer and array,
+    /// with the same types. A scalar gets an object of its own (a box).
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::OutOfMemory`], [`ValError::Pool`].
+    fn share(&self, v: &Val) -> Result<ShmVal, ValError>;
+
+    /// A new empty `Tab`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`share`](Self::share).
+    fn tab(&self) -> Result<ShmVal, ValError>;
+
+    /// A new empty `OTab`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`share`](Self::share).
+    fn otab(&self) -> Result<ShmVal, ValError>;
+
+    /// A new empty `Arr`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`share`](Self::share).
+    fn arr(&self) -> Result<ShmVal, ValError>;
+
+    /// A new empty `Tup`, to be filled with [`push`](super::ShmValMut::push) before it is
+    /// shared.
+    ///
+    /// # Errors
+    ///
+    /// As for [`share`](Self::share).
+    fn tup(&self) -> Result<ShmVal, ValError>;
+
+    /// A new empty container of kind `tag` (`Tab`, `OTab`, `Arr` or `Tup`) with room for
+    /// `capacity` entries or elements before it grows.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::WrongType`] for another tag; as for [`share`](Self::share).
+    fn with_capacity(&self, tag: Tag, capacity: usize) -> Result<ShmVal, ValError>;
+
+    /// A new typed array of `len` zeros (`false`, `0`, `0.0`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`share`](Self::share).
+    fn array<T: Elem>(&self, len: usize) -> Result<ShmVal, ValError>;
+
+    /// A new typed array holding a copy of `data`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`share`](Self::share).
+    fn array_from<T: Elem>(&self, data: &[T]) -> Result<ShmVal, ValError>;
+}
+
+impl PoolExt for Pool {
+    fn share(&self, v: &Val) -> Result<ShmVal, ValError> {
+        match share_child(self, v)? {
+            Child::Obj(h) => Ok(h),
+            Child::Inline(cell) => new_box(self, cell),
+        }
+    }
+
+    fn tab(&self) -> Result<ShmVal, ValError> {
+        self.with_capacity(Tag::Tab, 0)
+    }
+
+    fn otab(&self) -> Result<ShmVal, ValError> {
+        self.with_capacity(Tag::OTab, 0)
+    }
+
+    fn arr(&self) -> Result<ShmVal, ValError> {
+        self.with_capacity(Tag::Arr, 0)
+    }
+
+    fn tup(&self) -> Result<ShmVal, ValError> {
+        self.with_capacity(Tag::Tup, 0)
+    }
+
+    fn with_capacity(&self, tag: Tag, capacity: usize) -> Result<ShmVal, ValError> {
+        match Kind::of_tag(tag) {
+            Some(kind) if kind.is_table() || kind.is_seq() => {
+                new_container(self, kind, None, capacity as u64)
+            }
+            _ => Err(ValError::WrongType {
+                expected: "Tab, OTab, Arr or Tup",
+                found: tag,
+            }),
+        }
+    }
+
+    fn array<T: Elem>(&self, len: usize) -> Result<ShmVal, ValError> {
+        let h = new_container(self, Kind::Array, Some(T::TYPE), len as u64)?;
+        write_array::<T>(self, h.obj()?, len as u64, true, |_| {})?;
+        Ok(h)
+    }
+
+    fn array_from<T: Elem>(&self, data: &[T]) -> Result<ShmVal, ValError> {
+        let h = new_container(self, Kind::Array, Some(T::TYPE), data.len() as u64)?;
+        write_array::<T>(self, h.obj()?, data.len() as u64, false, |dst| {
+            dst.copy_from_slice(data)
+        })?;
+        Ok(h)
+    }
+}
+
+/// What can be put into a shared container: a heap value (anything `Into<Val>`, copied
+/// into the pool) or a [`ShmVal`] handle (moved in: the container takes over its
+/// reference, no copy and no refcount change).
+///
+/// A handle of another region is refused with [`ValError::ForeignRegion`].
+pub trait IntoShm {
+    /// The item, ready to be placed.
+    fn into_shm(self) -> ShmItem;
+}
+
+/// A value on its way into a shared container; see [`IntoShm`].
+#[derive(Debug)]
+pub enum ShmItem {
+    /// A heap value, to be copied in.
+    Val(Val),
+    /// A shared value, to be moved in.
+    Shared(ShmVal),
+}
+
+impl IntoShm for ShmVal {
+    fn into_shm(self) -> ShmItem {
+        ShmItem::Shared(self)
+    }
+}
+
+impl IntoShm for ShmItem {
+    fn into_shm(self) -> ShmItem {
+        self
+    }
+}
+
+impl<T: Into<Val>> IntoShm for T {
+    fn into_shm(self) -> ShmItem {
+        ShmItem::Val(self.into())
+    }
+}
+
+/// A value about to be written into a cell: inline, or an object whose one reference the
+/// cell will take over when [`commit`](Child::commit)ted. Dropped uncommitted, it frees
+/// what it holds.
+#[derive(Debug)]
+pub(crate) enum Child {
+    Inline(Cell),
+    Obj(ShmVal),
+}
+
+impl Child {
+    /// The cell to write.
+    pub(crate) fn cell(&self) -> Cell {
+        match self {
+            Child::Inline(c) => *c,
+            Child::Obj(h) => h.cell(),
+        }
+    }
+
+    /// The cell was written: its reference now belongs to the container.
+    pub(crate) fn commit(self) {
+        if let Child::Obj(h) = self {
+            let _ = h.into_raw();
+        }
+    }
+}
+
+/// Turns an item into a child for a container in `pool`'s region.
+pub(crate) fn child_of(pool: &Pool, item: ShmItem) -> Result<Child, ValError> {
+    match item {
+        ShmItem::Val(v) => share_child(pool, &v),
+        ShmItem::Shared(h) => {
+            let (expected, found) = (region_id(pool), region_id(h.pool()));
+            if expected != found {
+                return Err(ValError::ForeignRegion { expected, found });
+            }
+            // A boxed scalar is stored inline; the box itself is dropped.
+            Ok(match h.kind() {
+                Kind::Boxed => Child::Inline(h.cell()),
+                _ => Child::Obj(h),
+            })
+        }
+    }
+}
+
+/// Copies `v` into the pool as a child: inline if it fits a cell, else a new object.
+pub(crate) fn share_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
+    match Cell::inline(v) {
+        Some(c) => Ok(Child::Inline(c)),
+        None => share_object(pool, v).map(Child::Obj),
+    }
+}
+
+/// Copies a value that does not fit a cell into a new object. Out of line, so that the
+/// common case (a scalar) takes a small frame.
+#[inline(never)]
+fn share_object(pool: &Pool, v: &Val) -> Result<ShmVal, ValError> {
+    let h = match v {
+        Val::Str(s) => new_bytes(pool, Kind::Str, s.as_bytes())?,
+        Val::BigInt(b) => new_bytes(pool, Kind::BigInt, &b.to_signed_bytes_le())?,
+        Val::BigUint(b) => new_bytes(pool, Kind::BigUint, &b.to_bytes_le())?,
+        Val::C64(c) => new_pair(pool, Kind::C64, [c.re.to_bits(), c.im.to_bits()])?,
+        Val::Arr(a) | Val::Tup(a) => {
+            let kind = if matches!(v, Val::Arr(_)) {
+                Kind::Arr
+            } else {
+                Kind::Tup
+            };
+            let h = new_container(pool, kind, None, a.len() as u64)?;
+            let obj = h.obj()?;
+            let data = obj.inline_data()?;
+            let cells = words(pool.region(), data, 2 * a.len() as u64)?;
+            for (i, (x, w)) in a.iter().zip(cells.chunks_exact(2)).enumerate() {
+                let child = share_child(pool, x)?;
+                store_cell(w, &child.cell());
+                obj.store(W_LEN, i as u64 + 1);
+                child.commit();
+            }
+            h
+        }
+        Val::Tab(_) | Val::OTab(_) => {
+            let kind = if matches!(v, Val::Tab(_)) {
+                Kind::Tab
+            } else {
+                Kind::OTab
+            };
+            let h = new_container(pool, kind, None, v.len() as u64)?;
+            let mut t = table::TableRef::open(pool, h.obj()?)?;
+            for (k, x) in v.items() {
+                let key = share_child(pool, k)?;
+                let value = share_child(pool, x)?;
+                t.push(k.stable_hash(), &key.cell(), &value.cell())?;
+                key.commit();
+                value.commit();
+            }
+            h
+        }
+        Val::Array(a) => {
+            let h = new_container(pool, Kind::Array, Some(a.elem_type()), a.len() as u64)?;
+            let obj = h.obj()?;
+            with_vec!(a, data => write_array(pool, obj, data.len() as u64, false, |dst| {
+                dst.copy_from_slice(data)
+            })?);
+            h
+        }
+        // Every other value fits a cell.
+        _ => {
+            return Err(ValError::WrongType {
+                expected: "a value held in an object",
+                found: v.tag(),
+            })
+        }
+    };
+    Ok(h)
+}
+
+/// Allocates an object of `kind` with `extra` bytes after its header, writes its first
+/// word and a refcount of 1, zeroes the rest of the header (a box gets `cell`), and
+/// adopts it.
+fn new_obj(
+    pool: &Pool,
+    kind: Kind,
+    elem: Option<ElemType>,
+    extra: u64,
+    cell: Cell,
+) -> Result<ShmVal, ValError> {
+    let size = kind
+        .header_bytes()
+        .checked_add(extra)
+        .ok_or(ValError::OutOfMemory {
+            requested: u64::MAX,
+            largest_free: 0,
+        })?;
+    let off = pool.alloc(size, 16)?;
+    let init = words(pool.region(), off, kind.header_words() as u64).map(|w| {
+        w[W_KIND].store(kind_word(kind, elem.map_or(0, |e| e as u8)), Relaxed);
+        w[W_RC].store(1, Relaxed);
+        for x in &w[W_RC + 1..] {
+            x.store(0, Relaxed);
+        }
+        if kind == Kind::Boxed {
+            store_cell(&w[W_LEN..W_LEN + 2], &cell);
+        }
+    });
+    match init {
+        Ok(()) => Ok(ShmVal::adopt(pool, off, kind, cell)),
+        Err(e) => {
+            let _ = pool.free(off);
+            Err(e)
+        }
+    }
+}
+
+/// A box holding one inline cell: what a handle to a scalar points at.
+pub(crate) fn new_box(pool: &Pool, cell: Cell) -> Result<ShmVal, ValError> {
+    new_obj(pool, Kind::Boxed, None, 0, cell)
+}
+
+/// A string or big integer: its bytes after a three-word header.
+fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> {
+    let len = bytes.len() as u64;
+    let h = new_obj(pool, kind, None, len, Cell::Empty)?;
+    let obj = h.obj()?;
+    obj.store(W_LEN, len);
+    let at = add(obj.off, 8 * BYTES_WORDS as u64)?;
+    // SAFETY: the block was just allocated for this object and no reference to it has
+    // left this function: nobody else reads or writes these bytes.
+    let dst = unsafe { pool.region().bytes_mut(at, len) }
+        .map_err(|e| super::corrupt(at.get(), e.to_string()))?;
+    dst.copy_from_slice(bytes);
+    Ok(h)
+}
+
+/// A complex of two `f64`: the bits of its parts after the refcount.
+fn new_pair(pool: &Pool, kind: Kind, parts: [u64; 2]) -> Result<ShmVal, ValError> {
+    debug_assert_eq!(kind.header_words(), PAIR_WORDS);
+    let h = new_obj(pool, kind, None, 0, Cell::Empty)?;
+    let obj = h.obj()?;
+    obj.store(W_LEN, parts[0]);
+    obj.store(W_CAP, parts[1]);
+    Ok(h)
+}
+
+/// An empty container of `kind` with inline room for `cap` elements or entries.
+pub(crate) fn new_container(
+    pool: &Pool,
+    kind: Kind,
+    elem: Option<ElemType>,
+    cap: u64,
+) -> Result<ShmVal, ValError> {
+    let bytes = data_bytes(kind, elem, cap).ok_or(ValError::OutOfMemory {
+        requested: u64::MAX,
+        largest_free: 0,
+    })?;
+    let h = new_obj(pool, kind, elem, bytes, Cell::Empty)?;
+    let obj = h.obj()?;
+    let data = obj.inline_data()?;
+    obj.store(W_CAP, cap);
+    obj.store(W_DATA, data.get());
+    obj.store(W_USED, 0);
+    if kind.is_table() {
+        table::clear_index(pool, data, cap)?;
+    }
+    Ok(h)
+}

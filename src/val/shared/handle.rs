@@ -1,0 +1,303 @@
+//! [`ShmVal`]: an owned, refcounted handle to a value in a pool.
+
+use std::fmt;
+
+use super::layout::{boxed_cell, Cell, Kind, Obj, MAX_REFCOUNT, W_RC};
+use super::mutate::ShmValMut;
+use super::release::{inc, release};
+use super::views::{ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
+use super::{corrupt, region_id};
+use crate::alloc::Pool;
+use crate::region::Offset;
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::val::{Elem, Tag, Val, ValError};
+
+/// An owned reference to a value in a [`Pool`]: the shared counterpart of [`Val`].
+///
+/// A handle holds one count of its object's process-shared refcount. [`Clone`] adds one
+/// (a relaxed increment, as `Arc`); dropping the handle removes it, and the drop that
+/// removes the last one, in whichever process, frees the value and everything only it
+/// holds back to the pool. The handle carries its pool (and through it the region and
+/// the region's random id), so nothing of another region can be linked into it.
+///
+/// Reading needs no copy: [`view`](Self::view) and the `as_*` methods give typed views
+/// borrowed from the handle. Writing needs a unique handle: [`get_mut`](Self::get_mut)
+/// succeeds only while the count is 1, as `Arc::get_mut`. See the
+/// [module docs](super#mutability-and-cycles) for why this makes cycles impossible and
+/// lets every process read a shared value without locks.
+///
+/// Dropping cannot report errors; [`release`](Self::release) drops and reports what a
+/// corrupt graph made impossible to free.
+pub struct ShmVal {
+    pool: Pool,
+    /// Null once the reference was given up by `into_raw`.
+    off: Offset,
+    kind: Kind,
+    /// What a view sees: the cell of a boxed scalar (boxes are never written after they
+    /// are made), or a link to the object itself.
+    cell: Cell,
+}
+
+impl ShmVal {
+    /// Takes over one reference to the checked object at `off` (internal constructor).
+    /// `cell` is the box's cell for a [`Kind::Boxed`], else ignored.
+    pub(crate) fn adopt(pool: &Pool, off: Offset, kind: Kind, cell: Cell) -> ShmVal {
+        let cell = match kind.tag() {
+            Some(tag) => Cell::Obj(tag, off),
+            None => cell,
+        };
+        ShmVal {
+            pool: pool.clone(),
+            off,
+            kind,
+            cell,
+        }
+    }
+
+    /// The pool the value lives in.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The region offset of the value's object: what [`into_raw`](Self::into_raw) gives.
+    pub fn offset(&self) -> Offset {
+        self.off
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn cell(&self) -> Cell {
+        self.cell
+    }
+
+    /// The object's header, checked again.
+    pub(crate) fn obj(&self) -> Result<Obj<'_>, ValError> {
+        Obj::open(self.pool.region(), self.off, Some(self.kind))
+    }
+
+    fn rc(&self) -> Option<&AtomicU64> {
+        let at = self.off.checked_add(8 * W_RC as u64)?;
+        self.pool.region().resolve::<AtomicU64>(at).ok()
+    }
+
+    /// The number of references to the value now: handles in every process plus containers
+    /// holding it. A snapshot: other processes may change it at any time.
+    pub fn ref_count(&self) -> u64 {
+        self.rc().map_or(0, |rc| rc.load(Ordering::Relaxed))
+    }
+
+    /// The kind of value.
+    pub fn tag(&self) -> Tag {
+        self.view().tag()
+    }
+
+    /// A read-only view of the value, borrowed from the handle.
+    pub fn view(&self) -> ShmRef<'_> {
+        ShmRef::new(&self.pool, self.cell)
+    }
+
+    /// A copy of the value on the heap, equal to what was shared and of the same types.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::Corrupt`] if any part of the value fails its checks,
+    /// [`ValError::TooDeep`] past [`MAX_NESTING`](super::MAX_NESTING) levels.
+    pub fn to_val(&self) -> Result<Val, ValError> {
+        self.view().to_val()
+    }
+
+    /// Checks the whole graph: every offset, tag, length, refcount and string. See
+    /// [validation](super#validation).
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::Corrupt`] naming the first problem found.
+    pub fn validate(&self) -> Result<(), ValError> {
+        super::validate::validate(&self.pool, self.off)
+    }
+
+    /// The value as a table (`Tab` or `OTab`).
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::WrongType`], [`ValError::Corrupt`].
+    pub fn as_tab(&self) -> Result<ShmTab<'_>, ValError> {
+        self.view().as_tab()
+    }
+
+    /// The value as a sequence (`Arr` or `Tup`).
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::WrongType`], [`ValError::Corrupt`].
+    pub fn as_seq(&self) -> Result<ShmSeq<'_>, ValError> {
+        self.view().as_seq()
+    }
+
+    /// The value as a string.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::WrongType`], [`ValError::Corrupt`] (also for invalid UTF-8).
+    pub fn as_str(&self) -> Result<ShmStr<'_>, ValError> {
+        self.view().as_str()
+    }
+
+    /// The value as a typed array.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::WrongType`], [`ValError::Corrupt`].
+    pub fn as_array(&self) -> Result<ShmArray<'_>, ValError> {
+        self.view().as_array()
+    }
+
+    /// The elements of a typed array of `T`, in place.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::WrongType`] unless the value is an array of `T`, [`ValError::Corrupt`].
+    pub fn as_slice<T: Elem>(&self) -> Result<&[T], ValError> {
+        self.view().as_slice()
+    }
+
+    /// Whether this is the only reference to the value (then [`get_mut`](Self::get_mut)
+    /// succeeds).
+    pub fn is_unique(&mut self) -> bool {
+        // SYNC POINT: acquire, pairing with the release decrements of references dropped
+        // by other threads or processes, so their reads happen before this one's writes.
+        self.rc().is_some_and(|rc| rc.load(Ordering::Acquire) == 1)
+    }
+
+    /// Write access, if this is the only reference to the value (its refcount is 1):
+    /// after a clone, or once held by a container or a queue, the value is read-only.
+    pub fn get_mut(&mut self) -> Option<ShmValMut<'_>> {
+        if self.is_unique() {
+            Some(ShmValMut::new(self))
+        } else {
+            None
+        }
+    }
+
+    /// Write access, or [`ValError::NotUnique`] when other references exist.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::NotUnique`].
+    pub fn try_mut(&mut self) -> Result<ShmValMut<'_>, ValError> {
+        self.get_mut().ok_or(ValError::NotUnique)
+    }
+
+    /// Gives up the handle without dropping its reference, and returns the object's
+    /// offset: the form in which a value crosses to another process (through a queue
+    /// slot, or any word of the region). [`from_raw`](Self::from_raw) takes the reference
+    /// over again; until then the value cannot be freed.
+    pub fn into_raw(mut self) -> Offset {
+        // A null offset tells `drop` that the reference was given up.
+        std::mem::replace(&mut self.off, Offset::NULL)
+    }
+
+    /// Takes over one reference to the value at `off` in `pool`'s region, which
+    /// [`into_raw`](Self::into_raw) gave (in this process or another).
+    ///
+    /// The object header is checked first: its magic, kind, a plausible refcount (at
+    /// least one) and that the pool's block at `off` holds it. Only the top object is
+    /// checked; call [`validate`](Self::validate) to check the graph of a value from an
+    /// untrusted writer.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::Corrupt`] if `off` does not hold a live value; nothing is taken over then.
+    ///
+    /// # Safety
+    ///
+    /// `off` carries one reference that nobody else takes over: it came from `into_raw`,
+    /// and this is the only call that adopts it. Two handles made from one reference would
+    /// each see a count of 1 and could write the value ([`get_mut`](Self::get_mut)) while
+    /// the other reads it.
+    pub unsafe fn from_raw(pool: &Pool, off: Offset) -> Result<ShmVal, ValError> {
+        let obj = Obj::open(pool.region(), off, None)?;
+        let rc = obj.rc().load(Ordering::Relaxed);
+        if rc == 0 || rc > MAX_REFCOUNT {
+            return Err(corrupt(off.get(), format!("refcount {rc}")));
+        }
+        let usable = pool
+            .usable_size(off)
+            .map_err(|e| corrupt(off.get(), e.to_string()))?;
+        if usable < obj.kind.header_bytes() {
+            return Err(corrupt(off.get(), format!("block of {usable} bytes")));
+        }
+        let cell = if obj.kind == Kind::Boxed {
+            boxed_cell(&obj)?
+        } else {
+            Cell::Empty
+        };
+        Ok(ShmVal::adopt(pool, off, obj.kind, cell))
+    }
+
+    /// Drops the handle, reporting what could not be freed if this was the last reference
+    /// and the graph turned out corrupt (the parts that could be freed are).
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::Corrupt`], or [`ValError::Pool`] if the pool refused a free.
+    pub fn release(self) -> Result<(), ValError> {
+        let pool = self.pool.clone();
+        let off = self.into_raw();
+        release(&pool, off)
+    }
+
+    /// Whether the two handles name the same object (as `Arc::ptr_eq`).
+    pub fn ptr_eq(&self, other: &ShmVal) -> bool {
+        self.off == other.off && region_id(&self.pool) == region_id(&other.pool)
+    }
+}
+
+impl Clone for ShmVal {
+    /// Another handle to the same value: one more reference (a relaxed increment).
+    fn clone(&self) -> ShmVal {
+        // The count lies in the header checked when this handle was made; the region's size
+        // never changes, so it resolves.
+        if let Some(rc) = self.rc() {
+            inc(rc);
+        }
+        ShmVal {
+            pool: self.pool.clone(),
+            off: self.off,
+            kind: self.kind,
+            cell: self.cell,
+        }
+    }
+}
+
+impl Drop for ShmVal {
+    fn drop(&mut self) {
+        if self.off.is_null() {
+            return;
+        }
+        // Errors cannot be reported from a drop; `release` reports them.
+        let _ = release(&self.pool, self.off);
+    }
+}
+
+impl fmt::Debug for ShmVal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmVal")
+            .field("offset", &self.off)
+            .field("tag", &self.tag())
+            .field("region", &self.pool.region().id())
+            .finish()
+    }
+}
+
+impl fmt::Display for ShmVal {
+    /// The value's Python literal, as [`Val`]'s; `<error>` if it cannot be read.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_val() {
+            Ok(v) => fmt::Display::fmt(&v, f),
+            Err(e) => write!(f, "<{e}>"),
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Values in a shared pool: [`ShmVal`] handles with process-shared refcounts, typed views
+//! that read in place, and the format they share.
+//!
+//! - [`PoolExt`]: `pool.share(&val)` (a deep copy into the pool), and empty containers to
+//!   fill in place (`pool.tab()`, `pool.otab()`, `pool.arr()`, `pool.array::<f64>(n)`, ...).
+//!   `Pool` belongs to the allocator, a lower layer, so the constructors are an extension
+//!   trait of this layer, re-exported at the crate root.
+//! - [`ShmVal`]: an owned handle. Clone and drop count references; the last drop, in any
+//!   process, frees the graph. [`ShmVal::to_val`] copies out; [`ShmVal::into_raw`] and
+//!   [`ShmVal::from_raw`] pass a handle between processes as an offset.
+//! - Views, borrowed from a handle: [`ShmRef`] (any value), [`ShmTab`] (`Tab` and `OTab`),
+//!   [`ShmSeq`] (`Arr` and `Tup`), [`ShmStr`], [`ShmArray`] (and `&[T]` slices of it).
+//! - [`ShmValMut`]: writes through a unique handle; [`IntoShm`]: what may be put in.
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use shmval::{alloc::Pool, region::{Region, RegionName}, val, PoolExt, Val};
+//! # let name = RegionName::new(format!("shmval-doc-shared-{}", std::process::id())).unwrap();
+//! # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
+//! let shared = pool.share(&val!({"a": 1.0, "xs": [1, 2, 3], "name": "shmval"}))?;
+//! let tab = shared.as_tab()?;
+//! assert_eq!(tab.get("name")?.unwrap().as_str()?, "shmval");
+//! assert!(tab.get("a")?.unwrap() == Val::from(1)); // 1 == 1.0, as on the heap
+//! assert_eq!(tab.get("xs")?.unwrap().as_seq()?.len(), 3);
+//!
+//! let samples = pool.array_from(&[0.5f64, 1.5, 2.5])?;
+//! assert_eq!(samples.as_slice::<f64>()?, &[0.5, 1.5, 2.5]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The format
+//!
+//! Everything is 8-byte words inside pool blocks (16-aligned), linked by region offsets,
+//! never pointers, and read and written through atomics, except the byte payloads of
+//! strings and big integers and the elements of typed arrays (see [soundness](#soundness)).
+//! Numbers are little-endian (the platform's: regions are not shared across machines).
+//!
+//! **Cells** hold one value in 16 bytes: word 0's low byte is the value's [`Tag`](crate::Tag) code.
+//!
+//! | value | word 0 | word 1 |
+//! |---|---|---|
+//! | `None`, `Bool`, `I8`..`U64`, `F32`, `F64` | tag | the value's bits, zero-extended (`Bool` 0 or 1) |
+//! | `C32` | tag | real part's bits (low half), imaginary part's (high half) |
+//! | `Str` of at most 14 bytes | tag, `0x80 \| len`, bytes 0..6 | bytes 6..14 (unused bytes 0) |
+//! | `Str`, `BigInt`, `BigUint`, `C64`, `Tab`, `OTab`, `Arr`, `Tup`, `Array` | tag | offset of the object |
+//! | (dead table entry) | 0 | 0 |
+//!
+//! Every bit the table fixes is checked when a cell is read: unknown tags, bits past a
+//! tag, payloads wider than their type, links that are 0 or misaligned are
+//! [`ValError::Corrupt`].
+//!
+//! **Objects** start with a header; word 0 is `b"SVO\x01"` (magic and format version) in
+//! its low four bytes, the object's kind (the tag code of what it holds, or 1 for a box) in
+//! byte 4 and an array's [`ElemType`](crate::ElemType) code in byte 5; word 1 is the
+//! refcount.
+//!
+//! | kind | words 2.. | then |
+//! |---|---|---|
+//! | box (a scalar a handle points at) | one cell (2 words) | |
+//! | `Str`, `BigInt`, `BigUint` | byte length | the bytes (UTF-8; `BigInt` two's complement, `BigUint` unsigned, both little-endian) |
+//! | `C64` | real part's bits, imaginary part's bits | |
+//! | `Arr`, `Tup` | length, capacity, data offset, 0 | `capacity` cells at the data offset |
+//! | `Array` | length, capacity, data offset, 0 | `capacity` elements of the element type |
+//! | `Tab`, `OTab` | live entries, capacity, data offset, entries written | entries, then the index |
+//!
+//! A container's data follows its header in the same block when it was made with its
+//! final size (`share`, and builders until they first grow); growing moves it to a block
+//! of its own (the data offset says where; the old data block is freed unless it was the
+//! header's).
+//!
+//! **Tables** (`Tab` and `OTab` share one implementation; only the kind differs): the data
+//! is `capacity` entries of 5 words (the key's [`Val::stable_hash`](crate::Val::stable_hash), the key cell, the
+//! value cell) in insertion order, then an index of `u32` slots, a power of two above 1.5 ×
+//! capacity, each holding `entry + 1` or 0 for empty, probed linearly from
+//! `hash & (slots - 1)`. Removing an entry empties its cells (a tombstone, which probes
+//! skip) and keeps its slot; growing compacts the entries and rebuilds the index. Lookups
+//! hash a heap key with the same fixed SipHash as the heap `Tab`, so a key is found in every
+//! process and `get(1)` finds the key `1.0`. Iteration is in insertion order for both kinds.
+//!
+//! # Refcounts
+//!
+//! Every object has a process-shared refcount, counting handles (in any process) and
+//! cells linking to it. Cloning a handle increments it (relaxed); dropping decrements it
+//! (release) and the decrement that reaches zero is followed by an acquire fence, as in
+//! `Arc`. That last drop frees the object and drops the references its cells hold, with a
+//! work list instead of recursion, so any nesting depth is freed in constant stack, and
+//! each object exactly once (it is freed only by the decrement from 1 to 0; a count already
+//! at 0 is never decremented but reported as corrupt). A freed object's magic is cleared
+//! before its block is returned.
+//!
+//! # Mutability and cycles
+//!
+//! A value is written only through [`ShmVal::get_mut`], which succeeds only while the
+//! count is 1: the handle is the only reference, in any process, and no container holds
+//! the value. The write access borrows the handle mutably, so no view of it exists either.
+//! Once cloned, put in a container, or enqueued, a value is read-only to everyone, which is
+//! what lets any number of processes read it in place without locks. Values put into a
+//! container are heap values (copied) or handles moved in by value (the container takes
+//! over their reference).
+//!
+//! So a cycle cannot be built. A container `c` is written only through its unique handle,
+//! which means nothing links to `c`: no other container holds it. For `c` to become part
+//! of a cycle, a value put into `c` would have to reach `c`; but everything reachable from
+//! a value links only to objects that some container holds, and no container holds `c`.
+//! Nor can a handle to `c` itself be put in: the only one is borrowed by the write access,
+//! and a clone would make the count 2 and the write access impossible. The compiler
+//! enforces the last part:
+//!
+//! ```compile_fail,E0505
+//! # use shmval::{alloc::Pool, PoolExt};
+//! # fn f(pool: &Pool) -> Result<(), shmval::ValError> {
+//! let mut t = pool.tab()?;
+//! let mut w = t.try_mut()?;
+//! w.insert("self", t)?; // error: `t` is borrowed by `w`
+//! # Ok(()) }
+//! ```
+//!
+//! and a clone is refused at run time:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use shmval::{alloc::Pool, region::{Region, RegionName}, PoolExt, ValError};
+//! # let name = RegionName::new(format!("shmval-doc-cycle-{}", std::process::id())).unwrap();
+//! # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
+//! let mut t = pool.tab()?;
+//! let again = t.clone();
+//! assert!(t.get_mut().is_none()); // two references: read-only
+//! drop(again);
+//! assert!(t.get_mut().is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Only [`ShmVal::from_raw`] could make a second handle from one reference, which is why it
+//! is `unsafe`: each reference given up by [`ShmVal::into_raw`] must be taken over once.
+//!
+//! # Regions
+//!
+//! A handle carries its pool, and so its region and the region's random id. Putting a
+//! handle of another region into a container is [`ValError::ForeignRegion`], so a value
+//! never links to memory its readers have not mapped; a heap [`Val`](crate::Val) enters a pool only by
+//! being copied.
+//!
+//! # Untrusted memory
+//!
+//! Another process may have written anything: every read treats the region as untrusted.
+//! Offsets become references only through the region's bounds check; an object is opened
+//! only after its magic and kind match what links to it; a container's length is checked
+//! against its capacity and the capacity against the size of the pool block it lives in;
+//! a string's length against its block; every loop is bounded by checked lengths or index
+//! sizes; copying out and comparing stop at [`MAX_NESTING`] levels, so a graph linking
+//! back to itself is an error, not a stack overflow. Nothing panics on garbage: the caller
+//! gets [`ValError::Corrupt`].
+//!
+//! # Validation
+//!
+//! [`ShmVal::validate`] walks the whole graph, each object once, and checks everything the
+//! views check lazily: headers against their pool blocks, every cell, every string's
+//! UTF-8, bool arrays' bytes, each table's counts, stored hashes (recomputed from the
+//! keys), and index (each entry has one slot; each live key is found at its entry); then
+//! that every refcount is at least the number of links to it (plus the caller's handle
+//! for the root) and below 2^48, and that the graph has no cycle.
+//!
+//! # Soundness
+//!
+//! Cells, headers and index slots are atomics, so any bits another process writes are
+//! read without undefined behaviour. Three kinds of payload are plain bytes, read as
+//! slices: strings and big integers (written once, before their first reference leaves
+//! the process that made them, never again), and typed arrays (written only through
+//! [`ShmValMut`], which requires the count to be 1 and borrows the one handle mutably).
+//! A view is borrowed from a handle, which keeps its object alive, so while a slice lives
+//! nobody writes its bytes, as [`Region::bytes`](crate::region::Region::bytes) requires.
+//! Each slice lies inside its object's pool block (checked against the block's size read
+//! from the pool, without the pool lock: a live block's header does not change), and
+//! array slices are aligned and typed through `Elem`'s plain types, with bool bytes
+//! checked to be 0 or 1. This rests on every process following the refcount protocol; a
+//! process that writes a value it does not uniquely own, or drops references it does not
+//! hold, can make a plain slice race with its writes.
+
+mod build;
+mod handle;
+mod layout;
+mod mutate;
+mod plain;
+mod release;
+mod table;
+mod to_val;
+mod validate;
+mod views;
+
+pub use build::{IntoShm, PoolExt, ShmItem};
+pub use handle::ShmVal;
+pub use mutate::ShmValMut;
+pub use views::{Key, SeqIter, ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab, TabIter};
+
+use crate::alloc::{AllocError, Pool};
+use crate::val::ValError;
+
+/// How deeply copying out ([`ShmVal::to_val`]) and comparing follow nested containers:
+/// deeper is [`ValError::TooDeep`]. The same as the text parser's
+/// [`MAX_DEPTH`](crate::val::MAX_DEPTH); that many levels take well under 1 MiB of stack
+/// even unoptimised. Freeing is iterative and has no limit; [`ShmVal::validate`] walks the
+/// graph iteratively, copying out only table keys (within this limit).
+pub const MAX_NESTING: usize = 256;
+
+/// A [`ValError::Corrupt`] at `offset`.
+pub(crate) fn corrupt(offset: u64, what: impl Into<String>) -> ValError {
+    ValError::Corrupt {
+        offset,
+        what: what.into(),
+    }
+}
+
+/// The pool's region id, as an integer.
+pub(crate) fn region_id(pool: &Pool) -> u128 {
+    u128::from_be_bytes(pool.region().id().0)
+}
+
+impl From<AllocError> for ValError {
+    /// [`AllocError::OutOfMemory`] and [`AllocError::TooLarge`] are
+    /// [`ValError::OutOfMemory`] (`largest_free` 0 for a request larger than the pool);
+    /// anything else is [`ValError::Pool`] with the allocator's message.
+    fn from(e: AllocError) -> ValError {
+        match e {
+            AllocError::OutOfMemory {
+                requested,
+                largest_free,
+            } => ValError::OutOfMemory {
+                requested,
+                largest_free,
+            },
+            AllocError::TooLarge { size } => ValError::OutOfMemory {
+                requested: size,
+                largest_free: 0,
+            },
+            other => ValError::Pool {
+                what: other.to_string(),
+            },
+        }
+    }
+}

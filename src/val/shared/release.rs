@@ -1,0 +1,132 @@
+//! Refcounts: increment, decrement, and freeing a graph whose last reference went away.
+//!
+//! The orderings are `Arc`'s: an increment is relaxed (a new reference is made from an
+//! existing one, which already keeps the object alive); a decrement is a release, so every
+//! use of the object by this reference happens before the decrement; the decrement that
+//! reaches zero is followed by an acquire fence, so the freeing process sees every other
+//! process's uses (and writes, for the last unique owner) before it frees.
+
+use super::corrupt;
+use super::layout::{load_cell, Cell, Kind, Obj, ENTRY_WORDS, W_KIND};
+use crate::alloc::Pool;
+use crate::region::Offset;
+use crate::sync::atomic::{fence, AtomicU64, Ordering};
+use crate::val::ValError;
+
+/// Adds a reference (relaxed, as `Arc::clone`).
+pub(crate) fn inc(rc: &AtomicU64) {
+    rc.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Drops a reference; `Ok(true)` if it was the last (after an acquire fence). A count of 0
+/// is never decremented: it means the memory is not a live object (or its count was
+/// corrupted), and is an error.
+pub(crate) fn dec(rc: &AtomicU64, at: Offset) -> Result<bool, ValError> {
+    let mut cur = rc.load(Ordering::Relaxed);
+    loop {
+        if cur == 0 {
+            return Err(corrupt(at.get(), "refcount 0 on a linked object"));
+        }
+        // SYNC POINT: release, so this reference's uses happen before the object is freed
+        // by whoever drops the last one.
+        match rc.compare_exchange_weak(cur, cur - 1, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+    if cur == 1 {
+        // SYNC POINT: pairs with the release decrements of every other reference.
+        fence(Ordering::Acquire);
+    }
+    Ok(cur == 1)
+}
+
+/// Drops one reference to the object at `off` and, if it was the last, frees it and every
+/// object only it kept alive. Iterative: a work list replaces recursion, so any nesting
+/// depth is freed in constant stack. Each object is freed at most once: it joins the list
+/// only when its count goes from 1 to 0.
+///
+/// A corrupt object stops the walk below it (its children leak) and the first error is
+/// returned after everything else reachable has been freed.
+pub(crate) fn release(pool: &Pool, off: Offset) -> Result<(), ValError> {
+    let obj = Obj::open(pool.region(), off, None)?;
+    if !dec(obj.rc(), off)? {
+        return Ok(());
+    }
+    let mut first_err = None;
+    let mut work = vec![off];
+    while let Some(o) = work.pop() {
+        if let Err(e) = free_one(pool, o, &mut work) {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// Drops the reference a cell holds, if it links to an object.
+pub(crate) fn release_cell(pool: &Pool, cell: &Cell) -> Result<(), ValError> {
+    match *cell {
+        Cell::Obj(tag, off) => {
+            Kind::of_tag(tag).ok_or_else(|| corrupt(off.get(), "scalar linked"))?;
+            release(pool, off)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Frees the object at `o`, whose count reached zero: drops its children's references
+/// (pushing those that reach zero on `work`), then its data block and its own block.
+fn free_one(pool: &Pool, o: Offset, work: &mut Vec<Offset>) -> Result<(), ValError> {
+    let region = pool.region();
+    let obj = Obj::open(region, o, None)?;
+    let mut first_err = None;
+    if obj.kind.is_seq() || obj.kind.is_table() {
+        let c = obj.container(pool)?;
+        let (n, stride, firsts): (u64, u64, &[usize]) = if obj.kind.is_seq() {
+            (c.len, 2, &[0])
+        } else {
+            (c.used, ENTRY_WORDS as u64, &[1, 3])
+        };
+        let cells = super::layout::words(region, c.data, n * stride)?;
+        for chunk in cells.chunks_exact(stride as usize) {
+            for &f in firsts {
+                let at = Offset::new(c.data.get());
+                let cell = match Cell::decode(load_cell(&chunk[f..f + 2]), at.get()) {
+                    Ok(cell) => cell,
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                        continue;
+                    }
+                };
+                if let Cell::Obj(tag, child) = cell {
+                    match Obj::open_linked(region, tag, child).and_then(|ch| dec(ch.rc(), child)) {
+                        Ok(true) => work.push(child),
+                        Ok(false) => {}
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+        }
+        if !c.inline {
+            if let Err(e) = pool.free(c.data) {
+                first_err.get_or_insert(e.into());
+            }
+        }
+    } else if obj.kind == Kind::Array {
+        let c = obj.container(pool)?;
+        if !c.inline {
+            if let Err(e) = pool.free(c.data) {
+                first_err.get_or_insert(e.into());
+            }
+        }
+    }
+    // A freed object no longer carries the magic, so a stale offset to it is refused even
+    // before the pool reuses the block.
+    obj.store(W_KIND, 0);
+    if let Err(e) = pool.free(o) {
+        first_err.get_or_insert(e.into());
+    }
+    first_err.map_or(Ok(()), Err)
+}

@@ -1,0 +1,219 @@
+//! [`validate`]: a full check of a shared graph, for values from writers not trusted to
+//! follow the format.
+
+use std::collections::HashMap;
+
+use super::corrupt;
+use super::layout::{boxed_cell, load_cell, Cell, Kind, Obj, MAX_REFCOUNT};
+use super::plain::cast;
+use super::table::TableRef;
+use super::to_val::cell_to_val;
+use super::views::{array_data, byte_payload, seq_cells};
+use crate::alloc::Pool;
+use crate::region::Offset;
+use crate::sync::atomic::Ordering::Relaxed;
+use crate::val::ValError;
+
+/// One object met by the walk.
+struct Node {
+    rc: u64,
+    /// Links to it from cells of the graph.
+    indegree: u64,
+    children: Vec<Offset>,
+}
+
+/// Walks the graph from `root` (breadth first, each object once) and checks each object;
+/// then that every refcount covers the links to it, and that the graph has no cycle.
+pub(crate) fn validate(pool: &Pool, root: Offset) -> Result<(), ValError> {
+    let mut nodes: HashMap<Offset, Node> = HashMap::new();
+    let mut queue = vec![root];
+    let root_obj = Obj::open(pool.region(), root, None)?;
+    nodes.insert(
+        root,
+        Node {
+            rc: root_obj.rc().load(Relaxed),
+            indegree: 0,
+            children: Vec::new(),
+        },
+    );
+    while let Some(off) = queue.pop() {
+        let obj = Obj::open(pool.region(), off, None)?;
+        let mut links = Vec::new();
+        check_object(pool, &obj, &mut links)?;
+        let mut children = Vec::with_capacity(links.len());
+        for (cell_at, cell) in links {
+            let Cell::Obj(tag, child) = cell else {
+                continue;
+            };
+            let child_obj = Obj::open_linked(pool.region(), tag, child)
+                .map_err(|e| corrupt(cell_at, format!("cell links to {child}: {e}")))?;
+            let node = nodes.entry(child).or_insert_with(|| {
+                queue.push(child);
+                Node {
+                    rc: child_obj.rc().load(Relaxed),
+                    indegree: 0,
+                    children: Vec::new(),
+                }
+            });
+            node.indegree += 1;
+            children.push(child);
+        }
+        if let Some(n) = nodes.get_mut(&off) {
+            n.children = children;
+        }
+    }
+    for (off, n) in &nodes {
+        let held = n.indegree + u64::from(*off == root);
+        if n.rc < held || n.rc > MAX_REFCOUNT {
+            return Err(corrupt(
+                off.get(),
+                format!("refcount {} with {held} known references", n.rc),
+            ));
+        }
+    }
+    check_acyclic(&nodes, root)
+}
+
+/// Kahn's algorithm: peel objects no remaining object links to, starting at the root. In an
+/// acyclic graph every object is peeled.
+fn check_acyclic(nodes: &HashMap<Offset, Node>, root: Offset) -> Result<(), ValError> {
+    let mut indeg: HashMap<Offset, u64> = nodes.iter().map(|(o, n)| (*o, n.indegree)).collect();
+    if indeg.get(&root).copied().unwrap_or(0) != 0 {
+        return Err(corrupt(root.get(), "the value links back to itself"));
+    }
+    let mut ready = vec![root];
+    let mut peeled = 0usize;
+    while let Some(o) = ready.pop() {
+        peeled += 1;
+        for c in nodes.get(&o).map_or(&[][..], |n| &n.children[..]) {
+            if let Some(d) = indeg.get_mut(c) {
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(*c);
+                }
+            }
+        }
+    }
+    if peeled != nodes.len() {
+        return Err(corrupt(root.get(), "the graph has a cycle"));
+    }
+    Ok(())
+}
+
+/// Checks a cell's own content (inline strings are UTF-8, no empty cell where a value
+/// belongs) and records it for the walk.
+fn note(cell: Cell, at: u64, links: &mut Vec<(u64, Cell)>) -> Result<(), ValError> {
+    match cell {
+        Cell::Empty => return Err(corrupt(at, "an empty cell where a value belongs")),
+        Cell::Short(s) => {
+            std::str::from_utf8(s.as_bytes())
+                .map_err(|_| corrupt(at, "an inline string is not UTF-8"))?;
+        }
+        _ => {}
+    }
+    links.push((at, cell));
+    Ok(())
+}
+
+/// Checks one object's header, sizes and contents; pushes the cells it holds on `links`.
+fn check_object(pool: &Pool, obj: &Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Result<(), ValError> {
+    let at = obj.off.get();
+    let usable = pool
+        .usable_size(obj.off)
+        .map_err(|e| corrupt(at, format!("not a live block: {e}")))?;
+    if usable < obj.kind.header_bytes() {
+        return Err(corrupt(
+            at,
+            format!("a {:?} in a block of {usable} bytes", obj.kind),
+        ));
+    }
+    let rc = obj.rc().load(Relaxed);
+    if rc == 0 || rc > MAX_REFCOUNT {
+        return Err(corrupt(at, format!("refcount {rc}")));
+    }
+    match obj.kind {
+        Kind::Boxed => {
+            // A box holds no link: only the cell's own content is checked.
+            note(boxed_cell(obj)?, at, &mut Vec::new())?;
+        }
+        Kind::Str => {
+            std::str::from_utf8(byte_payload(pool, obj)?)
+                .map_err(|_| corrupt(at, "a string is not UTF-8"))?;
+        }
+        Kind::BigInt | Kind::BigUint => {
+            byte_payload(pool, obj)?;
+        }
+        Kind::C64 => {}
+        Kind::Arr | Kind::Tup => {
+            let (data, cells) = seq_cells(pool, obj)?;
+            for (i, w) in cells.chunks_exact(2).enumerate() {
+                let cat = data.get() + 16 * i as u64;
+                note(Cell::decode(load_cell(w), cat)?, cat, links)?;
+            }
+        }
+        Kind::Tab | Kind::OTab => check_table(pool, *obj, links)?,
+        Kind::Array => {
+            let (et, bytes) = array_data(pool, obj)?;
+            if et == crate::val::ElemType::Bool {
+                cast::<bool>(bytes, at)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A table: entry counts, every live entry's cells and stored hash, and an index in which
+/// each written entry has exactly one slot and each live key is found where it is.
+fn check_table(pool: &Pool, obj: Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Result<(), ValError> {
+    let at = obj.off.get();
+    let t = TableRef::open(pool, obj)?;
+    let mut seen = vec![false; t.c.used as usize];
+    let mut filled = 0u64;
+    for s in t.index {
+        let s = u64::from(s.load(Relaxed));
+        if s == 0 {
+            continue;
+        }
+        let e = s - 1;
+        match seen.get_mut(e as usize) {
+            Some(b) if !*b => *b = true,
+            _ => return Err(corrupt(at, format!("index slot names entry {e} wrongly"))),
+        }
+        filled += 1;
+    }
+    if filled != t.c.used {
+        return Err(corrupt(
+            at,
+            format!("{filled} index slots for {} entries", t.c.used),
+        ));
+    }
+    let mut live = 0u64;
+    for e in 0..t.c.used {
+        let entry = t.entry(e)?;
+        if entry.key == Cell::Empty {
+            continue;
+        }
+        live += 1;
+        let eat = t.c.data.get() + e * super::layout::ENTRY_BYTES;
+        note(entry.key, eat + 8, links)?;
+        note(entry.value, eat + 24, links)?;
+        let key = cell_to_val(pool, &entry.key, 0)?;
+        let hash = key.stable_hash();
+        if hash != entry.hash {
+            return Err(corrupt(
+                eat,
+                format!("stored hash {:#x}, key hashes to {hash:#x}", entry.hash),
+            ));
+        }
+        if t.find(pool, &key, hash)? != Some(e) {
+            return Err(corrupt(eat, "lookup of the entry's key does not find it"));
+        }
+    }
+    if live != t.c.len {
+        return Err(corrupt(
+            at,
+            format!("{live} live entries, header says {}", t.c.len),
+        ));
+    }
+    Ok(())
+}
