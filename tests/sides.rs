@@ -1,6 +1,9 @@
 //! ShmMain, ServerSide and ClientSide: start orders, waiting, the break checker, the
 //! directory's lifecycle.
 
+// The shared test helpers count with std atomics; the crate's loom shim is internal.
+#![allow(clippy::disallowed_types)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::{role_entry, spawn_role, TestName};
 use shmval::region::{Region, RegionError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError};
+use shmval::{PoolExt, Val};
 
 const BYTES: u64 = 1 << 20;
 
@@ -156,8 +160,11 @@ fn shm_main_unlinks_on_drop_and_attached_sides_keep_working() {
     let server = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
     drop(main);
     assert!(!name.file_path().exists());
-    assert!(server.pipe().ring().unwrap().is_empty());
-    assert_eq!(server.pool().stats().unwrap().capacity > 0, true);
+    // The mapping still works: values still move through the pipe.
+    let v = server.pool().share(&Val::from("still here")).unwrap();
+    server.pipe().try_enqueue(v).unwrap();
+    let back = server.pipe().try_dequeue().unwrap();
+    assert_eq!(back.to_val().unwrap(), Val::from("still here"));
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::alloc::Pool;
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Os, Platform};
-use crate::val::ShmVal;
+use crate::val::shared::ShmVal;
 
 /// "SHMPIPE1", little-endian: marks a formatted pipe block.
 const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE1");
@@ -297,7 +297,10 @@ impl Pipe {
 
     /// Whether the pipe has been closed.
     pub fn is_closed(&self) -> bool {
-        self.ring().map_or(true, |r| r.is_closed())
+        match self.ring() {
+            Ok(r) => r.is_closed(),
+            Err(_) => true,
+        }
     }
 
     /// Counters: items sent and received, timeouts, waiters on each side, depth.
@@ -354,9 +357,13 @@ impl Pipe {
                 || RecvError::Broken,
             )
         }?;
-        // The item was a reference some sender gave up; it is ours now. A slot holding
-        // something that is not a value handle is corruption (and the reference is lost).
-        ShmVal::from_raw(&self.pool, Offset::new(raw)).map_err(|_| RecvError::Corrupted)
+        // A slot holding something that is not a value handle is corruption (and the
+        // reference is lost).
+        // SAFETY: the item is a reference a sender gave up with `into_raw` when its send
+        // committed, and the receive that just committed (advancing `head` under the ring
+        // lock) is the only one that takes it: the slot is cleared and no other receiver
+        // can get the same item.
+        unsafe { ShmVal::from_raw(&self.pool, Offset::new(raw)) }.map_err(|_| RecvError::Corrupted)
     }
 
     /// Runs `op` until `deadline` (none: forever). With a break checker the wait is cut

@@ -46,6 +46,9 @@ pub struct ClientSide {
 
 impl ClientSide {
     /// Starts building a client side for pipe `pipe` in region `region`.
+    // The seed's vocabulary: `new(...)` takes the required arguments, options follow,
+    // `start()` makes the thing.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(region: impl Into<String>, pipe: impl Into<String>) -> ClientSideBuilder {
         ClientSideBuilder {
             region: region.into(),

@@ -65,6 +65,9 @@ pub struct ServerSide {
 impl ServerSide {
     /// Starts building a server side for pipe `pipe` of `capacity` slots in region
     /// `region`.
+    // The seed's vocabulary: `new(...)` takes the required arguments, options follow,
+    // `start()` makes the thing.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(
         region: impl Into<String>,
         pipe: impl Into<String>,

@@ -103,6 +103,9 @@ pub struct ShmMain {
 
 impl ShmMain {
     /// Starts building the pool `name` of `bytes` bytes.
+    // The seed's vocabulary: `new(...)` takes the required arguments, options follow,
+    // `start()` makes the thing.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(name: impl Into<String>, bytes: u64) -> ShmMainBuilder {
         ShmMainBuilder {
             name: name.into(),
@@ -147,7 +150,7 @@ impl ShmMain {
             let busy = dir
                 .list()?
                 .iter()
-                .any(|e| e.users > 0 || e.pipe.ring().map_or(false, |r| !r.is_empty()));
+                .any(|e| e.users > 0 || e.pipe.ring().is_ok_and(|r| !r.is_empty()));
             if !busy {
                 return Ok(true);
             }

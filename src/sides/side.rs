@@ -113,7 +113,10 @@ impl Drop for Side {
             let pool = self.pool.clone();
             // Items left in a pipe nobody uses any more: drop the references they hold.
             let _ = pipe.destroy(|item| {
-                drop(crate::val::ShmVal::from_raw(&pool, Offset::new(item)));
+                // SAFETY: each item is a reference a sender gave up into the pipe, and
+                // `destroy` drains each exactly once, under the ring lock, after the
+                // directory has removed the pipe: no other receiver can take it.
+                drop(unsafe { crate::val::shared::ShmVal::from_raw(&pool, Offset::new(item)) });
             });
         }
     }

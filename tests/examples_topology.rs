@@ -1,0 +1,148 @@
+//! The seed's three programs (examples/serverside, middleside, clientside) run as separate
+//! processes, started in every order.
+
+// The shared test helpers count with std atomics; the crate's loom shim is internal.
+#![allow(clippy::disallowed_types)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{ChildGuard, TestName};
+
+/// An example's binary: cargo builds examples beside the test binaries' `deps` folder.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(path.exists(), "{} not built", path.display());
+    path
+}
+
+fn start(name: &str, args: &[&str]) -> ChildGuard {
+    ChildGuard(Some(
+        Command::new(example(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn example"),
+    ))
+}
+
+fn finish(mut child: ChildGuard, what: &str) -> Output {
+    let c = child.0.take().expect("child");
+    let pid = c.id();
+    // Reap with a bound: a watchdog kills the child if it hangs, and stands down as soon
+    // as the child has been reaped (so it never signals a reused pid).
+    let (done, stand_down) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if stand_down.recv_timeout(Duration::from_secs(120)).is_err() {
+            // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped
+            // yet (the main thread is still waiting for it), so the pid is still its own.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let out = c.wait_with_output().expect("wait");
+    let _ = done.send(());
+    watchdog.join().expect("watchdog");
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Checks the client's output: 100 packets in order, each with the middle's field.
+fn check_client_output(text: &str) {
+    let packets: Vec<&str> = text.split("}\n").filter(|p| !p.trim().is_empty()).collect();
+    assert_eq!(packets.len(), 100, "{text}");
+    for (n, p) in packets.iter().enumerate() {
+        let expected = format!(
+            "{{\n    'bi':{big}L,\n    'bu':{big}L,\n    'my_sequence':{},\n    'sequence_number':{n}\n",
+            n + 100,
+            big = format!("1{}", "0".repeat(47)),
+        );
+        assert_eq!(*p, expected, "packet {n}");
+    }
+}
+
+fn run_in_order(order: [&str; 3]) {
+    let region = TestName::new("seed");
+    let r = region.as_str();
+    let mut children = Vec::new();
+    for (i, who) in order.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        let child = match *who {
+            "server" => start("serverside", &[r, "1000000", "pipe1", "4"]),
+            "middle" => start("middleside", &[r, "pipe1", "pipe2", "4"]),
+            _ => start("clientside", &[r, "pipe2"]),
+        };
+        children.push((*who, child));
+    }
+    let mut client_out = None;
+    for (who, child) in children {
+        let out = finish(child, who);
+        if who == "client" {
+            client_out = Some(String::from_utf8(out.stdout).expect("utf-8"));
+        }
+    }
+    check_client_output(&client_out.expect("client ran"));
+    assert!(
+        !region.file_path().exists(),
+        "the region outlived the server"
+    );
+}
+
+#[test]
+fn server_middle_client() {
+    run_in_order(["server", "middle", "client"]);
+}
+
+#[test]
+fn server_client_middle() {
+    run_in_order(["server", "client", "middle"]);
+}
+
+#[test]
+fn middle_server_client() {
+    run_in_order(["middle", "server", "client"]);
+}
+
+#[test]
+fn middle_client_server() {
+    run_in_order(["middle", "client", "server"]);
+}
+
+#[test]
+fn client_server_middle() {
+    run_in_order(["client", "server", "middle"]);
+}
+
+#[test]
+fn client_middle_server() {
+    run_in_order(["client", "middle", "server"]);
+}
+
+#[test]
+fn wrong_arguments_print_usage_and_fail() {
+    for (name, args) in [
+        ("serverside", vec!["mempool"]),
+        ("serverside", vec!["mempool", "lots", "pipe1", "4"]),
+        ("middleside", vec!["mempool", "pipe1", "pipe2"]),
+        ("middleside", vec!["mempool", "pipe1", "pipe2", "four"]),
+        ("clientside", vec![]),
+    ] {
+        let out = Command::new(example(name)).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("usage:"), "{name}: {err}");
+    }
+}
