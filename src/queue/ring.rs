@@ -35,6 +35,16 @@ use crate::sync::{DefaultPlatform, Platform, ShmCondvar, ShmMutex, ShmMutexGuard
 /// Spins (checking `head` and `tail`) before taking the lock to wait.
 const SPINS: u32 = if cfg!(loom) { 0 } else { 200 };
 
+/// A crash-test pause point inside the critical section (see `crate::fault`); the loom
+/// build has none.
+#[cfg(not(loom))]
+fn pause(name: &'static str) {
+    crate::fault::pause_point(name);
+}
+
+#[cfg(loom)]
+fn pause(_name: &'static str) {}
+
 /// How long a call may wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {
@@ -335,8 +345,10 @@ impl<'a, P: Platform> Ring<'a, P> {
             }
         };
         self.slots[(tail % self.cap) as usize].store(item, Ordering::Relaxed);
+        pause("ring.send.slot_written");
         // The commit: from here the item is in the ring.
         self.hdr.tail.store(tail + 1, Ordering::Release);
+        pause("ring.send.committed");
         self.hdr.enqueued.fetch_add(1, Ordering::Relaxed);
         drop(g);
         self.hdr.not_empty.notify_one();
@@ -384,8 +396,10 @@ impl<'a, P: Platform> Ring<'a, P> {
         };
         let slot = &self.slots[(head % self.cap) as usize];
         let item = slot.load(Ordering::Relaxed);
+        pause("ring.recv.read");
         // The commit: from here the item is the caller's.
         self.hdr.head.store(head + 1, Ordering::Release);
+        pause("ring.recv.committed");
         // The slot keeps no reference to what left it.
         slot.store(0, Ordering::Relaxed);
         self.hdr.dequeued.fetch_add(1, Ordering::Relaxed);
