@@ -229,6 +229,12 @@ impl<'a, P: Platform> Ring<'a, P> {
         self.len() == 0
     }
 
+    /// The thread holding the ring's lock now, if any (a snapshot, for diagnostics and
+    /// crash tests).
+    pub fn lock_owner(&self) -> Option<crate::sync::Owner> {
+        self.hdr.lock.owner()
+    }
+
     /// Whether the ring has been closed.
     pub fn is_closed(&self) -> bool {
         self.hdr.closed.load(Ordering::Acquire) != 0
