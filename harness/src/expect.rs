@@ -102,8 +102,12 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
             once == acked && dups == 0 && unknown == 0,
             format!(
                 "{once} of {acked} acknowledged packets delivered once; {missing} missing, \
-                 {dups} duplicated, {unknown} unknown; {unacked} sent but unacknowledged \
-                 (killed mid-send) delivered"
+                 {dups} duplicated, {unknown} unknown{}",
+                if unacked > 0 {
+                    format!("; {unacked} more sent by a source killed mid-send")
+                } else {
+                    String::new()
+                }
             ),
         ));
     }

@@ -258,8 +258,11 @@ impl RunSummary {
             );
         }
         for p in &self.processes {
-            if !p.finished && !p.killed_by_fault {
+            let clipped = p.outcome.chars().count() > 16;
+            if clipped || (!p.finished && !p.killed_by_fault) {
                 println!("  {}: {}", p.name, p.outcome);
+            }
+            if !p.finished && !p.killed_by_fault {
                 for l in &p.stderr_tail {
                     println!("    | {l}");
                 }

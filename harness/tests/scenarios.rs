@@ -59,6 +59,15 @@ macro_rules! scenarios {
 
 scenarios! {
     pipeline => "pipeline.toml",
+    fan_in => "fan-in.toml",
+    competing_consumers => "competing-consumers.toml",
+    multicast_block => "multicast-block.toml",
+    multicast_drop => "multicast-drop.toml",
+    kill_consumer => "kill-consumer.toml",
+    kill_lock_holder => "kill-lock-holder.toml",
+    persist_restart => "persist-restart.toml",
+    late_joiner => "late-joiner.toml",
+    stale_region => "stale-region.toml",
 }
 
 #[test]
