@@ -6,10 +6,12 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod expect;
+mod inspect;
 mod report;
 mod roles;
 mod runner;
 mod scenario;
+mod shmdir;
 mod valcmd;
 
 /// The scenario `run` uses when given none.
@@ -39,6 +41,30 @@ enum Cmd {
         /// Region name prefix, instead of the scenario's.
         #[arg(long)]
         prefix: Option<String>,
+    },
+    /// Show a live region without disturbing it: header, pool, pipes, live values.
+    Inspect {
+        /// The region's name (as in /dev/shm).
+        region: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List this project's regions in /dev/shm, their owners and whether their creators
+    /// still run.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a region whose creator is dead (only one of ours, checked by owner and inode).
+    Clean {
+        /// The region to remove.
+        #[arg(required_unless_present = "stale", conflicts_with = "stale")]
+        region: Option<String>,
+        /// Remove every region of ours whose creator is dead.
+        #[arg(long)]
+        stale: bool,
     },
     /// Create a region, let worker processes allocate and free in it, print the pool stats.
     Demo {
@@ -79,6 +105,35 @@ fn main() {
             prefix,
         } => run(scenarios, json, prefix),
         Cmd::Role { spec } => roles::run(&spec),
+        Cmd::Inspect { region, json } => match inspect::inspect(&region) {
+            Ok(i) => {
+                if json {
+                    print_json(&i);
+                } else {
+                    i.print();
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("shmval inspect: {region}: {e}");
+                1
+            }
+        },
+        Cmd::List { json } => match shmdir::list() {
+            Ok(l) => {
+                if json {
+                    print_json(&l);
+                } else {
+                    shmdir::print(&l);
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("shmval list: {e}");
+                1
+            }
+        },
+        Cmd::Clean { region, stale } => shmdir::clean(region.as_deref(), stale),
         Cmd::Demo {
             bytes,
             workers,
@@ -115,6 +170,13 @@ fn main() {
         },
     };
     std::process::exit(code);
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("shmval: {e}"),
+    }
 }
 
 /// `shmval run`: each scenario in turn; exit 0 if all pass, 1 if one fails, 2 if a scenario
