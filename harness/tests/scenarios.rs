@@ -68,6 +68,7 @@ scenarios! {
     persist_restart => "persist-restart.toml",
     late_joiner => "late-joiner.toml",
     stale_region => "stale-region.toml",
+    stop_consumer => "stop-consumer.toml",
 }
 
 #[test]
