@@ -628,3 +628,38 @@ fn garbage_everywhere_never_panics() {
     assert_eq!(baseline(&pool), base);
     pool.verify().unwrap();
 }
+
+#[test]
+fn used_blocks_are_classified_by_their_object_headers() {
+    use shmval::val::shared::object_tag;
+    let (_name, pool) = new_pool("classify", 1 << 20);
+    let packet = pool
+        .share(&val!({"name": "a string longer than a cell", "xs": [1, 2, 3]}))
+        .unwrap();
+    let boxed = pool.share(&Val::from(2.5)).unwrap();
+    let raw = pool.alloc(64, 16).unwrap();
+    let tags: Vec<Option<Tag>> = pool
+        .used_blocks()
+        .unwrap()
+        .into_iter()
+        .map(|(off, _)| object_tag(&pool, off))
+        .collect();
+    assert_eq!(tags.len(), 5, "{tags:?}");
+    assert_eq!(tags.iter().filter(|t| t.is_none()).count(), 1, "{tags:?}");
+    assert_eq!(object_tag(&pool, packet.offset()), Some(Tag::Tab));
+    assert_eq!(object_tag(&pool, boxed.offset()), Some(Tag::F64));
+    assert_eq!(object_tag(&pool, raw), None);
+    let counted = |t: Tag| tags.iter().filter(|x| **x == Some(t)).count();
+    assert_eq!(
+        (
+            counted(Tag::Tab),
+            counted(Tag::Str),
+            counted(Tag::Arr),
+            counted(Tag::F64)
+        ),
+        (1, 1, 1, 1)
+    );
+    pool.free(raw).unwrap();
+    drop((packet, boxed));
+    assert_eq!(pool.used_blocks().unwrap(), vec![]);
+}

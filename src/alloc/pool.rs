@@ -194,6 +194,17 @@ impl Pool {
         self.with_heap(PoolStats::read)
     }
 
+    /// The blocks handed out and not yet freed, in heap order: each one's offset (as
+    /// [`alloc`](Self::alloc) returned it) and usable size. Taken under the lock, for
+    /// diagnostics (what holds the pool's memory); the blocks may be freed right after.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::Corrupted`] if the pool is poisoned or its chain of blocks is broken.
+    pub fn used_blocks(&self) -> Result<Vec<(Offset, u64)>, AllocError> {
+        self.with_heap(super::stats::used_blocks)
+    }
+
     /// Checks every invariant of the heap (a walk of all blocks and lists, for tests and
     /// diagnostics). A violation poisons the pool.
     ///

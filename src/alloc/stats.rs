@@ -2,7 +2,9 @@
 
 use super::error::AllocError;
 use super::heap::Heap;
-use super::layout::word;
+use super::layout::{word, BLOCK_HEADER, USED};
+use crate::region::Offset;
+use crate::sync::atomic::Ordering::Relaxed;
 
 /// A snapshot of a pool's use, taken under its lock.
 ///
@@ -40,4 +42,26 @@ impl PoolStats {
             free_blocks: heap.load(word::FREE_BLOCKS)?,
         })
     }
+}
+
+/// The used blocks, in heap order: each block's payload offset (what
+/// [`Pool::alloc`](super::Pool::alloc) returned) and usable size.
+pub(crate) fn used_blocks(heap: &Heap<'_>) -> Result<Vec<(Offset, u64)>, AllocError> {
+    let geo = heap.geo;
+    let mut out = Vec::new();
+    let mut p = geo.heap_start;
+    while p < geo.heap_end {
+        let w0 = heap.header(p)?[0].load(Relaxed);
+        let size = w0 & !USED;
+        if !geo.fits(p, size) {
+            return Err(AllocError::corrupted(format!(
+                "block {p:#x} has size word {w0:#x}"
+            )));
+        }
+        if w0 & USED != 0 {
+            out.push((Offset::new(p + BLOCK_HEADER), size - BLOCK_HEADER));
+        }
+        p += size;
+    }
+    Ok(out)
 }

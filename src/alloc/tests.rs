@@ -276,3 +276,26 @@ fn the_header_size_is_as_documented() {
     // 16-byte lock + (14 + 33 * 12) words, rounded up to 64.
     assert_eq!(header, (16 + 8 * (14 + 33 * 12) as u64).div_ceil(64) * 64);
 }
+
+#[test]
+fn used_blocks_lists_exactly_the_live_allocations() {
+    let pool = Pool::create(region("used-blocks", 1 << 16)).unwrap();
+    assert_eq!(pool.used_blocks().unwrap(), vec![]);
+    let a = pool.alloc(10, 16).unwrap();
+    let b = pool.alloc(300, 64).unwrap();
+    let c = pool.alloc(40, 16).unwrap();
+    pool.free(a).unwrap();
+    let blocks = pool.used_blocks().unwrap();
+    let mut want = vec![b, c];
+    want.sort_by_key(|o| o.get());
+    assert_eq!(blocks.iter().map(|&(o, _)| o).collect::<Vec<_>>(), want);
+    for &(o, size) in &blocks {
+        assert_eq!(size, pool.usable_size(o).unwrap());
+    }
+    let s = pool.stats().unwrap();
+    assert_eq!(blocks.len() as u64, s.live_allocations);
+    assert_eq!(
+        blocks.iter().map(|&(_, n)| n + BLOCK_HEADER).sum::<u64>(),
+        s.used
+    );
+}

@@ -15,7 +15,7 @@ use super::ring::{Ring, RingHeader, RingStats, Wait};
 use crate::alloc::Pool;
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::{Os, Platform};
+use crate::sync::{Os, Owner, Platform};
 use crate::val::shared::ShmVal;
 
 /// "SHMPIPE1", little-endian: marks a formatted pipe block.
@@ -301,6 +301,12 @@ impl Pipe {
             Ok(r) => r.is_closed(),
             Err(_) => true,
         }
+    }
+
+    /// The thread holding the pipe's lock now, if any (a snapshot, for diagnostics and
+    /// crash tests: its [`tid`](Owner::tid) is the pid of a single-threaded holder).
+    pub fn lock_owner(&self) -> Option<Owner> {
+        self.ring().ok()?.lock_owner()
     }
 
     /// Counters: items sent and received, timeouts, waiters on each side, depth.

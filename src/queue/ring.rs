@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use super::error::{RecvError, SendError};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{DefaultPlatform, Platform, ShmCondvar, ShmMutex, ShmMutexGuard};
+use crate::sync::{DefaultPlatform, Owner, Platform, ShmCondvar, ShmMutex, ShmMutexGuard};
 
 /// Spins (checking `head` and `tail`) before taking the lock to wait.
 const SPINS: u32 = if cfg!(loom) { 0 } else { 200 };
@@ -229,15 +229,15 @@ impl<'a, P: Platform> Ring<'a, P> {
         self.len() == 0
     }
 
-    /// The thread holding the ring's lock now, if any (a snapshot, for diagnostics and
-    /// crash tests).
-    pub fn lock_owner(&self) -> Option<crate::sync::Owner> {
-        self.hdr.lock.owner()
-    }
-
     /// Whether the ring has been closed.
     pub fn is_closed(&self) -> bool {
         self.hdr.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// The thread holding the ring's lock now, if any (a snapshot, for diagnostics and
+    /// crash tests).
+    pub fn lock_owner(&self) -> Option<Owner> {
+        self.hdr.lock.owner()
     }
 
     /// The counters, read without the lock (each is exact; together they are a snapshot).
@@ -522,6 +522,17 @@ mod tests {
         assert!(h.slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
         let s = r.stats();
         assert_eq!((s.enqueued, s.dequeued, s.len), (3, 3, 0));
+    }
+
+    #[test]
+    fn lock_owner_names_the_holding_thread() {
+        let h = heap(2);
+        let r = ring(&h);
+        assert_eq!(r.lock_owner(), None);
+        let g = h.hdr.lock.lock();
+        assert_eq!(r.lock_owner(), Some(Os::current()));
+        drop(g);
+        assert_eq!(r.lock_owner(), None);
     }
 
     #[test]

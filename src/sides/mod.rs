@@ -8,11 +8,13 @@
 //! - [`ShmMain`], [`ShmMainBuilder`]: create, publish, unlink on drop.
 //! - [`ServerSide`], [`ClientSide`] and their builders.
 //! - [`Directory`]: pipe name to pipe, inside the region.
+//! - [`Fanout`]: one input pipe copied to several outputs, with a [`Policy`] for a full one.
 //! - [`PipeName`], [`SidesError`].
 
 mod client;
 mod directory;
 mod error;
+mod fanout;
 mod name;
 mod server;
 mod shm_main;
@@ -22,6 +24,7 @@ mod wait;
 pub use client::{ClientSide, ClientSideBuilder};
 pub use directory::{DirEntry, Directory, MAX_PIPES};
 pub use error::SidesError;
+pub use fanout::{Fanout, FanoutError, FanoutStats, Forwarded, OutputStats, Policy};
 pub use name::{PipeName, MAX_PIPE_NAME};
 pub use server::{ServerSide, ServerSideBuilder};
 pub use shm_main::{ShmMain, ShmMainBuilder};

@@ -6,7 +6,8 @@
 //! name in the environment. Re-executing (rather than `fork` in the multi-threaded test
 //! harness) gives the child a clean process.
 
-#![allow(dead_code)] // each test binary uses a part of this module
+#![allow(dead_code)]
+// each test binary uses a part of this module
 // Test helpers count with std atomics; the crate's loom shim is internal.
 #![allow(clippy::disallowed_types)]
 

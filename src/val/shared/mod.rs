@@ -193,7 +193,9 @@ pub use mutate::ShmValMut;
 pub use views::{Key, SeqIter, ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab, TabIter};
 
 use crate::alloc::{AllocError, Pool};
-use crate::val::ValError;
+use crate::region::Offset;
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::val::{Tag, ValError};
 
 /// How deeply copying out ([`ShmVal::to_val`]) and comparing follow nested containers:
 /// deeper is [`ValError::TooDeep`]. The same as the text parser's
@@ -201,6 +203,32 @@ use crate::val::ValError;
 /// even unoptimised. Freeing is iterative and has no limit; [`ShmVal::validate`] walks the
 /// graph iteratively, copying out only table keys (within this limit).
 pub const MAX_NESTING: usize = 256;
+
+/// What the pool block at `off` holds, read from its object header: the [`Tag`] of the
+/// value the object stores (a boxed scalar's own tag), or `None` for a block that is not a
+/// value object (a container's data grown into a block of its own, a pipe, a directory).
+///
+/// For diagnostics such as counting live values by type: it reads two words without the
+/// pool lock and trusts only their bits, so on a block being freed meanwhile it may answer
+/// either way, never unsafely.
+pub fn object_tag(pool: &Pool, off: Offset) -> Option<Tag> {
+    let region = pool.region();
+    let w0 = region.resolve::<AtomicU64>(off).ok()?.load(Relaxed);
+    if w0 as u32 != layout::OBJ_MAGIC {
+        return None;
+    }
+    let kind = layout::Kind::from_u8((w0 >> 32) as u8)?;
+    match kind.tag() {
+        Some(tag) => Some(tag),
+        None => {
+            let cell = region
+                .resolve::<AtomicU64>(off.checked_add(8 * layout::W_LEN as u64)?)
+                .ok()?
+                .load(Relaxed);
+            Tag::from_u8(cell as u8)
+        }
+    }
+}
 
 /// A [`ValError::Corrupt`] at `offset`.
 pub(crate) fn corrupt(offset: u64, what: impl Into<String>) -> ValError {

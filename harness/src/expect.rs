@@ -1,0 +1,294 @@
+//! The scenario's expectations, judged from what the processes reported and what the
+//! runner saw. Each verdict carries the figure behind it.
+
+use std::collections::HashMap;
+
+use crate::report::{Check, FaultSummary, PoolSummary, ProcReport, ProcSummary};
+use crate::scenario::{duration, Kind, Scenario};
+
+/// What a source had sent when it ended.
+#[derive(Clone, Debug)]
+pub struct SourceAck {
+    /// The id its packets carry.
+    pub id: u32,
+    /// Packets it was to send.
+    pub count: u64,
+    /// Packets whose send had returned (for a killed source, as far as the runner knows).
+    pub acked: u64,
+}
+
+/// Everything the expectations look at.
+pub struct Outcome<'a> {
+    /// The scenario.
+    pub sc: &'a Scenario,
+    /// Per process, in scenario order.
+    pub processes: &'a [ProcSummary],
+    /// Their reports, in the same order.
+    pub reports: Vec<Option<&'a ProcReport>>,
+    /// The sources.
+    pub sources: Vec<SourceAck>,
+    /// The pool.
+    pub pool: Option<PoolSummary>,
+    /// Faults.
+    pub faults: &'a [FaultSummary],
+    /// Files of the run found in `/dev/shm` after the teardown.
+    pub files_left: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+    /// Whether the runner's region replaced a stale one.
+    pub stale_replaced: bool,
+}
+
+fn check(name: impl Into<String>, pass: bool, figure: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        pass,
+        figure: figure.into(),
+    }
+}
+
+/// How often each (source, sequence number) arrived, over every sink.
+fn arrivals(o: &Outcome<'_>) -> HashMap<(u32, u64), u32> {
+    let mut n = HashMap::new();
+    for (p, r) in o.sc.processes.iter().zip(&o.reports) {
+        let (Kind::Sink, Some(r)) = (p.kind, r) else {
+            continue;
+        };
+        for (src, runs) in &r.received {
+            for [a, b] in runs {
+                for seq in *a..=*b {
+                    *n.entry((*src, seq)).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+/// Judges every expectation the scenario states (and the faults, which must all fire).
+pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
+    let e = &o.sc.expect;
+    let mut out = vec![];
+    let got = arrivals(o);
+    let sources: HashMap<u32, &SourceAck> = o.sources.iter().map(|s| (s.id, s)).collect();
+    let (mut once, mut missing, mut dups, mut unknown, mut unacked) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    for (&(src, seq), &n) in &got {
+        match sources.get(&src) {
+            Some(s) if seq < s.count => {
+                if n > 1 {
+                    dups += u64::from(n - 1);
+                }
+                if seq >= s.acked {
+                    unacked += 1;
+                }
+            }
+            _ => unknown += u64::from(n),
+        }
+    }
+    let acked: u64 = o.sources.iter().map(|s| s.acked.min(s.count)).sum();
+    for s in &o.sources {
+        for seq in 0..s.acked.min(s.count) {
+            match got.get(&(s.id, seq)) {
+                None => missing += 1,
+                Some(1) => once += 1,
+                Some(_) => {}
+            }
+        }
+    }
+    if e.exactly_once {
+        out.push(check(
+            "exactly_once",
+            once == acked && dups == 0 && unknown == 0,
+            format!(
+                "{once} of {acked} acknowledged packets delivered once; {missing} missing, \
+                 {dups} duplicated, {unknown} unknown{}",
+                if unacked > 0 {
+                    format!("; {unacked} more sent by a source killed mid-send")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    if e.at_most_once {
+        let total: u64 = got.values().map(|&n| u64::from(n)).sum();
+        out.push(check(
+            "at_most_once",
+            dups == 0 && unknown == 0,
+            format!("{total} packets received, {dups} duplicated, {unknown} unknown"),
+        ));
+    }
+    if e.in_order {
+        let mut bad = vec![];
+        let mut sinks = 0;
+        for (p, r) in o.sc.processes.iter().zip(&o.reports) {
+            let (Kind::Sink, Some(r)) = (p.kind, r) else {
+                continue;
+            };
+            sinks += 1;
+            for (src, runs) in &r.received {
+                if let Some(w) = runs.windows(2).find(|w| w[1][0] <= w[0][1]) {
+                    bad.push(format!(
+                        "{}: source {src} went from {} back to {}",
+                        p.name, w[0][1], w[1][0]
+                    ));
+                }
+            }
+        }
+        out.push(check(
+            "in_order",
+            bad.is_empty(),
+            if bad.is_empty() {
+                format!("{sinks} sinks reporting, each source's packets in order")
+            } else {
+                bad.join("; ")
+            },
+        ));
+    }
+    for (i, p) in o.sc.processes.iter().enumerate() {
+        if p.kind != Kind::Sink {
+            continue;
+        }
+        let r = o.reports[i];
+        if p.sees_all {
+            let total: u64 = o.sources.iter().map(|s| s.count).sum();
+            let (distinct, within_dups) = r.map_or((0, 0), |r| {
+                let mut seen = std::collections::HashSet::new();
+                let mut d = 0u64;
+                for (src, runs) in &r.received {
+                    for [a, b] in runs {
+                        for seq in *a..=*b {
+                            if !seen.insert((*src, seq)) {
+                                d += 1;
+                            }
+                        }
+                    }
+                }
+                (seen.len() as u64, d)
+            });
+            out.push(check(
+                format!("sees_all {}", p.name),
+                distinct == total && within_dups == 0,
+                format!("{distinct} of {total} packets, {within_dups} twice"),
+            ));
+        }
+        if let Some(max) = p.max_drops {
+            let drops = o.processes[i].drops;
+            out.push(check(
+                format!("max_drops {}", p.name),
+                drops <= max,
+                format!("{drops} dropped for it (at most {max})"),
+            ));
+        }
+        if !p.expect_fields.is_empty() {
+            let (items, bad, first) = r.map_or((0, 0, None), |r| {
+                (r.items, r.bad_items, r.first_bad.clone())
+            });
+            out.push(check(
+                format!("fields {}", p.name),
+                r.is_some() && bad == 0,
+                match first {
+                    Some(f) => format!("{bad} of {items} packets wrong, first: {f}"),
+                    None => format!(
+                        "{items} packets, each with {}",
+                        p.expect_fields
+                            .iter()
+                            .map(|(k, v)| format!("{k} = {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            ));
+        }
+    }
+    if e.no_leak {
+        out.push(match &o.pool {
+            Some(p) => check(
+                "no_leak",
+                p.end_used == p.baseline_used && p.end_live == p.baseline_live,
+                format!(
+                    "pool used {} B in {} blocks at the end, {} B in {} blocks before the run",
+                    p.end_used, p.end_live, p.baseline_used, p.baseline_live
+                ),
+            ),
+            None => check("no_leak", false, "the runner never saw the pool"),
+        });
+    }
+    if e.survivors_finish {
+        let failed: Vec<String> = o
+            .processes
+            .iter()
+            .filter(|p| !p.finished && !p.killed_by_fault)
+            .map(|p| format!("{}: {}", p.name, p.outcome))
+            .collect();
+        let killed = o.processes.iter().filter(|p| p.killed_by_fault).count();
+        let n = o.processes.len();
+        out.push(check(
+            "survivors_finish",
+            failed.is_empty(),
+            if failed.is_empty() {
+                format!("{} of {n} finished, {killed} killed by faults", n - killed)
+            } else {
+                failed.join("; ")
+            },
+        ));
+    }
+    if !o.faults.is_empty() {
+        let fired = o.faults.iter().filter(|f| f.fired_at.is_some()).count();
+        out.push(check(
+            "faults_fired",
+            fired == o.faults.len(),
+            format!("{fired} of {} faults fired", o.faults.len()),
+        ));
+    }
+    if let Some(r) = &e.recover_within {
+        let limit = duration(r).unwrap_or_default().as_secs_f64() * 1e3;
+        let lock_kills: Vec<&FaultSummary> = o
+            .faults
+            .iter()
+            .filter(|f| f.action == "kill_in_lock")
+            .collect();
+        let worst = lock_kills
+            .iter()
+            .map(|f| f.recovered_ms.unwrap_or(f64::INFINITY))
+            .fold(0.0, f64::max);
+        out.push(check(
+            "recover_within",
+            !lock_kills.is_empty() && worst <= limit,
+            if worst.is_finite() {
+                format!("pipe moving again {worst:.1} ms after the kill (limit {r})")
+            } else {
+                format!("the pipe never moved again after the kill (limit {r})")
+            },
+        ));
+    }
+    if e.stale_replaced {
+        out.push(check(
+            "stale_replaced",
+            o.stale_replaced,
+            if o.stale_replaced {
+                "the new region replaced the stale one under its name"
+            } else {
+                "no stale region was there to replace"
+            },
+        ));
+    }
+    out.push(check(
+        "max_seconds",
+        o.seconds <= e.max_seconds,
+        format!("{:.2} s (limit {} s)", o.seconds, e.max_seconds),
+    ));
+    if e.no_files_left {
+        out.push(check(
+            "no_files_left",
+            o.files_left.is_empty(),
+            if o.files_left.is_empty() {
+                "nothing of the run left in /dev/shm".to_string()
+            } else {
+                format!("left in /dev/shm: {}", o.files_left.join(", "))
+            },
+        ));
+    }
+    out
+}

@@ -1,0 +1,226 @@
+//! `shmval inspect REGION`: what a live region holds, read without disturbing it.
+//!
+//! It attaches like any process (every header field checked), but never becomes a user of
+//! a pipe and writes nothing: the pool and directory locks are each taken once, briefly,
+//! to read their state.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use shmval::alloc::Pool;
+use shmval::region::{AttachOptions, Offset, RegionName};
+use shmval::sides::Directory;
+use shmval::val::shared::object_tag;
+
+/// What `inspect` prints.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    region: String,
+    id: String,
+    version: u32,
+    bytes: u64,
+    creator_pid: u32,
+    creator_alive: bool,
+    pool: PoolView,
+    pipes: Vec<PipeView>,
+    blocks: Vec<BlockKind>,
+}
+
+#[derive(Debug, Serialize)]
+struct PoolView {
+    capacity: u64,
+    used: u64,
+    free: u64,
+    largest_free: u64,
+    live_allocations: u64,
+    free_blocks: u64,
+    high_water: u64,
+    poisoned: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct PipeView {
+    name: String,
+    users: u64,
+    persist: bool,
+    capacity: u64,
+    depth: u64,
+    receivers_waiting: u32,
+    senders_waiting: u32,
+    enqueued: u64,
+    dequeued: u64,
+    timeouts: u64,
+    closed: bool,
+    poisoned: bool,
+    lock_holder: Option<u32>,
+}
+
+/// Live pool blocks of one kind.
+#[derive(Debug, Serialize)]
+struct BlockKind {
+    kind: String,
+    count: u64,
+    bytes: u64,
+}
+
+/// Reads region `name`.
+pub fn inspect(name: &str) -> Result<Inspection, String> {
+    let name = RegionName::new(name).map_err(|e| e.to_string())?;
+    let region = AttachOptions::new()
+        .timeout(Duration::from_secs(1))
+        .attach(&name)
+        .map_err(|e| e.to_string())?;
+    let region = Arc::new(region);
+    let info = region.info();
+    let pool = Pool::attach(region.clone()).map_err(|e| format!("pool: {e}"))?;
+    let s = pool.stats().map_err(|e| format!("pool: {e}"))?;
+    let mut pipes = vec![];
+    let mut pipe_blocks = HashSet::new();
+    let dir_off = Offset::new(region.root().load(Ordering::Acquire));
+    if let Ok(dir) = Directory::open(&pool) {
+        for e in dir.list().map_err(|e| format!("pipe directory: {e}"))? {
+            pipe_blocks.insert(e.pipe.offset());
+            let Ok(st) = e.pipe.stats() else { continue };
+            pipes.push(PipeView {
+                name: e.name.to_string(),
+                users: e.users,
+                persist: e.persist,
+                capacity: st.capacity,
+                depth: st.len,
+                receivers_waiting: st.receivers_waiting,
+                senders_waiting: st.senders_waiting,
+                enqueued: st.enqueued,
+                dequeued: st.dequeued,
+                timeouts: st.timeouts,
+                closed: st.closed,
+                poisoned: st.poisoned,
+                lock_holder: e.pipe.lock_owner().map(|o| o.tid()),
+            });
+        }
+    }
+    let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (off, size) in pool.used_blocks().map_err(|e| format!("pool: {e}"))? {
+        let kind = if off == dir_off {
+            "pipe directory".to_string()
+        } else if pipe_blocks.contains(&off) {
+            "pipe".to_string()
+        } else {
+            match object_tag(&pool, off) {
+                Some(tag) => format!("value: {}", tag.name()),
+                None => "other (container data)".to_string(),
+            }
+        };
+        let k = kinds.entry(kind).or_default();
+        k.0 += 1;
+        k.1 += size;
+    }
+    Ok(Inspection {
+        region: name.to_string(),
+        id: info.id.to_string(),
+        version: info.version,
+        bytes: info.size,
+        creator_pid: info.creator_pid,
+        creator_alive: info.creator_alive(),
+        pool: PoolView {
+            capacity: s.capacity,
+            used: s.used,
+            free: s.free,
+            largest_free: s.largest_free,
+            live_allocations: s.live_allocations,
+            free_blocks: s.free_blocks,
+            high_water: s.high_water,
+            poisoned: pool.is_poisoned(),
+        },
+        pipes,
+        blocks: kinds
+            .into_iter()
+            .map(|(kind, (count, bytes))| BlockKind { kind, count, bytes })
+            .collect(),
+    })
+}
+
+impl Inspection {
+    /// Prints it for a person.
+    pub fn print(&self) {
+        println!(
+            "region {}: {} bytes, layout version {}, id {}",
+            self.region, self.bytes, self.version, self.id
+        );
+        println!(
+            "  created by pid {} ({})",
+            self.creator_pid,
+            if self.creator_alive {
+                "running"
+            } else {
+                "no longer running"
+            }
+        );
+        let p = &self.pool;
+        println!(
+            "pool: {} B; used {} B in {} blocks, free {} B in {} blocks (largest {} B); \
+             high-water {} B{}",
+            p.capacity,
+            p.used,
+            p.live_allocations,
+            p.free,
+            p.free_blocks,
+            p.largest_free,
+            p.high_water,
+            if p.poisoned { "; POISONED" } else { "" }
+        );
+        if self.pipes.is_empty() {
+            println!("pipes: none");
+        } else {
+            println!(
+                "pipes:\n  {:<16} {:>8} {:>6} {:>9} {:>9} {:>10} {:>10} {:>8} {:>5}  state",
+                "name",
+                "capacity",
+                "depth",
+                "recv-wait",
+                "send-wait",
+                "enqueued",
+                "dequeued",
+                "timeouts",
+                "users"
+            );
+        }
+        for q in &self.pipes {
+            let mut state = vec![];
+            if q.closed {
+                state.push("closed".to_string());
+            }
+            if q.persist {
+                state.push("persisted".to_string());
+            }
+            if q.poisoned {
+                state.push("POISONED".to_string());
+            }
+            if let Some(t) = q.lock_holder {
+                state.push(format!("locked by thread {t}"));
+            }
+            if state.is_empty() {
+                state.push("open".to_string());
+            }
+            println!(
+                "  {:<16} {:>8} {:>6} {:>9} {:>9} {:>10} {:>10} {:>8} {:>5}  {}",
+                q.name,
+                q.capacity,
+                q.depth,
+                q.receivers_waiting,
+                q.senders_waiting,
+                q.enqueued,
+                q.dequeued,
+                q.timeouts,
+                q.users,
+                state.join(", ")
+            );
+        }
+        println!("live blocks by kind:");
+        for b in &self.blocks {
+            println!("  {:<24} {:>6} blocks {:>10} B", b.kind, b.count, b.bytes);
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! What processes tell the runner (one JSON object a line on their standard output), and
+//! the run's summary, as text and JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One line a role process writes on its standard output.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// Attached: its pipes are open.
+    Ready,
+    /// Progress: items handled so far.
+    Items {
+        /// Items sent, received or forwarded.
+        n: u64,
+    },
+    /// Reached an item number the runner asked to hear about.
+    At {
+        /// The item number.
+        item: u64,
+    },
+    /// Armed a pause point: its next pipe operation stops inside the pipe's lock.
+    Armed {
+        /// Items handled before.
+        item: u64,
+    },
+    /// The end: what it did.
+    Report(ProcReport),
+}
+
+/// Latency from send to receipt, in microseconds.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Latency {
+    /// The percentiles of `ns` (sorted in place), or `None` if it is empty.
+    pub fn of(ns: &mut [u64]) -> Option<Latency> {
+        if ns.is_empty() {
+            return None;
+        }
+        ns.sort_unstable();
+        let at = |q: usize| ns[(ns.len() * q / 100).min(ns.len() - 1)] as f64 / 1000.0;
+        Some(Latency {
+            p50: at(50),
+            p99: at(99),
+            max: ns[ns.len() - 1] as f64 / 1000.0,
+        })
+    }
+}
+
+/// One output of a fan-out.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct OutputReport {
+    /// The pipe.
+    pub pipe: String,
+    /// Items put into it.
+    pub sent: u64,
+    /// Items dropped for it.
+    pub dropped: u64,
+}
+
+/// What a role process did, sent as its last line.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ProcReport {
+    /// Items sent (source), received (sink), forwarded (middle, fan-out).
+    pub items: u64,
+    /// Seconds from attaching to the end.
+    pub seconds: f64,
+    /// Why it stopped early, if it did.
+    pub error: Option<String>,
+    /// Sink: send-to-receipt latency.
+    pub latency_us: Option<Latency>,
+    /// Sink: per source id, the sequence numbers received, as inclusive runs in arrival
+    /// order.
+    pub received: BTreeMap<u32, Vec<[u64; 2]>>,
+    /// Sink: packets that were unreadable or lacked an expected field.
+    pub bad_items: u64,
+    /// Sink: the first such packet and what was wrong.
+    pub first_bad: Option<String>,
+    /// Fan-out: per output.
+    pub outputs: Vec<OutputReport>,
+}
+
+impl ProcReport {
+    /// Records `seq` from source `src` in the runs.
+    pub fn record(&mut self, src: u32, seq: u64) {
+        let runs = self.received.entry(src).or_default();
+        match runs.last_mut() {
+            Some(r) if r[1].checked_add(1) == Some(seq) => r[1] = seq,
+            _ => runs.push([seq, seq]),
+        }
+    }
+
+    /// Dropped items, all outputs together.
+    pub fn dropped(&self) -> u64 {
+        self.outputs.iter().map(|o| o.dropped).sum()
+    }
+}
+
+/// One process in the summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcSummary {
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub kind: String,
+    /// `ok`, `killed (fault)`, `error: ...`, `exit 1`, `timed out`, `never started`.
+    pub outcome: String,
+    /// Whether it counts as having finished well.
+    pub finished: bool,
+    /// Whether a fault killed it (last instance).
+    pub killed_by_fault: bool,
+    /// Times it was started.
+    pub starts: u32,
+    /// Items (from its report, or the last progress seen).
+    pub items: u64,
+    /// Items per second while it ran.
+    pub throughput: f64,
+    /// Sink latency.
+    pub latency_us: Option<Latency>,
+    /// Items dropped: by a fan-out for its outputs, or upstream for a sink's input.
+    pub drops: u64,
+    /// The last lines it wrote on standard error (when it did not finish well).
+    pub stderr_tail: Vec<String>,
+}
+
+/// The pool, as the runner saw it.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct PoolSummary {
+    /// Heap bytes.
+    pub capacity: u64,
+    /// Bytes used once the region and pipes were made, before any process started.
+    pub baseline_used: u64,
+    /// Blocks live then.
+    pub baseline_live: u64,
+    /// Bytes used at the end.
+    pub end_used: u64,
+    /// Blocks live at the end.
+    pub end_live: u64,
+    /// Largest use seen.
+    pub high_water: u64,
+}
+
+/// One fault, as it happened.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultSummary {
+    /// The process.
+    pub process: String,
+    /// What was done.
+    pub action: String,
+    /// When it was to happen.
+    pub trigger: String,
+    /// Seconds into the run when it fired (none if it never did).
+    pub fired_at: Option<f64>,
+    /// Kill in lock: milliseconds until the pipe moved again.
+    pub recovered_ms: Option<f64>,
+    /// Anything else worth knowing.
+    pub note: String,
+}
+
+/// One expectation's verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// The expectation.
+    pub name: String,
+    /// Whether it held.
+    pub pass: bool,
+    /// The figure behind the verdict.
+    pub figure: String,
+}
+
+/// A run's summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Its description.
+    pub description: String,
+    /// The file.
+    pub file: String,
+    /// The region's name.
+    pub region: String,
+    /// Region size.
+    pub region_bytes: u64,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Whether the watchdog had to end it.
+    pub timed_out: bool,
+    /// Per process.
+    pub processes: Vec<ProcSummary>,
+    /// The pool (none if the runner never saw the region).
+    pub pool: Option<PoolSummary>,
+    /// Faults.
+    pub faults: Vec<FaultSummary>,
+    /// Expectations.
+    pub checks: Vec<Check>,
+    /// Files of the run left in `/dev/shm` and removed by the cleanup.
+    pub cleaned: Vec<String>,
+    /// Whether every expectation held.
+    pub ok: bool,
+}
+
+impl RunSummary {
+    /// Prints the summary for a person.
+    pub fn print(&self) {
+        println!();
+        println!("scenario {} ({})", self.scenario, self.file);
+        if !self.description.is_empty() {
+            println!("  {}", self.description);
+        }
+        println!(
+            "  region {}, {} KiB; ran {:.2} s{}",
+            self.region,
+            self.region_bytes / 1024,
+            self.seconds,
+            if self.timed_out {
+                " (stopped by the watchdog)"
+            } else {
+                ""
+            }
+        );
+        println!();
+        println!(
+            "  {:<12} {:<7} {:<16} {:>8} {:>10} {:>9} {:>9} {:>9} {:>6}",
+            "process", "kind", "outcome", "items", "items/s", "p50 µs", "p99 µs", "max µs", "drops"
+        );
+        for p in &self.processes {
+            let lat = |f: fn(&Latency) -> f64| {
+                p.latency_us
+                    .as_ref()
+                    .map_or("-".to_string(), |l| format!("{:.1}", f(l)))
+            };
+            let outcome = if p.starts > 1 {
+                format!("{} (x{})", p.outcome, p.starts)
+            } else {
+                p.outcome.clone()
+            };
+            println!(
+                "  {:<12} {:<7} {:<16} {:>8} {:>10.0} {:>9} {:>9} {:>9} {:>6}",
+                p.name,
+                p.kind,
+                clip(&outcome, 16),
+                p.items,
+                p.throughput,
+                lat(|l| l.p50),
+                lat(|l| l.p99),
+                lat(|l| l.max),
+                p.drops
+            );
+        }
+        for p in &self.processes {
+            let clipped = p.outcome.chars().count() > 16;
+            if clipped || (!p.finished && !p.killed_by_fault) {
+                println!("  {}: {}", p.name, p.outcome);
+            }
+            if !p.finished && !p.killed_by_fault {
+                for l in &p.stderr_tail {
+                    println!("    | {l}");
+                }
+            }
+        }
+        if let Some(pool) = &self.pool {
+            println!();
+            println!(
+                "  pool: {} KiB; used {} B ({} blocks) before, {} B ({} blocks) after; \
+                 high-water {} B",
+                pool.capacity / 1024,
+                pool.baseline_used,
+                pool.baseline_live,
+                pool.end_used,
+                pool.end_live,
+                pool.high_water
+            );
+        }
+        for f in &self.faults {
+            let when = f
+                .fired_at
+                .map_or("never fired".to_string(), |t| format!("fired at {t:.3} s"));
+            let rec = f.recovered_ms.map_or(String::new(), |ms| {
+                format!(", pipe moving again after {ms:.1} ms")
+            });
+            println!(
+                "  fault: {} {} {}: {when}{rec}{}",
+                f.action,
+                f.process,
+                f.trigger,
+                if f.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", f.note)
+                }
+            );
+        }
+        if !self.cleaned.is_empty() {
+            println!("  cleaned up: {}", self.cleaned.join(", "));
+        }
+        println!();
+        for c in &self.checks {
+            println!(
+                "  {} {:<18} {}",
+                if c.pass { "pass" } else { "FAIL" },
+                c.name,
+                c.figure
+            );
+        }
+        let passed = self.checks.iter().filter(|c| c.pass).count();
+        println!();
+        println!(
+            "{}: {} of {} expectations hold",
+            if self.ok { "PASS" } else { "FAIL" },
+            passed,
+            self.checks.len()
+        );
+    }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_compress_consecutive_numbers() {
+        let mut r = ProcReport::default();
+        for s in [0, 1, 2, 5, 6, 3] {
+            r.record(7, s);
+        }
+        assert_eq!(r.received[&7], vec![[0, 2], [5, 6], [3, 3]]);
+    }
+
+    #[test]
+    fn percentiles() {
+        let mut v: Vec<u64> = (1..=100).map(|x| x * 1000).collect();
+        let l = Latency::of(&mut v).unwrap();
+        assert_eq!((l.p50, l.p99, l.max), (51.0, 100.0, 100.0));
+        assert!(Latency::of(&mut []).is_none());
+    }
+}

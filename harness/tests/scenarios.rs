@@ -1,0 +1,128 @@
+//! Every scenario in `scenarios/`, run by the built `shmval` as a user runs it: exit 0 and
+//! every expectation in the JSON summary holds.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn scenarios_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// Runs `file` with a region prefix of its own and returns the summary.
+fn run_scenario(file: &str) -> serde_json::Value {
+    let path = scenarios_dir().join(file);
+    let prefix = format!(
+        "shmval-test-{}-{}",
+        file.trim_end_matches(".toml"),
+        std::process::id()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_shmval"))
+        .args(["run", "--json", "--prefix", &prefix])
+        .arg(&path)
+        .output()
+        .expect("run shmval");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "{file}: no JSON summary ({e}); stdout:\n{text}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let failed: Vec<String> = summary["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["pass"] != true)
+        .map(|c| format!("{}: {}", c["name"], c["figure"]))
+        .collect();
+    assert!(
+        out.status.success() && failed.is_empty() && summary["ok"] == true,
+        "{file} failed ({}): {failed:#?}\n{}",
+        out.status,
+        serde_json::to_string_pretty(&summary["processes"]).unwrap_or_default()
+    );
+    summary
+}
+
+macro_rules! scenarios {
+    ($($test:ident => $file:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                run_scenario($file);
+            }
+        )*
+
+        const FILES: &[&str] = &[$($file),*];
+    };
+}
+
+scenarios! {
+    pipeline => "pipeline.toml",
+    fan_in => "fan-in.toml",
+    competing_consumers => "competing-consumers.toml",
+    multicast_block => "multicast-block.toml",
+    multicast_drop => "multicast-drop.toml",
+    kill_consumer => "kill-consumer.toml",
+    kill_lock_holder => "kill-lock-holder.toml",
+    persist_restart => "persist-restart.toml",
+    late_joiner => "late-joiner.toml",
+    stale_region => "stale-region.toml",
+    stop_consumer => "stop-consumer.toml",
+}
+
+#[test]
+fn every_scenario_file_has_a_test() {
+    let mut files: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .expect("scenarios folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".toml"))
+        .collect();
+    files.sort();
+    let mut tested: Vec<String> = FILES.iter().map(|f| f.to_string()).collect();
+    tested.sort();
+    assert_eq!(files, tested, "add the new scenario to the list above");
+}
+
+#[test]
+fn the_pipeline_summary_carries_the_figures() {
+    let s = run_scenario("pipeline.toml");
+    let client = s["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "client")
+        .expect("client");
+    assert_eq!(client["items"], 5000);
+    assert!(client["latency_us"]["p99"].as_f64().unwrap() > 0.0);
+    assert!(
+        s["pool"]["high_water"].as_u64().unwrap() >= s["pool"]["baseline_used"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn a_bad_scenario_is_named_with_exit_code_2() {
+    let dir = std::env::temp_dir().join(format!("shmval-bad-scenario-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "name = 'bad'\n[region]\nprefix = 'x'\nbytes = 65536\n\
+         [[process]]\nname = 'k'\nkind = 'sink'\nin = 'nowhere'\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shmval"))
+        .arg("run")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(
+        err.contains("in = \"nowhere\" is not a declared pipe"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,172 @@
+//! `shmval inspect`, `list` and `clean`, run as a user runs them, on regions this test
+//! makes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use shmval::region::header::encode_for_tests;
+use shmval::sides::{ServerSide, ShmMain};
+use shmval::{PoolExt, Val};
+
+fn shmval(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmval"))
+        .args(args)
+        .output()
+        .expect("run shmval")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// A region file removed when dropped.
+struct File(PathBuf);
+
+impl Drop for File {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes a region header image to `/dev/shm/<name>`; `dead` makes its creator one that no
+/// longer runs (this pid with another start key, as after pid reuse).
+fn region_file(name: &str, dead: bool) -> File {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut image = encode_for_tests(4096, 0).to_vec();
+    image.resize(4096, 0);
+    if dead {
+        image[56..64].copy_from_slice(&0x3fff_ffffu64.to_ne_bytes());
+    }
+    let path = PathBuf::from("/dev/shm").join(name);
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&image))
+        .expect("write region file");
+    File(path)
+}
+
+#[test]
+fn inspect_shows_a_live_region_and_leaves_it_as_it_was() {
+    let name = format!("shmval-test-inspect-{}", std::process::id());
+    let main = ShmMain::new(name.as_str(), 1 << 20).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "jobs", 8).start().unwrap();
+    for n in 0..3 {
+        let v = Val::parse(&format!(
+            "{{'n': {n}, 'what': 'a string too long for a cell'}}"
+        ))
+        .unwrap();
+        server.pipe().enq(server.pool().share(&v).unwrap()).unwrap();
+    }
+    let kept = server
+        .pool()
+        .share(&Val::parse("[1, 2, 3]").unwrap())
+        .unwrap();
+    let before = main.pool().stats().unwrap();
+
+    let i = json(&shmval(&["inspect", &name, "--json"]));
+    assert_eq!(i["region"], name.as_str());
+    assert_eq!(i["creator_pid"], std::process::id());
+    assert_eq!(i["creator_alive"], true);
+    assert_eq!(i["pool"]["used"], before.used);
+    let pipe = &i["pipes"][0];
+    assert_eq!(pipe["name"], "jobs");
+    assert_eq!(pipe["capacity"], 8);
+    assert_eq!(pipe["depth"], 3);
+    assert_eq!(pipe["enqueued"], 3);
+    assert_eq!(pipe["users"], 1);
+    assert_eq!(pipe["closed"], false);
+    let count = |kind: &str| {
+        i["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["kind"] == kind)
+            .map_or(0, |b| b["count"].as_u64().unwrap())
+    };
+    assert_eq!(count("value: Tab"), 3);
+    assert_eq!(count("value: Str"), 3);
+    assert_eq!(count("value: Arr"), 1);
+    assert_eq!(count("pipe"), 1);
+    assert_eq!(count("pipe directory"), 1);
+
+    let text = shmval(&["inspect", &name]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("jobs"), "{text}");
+    assert!(text.contains("value: Tab"), "{text}");
+
+    // Nothing changed: the pool, the pipe's users and items.
+    assert_eq!(main.pool().stats().unwrap(), before);
+    assert_eq!(main.pipes().unwrap()[0].users, 1);
+    for n in 0..3 {
+        let v = server.pipe().try_dequeue().unwrap();
+        assert_eq!(
+            v.as_tab()
+                .unwrap()
+                .get("n")
+                .unwrap()
+                .unwrap()
+                .to::<i64>()
+                .unwrap(),
+            n
+        );
+    }
+    drop(kept);
+}
+
+#[test]
+fn list_shows_regions_and_clean_removes_only_stale_ones() {
+    let live_name = format!("shmval-test-list-live-{}", std::process::id());
+    let dead_name = format!("shmval-test-list-dead-{}", std::process::id());
+    let live = region_file(&live_name, false);
+    let dead = region_file(&dead_name, true);
+
+    let l = json(&shmval(&["list", "--json"]));
+    let find = |n: &str| {
+        l.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} not listed: {l}"))
+    };
+    assert_eq!(find(&live_name)["creator_alive"], true);
+    assert_eq!(find(&dead_name)["creator_alive"], false);
+    assert_eq!(find(&dead_name)["creator_pid"], std::process::id());
+
+    let refused = shmval(&["clean", &live_name]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("still running"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(live.0.exists());
+
+    let out = shmval(&["clean", &dead_name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dead.0.exists());
+    assert!(live.0.exists());
+
+    // A file without our magic is never touched.
+    let other = File(
+        PathBuf::from("/dev/shm").join(format!("shmval-test-list-other-{}", std::process::id())),
+    );
+    std::fs::write(&other.0, vec![7u8; 4096]).unwrap();
+    let out = shmval(&["clean", other.0.file_name().unwrap().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(other.0.exists());
+}
