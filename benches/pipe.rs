@@ -26,7 +26,16 @@
 //! `<cores>`: `diff-core` pins this process (or thread) to one CPU and the child process
 //! (or the peer threads) to another; `same-core` pins both to the first CPU. On a
 //! virtual machine, waking a sleeper on the other CPU can cost tens of microseconds, so
-//! the two placements differ by orders of magnitude for anything that sleeps.
+//! the two placements differ by orders of magnitude for anything that sleeps. Two
+//! readings need care:
+//!
+//! - `shmval-block/diff-core` mixes two regimes: the receiver's short spin usually sees
+//!   the reply arrive, but a hop that outlasts it sleeps and costs a cross-CPU wake-up,
+//!   so a few slow hops move the mean from run to run.
+//! - `shmval-spin/same-core` measures the scheduler, not the pipe: a busy poller holds
+//!   the only CPU until its time slice ends, so each hop waits for a tick. It is kept so
+//!   that every cross-process figure has its same-core twin (`crossbeam-spin`, within one
+//!   process, has none).
 //!
 //! The child is this bench binary run again with `SHMVAL_BENCH_ROLE` set. It dies with
 //! this process (`PR_SET_PDEATHSIG`), exits when its pipes close, and a watchdog kills it
