@@ -12,7 +12,8 @@
 //! `not_full` while `tail - head == capacity`, a receiver on `not_empty` while
 //! `head == tail`; each notifies one waiter of the other side after a change, and the
 //! condvar skips the system call when nobody waits. Before taking the lock, a caller spins
-//! briefly watching `head` and `tail`, so a busy pipeline hands over without sleeping.
+//! briefly watching `head` and `tail`, so a busy pipeline hands over without sleeping; a
+//! `try_` receive that finds the ring empty answers from them without taking the lock.
 //!
 //! # A holder that dies
 //!
@@ -312,6 +313,19 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
     }
 
+    /// Whether the ring was empty (and open and sound) when `tail` was read, without the
+    /// lock, so that polling an empty ring does not write the lock word: a busy `try_`
+    /// receiver would otherwise take the lock's cache line from the sender on every poll.
+    /// `head` is read first; both counts only grow and `head <= tail`, so if the `tail`
+    /// read equals the earlier `head`, then at the `tail` read `tail == head` held.
+    fn looks_empty(&self) -> bool {
+        let head = self.hdr.head.load(Ordering::Acquire);
+        let tail = self.hdr.tail.load(Ordering::Acquire);
+        head == tail
+            && self.hdr.closed.load(Ordering::Acquire) == 0
+            && self.hdr.poisoned.load(Ordering::Relaxed) == 0
+    }
+
     /// Appends `item`, waiting as `wait` allows while the ring is full.
     ///
     /// # Errors
@@ -369,7 +383,11 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// [`RecvError::Closed`] once the ring is closed and drained, or
     /// [`RecvError::Corrupted`].
     pub fn recv(&self, wait: Wait) -> Result<u64, RecvError> {
-        if wait != Wait::No {
+        if wait == Wait::No {
+            if self.looks_empty() {
+                return Err(RecvError::Empty);
+            }
+        } else {
             self.spin(|head, tail| tail != head);
         }
         let mut g = match self.lock(wait) {
@@ -533,6 +551,20 @@ mod tests {
         assert_eq!(r.lock_owner(), Some(Os::current()));
         drop(g);
         assert_eq!(r.lock_owner(), None);
+    }
+
+    #[test]
+    fn polling_an_empty_ring_leaves_the_lock_alone() {
+        let h = heap(2);
+        let r = ring(&h);
+        // Taking the lock while holding it would panic: the poll must not try.
+        let g = h.hdr.lock.lock();
+        assert_eq!(r.recv(Wait::No), Err(RecvError::Empty));
+        drop(g);
+        r.send(3, Wait::No).unwrap();
+        assert_eq!(r.recv(Wait::No), Ok(3));
+        r.close();
+        assert_eq!(r.recv(Wait::No), Err(RecvError::Closed));
     }
 
     #[test]
