@@ -54,6 +54,7 @@ pub use error::RegionError;
 pub use mapping::{
     AttachOptions, CreateOptions, Region, RegionId, RegionInfo, Unpublished, MAX_REGION_SIZE,
 };
+pub(crate) use name::name_problem;
 pub use name::{RegionName, MAX_NAME_LEN};
 pub use offset::{Offset, Shared};
 

@@ -15,6 +15,26 @@ pub const MAX_NAME_LEN: usize = 200;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RegionName(String);
 
+/// What is wrong with `name` as a name of at most `max` bytes of `[A-Za-z0-9._-]` not
+/// starting with a dot, if anything. The layers above name their objects (pipes) by the
+/// same rules.
+pub(crate) fn name_problem(name: &str, max: usize) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > max {
+        Some("it is too long")
+    } else if name.starts_with('.') {
+        Some("it starts with a dot")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Some("it holds a character other than A-Z, a-z, 0-9, '.', '_' or '-'")
+    } else {
+        None
+    }
+}
+
 impl RegionName {
     /// Validates `name`.
     ///
@@ -23,20 +43,7 @@ impl RegionName {
     /// [`RegionError::BadName`] saying what is allowed, when `name` breaks a rule.
     pub fn new(name: impl Into<String>) -> Result<RegionName, RegionError> {
         let name = name.into();
-        let problem = if name.is_empty() {
-            Some("it is empty")
-        } else if name.len() > MAX_NAME_LEN {
-            Some("it is longer than 200 bytes")
-        } else if name.starts_with('.') {
-            Some("it starts with a dot")
-        } else if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            Some("it holds a character other than A-Z, a-z, 0-9, '.', '_' or '-'")
-        } else {
-            None
-        };
+        let problem = name_problem(&name, MAX_NAME_LEN);
         match problem {
             Some(why) => Err(RegionError::BadName { name, why }),
             None => Ok(RegionName(name)),

@@ -1,13 +1,8 @@
 //! [`ClientSide`]: finds a named pipe in a region and receives (or sends) through it.
 
-use std::sync::Arc;
-
 use super::error::SidesError;
-use super::side::{wait_options, Side};
+use super::side::{side_accessors, wait_options, Side};
 use super::wait::WaitPolicy;
-use crate::alloc::Pool;
-use crate::queue::Pipe;
-use crate::region::Region;
 
 /// Builder for [`ClientSide`]: `ClientSide::new(region, pipe)`, options, then
 /// [`start`](ClientSideBuilder::start).
@@ -56,24 +51,6 @@ impl ClientSide {
             wait: WaitPolicy::default(),
         }
     }
-
-    /// The pipe.
-    pub fn pipe(&self) -> &Pipe {
-        self.side.pipe()
-    }
-
-    /// The pool, to share values in.
-    pub fn pool(&self) -> &Pool {
-        self.side.pool()
-    }
-
-    /// The region.
-    pub fn region(&self) -> &Arc<Region> {
-        self.side.region()
-    }
-
-    /// The pipe's name.
-    pub fn pipe_name(&self) -> &str {
-        self.side.name().as_str()
-    }
 }
+
+side_accessors!(ClientSide);

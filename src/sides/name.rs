@@ -20,20 +20,7 @@ impl PipeName {
     /// [`SidesError::BadPipeName`] saying which rule it breaks.
     pub fn new(name: impl Into<String>) -> Result<PipeName, SidesError> {
         let name = name.into();
-        let why = if name.is_empty() {
-            Some("it is empty")
-        } else if name.len() > MAX_PIPE_NAME {
-            Some("it is longer than 64 bytes")
-        } else if name.starts_with('.') {
-            Some("it starts with a dot")
-        } else if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            Some("it holds a character other than A-Z, a-z, 0-9, '.', '_' or '-'")
-        } else {
-            None
-        };
+        let why = crate::region::name_problem(&name, MAX_PIPE_NAME);
         match why {
             Some(why) => Err(SidesError::BadPipeName { name, why }),
             None => Ok(PipeName(name)),

@@ -1,13 +1,8 @@
 //! [`ServerSide`]: creates a named pipe in a region and sends (or receives) through it.
 
-use std::sync::Arc;
-
 use super::error::SidesError;
-use super::side::{wait_options, Side};
+use super::side::{side_accessors, wait_options, Side};
 use super::wait::WaitPolicy;
-use crate::alloc::Pool;
-use crate::queue::Pipe;
-use crate::region::Region;
 
 /// Builder for [`ServerSide`]: `ServerSide::new(region, pipe, capacity)`, options, then
 /// [`start`](ServerSideBuilder::start).
@@ -82,24 +77,6 @@ impl ServerSide {
             reattach: false,
         }
     }
-
-    /// The pipe.
-    pub fn pipe(&self) -> &Pipe {
-        self.side.pipe()
-    }
-
-    /// The pool, to share values in.
-    pub fn pool(&self) -> &Pool {
-        self.side.pool()
-    }
-
-    /// The region.
-    pub fn region(&self) -> &Arc<Region> {
-        self.side.region()
-    }
-
-    /// The pipe's name.
-    pub fn pipe_name(&self) -> &str {
-        self.side.name().as_str()
-    }
 }
+
+side_accessors!(ServerSide);

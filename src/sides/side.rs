@@ -40,6 +40,34 @@ macro_rules! wait_options {
 }
 pub(crate) use wait_options;
 
+/// What both sides give access to: the pipe, the pool, the region, the pipe's name.
+macro_rules! side_accessors {
+    ($side:ty) => {
+        impl $side {
+            /// The pipe.
+            pub fn pipe(&self) -> &$crate::queue::Pipe {
+                self.side.pipe()
+            }
+
+            /// The pool, to share values in.
+            pub fn pool(&self) -> &$crate::alloc::Pool {
+                self.side.pool()
+            }
+
+            /// The region.
+            pub fn region(&self) -> &std::sync::Arc<$crate::region::Region> {
+                self.side.region()
+            }
+
+            /// The pipe's name.
+            pub fn pipe_name(&self) -> &str {
+                self.side.name().as_str()
+            }
+        }
+    };
+}
+pub(crate) use side_accessors;
+
 /// A side's hold on a pipe: released through the directory on drop, and destroyed by the
 /// last user unless persisted.
 #[derive(Debug)]
