@@ -1,88 +1,15 @@
 //! Property tests: the text forms read back to equal values, and equality, order and
 //! hashing agree with each other across numeric types.
 
+mod common;
+
 use std::cmp::Ordering;
 
-use proptest::collection::vec;
+use common::vals::{depth, val};
+
 use proptest::prelude::*;
 use shmval::val::{BigInt, BigUint, Complex32, Complex64};
-use shmval::{Array, OTab, Tab, Val};
-
-fn big() -> impl Strategy<Value = BigInt> {
-    (any::<i128>(), any::<u64>(), 0u32..3)
-        .prop_map(|(hi, lo, shift)| (BigInt::from(hi) << (64 * shift)) + BigInt::from(lo))
-}
-
-fn scalar() -> impl Strategy<Value = Val> {
-    prop_oneof![
-        Just(Val::None),
-        any::<bool>().prop_map(Val::Bool),
-        any::<i8>().prop_map(Val::I8),
-        any::<u8>().prop_map(Val::U8),
-        any::<i16>().prop_map(Val::I16),
-        any::<u16>().prop_map(Val::U16),
-        any::<i32>().prop_map(Val::I32),
-        any::<u32>().prop_map(Val::U32),
-        any::<i64>().prop_map(Val::I64),
-        any::<u64>().prop_map(Val::U64),
-        big().prop_map(Val::BigInt),
-        big().prop_map(|b| Val::BigUint(b.magnitude().clone())),
-        any::<f32>().prop_map(Val::F32),
-        any::<f64>().prop_map(Val::F64),
-        (any::<f32>(), any::<f32>()).prop_map(|(a, b)| Val::C32(Complex32::new(a, b))),
-        (any::<f64>(), any::<f64>()).prop_map(|(a, b)| Val::C64(Complex64::new(a, b))),
-        any::<String>().prop_map(Val::Str),
-        "[a-z'\"\\\\\n]{0,6}".prop_map(Val::Str),
-    ]
-}
-
-fn array() -> impl Strategy<Value = Array> {
-    prop_oneof![
-        vec(any::<i8>(), 0..4).prop_map(Array::I8),
-        vec(any::<u8>(), 0..4).prop_map(Array::U8),
-        vec(any::<i16>(), 0..4).prop_map(Array::I16),
-        vec(any::<u16>(), 0..4).prop_map(Array::U16),
-        vec(any::<i32>(), 0..4).prop_map(Array::I32),
-        vec(any::<u32>(), 0..4).prop_map(Array::U32),
-        vec(any::<i64>(), 0..4).prop_map(Array::I64),
-        vec(any::<u64>(), 0..4).prop_map(Array::U64),
-        vec(any::<f32>(), 0..4).prop_map(Array::F32),
-        vec(any::<f64>(), 0..4).prop_map(Array::F64),
-        vec((any::<f32>(), any::<f32>()), 0..4)
-            .prop_map(|v| Array::C32(v.into_iter().map(|(a, b)| Complex32::new(a, b)).collect())),
-        vec((any::<f64>(), any::<f64>()), 0..4)
-            .prop_map(|v| Array::C64(v.into_iter().map(|(a, b)| Complex64::new(a, b)).collect())),
-        vec(any::<bool>(), 0..4).prop_map(Array::Bool),
-    ]
-}
-
-fn val() -> impl Strategy<Value = Val> {
-    let leaf = prop_oneof![4 => scalar(), 1 => array().prop_map(Val::Array)];
-    leaf.prop_recursive(6, 96, 5, |inner| {
-        prop_oneof![
-            vec(inner.clone(), 0..5).prop_map(Val::Arr),
-            vec(inner.clone(), 0..5).prop_map(Val::Tup),
-            vec((inner.clone(), inner.clone()), 0..5)
-                .prop_map(|kv| Val::Tab(kv.into_iter().collect::<Tab>())),
-            vec((inner.clone(), inner), 0..5)
-                .prop_map(|kv| Val::OTab(kv.into_iter().collect::<OTab>())),
-        ]
-    })
-}
-
-fn depth(v: &Val) -> usize {
-    match v {
-        Val::Arr(a) | Val::Tup(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        Val::Tab(_) | Val::OTab(_) => {
-            1 + v
-                .items()
-                .map(|(k, x)| depth(k).max(depth(x)))
-                .max()
-                .unwrap_or(0)
-        }
-        _ => 0,
-    }
-}
+use shmval::Val;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]

@@ -9,6 +9,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::vals::same;
 use common::TestName;
 use shmval::alloc::{Pool, PoolStats};
 use shmval::region::{Offset, Region};
@@ -26,38 +27,6 @@ fn new_pool(tag: &str, size: u64) -> (TestName, Pool) {
 fn baseline(pool: &Pool) -> (u64, u64, u64, u64) {
     let s: PoolStats = pool.stats().unwrap();
     (s.used, s.live_allocations, s.free_blocks, s.largest_free)
-}
-
-/// Structural identity: same tags everywhere, floats by bits, OTab order, array types.
-fn same(a: &Val, b: &Val) -> bool {
-    match (a, b) {
-        (Val::F32(x), Val::F32(y)) => x.to_bits() == y.to_bits(),
-        (Val::F64(x), Val::F64(y)) => x.to_bits() == y.to_bits(),
-        (Val::C32(x), Val::C32(y)) => {
-            x.re.to_bits() == y.re.to_bits() && x.im.to_bits() == y.im.to_bits()
-        }
-        (Val::C64(x), Val::C64(y)) => {
-            x.re.to_bits() == y.re.to_bits() && x.im.to_bits() == y.im.to_bits()
-        }
-        (Val::Arr(x), Val::Arr(y)) | (Val::Tup(x), Val::Tup(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
-        }
-        (Val::OTab(x), Val::OTab(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((k1, v1), (k2, v2))| same(k1, k2) && same(v1, v2))
-        }
-        (Val::Tab(x), Val::Tab(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
-        }
-        (Val::Array(x), Val::Array(y)) => {
-            x.elem_type() == y.elem_type() && format!("{x:?}") == format!("{y:?}")
-        }
-        _ => a.tag() == b.tag() && a == b,
-    }
 }
 
 fn every_type() -> Val {

@@ -11,6 +11,8 @@
 // Test helpers count with std atomics; the crate's loom shim is internal.
 #![allow(clippy::disallowed_types)]
 
+pub mod vals;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
