@@ -93,7 +93,7 @@ pub enum FanoutError {
     },
 }
 
-/// One input pipe copied to several output pipes: see the [module docs](self).
+/// One input pipe copied to several output pipes, with a [`Policy`] for a full output.
 #[derive(Debug)]
 pub struct Fanout {
     input: Pipe,

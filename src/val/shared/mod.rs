@@ -35,7 +35,7 @@
 //! strings and big integers and the elements of typed arrays (see [soundness](#soundness)).
 //! Numbers are little-endian (the platform's: regions are not shared across machines).
 //!
-//! **Cells** hold one value in 16 bytes: word 0's low byte is the value's [`Tag`](crate::Tag) code.
+//! **Cells** hold one value in 16 bytes: word 0's low byte is the value's [`Tag`] code.
 //!
 //! | value | word 0 | word 1 |
 //! |---|---|---|
