@@ -1,0 +1,376 @@
+//! Shared by the `pipe` bench and the regression gate: pinning, child processes (this
+//! binary re-executed with `SHMVAL_BENCH_ROLE`), blocking and spinning hand-offs with
+//! deadlines, the echo and sink children, and the floors (see [`floor`]).
+
+// Each bench binary uses its own subset.
+#![allow(dead_code)]
+
+pub mod floor;
+
+use std::env;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+use shmval::queue::{Pipe, RecvError, SendError};
+use shmval::sides::ClientSide;
+use shmval::{PoolExt, ShmVal, Val};
+pub const ROLE: &str = "SHMVAL_BENCH_ROLE";
+pub const REGION: &str = "SHMVAL_BENCH_REGION";
+pub const MODE: &str = "SHMVAL_BENCH_MODE";
+pub const CPU: &str = "SHMVAL_BENCH_CPU";
+pub const SIZE: &str = "SHMVAL_BENCH_SIZE";
+pub const THREADS: &str = "SHMVAL_BENCH_THREADS";
+pub const PARENT: &str = "SHMVAL_BENCH_PARENT";
+
+/// Payload sizes of the round trips, in bytes.
+pub const PAYLOADS: [usize; 3] = [64, 4096, 1 << 20];
+/// The longest any single hand-off may take before the bench gives up (with a panic).
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How long a child may wait for its next message before it gives up.
+pub const CHILD_IDLE: Duration = Duration::from_secs(60);
+/// How long one child may live: its benchmark has overrun past this, and the watchdog
+/// kills it (which makes this process's pending read or receive fail).
+pub const CHILD_LIFETIME: Duration = Duration::from_secs(300);
+/// Slots in the streaming pipe and channel.
+pub const STREAM_CAP: u64 = 1024;
+/// The item that ends one streaming batch.
+pub const END: i64 = -1;
+
+// ---------------------------------------------------------------------------------------
+// Pinning
+
+/// The two CPUs the bench uses: this process runs on `first`; a peer on `other` for
+/// `diff-core`, on `first` for `same-core`.
+#[derive(Clone, Copy)]
+pub struct Cpus {
+    pub first: usize,
+    pub second: Option<usize>,
+}
+
+impl Cpus {
+    pub fn detect() -> Cpus {
+        let set = sched_getaffinity(Pid::from_raw(0)).expect("sched_getaffinity");
+        let mut allowed = (0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false));
+        let first = allowed.next().expect("at least one CPU");
+        Cpus {
+            first,
+            second: allowed.next(),
+        }
+    }
+
+    /// The placements this machine can run, with the CPU the peer goes on.
+    pub fn placements(self) -> Vec<(&'static str, usize)> {
+        let mut v = Vec::new();
+        match self.second {
+            Some(c) => v.push(("diff-core", c)),
+            None => eprintln!("bench: one CPU only, no diff-core figures"),
+        }
+        v.push(("same-core", self.first));
+        v
+    }
+}
+
+/// Pins the calling thread (and the threads it starts afterwards) to `cpu`.
+pub fn pin(cpu: usize) {
+    let mut set = CpuSet::new();
+    set.set(cpu).expect("a CPU number within CpuSet");
+    sched_setaffinity(Pid::from_raw(0), &set).expect("sched_setaffinity");
+}
+
+/// Restores the calling thread's affinity when dropped.
+pub struct Unpin(CpuSet);
+
+impl Unpin {
+    pub fn save() -> Unpin {
+        Unpin(sched_getaffinity(Pid::from_raw(0)).expect("sched_getaffinity"))
+    }
+}
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = sched_setaffinity(Pid::from_raw(0), &self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes
+
+/// A child process running a role: killed by a watchdog if it outlives
+/// [`CHILD_LIFETIME`], and killed and reaped when dropped, even while a panic unwinds.
+pub struct Peer {
+    child: Option<Child>,
+    stop: Option<mpsc::Sender<()>>,
+    watchdog: Option<JoinHandle<()>>,
+}
+
+impl Peer {
+    /// Runs this binary again as `role` pinned to `cpu`, with the given standard input and
+    /// output (the byte baselines talk over them).
+    pub fn spawn(
+        role: &str,
+        cpu: usize,
+        env: &[(&str, String)],
+        stdin: Stdio,
+        stdout: Stdio,
+    ) -> Peer {
+        let exe = env::current_exe().expect("current_exe");
+        let mut cmd = Command::new(exe);
+        cmd.env(ROLE, role)
+            .env(CPU, cpu.to_string())
+            .env(PARENT, std::process::id().to_string())
+            .stdin(stdin)
+            .stdout(stdout);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn the child process");
+        // `cmd` drops here, closing this process's copies of the child's ends.
+        drop(cmd);
+        let pid = Pid::from_raw(child.id() as i32);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHILD_LIFETIME) {
+                eprintln!("bench: child {pid} overran {CHILD_LIFETIME:?}; killing it");
+                // The child is not reaped while the watchdog runs (see `stop_watchdog`),
+                // so the pid is still the child's.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        });
+        Peer {
+            child: Some(child),
+            stop: Some(stop),
+            watchdog: Some(watchdog),
+        }
+    }
+
+    pub fn stop_watchdog(&mut self) {
+        drop(self.stop.take());
+        if let Some(w) = self.watchdog.take() {
+            let _ = w.join();
+        }
+    }
+
+    /// Waits (up to [`WAIT`]) for the child to exit by itself, after its pipes were
+    /// closed; kills it past that. Panics if it failed.
+    pub fn finish(mut self) {
+        self.stop_watchdog();
+        let mut child = self.child.take().expect("child present");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if start.elapsed() > WAIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the child did not exit within {WAIT:?} after its pipes closed");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(status.success(), "the child failed: {status}");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop_watchdog();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn env_var(name: &str) -> String {
+    env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// A region name unique to this process and call.
+pub fn region_name(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "shmval-bench-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The start of every child: die with the parent, run on the CPU asked for.
+pub fn child_setup() {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).expect("set_pdeathsig");
+    // The parent may have died before the line above: then we were re-parented already.
+    let parent: i32 = env_var(PARENT).parse().expect("a pid");
+    if nix::unistd::getppid() != Pid::from_raw(parent) {
+        std::process::exit(1);
+    }
+    pin(env_var(CPU).parse().expect("a CPU number"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Sending and receiving handles, blocking or spinning, always with a deadline
+
+/// Receives from `p`: with `spin`, busy-polling `try_dequeue` until `limit` has passed;
+/// otherwise with the pipe's own `dequeue`. `Err` only for `Closed`; other errors panic.
+pub fn recv(p: &Pipe, spin: bool, limit: Duration) -> Result<ShmVal, RecvError> {
+    if !spin {
+        return match p.dequeue(limit) {
+            Err(RecvError::Timeout) => panic!("nothing arrived within {limit:?}"),
+            Err(RecvError::Closed) => Err(RecvError::Closed),
+            Err(e) => panic!("dequeue: {e}"),
+            ok => ok,
+        };
+    }
+    let start = Instant::now();
+    let mut polls = 0u32;
+    loop {
+        match p.try_dequeue() {
+            Err(RecvError::Empty) => {}
+            Err(RecvError::Closed) => return Err(RecvError::Closed),
+            Err(e) => panic!("try_dequeue: {e}"),
+            ok => return ok,
+        }
+        polls = polls.wrapping_add(1);
+        if polls % 4096 == 0 && start.elapsed() > limit {
+            panic!("nothing arrived within {limit:?}");
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Sends `v` into `p`: with `spin`, retrying `try_enqueue` while full; otherwise with
+/// `enqueue`. Panics on any error or past [`WAIT`].
+pub fn send(p: &Pipe, mut v: ShmVal, spin: bool) {
+    if !spin {
+        p.enqueue(v, WAIT).expect("enqueue");
+        return;
+    }
+    let start = Instant::now();
+    loop {
+        match p.try_enqueue(v) {
+            Ok(()) => return,
+            Err(SendError::Full(back)) if start.elapsed() < WAIT => v = back,
+            Err(e) => panic!("try_enqueue: {e}"),
+        }
+        std::hint::spin_loop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trips
+
+/// The child of `roundtrip/shmval-*`: moves each handle from pipe `a` into pipe `b` until
+/// `a` closes.
+pub fn shm_echo() {
+    let region = env_var(REGION);
+    let spin = env_var(MODE) == "spin";
+    let a = ClientSide::new(region.as_str(), "a")
+        .timeout(WAIT)
+        .start()
+        .expect("attach pipe a");
+    let b = ClientSide::new(region.as_str(), "b")
+        .timeout(WAIT)
+        .start()
+        .expect("attach pipe b");
+    while let Ok(v) = recv(a.pipe(), spin, CHILD_IDLE) {
+        send(b.pipe(), v, spin);
+    }
+}
+
+/// The child of `roundtrip/pipe2` and `roundtrip/uds`: echoes messages of `SIZE` bytes
+/// from standard input to standard output until end of file.
+pub fn byte_echo() {
+    let size: usize = env_var(SIZE).parse().expect("a size");
+    let mut input = File::from(
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("dup stdin"),
+    );
+    let mut output = File::from(
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("dup stdout"),
+    );
+    let mut buf = vec![0u8; size];
+    loop {
+        // End of file before a message: the parent is done.
+        match input.read(&mut buf[..1]) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        input.read_exact(&mut buf[1..]).expect("read a message");
+        output.write_all(&buf).expect("write it back");
+    }
+}
+
+/// The payload of `bytes` bytes: an `f64` array.
+pub fn floats(bytes: usize) -> Vec<f64> {
+    (0..bytes / 8).map(|i| i as f64 * 0.5).collect()
+}
+
+/// Its raw bytes (little-endian), what the byte baselines carry.
+pub fn raw_bytes(f: &[f64]) -> Vec<u8> {
+    f.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming
+
+/// The child of `stream/shmval`: `THREADS` consumers dequeue from `items` until they meet
+/// an [`END`], and then each acknowledges through `ack`; until `items` closes.
+pub fn shm_sink() {
+    let region = env_var(REGION);
+    let threads: usize = env_var(THREADS).parse().expect("a thread count");
+    let items = ClientSide::new(region.as_str(), "items")
+        .timeout(WAIT)
+        .start()
+        .expect("attach items");
+    let ack = ClientSide::new(region.as_str(), "ack")
+        .timeout(WAIT)
+        .start()
+        .expect("attach ack");
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while let Ok(v) = recv(items.pipe(), false, CHILD_IDLE) {
+                    let n = v.to_val().expect("read an item");
+                    drop(v);
+                    if n == Val::I64(END) {
+                        let token = ack.pool().share(&Val::I64(0)).expect("share");
+                        send(ack.pipe(), token, false);
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// How many of `iters` items producer `p` of `n` sends.
+pub fn share_of(iters: u64, n: usize, p: usize) -> u64 {
+    iters / n as u64 + u64::from((p as u64) < iters % n as u64)
+}
+
+/// Runs `f(p)` for each producer `p` of `n`: on this thread if there is one, else on
+/// scoped threads (which inherit this thread's CPU).
+pub fn producers(n: usize, f: impl Fn(usize) + Sync) {
+    if n == 1 {
+        f(0);
+        return;
+    }
+    std::thread::scope(|s| {
+        for p in 0..n {
+            let f = &f;
+            s.spawn(move || f(p));
+        }
+    });
+}
