@@ -46,6 +46,36 @@ fn pause(name: &'static str) {
 #[cfg(loom)]
 fn pause(_name: &'static str) {}
 
+/// The CPU the calling thread runs on, plus one (0: unknown).
+#[cfg(not(loom))]
+fn current_cpu() -> u32 {
+    // SAFETY: sched_getcpu has no preconditions; it returns -1 on failure.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).map_or(0, |c| c.saturating_add(1))
+}
+
+#[cfg(loom)]
+fn current_cpu() -> u32 {
+    0
+}
+
+/// Records the calling thread's CPU in `word`. The loom model neither spins nor records:
+/// the words only steer spinning, never correctness, and leaving them out keeps the
+/// model's state space small.
+#[cfg(not(loom))]
+fn note_cpu(word: &AtomicU32) {
+    word.store(current_cpu(), Ordering::Relaxed);
+}
+
+#[cfg(loom)]
+fn note_cpu(_word: &AtomicU32) {}
+
+/// Whether to spin for a peer that last ran on `peer_cpu` from a thread on `my_cpu` (both
+/// plus one, 0 unknown): not when both are known and equal.
+fn worth_spinning(peer_cpu: u32, my_cpu: u32) -> bool {
+    peer_cpu == 0 || my_cpu == 0 || peer_cpu != my_cpu
+}
+
 /// How long a call may wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {
@@ -100,6 +130,10 @@ pub struct RingHeader<P: Platform = DefaultPlatform> {
     enqueued: AtomicU64,
     dequeued: AtomicU64,
     timeouts: AtomicU64,
+    /// CPU (plus one; 0 unknown) the last sender ran on, for receivers deciding to spin.
+    sender_cpu: AtomicU32,
+    /// CPU (plus one; 0 unknown) the last receiver ran on, for senders deciding to spin.
+    receiver_cpu: AtomicU32,
 }
 
 impl<P: Platform> fmt::Debug for RingHeader<P> {
@@ -133,6 +167,8 @@ impl<P: Platform> RingHeader<P> {
             enqueued: AtomicU64::new(0),
             dequeued: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            sender_cpu: AtomicU32::new(0),
+            receiver_cpu: AtomicU32::new(0),
         }
     }
 
@@ -302,7 +338,14 @@ impl<'a, P: Platform> Ring<'a, P> {
     }
 
     /// Spins while `cond` is false, a bounded number of times.
-    fn spin(&self, cond: impl Fn(u64, u64) -> bool) {
+    ///
+    /// Spinning only helps while the peer runs elsewhere: `peer_cpu` is the CPU the other
+    /// side last ran on, and when that is this thread's CPU the peer cannot act until this
+    /// thread sleeps, so the spin is skipped.
+    fn spin(&self, peer_cpu: &AtomicU32, cond: impl Fn(u64, u64) -> bool) {
+        if SPINS == 0 || !worth_spinning(peer_cpu.load(Ordering::Relaxed), current_cpu()) {
+            return;
+        }
         for _ in 0..SPINS {
             let head = self.hdr.head.load(Ordering::Relaxed);
             let tail = self.hdr.tail.load(Ordering::Relaxed);
@@ -334,7 +377,9 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// [`SendError::Timeout`], [`SendError::Closed`] or [`SendError::Corrupted`].
     pub fn send(&self, item: u64, wait: Wait) -> Result<(), SendError<u64>> {
         if wait != Wait::No {
-            self.spin(|head, tail| tail.wrapping_sub(head) < self.cap);
+            self.spin(&self.hdr.receiver_cpu, |head, tail| {
+                tail.wrapping_sub(head) < self.cap
+            });
         }
         let mut g = match self.lock(wait) {
             Ok(g) => g,
@@ -368,6 +413,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         pause("ring.send.slot_written");
         // The commit: from here the item is in the ring.
         self.hdr.tail.store(tail + 1, Ordering::Release);
+        note_cpu(&self.hdr.sender_cpu);
         pause("ring.send.committed");
         self.hdr.enqueued.fetch_add(1, Ordering::Relaxed);
         drop(g);
@@ -388,7 +434,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                 return Err(RecvError::Empty);
             }
         } else {
-            self.spin(|head, tail| tail != head);
+            self.spin(&self.hdr.sender_cpu, |head, tail| tail != head);
         }
         let mut g = match self.lock(wait) {
             Ok(g) => g,
@@ -423,6 +469,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         pause("ring.recv.read");
         // The commit: from here the item is the caller's.
         self.hdr.head.store(head + 1, Ordering::Release);
+        self.hdr
+            .receiver_cpu
+            .store(current_cpu(), Ordering::Relaxed);
         pause("ring.recv.committed");
         // The slot keeps no reference to what left it.
         slot.store(0, Ordering::Relaxed);
@@ -507,6 +556,22 @@ mod tests {
 
     fn ring(h: &Heap) -> Ring<'_, Os> {
         h.ring()
+    }
+
+    #[test]
+    fn spinning_is_skipped_only_for_a_peer_on_this_cpu() {
+        assert!(!worth_spinning(3, 3));
+        assert!(worth_spinning(3, 4));
+        assert!(worth_spinning(0, 4));
+        assert!(worth_spinning(3, 0));
+        assert_ne!(current_cpu(), 0, "sched_getcpu works here");
+        // A ring records where its last sender and receiver ran.
+        let h = heap(2);
+        let r = ring(&h);
+        r.send(1, Wait::No).unwrap();
+        r.recv(Wait::No).unwrap();
+        assert_ne!(h.hdr.sender_cpu.load(Ordering::Relaxed), 0);
+        assert_ne!(h.hdr.receiver_cpu.load(Ordering::Relaxed), 0);
     }
 
     #[test]
