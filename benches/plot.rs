@@ -95,7 +95,7 @@ fn draw(figures: &str, out: &str, font: &str) -> Result<(), Box<dyn Error>> {
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d((32f64..2.0e6).log_scale(), (100f64..5.0e6).log_scale())?;
+        .build_cartesian_2d((32f64..2.0e6).log_scale(), (30f64..5.0e6).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("payload (bytes)")
