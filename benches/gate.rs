@@ -29,7 +29,7 @@ use std::env;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
@@ -239,24 +239,8 @@ impl Gate {
     /// 3-entry Tab (`tab3`), each shared by the producer, read and dropped by the
     /// consumer.
     fn shm_stream(&mut self, item: &str, cores: &str, iters: u64) {
-        let name = region_name("gst");
-        let main = ShmMain::new(name.as_str(), 16 << 20)
-            .start()
-            .expect("create the gate region");
-        let items = ServerSide::new(name.as_str(), "items", STREAM_CAP)
-            .start()
-            .expect("pipe items");
-        let ack = ServerSide::new(name.as_str(), "ack", 16)
-            .start()
-            .expect("pipe ack");
-        let child = Peer::spawn(
-            "shm-sink",
-            self.placement(cores),
-            &[(REGION, name.clone()), (THREADS, "1".into())],
-            Stdio::null(),
-            Stdio::null(),
-        );
-        let (items, ack, pool) = (items.pipe(), ack.pipe(), items.pool());
+        let rig = ShmStream::start("gst", self.placement(cores), 1);
+        let (items, ack, pool) = (rig.items.pipe(), rig.ack.pipe(), rig.items.pool());
         let tab3: Val = Val::Tab(
             [
                 (Val::from("a"), Val::from(1i64)),
@@ -282,7 +266,7 @@ impl Gate {
             start.elapsed()
         };
         batch(1);
-        main.region().unlink();
+        rig.main.region().unlink();
         self.record(
             &format!("stream_{item}_{cores}"),
             format!("{cores}-core, 1 -> 1, {item} shared + sent, read + dropped; both block"),
@@ -290,8 +274,7 @@ impl Gate {
             iters,
             &mut batch,
         );
-        items.close().expect("close items");
-        child.finish();
+        rig.finish();
     }
 
     /// Streaming 1 -> 1 of raw 64-byte messages through pipe(2): one write and one
@@ -400,18 +383,7 @@ fn byte_channel(transport: &str) -> (File, File, OwnedFd, OwnedFd) {
 /// The child of `stream_pipe2`: reads 64-byte messages; after one starting with 0xff,
 /// writes one byte back; until end of file.
 fn byte_sink() {
-    let mut input = File::from(
-        std::io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .expect("dup stdin"),
-    );
-    let mut output = File::from(
-        std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .expect("dup stdout"),
-    );
+    let (mut input, mut output) = stdio_files();
     let mut buf = [0u8; 64];
     loop {
         match input.read(&mut buf[..1]) {

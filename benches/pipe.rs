@@ -293,24 +293,8 @@ fn cb_recv<T>(rx: &crossbeam_channel::Receiver<T>, spin: bool) -> Result<T, ()> 
 fn stream_shm(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
     for (cores, peer_cpu) in cpus.placements() {
         for n in [1usize, 2] {
-            let name = region_name("st");
-            let main = ShmMain::new(name.as_str(), 16 << 20)
-                .start()
-                .expect("create the bench region");
-            let items = ServerSide::new(name.as_str(), "items", STREAM_CAP)
-                .start()
-                .expect("pipe items");
-            let ack = ServerSide::new(name.as_str(), "ack", 16)
-                .start()
-                .expect("pipe ack");
-            let child = Peer::spawn(
-                "shm-sink",
-                peer_cpu,
-                &[(REGION, name.clone()), (THREADS, n.to_string())],
-                Stdio::null(),
-                Stdio::null(),
-            );
-            let (items, ack, pool) = (items.pipe(), ack.pipe(), items.pool());
+            let rig = ShmStream::start("st", peer_cpu, n);
+            let (items, ack, pool) = (rig.items.pipe(), rig.ack.pipe(), rig.items.pool());
             let batch = |iters: u64| {
                 let start = Instant::now();
                 producers(n, |p| {
@@ -329,12 +313,11 @@ fn stream_shm(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
             };
             // One batch untimed: the child has attached (so the name can go).
             batch(1);
-            main.region().unlink();
+            rig.main.region().unlink();
             g.bench_function(format!("stream/shmval/{cores}/{n}to{n}"), |bn| {
                 bn.iter_custom(batch)
             });
-            items.close().expect("close items");
-            child.finish();
+            rig.finish();
         }
     }
 }

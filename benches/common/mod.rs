@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use shmval::queue::{Pipe, RecvError, SendError};
-use shmval::sides::ClientSide;
+use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{PoolExt, ShmVal, Val};
 pub const ROLE: &str = "SHMVAL_BENCH_ROLE";
 pub const REGION: &str = "SHMVAL_BENCH_REGION";
@@ -284,22 +284,73 @@ pub fn shm_echo() {
     }
 }
 
+/// Standard input and output as files of their own, for a child's raw byte traffic.
+pub fn stdio_files() -> (File, File) {
+    let dup = |fd: std::os::fd::BorrowedFd<'_>, what: &str| {
+        File::from(
+            fd.try_clone_to_owned()
+                .unwrap_or_else(|e| panic!("dup {what}: {e}")),
+        )
+    };
+    (
+        dup(std::io::stdin().as_fd(), "stdin"),
+        dup(std::io::stdout().as_fd(), "stdout"),
+    )
+}
+
+/// A streaming set-up: a region with the pipes `items` (of [`STREAM_CAP`] slots) and `ack`,
+/// and a `shm-sink` child with `threads` consumer threads pinned to `cpu`.
+pub struct ShmStream {
+    /// Owns the region; the caller unlinks its name once the child has attached.
+    pub main: ShmMain,
+    /// The items pipe (the parent sends).
+    pub items: ServerSide,
+    /// The acknowledgement pipe (the child sends one per end marker).
+    pub ack: ServerSide,
+    /// The consumer process.
+    pub child: Peer,
+}
+
+impl ShmStream {
+    /// Creates the region (named with `tag`) and its pipes, and starts the child.
+    pub fn start(tag: &str, cpu: usize, threads: usize) -> ShmStream {
+        let name = region_name(tag);
+        let main = ShmMain::new(name.as_str(), 16 << 20)
+            .start()
+            .expect("create the bench region");
+        let items = ServerSide::new(name.as_str(), "items", STREAM_CAP)
+            .start()
+            .expect("pipe items");
+        let ack = ServerSide::new(name.as_str(), "ack", 16)
+            .start()
+            .expect("pipe ack");
+        let child = Peer::spawn(
+            "shm-sink",
+            cpu,
+            &[(REGION, name), (THREADS, threads.to_string())],
+            Stdio::null(),
+            Stdio::null(),
+        );
+        ShmStream {
+            main,
+            items,
+            ack,
+            child,
+        }
+    }
+
+    /// Closes the items pipe and waits for the child.
+    pub fn finish(self) {
+        self.items.pipe().close().expect("close items");
+        self.child.finish();
+    }
+}
+
 /// The child of `roundtrip/pipe2` and `roundtrip/uds`: echoes messages of `SIZE` bytes
 /// from standard input to standard output until end of file.
 pub fn byte_echo() {
     let size: usize = env_var(SIZE).parse().expect("a size");
-    let mut input = File::from(
-        std::io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .expect("dup stdin"),
-    );
-    let mut output = File::from(
-        std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .expect("dup stdout"),
-    );
+    let (mut input, mut output) = stdio_files();
     let mut buf = vec![0u8; size];
     loop {
         // End of file before a message: the parent is done.
