@@ -1,56 +1,281 @@
-//! Allocator benchmarks: an alloc+free pair from the shared pool against the same pair from
-//! the process's own allocator, per size, in one group so that the ratio is read directly.
+//! Allocator benchmarks, in one run so that the ratios are read directly.
+//!
+//! - `alloc_free/<allocator>/<bytes>`: an alloc+free pair in one process, uncontended, from
+//!   the shared pool (`shmval`) and from the process's own allocator (`system`, glibc
+//!   with its per-thread cache).
+//! - `alloc_contended/<allocator>/16`: the same 16-byte pair while a second party does
+//!   pairs at the same time on the other CPU: for `shmval-2proc` a second process attached
+//!   to the same pool (both pinned, one per CPU), for `system-2threads` a second thread of
+//!   this process. The time is per pair of this process, both running flat out, so a
+//!   figure twice the uncontended one means the two parties got no parallelism at all.
+//!   The pool is one lock and one set of free lists shared by every process: under
+//!   contention its lock and metadata lines move between the CPUs on every pair, while
+//!   glibc's thread caches share nothing.
+//!
+//! The child is this binary run again with `SHMVAL_BENCH_ROLE` set; it dies with this
+//! process and the region's name is unlinked as soon as it has attached.
 
-// criterion_group! defines a public function without a doc comment.
+// criterion_group! style functions without doc comments.
 #![allow(missing_docs)]
+// std atomics are fine here; the crate's loom shim is for library code.
+#![allow(clippy::disallowed_types)]
+
+mod common;
 
 use std::alloc::Layout;
+use std::env;
 use std::hint::black_box;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use common::*;
+use criterion::{BenchmarkId, Criterion};
 use shmval::alloc::Pool;
-use shmval::region::{Region, RegionName};
+use shmval::region::{Offset, Region, RegionName};
 
 const SIZES: [u64; 3] = [16, 256, 4096];
 
-fn alloc_free(c: &mut Criterion) {
-    let name = RegionName::new(format!("shmval-bench-alloc-{}", std::process::id()))
-        .expect("a valid name");
-    // Created here, unlinked when `region` and `pool` drop at the end of this function.
+/// The environment variable giving the child the control block's offset.
+const CTRL: &str = "SHMVAL_BENCH_CTRL";
+
+/// Words of the control block shared by the two contending processes.
+const GO: usize = 0; // generation the parent starts; the child runs `ITERS` pairs for it
+const ITERS: usize = 1;
+const DONE: usize = 2; // generation the child has finished
+const READY: usize = 3; // set by the child once attached
+const STOP: u64 = u64::MAX;
+
+/// An alloc+free pair of `size` bytes from `pool`.
+fn pool_pair(pool: &Pool, size: u64) {
+    let off = pool.alloc(black_box(size), 8).expect("alloc");
+    pool.free(black_box(off)).expect("free");
+}
+
+/// An alloc+free pair of `layout` from the global allocator.
+fn system_pair(layout: Layout) {
+    // SAFETY: the layout has a non-zero size; the pointer is freed with the same layout
+    // it was allocated with, once.
+    unsafe {
+        let p = std::alloc::alloc(black_box(layout));
+        assert!(!p.is_null());
+        std::alloc::dealloc(black_box(p), layout);
+    }
+}
+
+/// Spins until `word` reaches `want`, or panics past [`WAIT`].
+fn await_word(word: &AtomicU64, want: u64) -> u64 {
+    let start = Instant::now();
+    let mut polls = 0u32;
+    loop {
+        let v = word.load(Ordering::Acquire);
+        if v == want || v == STOP {
+            return v;
+        }
+        polls = polls.wrapping_add(1);
+        if polls % 4096 == 0 && start.elapsed() > WAIT {
+            panic!("the other party did not reach {want} within {WAIT:?}");
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Contending work on another CPU, started for each batch and awaited at its end.
+trait Contender {
+    /// Starts `iters` pairs on the other side.
+    fn start(&mut self, iters: u64);
+    /// Waits until they are done.
+    fn join(&mut self);
+}
+
+/// Times `iters` pairs here while the contender does as many there.
+fn contended(c: &mut dyn Contender, iters: u64, pair: impl Fn()) -> Duration {
+    c.start(iters);
+    let start = Instant::now();
+    for _ in 0..iters {
+        pair();
+    }
+    let t = start.elapsed();
+    c.join();
+    t
+}
+
+/// The control words, in the pool.
+struct Ctrl<'a>(&'a [AtomicU64; 8]);
+
+/// A second process doing pool pairs.
+struct ChildPairs<'a> {
+    ctrl: Ctrl<'a>,
+    generation: u64,
+}
+
+impl Contender for ChildPairs<'_> {
+    fn start(&mut self, iters: u64) {
+        self.generation += 1;
+        self.ctrl.0[ITERS].store(iters, Ordering::Relaxed);
+        self.ctrl.0[GO].store(self.generation, Ordering::Release);
+    }
+    fn join(&mut self) {
+        await_word(&self.ctrl.0[DONE], self.generation);
+    }
+}
+
+/// A second thread doing system-allocator pairs.
+struct ThreadPairs {
+    go: Arc<[AtomicU64; 8]>,
+    generation: u64,
+}
+
+impl Contender for ThreadPairs {
+    fn start(&mut self, iters: u64) {
+        self.generation += 1;
+        self.go[ITERS].store(iters, Ordering::Relaxed);
+        self.go[GO].store(self.generation, Ordering::Release);
+    }
+    fn join(&mut self) {
+        await_word(&self.go[DONE], self.generation);
+    }
+}
+
+/// The loop of the contending party: waits for each generation, runs its pairs, reports.
+fn contend(ctrl: &[AtomicU64; 8], pair: impl Fn()) {
+    let mut generation = 0u64;
+    loop {
+        // The parent may take a while between batches (criterion's analysis): wait long.
+        let start = Instant::now();
+        let g = loop {
+            let g = ctrl[GO].load(Ordering::Acquire);
+            if g != generation {
+                break g;
+            }
+            if start.elapsed() > CHILD_IDLE {
+                panic!("no batch within {CHILD_IDLE:?}");
+            }
+            std::hint::spin_loop();
+        };
+        if g == STOP {
+            return;
+        }
+        for _ in 0..ctrl[ITERS].load(Ordering::Relaxed) {
+            pair();
+        }
+        generation = g;
+        ctrl[DONE].store(g, Ordering::Release);
+    }
+}
+
+/// The child role: attaches the pool and contends until told to stop.
+fn pool_child() {
+    child_setup();
+    let name = RegionName::new(env_var(REGION)).expect("a valid name");
+    let region = Arc::new(Region::attach(&name).expect("attach the bench region"));
+    let pool = Pool::attach(region.clone()).expect("attach the pool");
+    let off = Offset::new(env_var(CTRL).parse().expect("an offset"));
+    let ctrl: &[AtomicU64; 8] = region.resolve(off).expect("the control block");
+    ctrl[READY].store(1, Ordering::Release);
+    contend(ctrl, || pool_pair(&pool, 16));
+}
+
+fn alloc_free(c: &mut Criterion, keep: &Pool) {
+    let mut g = c.benchmark_group("alloc_free");
+    for size in SIZES {
+        g.bench_with_input(BenchmarkId::new("shmval", size), &size, |b, &size| {
+            b.iter(|| pool_pair(keep, size))
+        });
+        let layout = Layout::from_size_align(size as usize, 8).expect("a valid layout");
+        g.bench_with_input(BenchmarkId::new("system", size), &layout, |b, &layout| {
+            b.iter(|| system_pair(layout))
+        });
+    }
+    g.finish();
+}
+
+fn alloc_contended(c: &mut Criterion, pool: &Pool, cpus: Cpus) {
+    let Some(other) = cpus.second else {
+        eprintln!("bench: one CPU only, no contended allocator figures");
+        return;
+    };
+    let mut g = c.benchmark_group("alloc_contended");
+
+    let region = pool.region();
+    let off = pool.alloc(64, 64).expect("the control block");
+    let ctrl: &[AtomicU64; 8] = region.resolve(off).expect("the control block");
+    for w in ctrl {
+        w.store(0, Ordering::Relaxed);
+    }
+    let child = Peer::spawn(
+        "alloc-pairs",
+        other,
+        &[
+            (REGION, region.name().as_str().to_owned()),
+            (CTRL, off.get().to_string()),
+        ],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut pairs = ChildPairs {
+        ctrl: Ctrl(ctrl),
+        generation: 0,
+    };
+    // One batch untimed: the child has attached (so the name can go).
+    await_word(&ctrl[READY], 1);
+    contended(&mut pairs, 1000, || pool_pair(pool, 16));
+    region.unlink();
+    g.bench_function("shmval-2proc/16", |b| {
+        b.iter_custom(|iters| contended(&mut pairs, iters, || pool_pair(pool, 16)))
+    });
+    ctrl[GO].store(STOP, Ordering::Release);
+    child.finish();
+    pool.free(off).expect("free the control block");
+
+    let layout = Layout::from_size_align(16, 8).expect("a valid layout");
+    let go = Arc::new(std::array::from_fn::<_, 8, _>(|_| AtomicU64::new(0)));
+    let thread = {
+        let go = go.clone();
+        std::thread::spawn(move || {
+            pin(other);
+            contend(&go, || system_pair(layout));
+        })
+    };
+    let mut pairs = ThreadPairs { go, generation: 0 };
+    g.bench_function("system-2threads/16", |b| {
+        b.iter_custom(|iters| contended(&mut pairs, iters, || system_pair(layout)))
+    });
+    pairs.go[GO].store(STOP, Ordering::Release);
+    thread.join().expect("the contending thread");
+    g.finish();
+}
+
+fn main() {
+    if let Ok(role) = env::var(ROLE) {
+        match role.as_str() {
+            "alloc-pairs" => pool_child(),
+            _ => panic!("unknown role {role}"),
+        }
+        return;
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    let cpus = Cpus::detect();
+    let _restore = Unpin::save();
+    pin(cpus.first);
+
+    let name = RegionName::new(region_name("alloc")).expect("a valid name");
+    // Created here, unlinked when `pool` drops at the end (or early, once the child of
+    // the contended group has attached).
     let region = Arc::new(Region::create(&name, 64 << 20).expect("create the bench region"));
     let pool = Pool::create(region).expect("format the pool");
     // A few live blocks, so the pair does not always split and re-merge the one big block.
     let keep: Vec<_> = (0..64)
         .map(|i| pool.alloc(16 + 48 * i, 8).expect("setup allocation"))
         .collect();
-
-    let mut g = c.benchmark_group("alloc_free");
-    for size in SIZES {
-        g.bench_with_input(BenchmarkId::new("shmval", size), &size, |b, &size| {
-            b.iter(|| {
-                let off = pool.alloc(black_box(size), 8).expect("alloc");
-                pool.free(black_box(off)).expect("free");
-            })
-        });
-        let layout = Layout::from_size_align(size as usize, 8).expect("a valid layout");
-        g.bench_with_input(BenchmarkId::new("system", size), &layout, |b, &layout| {
-            b.iter(|| {
-                // SAFETY: the layout has a non-zero size; the pointer is freed with the
-                // same layout it was allocated with, once.
-                unsafe {
-                    let p = std::alloc::alloc(black_box(layout));
-                    assert!(!p.is_null());
-                    std::alloc::dealloc(black_box(p), layout);
-                }
-            })
-        });
-    }
-    g.finish();
+    alloc_free(&mut c, &pool);
+    alloc_contended(&mut c, &pool, cpus);
     for off in keep {
         pool.free(off).expect("teardown free");
     }
+    c.final_summary();
 }
-
-criterion_group!(benches, alloc_free);
-criterion_main!(benches);
