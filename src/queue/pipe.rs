@@ -18,8 +18,8 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Os, Owner, Platform};
 use crate::val::shared::ShmVal;
 
-/// "SHMPIPE1", little-endian: marks a formatted pipe block.
-const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE1");
+/// "SHMPIPE2", little-endian: marks a formatted pipe block of this layout.
+const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE2");
 
 /// How often blocking calls ask the break checker unless told otherwise.
 const DEFAULT_MICRO_SLEEP: Duration = Duration::from_millis(100);
@@ -27,11 +27,13 @@ const DEFAULT_MICRO_SLEEP: Duration = Duration::from_millis(100);
 /// Largest capacity accepted: 2^24 slots (128 MiB of slots).
 pub const MAX_CAPACITY: u64 = 1 << 24;
 
-#[repr(C)]
+/// The start of a pipe block (64-byte aligned): the ring header first, so its hot words
+/// fill the block's first cache line; the slots start on a line of their own.
+#[repr(C, align(64))]
 struct PipeHead {
+    ring: RingHeader,
     magic: AtomicU64,
     _reserved: AtomicU64,
-    ring: RingHeader,
 }
 
 // SAFETY: repr(C) of atomics and a RingHeader (itself repr(C) atomics, a ShmMutex and two

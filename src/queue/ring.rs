@@ -64,7 +64,11 @@ fn current_cpu() -> u32 {
 /// model's state space small.
 #[cfg(not(loom))]
 fn note_cpu(word: &AtomicU32) {
-    word.store(current_cpu(), Ordering::Relaxed);
+    // Stored only when it changes: a store would take the line from a peer polling it.
+    let cpu = current_cpu();
+    if word.load(Ordering::Relaxed) != cpu {
+        word.store(cpu, Ordering::Relaxed);
+    }
 }
 
 #[cfg(loom)]
@@ -117,6 +121,9 @@ impl Wait {
 
 /// The ring's shared state, `#[repr(C)]`; all-zero bytes then [`RingHeader::init`] make
 /// an empty ring.
+///
+/// Every word a hand-off touches (lock, condvars, counts, flags) sits in the first 64
+/// bytes, so a header placed on a cache-line boundary moves between CPUs as one line.
 #[repr(C)]
 pub struct RingHeader<P: Platform = DefaultPlatform> {
     lock: ShmMutex<P>,
@@ -127,8 +134,6 @@ pub struct RingHeader<P: Platform = DefaultPlatform> {
     capacity: AtomicU64,
     closed: AtomicU32,
     poisoned: AtomicU32,
-    enqueued: AtomicU64,
-    dequeued: AtomicU64,
     timeouts: AtomicU64,
     /// CPU (plus one; 0 unknown) the last sender ran on, for receivers deciding to spin.
     sender_cpu: AtomicU32,
@@ -164,8 +169,6 @@ impl<P: Platform> RingHeader<P> {
             capacity: AtomicU64::new(0),
             closed: AtomicU32::new(0),
             poisoned: AtomicU32::new(0),
-            enqueued: AtomicU64::new(0),
-            dequeued: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             sender_cpu: AtomicU32::new(0),
             receiver_cpu: AtomicU32::new(0),
@@ -283,8 +286,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         RingStats {
             capacity: self.cap,
             len: self.len(),
-            enqueued: h.enqueued.load(Ordering::Relaxed),
-            dequeued: h.dequeued.load(Ordering::Relaxed),
+            // `tail` and `head` count exactly that: no counter of their own.
+            enqueued: h.tail.load(Ordering::Relaxed),
+            dequeued: h.head.load(Ordering::Relaxed),
             timeouts: h.timeouts.load(Ordering::Relaxed),
             receivers_waiting: h.not_empty.waiters(),
             senders_waiting: h.not_full.waiters(),
@@ -415,7 +419,6 @@ impl<'a, P: Platform> Ring<'a, P> {
         self.hdr.tail.store(tail + 1, Ordering::Release);
         note_cpu(&self.hdr.sender_cpu);
         pause("ring.send.committed");
-        self.hdr.enqueued.fetch_add(1, Ordering::Relaxed);
         drop(g);
         self.hdr.not_empty.notify_one();
         Ok(())
@@ -469,13 +472,10 @@ impl<'a, P: Platform> Ring<'a, P> {
         pause("ring.recv.read");
         // The commit: from here the item is the caller's.
         self.hdr.head.store(head + 1, Ordering::Release);
-        self.hdr
-            .receiver_cpu
-            .store(current_cpu(), Ordering::Relaxed);
+        note_cpu(&self.hdr.receiver_cpu);
         pause("ring.recv.committed");
         // The slot keeps no reference to what left it.
         slot.store(0, Ordering::Relaxed);
-        self.hdr.dequeued.fetch_add(1, Ordering::Relaxed);
         drop(g);
         self.hdr.not_full.notify_one();
         Ok(item)
@@ -572,6 +572,16 @@ mod tests {
         r.recv(Wait::No).unwrap();
         assert_ne!(h.hdr.sender_cpu.load(Ordering::Relaxed), 0);
         assert_ne!(h.hdr.receiver_cpu.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_hot_words_share_one_cache_line() {
+        use std::mem::offset_of;
+        type H = RingHeader<Os>;
+        assert_eq!(offset_of!(H, lock), 0);
+        assert!(offset_of!(H, poisoned) + 4 <= 64);
+        assert!(offset_of!(H, closed) + 4 <= 64);
+        assert!(offset_of!(H, tail) + 8 <= 64);
     }
 
     #[test]

@@ -137,17 +137,24 @@ impl<P: Platform> ShmCondvar<P> {
     }
 
     /// Wakes one waiter, if any.
+    ///
+    /// With nobody waiting it writes nothing, so a busy hand-off does not pay for it. That
+    /// loses no wake-up: a waiter reads `seq` and counts itself in `waiters` while it
+    /// still holds the lock, so a notifier that changes the predicate under that lock
+    /// afterwards sees the count and changes the `seq` the waiter sleeps on; a notifier
+    /// that sees no waiter made its change before any waiter checked the predicate.
     pub fn notify_one(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.seq.fetch_add(1, Ordering::SeqCst);
             P::wake(&self.seq, 1);
         }
     }
 
-    /// Wakes every waiter.
+    /// Wakes every waiter (writes nothing when there is none; see
+    /// [`notify_one`](Self::notify_one)).
     pub fn notify_all(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.seq.fetch_add(1, Ordering::SeqCst);
             P::wake(&self.seq, u32::MAX);
         }
     }
