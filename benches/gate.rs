@@ -237,7 +237,8 @@ impl Gate {
 
     /// Streaming 1 -> 1: items a second of handles to a boxed integer (`int`) or to a
     /// 3-entry Tab (`tab3`), each shared by the producer, read and dropped by the
-    /// consumer.
+    /// consumer; or (`clone`) clones of one shared integer: a reference count up and down
+    /// per item and no allocation, the hand-off itself.
     fn shm_stream(&mut self, item: &str, cores: &str, iters: u64) {
         let rig = ShmStream::start("gst", self.placement(cores), 1);
         let (items, ack, pool) = (rig.items.pipe(), rig.ack.pipe(), rig.items.pool());
@@ -250,14 +251,14 @@ impl Gate {
             .into_iter()
             .collect::<Tab>(),
         );
-        let tab = item == "tab3";
+        let one = pool.share(&Val::I64(7)).expect("share");
         let mut batch = |n: u64| {
             let start = Instant::now();
             for i in 0..n {
-                let v = if tab {
-                    pool.share(&tab3).expect("share")
-                } else {
-                    pool.share(&Val::I64(i as i64)).expect("share")
+                let v = match item {
+                    "tab3" => pool.share(&tab3).expect("share"),
+                    "clone" => one.clone(),
+                    _ => pool.share(&Val::I64(i as i64)).expect("share"),
                 };
                 send(items, v, false);
             }
@@ -269,7 +270,14 @@ impl Gate {
         rig.main.region().unlink();
         self.record(
             &format!("stream_{item}_{cores}"),
-            format!("{cores}-core, 1 -> 1, {item} shared + sent, read + dropped; both block"),
+            format!(
+                "{cores}-core, 1 -> 1, {} + sent, read + dropped; both block, batch receive",
+                if item == "clone" {
+                    "one int cloned"
+                } else {
+                    item
+                }
+            ),
             "ns/item",
             iters,
             &mut batch,
@@ -553,6 +561,7 @@ fn main() -> ExitCode {
     g.shm_stream("int", "diff", 200_000);
     if full {
         g.shm_stream("tab3", "diff", 200_000);
+        g.shm_stream("clone", "diff", 500_000);
         g.shm_stream("int", "same", 200_000);
         g.pipe_stream("diff", 200_000);
         g.pipe_stream("same", 200_000);

@@ -41,6 +41,8 @@ pub const CHILD_IDLE: Duration = Duration::from_secs(60);
 pub const CHILD_LIFETIME: Duration = Duration::from_secs(300);
 /// Slots in the streaming pipe and channel.
 pub const STREAM_CAP: u64 = 1024;
+/// Most values a streaming consumer takes per `dequeue_batch`.
+pub const BATCH: usize = 64;
 /// The item that ends one streaming batch.
 pub const END: i64 = -1;
 
@@ -377,8 +379,9 @@ pub fn raw_bytes(f: &[f64]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // Streaming
 
-/// The child of `stream/shmval`: `THREADS` consumers dequeue from `items` until they meet
-/// an [`END`], and then each acknowledges through `ack`; until `items` closes.
+/// The child of `stream/shmval`: `THREADS` consumers dequeue from `items` in batches of
+/// up to [`BATCH`] (`dequeue_batch`: one lock per batch), read and drop each value, and
+/// acknowledge each [`END`] they meet through `ack`; until `items` closes.
 pub fn shm_sink() {
     let region = env_var(REGION);
     let threads: usize = env_var(THREADS).parse().expect("a thread count");
@@ -393,12 +396,20 @@ pub fn shm_sink() {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                while let Ok(v) = recv(items.pipe(), false, CHILD_IDLE) {
-                    let n = v.to_val().expect("read an item");
-                    drop(v);
-                    if n == Val::I64(END) {
-                        let token = ack.pool().share(&Val::I64(0)).expect("share");
-                        send(ack.pipe(), token, false);
+                let mut batch = Vec::with_capacity(BATCH);
+                loop {
+                    match items.pipe().dequeue_batch(&mut batch, BATCH, CHILD_IDLE) {
+                        Ok(_) => {}
+                        Err(RecvError::Closed) => return,
+                        Err(e) => panic!("dequeue_batch: {e}"),
+                    }
+                    for v in batch.drain(..) {
+                        let n = v.to_val().expect("read an item");
+                        drop(v);
+                        if n == Val::I64(END) {
+                            let token = ack.pool().share(&Val::I64(0)).expect("share");
+                            send(ack.pipe(), token, false);
+                        }
                     }
                 }
             });

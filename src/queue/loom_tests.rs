@@ -156,3 +156,32 @@ fn timeouts_return() {
         }
     });
 }
+
+/// Two senders blocked on a full ring, then one batch receive freeing both slots and no
+/// further receive until they are done: both must be woken (a batch notifies every
+/// waiting sender; waking one would leave the other asleep for good), and everything
+/// arrives once.
+#[test]
+fn batch_receive_wakes_every_blocked_sender() {
+    loom::model(|| {
+        let h = heap(2);
+        let r = ring(&h);
+        r.send(item(0, 1), Wait::No).unwrap();
+        r.send(item(0, 2), Wait::No).unwrap();
+        let producers: Vec<_> = (1..=2u64)
+            .map(|p| {
+                let h = h.clone();
+                thread::spawn(move || ring(&h).send(item(p, 1), Wait::Forever).unwrap())
+            })
+            .collect();
+        let mut got = Vec::new();
+        assert_eq!(r.recv_many(Wait::Forever, 2, |v| got.push(v)), Ok(2));
+        assert_eq!(got, [item(0, 1), item(0, 2)]);
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(r.recv_many(Wait::No, 5, |v| got.push(v)), Ok(2));
+        got.sort_unstable();
+        assert_eq!(got, [item(0, 1), item(0, 2), item(1, 1), item(2, 1)]);
+    });
+}

@@ -26,9 +26,18 @@ loom::lazy_static! {
     static ref DEAD: AtomicU64 = AtomicU64::new(0);
     /// Deaths so far (changed under `PARK`).
     static ref DEATHS: AtomicU32 = AtomicU32::new(0);
-    /// The "futex table": sleepers wait here, checking their word under the lock.
-    static ref PARK: loom::sync::Mutex<()> = loom::sync::Mutex::new(());
+    /// The "futex table": sleepers wait here, checking their word under the lock; each
+    /// sleeper is an entry (word address, thread id, woken) until it returns.
+    static ref PARK: loom::sync::Mutex<Vec<Sleeper>> = loom::sync::Mutex::new(Vec::new());
     static ref PARKED: loom::sync::Condvar = loom::sync::Condvar::new();
+}
+
+/// A thread asleep in [`Model::wait`].
+#[derive(Debug)]
+struct Sleeper {
+    word: usize,
+    id: u32,
+    woken: bool,
 }
 
 loom::thread_local! {
@@ -39,12 +48,14 @@ loom::thread_local! {
 
 /// The loom model of the platform.
 ///
-/// - `wait` without a timeout blocks on a loom condition variable until a `wake` (as a
-///   futex does: the word is checked under the same lock `wake` takes, so no wake-up is
-///   lost), which lets loom see a thread that would sleep forever as a deadlock.
+/// - `wait` without a timeout blocks on a loom condition variable until a `wake` of its
+///   word picks it (as a futex does: the word is checked under the same lock `wake`
+///   takes, so no wake-up is lost), which lets loom see a thread that would sleep forever
+///   as a deadlock.
 /// - `wait` with a timeout yields once and reports the timeout, advancing the calling
 ///   thread's logical clock by it: a timed futex wait may return at any time.
-/// - `wake` wakes every sleeper; each re-checks its condition, as after a spurious wake-up.
+/// - `wake(word, n)` wakes at most `n` of the sleepers on `word`, as `FUTEX_WAKE` does:
+///   a protocol that wakes too few leaves the others asleep, and loom reports it.
 /// - Identities are small counters; [`Model::die`] marks the calling thread dead, as if it
 ///   had been killed where it stands. Every untimed sleeper then returns `TimedOut` once,
 ///   standing in for the liveness poll after which a real waiter notices the death.
@@ -69,16 +80,33 @@ impl Platform for Model {
     fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
         if timeout.is_none() {
             let mut g = PARK.lock().unwrap();
+            // The futex's entry check, under the table lock.
+            if word.load(Ordering::SeqCst) != expected {
+                return Wake::Woken;
+            }
+            let me = Self::current().tid();
+            let addr = word as *const AtomicU32 as usize;
+            g.push(Sleeper {
+                word: addr,
+                id: me,
+                woken: false,
+            });
             loop {
+                let at = g
+                    .iter()
+                    .position(|s| s.id == me && s.word == addr)
+                    .expect("a sleeper stays in the table until it returns");
+                if g[at].woken {
+                    g.swap_remove(at);
+                    return Wake::Woken;
+                }
                 // A death since this thread last looked stands for the liveness poll
                 // firing: report a timeout so the caller checks the owner.
                 let deaths = DEATHS.load(Ordering::SeqCst);
                 if deaths != SEEN_DEATHS.with(|c| c.get()) {
                     SEEN_DEATHS.with(|c| c.set(deaths));
+                    g.swap_remove(at);
                     return Wake::TimedOut;
-                }
-                if word.load(Ordering::SeqCst) != expected {
-                    return Wake::Woken;
                 }
                 g = PARKED.wait(g).unwrap();
             }
@@ -92,8 +120,17 @@ impl Platform for Model {
         Wake::TimedOut
     }
 
-    fn wake(_word: &AtomicU32, _n: u32) {
-        let _g = PARK.lock().unwrap();
+    fn wake(word: &AtomicU32, n: u32) {
+        let mut g = PARK.lock().unwrap();
+        let addr = word as *const AtomicU32 as usize;
+        let mut left = n;
+        for s in g.iter_mut().filter(|s| s.word == addr && !s.woken) {
+            if left == 0 {
+                break;
+            }
+            s.woken = true;
+            left -= 1;
+        }
         PARKED.notify_all();
     }
 
