@@ -300,6 +300,13 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// Takes the lock (until `wait`'s deadline) and repairs after a dead holder.
     /// `Err(true)`: corrupted; `Err(false)`: timed out.
     fn lock(&self, wait: Wait) -> Result<ShmMutexGuard<'a, P>, bool> {
+        if let Some(g) = self.hdr.lock.try_lock_free() {
+            // Free and consistent: nothing to repair unless the ring is poisoned.
+            return match self.hdr.poisoned.load(Ordering::Relaxed) {
+                0 => Ok(g),
+                _ => Err(true),
+            };
+        }
         let mut g = match wait.deadline() {
             Some(d) => {
                 let left = d.saturating_sub(P::now_ns());

@@ -143,6 +143,16 @@ impl<P: Platform> ShmMutex<P> {
             .map(|how| ShmMutexGuard::new(self, how))
     }
 
+    /// Acquires the lock if it is free and consistent, with one compare-and-swap: no
+    /// clock, no owner check, no sleep. The fast path of callers that would otherwise
+    /// compute a deadline first.
+    pub(crate) fn try_lock_free(&self) -> Option<ShmMutexGuard<'_, P>> {
+        self.state
+            .compare_exchange(0, P::current().bits(), Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| ShmMutexGuard::new(self, Acquired::Clean))
+    }
+
     /// Acquires the lock, giving up after `timeout` if a live owner still holds it.
     ///
     /// # Errors
