@@ -1,8 +1,8 @@
 //! Peer benchmarks, group `peers`: our handle round trip beside the same ping-pong over
-//! another IPC library, ipc-channel (Servo's channels over Unix sockets), with the floors,
-//! in one run, so that the ratios are read directly. The library is built only with the
-//! `peers` feature (`cargo bench --features peers --bench peers`); without it this bench
-//! says so and exits.
+//! two other IPC libraries, ipc-channel (Servo's channels over Unix sockets) and iceoryx2
+//! (zero-copy publish-subscribe in shared memory), with the floors, in one run, so that the
+//! ratios are read directly. The libraries are built only with the `peers` feature
+//! (`cargo bench --features peers --bench peers`); without it this bench says so and exits.
 //!
 //! - `floor/<kind>/<cores>`: the cache-line and futex floors, as in the `pipe` bench (see
 //!   `common/floor.rs`).
@@ -23,6 +23,18 @@
 //!     `IpcSender<IpcSharedMemory>`: the array's bytes are put once into a shared memory
 //!     region (a memfd), and the same region goes back and forth; each hop passes its
 //!     descriptor through the socket and maps it on arrival.
+//!   - `iox2-spin`: iceoryx2 publish-subscribe of `[f64]` slices on two services, `ping`
+//!     (this process publishes, the child subscribes) and `pong` (the other way). The
+//!     payload is written once per hop, as a user would, into a sample loaned from the
+//!     publisher (`loan_slice_uninit` + `write_from_slice`): this process writes the array,
+//!     the child copies the received sample into its reply (iceoryx2 cannot send a
+//!     received sample on; a sample belongs to its publisher's memory). Receivers
+//!     busy-poll `receive`.
+//!   - `iox2-block`: the same, with iceoryx2's events for wake-ups: after each send the
+//!     sender notifies on an event service of its own (`ping-event`, `pong-event`), and a
+//!     receiver that finds nothing waits on its listener (`timed_wait`; on Linux a Unix
+//!     datagram socket) and polls again. A `WaitSet` would only put the same listener
+//!     under `epoll`, for several sources; one listener waits without it.
 //!
 //! `<cores>`: `diff-core` pins this process to one CPU and the child to another;
 //! `same-core` pins both to the first CPU. As in the `pipe` bench, the `-spin` variants on
@@ -34,11 +46,15 @@
 //! deadline, except ipc-channel's blocking `recv` and the one-shot server's `accept`,
 //! which have none: `recv` fails once the watchdog has killed the child (as the `pipe2`
 //! read in the `pipe` bench), and `accept` is given up after a while by connecting to it
-//! from this process. ipc-channel leaves nothing in `/tmp` or `/dev/shm`.
+//! from this process. ipc-channel leaves nothing in `/tmp` or `/dev/shm`; iceoryx2 gets a
+//! root directory and a `/dev/shm` prefix of its own for every benchmark (pid and counter
+//! in the name), removed afterwards even when a benchmark panics (see `peers/iox2.rs`);
+//! only a kill of this process (SIGKILL) can leave them behind.
 //!
-//! Requirements: the `peers` feature needs Rust 1.86 (ipc-channel 0.23).
+//! Requirements: the `peers` feature needs Rust 1.89 (iceoryx2 0.10), and iceoryx2 builds
+//! its POSIX bindings with bindgen, so libclang must be installed.
 //!
-//! Defaults keep the run to about three minutes on 2 CPUs; criterion's `--warm-up-time` and
+//! Defaults keep the run to about four minutes on 2 CPUs; criterion's `--warm-up-time` and
 //! `--measurement-time` override them.
 
 // criterion_group! style functions without doc comments.
@@ -49,13 +65,16 @@
 #[cfg(feature = "peers")]
 mod common;
 #[cfg(feature = "peers")]
+#[path = "peers/iox2.rs"]
+mod iox2;
+#[cfg(feature = "peers")]
 #[path = "peers/ipc.rs"]
 mod ipc;
 
 #[cfg(not(feature = "peers"))]
 fn main() {
     println!(
-        "peers: ipc-channel is not built (the `peers` feature is off); \
+        "peers: ipc-channel and iceoryx2 are not built (the `peers` feature is off); \
          run `cargo bench --features peers --bench peers`"
     );
 }
@@ -74,6 +93,7 @@ fn main() {
         match role.as_str() {
             "shm-echo" => shm_echo(),
             "ipc-echo" => ipc::echo(),
+            "iox2-echo" => iox2::echo(),
             "floor" => common::floor::echo(common::floor::Kind::parse(&env_var(MODE))),
             _ => panic!("unknown role {role}"),
         }
@@ -93,6 +113,7 @@ fn main() {
     floor_figures(&mut g, cpus);
     roundtrip_shm(&mut g, cpus, &PAYLOADS);
     ipc::roundtrips(&mut g, cpus, &PAYLOADS);
+    iox2::roundtrips(&mut g, cpus, &PAYLOADS);
     g.finish();
     drop(restore);
     c.final_summary();
