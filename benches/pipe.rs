@@ -63,11 +63,10 @@ use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::floor::{self, Floor};
+use common::floor;
 use common::*;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
-use shmval::sides::{ServerSide, ShmMain};
 use shmval::{PoolExt, Val};
 
 /// Child roles of this bench.
@@ -83,90 +82,7 @@ fn run_child(role: &str) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Floors
-
-/// `floor/<kind>/<cores>`: the cache-line and futex ping-pong floors (see
-/// `common/floor.rs`), in both placements; the cache line only across CPUs (two spinners
-/// on one CPU measure the scheduler's time slice).
-fn floors(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
-    for kind in [floor::Kind::Cacheline, floor::Kind::Futex] {
-        for (cores, peer_cpu) in cpus.placements() {
-            if kind == floor::Kind::Cacheline && cores == "same-core" {
-                continue;
-            }
-            let mut f = Floor::new(kind);
-            let child = Peer::spawn(
-                "floor",
-                peer_cpu,
-                &[(MODE, kind.name().into())],
-                Stdio::from(f.fd()),
-                Stdio::null(),
-            );
-            f.round_trips(100);
-            g.bench_function(format!("floor/{}/{cores}", kind.name()), |bn| {
-                bn.iter_custom(|iters| f.round_trips(iters))
-            });
-            f.stop();
-            child.finish();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Round trips
-
-fn roundtrip_shm(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
-    for spin in [false, true] {
-        let transport = if spin { "shmval-spin" } else { "shmval-block" };
-        for (cores, peer_cpu) in cpus.placements() {
-            for size in PAYLOADS {
-                let name = region_name("rt");
-                let main = ShmMain::new(name.as_str(), 16 << 20)
-                    .start()
-                    .expect("create the bench region");
-                let a = ServerSide::new(name.as_str(), "a", 4)
-                    .start()
-                    .expect("pipe a");
-                let b = ServerSide::new(name.as_str(), "b", 4)
-                    .start()
-                    .expect("pipe b");
-                let child = Peer::spawn(
-                    "shm-echo",
-                    peer_cpu,
-                    &[
-                        (REGION, name.clone()),
-                        (MODE, if spin { "spin" } else { "block" }.into()),
-                    ],
-                    Stdio::null(),
-                    Stdio::null(),
-                );
-                let (a, b) = (a.pipe(), b.pipe());
-                let v = a.pool().array_from(&floats(size)[..]).expect("share");
-                let at = v.offset();
-                // One round trip untimed: the child has attached (so the name can go).
-                send(a, v, spin);
-                let mut held = Some(recv(b, spin, WAIT).expect("the first echo"));
-                main.region().unlink();
-                g.bench_function(format!("roundtrip/{transport}/{cores}/{size}"), |bn| {
-                    bn.iter_custom(|iters| {
-                        let mut v = held.take().expect("the handle is home");
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            send(a, v, spin);
-                            v = recv(b, spin, WAIT).expect("echo");
-                        }
-                        let t = start.elapsed();
-                        assert_eq!(v.offset(), at, "the same handle came back");
-                        held = Some(v);
-                        t
-                    })
-                });
-                a.close().expect("close pipe a");
-                child.finish();
-            }
-        }
-    }
-}
 
 fn roundtrip_bytes(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
     for transport in ["pipe2", "uds"] {
@@ -375,8 +291,8 @@ fn pipe_benches(c: &mut Criterion) {
     pin(cpus.first);
     let mut g = c.benchmark_group("pipe");
     g.sample_size(20);
-    floors(&mut g, cpus);
-    roundtrip_shm(&mut g, cpus);
+    floor_figures(&mut g, cpus);
+    roundtrip_shm(&mut g, cpus, &PAYLOADS);
     roundtrip_bytes(&mut g, cpus);
     roundtrip_crossbeam(&mut g, cpus);
     g.throughput(Throughput::Elements(1));

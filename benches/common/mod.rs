@@ -1,6 +1,8 @@
-//! Shared by the `pipe` bench and the regression gate: pinning, child processes (this
-//! binary re-executed with `SHMVAL_BENCH_ROLE`), blocking and spinning hand-offs with
-//! deadlines, the echo and sink children, and the floors (see [`floor`]).
+//! Shared by the `pipe` and `peers` benches and the regression gate: pinning, child
+//! processes (this binary re-executed with `SHMVAL_BENCH_ROLE`), blocking and spinning
+//! hand-offs with deadlines, the echo and sink children, the floors (see [`floor`]), and the
+//! criterion figures of the floors and our handle round trip, which both criterion benches
+//! report.
 
 // Each bench binary uses its own subset.
 #![allow(dead_code)]
@@ -17,6 +19,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use criterion::measurement::WallTime;
+use criterion::BenchmarkGroup;
+use floor::Floor;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use shmval::queue::{Pipe, RecvError, SendError};
@@ -435,4 +440,93 @@ pub fn producers(n: usize, f: impl Fn(usize) + Sync) {
             s.spawn(move || f(p));
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Figures shared by the criterion benches (`pipe`, `peers`)
+
+/// `floor/<kind>/<cores>`: the cache-line and futex ping-pong floors (see
+/// `common/floor.rs`), in both placements; the cache line only across CPUs (two spinners
+/// on one CPU measure the scheduler's time slice).
+pub fn floor_figures(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
+    for kind in [floor::Kind::Cacheline, floor::Kind::Futex] {
+        for (cores, peer_cpu) in cpus.placements() {
+            if kind == floor::Kind::Cacheline && cores == "same-core" {
+                continue;
+            }
+            let mut f = Floor::new(kind);
+            let child = Peer::spawn(
+                "floor",
+                peer_cpu,
+                &[(MODE, kind.name().into())],
+                Stdio::from(f.fd()),
+                Stdio::null(),
+            );
+            f.round_trips(100);
+            g.bench_function(format!("floor/{}/{cores}", kind.name()), |bn| {
+                bn.iter_custom(|iters| f.round_trips(iters))
+            });
+            f.stop();
+            child.finish();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trips
+
+/// `roundtrip/shmval-{block,spin}/<cores>/<bytes>` for each of `payloads`: an `f64` array
+/// shared once in the pool, its handle sent through pipe `a` to a `shm-echo` child, which
+/// moves it into pipe `b` (see the `pipe` bench's doc comment).
+pub fn roundtrip_shm(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus, payloads: &[usize]) {
+    for spin in [false, true] {
+        let transport = if spin { "shmval-spin" } else { "shmval-block" };
+        for (cores, peer_cpu) in cpus.placements() {
+            for &size in payloads {
+                let name = region_name("rt");
+                let main = ShmMain::new(name.as_str(), 16 << 20)
+                    .start()
+                    .expect("create the bench region");
+                let a = ServerSide::new(name.as_str(), "a", 4)
+                    .start()
+                    .expect("pipe a");
+                let b = ServerSide::new(name.as_str(), "b", 4)
+                    .start()
+                    .expect("pipe b");
+                let child = Peer::spawn(
+                    "shm-echo",
+                    peer_cpu,
+                    &[
+                        (REGION, name.clone()),
+                        (MODE, if spin { "spin" } else { "block" }.into()),
+                    ],
+                    Stdio::null(),
+                    Stdio::null(),
+                );
+                let (a, b) = (a.pipe(), b.pipe());
+                let v = a.pool().array_from(&floats(size)[..]).expect("share");
+                let at = v.offset();
+                // One round trip untimed: the child has attached (so the name can go).
+                send(a, v, spin);
+                let mut held = Some(recv(b, spin, WAIT).expect("the first echo"));
+                main.region().unlink();
+                g.bench_function(format!("roundtrip/{transport}/{cores}/{size}"), |bn| {
+                    bn.iter_custom(|iters| {
+                        let mut v = held.take().expect("the handle is home");
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            send(a, v, spin);
+                            v = recv(b, spin, WAIT).expect("echo");
+                        }
+                        let t = start.elapsed();
+                        assert_eq!(v.offset(), at, "the same handle came back");
+                        held = Some(v);
+                        t
+                    })
+                });
+                a.close().expect("close pipe a");
+                child.finish();
+            }
+        }
+    }
 }
