@@ -271,11 +271,12 @@ impl Gate {
         self.record(
             &format!("stream_{item}_{cores}"),
             format!(
-                "{cores}-core, 1 -> 1, {} + sent, read + dropped; both block, batch receive",
-                if item == "clone" {
-                    "one int cloned"
-                } else {
-                    item
+                "{cores}-core, 1 -> 1, {}, sent, received, read, dropped; both block, \
+                 batch receive",
+                match item {
+                    "clone" => "one int cloned",
+                    "tab3" => "3-entry Tab shared (read in place: one lookup)",
+                    _ => "int shared",
                 }
             ),
             "ns/item",
