@@ -1,6 +1,10 @@
 //! Draws the README's plot of round-trip latency against payload size from the figures
 //! the gate records: `ci/bench-gate --full --figures figures.json`, then
-//! `cargo bench --bench plot -- figures.json docs/roundtrip.png [FONT.ttf]`.
+//! `cargo bench --bench plot -- figures.json docs/roundtrip.png [--peers DIR] [--font F]`.
+//!
+//! With `--peers DIR` (criterion's output of the `peers` bench, `target/criterion/peers`)
+//! it adds iceoryx2's and ipc-channel's round trips, which come from that run, not the
+//! gate's: the legend says so.
 //!
 //! Without arguments (as when `cargo bench` runs every bench) it prints how to use it.
 
@@ -14,7 +18,7 @@ const SIZES: [u64; 4] = [64, 4096, 65536, 1 << 20];
 const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// (figure name prefix, legend, colour, dashed = same-core).
-const SERIES: [(&str, &str, RGBColor, bool); 7] = [
+const SERIES: [(&str, &str, RGBColor, bool); 9] = [
     (
         "shm_spin_diff",
         "shmval handle, receiver spins (diff-core)",
@@ -57,32 +61,82 @@ const SERIES: [(&str, &str, RGBColor, bool); 7] = [
         RGBColor(0, 158, 115),
         true,
     ),
+    (
+        "iox2_spin_diff",
+        "iceoryx2, payload written per hop, receiver spins (diff-core; peers bench)",
+        RGBColor(204, 121, 167),
+        false,
+    ),
+    (
+        "ipc_bytes_block_same",
+        "ipc-channel, bytes, receiver blocks (same-core; peers bench)",
+        RGBColor(230, 159, 0),
+        true,
+    ),
+];
+
+/// Criterion benchmark directories of the `peers` bench and the figure names they get.
+const PEERS: [(&str, &str); 2] = [
+    ("roundtrip_iox2-spin_diff-core", "iox2_spin_diff"),
+    (
+        "roundtrip_ipc-bytes-block_same-core",
+        "ipc_bytes_block_same",
+    ),
 ];
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let [figures, out, rest @ ..] = &args[..] else {
-        eprintln!("usage: cargo bench --bench plot -- FIGURES.json OUT.png [FONT.ttf]");
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let (mut pos, mut peers, mut font) = (Vec::new(), None, DEFAULT_FONT.to_string());
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--peers" => peers = args.next(),
+            "--font" => font = args.next().unwrap_or(font),
+            _ => pos.push(a),
+        }
+    }
+    let [figures, out, rest @ ..] = &pos[..] else {
+        eprintln!(
+            "usage: cargo bench --bench plot -- FIGURES.json OUT.png [--peers DIR] [--font F]"
+        );
         return;
     };
-    let font = rest.first().map_or(DEFAULT_FONT, String::as_str);
-    if let Err(e) = draw(figures, out, font) {
+    // The font may also come third, as it did before `--font`.
+    let font = rest.first().cloned().unwrap_or(font);
+    if let Err(e) = draw(figures, out, peers.as_deref(), &font) {
         eprintln!("plot: {e}");
         std::process::exit(1);
     }
 }
 
-fn draw(figures: &str, out: &str, font: &str) -> Result<(), Box<dyn Error>> {
+/// The peers' medians, in ns, named as [`PEERS`] says, from criterion's estimates.
+fn peer_figures(dir: &str) -> Result<serde_json::Map<String, Value>, Box<dyn Error>> {
+    let mut figs = serde_json::Map::new();
+    for (bench, name) in PEERS {
+        for size in SIZES {
+            let path = format!("{dir}/{bench}_{size}/new/estimates.json");
+            let est: Value = serde_json::from_str(
+                &std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?,
+            )?;
+            let m = est["median"]["point_estimate"]
+                .as_f64()
+                .ok_or_else(|| format!("{path}: no median"))?;
+            figs.insert(format!("{name}_{size}"), serde_json::json!({ "median": m }));
+        }
+    }
+    Ok(figs)
+}
+
+fn draw(figures: &str, out: &str, peers: Option<&str>, font: &str) -> Result<(), Box<dyn Error>> {
     let bytes: &'static [u8] = Box::leak(
         std::fs::read(font)
             .map_err(|e| format!("cannot read the font {font}: {e}"))?
             .into_boxed_slice(),
     );
     register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| "not a font")?;
-    let figs: Value = serde_json::from_str(&std::fs::read_to_string(figures)?)?;
+    let mut figs: Value = serde_json::from_str(&std::fs::read_to_string(figures)?)?;
+    if let (Some(dir), Value::Object(map)) = (peers, &mut figs) {
+        map.extend(peer_figures(dir)?);
+    }
     let median = |name: &str| figs[name]["median"].as_f64();
 
     let root = BitMapBackend::new(out, (1000, 640)).into_drawing_area();
