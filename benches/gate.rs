@@ -58,6 +58,10 @@ fn run_child(role: &str) {
     }
 }
 
+/// Longest a single timed run of a figure may take, in seconds; planned iteration counts
+/// stay well under it on a healthy build.
+const RUN_BUDGET: f64 = 0.5;
+
 /// One figure: the per-run values of a quantity (ns per round trip, per item or per pair).
 struct Figure {
     runs: Vec<f64>,
@@ -109,7 +113,16 @@ impl Gate {
         iters: u64,
         mut one: impl FnMut(u64) -> Duration,
     ) {
-        one((iters / 10).max(1));
+        let warm = (iters / 10).max(1);
+        let per_op = one(warm).as_secs_f64() / warm as f64;
+        // A run planned at `iters` that would take longer than RUN_BUDGET (a slowdown far
+        // beyond any tolerance) is cut short, so that a regressed build fails in seconds
+        // instead of running for an hour.
+        let iters = if per_op * iters as f64 > RUN_BUDGET {
+            ((RUN_BUDGET / per_op) as u64).clamp(10, iters)
+        } else {
+            iters
+        };
         let runs = (0..self.repeats)
             .map(|_| one(iters).as_nanos() as f64 / iters as f64)
             .collect::<Vec<_>>();

@@ -20,9 +20,9 @@
 //!     receiving with `recv` or busy-polling `try_recv`.
 //! - `stream/<transport>/<cores>/<p>to<c>`: one-way throughput, in items per second, of
 //!   small values: `p` producers each share a boxed integer and enqueue its handle, `c`
-//!   consumers in the child process dequeue, read and drop it (so each item is also one
-//!   allocation and one free in the pool). `crossbeam` does the same with `Box<i64>`
-//!   between threads.
+//!   consumers in the child process dequeue in batches (`dequeue_batch`, up to 64 per
+//!   lock), read and drop each (so each item is also one allocation and one free in the
+//!   pool). `crossbeam` does the same with `Box<i64>` between threads, one `recv` each.
 //!
 //! `<cores>`: `diff-core` pins this process (or thread) to one CPU and the child process
 //! (or the peer threads) to another; `same-core` pins both to the first CPU. On a
