@@ -205,7 +205,7 @@ impl Pipe {
     /// The value comes back in the error: [`SendError::Timeout`], [`SendError::Closed`],
     /// [`SendError::Broken`], [`SendError::WrongRegion`], [`SendError::Corrupted`].
     pub fn enqueue(&self, v: ShmVal, timeout: Duration) -> Result<(), SendError<ShmVal>> {
-        self.send_val(v, Some(Os::now_ns().saturating_add(nanos(timeout))), false)
+        self.send_val(v, Limit::Within(timeout))
     }
 
     /// Sends `v`, waiting until `deadline` while the pipe is full.
@@ -223,7 +223,7 @@ impl Pipe {
     ///
     /// [`SendError::Full`], or as [`enqueue`](Self::enqueue).
     pub fn try_enqueue(&self, v: ShmVal) -> Result<(), SendError<ShmVal>> {
-        self.send_val(v, None, true)
+        self.send_val(v, Limit::Once)
     }
 
     /// Sends `v`, waiting as long as the pipe is full (until it is closed, or the break
@@ -234,7 +234,7 @@ impl Pipe {
     /// [`SendError::Closed`], [`SendError::Broken`], [`SendError::WrongRegion`],
     /// [`SendError::Corrupted`].
     pub fn enq(&self, v: ShmVal) -> Result<(), SendError<ShmVal>> {
-        self.send_val(v, None, false)
+        self.send_val(v, Limit::Forever)
     }
 
     /// Receives the oldest value, waiting up to `timeout` while the pipe is empty.
@@ -244,7 +244,7 @@ impl Pipe {
     /// [`RecvError::Timeout`], [`RecvError::Closed`] (closed and drained),
     /// [`RecvError::Broken`], [`RecvError::Corrupted`].
     pub fn dequeue(&self, timeout: Duration) -> Result<ShmVal, RecvError> {
-        self.recv_val(Some(Os::now_ns().saturating_add(nanos(timeout))), false)
+        self.recv_val(Limit::Within(timeout))
     }
 
     /// Receives the oldest value, waiting until `deadline` while the pipe is empty.
@@ -262,7 +262,7 @@ impl Pipe {
     ///
     /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`].
     pub fn try_dequeue(&self) -> Result<ShmVal, RecvError> {
-        self.recv_val(None, true)
+        self.recv_val(Limit::Once)
     }
 
     /// Receives the oldest value, waiting as long as the pipe is empty (until it is closed
@@ -272,7 +272,7 @@ impl Pipe {
     ///
     /// [`RecvError::Closed`], [`RecvError::Broken`], [`RecvError::Corrupted`].
     pub fn deq(&self) -> Result<ShmVal, RecvError> {
-        self.recv_val(None, false)
+        self.recv_val(Limit::Forever)
     }
 
     /// Receives up to `max` of the oldest values into `out`, in order, in one critical
@@ -291,12 +291,7 @@ impl Pipe {
         max: usize,
         timeout: Duration,
     ) -> Result<usize, RecvError> {
-        self.recv_vals(
-            Some(Os::now_ns().saturating_add(nanos(timeout))),
-            false,
-            max,
-            out,
-        )
+        self.recv_vals(Limit::Within(timeout), max, out)
     }
 
     /// Receives up to `max` of the oldest values into `out` if there are any now.
@@ -306,7 +301,7 @@ impl Pipe {
     /// As [`try_dequeue`](Self::try_dequeue), and corruption as in
     /// [`dequeue_batch`](Self::dequeue_batch).
     pub fn try_dequeue_batch(&self, out: &mut Vec<ShmVal>, max: usize) -> Result<usize, RecvError> {
-        self.recv_vals(None, true, max, out)
+        self.recv_vals(Limit::Once, max, out)
     }
 
     /// Items in the pipe now (0 if its block no longer checks out).
@@ -354,12 +349,7 @@ impl Pipe {
         Ok(self.ring()?.stats())
     }
 
-    fn send_val(
-        &self,
-        v: ShmVal,
-        deadline: Option<u64>,
-        once: bool,
-    ) -> Result<(), SendError<ShmVal>> {
+    fn send_val(&self, v: ShmVal, limit: Limit) -> Result<(), SendError<ShmVal>> {
         if v.pool().region().id() != self.pool.region().id() {
             return Err(SendError::WrongRegion(v));
         }
@@ -367,15 +357,15 @@ impl Pipe {
             return Err(SendError::Corrupted(v));
         };
         let raw = v.offset().get();
-        let sent = if once {
-            ring.send(raw, Wait::No)
-        } else {
-            self.sliced(
-                deadline,
+        // Once without waiting: a pipe with room takes the item without a clock read.
+        let sent = match ring.send(raw, Wait::No) {
+            Err(SendError::Full(_)) if limit != Limit::Once => self.sliced(
+                limit.deadline(),
                 |w| ring.send(raw, w),
                 |e| matches!(e, SendError::Timeout(_)),
                 || SendError::Broken(raw),
-            )
+            ),
+            r => r,
         };
         match sent {
             // The pipe holds the reference now.
@@ -387,9 +377,9 @@ impl Pipe {
         }
     }
 
-    fn recv_val(&self, deadline: Option<u64>, once: bool) -> Result<ShmVal, RecvError> {
+    fn recv_val(&self, limit: Limit) -> Result<ShmVal, RecvError> {
         let mut raw = 0;
-        self.recv_raw(deadline, once, 1, |r| raw = r)?;
+        self.recv_raw(limit, 1, |r| raw = r)?;
         // SAFETY: see `adopt`.
         unsafe { self.adopt(raw) }
     }
@@ -397,13 +387,12 @@ impl Pipe {
     /// Receives up to `max` handles into `out`; see [`dequeue_batch`](Self::dequeue_batch).
     fn recv_vals(
         &self,
-        deadline: Option<u64>,
-        once: bool,
+        limit: Limit,
         max: usize,
         out: &mut Vec<ShmVal>,
     ) -> Result<usize, RecvError> {
         let mut raws = Vec::new();
-        let n = self.recv_raw(deadline, once, max, |r| raws.push(r))?;
+        let n = self.recv_raw(limit, max, |r| raws.push(r))?;
         out.reserve(n);
         let mut corrupt = false;
         for raw in raws {
@@ -419,25 +408,25 @@ impl Pipe {
         Ok(n)
     }
 
-    /// Takes up to `max` items from the ring, passing each to `f`: once (`try_`) or
-    /// waiting until `deadline` in break-checker slices.
+    /// Takes up to `max` items from the ring, passing each to `f`: at once if there are
+    /// any, else (unless `limit` is `Once`) waiting in break-checker slices.
     fn recv_raw(
         &self,
-        deadline: Option<u64>,
-        once: bool,
+        limit: Limit,
         max: usize,
         mut f: impl FnMut(u64),
     ) -> Result<usize, RecvError> {
         let ring = self.ring().map_err(|_| RecvError::Corrupted)?;
-        if once {
-            return ring.recv_many(Wait::No, max, f);
+        // Once without waiting: a pipe with items gives them without a clock read.
+        match ring.recv_many(Wait::No, max, &mut f) {
+            Err(RecvError::Empty) if limit != Limit::Once => self.sliced(
+                limit.deadline(),
+                |w| ring.recv_many(w, max, &mut f),
+                |e| *e == RecvError::Timeout,
+                || RecvError::Broken,
+            ),
+            r => r,
         }
-        self.sliced(
-            deadline,
-            |w| ring.recv_many(w, max, &mut f),
-            |e| *e == RecvError::Timeout,
-            || RecvError::Broken,
-        )
     }
 
     /// The handle for an item just received. A slot holding something that is not a
@@ -480,6 +469,27 @@ impl Pipe {
                 }
                 r => return r,
             }
+        }
+    }
+}
+
+/// How long a pipe call may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    /// Not at all (`try_` calls).
+    Once,
+    /// Until the pipe closes (or the break checker says stop).
+    Forever,
+    /// For this long after the call; the clock is read only if the call has to wait.
+    Within(Duration),
+}
+
+impl Limit {
+    /// The deadline on the monotonic clock, `None` for no limit; read when first needed.
+    fn deadline(self) -> Option<u64> {
+        match self {
+            Limit::Within(d) => Some(Os::now_ns().saturating_add(nanos(d))),
+            Limit::Once | Limit::Forever => None,
         }
     }
 }
