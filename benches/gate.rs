@@ -443,16 +443,14 @@ fn byte_channel(transport: &str) -> (File, File, OwnedFd, OwnedFd) {
 /// Busy-polls `rx` until a message arrives (`Some`) or every sender is gone (`None`);
 /// panics past [`WAIT`].
 fn spin_recv<T>(rx: &crossbeam_channel::Receiver<T>) -> Option<T> {
-    let start = Instant::now();
-    let mut polls = 0u32;
+    let mut patience = Patience::new(WAIT);
     loop {
         match rx.try_recv() {
             Ok(v) => return Some(v),
             Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
             Err(crossbeam_channel::TryRecvError::Empty) => {}
         }
-        polls = polls.wrapping_add(1);
-        if polls % 4096 == 0 && start.elapsed() > WAIT {
+        if patience.exhausted() {
             panic!("nothing arrived within {WAIT:?}");
         }
         std::hint::spin_loop();

@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::WAIT;
+use super::{Patience, WAIT};
 
 /// Bytes mapped: the two words sit on different cache lines (128 bytes apart, beyond the
 /// adjacent-line prefetcher's pair).
@@ -153,19 +153,23 @@ fn futex_wake(w: &AtomicU32) {
 
 /// Waits until `w` holds `want` (or, for the child, [`STOP`]); panics past [`WAIT`].
 fn wait_for(kind: Kind, w: &AtomicU32, want: u32) -> u32 {
-    let start = Instant::now();
-    let mut polls = 0u32;
+    let mut patience = Patience::new(WAIT);
     loop {
         let v = w.load(Ordering::Acquire);
         if v == want || v == STOP {
             return v;
         }
-        match kind {
-            Kind::Cacheline => std::hint::spin_loop(),
-            Kind::Futex => futex_wait(w, v),
-        }
-        polls = polls.wrapping_add(1);
-        if (kind == Kind::Futex || polls % 4096 == 0) && start.elapsed() > WAIT {
+        let over = match kind {
+            Kind::Cacheline => {
+                std::hint::spin_loop();
+                patience.exhausted()
+            }
+            Kind::Futex => {
+                futex_wait(w, v);
+                patience.exhausted_now()
+            }
+        };
+        if over {
             panic!("the floor peer did not answer within {WAIT:?}");
         }
     }

@@ -150,14 +150,14 @@ fn receive(
     wake: Option<&Wake>,
     limit: Duration,
 ) -> Sample<Service, [f64], ()> {
-    let start = Instant::now();
-    let mut polls = 0u32;
+    let start = wake.map(|_| Instant::now());
+    let mut patience = Patience::new(limit);
     loop {
         if let Some(sample) = s.receive().expect("receive") {
             return sample;
         }
-        match wake {
-            Some(w) => {
+        match (wake, start) {
+            (Some(w), Some(start)) => {
                 let left = limit
                     .checked_sub(start.elapsed())
                     .unwrap_or_else(|| panic!("nothing arrived within {limit:?}"));
@@ -165,9 +165,8 @@ fn receive(
                     .timed_wait(|_| {}, left)
                     .expect("wait for an event");
             }
-            None => {
-                polls = polls.wrapping_add(1);
-                if polls % 4096 == 0 && start.elapsed() > limit {
+            _ => {
+                if patience.exhausted() {
                     panic!("nothing arrived within {limit:?}");
                 }
                 std::hint::spin_loop();

@@ -150,8 +150,7 @@ fn recv<M: Message>(rx: &IpcReceiver<M>, spin: bool, limit: Duration) -> Result<
             Err(e) => panic!("recv: {e}"),
         };
     }
-    let start = Instant::now();
-    let mut polls = 0u32;
+    let mut patience = Patience::new(limit);
     loop {
         match rx.try_recv() {
             Ok(m) => return Ok(m),
@@ -159,8 +158,7 @@ fn recv<M: Message>(rx: &IpcReceiver<M>, spin: bool, limit: Duration) -> Result<
             Err(TryRecvError::IpcError(IpcError::Disconnected)) => return Err(()),
             Err(e) => panic!("try_recv: {e}"),
         }
-        polls = polls.wrapping_add(1);
-        if polls % 64 == 0 && start.elapsed() > limit {
+        if patience.exhausted() {
             panic!("nothing arrived within {limit:?}");
         }
         std::hint::spin_loop();

@@ -223,8 +223,11 @@ impl ShmVal {
         if rc == 0 || rc > MAX_REFCOUNT {
             return Err(corrupt(off.get(), format!("refcount {rc}")));
         }
+        // Without the pool lock: the caller owns a reference, so the block is live and its
+        // header fixed (the lock would move the pool's lock line between processes on
+        // every receive); a corrupt offset still gives an error or a checked header.
         let usable = pool
-            .usable_size(off)
+            .usable_size_unlocked(off)
             .map_err(|e| corrupt(off.get(), e.to_string()))?;
         if usable < obj.kind.header_bytes() {
             return Err(corrupt(off.get(), format!("block of {usable} bytes")));
