@@ -41,7 +41,7 @@ use serde_json::{json, Value};
 use shmval::alloc::Pool;
 use shmval::region::{Region, RegionName};
 use shmval::sides::{ServerSide, ShmMain};
-use shmval::{PoolExt, Tab, Val};
+use shmval::{PoolExt, ShmVal, Tab, Val};
 
 /// Default allowed worsening of a ratio, as a fraction of its baseline.
 const DEFAULT_TOLERANCE: f64 = 0.30;
@@ -111,149 +111,80 @@ impl Gate {
         conditions: String,
         unit: &'static str,
         iters: u64,
-        mut one: impl FnMut(u64) -> Duration,
+        one: impl FnMut(u64) -> Duration,
     ) {
-        let warm = (iters / 10).max(1);
-        let per_op = one(warm).as_secs_f64() / warm as f64;
-        // A run planned at `iters` that would take longer than RUN_BUDGET (a slowdown far
-        // beyond any tolerance) is cut short, so that a regressed build fails in seconds
-        // instead of running for an hour.
-        let iters = if per_op * iters as f64 > RUN_BUDGET {
-            ((RUN_BUDGET / per_op) as u64).clamp(10, iters)
-        } else {
-            iters
-        };
-        let runs = (0..self.repeats)
-            .map(|_| one(iters).as_nanos() as f64 / iters as f64)
-            .collect::<Vec<_>>();
-        let f = Figure {
-            runs,
-            unit,
-            conditions,
-        };
-        eprintln!(
-            "  {name:<28} {:>12.1} {unit}   ({})",
-            f.median(),
-            f.conditions
-        );
-        self.figures.insert(name.to_string(), f);
+        self.record_all(vec![Timed::new(name, conditions, unit, iters, one)]);
+    }
+
+    /// Measures several figures in turn, run by run (figure 1, figure 2, ..., figure 1,
+    /// ...), so that a ratio between them compares runs taken seconds apart: the host moves
+    /// a virtual machine's vCPUs every few minutes, and every cross-CPU figure with them.
+    /// Each is run once untimed first.
+    fn record_all(&mut self, mut figs: Vec<Timed<'_>>) {
+        for f in &mut figs {
+            let warm = (f.iters / 10).max(1);
+            let per_op = (f.run)(warm).as_secs_f64() / warm as f64;
+            // A run planned at `iters` that would take longer than RUN_BUDGET (a slowdown
+            // far beyond any tolerance) is cut short, so that a regressed build fails in
+            // seconds instead of running for an hour.
+            if per_op * f.iters as f64 > RUN_BUDGET {
+                f.iters = ((RUN_BUDGET / per_op) as u64).clamp(10, f.iters);
+            }
+        }
+        let mut runs = vec![Vec::with_capacity(self.repeats); figs.len()];
+        for _ in 0..self.repeats {
+            for (f, r) in figs.iter_mut().zip(&mut runs) {
+                r.push((f.run)(f.iters).as_nanos() as f64 / f.iters as f64);
+            }
+        }
+        for (t, runs) in figs.into_iter().zip(runs) {
+            let f = Figure {
+                runs,
+                unit: t.unit,
+                conditions: t.conditions,
+            };
+            eprintln!(
+                "  {:<28} {:>12.1} {}   ({})",
+                t.name,
+                f.median(),
+                f.unit,
+                f.conditions
+            );
+            self.figures.insert(t.name, f);
+        }
     }
 
     fn floor(&mut self, kind: floor::Kind, cores: &str, iters: u64) {
-        let mut f = Floor::new(kind);
-        let child = Peer::spawn(
-            "floor",
-            self.placement(cores),
-            &[(MODE, kind.name().into())],
-            Stdio::from(f.fd()),
-            Stdio::null(),
-        );
-        let receiver = if kind == floor::Kind::Futex {
-            "sleeps (futex)"
-        } else {
-            "spins"
-        };
-        self.record(
-            &format!("floor_{}_{cores}", kind.name()),
-            format!("{cores}-core, receiver {receiver}"),
-            "ns/rt",
-            iters,
-            |n| f.round_trips(n),
-        );
-        f.stop();
-        child.finish();
+        let mut rig = FloorRig::start(kind, self.placement(cores));
+        self.record_all(vec![rig.timed(cores, iters)]);
+        rig.finish();
     }
 
-    /// The spinning hand-off of a well-tuned in-process queue across the same two CPUs:
-    /// crossbeam-channel between two pinned threads, an 8-word box each way, both
-    /// busy-polling `try_recv`. Its cost is cache-line transfers, like ours, so the ratio
-    /// to it moves little with where the host puts the two vCPUs.
-    fn crossbeam_rt(&mut self, iters: u64) {
-        let peer = self.placement("diff");
-        let (to_peer, peer_rx) = crossbeam_channel::bounded::<Box<[f64; 8]>>(4);
-        let (peer_tx, from_peer) = crossbeam_channel::bounded::<Box<[f64; 8]>>(4);
-        let echo = std::thread::spawn(move || {
-            pin(peer);
-            while let Some(v) = spin_recv(&peer_rx) {
-                peer_tx.send(v).expect("echo");
-            }
-        });
-        let mut held = Some(Box::new([0.5f64; 8]));
-        self.record(
-            "cb_spin_diff_64",
-            "diff-core, two threads of one process, crossbeam-channel, 64 B box, \
-             receiver spins (try_recv)"
-                .into(),
-            "ns/rt",
-            iters,
-            |n| {
-                let mut v = held.take().expect("the box is home");
-                let start = Instant::now();
-                for _ in 0..n {
-                    to_peer.send(v).expect("send");
-                    v = spin_recv(&from_peer).expect("the echo");
-                }
-                let t = start.elapsed();
-                held = Some(v);
-                t
-            },
-        );
-        drop(to_peer);
-        echo.join().expect("the echo thread");
+    /// The spinning round trips across the two CPUs, measured in turn (see
+    /// [`record_all`](Self::record_all)): the cache-line floor, crossbeam-channel between
+    /// two threads, and our handle at each payload size.
+    fn spinning(&mut self, sizes: &[usize], iters: u64) {
+        let cpu = self.placement("diff");
+        let mut floor = FloorRig::start(floor::Kind::Cacheline, cpu);
+        let mut cb = CrossbeamRig::start(cpu);
+        let mut shm: Vec<ShmRig> = sizes
+            .iter()
+            .map(|&size| ShmRig::start(true, cpu, size))
+            .collect();
+        let mut figs = vec![floor.timed("diff", iters), cb.timed(iters)];
+        figs.extend(shm.iter_mut().map(|r| r.timed("diff", iters)));
+        self.record_all(figs);
+        floor.finish();
+        cb.finish();
+        for r in shm {
+            r.finish();
+        }
     }
 
     fn shm_rt(&mut self, spin: bool, cores: &str, size: usize, iters: u64) {
-        let name = region_name("gate");
-        let main = ShmMain::new(name.as_str(), (size as u64 + (4 << 20)).max(16 << 20))
-            .start()
-            .expect("create the gate region");
-        let a = ServerSide::new(name.as_str(), "a", 4)
-            .start()
-            .expect("pipe a");
-        let b = ServerSide::new(name.as_str(), "b", 4)
-            .start()
-            .expect("pipe b");
-        let child = Peer::spawn(
-            "shm-echo",
-            self.placement(cores),
-            &[
-                (REGION, name.clone()),
-                (MODE, if spin { "spin" } else { "block" }.into()),
-            ],
-            Stdio::null(),
-            Stdio::null(),
-        );
-        let (a, b) = (a.pipe(), b.pipe());
-        let v = a.pool().array_from(&floats(size)[..]).expect("share");
-        send(a, v, spin);
-        let mut held = Some(recv(b, spin, WAIT).expect("the first echo"));
-        main.region().unlink();
-        let mode = if spin { "spin" } else { "block" };
-        let receiver = if spin {
-            "spins (try_dequeue)"
-        } else {
-            "blocks (dequeue: short spin, then futex)"
-        };
-        self.record(
-            &format!("shm_{mode}_{cores}_{size}"),
-            format!("{cores}-core, f64 array of {size} B by handle, receiver {receiver}"),
-            "ns/rt",
-            iters,
-            |n| {
-                let mut v = held.take().expect("the handle is home");
-                let start = Instant::now();
-                for _ in 0..n {
-                    send(a, v, spin);
-                    v = recv(b, spin, WAIT).expect("echo");
-                }
-                let t = start.elapsed();
-                held = Some(v);
-                t
-            },
-        );
-        drop(held);
-        a.close().expect("close pipe a");
-        child.finish();
+        let mut rig = ShmRig::start(spin, self.placement(cores), size);
+        self.record_all(vec![rig.timed(cores, iters)]);
+        rig.finish();
     }
 
     fn bytes_rt(&mut self, transport: &str, cores: &str, size: usize, iters: u64) {
@@ -417,6 +348,217 @@ impl Gate {
             .get(name)
             .unwrap_or_else(|| panic!("figure {name} not measured"))
             .median()
+    }
+}
+
+/// A figure to measure: its name, conditions, unit, planned iterations, and the run that
+/// times that many operations.
+struct Timed<'a> {
+    name: String,
+    conditions: String,
+    unit: &'static str,
+    iters: u64,
+    run: Box<dyn FnMut(u64) -> Duration + 'a>,
+}
+
+impl<'a> Timed<'a> {
+    fn new(
+        name: &str,
+        conditions: String,
+        unit: &'static str,
+        iters: u64,
+        run: impl FnMut(u64) -> Duration + 'a,
+    ) -> Timed<'a> {
+        Timed {
+            name: name.to_string(),
+            conditions,
+            unit,
+            iters,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// A floor ping-pong with its child process (see `common/floor.rs`).
+struct FloorRig {
+    kind: floor::Kind,
+    floor: Floor,
+    child: Peer,
+}
+
+impl FloorRig {
+    fn start(kind: floor::Kind, cpu: usize) -> FloorRig {
+        let floor = Floor::new(kind);
+        let child = Peer::spawn(
+            "floor",
+            cpu,
+            &[(MODE, kind.name().into())],
+            Stdio::from(floor.fd()),
+            Stdio::null(),
+        );
+        FloorRig { kind, floor, child }
+    }
+
+    fn timed(&mut self, cores: &str, iters: u64) -> Timed<'_> {
+        let receiver = if self.kind == floor::Kind::Futex {
+            "sleeps (futex)"
+        } else {
+            "spins"
+        };
+        let floor = &mut self.floor;
+        Timed::new(
+            &format!("floor_{}_{cores}", self.kind.name()),
+            format!("{cores}-core, receiver {receiver}"),
+            "ns/rt",
+            iters,
+            |n| floor.round_trips(n),
+        )
+    }
+
+    fn finish(self) {
+        self.floor.stop();
+        self.child.finish();
+    }
+}
+
+/// The spinning hand-off of a well-tuned in-process queue across the same two CPUs:
+/// crossbeam-channel between two pinned threads, an 8-word box each way, both busy-polling
+/// `try_recv`. Its cost is cache-line transfers, like ours, so the ratio to it moves little
+/// with where the host puts the two vCPUs.
+struct CrossbeamRig {
+    to_peer: crossbeam_channel::Sender<Box<[f64; 8]>>,
+    from_peer: crossbeam_channel::Receiver<Box<[f64; 8]>>,
+    echo: std::thread::JoinHandle<()>,
+    held: Option<Box<[f64; 8]>>,
+}
+
+impl CrossbeamRig {
+    fn start(cpu: usize) -> CrossbeamRig {
+        let (to_peer, peer_rx) = crossbeam_channel::bounded::<Box<[f64; 8]>>(4);
+        let (peer_tx, from_peer) = crossbeam_channel::bounded::<Box<[f64; 8]>>(4);
+        let echo = std::thread::spawn(move || {
+            pin(cpu);
+            while let Some(v) = spin_recv(&peer_rx) {
+                peer_tx.send(v).expect("echo");
+            }
+        });
+        CrossbeamRig {
+            to_peer,
+            from_peer,
+            echo,
+            held: Some(Box::new([0.5f64; 8])),
+        }
+    }
+
+    fn timed(&mut self, iters: u64) -> Timed<'_> {
+        Timed::new(
+            "cb_spin_diff_64",
+            "diff-core, two threads of one process, crossbeam-channel, 64 B box, receiver \
+             spins (try_recv)"
+                .into(),
+            "ns/rt",
+            iters,
+            |n| {
+                let mut v = self.held.take().expect("the box is home");
+                let start = Instant::now();
+                for _ in 0..n {
+                    self.to_peer.send(v).expect("send");
+                    v = spin_recv(&self.from_peer).expect("the echo");
+                }
+                let t = start.elapsed();
+                self.held = Some(v);
+                t
+            },
+        )
+    }
+
+    fn finish(self) {
+        drop(self.to_peer);
+        self.echo.join().expect("the echo thread");
+    }
+}
+
+/// Our handle round trip: a region with pipes `a` and `b`, an echo child, and the f64
+/// array whose handle travels.
+struct ShmRig {
+    spin: bool,
+    size: usize,
+    // Owns the region (its name is unlinked once the child has attached).
+    _main: ShmMain,
+    a: ServerSide,
+    b: ServerSide,
+    child: Peer,
+    held: Option<ShmVal>,
+}
+
+impl ShmRig {
+    fn start(spin: bool, cpu: usize, size: usize) -> ShmRig {
+        let name = region_name("gate");
+        let main = ShmMain::new(name.as_str(), (size as u64 + (4 << 20)).max(16 << 20))
+            .start()
+            .expect("create the gate region");
+        let a = ServerSide::new(name.as_str(), "a", 4)
+            .start()
+            .expect("pipe a");
+        let b = ServerSide::new(name.as_str(), "b", 4)
+            .start()
+            .expect("pipe b");
+        let child = Peer::spawn(
+            "shm-echo",
+            cpu,
+            &[
+                (REGION, name.clone()),
+                (MODE, if spin { "spin" } else { "block" }.into()),
+            ],
+            Stdio::null(),
+            Stdio::null(),
+        );
+        let v = a.pool().array_from(&floats(size)[..]).expect("share");
+        send(a.pipe(), v, spin);
+        let held = Some(recv(b.pipe(), spin, WAIT).expect("the first echo"));
+        main.region().unlink();
+        ShmRig {
+            spin,
+            size,
+            _main: main,
+            a,
+            b,
+            child,
+            held,
+        }
+    }
+
+    fn timed(&mut self, cores: &str, iters: u64) -> Timed<'_> {
+        let (mode, receiver) = if self.spin {
+            ("spin", "spins (try_dequeue)")
+        } else {
+            ("block", "blocks (dequeue: short spin, then futex)")
+        };
+        let size = self.size;
+        Timed::new(
+            &format!("shm_{mode}_{cores}_{size}"),
+            format!("{cores}-core, f64 array of {size} B by handle, receiver {receiver}"),
+            "ns/rt",
+            iters,
+            |n| {
+                let (a, b, spin) = (self.a.pipe(), self.b.pipe(), self.spin);
+                let mut v = self.held.take().expect("the handle is home");
+                let start = Instant::now();
+                for _ in 0..n {
+                    send(a, v, spin);
+                    v = recv(b, spin, WAIT).expect("echo");
+                }
+                let t = start.elapsed();
+                self.held = Some(v);
+                t
+            },
+        )
+    }
+
+    fn finish(mut self) {
+        drop(self.held.take());
+        self.a.pipe().close().expect("close pipe a");
+        self.child.finish();
     }
 }
 
@@ -605,18 +747,14 @@ fn main() -> ExitCode {
         cpus.second.unwrap_or(cpus.first),
         cpus.first
     );
-    g.floor(floor::Kind::Cacheline, "diff", 200_000);
     g.floor(floor::Kind::Futex, "diff", 2_000);
     g.floor(floor::Kind::Futex, "same", 20_000);
-    g.crossbeam_rt(100_000);
     let sizes: &[usize] = if full {
         &[64, 4096, 65536, 1 << 20]
     } else {
         &[64, 1 << 20]
     };
-    for &size in sizes {
-        g.shm_rt(true, "diff", size, 100_000);
-    }
+    g.spinning(sizes, 100_000);
     for &size in if full { sizes } else { &[64][..] } {
         g.shm_rt(false, "diff", size, 20_000);
         g.shm_rt(false, "same", size, 10_000);
