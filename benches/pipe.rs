@@ -15,6 +15,12 @@
 //!   - `pipe2`, `uds`: the payload's bytes (the raw bytes of the same `f64` array: no
 //!     encoding work is charged) are written into a `pipe(2)` pair or a
 //!     `UnixStream::pair`; the child `read_exact`s them and writes them back.
+//!   - `shmval-{spin,block}-tab`, `{pipe2,uds}-bincode-tab`: the same with a table for
+//!     payload, `k<i>` keys to `f64` values, as many as make its bincode form about
+//!     `bytes` long. Ours shares it once and moves its handle; the byte baselines
+//!     serialize the equivalent `HashMap<String, f64>` with bincode for each trip, the
+//!     child echoes the bytes, and this process deserializes them (one encode and one
+//!     decode per round trip, the least a process that uses the table pays).
 //!   - `crossbeam-block`, `crossbeam-spin`: two threads of this process move the
 //!     `Vec<f64>` itself (a pointer, like a handle) through two bounded crossbeam channels,
 //!     receiving with `recv` or busy-polling `try_recv`.
@@ -54,6 +60,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::env;
 use std::fs::File;
 use std::hint::black_box;
@@ -84,7 +91,7 @@ fn run_child(role: &str) {
 // ---------------------------------------------------------------------------------------
 // Round trips
 
-fn roundtrip_bytes(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
+fn roundtrip_bytes(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus, payload: Payload) {
     for transport in ["pipe2", "uds"] {
         for (cores, peer_cpu) in cpus.placements() {
             for size in PAYLOADS {
@@ -108,28 +115,46 @@ fn roundtrip_bytes(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
                             theirs,
                         )
                     };
+                let (plain, _) = table_payload(size);
+                let bytes = match payload {
+                    Payload::Floats => raw_bytes(&floats(size)),
+                    Payload::Tab => bincode::serialize(&plain).expect("serialize"),
+                };
                 let child = Peer::spawn(
                     "byte-echo",
                     peer_cpu,
-                    &[(SIZE, size.to_string())],
+                    &[(SIZE, bytes.len().to_string())],
                     Stdio::from(child_in),
                     Stdio::from(child_out),
                 );
-                let payload = raw_bytes(&floats(size));
-                let mut back = vec![0u8; size];
-                tx.write_all(&payload).expect("write");
+                let mut back = vec![0u8; bytes.len()];
+                tx.write_all(&bytes).expect("write");
                 rx.read_exact(&mut back).expect("the first echo");
-                g.bench_function(format!("roundtrip/{transport}/{cores}/{size}"), |bn| {
+                let name = match payload {
+                    Payload::Floats => format!("roundtrip/{transport}/{cores}/{size}"),
+                    Payload::Tab => format!("roundtrip/{transport}-bincode-tab/{cores}/{size}"),
+                };
+                g.bench_function(name, |bn| {
                     bn.iter_custom(|iters| {
                         let start = Instant::now();
                         for _ in 0..iters {
-                            tx.write_all(black_box(&payload)).expect("write");
+                            if payload == Payload::Floats {
+                                tx.write_all(black_box(&bytes)).expect("write");
+                                rx.read_exact(&mut back).expect("echo");
+                                continue;
+                            }
+                            // The table is encoded for the trip and decoded on return.
+                            let out = bincode::serialize(black_box(&plain)).expect("serialize");
+                            tx.write_all(&out).expect("write");
                             rx.read_exact(&mut back).expect("echo");
+                            let got: HashMap<String, f64> =
+                                bincode::deserialize(&back).expect("deserialize");
+                            black_box(got);
                         }
                         start.elapsed()
                     })
                 });
-                assert_eq!(back, payload, "the bytes came back");
+                assert_eq!(back, bytes, "the bytes came back");
                 drop((tx, rx));
                 child.finish();
             }
@@ -190,16 +215,14 @@ fn cb_recv<T>(rx: &crossbeam_channel::Receiver<T>, spin: bool) -> Result<T, ()> 
             Err(RecvTimeoutError::Timeout) => panic!("nothing arrived within {WAIT:?}"),
         };
     }
-    let start = Instant::now();
-    let mut polls = 0u32;
+    let mut patience = Patience::new(WAIT);
     loop {
         match rx.try_recv() {
             Ok(v) => return Ok(v),
             Err(TryRecvError::Disconnected) => return Err(()),
             Err(TryRecvError::Empty) => {}
         }
-        polls = polls.wrapping_add(1);
-        if polls % 4096 == 0 && start.elapsed() > WAIT {
+        if patience.exhausted() {
             panic!("nothing arrived within {WAIT:?}");
         }
         std::hint::spin_loop();
@@ -293,7 +316,9 @@ fn pipe_benches(c: &mut Criterion) {
     g.sample_size(20);
     floor_figures(&mut g, cpus);
     roundtrip_shm(&mut g, cpus, &PAYLOADS);
-    roundtrip_bytes(&mut g, cpus);
+    roundtrip_bytes(&mut g, cpus, Payload::Floats);
+    roundtrip_shm_of(&mut g, cpus, &PAYLOADS, Payload::Tab, &[true, false]);
+    roundtrip_bytes(&mut g, cpus, Payload::Tab);
     roundtrip_crossbeam(&mut g, cpus);
     g.throughput(Throughput::Elements(1));
     stream_shm(&mut g, cpus);

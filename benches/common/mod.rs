@@ -9,6 +9,7 @@
 
 pub mod floor;
 
+use std::collections::HashMap;
 use std::env;
 use std::fs::File;
 use std::hint::black_box;
@@ -27,7 +28,7 @@ use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use shmval::queue::{Pipe, RecvError, SendError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
-use shmval::{PoolExt, ShmVal, Tag, Val};
+use shmval::{PoolExt, ShmVal, Tab, Tag, Val};
 pub const ROLE: &str = "SHMVAL_BENCH_ROLE";
 pub const REGION: &str = "SHMVAL_BENCH_REGION";
 pub const MODE: &str = "SHMVAL_BENCH_MODE";
@@ -513,12 +514,54 @@ pub fn floor_figures(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
 // ---------------------------------------------------------------------------------------
 // Round trips
 
+/// The table payload of about `bytes` bytes when serialized with bincode: `k<i>` keys to
+/// `f64` values, as a plain map (what the byte baselines serialize) and as a `Val`.
+pub fn table_payload(bytes: usize) -> (HashMap<String, f64>, Val) {
+    let mut plain = HashMap::new();
+    let mut i = 0usize;
+    while bincode::serialized_size(&plain).expect("size") < bytes as u64 {
+        plain.insert(format!("k{i}"), i as f64 * 0.5);
+        i += 1;
+    }
+    let tab: Tab = plain
+        .iter()
+        .map(|(k, v)| (Val::from(k.as_str()), Val::from(*v)))
+        .collect();
+    (plain, Val::Tab(tab))
+}
+
+/// What a round trip carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// An `f64` array of the payload's size.
+    Floats,
+    /// A `Tab` whose bincode form has about the payload's size ([`table_payload`]).
+    Tab,
+}
+
 /// `roundtrip/shmval-{block,spin}/<cores>/<bytes>` for each of `payloads`: an `f64` array
 /// shared once in the pool, its handle sent through pipe `a` to a `shm-echo` child, which
 /// moves it into pipe `b` (see the `pipe` bench's doc comment).
 pub fn roundtrip_shm(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus, payloads: &[usize]) {
-    for spin in [false, true] {
-        let transport = if spin { "shmval-spin" } else { "shmval-block" };
+    roundtrip_shm_of(g, cpus, payloads, Payload::Floats, &[false, true]);
+}
+
+/// As [`roundtrip_shm`], carrying `payload`, for the receiver modes in `spins`; a table
+/// payload is named `shmval-{block,spin}-tab`.
+pub fn roundtrip_shm_of(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    cpus: Cpus,
+    payloads: &[usize],
+    payload: Payload,
+    spins: &[bool],
+) {
+    for &spin in spins {
+        let transport = match (spin, payload) {
+            (false, Payload::Floats) => "shmval-block",
+            (true, Payload::Floats) => "shmval-spin",
+            (false, Payload::Tab) => "shmval-block-tab",
+            (true, Payload::Tab) => "shmval-spin-tab",
+        };
         for (cores, peer_cpu) in cpus.placements() {
             for &size in payloads {
                 let name = region_name("rt");
@@ -542,7 +585,10 @@ pub fn roundtrip_shm(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus, payloads:
                     Stdio::null(),
                 );
                 let (a, b) = (a.pipe(), b.pipe());
-                let v = a.pool().array_from(&floats(size)[..]).expect("share");
+                let v = match payload {
+                    Payload::Floats => a.pool().array_from(&floats(size)[..]).expect("share"),
+                    Payload::Tab => a.pool().share(&table_payload(size).1).expect("share"),
+                };
                 let at = v.offset();
                 // One round trip untimed: the child has attached (so the name can go).
                 send(a, v, spin);
