@@ -35,13 +35,13 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::floor::{self, Floor};
+use common::floor::{self};
+use common::rigs::*;
 use common::*;
 use serde_json::{json, Value};
 use shmval::alloc::Pool;
 use shmval::region::{Region, RegionName};
-use shmval::sides::{ServerSide, ShmMain};
-use shmval::{PoolExt, ShmVal, Tab, Val};
+use shmval::{PoolExt, Tab, Val};
 
 /// Default allowed worsening of a ratio, as a fraction of its baseline.
 const DEFAULT_TOLERANCE: f64 = 0.30;
@@ -61,30 +61,6 @@ fn run_child(role: &str) {
 /// Longest a single timed run of a figure may take, in seconds; planned iteration counts
 /// stay well under it on a healthy build.
 const RUN_BUDGET: f64 = 0.5;
-
-/// One figure: the per-run values of a quantity (ns per round trip, per item or per pair).
-struct Figure {
-    runs: Vec<f64>,
-    unit: &'static str,
-    conditions: String,
-}
-
-impl Figure {
-    fn median(&self) -> f64 {
-        median(&self.runs)
-    }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 struct Gate {
     cpus: Cpus,
@@ -120,37 +96,16 @@ impl Gate {
     /// ...), so that a ratio between them compares runs taken seconds apart: the host moves
     /// a virtual machine's vCPUs every few minutes, and every cross-CPU figure with them.
     /// Each is run once untimed first.
-    fn record_all(&mut self, mut figs: Vec<Timed<'_>>) {
-        for f in &mut figs {
-            let warm = (f.iters / 10).max(1);
-            let per_op = (f.run)(warm).as_secs_f64() / warm as f64;
-            // A run planned at `iters` that would take longer than RUN_BUDGET (a slowdown
-            // far beyond any tolerance) is cut short, so that a regressed build fails in
-            // seconds instead of running for an hour.
-            if per_op * f.iters as f64 > RUN_BUDGET {
-                f.iters = ((RUN_BUDGET / per_op) as u64).clamp(10, f.iters);
-            }
-        }
-        let mut runs = vec![Vec::with_capacity(self.repeats); figs.len()];
-        for _ in 0..self.repeats {
-            for (f, r) in figs.iter_mut().zip(&mut runs) {
-                r.push((f.run)(f.iters).as_nanos() as f64 / f.iters as f64);
-            }
-        }
-        for (t, runs) in figs.into_iter().zip(runs) {
-            let f = Figure {
-                runs,
-                unit: t.unit,
-                conditions: t.conditions,
-            };
+    fn record_all(&mut self, figs: Vec<Timed<'_>>) {
+        for (name, f) in in_turn(figs, self.repeats, RUN_BUDGET) {
             eprintln!(
                 "  {:<28} {:>12.1} {}   ({})",
-                t.name,
+                name,
                 f.median(),
                 f.unit,
                 f.conditions
             );
-            self.figures.insert(t.name, f);
+            self.figures.insert(name, f);
         }
     }
 
@@ -351,217 +306,6 @@ impl Gate {
     }
 }
 
-/// A figure to measure: its name, conditions, unit, planned iterations, and the run that
-/// times that many operations.
-struct Timed<'a> {
-    name: String,
-    conditions: String,
-    unit: &'static str,
-    iters: u64,
-    run: Box<dyn FnMut(u64) -> Duration + 'a>,
-}
-
-impl<'a> Timed<'a> {
-    fn new(
-        name: &str,
-        conditions: String,
-        unit: &'static str,
-        iters: u64,
-        run: impl FnMut(u64) -> Duration + 'a,
-    ) -> Timed<'a> {
-        Timed {
-            name: name.to_string(),
-            conditions,
-            unit,
-            iters,
-            run: Box::new(run),
-        }
-    }
-}
-
-/// A floor ping-pong with its child process (see `common/floor.rs`).
-struct FloorRig {
-    kind: floor::Kind,
-    floor: Floor,
-    child: Peer,
-}
-
-impl FloorRig {
-    fn start(kind: floor::Kind, cpu: usize) -> FloorRig {
-        let floor = Floor::new(kind);
-        let child = Peer::spawn(
-            "floor",
-            cpu,
-            &[(MODE, kind.name().into())],
-            Stdio::from(floor.fd()),
-            Stdio::null(),
-        );
-        FloorRig { kind, floor, child }
-    }
-
-    fn timed(&mut self, cores: &str, iters: u64) -> Timed<'_> {
-        let receiver = if self.kind == floor::Kind::Futex {
-            "sleeps (futex)"
-        } else {
-            "spins"
-        };
-        let floor = &mut self.floor;
-        Timed::new(
-            &format!("floor_{}_{cores}", self.kind.name()),
-            format!("{cores}-core, receiver {receiver}"),
-            "ns/rt",
-            iters,
-            |n| floor.round_trips(n),
-        )
-    }
-
-    fn finish(self) {
-        self.floor.stop();
-        self.child.finish();
-    }
-}
-
-/// The spinning hand-off of a well-tuned in-process queue across the same two CPUs:
-/// crossbeam-channel between two pinned threads, an 8-word box each way, both busy-polling
-/// `try_recv`. Its cost is cache-line transfers, like ours, so the ratio to it moves little
-/// with where the host puts the two vCPUs.
-struct CrossbeamRig {
-    to_peer: crossbeam_channel::Sender<Box<[f64; 8]>>,
-    from_peer: crossbeam_channel::Receiver<Box<[f64; 8]>>,
-    echo: std::thread::JoinHandle<()>,
-    held: Option<Box<[f64; 8]>>,
-}
-
-impl CrossbeamRig {
-    fn start(cpu: usize) -> CrossbeamRig {
-        let (to_peer, peer_rx) = crossbeam_channel::bounded::<Box<[f64; 8]>>(4);
-        let (peer_tx, from_peer) = crossbeam_channel::bounded::<Box<[f64; 8]>>(4);
-        let echo = std::thread::spawn(move || {
-            pin(cpu);
-            while let Some(v) = spin_recv(&peer_rx) {
-                peer_tx.send(v).expect("echo");
-            }
-        });
-        CrossbeamRig {
-            to_peer,
-            from_peer,
-            echo,
-            held: Some(Box::new([0.5f64; 8])),
-        }
-    }
-
-    fn timed(&mut self, iters: u64) -> Timed<'_> {
-        Timed::new(
-            "cb_spin_diff_64",
-            "diff-core, two threads of one process, crossbeam-channel, 64 B box, receiver \
-             spins (try_recv)"
-                .into(),
-            "ns/rt",
-            iters,
-            |n| {
-                let mut v = self.held.take().expect("the box is home");
-                let start = Instant::now();
-                for _ in 0..n {
-                    self.to_peer.send(v).expect("send");
-                    v = spin_recv(&self.from_peer).expect("the echo");
-                }
-                let t = start.elapsed();
-                self.held = Some(v);
-                t
-            },
-        )
-    }
-
-    fn finish(self) {
-        drop(self.to_peer);
-        self.echo.join().expect("the echo thread");
-    }
-}
-
-/// Our handle round trip: a region with pipes `a` and `b`, an echo child, and the f64
-/// array whose handle travels.
-struct ShmRig {
-    spin: bool,
-    size: usize,
-    // Owns the region (its name is unlinked once the child has attached).
-    _main: ShmMain,
-    a: ServerSide,
-    b: ServerSide,
-    child: Peer,
-    held: Option<ShmVal>,
-}
-
-impl ShmRig {
-    fn start(spin: bool, cpu: usize, size: usize) -> ShmRig {
-        let name = region_name("gate");
-        let main = ShmMain::new(name.as_str(), (size as u64 + (4 << 20)).max(16 << 20))
-            .start()
-            .expect("create the gate region");
-        let a = ServerSide::new(name.as_str(), "a", 4)
-            .start()
-            .expect("pipe a");
-        let b = ServerSide::new(name.as_str(), "b", 4)
-            .start()
-            .expect("pipe b");
-        let child = Peer::spawn(
-            "shm-echo",
-            cpu,
-            &[
-                (REGION, name.clone()),
-                (MODE, if spin { "spin" } else { "block" }.into()),
-            ],
-            Stdio::null(),
-            Stdio::null(),
-        );
-        let v = a.pool().array_from(&floats(size)[..]).expect("share");
-        send(a.pipe(), v, spin);
-        let held = Some(recv(b.pipe(), spin, WAIT).expect("the first echo"));
-        main.region().unlink();
-        ShmRig {
-            spin,
-            size,
-            _main: main,
-            a,
-            b,
-            child,
-            held,
-        }
-    }
-
-    fn timed(&mut self, cores: &str, iters: u64) -> Timed<'_> {
-        let (mode, receiver) = if self.spin {
-            ("spin", "spins (try_dequeue)")
-        } else {
-            ("block", "blocks (dequeue: short spin, then futex)")
-        };
-        let size = self.size;
-        Timed::new(
-            &format!("shm_{mode}_{cores}_{size}"),
-            format!("{cores}-core, f64 array of {size} B by handle, receiver {receiver}"),
-            "ns/rt",
-            iters,
-            |n| {
-                let (a, b, spin) = (self.a.pipe(), self.b.pipe(), self.spin);
-                let mut v = self.held.take().expect("the handle is home");
-                let start = Instant::now();
-                for _ in 0..n {
-                    send(a, v, spin);
-                    v = recv(b, spin, WAIT).expect("echo");
-                }
-                let t = start.elapsed();
-                self.held = Some(v);
-                t
-            },
-        )
-    }
-
-    fn finish(mut self) {
-        drop(self.held.take());
-        self.a.pipe().close().expect("close pipe a");
-        self.child.finish();
-    }
-}
-
 /// (ours to write, ours to read, child's stdin, child's stdout) for `pipe2` or `uds`.
 fn byte_channel(transport: &str) -> (File, File, OwnedFd, OwnedFd) {
     if transport == "pipe2" {
@@ -579,23 +323,6 @@ fn byte_channel(transport: &str) -> (File, File, OwnedFd, OwnedFd) {
             theirs.try_clone().expect("dup"),
             theirs,
         )
-    }
-}
-
-/// Busy-polls `rx` until a message arrives (`Some`) or every sender is gone (`None`);
-/// panics past [`WAIT`].
-fn spin_recv<T>(rx: &crossbeam_channel::Receiver<T>) -> Option<T> {
-    let mut patience = Patience::new(WAIT);
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Some(v),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-            Err(crossbeam_channel::TryRecvError::Empty) => {}
-        }
-        if patience.exhausted() {
-            panic!("nothing arrived within {WAIT:?}");
-        }
-        std::hint::spin_loop();
     }
 }
 

@@ -99,6 +99,10 @@ fn main() {
         }
         return;
     }
+    if std::env::args().any(|a| a == "--in-turn") {
+        in_turn_figures();
+        return;
+    }
     // Defaults for the whole group; criterion's own flags override them.
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -117,4 +121,79 @@ fn main() {
     g.finish();
     drop(restore);
     c.final_summary();
+}
+
+/// `--in-turn`: the spinning round trips across the two CPUs measured run by run (the
+/// cache-line floor, ours and iceoryx2's at 64 B and 1 MiB, crossbeam-channel between two
+/// threads), 15 runs each, so that their ratios hold whatever the host does with the
+/// vCPUs meanwhile; prints medians and ratios.
+#[cfg(feature = "peers")]
+fn in_turn_figures() {
+    use common::floor::Kind;
+    use common::rigs::{in_turn, CrossbeamRig, FloorRig, ShmRig};
+    use common::*;
+
+    let cpus = Cpus::detect();
+    let Some(other) = cpus.second else {
+        println!("peers: one CPU only, no cross-CPU figures");
+        return;
+    };
+    let _restore = Unpin::save();
+    pin(cpus.first);
+    let mut floor = FloorRig::start(Kind::Cacheline, other);
+    let mut cb = CrossbeamRig::start(other);
+    let mut shm: Vec<ShmRig> = [64, 1 << 20]
+        .into_iter()
+        .map(|size| ShmRig::start(true, other, size))
+        .collect();
+    let mut iox: Vec<iox2::IoxRig> = [64, 1 << 20]
+        .into_iter()
+        .map(|size| iox2::IoxRig::start(false, other, size))
+        .collect();
+    let mut figs = vec![floor.timed("diff", 100_000), cb.timed(100_000)];
+    figs.extend(shm.iter_mut().map(|r| r.timed("diff", 100_000)));
+    figs.extend(iox.iter_mut().map(|r| r.timed("diff", 20_000)));
+    let figures = in_turn(figs, 15, 1.0);
+    let median = |name: &str| {
+        figures
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| f.median())
+            .expect("a measured figure")
+    };
+    for (name, f) in &figures {
+        println!(
+            "  {name:<24} {:>10.1} {}   ({})",
+            f.median(),
+            f.unit,
+            f.conditions
+        );
+    }
+    let floor_ns = median("floor_cacheline_diff");
+    for name in [
+        "shm_spin_diff_64",
+        "shm_spin_diff_1048576",
+        "iox2_spin_diff_64",
+        "iox2_spin_diff_1048576",
+        "cb_spin_diff_64",
+    ] {
+        println!(
+            "  {name:<24} {:>6.2}x the cache-line floor",
+            median(name) / floor_ns
+        );
+    }
+    for size in [64, 1 << 20] {
+        println!(
+            "  ours / iceoryx2 at {size} B: {:.3}",
+            median(&format!("shm_spin_diff_{size}")) / median(&format!("iox2_spin_diff_{size}"))
+        );
+    }
+    floor.finish();
+    cb.finish();
+    for r in shm {
+        r.finish();
+    }
+    for r in iox {
+        r.finish();
+    }
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod floor;
+pub mod rigs;
 
 use std::collections::HashMap;
 use std::env;

@@ -21,6 +21,7 @@ use iceoryx2::prelude::*;
 use iceoryx2::sample::Sample;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 
+use crate::common::rigs::Timed;
 use crate::common::*;
 
 /// The configuration's root directory and file prefix, for the child.
@@ -181,74 +182,135 @@ pub fn roundtrips(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus, payloads: &[
         let mode = if block { "block" } else { "spin" };
         for (cores, peer_cpu) in cpus.placements() {
             for &size in payloads {
-                // Dropped last: the files go after everything else.
-                let files = Files::new();
-                let config = Files::config(files.root(), &files.prefix);
-                let services = format!("shmval-bench/{}", files.prefix.trim_end_matches('_'));
-                let node = node(&config);
-                let ping = pubsub(&node, &format!("{services}/ping"), true);
-                let pong = pubsub(&node, &format!("{services}/pong"), true);
-                let events = block.then(|| {
-                    (
-                        event(&node, &format!("{services}/ping-event"), true),
-                        event(&node, &format!("{services}/pong-event"), true),
-                    )
-                });
-                let publisher = ping
-                    .publisher_builder()
-                    .initial_max_slice_len(size / 8)
-                    .max_loaned_samples(1)
-                    .create()
-                    .expect("publisher");
-                let subscriber = pong.subscriber_builder().create().expect("subscriber");
-                let wake = events.as_ref().map(|(ping_ev, pong_ev)| Wake {
-                    notifier: ping_ev.notifier_builder().create().expect("notifier"),
-                    listener: pong_ev.listener_builder().create().expect("listener"),
-                });
-                let mut child = Some(Peer::spawn(
-                    "iox2-echo",
-                    peer_cpu,
-                    &[
-                        (ROOT, files.root().into()),
-                        (PREFIX, files.prefix.clone()),
-                        (SERVICES, services.clone()),
-                        (MODE, mode.into()),
-                        (SIZE, (size / 8).to_string()),
-                    ],
-                    Stdio::null(),
-                    Stdio::null(),
-                ));
-                let payload = floats(size);
-                // The first ping, repeated until the child's subscriber is there, untimed.
-                let start = Instant::now();
-                while send(&publisher, &payload, wake.as_ref()) == 0 {
-                    assert!(
-                        start.elapsed() < WAIT,
-                        "the iceoryx2 child did not subscribe within {WAIT:?}"
-                    );
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                drop(receive(&subscriber, wake.as_ref(), WAIT));
+                let mut rig = IoxRig::start(block, peer_cpu, size);
                 g.bench_function(format!("roundtrip/iox2-{mode}/{cores}/{size}"), |bn| {
-                    bn.iter_custom(|iters| {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            send(&publisher, &payload, wake.as_ref());
-                            let back = receive(&subscriber, wake.as_ref(), WAIT);
-                            assert_eq!(back.payload().len(), payload.len(), "the echo");
-                        }
-                        start.elapsed()
-                    })
+                    bn.iter_custom(|iters| rig.round_trips(iters))
                 });
-                send(&publisher, &payload, wake.as_ref());
-                let back = receive(&subscriber, wake.as_ref(), WAIT);
-                assert!(back.payload() == &payload[..], "the floats came back");
-                drop(back);
-                // An empty slice ends the child.
-                send(&publisher, &[], wake.as_ref());
-                child.take().expect("the child").finish();
+                rig.finish();
             }
         }
+    }
+}
+
+/// An iceoryx2 ping-pong: the services, this side's ports, the echo child, and the
+/// payload written per hop.
+pub struct IoxRig {
+    size: usize,
+    block: bool,
+    payload: Vec<f64>,
+    publisher: Publisher<Service, [f64], ()>,
+    subscriber: Subscriber<Service, [f64], ()>,
+    wake: Option<Wake>,
+    child: Option<Peer>,
+    // Dropped last: the files go after everything else.
+    _node: Node<Service>,
+    _files: Files,
+}
+
+impl IoxRig {
+    /// Creates the services and starts the echo child on `cpu`; returns after one
+    /// untimed round trip.
+    pub fn start(block: bool, cpu: usize, size: usize) -> IoxRig {
+        let mode = if block { "block" } else { "spin" };
+        let files = Files::new();
+        let config = Files::config(files.root(), &files.prefix);
+        let services = format!("shmval-bench/{}", files.prefix.trim_end_matches('_'));
+        let node = node(&config);
+        let ping = pubsub(&node, &format!("{services}/ping"), true);
+        let pong = pubsub(&node, &format!("{services}/pong"), true);
+        let events = block.then(|| {
+            (
+                event(&node, &format!("{services}/ping-event"), true),
+                event(&node, &format!("{services}/pong-event"), true),
+            )
+        });
+        let publisher = ping
+            .publisher_builder()
+            .initial_max_slice_len(size / 8)
+            .max_loaned_samples(1)
+            .create()
+            .expect("publisher");
+        let subscriber = pong.subscriber_builder().create().expect("subscriber");
+        let wake = events.as_ref().map(|(ping_ev, pong_ev)| Wake {
+            notifier: ping_ev.notifier_builder().create().expect("notifier"),
+            listener: pong_ev.listener_builder().create().expect("listener"),
+        });
+        let child = Some(Peer::spawn(
+            "iox2-echo",
+            cpu,
+            &[
+                (ROOT, files.root().into()),
+                (PREFIX, files.prefix.clone()),
+                (SERVICES, services.clone()),
+                (MODE, mode.into()),
+                (SIZE, (size / 8).to_string()),
+            ],
+            Stdio::null(),
+            Stdio::null(),
+        ));
+        let payload = floats(size);
+        // The first ping, repeated until the child's subscriber is there, untimed.
+        let start = Instant::now();
+        while send(&publisher, &payload, wake.as_ref()) == 0 {
+            assert!(
+                start.elapsed() < WAIT,
+                "the iceoryx2 child did not subscribe within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(receive(&subscriber, wake.as_ref(), WAIT));
+        IoxRig {
+            size,
+            block,
+            payload,
+            publisher,
+            subscriber,
+            wake,
+            child,
+            _node: node,
+            _files: files,
+        }
+    }
+
+    /// Times `iters` round trips.
+    pub fn round_trips(&mut self, iters: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..iters {
+            send(&self.publisher, &self.payload, self.wake.as_ref());
+            let back = receive(&self.subscriber, self.wake.as_ref(), WAIT);
+            assert_eq!(back.payload().len(), self.payload.len(), "the echo");
+        }
+        start.elapsed()
+    }
+
+    /// The round trip as a figure for [`in_turn`](crate::common::rigs::in_turn).
+    pub fn timed(&mut self, cores: &str, iters: u64) -> Timed<'_> {
+        let (mode, receiver) = if self.block {
+            ("block", "waits on its listener")
+        } else {
+            ("spin", "spins (receive)")
+        };
+        Timed::new(
+            &format!("iox2_{mode}_{cores}_{}", self.size),
+            format!(
+                "{cores}-core, iceoryx2 [f64] of {} B written per hop, receiver {receiver}",
+                self.size
+            ),
+            "ns/rt",
+            iters,
+            |n| self.round_trips(n),
+        )
+    }
+
+    /// Checks the payload survives, ends the child, removes the files.
+    pub fn finish(mut self) {
+        send(&self.publisher, &self.payload, self.wake.as_ref());
+        let back = receive(&self.subscriber, self.wake.as_ref(), WAIT);
+        assert!(back.payload() == &self.payload[..], "the floats came back");
+        drop(back);
+        // An empty slice ends the child.
+        send(&self.publisher, &[], self.wake.as_ref());
+        self.child.take().expect("the child").finish();
     }
 }
 

@@ -1,0 +1,300 @@
+//! Measuring rigs shared by the gate and the peers bench: each sets up one hand-off (its
+//! child process or thread and what travels) and hands out a [`Timed`] run; [`in_turn`]
+//! measures several of them run by run, so that ratios between them compare runs taken
+//! seconds apart (the host moves a virtual machine's vCPUs every minute or so, and every
+//! cross-CPU figure with them).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use shmval::sides::{ServerSide, ShmMain};
+use shmval::{PoolExt, ShmVal};
+
+use super::floor::{self, Floor};
+use super::*;
+
+/// One figure: the per-run values of a quantity (ns per round trip, per item or per pair).
+pub struct Figure {
+    pub runs: Vec<f64>,
+    pub unit: &'static str,
+    pub conditions: String,
+}
+
+impl Figure {
+    pub fn median(&self) -> f64 {
+        median(&self.runs)
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Measures `figs` in turn, `repeats` runs each (figure 1, figure 2, ..., figure 1, ...),
+/// after one untimed run each. A run planned to take longer than `budget` seconds (a
+/// slowdown far beyond any tolerance) is cut short, so that a regressed build fails in
+/// seconds instead of running for an hour. Returns each figure's name and per-run values
+/// in ns per operation.
+pub fn in_turn(mut figs: Vec<Timed<'_>>, repeats: usize, budget: f64) -> Vec<(String, Figure)> {
+    for f in &mut figs {
+        let warm = (f.iters / 10).max(1);
+        let per_op = (f.run)(warm).as_secs_f64() / warm as f64;
+        if per_op * f.iters as f64 > budget {
+            f.iters = ((budget / per_op) as u64).clamp(10, f.iters);
+        }
+    }
+    let mut runs = vec![Vec::with_capacity(repeats); figs.len()];
+    for _ in 0..repeats {
+        for (f, r) in figs.iter_mut().zip(&mut runs) {
+            r.push((f.run)(f.iters).as_nanos() as f64 / f.iters as f64);
+        }
+    }
+    figs.into_iter()
+        .zip(runs)
+        .map(|(t, runs)| {
+            (
+                t.name,
+                Figure {
+                    runs,
+                    unit: t.unit,
+                    conditions: t.conditions,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A figure to measure: its name, conditions, unit, planned iterations, and the run that
+/// times that many operations.
+pub struct Timed<'a> {
+    pub name: String,
+    pub conditions: String,
+    pub unit: &'static str,
+    pub iters: u64,
+    pub run: Box<dyn FnMut(u64) -> Duration + 'a>,
+}
+
+impl<'a> Timed<'a> {
+    pub fn new(
+        name: &str,
+        conditions: String,
+        unit: &'static str,
+        iters: u64,
+        run: impl FnMut(u64) -> Duration + 'a,
+    ) -> Timed<'a> {
+        Timed {
+            name: name.to_string(),
+            conditions,
+            unit,
+            iters,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// A floor ping-pong with its child process (see `common/floor.rs`).
+pub struct FloorRig {
+    kind: floor::Kind,
+    floor: Floor,
+    child: Peer,
+}
+
+impl FloorRig {
+    pub fn start(kind: floor::Kind, cpu: usize) -> FloorRig {
+        let floor = Floor::new(kind);
+        let child = Peer::spawn(
+            "floor",
+            cpu,
+            &[(MODE, kind.name().into())],
+            Stdio::from(floor.fd()),
+            Stdio::null(),
+        );
+        FloorRig { kind, floor, child }
+    }
+
+    pub fn timed(&mut self, cores: &str, iters: u64) -> Timed<'_> {
+        let receiver = if self.kind == floor::Kind::Futex {
+            "sleeps (futex)"
+        } else {
+            "spins"
+        };
+        let floor = &mut self.floor;
+        Timed::new(
+            &format!("floor_{}_{cores}", self.kind.name()),
+            format!("{cores}-core, receiver {receiver}"),
+            "ns/rt",
+            iters,
+            |n| floor.round_trips(n),
+        )
+    }
+
+    pub fn finish(self) {
+        self.floor.stop();
+        self.child.finish();
+    }
+}
+
+/// The spinning hand-off of a well-tuned in-process queue across the same two CPUs:
+/// crossbeam-channel between two pinned threads, an 8-word box each way, both busy-polling
+/// `try_recv`. Its cost is cache-line transfers, like ours, so the ratio to it moves little
+/// with where the host puts the two vCPUs.
+pub struct CrossbeamRig {
+    to_peer: crossbeam_channel::Sender<Box<[f64; 8]>>,
+    from_peer: crossbeam_channel::Receiver<Box<[f64; 8]>>,
+    echo: std::thread::JoinHandle<()>,
+    held: Option<Box<[f64; 8]>>,
+}
+
+impl CrossbeamRig {
+    pub fn start(cpu: usize) -> CrossbeamRig {
+        let (to_peer, peer_rx) = crossbeam_channel::bounded::<Box<[f64; 8]>>(4);
+        let (peer_tx, from_peer) = crossbeam_channel::bounded::<Box<[f64; 8]>>(4);
+        let echo = std::thread::spawn(move || {
+            pin(cpu);
+            while let Some(v) = spin_recv(&peer_rx) {
+                peer_tx.send(v).expect("echo");
+            }
+        });
+        CrossbeamRig {
+            to_peer,
+            from_peer,
+            echo,
+            held: Some(Box::new([0.5f64; 8])),
+        }
+    }
+
+    pub fn timed(&mut self, iters: u64) -> Timed<'_> {
+        Timed::new(
+            "cb_spin_diff_64",
+            "diff-core, two threads of one process, crossbeam-channel, 64 B box, receiver \
+             spins (try_recv)"
+                .into(),
+            "ns/rt",
+            iters,
+            |n| {
+                let mut v = self.held.take().expect("the box is home");
+                let start = Instant::now();
+                for _ in 0..n {
+                    self.to_peer.send(v).expect("send");
+                    v = spin_recv(&self.from_peer).expect("the echo");
+                }
+                let t = start.elapsed();
+                self.held = Some(v);
+                t
+            },
+        )
+    }
+
+    pub fn finish(self) {
+        drop(self.to_peer);
+        self.echo.join().expect("the echo thread");
+    }
+}
+
+/// Our handle round trip: a region with pipes `a` and `b`, an echo child, and the f64
+/// array whose handle travels.
+pub struct ShmRig {
+    spin: bool,
+    size: usize,
+    // Owns the region (its name is unlinked once the child has attached).
+    _main: ShmMain,
+    a: ServerSide,
+    b: ServerSide,
+    child: Peer,
+    held: Option<ShmVal>,
+}
+
+impl ShmRig {
+    pub fn start(spin: bool, cpu: usize, size: usize) -> ShmRig {
+        let name = region_name("gate");
+        let main = ShmMain::new(name.as_str(), (size as u64 + (4 << 20)).max(16 << 20))
+            .start()
+            .expect("create the gate region");
+        let a = ServerSide::new(name.as_str(), "a", 4)
+            .start()
+            .expect("pipe a");
+        let b = ServerSide::new(name.as_str(), "b", 4)
+            .start()
+            .expect("pipe b");
+        let child = Peer::spawn(
+            "shm-echo",
+            cpu,
+            &[
+                (REGION, name.clone()),
+                (MODE, if spin { "spin" } else { "block" }.into()),
+            ],
+            Stdio::null(),
+            Stdio::null(),
+        );
+        let v = a.pool().array_from(&floats(size)[..]).expect("share");
+        send(a.pipe(), v, spin);
+        let held = Some(recv(b.pipe(), spin, WAIT).expect("the first echo"));
+        main.region().unlink();
+        ShmRig {
+            spin,
+            size,
+            _main: main,
+            a,
+            b,
+            child,
+            held,
+        }
+    }
+
+    pub fn timed(&mut self, cores: &str, iters: u64) -> Timed<'_> {
+        let (mode, receiver) = if self.spin {
+            ("spin", "spins (try_dequeue)")
+        } else {
+            ("block", "blocks (dequeue: short spin, then futex)")
+        };
+        let size = self.size;
+        Timed::new(
+            &format!("shm_{mode}_{cores}_{size}"),
+            format!("{cores}-core, f64 array of {size} B by handle, receiver {receiver}"),
+            "ns/rt",
+            iters,
+            |n| {
+                let (a, b, spin) = (self.a.pipe(), self.b.pipe(), self.spin);
+                let mut v = self.held.take().expect("the handle is home");
+                let start = Instant::now();
+                for _ in 0..n {
+                    send(a, v, spin);
+                    v = recv(b, spin, WAIT).expect("echo");
+                }
+                let t = start.elapsed();
+                self.held = Some(v);
+                t
+            },
+        )
+    }
+
+    pub fn finish(mut self) {
+        drop(self.held.take());
+        self.a.pipe().close().expect("close pipe a");
+        self.child.finish();
+    }
+}
+
+/// Busy-polls `rx` until a message arrives (`Some`) or every sender is gone (`None`);
+/// panics past [`WAIT`].
+pub fn spin_recv<T>(rx: &crossbeam_channel::Receiver<T>) -> Option<T> {
+    let mut patience = Patience::new(WAIT);
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(v),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+        }
+        if patience.exhausted() {
+            panic!("nothing arrived within {WAIT:?}");
+        }
+        std::hint::spin_loop();
+    }
+}
