@@ -99,8 +99,13 @@ fn main() {
         }
         return;
     }
-    if std::env::args().any(|a| a == "--in-turn") {
-        in_turn_figures();
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--in-turn") {
+        let out = args
+            .iter()
+            .position(|a| a == "--figures")
+            .and_then(|i| args.get(i + 1));
+        in_turn_figures(out.map(String::as_str));
         return;
     }
     // Defaults for the whole group; criterion's own flags override them.
@@ -123,12 +128,13 @@ fn main() {
     c.final_summary();
 }
 
-/// `--in-turn`: the spinning round trips across the two CPUs measured run by run (the
-/// cache-line floor, ours and iceoryx2's at 64 B and 1 MiB, crossbeam-channel between two
-/// threads), 15 runs each, so that their ratios hold whatever the host does with the
-/// vCPUs meanwhile; prints medians and ratios.
+/// `--in-turn [--figures FILE]`: the spinning round trips across the two CPUs measured run
+/// by run (the cache-line floor, crossbeam-channel between two threads, ours and
+/// iceoryx2's at each payload size), 15 runs each, so that their ratios hold whatever the
+/// host does with the vCPUs meanwhile; prints medians and ratios, and writes the figures
+/// as JSON (the gate's format, for the plot) to FILE.
 #[cfg(feature = "peers")]
-fn in_turn_figures() {
+fn in_turn_figures(out: Option<&str>) {
     use common::floor::Kind;
     use common::rigs::{in_turn, CrossbeamRig, FloorRig, ShmRig};
     use common::*;
@@ -142,11 +148,12 @@ fn in_turn_figures() {
     pin(cpus.first);
     let mut floor = FloorRig::start(Kind::Cacheline, other);
     let mut cb = CrossbeamRig::start(other);
-    let mut shm: Vec<ShmRig> = [64, 1 << 20]
+    const SIZES: [usize; 4] = [64, 4096, 64 << 10, 1 << 20];
+    let mut shm: Vec<ShmRig> = SIZES
         .into_iter()
         .map(|size| ShmRig::start(true, other, size))
         .collect();
-    let mut iox: Vec<iox2::IoxRig> = [64, 1 << 20]
+    let mut iox: Vec<iox2::IoxRig> = SIZES
         .into_iter()
         .map(|size| iox2::IoxRig::start(false, other, size))
         .collect();
@@ -187,6 +194,24 @@ fn in_turn_figures() {
             "  ours / iceoryx2 at {size} B: {:.3}",
             median(&format!("shm_spin_diff_{size}")) / median(&format!("iox2_spin_diff_{size}"))
         );
+    }
+    if let Some(path) = out {
+        let figs: serde_json::Map<String, serde_json::Value> = figures
+            .iter()
+            .map(|(name, f)| {
+                (
+                    name.clone(),
+                    serde_json::json!({"median": f.median(), "unit": f.unit,
+                                       "conditions": f.conditions}),
+                )
+            })
+            .collect();
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&serde_json::Value::Object(figs)).expect("json"),
+        )
+        .expect("write the figures");
+        println!("peers: figures written to {path}");
     }
     floor.finish();
     cb.finish();

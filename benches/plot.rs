@@ -1,10 +1,10 @@
 //! Draws the README's plot of round-trip latency against payload size from the figures
 //! the gate records: `ci/bench-gate --full --figures figures.json`, then
-//! `cargo bench --bench plot -- figures.json docs/roundtrip.png [--peers DIR] [--font F]`.
+//! `cargo bench --bench plot -- figures.json docs/roundtrip.png [--peers FILE] [--font F]`.
 //!
-//! With `--peers DIR` (criterion's output of the `peers` bench, `target/criterion/peers`)
-//! it adds iceoryx2's and ipc-channel's round trips, which come from that run, not the
-//! gate's: the legend says so.
+//! With `--peers FILE` (the figures of `cargo bench --features peers --bench peers --
+//! --in-turn --figures FILE`) it adds iceoryx2's spinning round trip, and takes the floor
+//! and our spinning round trip from that run too, so that the three were measured in turn.
 //!
 //! Without arguments (as when `cargo bench` runs every bench) it prints how to use it.
 
@@ -18,7 +18,7 @@ const SIZES: [u64; 4] = [64, 4096, 65536, 1 << 20];
 const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// (figure name prefix, legend, colour, dashed = same-core).
-const SERIES: [(&str, &str, RGBColor, bool); 9] = [
+const SERIES: [(&str, &str, RGBColor, bool); 8] = [
     (
         "shm_spin_diff",
         "shmval handle, receiver spins (diff-core)",
@@ -63,24 +63,9 @@ const SERIES: [(&str, &str, RGBColor, bool); 9] = [
     ),
     (
         "iox2_spin_diff",
-        "iceoryx2, payload written per hop, receiver spins (diff-core; peers bench)",
+        "iceoryx2, payload written per hop, receiver spins (diff-core)",
         RGBColor(204, 121, 167),
         false,
-    ),
-    (
-        "ipc_bytes_block_same",
-        "ipc-channel, bytes, receiver blocks (same-core; peers bench)",
-        RGBColor(230, 159, 0),
-        true,
-    ),
-];
-
-/// Criterion benchmark directories of the `peers` bench and the figure names they get.
-const PEERS: [(&str, &str); 2] = [
-    ("roundtrip_iox2-spin_diff-core", "iox2_spin_diff"),
-    (
-        "roundtrip_ipc-bytes-block_same-core",
-        "ipc_bytes_block_same",
     ),
 ];
 
@@ -96,7 +81,7 @@ fn main() {
     }
     let [figures, out, rest @ ..] = &pos[..] else {
         eprintln!(
-            "usage: cargo bench --bench plot -- FIGURES.json OUT.png [--peers DIR] [--font F]"
+            "usage: cargo bench --bench plot -- FIGURES.json OUT.png [--peers FILE] [--font F]"
         );
         return;
     };
@@ -108,24 +93,6 @@ fn main() {
     }
 }
 
-/// The peers' medians, in ns, named as [`PEERS`] says, from criterion's estimates.
-fn peer_figures(dir: &str) -> Result<serde_json::Map<String, Value>, Box<dyn Error>> {
-    let mut figs = serde_json::Map::new();
-    for (bench, name) in PEERS {
-        for size in SIZES {
-            let path = format!("{dir}/{bench}_{size}/new/estimates.json");
-            let est: Value = serde_json::from_str(
-                &std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?,
-            )?;
-            let m = est["median"]["point_estimate"]
-                .as_f64()
-                .ok_or_else(|| format!("{path}: no median"))?;
-            figs.insert(format!("{name}_{size}"), serde_json::json!({ "median": m }));
-        }
-    }
-    Ok(figs)
-}
-
 fn draw(figures: &str, out: &str, peers: Option<&str>, font: &str) -> Result<(), Box<dyn Error>> {
     let bytes: &'static [u8] = Box::leak(
         std::fs::read(font)
@@ -134,8 +101,11 @@ fn draw(figures: &str, out: &str, peers: Option<&str>, font: &str) -> Result<(),
     );
     register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| "not a font")?;
     let mut figs: Value = serde_json::from_str(&std::fs::read_to_string(figures)?)?;
-    if let (Some(dir), Value::Object(map)) = (peers, &mut figs) {
-        map.extend(peer_figures(dir)?);
+    if let (Some(path), Value::Object(map)) = (peers, &mut figs) {
+        match serde_json::from_str(&std::fs::read_to_string(path)?)? {
+            Value::Object(more) => map.extend(more),
+            _ => return Err(format!("{path}: not a JSON object").into()),
+        }
     }
     let median = |name: &str| figs[name]["median"].as_f64();
 

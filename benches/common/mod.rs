@@ -227,10 +227,17 @@ pub fn child_setup() {
 // ---------------------------------------------------------------------------------------
 // Sending and receiving handles, blocking or spinning, always with a deadline
 
+/// Polls after which a busy-polling wait is idle (about a millisecond; a hand-off being
+/// measured takes microseconds).
+pub const IDLE_POLLS: u32 = 1 << 16;
+/// The sleep before each poll of an idle wait.
+pub const IDLE_NAP: Duration = Duration::from_millis(1);
+
 /// The limit of a busy-polling wait, which reads the clock only every 4096 polls and not
 /// at all for a wait that ends sooner: a clock read costs tens of nanoseconds on a virtual
 /// machine, as much as a cache-line transfer, and a timed hand-off must not time the
-/// clock. The limit counts from the first read, about 4096 polls into the wait.
+/// clock. The limit counts from the first read, about 4096 polls into the wait. A wait
+/// that goes on past [`IDLE_POLLS`] naps between polls.
 pub struct Patience {
     limit: Duration,
     polls: u32,
@@ -246,9 +253,16 @@ impl Patience {
         }
     }
 
-    /// Counts one poll; `true` once the limit has passed.
+    /// Counts one poll; `true` once the limit has passed. After [`IDLE_POLLS`] polls
+    /// the wait is idle, not a hand-off in progress, and each poll first sleeps
+    /// [`IDLE_NAP`]: a rig waiting its turn must not spin on the CPU the measured rig
+    /// uses.
     pub fn exhausted(&mut self) -> bool {
-        self.polls = self.polls.wrapping_add(1);
+        self.polls = self.polls.saturating_add(1);
+        if self.polls > IDLE_POLLS {
+            std::thread::sleep(IDLE_NAP);
+            return self.exhausted_now();
+        }
         self.polls % 4096 == 0 && self.exhausted_now()
     }
 
