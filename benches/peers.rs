@@ -39,7 +39,14 @@
 //! `<cores>`: `diff-core` pins this process to one CPU and the child to another;
 //! `same-core` pins both to the first CPU. As in the `pipe` bench, the `-spin` variants on
 //! `same-core` measure the scheduler (a poller holds the only CPU until its time slice
-//! ends), and are kept so that every figure has its twin.
+//! ends or it naps, idle, after 65536 polls), and are kept so that every figure has its
+//! twin.
+//!
+//! `--in-turn [--figures FILE]` skips criterion and measures the spinning round trips
+//! across the CPUs (the floor, crossbeam-channel, ours and iceoryx2's at each size) in
+//! turn, run by run, so that their ratios compare runs seconds apart: on a virtual machine
+//! the host moves the two vCPUs every minute or so, and each placement changes every
+//! cross-CPU figure threefold. Its JSON feeds the README's plot.
 //!
 //! Every child is this bench binary run again with `SHMVAL_BENCH_ROLE` set: it dies with
 //! this process, and a watchdog kills it if a benchmark overruns. Every wait has a

@@ -40,7 +40,8 @@
 //!   the reply arrive, but a hop that outlasts it sleeps and costs a cross-CPU wake-up,
 //!   so a few slow hops move the mean from run to run.
 //! - `shmval-spin/same-core` measures the scheduler, not the pipe: a busy poller holds
-//!   the only CPU until its time slice ends, so each hop waits for a tick. It is kept so
+//!   the only CPU until it gives up (its time slice ends, or after 65536 polls it naps
+//!   for a millisecond, see `Patience`), so each hop waits for that. It is kept so
 //!   that every cross-process figure has its same-core twin (`crossbeam-spin`, within one
 //!   process, has none).
 //!
