@@ -26,11 +26,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::env;
-use std::fs::File;
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -303,26 +300,6 @@ impl Gate {
             .get(name)
             .unwrap_or_else(|| panic!("figure {name} not measured"))
             .median()
-    }
-}
-
-/// (ours to write, ours to read, child's stdin, child's stdout) for `pipe2` or `uds`.
-fn byte_channel(transport: &str) -> (File, File, OwnedFd, OwnedFd) {
-    if transport == "pipe2" {
-        let (a_r, a_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
-        let (b_r, b_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
-        (File::from(a_w), File::from(b_r), a_r, b_w)
-    } else {
-        let (ours, theirs) = UnixStream::pair().expect("socketpair");
-        ours.set_read_timeout(Some(WAIT)).expect("set_read_timeout");
-        let ours = OwnedFd::from(ours);
-        let theirs = OwnedFd::from(theirs);
-        (
-            File::from(ours.try_clone().expect("dup")),
-            File::from(ours),
-            theirs.try_clone().expect("dup"),
-            theirs,
-        )
     }
 }
 

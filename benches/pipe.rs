@@ -63,11 +63,8 @@ mod common;
 
 use std::collections::HashMap;
 use std::env;
-use std::fs::File;
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -96,26 +93,7 @@ fn roundtrip_bytes(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus, payload: Pa
     for transport in ["pipe2", "uds"] {
         for (cores, peer_cpu) in cpus.placements() {
             for size in PAYLOADS {
-                // (ours to write, child's stdin), (child's stdout, ours to read)
-                let (mut tx, mut rx, child_in, child_out): (File, File, OwnedFd, OwnedFd) =
-                    if transport == "pipe2" {
-                        let (a_r, a_w) =
-                            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
-                        let (b_r, b_w) =
-                            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
-                        (File::from(a_w), File::from(b_r), a_r, b_w)
-                    } else {
-                        let (ours, theirs) = UnixStream::pair().expect("socketpair");
-                        ours.set_read_timeout(Some(WAIT)).expect("set_read_timeout");
-                        let ours = OwnedFd::from(ours);
-                        let theirs = OwnedFd::from(theirs);
-                        (
-                            File::from(ours.try_clone().expect("dup")),
-                            File::from(ours),
-                            theirs.try_clone().expect("dup"),
-                            theirs,
-                        )
-                    };
+                let (mut tx, mut rx, child_in, child_out) = byte_channel(transport);
                 let (plain, _) = table_payload(size);
                 let bytes = match payload {
                     Payload::Floats => raw_bytes(&floats(size)),

@@ -15,7 +15,8 @@ use std::env;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -400,6 +401,26 @@ impl ShmStream {
     }
 }
 
+/// (ours to write, ours to read, child's stdin, child's stdout) for `pipe2` or `uds`.
+pub fn byte_channel(transport: &str) -> (File, File, OwnedFd, OwnedFd) {
+    if transport == "pipe2" {
+        let (a_r, a_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
+        let (b_r, b_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
+        (File::from(a_w), File::from(b_r), a_r, b_w)
+    } else {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        ours.set_read_timeout(Some(WAIT)).expect("set_read_timeout");
+        let ours = OwnedFd::from(ours);
+        let theirs = OwnedFd::from(theirs);
+        (
+            File::from(ours.try_clone().expect("dup")),
+            File::from(ours),
+            theirs.try_clone().expect("dup"),
+            theirs,
+        )
+    }
+}
+
 /// The child of `roundtrip/pipe2` and `roundtrip/uds`: echoes messages of `SIZE` bytes
 /// from standard input to standard output until end of file.
 pub fn byte_echo() {
@@ -579,52 +600,11 @@ pub fn roundtrip_shm_of(
         };
         for (cores, peer_cpu) in cpus.placements() {
             for &size in payloads {
-                let name = region_name("rt");
-                let main = ShmMain::new(name.as_str(), 16 << 20)
-                    .start()
-                    .expect("create the bench region");
-                let a = ServerSide::new(name.as_str(), "a", 4)
-                    .start()
-                    .expect("pipe a");
-                let b = ServerSide::new(name.as_str(), "b", 4)
-                    .start()
-                    .expect("pipe b");
-                let child = Peer::spawn(
-                    "shm-echo",
-                    peer_cpu,
-                    &[
-                        (REGION, name.clone()),
-                        (MODE, if spin { "spin" } else { "block" }.into()),
-                    ],
-                    Stdio::null(),
-                    Stdio::null(),
-                );
-                let (a, b) = (a.pipe(), b.pipe());
-                let v = match payload {
-                    Payload::Floats => a.pool().array_from(&floats(size)[..]).expect("share"),
-                    Payload::Tab => a.pool().share(&table_payload(size).1).expect("share"),
-                };
-                let at = v.offset();
-                // One round trip untimed: the child has attached (so the name can go).
-                send(a, v, spin);
-                let mut held = Some(recv(b, spin, WAIT).expect("the first echo"));
-                main.region().unlink();
+                let mut rig = rigs::ShmRig::start_with(spin, peer_cpu, size, payload);
                 g.bench_function(format!("roundtrip/{transport}/{cores}/{size}"), |bn| {
-                    bn.iter_custom(|iters| {
-                        let mut v = held.take().expect("the handle is home");
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            send(a, v, spin);
-                            v = recv(b, spin, WAIT).expect("echo");
-                        }
-                        let t = start.elapsed();
-                        assert_eq!(v.offset(), at, "the same handle came back");
-                        held = Some(v);
-                        t
-                    })
+                    bn.iter_custom(|iters| rig.round_trips(iters))
                 });
-                a.close().expect("close pipe a");
-                child.finish();
+                rig.finish();
             }
         }
     }

@@ -216,8 +216,15 @@ pub struct ShmRig {
 }
 
 impl ShmRig {
+    /// An f64 array of `size` bytes, receivers spinning or blocking, the child on `cpu`;
+    /// returns after one untimed round trip.
     pub fn start(spin: bool, cpu: usize, size: usize) -> ShmRig {
-        let name = region_name("gate");
+        ShmRig::start_with(spin, cpu, size, Payload::Floats)
+    }
+
+    /// As [`start`](Self::start), carrying `payload`.
+    pub fn start_with(spin: bool, cpu: usize, size: usize, payload: Payload) -> ShmRig {
+        let name = region_name("rt");
         let main = ShmMain::new(name.as_str(), (size as u64 + (4 << 20)).max(16 << 20))
             .start()
             .expect("create the gate region");
@@ -237,7 +244,10 @@ impl ShmRig {
             Stdio::null(),
             Stdio::null(),
         );
-        let v = a.pool().array_from(&floats(size)[..]).expect("share");
+        let v = match payload {
+            Payload::Floats => a.pool().array_from(&floats(size)[..]).expect("share"),
+            Payload::Tab => a.pool().share(&table_payload(size).1).expect("share"),
+        };
         send(a.pipe(), v, spin);
         let held = Some(recv(b.pipe(), spin, WAIT).expect("the first echo"));
         main.region().unlink();
@@ -264,19 +274,24 @@ impl ShmRig {
             format!("{cores}-core, f64 array of {size} B by handle, receiver {receiver}"),
             "ns/rt",
             iters,
-            |n| {
-                let (a, b, spin) = (self.a.pipe(), self.b.pipe(), self.spin);
-                let mut v = self.held.take().expect("the handle is home");
-                let start = Instant::now();
-                for _ in 0..n {
-                    send(a, v, spin);
-                    v = recv(b, spin, WAIT).expect("echo");
-                }
-                let t = start.elapsed();
-                self.held = Some(v);
-                t
-            },
+            |n| self.round_trips(n),
         )
+    }
+
+    /// Times `n` round trips of the handle.
+    pub fn round_trips(&mut self, n: u64) -> Duration {
+        let (a, b, spin) = (self.a.pipe(), self.b.pipe(), self.spin);
+        let mut v = self.held.take().expect("the handle is home");
+        let at = v.offset();
+        let start = Instant::now();
+        for _ in 0..n {
+            send(a, v, spin);
+            v = recv(b, spin, WAIT).expect("echo");
+        }
+        let t = start.elapsed();
+        assert_eq!(v.offset(), at, "the same handle came back");
+        self.held = Some(v);
+        t
     }
 
     pub fn finish(mut self) {
