@@ -64,77 +64,46 @@ fn system_pair(layout: Layout) {
     }
 }
 
-/// Spins until `word` reaches `want`, or panics past [`WAIT`].
-fn await_word(word: &AtomicU64, want: u64) -> u64 {
-    let start = Instant::now();
-    let mut polls = 0u32;
+/// Spins until `word` reaches `want` (or [`STOP`]), or panics past `limit`.
+fn await_word(word: &AtomicU64, want: u64, limit: Duration) -> u64 {
+    let mut patience = Patience::new(limit);
     loop {
         let v = word.load(Ordering::Acquire);
         if v == want || v == STOP {
             return v;
         }
-        polls = polls.wrapping_add(1);
-        if polls % 4096 == 0 && start.elapsed() > WAIT {
-            panic!("the other party did not reach {want} within {WAIT:?}");
+        if patience.exhausted() {
+            panic!("the other party did not reach {want} within {limit:?}");
         }
         std::hint::spin_loop();
     }
 }
 
-/// Contending work on another CPU, started for each batch and awaited at its end.
-trait Contender {
-    /// Starts `iters` pairs on the other side.
-    fn start(&mut self, iters: u64);
-    /// Waits until they are done.
-    fn join(&mut self);
-}
-
-/// Times `iters` pairs here while the contender does as many there.
-fn contended(c: &mut dyn Contender, iters: u64, pair: impl Fn()) -> Duration {
-    c.start(iters);
-    let start = Instant::now();
-    for _ in 0..iters {
-        pair();
-    }
-    let t = start.elapsed();
-    c.join();
-    t
-}
-
-/// The control words, in the pool.
-struct Ctrl<'a>(&'a [AtomicU64; 8]);
-
-/// A second process doing pool pairs.
-struct ChildPairs<'a> {
-    ctrl: Ctrl<'a>,
+/// The other party's batches, through the control words: the parent starts one
+/// generation of `iters` pairs and waits for it to be done.
+struct Batches<'a> {
+    ctrl: &'a [AtomicU64; 8],
     generation: u64,
 }
 
-impl Contender for ChildPairs<'_> {
-    fn start(&mut self, iters: u64) {
+impl Batches<'_> {
+    /// Times `iters` pairs here while the other party does as many there.
+    fn contended(&mut self, iters: u64, pair: impl Fn()) -> Duration {
         self.generation += 1;
-        self.ctrl.0[ITERS].store(iters, Ordering::Relaxed);
-        self.ctrl.0[GO].store(self.generation, Ordering::Release);
+        self.ctrl[ITERS].store(iters, Ordering::Relaxed);
+        self.ctrl[GO].store(self.generation, Ordering::Release);
+        let start = Instant::now();
+        for _ in 0..iters {
+            pair();
+        }
+        let t = start.elapsed();
+        await_word(&self.ctrl[DONE], self.generation, WAIT);
+        t
     }
-    fn join(&mut self) {
-        await_word(&self.ctrl.0[DONE], self.generation);
-    }
-}
 
-/// A second thread doing system-allocator pairs.
-struct ThreadPairs {
-    go: Arc<[AtomicU64; 8]>,
-    generation: u64,
-}
-
-impl Contender for ThreadPairs {
-    fn start(&mut self, iters: u64) {
-        self.generation += 1;
-        self.go[ITERS].store(iters, Ordering::Relaxed);
-        self.go[GO].store(self.generation, Ordering::Release);
-    }
-    fn join(&mut self) {
-        await_word(&self.go[DONE], self.generation);
+    /// Tells the other party to return.
+    fn stop(&self) {
+        self.ctrl[GO].store(STOP, Ordering::Release);
     }
 }
 
@@ -142,14 +111,15 @@ impl Contender for ThreadPairs {
 fn contend(ctrl: &[AtomicU64; 8], pair: impl Fn()) {
     let mut generation = 0u64;
     loop {
-        // The parent may take a while between batches (criterion's analysis): wait long.
-        let start = Instant::now();
+        // Any generation but the last one done (or STOP); the parent may take a while
+        // between batches (criterion's analysis): wait long, napping once idle.
+        let mut patience = Patience::new(CHILD_IDLE);
         let g = loop {
             let g = ctrl[GO].load(Ordering::Acquire);
             if g != generation {
                 break g;
             }
-            if start.elapsed() > CHILD_IDLE {
+            if patience.exhausted() {
                 panic!("no batch within {CHILD_IDLE:?}");
             }
             std::hint::spin_loop();
@@ -214,35 +184,38 @@ fn alloc_contended(c: &mut Criterion, pool: &Pool, cpus: Cpus) {
         Stdio::null(),
         Stdio::null(),
     );
-    let mut pairs = ChildPairs {
-        ctrl: Ctrl(ctrl),
+    let mut batches = Batches {
+        ctrl,
         generation: 0,
     };
     // One batch untimed: the child has attached (so the name can go).
-    await_word(&ctrl[READY], 1);
-    contended(&mut pairs, 1000, || pool_pair(pool, 16));
+    await_word(&ctrl[READY], 1, WAIT);
+    batches.contended(1000, || pool_pair(pool, 16));
     region.unlink();
     g.bench_function("shmval-2proc/16", |b| {
-        b.iter_custom(|iters| contended(&mut pairs, iters, || pool_pair(pool, 16)))
+        b.iter_custom(|iters| batches.contended(iters, || pool_pair(pool, 16)))
     });
-    ctrl[GO].store(STOP, Ordering::Release);
+    batches.stop();
     child.finish();
     pool.free(off).expect("free the control block");
 
     let layout = Layout::from_size_align(16, 8).expect("a valid layout");
-    let go = Arc::new(std::array::from_fn::<_, 8, _>(|_| AtomicU64::new(0)));
+    let ctrl = Arc::new(std::array::from_fn::<_, 8, _>(|_| AtomicU64::new(0)));
     let thread = {
-        let go = go.clone();
+        let ctrl = ctrl.clone();
         std::thread::spawn(move || {
             pin(other);
-            contend(&go, || system_pair(layout));
+            contend(&ctrl, || system_pair(layout));
         })
     };
-    let mut pairs = ThreadPairs { go, generation: 0 };
+    let mut batches = Batches {
+        ctrl: &ctrl,
+        generation: 0,
+    };
     g.bench_function("system-2threads/16", |b| {
-        b.iter_custom(|iters| contended(&mut pairs, iters, || system_pair(layout)))
+        b.iter_custom(|iters| batches.contended(iters, || system_pair(layout)))
     });
-    pairs.go[GO].store(STOP, Ordering::Release);
+    batches.stop();
     thread.join().expect("the contending thread");
     g.finish();
 }

@@ -140,33 +140,15 @@ impl Gate {
     }
 
     fn bytes_rt(&mut self, transport: &str, cores: &str, size: usize, iters: u64) {
-        let (mut tx, mut rx, child_in, child_out) = byte_channel(transport);
-        let child = Peer::spawn(
-            "byte-echo",
-            self.placement(cores),
-            &[(SIZE, size.to_string())],
-            Stdio::from(child_in),
-            Stdio::from(child_out),
-        );
-        let payload = raw_bytes(&floats(size));
-        let mut back = vec![0u8; size];
+        let mut rig = BytesRig::start(transport, self.placement(cores), size, Payload::Floats);
         self.record(
             &format!("{transport}_{cores}_{size}"),
             format!("{cores}-core, {size} B copied each way, receiver sleeps (read)"),
             "ns/rt",
             iters,
-            |n| {
-                let start = Instant::now();
-                for _ in 0..n {
-                    tx.write_all(black_box(&payload)).expect("write");
-                    rx.read_exact(&mut back).expect("echo");
-                }
-                start.elapsed()
-            },
+            |n| rig.round_trips(n),
         );
-        assert_eq!(back, payload, "the bytes came back");
-        drop((tx, rx));
-        child.finish();
+        rig.finish();
     }
 
     /// Streaming 1 -> 1: items a second of handles to a boxed integer (`int`) or to a

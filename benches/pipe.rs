@@ -61,11 +61,8 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::env;
 use std::hint::black_box;
-use std::io::{Read, Write};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::floor;
@@ -93,49 +90,13 @@ fn roundtrip_bytes(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus, payload: Pa
     for transport in ["pipe2", "uds"] {
         for (cores, peer_cpu) in cpus.placements() {
             for size in PAYLOADS {
-                let (mut tx, mut rx, child_in, child_out) = byte_channel(transport);
-                let (plain, _) = table_payload(size);
-                let bytes = match payload {
-                    Payload::Floats => raw_bytes(&floats(size)),
-                    Payload::Tab => bincode::serialize(&plain).expect("serialize"),
-                };
-                let child = Peer::spawn(
-                    "byte-echo",
-                    peer_cpu,
-                    &[(SIZE, bytes.len().to_string())],
-                    Stdio::from(child_in),
-                    Stdio::from(child_out),
-                );
-                let mut back = vec![0u8; bytes.len()];
-                tx.write_all(&bytes).expect("write");
-                rx.read_exact(&mut back).expect("the first echo");
+                let mut rig = rigs::BytesRig::start(transport, peer_cpu, size, payload);
                 let name = match payload {
                     Payload::Floats => format!("roundtrip/{transport}/{cores}/{size}"),
                     Payload::Tab => format!("roundtrip/{transport}-bincode-tab/{cores}/{size}"),
                 };
-                g.bench_function(name, |bn| {
-                    bn.iter_custom(|iters| {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            if payload == Payload::Floats {
-                                tx.write_all(black_box(&bytes)).expect("write");
-                                rx.read_exact(&mut back).expect("echo");
-                                continue;
-                            }
-                            // The table is encoded for the trip and decoded on return.
-                            let out = bincode::serialize(black_box(&plain)).expect("serialize");
-                            tx.write_all(&out).expect("write");
-                            rx.read_exact(&mut back).expect("echo");
-                            let got: HashMap<String, f64> =
-                                bincode::deserialize(&back).expect("deserialize");
-                            black_box(got);
-                        }
-                        start.elapsed()
-                    })
-                });
-                assert_eq!(back, bytes, "the bytes came back");
-                drop((tx, rx));
-                child.finish();
+                g.bench_function(name, |bn| bn.iter_custom(|iters| rig.round_trips(iters)));
+                rig.finish();
             }
         }
     }
@@ -186,25 +147,14 @@ fn roundtrip_crossbeam(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
 /// Receives from a crossbeam channel, blocking or busy-polling, within [`WAIT`]; `Err`
 /// once the channel is closed.
 fn cb_recv<T>(rx: &crossbeam_channel::Receiver<T>, spin: bool) -> Result<T, ()> {
-    use crossbeam_channel::{RecvTimeoutError, TryRecvError};
-    if !spin {
-        return match rx.recv_timeout(WAIT) {
-            Ok(v) => Ok(v),
-            Err(RecvTimeoutError::Disconnected) => Err(()),
-            Err(RecvTimeoutError::Timeout) => panic!("nothing arrived within {WAIT:?}"),
-        };
+    use crossbeam_channel::RecvTimeoutError;
+    if spin {
+        return rigs::spin_recv(rx).ok_or(());
     }
-    let mut patience = Patience::new(WAIT);
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Ok(v),
-            Err(TryRecvError::Disconnected) => return Err(()),
-            Err(TryRecvError::Empty) => {}
-        }
-        if patience.exhausted() {
-            panic!("nothing arrived within {WAIT:?}");
-        }
-        std::hint::spin_loop();
+    match rx.recv_timeout(WAIT) {
+        Ok(v) => Ok(v),
+        Err(RecvTimeoutError::Disconnected) => Err(()),
+        Err(RecvTimeoutError::Timeout) => panic!("nothing arrived within {WAIT:?}"),
     }
 }
 

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::BenchmarkGroup;
-use floor::Floor;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use shmval::queue::{Pipe, RecvError, SendError};
@@ -529,20 +528,12 @@ pub fn floor_figures(g: &mut BenchmarkGroup<'_, WallTime>, cpus: Cpus) {
             if kind == floor::Kind::Cacheline && cores == "same-core" {
                 continue;
             }
-            let mut f = Floor::new(kind);
-            let child = Peer::spawn(
-                "floor",
-                peer_cpu,
-                &[(MODE, kind.name().into())],
-                Stdio::from(f.fd()),
-                Stdio::null(),
-            );
-            f.round_trips(100);
+            let mut rig = rigs::FloorRig::start(kind, peer_cpu);
+            rig.round_trips(100);
             g.bench_function(format!("floor/{}/{cores}", kind.name()), |bn| {
-                bn.iter_custom(|iters| f.round_trips(iters))
+                bn.iter_custom(|iters| rig.round_trips(iters))
             });
-            f.stop();
-            child.finish();
+            rig.finish();
         }
     }
 }

@@ -4,6 +4,10 @@
 //! seconds apart (the host moves a virtual machine's vCPUs every minute or so, and every
 //! cross-CPU figure with them).
 
+use std::collections::HashMap;
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -129,14 +133,18 @@ impl FloorRig {
         } else {
             "spins"
         };
-        let floor = &mut self.floor;
         Timed::new(
             &format!("floor_{}_{cores}", self.kind.name()),
             format!("{cores}-core, receiver {receiver}"),
             "ns/rt",
             iters,
-            |n| floor.round_trips(n),
+            |n| self.round_trips(n),
         )
+    }
+
+    /// Times `n` round trips.
+    pub fn round_trips(&mut self, n: u64) -> Duration {
+        self.floor.round_trips(n)
     }
 
     pub fn finish(self) {
@@ -315,5 +323,79 @@ pub fn spin_recv<T>(rx: &crossbeam_channel::Receiver<T>) -> Option<T> {
             panic!("nothing arrived within {WAIT:?}");
         }
         std::hint::spin_loop();
+    }
+}
+
+/// The byte baseline: a `pipe(2)` pair or a Unix socket to a `byte-echo` child, carrying
+/// the payload's bytes each way: an f64 array's raw bytes as they are, or a table
+/// serialized with bincode for each trip and deserialized on return.
+pub struct BytesRig {
+    payload: Payload,
+    plain: HashMap<String, f64>,
+    bytes: Vec<u8>,
+    back: Vec<u8>,
+    tx: File,
+    rx: File,
+    child: Peer,
+}
+
+impl BytesRig {
+    /// `transport` is `pipe2` or `uds`; the child runs on `cpu`. Returns after one
+    /// untimed round trip.
+    pub fn start(transport: &str, cpu: usize, size: usize, payload: Payload) -> BytesRig {
+        let (mut tx, mut rx, child_in, child_out) = byte_channel(transport);
+        let (plain, bytes) = match payload {
+            Payload::Floats => (HashMap::new(), raw_bytes(&floats(size))),
+            Payload::Tab => {
+                let plain = table_payload(size).0;
+                let bytes = bincode::serialize(&plain).expect("serialize");
+                (plain, bytes)
+            }
+        };
+        let child = Peer::spawn(
+            "byte-echo",
+            cpu,
+            &[(SIZE, bytes.len().to_string())],
+            Stdio::from(child_in),
+            Stdio::from(child_out),
+        );
+        let mut back = vec![0u8; bytes.len()];
+        tx.write_all(&bytes).expect("write");
+        rx.read_exact(&mut back).expect("the first echo");
+        BytesRig {
+            payload,
+            plain,
+            bytes,
+            back,
+            tx,
+            rx,
+            child,
+        }
+    }
+
+    /// Times `n` round trips.
+    pub fn round_trips(&mut self, n: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..n {
+            if self.payload == Payload::Floats {
+                self.tx.write_all(black_box(&self.bytes)).expect("write");
+                self.rx.read_exact(&mut self.back).expect("echo");
+                continue;
+            }
+            // The table is encoded for the trip and decoded on return.
+            let out = bincode::serialize(black_box(&self.plain)).expect("serialize");
+            self.tx.write_all(&out).expect("write");
+            self.rx.read_exact(&mut self.back).expect("echo");
+            let got: HashMap<String, f64> = bincode::deserialize(&self.back).expect("deserialize");
+            black_box(got);
+        }
+        start.elapsed()
+    }
+
+    /// Checks the bytes survived, closes the channel and waits for the child.
+    pub fn finish(self) {
+        assert_eq!(self.back, self.bytes, "the bytes came back");
+        drop((self.tx, self.rx));
+        self.child.finish();
     }
 }

@@ -380,7 +380,7 @@ impl Pipe {
     fn recv_val(&self, limit: Limit) -> Result<ShmVal, RecvError> {
         let mut raw = 0;
         self.recv_raw(limit, 1, |r| raw = r)?;
-        // SAFETY: see `adopt`.
+        // SAFETY: `raw` was taken by the receive that just committed in `recv_raw`.
         unsafe { self.adopt(raw) }
     }
 
@@ -396,7 +396,8 @@ impl Pipe {
         out.reserve(n);
         let mut corrupt = false;
         for raw in raws {
-            // SAFETY: see `adopt`.
+            // SAFETY: each of `raws` was taken by the receive that just committed in
+            // `recv_raw`, and is adopted once.
             match unsafe { self.adopt(raw) } {
                 Ok(v) => out.push(v),
                 Err(_) => corrupt = true,

@@ -300,22 +300,18 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// Takes the lock (until `wait`'s deadline) and repairs after a dead holder.
     /// `Err(true)`: corrupted; `Err(false)`: timed out.
     fn lock(&self, wait: Wait) -> Result<ShmMutexGuard<'a, P>, bool> {
-        if let Some(g) = self.hdr.lock.try_lock_free() {
-            // Free and consistent: nothing to repair unless the ring is poisoned.
-            return match self.hdr.poisoned.load(Ordering::Relaxed) {
-                0 => Ok(g),
-                _ => Err(true),
-            };
-        }
-        let mut g = match wait.deadline() {
-            Some(d) => {
+        // A free lock is taken with one CAS, before any deadline is computed.
+        let fast = self.hdr.lock.try_lock_free();
+        let mut g = match (fast, wait.deadline()) {
+            (Some(g), _) => g,
+            (None, Some(d)) => {
                 let left = d.saturating_sub(P::now_ns());
                 self.hdr
                     .lock
                     .lock_timeout(Duration::from_nanos(left))
                     .map_err(|_| false)?
             }
-            None => self.hdr.lock.lock(),
+            (None, None) => self.hdr.lock.lock(),
         };
         self.repair(&mut g).map_err(|()| true)?;
         Ok(g)
