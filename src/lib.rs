@@ -10,19 +10,24 @@
 //! Values in a pool are [`ShmVal`] handles, built with [`PoolExt`] (see
 //! [`val::shared`](mod@val::shared)).
 
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 pub mod alloc;
-#[cfg(not(loom))]
-#[doc(hidden)]
+#[cfg(all(not(shmval_loom), feature = "fault-injection"))]
 pub mod fault;
+/// Without the `fault-injection` feature a pause point is nothing at all.
+#[cfg(all(not(shmval_loom), not(feature = "fault-injection")))]
+mod fault {
+    #[inline(always)]
+    pub(crate) fn pause_point(_name: &'static str) {}
+}
 pub mod queue;
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 pub mod region;
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 pub mod sides;
 pub mod sync;
 pub mod val;
 
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 pub use val::shared::{PoolExt, ShmVal};
 pub use val::{Arr, Array, Elem, ElemType, FixedState, OTab, Tab, Tag, Tup, Val, ValError};

@@ -71,7 +71,7 @@ pub enum RecvError {
 }
 
 /// Why a pipe could not be created or opened.
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipeError {

@@ -1,4 +1,4 @@
-//! Model checks of the ring protocol (run with `RUSTFLAGS="--cfg loom"`).
+//! Model checks of the ring protocol (run with `RUSTFLAGS="--cfg shmval_loom"`).
 
 use std::sync::Arc;
 use std::time::Duration;

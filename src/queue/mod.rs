@@ -8,16 +8,16 @@
 //!   hands its item back.
 
 mod error;
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 mod pipe;
 mod ring;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, shmval_loom))]
 mod loom_tests;
 
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 pub use error::PipeError;
 pub use error::{RecvError, SendError};
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 pub use pipe::{BreakChecker, Pipe, MAX_CAPACITY};
 pub use ring::{BadRing, Ring, RingHeader, RingStats, Wait};

@@ -34,27 +34,27 @@ use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{DefaultPlatform, Owner, Platform, ShmCondvar, ShmMutex, ShmMutexGuard};
 
 /// Spins (checking `head` and `tail`) before taking the lock to wait.
-const SPINS: u32 = if cfg!(loom) { 0 } else { 200 };
+const SPINS: u32 = if cfg!(shmval_loom) { 0 } else { 200 };
 
 /// A crash-test pause point inside the critical section (see `crate::fault`); the loom
 /// build has none.
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 fn pause(name: &'static str) {
     crate::fault::pause_point(name);
 }
 
-#[cfg(loom)]
+#[cfg(shmval_loom)]
 fn pause(_name: &'static str) {}
 
 /// The CPU the calling thread runs on, plus one (0: unknown).
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 fn current_cpu() -> u32 {
     // SAFETY: sched_getcpu has no preconditions; it returns -1 on failure.
     let cpu = unsafe { libc::sched_getcpu() };
     u32::try_from(cpu).map_or(0, |c| c.saturating_add(1))
 }
 
-#[cfg(loom)]
+#[cfg(shmval_loom)]
 fn current_cpu() -> u32 {
     0
 }
@@ -62,7 +62,7 @@ fn current_cpu() -> u32 {
 /// Records the calling thread's CPU in `word`. The loom model neither spins nor records:
 /// the words only steer spinning, never correctness, and leaving them out keeps the
 /// model's state space small.
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 fn note_cpu(word: &AtomicU32) {
     // Stored only when it changes: a store would take the line from a peer polling it.
     let cpu = current_cpu();
@@ -71,7 +71,7 @@ fn note_cpu(word: &AtomicU32) {
     }
 }
 
-#[cfg(loom)]
+#[cfg(shmval_loom)]
 fn note_cpu(_word: &AtomicU32) {}
 
 /// Whether to spin for a peer that last ran on `peer_cpu` from a thread on `my_cpu` (both
@@ -578,7 +578,7 @@ impl<P: Platform> HeapRing<P> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(shmval_loom)))]
 mod tests {
     use super::*;
     use crate::sync::Os;

@@ -160,7 +160,7 @@ impl<P: Platform> ShmCondvar<P> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(shmval_loom)))]
 mod tests {
     use super::*;
     use crate::sync::cell::UnsafeCell;

@@ -1,7 +1,7 @@
 //! Process-shared synchronisation: the atomics shim, futex wait/wake, [`ShmMutex`] and
 //! [`ShmCondvar`].
 //!
-//! Every atomic and `UnsafeCell` the crate uses comes from here; under `--cfg loom` they
+//! Every atomic and `UnsafeCell` the crate uses comes from here; under `--cfg shmval_loom` they
 //! are loom's, so the same lock, condvar and queue code is model-checked. This layer knows
 //! nothing of regions: its types are plain `#[repr(C)]` words that work wherever they are
 //! placed, in a shared mapping or on the heap.
@@ -20,17 +20,17 @@ mod mutex;
 mod owner;
 mod platform;
 
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 mod futex;
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 mod os;
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 mod std_shim;
 
-#[cfg(loom)]
+#[cfg(shmval_loom)]
 mod model;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, shmval_loom))]
 mod loom_tests;
 
 pub use condvar::{ShmCondvar, WaitTimeoutResult};
@@ -38,23 +38,26 @@ pub use mutex::{Acquired, LockTimeout, ShmMutex, ShmMutexGuard};
 pub use owner::Owner;
 pub use platform::{Platform, Wake};
 
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
+#[allow(unused_imports)] // used by the fault hooks
+pub(crate) use futex::{wait as futex_wait, wake as futex_wake};
+#[cfg(not(shmval_loom))]
 pub use os::{process_alive, process_start_key, Os};
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 #[allow(unused_imports)] // `cell` is used by the layers above
 pub(crate) use std_shim::{atomic, cell};
 
-#[cfg(loom)]
+#[cfg(shmval_loom)]
 pub use model::Model;
-#[cfg(loom)]
+#[cfg(shmval_loom)]
 #[allow(unused_imports)] // `cell` is used by the layers above
 pub(crate) use model::{atomic, cell};
 
 /// The platform the crate's shared structures use by default: [`Os`] in a normal build,
-/// `Model` under `--cfg loom`.
-#[cfg(not(loom))]
+/// `Model` under `--cfg shmval_loom`.
+#[cfg(not(shmval_loom))]
 pub type DefaultPlatform = Os;
 /// The platform the crate's shared structures use by default: [`Os`] in a normal build,
-/// `Model` under `--cfg loom`.
-#[cfg(loom)]
+/// `Model` under `--cfg shmval_loom`.
+#[cfg(shmval_loom)]
 pub type DefaultPlatform = Model;

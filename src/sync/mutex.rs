@@ -17,7 +17,7 @@ const INCONSISTENT: u64 = 1 << 62;
 const CONTENDED: u64 = 1 << 63;
 
 /// Spins before the first sleep.
-const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
+const SPINS: u32 = if cfg!(shmval_loom) { 0 } else { 64 };
 
 /// How a lock was acquired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,12 +295,12 @@ pub(crate) fn duration_ns(d: Duration) -> u64 {
     d.as_nanos().min(u64::MAX as u128) as u64
 }
 
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 fn spin_or_yield() {
     std::hint::spin_loop();
 }
 
-#[cfg(loom)]
+#[cfg(shmval_loom)]
 fn spin_or_yield() {
     loom::thread::yield_now();
 }
@@ -381,7 +381,7 @@ pub(crate) fn relock<P: Platform>(
     m.acquire(deadline).map(|how| ShmMutexGuard::new(m, how))
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(shmval_loom)))]
 mod tests {
     use super::*;
     use crate::sync::cell::UnsafeCell;
@@ -402,7 +402,7 @@ mod tests {
         let g = m.lock();
         assert_eq!(g.acquired(), Acquired::Clean);
         assert_eq!(m.owner(), Some(crate::sync::Os::current()));
-        assert!(m.try_lock().is_none() || cfg!(loom));
+        assert!(m.try_lock().is_none() || cfg!(shmval_loom));
         drop(g);
         assert!(!m.is_locked());
         assert!(m.try_lock().is_some());

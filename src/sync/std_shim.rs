@@ -9,11 +9,11 @@ pub(crate) mod atomic {
     #[allow(unused_imports)] // the full set is the shim's contract; not every build uses each
     pub(crate) use std::sync::atomic::{fence, Ordering};
 
-    /// std's `AtomicU8` (loom's under `--cfg loom`).
+    /// std's `AtomicU8` (loom's under `--cfg shmval_loom`).
     pub(crate) type AtomicU8 = std::sync::atomic::AtomicU8;
-    /// std's `AtomicU32` (loom's under `--cfg loom`).
+    /// std's `AtomicU32` (loom's under `--cfg shmval_loom`).
     pub(crate) type AtomicU32 = std::sync::atomic::AtomicU32;
-    /// std's `AtomicU64` (loom's under `--cfg loom`).
+    /// std's `AtomicU64` (loom's under `--cfg shmval_loom`).
     pub(crate) type AtomicU64 = std::sync::atomic::AtomicU64;
 }
 

@@ -91,5 +91,5 @@ pub use value::{Arr, Items, Iter, OTab, Tab, Tup, Val, ValIndex};
 pub use num_bigint::{BigInt, BigUint};
 pub use num_complex::{Complex32, Complex64};
 
-#[cfg(not(loom))]
+#[cfg(not(shmval_loom))]
 pub mod shared;
