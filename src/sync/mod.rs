@@ -42,6 +42,9 @@ pub use platform::{Platform, Wake};
 #[allow(unused_imports)] // used by the fault hooks
 pub(crate) use futex::{wait as futex_wait, wake as futex_wake};
 #[cfg(not(shmval_loom))]
+#[allow(unused_imports)] // used by the region layer
+pub(crate) use os::{add_liveness_veto, LivenessVeto};
+#[cfg(not(shmval_loom))]
 pub use os::{process_alive, process_start_key, Os};
 #[cfg(not(shmval_loom))]
 #[allow(unused_imports)] // `cell` is used by the layers above

@@ -11,7 +11,7 @@
 //! read the owner is taken to be alive, so a lock is never stolen from a live owner.
 
 use std::cell::Cell;
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use super::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -44,6 +44,9 @@ impl Platform for Os {
     }
 
     fn is_alive(owner: Owner) -> bool {
+        if vetoed() {
+            return true;
+        }
         match read_stat(owner.tid()) {
             Stat::Gone => false,
             Stat::Unknown => true,
@@ -52,6 +55,60 @@ impl Platform for Os {
             }
         }
     }
+}
+
+/// Words in shared mappings that, while any is non-zero, make every owner count as alive
+/// (see [`add_liveness_veto`]): their address and an id to remove them by.
+static VETOES: Mutex<Vec<(u64, usize)>> = Mutex::new(Vec::new());
+#[allow(dead_code)] // until the region layer registers its words
+static NEXT_VETO: AtomicU64 = AtomicU64::new(1);
+
+/// Removes its word from the liveness vetoes when dropped.
+#[derive(Debug)]
+#[allow(dead_code)] // until the region layer registers its words
+pub(crate) struct LivenessVeto(u64);
+
+impl Drop for LivenessVeto {
+    fn drop(&mut self) {
+        VETOES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _)| *id != self.0);
+    }
+}
+
+/// Registers `word`: while it holds a non-zero value, this process judges no lock owner
+/// dead. A region whose processes live in different pid namespaces sets such a word,
+/// since a thread id read from a lock word then names a thread of another namespace that
+/// `/proc` here cannot see; "unknown" must mean "alive".
+///
+/// # Safety
+///
+/// `word` stays valid (mapped) until the returned guard is dropped.
+#[allow(dead_code)] // until the region layer registers its words
+pub(crate) unsafe fn add_liveness_veto(word: &AtomicU32) -> LivenessVeto {
+    let id = NEXT_VETO.fetch_add(1, Ordering::Relaxed);
+    VETOES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((id, word as *const AtomicU32 as usize));
+    LivenessVeto(id)
+}
+
+/// Whether a registered veto word is set now.
+fn vetoed() -> bool {
+    // Pairs with the SeqCst store that sets a veto word before its setter takes any lock.
+    super::atomic::fence(Ordering::SeqCst);
+    VETOES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|&(_, at)| {
+            // SAFETY: `at` was registered by `add_liveness_veto`, whose caller keeps the
+            // word mapped until the guard, which removes it from this list under the same
+            // lock, is dropped.
+            unsafe { &*(at as *const AtomicU32) }.load(Ordering::SeqCst) != 0
+        })
 }
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
@@ -184,6 +241,20 @@ mod tests {
         let o = std::thread::spawn(Os::current).join().unwrap();
         assert_ne!(o, Os::current());
         assert!(!Os::is_alive(o));
+    }
+
+    #[test]
+    fn a_set_veto_word_makes_every_owner_alive() {
+        let dead = std::thread::spawn(Os::current).join().unwrap();
+        assert!(!Os::is_alive(dead));
+        let word = AtomicU32::new(0);
+        // SAFETY: `word` outlives the guard, dropped at the end of this scope.
+        let guard = unsafe { add_liveness_veto(&word) };
+        assert!(!Os::is_alive(dead));
+        word.store(1, Ordering::SeqCst);
+        assert!(Os::is_alive(dead));
+        drop(guard);
+        assert!(!Os::is_alive(dead));
     }
 
     #[test]
