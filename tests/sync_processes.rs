@@ -63,7 +63,7 @@ fn wait_for_flag(args: &[String]) {
         .unwrap()
         .store(1, Ordering::SeqCst);
     while flag.load(Ordering::SeqCst) == 0 {
-        let (g2, res) = cv.wait_timeout(g, Duration::from_secs(10));
+        let (g2, res) = cv.wait_timeout(g, Duration::from_secs(10)).unwrap();
         g = g2;
         assert!(!res.timed_out(), "no wake-up reached the child");
     }

@@ -185,3 +185,70 @@ fn batch_receive_wakes_every_blocked_sender() {
         assert_eq!(got, [item(0, 1), item(0, 2), item(1, 1), item(2, 1)]);
     });
 }
+
+/// A sender killed after its item is in the ring but before it notifies (holding the
+/// lock) must not leave a waiting receiver asleep with the item there: the receiver's
+/// wait polls, takes the lock over, and gets the item.
+#[test]
+fn a_sender_killed_before_notifying_does_not_strand_the_receiver() {
+    loom::model(|| {
+        let h = heap(1);
+        let h2 = h.clone();
+        let receiver = thread::spawn(move || ring(&h2).recv(Wait::Forever));
+        let h3 = h.clone();
+        let sender = thread::spawn(move || {
+            Model::die_at("ring.send.committed");
+            let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ring(&h3).send(5, Wait::Forever)
+            }));
+            assert!(sent.is_err(), "the sender dies inside send");
+        });
+        sender.join().unwrap();
+        assert_eq!(receiver.join().unwrap(), Ok(5));
+    });
+}
+
+/// A receiver killed after taking its item, holding the lock: a sender waiting on the full
+/// ring takes the lock over and gets its item in.
+#[test]
+fn a_receiver_killed_before_notifying_does_not_strand_the_sender() {
+    loom::model(|| {
+        let h = heap(1);
+        ring(&h).send(1, Wait::No).unwrap();
+        let h2 = h.clone();
+        let sender = thread::spawn(move || ring(&h2).send(2, Wait::Forever));
+        let h3 = h.clone();
+        let receiver = thread::spawn(move || {
+            Model::die_at("ring.recv.committed");
+            let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ring(&h3).recv(Wait::Forever)
+            }));
+            assert!(got.is_err(), "the receiver dies inside recv");
+        });
+        receiver.join().unwrap();
+        assert_eq!(sender.join().unwrap(), Ok(()));
+        assert_eq!(ring(&h).recv(Wait::No), Ok(2));
+    });
+}
+
+/// `try_` calls never wait for the lock: with the lock held by a live thread they answer
+/// at once (full or empty), whatever is in the ring.
+#[test]
+fn try_calls_do_not_wait_for_a_held_lock() {
+    loom::model(|| {
+        let h = heap(2);
+        let r = ring(&h);
+        r.send(1, Wait::No).unwrap();
+        let held = h.hdr.lock.lock();
+        let h2 = h.clone();
+        let t = thread::spawn(move || {
+            let r = ring(&h2);
+            (r.recv(Wait::No), r.send(9, Wait::No))
+        });
+        let (got, sent) = t.join().unwrap();
+        drop(held);
+        assert_eq!(got, Err(RecvError::Empty));
+        assert_eq!(sent, Err(SendError::Full(9)));
+        assert_eq!(r.recv(Wait::No), Ok(1));
+    });
+}

@@ -43,8 +43,11 @@ fn pause(name: &'static str) {
     crate::fault::pause_point(name);
 }
 
+/// Under loom a pause point is where a test thread may be killed (`Model::die_at`).
 #[cfg(shmval_loom)]
-fn pause(_name: &'static str) {}
+fn pause(name: &'static str) {
+    crate::sync::Model::pause(name);
+}
 
 /// The CPU the calling thread runs on, plus one (0: unknown).
 #[cfg(not(shmval_loom))]
@@ -100,14 +103,12 @@ impl Wait {
         Wait::Until(P::now_ns().saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
     }
 
-    fn remaining<P: Platform>(self) -> Option<Option<Duration>> {
+    /// Whether the wait is over: never begun ([`Wait::No`]) or past its deadline.
+    fn over<P: Platform>(self) -> bool {
         match self {
-            Wait::No => None,
-            Wait::Forever => Some(None),
-            Wait::Until(d) | Wait::Slice(d) => {
-                let now = P::now_ns();
-                (now < d).then(|| Some(Duration::from_nanos(d - now)))
-            }
+            Wait::No => true,
+            Wait::Forever => false,
+            Wait::Until(d) | Wait::Slice(d) => P::now_ns() >= d,
         }
     }
 
@@ -119,6 +120,17 @@ impl Wait {
     }
 }
 
+/// Why [`Ring::lock`] gave no guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Locked {
+    /// The ring was found inconsistent (poisoned).
+    Corrupted,
+    /// The deadline passed while a live thread held the lock.
+    TimedOut,
+    /// A live thread holds the lock and the caller does not wait ([`Wait::No`]).
+    Busy,
+}
+
 /// The ring's shared state, `#[repr(C)]`; all-zero bytes then [`RingHeader::init`] make
 /// an empty ring.
 ///
@@ -126,7 +138,7 @@ impl Wait {
 /// bytes, so a header placed on a cache-line boundary moves between CPUs as one line.
 #[repr(C)]
 pub struct RingHeader<P: Platform = DefaultPlatform> {
-    lock: ShmMutex<P>,
+    pub(super) lock: ShmMutex<P>,
     not_empty: ShmCondvar<P>,
     not_full: ShmCondvar<P>,
     head: AtomicU64,
@@ -297,24 +309,41 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
     }
 
-    /// Takes the lock (until `wait`'s deadline) and repairs after a dead holder.
-    /// `Err(true)`: corrupted; `Err(false)`: timed out.
-    fn lock(&self, wait: Wait) -> Result<ShmMutexGuard<'a, P>, bool> {
+    /// Takes the lock as `wait` allows and repairs after a dead holder.
+    ///
+    /// [`Wait::No`] never waits for the lock: it takes a free lock (or one whose holder
+    /// is dead), spinning at most [`SPINS`] polls for a holder that is only passing
+    /// through, and otherwise reports [`Locked::Busy`].
+    fn lock(&self, wait: Wait) -> Result<ShmMutexGuard<'a, P>, Locked> {
         // A free lock is taken with one CAS, before any deadline is computed.
         let fast = self.hdr.lock.try_lock_free();
-        let mut g = match (fast, wait.deadline()) {
+        let mut g = match (fast, wait) {
             (Some(g), _) => g,
-            (None, Some(d)) => {
+            (None, Wait::No) => self.try_lock_briefly().ok_or(Locked::Busy)?,
+            (None, Wait::Until(d) | Wait::Slice(d)) => {
                 let left = d.saturating_sub(P::now_ns());
                 self.hdr
                     .lock
                     .lock_timeout(Duration::from_nanos(left))
-                    .map_err(|_| false)?
+                    .map_err(|_| Locked::TimedOut)?
             }
-            (None, None) => self.hdr.lock.lock(),
+            (None, Wait::Forever) => self.hdr.lock.lock(),
         };
-        self.repair(&mut g).map_err(|()| true)?;
+        self.repair(&mut g).map_err(|()| Locked::Corrupted)?;
         Ok(g)
+    }
+
+    /// The lock without waiting for it: free within a few polls, or held by a dead thread.
+    fn try_lock_briefly(&self) -> Option<ShmMutexGuard<'a, P>> {
+        for _ in 0..SPINS {
+            if !self.hdr.lock.is_locked() {
+                if let Some(g) = self.hdr.lock.try_lock_free() {
+                    return Some(g);
+                }
+            }
+            std::hint::spin_loop();
+        }
+        self.hdr.lock.try_lock()
     }
 
     /// After a dead holder: check the ring's invariant, poison it if broken.
@@ -390,8 +419,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
         let mut g = match self.lock(wait) {
             Ok(g) => g,
-            Err(true) => return Err(SendError::Corrupted(item)),
-            Err(false) => return Err(self.timed_out(wait, SendError::Timeout(item))),
+            Err(Locked::Corrupted) => return Err(SendError::Corrupted(item)),
+            Err(Locked::Busy) => return Err(SendError::Full(item)),
+            Err(Locked::TimedOut) => return Err(self.timed_out(wait, SendError::Timeout(item))),
         };
         let tail = loop {
             if self.hdr.closed.load(Ordering::Relaxed) != 0 {
@@ -403,14 +433,15 @@ impl<'a, P: Platform> Ring<'a, P> {
             if tail - head < self.cap {
                 break tail;
             }
-            let left = match wait.remaining::<P>() {
-                None if wait == Wait::No => return Err(SendError::Full(item)),
-                None => return Err(self.timed_out(wait, SendError::Timeout(item))),
-                Some(left) => left,
-            };
-            g = match left {
-                None => self.hdr.not_full.wait(g),
-                Some(d) => self.hdr.not_full.wait_timeout(g, d).0,
+            if wait == Wait::No {
+                return Err(SendError::Full(item));
+            }
+            if wait.over::<P>() {
+                return Err(self.timed_out(wait, SendError::Timeout(item)));
+            }
+            g = match self.hdr.not_full.wait_polling(g, wait.deadline()) {
+                Ok((g, _)) => g,
+                Err(_) => return Err(self.timed_out(wait, SendError::Timeout(item))),
             };
             if self.repair(&mut g).is_err() {
                 return Err(SendError::Corrupted(item));
@@ -469,8 +500,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
         let mut g = match self.lock(wait) {
             Ok(g) => g,
-            Err(true) => return Err(RecvError::Corrupted),
-            Err(false) => return Err(self.timed_out(wait, RecvError::Timeout)),
+            Err(Locked::Corrupted) => return Err(RecvError::Corrupted),
+            Err(Locked::Busy) => return Err(RecvError::Empty),
+            Err(Locked::TimedOut) => return Err(self.timed_out(wait, RecvError::Timeout)),
         };
         let (head, n) = loop {
             let Ok((head, tail)) = self.counts() else {
@@ -482,14 +514,15 @@ impl<'a, P: Platform> Ring<'a, P> {
             if self.hdr.closed.load(Ordering::Relaxed) != 0 {
                 return Err(RecvError::Closed);
             }
-            let left = match wait.remaining::<P>() {
-                None if wait == Wait::No => return Err(RecvError::Empty),
-                None => return Err(self.timed_out(wait, RecvError::Timeout)),
-                Some(left) => left,
-            };
-            g = match left {
-                None => self.hdr.not_empty.wait(g),
-                Some(d) => self.hdr.not_empty.wait_timeout(g, d).0,
+            if wait == Wait::No {
+                return Err(RecvError::Empty);
+            }
+            if wait.over::<P>() {
+                return Err(self.timed_out(wait, RecvError::Timeout));
+            }
+            g = match self.hdr.not_empty.wait_polling(g, wait.deadline()) {
+                Ok((g, _)) => g,
+                Err(_) => return Err(self.timed_out(wait, RecvError::Timeout)),
             };
             if self.repair(&mut g).is_err() {
                 return Err(RecvError::Corrupted);

@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::atomic::{AtomicU32, Ordering};
-use super::mutex::{duration_ns, relock, ShmMutexGuard};
-use super::platform::Platform;
+use super::mutex::{duration_ns, relock, LockTimeout, ShmMutexGuard};
+use super::platform::{Platform, Wake};
 use super::DefaultPlatform;
 
 /// Whether a timed wait ended because its deadline passed.
@@ -25,11 +25,16 @@ impl WaitTimeoutResult {
 ///
 /// Notifying bumps a 32-bit sequence word and wakes sleepers on it; a waiter sleeps while
 /// the word still holds the value it read under the mutex, so a notification between its
-/// unlock and its sleep is never lost. A waiter returns only after a notification or its
-/// deadline: spurious futex wake-ups put it back to sleep for the time that remains, so
-/// they never extend the total wait. As with every condition variable, a notification
+/// unlock and its sleep is never lost. As with every condition variable, a notification
 /// meant for one waiter may release another, so callers re-check their predicate in a
 /// loop.
+///
+/// An untimed [`wait`](ShmCondvar::wait) also returns, as if woken spuriously, when no
+/// notification came for one liveness interval ([`Platform::LIVENESS_POLL`], 20 ms with
+/// [`Os`](super::Os)): a notifier killed after changing the predicate but before notifying
+/// cannot leave a waiter asleep for good with its condition already true. The caller's
+/// loop re-checks and waits again. A timed wait sleeps until a notification or its
+/// deadline.
 ///
 /// `#[repr(C)]`, 8 bytes; all-zero bytes are a valid condvar.
 #[repr(C)]
@@ -74,40 +79,63 @@ impl<P: Platform> ShmCondvar<P> {
         self.waiters.load(Ordering::Relaxed)
     }
 
-    /// Releases the guard's lock, sleeps until notified, and re-acquires the lock. The
+    /// Releases the guard's lock, sleeps until notified (or one liveness interval passes),
+    /// and re-acquires the lock, waiting for it as long as a live owner holds it. The
     /// returned guard reports how the lock was re-acquired (a holder may have died in
     /// between).
     pub fn wait<'a>(&self, guard: ShmMutexGuard<'a, P>) -> ShmMutexGuard<'a, P> {
-        let (g, _) = self.wait_inner(guard, None);
-        g
+        match self.wait_polling(guard, None) {
+            Ok((g, _)) => g,
+            Err(LockTimeout) => unreachable!("a lock without a deadline does not time out"),
+        }
     }
 
-    /// Like [`wait`](Self::wait), but gives up `timeout` after the call. The total wait
-    /// is bounded by `timeout` plus the time to re-acquire the lock, however many
-    /// wake-ups happen.
+    /// Like [`wait`](Self::wait), but the whole call, re-acquiring the lock included,
+    /// ends `timeout` after it began.
+    ///
+    /// # Errors
+    ///
+    /// [`LockTimeout`] if a live owner held the lock from the deadline on: the guard is
+    /// gone, and so is the lock (the caller does not hold it).
     pub fn wait_timeout<'a>(
         &self,
         guard: ShmMutexGuard<'a, P>,
         timeout: Duration,
-    ) -> (ShmMutexGuard<'a, P>, WaitTimeoutResult) {
+    ) -> Result<(ShmMutexGuard<'a, P>, WaitTimeoutResult), LockTimeout> {
         let deadline = P::now_ns().saturating_add(duration_ns(timeout));
-        self.wait_inner(guard, Some(deadline))
+        self.wait_inner(guard, Some(deadline), false)
     }
 
     /// Like [`wait_timeout`](Self::wait_timeout) with an absolute deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_timeout`](Self::wait_timeout).
     pub fn wait_deadline<'a>(
         &self,
         guard: ShmMutexGuard<'a, P>,
         deadline: Instant,
-    ) -> (ShmMutexGuard<'a, P>, WaitTimeoutResult) {
+    ) -> Result<(ShmMutexGuard<'a, P>, WaitTimeoutResult), LockTimeout> {
         self.wait_timeout(guard, deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Waits until notified, until `deadline` on `P`'s clock (none: no deadline), or one
+    /// liveness interval, whichever comes first, then re-acquires the lock by the
+    /// deadline. For callers that loop on their predicate against a fixed deadline.
+    pub(crate) fn wait_polling<'a>(
+        &self,
+        guard: ShmMutexGuard<'a, P>,
+        deadline: Option<u64>,
+    ) -> Result<(ShmMutexGuard<'a, P>, WaitTimeoutResult), LockTimeout> {
+        self.wait_inner(guard, deadline, true)
     }
 
     fn wait_inner<'a>(
         &self,
         guard: ShmMutexGuard<'a, P>,
         deadline: Option<u64>,
-    ) -> (ShmMutexGuard<'a, P>, WaitTimeoutResult) {
+        poll: bool,
+    ) -> Result<(ShmMutexGuard<'a, P>, WaitTimeoutResult), LockTimeout> {
         // Read under the lock: a notifier changes the predicate under the same lock, so
         // any notification after this point changes `seq`.
         let seq = self.seq.load(Ordering::SeqCst);
@@ -115,25 +143,27 @@ impl<P: Platform> ShmCondvar<P> {
         let mutex = guard.into_unlocked();
         let mut timed_out = false;
         while self.seq.load(Ordering::SeqCst) == seq {
-            let timeout = match deadline {
-                None => None,
-                Some(d) => {
-                    let now = P::now_ns();
-                    if now >= d {
-                        timed_out = true;
-                        break;
-                    }
-                    Some(Duration::from_nanos(d - now))
+            let mut timeout = if poll { P::LIVENESS_POLL } else { None };
+            if let Some(d) = deadline {
+                let now = P::now_ns();
+                if now >= d {
+                    timed_out = true;
+                    break;
                 }
-            };
-            P::wait(&self.seq, seq, timeout);
+                let left = Duration::from_nanos(d - now);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            // Polling, a whole interval without a notification returns, so the caller
+            // re-checks (its notifier may have died before notifying). Otherwise a timeout
+            // goes round to the deadline check above.
+            if P::wait(&self.seq, seq, timeout) == Wake::TimedOut && poll {
+                timed_out = deadline.is_some_and(|d| P::now_ns() >= d);
+                break;
+            }
         }
         self.waiters.fetch_sub(1, Ordering::SeqCst);
-        let g = match relock(mutex, None) {
-            Ok(g) => g,
-            Err(_) => unreachable!("a lock without a deadline does not time out"),
-        };
-        (g, WaitTimeoutResult(timed_out))
+        let g = relock(mutex, deadline)?;
+        Ok((g, WaitTimeoutResult(timed_out)))
     }
 
     /// Wakes one waiter, if any.
@@ -202,11 +232,50 @@ mod tests {
     }
 
     #[test]
+    fn an_untimed_wait_returns_when_no_notification_comes() {
+        // The notifier that would have woken it is gone: the waiter still gets to re-check.
+        let m = ShmMutex::<crate::sync::Os>::new();
+        let cv = ShmCondvar::<crate::sync::Os>::new();
+        let g = cv.wait(m.lock());
+        assert_eq!(g.acquired(), crate::sync::Acquired::Clean);
+        assert_eq!(cv.waiters(), 0);
+    }
+
+    #[test]
+    fn a_timed_wait_gives_up_relocking_at_its_deadline() {
+        let f = Arc::new(Flag {
+            m: ShmMutex::new(),
+            cv: ShmCondvar::new(),
+            set: UnsafeCell::new(false),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f2 = f.clone();
+        let h = std::thread::spawn(move || {
+            let g = f2.m.lock();
+            // Releases the lock while it waits; the main thread takes it and keeps it.
+            let r = f2.cv.wait_timeout(g, Duration::from_millis(50));
+            tx.send(()).unwrap();
+            r.map(|_| ()).unwrap_err()
+        });
+        // Wait until the other thread sleeps on the condvar, then hold the lock past its
+        // deadline: it must come back without the lock.
+        while f.cv.waiters() == 0 {
+            std::thread::yield_now();
+        }
+        let g = f.m.lock();
+        rx.recv().unwrap();
+        drop(g);
+        assert_eq!(h.join().unwrap(), LockTimeout);
+    }
+
+    #[test]
     fn timeout_bounds_the_wait() {
         let m = ShmMutex::<crate::sync::Os>::new();
         let cv = ShmCondvar::<crate::sync::Os>::new();
         let t = Instant::now();
-        let (g, r) = cv.wait_timeout(m.lock(), Duration::from_millis(30));
+        let (g, r) = cv
+            .wait_timeout(m.lock(), Duration::from_millis(30))
+            .unwrap();
         assert!(r.timed_out());
         assert!(t.elapsed() >= Duration::from_millis(30));
         drop(g);

@@ -139,7 +139,7 @@ fn condvar_wait_timeout_returns_without_notification() {
     loom::model(|| {
         let g = Guarded::new(());
         let l = g.lock.lock();
-        let (l, r) = g.cv.wait_timeout(l, Duration::from_millis(30));
+        let (l, r) = g.cv.wait_timeout(l, Duration::from_millis(30)).unwrap();
         assert!(r.timed_out());
         assert_eq!(l.acquired(), Acquired::Clean);
     });

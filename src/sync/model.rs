@@ -1,7 +1,7 @@
 //! The loom side of the shim: loom's atomics and cell, and [`Model`], a platform whose
 //! waits are yields, whose clock is logical, and whose threads can be declared dead.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use super::owner::Owner;
@@ -43,7 +43,10 @@ struct Sleeper {
 loom::thread_local! {
     static ID: Cell<u32> = Cell::new(0);
     static CLOCK: Cell<u64> = Cell::new(0);
-    static SEEN_DEATHS: Cell<u32> = Cell::new(0);
+    /// Per futex word this thread has slept on: the deaths it had seen there.
+    static SEEN_DEATHS: RefCell<Vec<(usize, u32)>> = RefCell::new(Vec::new());
+    /// The pause point at which this thread is to die (see [`Model::die_at`]).
+    static DIE_AT: Cell<Option<&'static str>> = Cell::new(None);
 }
 
 /// The loom model of the platform.
@@ -57,12 +60,32 @@ loom::thread_local! {
 /// - `wake(word, n)` wakes at most `n` of the sleepers on `word`, as `FUTEX_WAKE` does:
 ///   a protocol that wakes too few leaves the others asleep, and loom reports it.
 /// - Identities are small counters; [`Model::die`] marks the calling thread dead, as if it
-///   had been killed where it stands. Every untimed sleeper then returns `TimedOut` once,
-///   standing in for the liveness poll after which a real waiter notices the death.
+///   had been killed where it stands. Every untimed sleeper then returns `TimedOut` once
+///   per word it sleeps on, standing in for the liveness poll after which a real waiter
+///   notices the death (and so a waiter that moves on to another word, say from a condvar
+///   to the lock, notices it there too).
+/// - [`Model::die_at`] arms a pause point of the code under test: the thread dies there,
+///   holding whatever it holds (its guards release nothing once it is dead).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Model;
 
 impl Model {
+    /// Arms the pause point `point` for the calling thread: when it gets there it dies
+    /// ([`die`](Self::die)) and unwinds, releasing nothing. Run the operation inside
+    /// `catch_unwind`.
+    pub fn die_at(point: &'static str) {
+        DIE_AT.with(|d| d.set(Some(point)));
+    }
+
+    /// The pause point `point` of the code under test: dies there if armed.
+    pub(crate) fn pause(point: &'static str) {
+        if DIE_AT.with(|d| d.get()) == Some(point) {
+            DIE_AT.with(|d| d.set(None));
+            Self::die();
+            panic!("killed at {point}");
+        }
+    }
+
     /// Marks the calling thread dead: `is_alive` answers `false` for it from now on. A
     /// test thread calls this and then returns without releasing what it holds.
     pub fn die() {
@@ -103,8 +126,21 @@ impl Platform for Model {
                 // A death since this thread last looked stands for the liveness poll
                 // firing: report a timeout so the caller checks the owner.
                 let deaths = DEATHS.load(Ordering::SeqCst);
-                if deaths != SEEN_DEATHS.with(|c| c.get()) {
-                    SEEN_DEATHS.with(|c| c.set(deaths));
+                let fresh = SEEN_DEATHS.with(|c| {
+                    let mut seen = c.borrow_mut();
+                    match seen.iter_mut().find(|(w, _)| *w == addr) {
+                        Some((_, n)) if *n == deaths => false,
+                        Some((_, n)) => {
+                            *n = deaths;
+                            true
+                        }
+                        None => {
+                            seen.push((addr, deaths));
+                            deaths != 0
+                        }
+                    }
+                });
+                if fresh {
                     g.swap_remove(at);
                     return Wake::TimedOut;
                 }
@@ -149,5 +185,9 @@ impl Platform for Model {
 
     fn is_alive(owner: Owner) -> bool {
         DEAD.load(Ordering::SeqCst) & (1 << owner.tid()) == 0
+    }
+
+    fn exiting() -> bool {
+        !Self::is_alive(Self::current())
     }
 }

@@ -255,10 +255,15 @@ impl<P: Platform> ShmMutex<P> {
     }
 
     /// Takes the lock over from the holder named in `s` if that holder is dead.
+    ///
+    /// A holder field that names no thread (thread id 0 with key bits set: nothing this
+    /// crate writes) is a corrupt lock word; waiting for it would never end, so it is taken
+    /// over like a dead owner, and the guard says the data may need repair.
     fn take_over_if_dead(&self, s: u64, me: u64) -> Option<Acquired> {
-        let holder = Owner::from_bits(s & OWNER_MASK)?;
-        if P::is_alive(holder) {
-            return None;
+        if let Some(holder) = Owner::from_bits(s & OWNER_MASK) {
+            if P::is_alive(holder) {
+                return None;
+            }
         }
         // The CAS fails if the word changed since `s` was read, so a lock released and
         // re-taken by a live thread in between is never stolen.
@@ -306,11 +311,26 @@ fn spin_or_yield() {
 }
 
 /// Proof of holding a [`ShmMutex`]; unlocks on drop.
+///
+/// A lock is owned by a thread (its word names the thread), so a guard cannot be sent to
+/// another thread: ending the locking thread while another thread still used the guard
+/// would let a waiter judge the owner dead and take the lock while it is in use. A guard
+/// dropped while its thread panics leaves the lock flagged inconsistent, as if its owner
+/// had died: the data it guarded may be half-updated.
+///
+/// ```compile_fail
+/// # use shmval::sync::ShmMutex;
+/// fn needs_send<T: Send>(_: T) {}
+/// let m: ShmMutex = ShmMutex::new();
+/// needs_send(m.lock()); // error: the guard is not Send
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ShmMutexGuard<'a, P: Platform = DefaultPlatform> {
     mutex: &'a ShmMutex<P>,
     how: Acquired,
     consistent: bool,
+    /// Not `Send`: the lock belongs to the thread that took it.
+    _thread_bound: PhantomData<*const ()>,
 }
 
 impl<P: Platform> fmt::Debug for ShmMutexGuard<'_, P> {
@@ -328,6 +348,7 @@ impl<'a, P: Platform> ShmMutexGuard<'a, P> {
             mutex,
             how,
             consistent: how == Acquired::Clean,
+            _thread_bound: PhantomData,
         }
     }
 
@@ -369,11 +390,16 @@ impl<'a, P: Platform> ShmMutexGuard<'a, P> {
 
 impl<P: Platform> Drop for ShmMutexGuard<'_, P> {
     fn drop(&mut self) {
-        self.mutex.unlock(self.consistent);
+        if P::exiting() {
+            return;
+        }
+        // A panic may have cut an update short: the next locker must repair.
+        self.mutex
+            .unlock(self.consistent && !std::thread::panicking());
     }
 }
 
-/// Re-acquires `m` after a condvar wait.
+/// Re-acquires `m` after a condvar wait, giving up at `deadline` (a time on `P`'s clock).
 pub(crate) fn relock<P: Platform>(
     m: &ShmMutex<P>,
     deadline: Option<u64>,
@@ -456,6 +482,37 @@ mod tests {
             m.lock_timeout(Duration::from_secs(5)).unwrap().acquired(),
             Acquired::Clean
         );
+    }
+
+    #[test]
+    fn a_panic_while_holding_the_lock_leaves_it_inconsistent() {
+        let m = Arc::new(ShmMutex::<crate::sync::Os>::new());
+        let m2 = m.clone();
+        let r = std::thread::spawn(move || {
+            let _g = m2.lock();
+            panic!("cut short while holding the lock");
+        })
+        .join();
+        assert!(r.is_err());
+        let mut g = m.lock();
+        assert!(g.owner_died());
+        g.mark_consistent();
+        drop(g);
+        assert_eq!(m.lock().acquired(), Acquired::Clean);
+    }
+
+    #[test]
+    fn an_owner_field_naming_no_thread_is_taken_over() {
+        // Thread id 0 with start-key bits: no thread; a waiter must not wait for it forever.
+        let m = ShmMutex::<crate::sync::Os>::new();
+        m.state.store(5 << 32, Ordering::Relaxed);
+        assert!(m.is_locked());
+        assert_eq!(m.owner(), None);
+        let g = m.lock_timeout(Duration::from_secs(60)).unwrap();
+        assert!(g.owner_died());
+        drop(g);
+        m.state.store(7 << 32 | CONTENDED, Ordering::Relaxed);
+        assert!(m.try_lock().unwrap().owner_died());
     }
 
     #[test]

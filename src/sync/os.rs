@@ -4,13 +4,20 @@
 //!
 //! A lock word names its owner by thread id and a key taken from the thread's start time
 //! (`/proc/<tid>/stat`, field 22, in clock ticks since boot). An owner is dead when
-//! `/proc/<tid>` is gone, is a zombie, or belongs to a thread with another start time
-//! (the id was reused). This needs no registration, no file descriptor and no cleanup, works
-//! for processes that never met, and cannot be fooled by id reuse. Its limits: all processes
-//! sharing a lock must see the same `/proc` (one pid namespace), and when `/proc` cannot be
-//! read the owner is taken to be alive, so a lock is never stolen from a live owner.
+//! `/proc/<tid>` is gone (while `/proc` itself is readable), is a zombie, or belongs to a
+//! thread with another start time (the id was reused). This needs no registration, no file
+//! descriptor and no cleanup, works for processes that never met, and cannot be fooled by
+//! id reuse.
+//!
+//! Whatever cannot be told counts as alive, so a lock is never stolen from a live owner:
+//! no `/proc` (or no `/proc/self`), a `stat` file that cannot be read or parsed, an owner
+//! whose own start time could not be read (key 0: any running thread with its id counts
+//! as it), and every owner while a region shared across pid namespaces is mapped (see
+//! [`add_liveness_veto`]: a thread id from another namespace means nothing in this
+//! `/proc`).
 
 use std::cell::Cell;
+use std::path::Path;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
@@ -44,16 +51,7 @@ impl Platform for Os {
     }
 
     fn is_alive(owner: Owner) -> bool {
-        if vetoed() {
-            return true;
-        }
-        match read_stat(owner.tid()) {
-            Stat::Gone => false,
-            Stat::Unknown => true,
-            Stat::Running { zombie, start } => {
-                !zombie && (start & ((1 << super::owner::KEY_BITS) - 1)) == owner.start_key()
-            }
-        }
+        vetoed() || owner_alive(Path::new(PROC), owner)
     }
 }
 
@@ -150,28 +148,68 @@ fn current_owner() -> Owner {
         }
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
-        let start = match read_stat(tid) {
-            Stat::Running { start, .. } => start,
-            // Without /proc the key is 0; liveness checks of such owners answer "alive".
+        let key = match read_stat(Path::new(PROC), tid) {
+            Stat::Running { start, .. } => owner_key(start),
+            // Without /proc the key is 0 (unknown): a running thread with this id counts as
+            // this one.
             _ => 0,
         };
-        let o = Owner::new(tid, start);
+        let o = Owner::new(tid, key);
         c.set((gen, o));
         o
     })
 }
 
-enum Stat {
-    Gone,
-    Unknown,
-    Running { zombie: bool, start: u64 },
+/// Where the kernel's process table is mounted.
+const PROC: &str = "/proc";
+
+/// The start-time key an owner stores: never 0, which stands for "unknown".
+fn owner_key(start: u64) -> u64 {
+    start % ((1 << super::owner::KEY_BITS) - 1) + 1
 }
 
-fn read_stat(tid: u32) -> Stat {
-    let text = match std::fs::read_to_string(format!("/proc/{tid}/stat")) {
+/// Whether the owner is alive as far as the process table at `proc` can tell; `true` when
+/// it cannot.
+fn owner_alive(proc: &Path, owner: Owner) -> bool {
+    match read_stat(proc, owner.tid()) {
+        Stat::Gone => false,
+        Stat::Unknown => true,
+        // A zombie is a thread that has exited: the owner, or (its id reused) a thread
+        // that came after the owner had gone.
+        Stat::Running { zombie: true, .. } => false,
+        Stat::Running { start, .. } => {
+            owner.start_key() == 0 || owner.start_key() == owner_key(start)
+        }
+    }
+}
+
+/// What the process table says about a thread or process.
+enum Stat {
+    /// No such id, in a readable process table.
+    Gone,
+    /// The table could not tell.
+    Unknown,
+    Running {
+        zombie: bool,
+        start: u64,
+    },
+}
+
+fn read_stat(proc: &Path, tid: u32) -> Stat {
+    let text = match std::fs::read_to_string(proc.join(tid.to_string()).join("stat")) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Stat::Gone,
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Stat::Gone,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            // Gone only if the table itself is there: with no /proc mounted every id
+            // would look gone.
+            return if proc.join("self").join("stat").is_file() {
+                Stat::Gone
+            } else {
+                Stat::Unknown
+            };
+        }
         Err(_) => return Stat::Unknown,
     };
     parse_stat(&text).map_or(Stat::Unknown, |(state, start)| Stat::Running {
@@ -195,7 +233,7 @@ fn parse_stat(text: &str) -> Option<(char, u64)> {
 /// is running. Store it beside a pid to test that process's liveness later with
 /// [`process_alive`].
 pub fn process_start_key(pid: u32) -> Option<u64> {
-    match read_stat(pid) {
+    match read_stat(Path::new(PROC), pid) {
         Stat::Running {
             zombie: false,
             start,
@@ -207,7 +245,7 @@ pub fn process_start_key(pid: u32) -> Option<u64> {
 /// Whether process `pid` with start key `start_key` (from [`process_start_key`]) is still
 /// running. `true` when `/proc` cannot tell.
 pub fn process_alive(pid: u32, start_key: u64) -> bool {
-    match read_stat(pid) {
+    match read_stat(Path::new(PROC), pid) {
         Stat::Gone => false,
         Stat::Unknown => true,
         Stat::Running { zombie, start } => !zombie && start == start_key,
@@ -232,8 +270,52 @@ mod tests {
         // SAFETY: gettid has no preconditions.
         assert_eq!(me.tid(), unsafe { libc::gettid() } as u32);
         assert!(Os::is_alive(me));
-        let impostor = Owner::new(me.tid(), me.start_key() + 1);
+        let impostor = Owner::new(me.tid(), me.start_key() % 1000 + 1);
+        assert_ne!(impostor, me);
         assert!(!Os::is_alive(impostor));
+    }
+
+    #[test]
+    fn keys_are_never_zero() {
+        for start in [0, 1, (1 << 30) - 2, (1 << 30) - 1, 1 << 30, u64::MAX] {
+            let k = owner_key(start);
+            assert!(k != 0 && k < 1 << 30, "{start}: {k}");
+        }
+        assert_ne!(Os::current().start_key(), 0);
+    }
+
+    #[test]
+    fn an_owner_whose_start_time_was_unknown_is_alive_while_its_id_runs() {
+        let me = Os::current();
+        assert!(Os::is_alive(Owner::new(me.tid(), 0)));
+        let gone = std::thread::spawn(Os::current).join().unwrap();
+        assert!(!Os::is_alive(Owner::new(gone.tid(), 0)));
+    }
+
+    #[test]
+    fn without_a_process_table_every_owner_is_alive() {
+        let gone = std::thread::spawn(Os::current).join().unwrap();
+        assert!(!owner_alive(Path::new(PROC), gone));
+        assert!(owner_alive(Path::new("/nonexistent-proc"), gone));
+        // A table without `self` is not a process table either.
+        let empty = std::env::temp_dir().join(format!("shmval-noproc-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(owner_alive(&empty, gone));
+        std::fs::remove_dir_all(&empty).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_or_garbled_stat_means_alive() {
+        let gone = std::thread::spawn(Os::current).join().unwrap();
+        let root = std::env::temp_dir().join(format!("shmval-badproc-{}", std::process::id()));
+        let stat = root.join(gone.tid().to_string()).join("stat");
+        // `stat` a directory: reading it fails with something other than "not found".
+        std::fs::create_dir_all(&stat).unwrap();
+        assert!(owner_alive(&root, gone));
+        std::fs::remove_dir(&stat).unwrap();
+        std::fs::write(&stat, "garbage").unwrap();
+        assert!(owner_alive(&root, gone));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -40,4 +40,10 @@ pub trait Platform {
     /// Whether `owner` is still running. `true` when in doubt: a lock is only taken over
     /// from an owner known to be dead.
     fn is_alive(owner: Owner) -> bool;
+
+    /// Whether the calling thread is being killed where it stands (only the loom model
+    /// says so): its guards then release nothing, as a killed process's would not.
+    fn exiting() -> bool {
+        false
+    }
 }
