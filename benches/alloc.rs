@@ -50,7 +50,8 @@ const STOP: u64 = u64::MAX;
 /// An alloc+free pair of `size` bytes from `pool`.
 fn pool_pair(pool: &Pool, size: u64) {
     let off = pool.alloc(black_box(size), 8).expect("alloc");
-    pool.free(black_box(off)).expect("free");
+    // SAFETY: the block was allocated just above and nothing else uses it.
+    unsafe { pool.free(black_box(off)) }.expect("free");
 }
 
 /// An alloc+free pair of `layout` from the global allocator.
@@ -197,7 +198,8 @@ fn alloc_contended(c: &mut Criterion, pool: &Pool, cpus: Cpus) {
     });
     batches.stop();
     child.finish();
-    pool.free(off).expect("free the control block");
+    // SAFETY: the control block is ours; both processes are done with it.
+    unsafe { pool.free(off) }.expect("free the control block");
 
     let layout = Layout::from_size_align(16, 8).expect("a valid layout");
     let ctrl = Arc::new(std::array::from_fn::<_, 8, _>(|_| AtomicU64::new(0)));
@@ -248,7 +250,8 @@ fn main() {
     alloc_free(&mut c, &pool);
     alloc_contended(&mut c, &pool, cpus);
     for off in keep {
-        pool.free(off).expect("teardown free");
+        // SAFETY: these blocks were allocated above for the set-up and are used by nothing.
+        unsafe { pool.free(off) }.expect("teardown free");
     }
     c.final_summary();
 }

@@ -105,7 +105,9 @@ impl Harness {
     /// An offset that is not live must be refused without any change.
     fn bad_free(&mut self, off: u64) {
         let before = self.pool.stats().unwrap();
-        match self.pool.free(Offset::new(off)) {
+        // SAFETY: the test owns every block of this pool and no view of it exists; an
+        // offset that is not live is refused before anything changes.
+        match unsafe { self.pool.free(Offset::new(off)) } {
             Err(AllocError::InvalidOffset { offset }) | Err(AllocError::DoubleFree { offset }) => {
                 assert_eq!(offset, off)
             }
@@ -130,7 +132,8 @@ impl Harness {
                     return;
                 };
                 self.check_signature(off, usable);
-                self.pool.free(Offset::new(off)).unwrap();
+                // SAFETY: a live block the test allocated and nothing else uses.
+                unsafe { self.pool.free(Offset::new(off)) }.unwrap();
                 self.model.live.remove(&off);
                 self.model.used -= usable + BLOCK_HEADER;
                 self.model.freed.push(off);
@@ -166,7 +169,7 @@ impl Harness {
         match self.pool.alloc(size, align) {
             Ok(off) => {
                 let off = off.get();
-                let usable = self.pool.usable_size(Offset::new(off)).unwrap();
+                let usable = usable_size(&self.pool, off);
                 assert_eq!(off % align.max(16), 0, "alignment");
                 assert!(usable >= size.max(1), "usable {usable} < {size}");
                 // At most one granule more than asked, when the rest was too small to keep.
@@ -213,7 +216,8 @@ impl Harness {
         let live: Vec<_> = self.model.live.iter().map(|(&o, &(_, u))| (o, u)).collect();
         for (off, usable) in live {
             self.check_signature(off, usable);
-            self.pool.free(Offset::new(off)).unwrap();
+            // SAFETY: a live block the test allocated and nothing else uses.
+            unsafe { self.pool.free(Offset::new(off)) }.unwrap();
             self.model.live.remove(&off);
             self.model.used -= usable + BLOCK_HEADER;
         }
@@ -247,7 +251,18 @@ fn run(region_size: u64, ops: &[Op]) {
     h.free_everything();
     // Everything freed: the pool serves again, up to its whole heap.
     let off = h.pool.alloc(h.initial.largest_free, 8).unwrap();
-    h.pool.free(off).unwrap();
+    // SAFETY: allocated just above; nothing else uses it.
+    unsafe { h.pool.free(off) }.unwrap();
+}
+
+/// The usable size of the live block at `off`, as the pool lists it.
+fn usable_size(pool: &Pool, off: u64) -> u64 {
+    pool.used_blocks()
+        .unwrap()
+        .into_iter()
+        .find(|b| b.offset.get() == off)
+        .expect("a live block")
+        .size
 }
 
 proptest! {

@@ -59,14 +59,21 @@ fn churn(args: &[String]) {
         for w in pattern_words(off, usable) {
             assert_eq!(word(&pool, w).load(Ordering::Relaxed), tag ^ w, "{off:#x}");
         }
-        pool.free(Offset::new(off)).unwrap();
+        // SAFETY: a block this process allocated; only it uses the block.
+        unsafe { pool.free(Offset::new(off)) }.unwrap();
     };
     for _ in 0..PAIRS {
         let size = 1 + rng.below(2048);
         let align = 1 << rng.below(7);
         let off = pool.alloc(size, align).unwrap().get();
         assert_eq!(off % align, 0);
-        let usable = pool.usable_size(Offset::new(off)).unwrap();
+        let usable = pool
+            .used_blocks()
+            .unwrap()
+            .into_iter()
+            .find(|b| b.offset.get() == off)
+            .unwrap()
+            .size;
         let tag = rng.next();
         for w in pattern_words(off, usable) {
             word(&pool, w).store(tag ^ w, Ordering::Relaxed);
@@ -92,7 +99,8 @@ fn crash_child(args: &[String]) {
     flag.store(1, Ordering::SeqCst);
     match op.as_str() {
         "alloc" => drop(pool.alloc(arg, 64).unwrap()),
-        "free" => pool.free(Offset::new(arg)).unwrap(),
+        // SAFETY: the parent handed this block over to be freed here and uses it no more.
+        "free" => unsafe { pool.free(Offset::new(arg)) }.unwrap(),
         _ => unreachable!(),
     }
     // The point was not reached: tell the parent.
@@ -155,8 +163,10 @@ fn crash_at(point: &str, victim: Victim) {
     let arg = match victim {
         Victim::Alloc => 3000,
         Victim::Free => {
-            pool.free(mine[3]).unwrap();
-            pool.free(mine[5]).unwrap();
+            // SAFETY: blocks this test allocated above and uses no more.
+            unsafe { pool.free(mine[3]) }.unwrap();
+            // SAFETY: as above.
+            unsafe { pool.free(mine[5]) }.unwrap();
             let given = mine[4];
             mine.drain(3..6);
             given.get()
@@ -191,7 +201,8 @@ fn crash_at(point: &str, victim: Victim) {
     );
     assert!(s.high_water >= s.used);
     for o in mine.into_iter().chain([flag, extra]) {
-        pool.free(o).unwrap();
+        // SAFETY: blocks this test allocated and uses no more (the child is dead).
+        unsafe { pool.free(o) }.unwrap();
     }
     if leaked == 1 {
         let s = pool.stats().unwrap();

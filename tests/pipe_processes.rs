@@ -147,7 +147,8 @@ fn two_producers_two_consumers_deliver_each_item_once_in_order() {
     let stats = server.pipe().stats().unwrap();
     assert_eq!((stats.enqueued, stats.dequeued), (2 * ITEMS, 2 * ITEMS));
     drop(server);
-    main.pool().free(bitmap_off).unwrap();
+    // SAFETY: the bitmap block is this test's; its children have exited.
+    unsafe { main.pool().free(bitmap_off) }.unwrap();
     let end = main.pool().stats().unwrap();
     assert_eq!(
         (end.used, end.live_allocations),
@@ -174,10 +175,10 @@ fn kill_inside(role: &str, point: &str, prefill: u64) -> (ServerSide, ShmMain, u
         role,
         &[name.as_str(), "p", &counter.get().to_string(), point],
     );
-    let ring = server.pipe().ring().unwrap();
+    let pipe = server.pipe();
     let pid = child.pid();
     assert!(
-        wait_until(Duration::from_secs(30), || ring.lock_owner().is_some_and(
+        wait_until(Duration::from_secs(30), || pipe.lock_owner().is_some_and(
             |o| { std::path::Path::new(&format!("/proc/{pid}/task/{}", o.tid())).exists() }
         )),
         "the child never stopped holding the pipe lock"

@@ -150,7 +150,7 @@ fn the_last_user_removes_a_pipe_unless_persisted() {
     assert!(pipes[0].persist);
     assert_eq!(pipes[0].users, 0);
     let back = ClientSide::new(name.as_str(), "kept").start().unwrap();
-    assert_eq!(back.pipe().offset(), pipes[0].pipe.offset());
+    assert_eq!(back.pipe().offset(), pipes[0].offset);
 }
 
 #[test]

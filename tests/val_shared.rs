@@ -529,7 +529,14 @@ fn corrupt_cells_are_errors() {
 /// The blocks of every object of `r`'s graph: (offset, usable bytes).
 fn blocks(pool: &Pool, r: ShmRef<'_>, out: &mut Vec<(u64, u64)>) {
     let h = r.to_handle().unwrap();
-    out.push((h.offset().get(), pool.usable_size(h.offset()).unwrap()));
+    let size = pool
+        .used_blocks()
+        .unwrap()
+        .into_iter()
+        .find(|b| b.offset == h.offset())
+        .unwrap()
+        .size;
+    out.push((h.offset().get(), size));
     drop(h);
     match r.tag() {
         Tag::Tab | Tag::OTab => {
@@ -600,24 +607,30 @@ fn garbage_everywhere_never_panics() {
 
 #[test]
 fn used_blocks_are_classified_by_their_object_headers() {
-    use shmval::val::shared::object_tag;
+    use shmval::val::shared::live_blocks;
     let (_name, pool) = new_pool("classify", 1 << 20);
     let packet = pool
         .share(&val!({"name": "a string longer than a cell", "xs": [1, 2, 3]}))
         .unwrap();
     let boxed = pool.share(&Val::from(2.5)).unwrap();
-    let raw = pool.alloc(64, 16).unwrap();
-    let tags: Vec<Option<Tag>> = pool
-        .used_blocks()
-        .unwrap()
-        .into_iter()
-        .map(|(off, _)| object_tag(&pool, off))
-        .collect();
+    let raw = pool.alloc_block(64, 16).unwrap();
+    let blocks = live_blocks(&pool).unwrap();
+    let tags: Vec<Option<Tag>> = blocks.iter().map(|(_, t)| *t).collect();
     assert_eq!(tags.len(), 5, "{tags:?}");
     assert_eq!(tags.iter().filter(|t| t.is_none()).count(), 1, "{tags:?}");
-    assert_eq!(object_tag(&pool, packet.offset()), Some(Tag::Tab));
-    assert_eq!(object_tag(&pool, boxed.offset()), Some(Tag::F64));
-    assert_eq!(object_tag(&pool, raw), None);
+    let tag_of = |off| blocks.iter().find(|(b, _)| b.offset == off).unwrap().1;
+    assert_eq!(tag_of(packet.offset()), Some(Tag::Tab));
+    assert_eq!(tag_of(boxed.offset()), Some(Tag::F64));
+    assert_eq!(tag_of(raw.offset()), None);
+    // Raw memory is never read as an object, whatever it holds.
+    assert!(
+        !blocks
+            .iter()
+            .find(|(b, _)| b.offset == raw.offset())
+            .unwrap()
+            .0
+            .object
+    );
     let counted = |t: Tag| tags.iter().filter(|x| **x == Some(t)).count();
     assert_eq!(
         (
@@ -628,7 +641,7 @@ fn used_blocks_are_classified_by_their_object_headers() {
         ),
         (1, 1, 1, 1)
     );
-    pool.free(raw).unwrap();
+    raw.free().unwrap();
     drop((packet, boxed));
     assert_eq!(pool.used_blocks().unwrap(), vec![]);
 }

@@ -189,28 +189,25 @@ pub fn worker(name: &str, ops: u64, seed: u64) -> Result<(), String> {
         rng ^= rng << 17;
         rng
     };
-    let mut live: Vec<(shmval::region::Offset, u64, u8)> = Vec::new();
+    let mut live: Vec<(shmval::alloc::Block, usize, u8)> = Vec::new();
     for i in 0..ops {
         let size = 1 + next() % 2048;
         let align = 1u64 << (next() % 7);
-        let off = pool.alloc(size, align).map_err(|e| e.to_string())?;
+        let mut block = pool.alloc_block(size, align).map_err(|e| e.to_string())?;
         let tag = (i % 251) as u8;
-        // SAFETY: the block was just allocated to this process and is not shared.
-        let bytes = unsafe { region.bytes_mut(off, size) }.map_err(|e| e.to_string())?;
-        bytes.fill(tag);
-        live.push((off, size, tag));
+        let size = size as usize;
+        block.as_bytes_mut()[..size].fill(tag);
+        live.push((block, size, tag));
         if live.len() > 8 || next() % 2 == 0 {
-            let (off, size, tag) = live.swap_remove((next() % live.len() as u64) as usize);
-            // SAFETY: the block is still allocated to this process alone.
-            let bytes = unsafe { region.bytes(off, size) }.map_err(|e| e.to_string())?;
-            if bytes.iter().any(|b| *b != tag) {
-                return Err(format!("block at {off} was overwritten"));
+            let (block, size, tag) = live.swap_remove((next() % live.len() as u64) as usize);
+            if block.as_bytes()[..size].iter().any(|b| *b != tag) {
+                return Err(format!("block at {} was overwritten", block.offset()));
             }
-            pool.free(off).map_err(|e| e.to_string())?;
+            block.free().map_err(|e| e.to_string())?;
         }
     }
-    for (off, _, _) in live {
-        pool.free(off).map_err(|e| e.to_string())?;
+    for (block, _, _) in live {
+        block.free().map_err(|e| e.to_string())?;
     }
     Ok(())
 }

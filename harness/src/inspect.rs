@@ -13,7 +13,7 @@ use serde::Serialize;
 use shmval::alloc::Pool;
 use shmval::region::{AttachOptions, Offset, RegionName};
 use shmval::sides::Directory;
-use shmval::val::shared::object_tag;
+use shmval::val::shared::live_blocks;
 
 /// What `inspect` prints.
 #[derive(Debug, Serialize)]
@@ -81,9 +81,13 @@ pub fn inspect(name: &str) -> Result<Inspection, String> {
     let mut pipe_blocks = HashSet::new();
     let dir_off = Offset::new(region.root().load(Ordering::Acquire));
     if let Ok(dir) = Directory::open(&pool) {
-        for e in dir.list().map_err(|e| format!("pipe directory: {e}"))? {
-            pipe_blocks.insert(e.pipe.offset());
-            let Ok(st) = e.pipe.stats() else { continue };
+        let deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
+        for e in dir
+            .list(deadline)
+            .map_err(|e| format!("pipe directory: {e}"))?
+        {
+            pipe_blocks.insert(e.offset);
+            let st = e.stats;
             pipes.push(PipeView {
                 name: e.name.to_string(),
                 users: e.users,
@@ -97,25 +101,25 @@ pub fn inspect(name: &str) -> Result<Inspection, String> {
                 timeouts: st.timeouts,
                 closed: st.closed,
                 poisoned: st.poisoned,
-                lock_holder: e.pipe.lock_owner().map(|o| o.tid()),
+                lock_holder: e.lock_owner.map(|o| o.tid()),
             });
         }
     }
     let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for (off, size) in pool.used_blocks().map_err(|e| format!("pool: {e}"))? {
-        let kind = if off == dir_off {
+    for (block, tag) in live_blocks(&pool).map_err(|e| format!("pool: {e}"))? {
+        let kind = if block.offset == dir_off {
             "pipe directory".to_string()
-        } else if pipe_blocks.contains(&off) {
+        } else if pipe_blocks.contains(&block.offset) {
             "pipe".to_string()
         } else {
-            match object_tag(&pool, off) {
+            match tag {
                 Some(tag) => format!("value: {}", tag.name()),
                 None => "other (container data)".to_string(),
             }
         };
         let k = kinds.entry(kind).or_default();
         k.0 += 1;
-        k.1 += size;
+        k.1 += block.size;
     }
     Ok(Inspection {
         region: name.to_string(),

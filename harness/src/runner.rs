@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use shmval::alloc::{Pool, PoolStats};
 use shmval::queue::Pipe;
 use shmval::region::{AttachOptions, Region, RegionName, SHM_DIR};
-use shmval::sides::{Directory, ServerSide, ShmMain};
+use shmval::sides::{Directory, PipeName, ServerSide, ShmMain};
 
 use crate::expect::{self, Outcome, SourceAck};
 use crate::report::{Event, FaultSummary, PoolSummary, ProcReport, ProcSummary, RunSummary};
@@ -143,11 +143,9 @@ impl Monitor {
 
     fn pipe(&mut self, name: &str) -> Option<Pipe> {
         let (_, _, dir) = self.refresh()?;
-        dir.list()
+        let name = PipeName::new(name).ok()?;
+        dir.pipe(&name, Some(Instant::now() + Duration::from_millis(100)))
             .ok()?
-            .into_iter()
-            .find(|e| e.name.as_str() == name)
-            .map(|e| e.pipe)
     }
 
     fn stats(&mut self) -> Option<PoolStats> {

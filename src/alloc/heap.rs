@@ -8,7 +8,7 @@
 use super::error::AllocError;
 use super::layout::{
     align_slack, block_size, class_of, free_check, gap_for, round_to_class, tombstone, used_check,
-    word, Geometry, BLOCK_HEADER, MIN_BLOCK, SL_COUNT, USED,
+    word, Geometry, BLOCK_HEADER, FLAGS, MIN_BLOCK, OBJECT, PREV_FREE, SL_COUNT, USED,
 };
 use crate::fault::pause_point;
 use crate::region::{Offset, Region};
@@ -38,7 +38,7 @@ impl<'a> Heap<'a> {
     // ---- header words ----
 
     #[inline]
-    fn word(&self, i: usize) -> Result<&'a AtomicU64, AllocError> {
+    pub fn word(&self, i: usize) -> Result<&'a AtomicU64, AllocError> {
         self.words
             .get(i)
             .ok_or_else(|| AllocError::corrupted(format!("pool word {i} out of range")))
@@ -83,7 +83,7 @@ impl<'a> Heap<'a> {
     }
 
     #[inline]
-    fn resolve<T: crate::region::Shared>(&self, at: u64) -> Result<&'a T, AllocError> {
+    pub fn resolve<T: crate::region::Shared>(&self, at: u64) -> Result<&'a T, AllocError> {
         self.region
             .resolve::<T>(Offset::new(at))
             .map_err(|e| AllocError::corrupted(format!("heap access: {e}")))
@@ -94,12 +94,28 @@ impl<'a> Heap<'a> {
     pub fn expect_free(&self, b: u64) -> Result<u64, AllocError> {
         let h = self.header(b)?;
         let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));
-        if w0 & USED != 0 || w1 != free_check(self.salt, b) || !self.geo.fits(b, w0) {
+        let size = w0 & !FLAGS;
+        if w0 & USED != 0 || w1 != free_check(self.salt, b) || !self.geo.fits(b, size) {
             return Err(AllocError::corrupted(format!(
                 "free list names {b:#x}, which is not a free block"
             )));
         }
-        Ok(w0)
+        Ok(size)
+    }
+
+    /// Sets or clears the [`PREV_FREE`] flag of the block at `b`, if `b` is inside the heap
+    /// (the heap's end has no block to flag).
+    fn set_prev_free(&self, b: u64, free: bool) -> Result<(), AllocError> {
+        if b >= self.geo.heap_end {
+            return Ok(());
+        }
+        let h = self.header(b)?;
+        let w = h[0].load(Relaxed);
+        let want = if free { w | PREV_FREE } else { w & !PREV_FREE };
+        if want != w {
+            h[0].store(want, Relaxed);
+        }
+        Ok(())
     }
 
     /// The start and size of the used block whose payload is at `off`: the check that
@@ -115,7 +131,7 @@ impl<'a> Heap<'a> {
         }
         let h = self.header(b)?;
         let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));
-        let size = w0 & !USED;
+        let size = w0 & !FLAGS;
         if w0 & USED != 0 && w1 == used_check(self.salt, b, size) {
             if !self.geo.fits(b, size) {
                 return Err(AllocError::corrupted(format!(
@@ -313,27 +329,36 @@ impl<'a> Heap<'a> {
 
     // ---- alloc and free ----
 
-    /// Splits the free, unlinked block at `b` of `size` bytes into `b` of `first` bytes and
-    /// a free remainder after it (left unlinked).
+    /// Splits the free, unlinked block at `b` of `size` bytes into `b` of `first` bytes
+    /// (with size-word flags `b_flags`) and a free remainder after it (flags `r_flags`),
+    /// left unlinked.
     ///
     /// Crash order: the remainder's size word first (inside `b`, invisible to a chain walk),
     /// then `b` shrinks with one store (the chain now steps onto the remainder), then the
     /// remainder's check word. A valid free check word thus never appears before its block
     /// is real.
-    fn split(&self, b: u64, size: u64, first: u64) -> Result<(), AllocError> {
+    fn split(
+        &self,
+        b: u64,
+        size: u64,
+        first: u64,
+        b_flags: u64,
+        r_flags: u64,
+    ) -> Result<(), AllocError> {
         let r = b + first;
         let hr = self.header(r)?;
-        hr[0].store(size - first, Relaxed);
+        hr[0].store((size - first) | r_flags, Relaxed);
         pause_point("alloc.split.remainder");
-        self.header(b)?[0].store(first, Relaxed);
+        self.header(b)?[0].store(first | b_flags, Relaxed);
         pause_point("alloc.split.shrunk");
         hr[1].store(free_check(self.salt, r), Relaxed);
         Ok(())
     }
 
     /// Allocates a block for `size` bytes at `align` (already checked: a power of two of at
-    /// most 64) and returns its payload's offset.
-    pub fn alloc(&self, size: u64, align: u64) -> Result<Offset, AllocError> {
+    /// most 64) and returns its payload's offset. `object` marks a block whose first payload
+    /// word is only ever accessed atomically ([`OBJECT`]).
+    pub fn alloc(&self, size: u64, align: u64, object: bool) -> Result<Offset, AllocError> {
         let needed = match block_size(size) {
             Some(n) if n <= self.geo.capacity() => n,
             _ => return Err(AllocError::TooLarge { size }),
@@ -346,15 +371,20 @@ impl<'a> Heap<'a> {
         };
         self.remove(b, avail)?;
         pause_point("alloc.unlinked");
+        // Whether the block before `b` is free (normally not: free blocks are merged).
+        let mut prev_free = self.header(b)?[0].load(Relaxed) & PREV_FREE;
         let gap = gap_for(b, align);
         if gap > 0 {
-            self.split(b, avail, gap)?;
+            // The gap stays free: the block after it follows a free block.
+            self.split(b, avail, gap, prev_free, PREV_FREE)?;
             self.insert(b, gap)?;
             b += gap;
             avail -= gap;
+            prev_free = PREV_FREE;
         }
         if avail - needed >= MIN_BLOCK {
-            self.split(b, avail, needed)?;
+            // The remainder follows `b`, which is about to be used.
+            self.split(b, avail, needed, prev_free, 0)?;
             self.insert(b + needed, avail - needed)?;
             avail = needed;
         }
@@ -362,8 +392,11 @@ impl<'a> Heap<'a> {
         let h = self.header(b)?;
         h[1].store(used_check(self.salt, b, avail), Relaxed);
         pause_point("alloc.mark_used");
-        h[0].store(avail | USED, Relaxed);
+        let kind = if object { OBJECT } else { 0 };
+        h[0].store(avail | USED | prev_free | kind, Relaxed);
         pause_point("alloc.used");
+        // The block after it now follows a used block.
+        self.set_prev_free(b + avail, false)?;
         let used = self.load(word::USED)? + avail;
         self.store(word::USED, used)?;
         self.store(word::LIVE, self.load(word::LIVE)? + 1)?;
@@ -377,8 +410,9 @@ impl<'a> Heap<'a> {
     pub fn free(&self, off: Offset) -> Result<(), AllocError> {
         let (mut b, mut size) = self.used_block(off)?;
         let h = self.header(b)?;
+        let prev_free = h[0].load(Relaxed) & PREV_FREE;
         // The used bit before the check word: a crash between leaves a free block.
-        h[0].store(size, Relaxed);
+        h[0].store(size | prev_free, Relaxed);
         pause_point("free.cleared");
         h[1].store(free_check(self.salt, b), Relaxed);
         self.store(word::USED, self.load(word::USED)?.saturating_sub(size))?;
@@ -388,7 +422,7 @@ impl<'a> Heap<'a> {
         if n < self.geo.heap_end {
             let hn = self.header(n)?;
             let (w0, w1) = (hn[0].load(Relaxed), hn[1].load(Relaxed));
-            let ns = w0 & !USED;
+            let ns = w0 & !FLAGS;
             let valid = if w0 & USED == 0 {
                 w1 == free_check(self.salt, n)
             } else {
@@ -400,51 +434,60 @@ impl<'a> Heap<'a> {
                 )));
             }
             if w0 & USED == 0 {
-                // Tombstone first, then one store merges: a crash between leaves the next
+                // Tombstone before the size store: a crash between leaves the next
                 // block real (free, its check rewritten by recovery).
                 self.remove(n, ns)?;
                 hn[1].store(tombstone(self.salt, n), Relaxed);
                 pause_point("free.merge_next");
                 size += ns;
-                h[0].store(size, Relaxed);
+                h[0].store(size | prev_free, Relaxed);
             }
         }
-        if let Some((p, ps)) = self.free_prev(b)? {
+        if prev_free != 0 {
+            let (p, ps) = self.free_prev(b)?;
             self.remove(p, ps)?;
             h[1].store(tombstone(self.salt, b), Relaxed);
             pause_point("free.merge_prev");
             size += ps;
-            self.header(p)?[0].store(size, Relaxed);
+            let hp = self.header(p)?;
+            let p_flags = hp[0].load(Relaxed) & PREV_FREE;
+            hp[0].store(size | p_flags, Relaxed);
             b = p;
         }
         self.insert(b, size)?;
         pause_point("free.linked");
-        Ok(())
+        // The block after the freed one now follows a free block.
+        self.set_prev_free(b + size, true)
     }
 
-    /// The free block just before `b`, if there is one.
+    /// The free block just before `b`, whose [`PREV_FREE`] flag says there is one.
     ///
     /// A 32-byte free block starts 32 bytes before; a larger one is found from its footer,
     /// the word before `b`. Either candidate is accepted only if it has a valid free check
-    /// word and its size reaches exactly `b`. Valid free check words exist only at the
-    /// start of real free blocks (the store order in `split`, `free` and recovery keeps it
-    /// so), so an accepted candidate is the physical predecessor; when the predecessor is
-    /// used, the words examined are its payload and match with negligible probability.
-    fn free_prev(&self, b: u64) -> Result<Option<(u64, u64)>, AllocError> {
+    /// word and its size reaches exactly `b`. Only the flag makes reading those words safe:
+    /// while the block before `b` is used, its last words are its owner's payload, written
+    /// with plain stores and never to be read here; while it is free, every word of it is
+    /// written only by the allocator, through atomics, under the lock.
+    fn free_prev(&self, b: u64) -> Result<(u64, u64), AllocError> {
         let start = self.geo.heap_start;
         let candidate = |p: u64, size: u64| -> Result<bool, AllocError> {
             let h = self.header(p)?;
-            Ok(h[0].load(Relaxed) == size && h[1].load(Relaxed) == free_check(self.salt, p))
+            let w0 = h[0].load(Relaxed);
+            Ok(w0 & USED == 0
+                && w0 & !FLAGS == size
+                && h[1].load(Relaxed) == free_check(self.salt, p))
         };
         if b >= start + MIN_BLOCK && candidate(b - MIN_BLOCK, MIN_BLOCK)? {
-            return Ok(Some((b - MIN_BLOCK, MIN_BLOCK)));
+            return Ok((b - MIN_BLOCK, MIN_BLOCK));
         }
         if b >= start + MIN_BLOCK + 16 {
             let f = self.resolve::<AtomicU64>(b - 8)?.load(Relaxed);
             if f > MIN_BLOCK && f % 16 == 0 && f <= b - start && candidate(b - f, f)? {
-                return Ok(Some((b - f, f)));
+                return Ok((b - f, f));
             }
         }
-        Ok(None)
+        Err(AllocError::corrupted(format!(
+            "block {b:#x} says the block before it is free; none is"
+        )))
     }
 }

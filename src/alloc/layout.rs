@@ -18,6 +18,14 @@ pub const MAX_ALIGN: u64 = 64;
 
 /// Size-word flag: the block is handed out.
 pub(crate) const USED: u64 = 1;
+/// Size-word flag: the block just before this one is free, so the word before this block
+/// is that block's footer (or a free block's header or link), never payload.
+pub(crate) const PREV_FREE: u64 = 2;
+/// Size-word flag of a used block: its first payload word is only ever accessed through
+/// atomics (a value object's header word), so diagnostics may read it under the pool lock.
+pub(crate) const OBJECT: u64 = 4;
+/// The flag bits of a size word (below the granule; sizes are multiples of it).
+pub(crate) const FLAGS: u64 = GRANULE - 1;
 
 /// log2 of the lists per first-level class.
 pub(crate) const SL_LOG2: u32 = 5;
@@ -29,7 +37,7 @@ pub(crate) const SMALL_LIMIT: u64 = GRANULE * SL_COUNT;
 const SMALL_LOG2: u32 = SMALL_LIMIT.trailing_zeros();
 
 /// Bumped whenever the meaning of any pool word changes.
-const POOL_VERSION: u64 = 1;
+const POOL_VERSION: u64 = 2;
 /// The pool magic: `b"SHMPOOL\x01"` read as a little-endian word.
 pub(crate) const POOL_MAGIC: u64 = u64::from_le_bytes(*b"SHMPOOL\x01");
 
@@ -59,8 +67,14 @@ pub(crate) mod word {
     pub const FREE_BLOCKS: usize = 10;
     /// Bit `f`: some list of first-level class `f` is non-empty.
     pub const FL_BITMAP: usize = 11;
-    /// Words up to here (two reserved, zero); the second-level bitmaps follow, one word per
-    /// first-level class, then the list heads, [`SL_COUNT`](super::SL_COUNT) per class.
+    /// Head of the deferred frees: blocks whose owners could not get the lock in time
+    /// (payload offsets, each block's first payload word linking to the next; 0 = none).
+    pub const DEFERRED: usize = 12;
+    /// The deferred block being freed by the lock holder now (0 = none), so that a holder
+    /// killed between taking it off the list and freeing it loses nothing.
+    pub const DRAINING: usize = 13;
+    /// Words up to here; the second-level bitmaps follow, one word per first-level class,
+    /// then the list heads, [`SL_COUNT`](super::SL_COUNT) per class.
     pub const FIXED: usize = 14;
 }
 
@@ -83,6 +97,8 @@ pub fn fingerprint() -> u64 {
         MIN_BLOCK,
         u64::from(SL_LOG2),
         USED,
+        PREV_FREE,
+        OBJECT,
         u64::from(cfg!(target_endian = "little")),
     ])
 }

@@ -105,8 +105,8 @@ mod stats;
 
 pub use error::AllocError;
 pub use layout::{fingerprint, BLOCK_HEADER, GRANULE, MAX_ALIGN, MIN_BLOCK};
-pub use pool::Pool;
-pub use stats::PoolStats;
+pub use pool::{Block, Pool};
+pub use stats::{PoolStats, UsedBlock};
 
 #[cfg(test)]
 mod tests;

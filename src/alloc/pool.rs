@@ -2,6 +2,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::error::AllocError;
 use super::heap::Heap;
@@ -9,10 +10,11 @@ use super::layout::{
     fingerprint, free_check, word, Geometry, LOCK_BYTES, MAX_ALIGN, POISONED, POOL_MAGIC,
 };
 use super::recover;
-use super::stats::PoolStats;
+use super::stats::{PoolStats, UsedBlock};
+use crate::fault::pause_point;
 use crate::region::{Offset, Region};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::{Owner, ShmMutex};
+use crate::sync::{Owner, ShmMutex, ShmMutexGuard};
 
 /// A handle to the allocator inside a region.
 ///
@@ -123,10 +125,13 @@ impl Pool {
         &self.region
     }
 
-    /// Allocates a block of at least `size` bytes whose offset is a multiple of `align`.
+    /// Allocates a block of at least `size` bytes whose offset is a multiple of `align`,
+    /// and returns its offset: raw memory that belongs to the caller until it gives it back
+    /// with [`free`](Self::free). [`alloc_block`](Self::alloc_block) gives the same memory
+    /// as an owned [`Block`], freed safely.
     ///
     /// Every block is 16-aligned; `align` may ask for 32 or 64. A request of 0 bytes gets a
-    /// minimal block.
+    /// minimal block. Waits for the pool lock as long as a live thread holds it.
     ///
     /// # Errors
     ///
@@ -135,13 +140,42 @@ impl Pool {
     /// [`AllocError::OutOfMemory`] if no free block holds it now (the pool is unchanged);
     /// [`AllocError::Corrupted`].
     pub fn alloc(&self, size: u64, align: u64) -> Result<Offset, AllocError> {
+        self.alloc_flagged(size, align, false)
+    }
+
+    /// Like [`alloc`](Self::alloc), for a value object: the block's first payload words
+    /// are the object's header, accessed only through atomics, which lets diagnostics read
+    /// them under the pool lock ([`UsedBlock::object`]).
+    pub(crate) fn alloc_object(&self, size: u64) -> Result<Offset, AllocError> {
+        self.alloc_flagged(size, 16, true)
+    }
+
+    fn alloc_flagged(&self, size: u64, align: u64, object: bool) -> Result<Offset, AllocError> {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
-        self.with_heap(|h| h.alloc(size, align))
+        self.with_heap(|h| h.alloc(size, align, object))
     }
 
-    /// Frees the block at `off`, which [`alloc`](Self::alloc) returned.
+    /// An owned block of at least `size` bytes at `align`: its bytes are the caller's to
+    /// read and write, and it goes back to the pool when dropped (or by
+    /// [`Block::free`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`alloc`](Self::alloc).
+    pub fn alloc_block(&self, size: u64, align: u64) -> Result<Block, AllocError> {
+        let off = self.alloc(size, align)?;
+        let len = self.usable_size_unlocked(off)?;
+        Ok(Block {
+            pool: self.clone(),
+            off,
+            len,
+        })
+    }
+
+    /// Frees the block at `off`, which [`alloc`](Self::alloc) returned. Waits for the pool
+    /// lock as long as a live thread holds it.
     ///
     /// An offset that does not name a live block is an error and changes nothing: the
     /// block's check word, keyed with the pool's random salt, must match.
@@ -151,8 +185,40 @@ impl Pool {
     /// [`AllocError::DoubleFree`] if the block is already free (or was merged into a free
     /// neighbour since), [`AllocError::InvalidOffset`] for any other offset the pool did not
     /// hand out, [`AllocError::Corrupted`].
-    pub fn free(&self, off: Offset) -> Result<(), AllocError> {
+    ///
+    /// # Safety
+    ///
+    /// The block is the caller's: nothing (a view or slice of a value, a handle, a pipe,
+    /// another process) still uses its bytes, and nobody else frees it. Freeing a block
+    /// under a live view would let the pool hand the bytes out again while they are read.
+    pub unsafe fn free(&self, off: Offset) -> Result<(), AllocError> {
         self.with_heap(|h| h.free(off))
+    }
+
+    /// Frees the block at `off` now if the pool lock can be had within a short bound, and
+    /// otherwise hands it to the pool's deferred frees, which the next operation of any
+    /// process that takes the lock frees: a drop never blocks behind a holder of the lock
+    /// that is stopped (SIGSTOP, a debugger) or slow. `hurry` skips even the short wait
+    /// (a caller that found the lock unavailable a moment ago). Returns whether the free
+    /// was deferred.
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free).
+    pub(crate) unsafe fn free_soon(&self, off: Offset, hurry: bool) -> Result<bool, AllocError> {
+        let (lock, heap) = self.view()?;
+        let guard = match lock.try_lock_free() {
+            Some(g) => Some(g),
+            None if hurry => None,
+            None => lock.lock_timeout(DEFER_AFTER).ok(),
+        };
+        match guard {
+            Some(g) => self.locked(g, &heap, true, |h| h.free(off)).map(|()| false),
+            None => {
+                defer_free(&heap, off)?;
+                Ok(true)
+            }
+        }
     }
 
     /// The bytes usable at `off`, a live block: at least what was asked for.
@@ -160,7 +226,7 @@ impl Pool {
     /// # Errors
     ///
     /// As for [`free`](Self::free).
-    pub fn usable_size(&self, off: Offset) -> Result<u64, AllocError> {
+    pub(crate) fn usable_size(&self, off: Offset) -> Result<u64, AllocError> {
         self.with_heap(|h| {
             h.used_block(off)
                 .map(|(_, size)| size - super::BLOCK_HEADER)
@@ -170,16 +236,17 @@ impl Pool {
     /// Like [`usable_size`](Self::usable_size), without taking the pool lock: for readers
     /// that hold a reference to the block and must not contend for the lock on every read.
     ///
-    /// A used block's header does not change until the block is freed, so for a block the
-    /// caller keeps live the answer is exact. For any other offset it is a best effort
-    /// (the header may be changing under a concurrent operation): an error, or a size read
-    /// from a header with a valid check word. Nothing is modified either way, and the pool
-    /// is never poisoned by this call.
+    /// A used block's header does not change until the block is freed (but for the flag
+    /// saying whether the block before it is free), so for a block the caller keeps live
+    /// the answer is exact. For any other offset it is a best effort (the header may be
+    /// changing under a concurrent operation): an error, or a size read from a header with
+    /// a valid check word. Nothing is modified either way, and the pool is never poisoned
+    /// by this call.
     ///
     /// # Errors
     ///
     /// As for [`free`](Self::free).
-    pub fn usable_size_unlocked(&self, off: Offset) -> Result<u64, AllocError> {
+    pub(crate) fn usable_size_unlocked(&self, off: Offset) -> Result<u64, AllocError> {
         let (_, heap) = self.view()?;
         heap.used_block(off)
             .map(|(_, size)| size - super::BLOCK_HEADER)
@@ -191,18 +258,26 @@ impl Pool {
     ///
     /// [`AllocError::Corrupted`] if the pool is poisoned or its lists are broken.
     pub fn stats(&self) -> Result<PoolStats, AllocError> {
-        self.with_heap(PoolStats::read)
+        self.looking(PoolStats::read)
     }
 
-    /// The blocks handed out and not yet freed, in heap order: each one's offset (as
-    /// [`alloc`](Self::alloc) returned it) and usable size. Taken under the lock, for
+    /// The blocks handed out and not yet freed, in heap order. Taken under the lock, for
     /// diagnostics (what holds the pool's memory); the blocks may be freed right after.
     ///
     /// # Errors
     ///
     /// [`AllocError::Corrupted`] if the pool is poisoned or its chain of blocks is broken.
-    pub fn used_blocks(&self) -> Result<Vec<(Offset, u64)>, AllocError> {
-        self.with_heap(super::stats::used_blocks)
+    pub fn used_blocks(&self) -> Result<Vec<UsedBlock>, AllocError> {
+        let mut out = Vec::new();
+        self.for_each_used_block(|b| out.push(b))?;
+        Ok(out)
+    }
+
+    /// Calls `f` on each used block, in heap order, holding the pool lock: no block is
+    /// handed out or freed meanwhile, so `f` may read the header words of an
+    /// [`object`](UsedBlock::object) block. `f` must not call into the pool.
+    pub(crate) fn for_each_used_block(&self, f: impl FnMut(UsedBlock)) -> Result<(), AllocError> {
+        self.looking(|h| super::stats::each_used_block(h, f))
     }
 
     /// Checks every invariant of the heap (a walk of all blocks and lists, for tests and
@@ -212,7 +287,7 @@ impl Pool {
     ///
     /// [`AllocError::Corrupted`] naming the first violation found.
     pub fn verify(&self) -> Result<(), AllocError> {
-        self.with_heap(recover::verify)
+        self.looking(recover::verify)
     }
 
     /// Whether the pool has been found broken beyond repair (a snapshot).
@@ -252,36 +327,211 @@ impl Pool {
     }
 
     /// Runs `op` under the pool lock: repairs first if the last holder died, refuses if
-    /// the pool is poisoned, and poisons it if `op` finds corruption.
+    /// the pool is poisoned, frees what was deferred, and poisons the pool if `op` finds
+    /// corruption.
     fn with_heap<R>(
         &self,
         op: impl FnOnce(&Heap<'_>) -> Result<R, AllocError>,
     ) -> Result<R, AllocError> {
         let (lock, heap) = self.view()?;
-        let mut guard = lock.lock();
+        self.locked(lock.lock(), &heap, true, op)
+    }
+
+    /// [`with_heap`](Self::with_heap) for diagnostics: leaves the deferred frees for the
+    /// next allocation or free, so that they can be seen.
+    fn looking<R>(
+        &self,
+        op: impl FnOnce(&Heap<'_>) -> Result<R, AllocError>,
+    ) -> Result<R, AllocError> {
+        let (lock, heap) = self.view()?;
+        self.locked(lock.lock(), &heap, false, op)
+    }
+
+    /// [`with_heap`](Self::with_heap) with the lock already taken; `drain` frees what was
+    /// deferred first.
+    fn locked<R>(
+        &self,
+        mut guard: ShmMutexGuard<'_>,
+        heap: &Heap<'_>,
+        drain: bool,
+        op: impl FnOnce(&Heap<'_>) -> Result<R, AllocError>,
+    ) -> Result<R, AllocError> {
         let poisoned = |h: &Heap<'_>| h.load(word::FLAGS).map(|f| f & POISONED != 0);
         if guard.owner_died() {
             let mut result = Ok(());
-            if !poisoned(&heap)? {
-                result = recover::rebuild(&heap);
+            if !poisoned(heap)? {
+                result = recover::rebuild(heap).and_then(|()| recover::finish_draining(heap));
                 if result.is_err() {
-                    poison(&heap)?;
+                    poison(heap)?;
                 }
             }
             // Repaired or poisoned: either way the next holder need not repair.
             guard.mark_consistent();
             result?;
         }
-        if poisoned(&heap)? {
+        if poisoned(heap)? {
             return Err(AllocError::corrupted(
                 "the pool is poisoned: it was found broken earlier",
             ));
         }
-        let result = op(&heap);
+        let drained = if drain { drain_deferred(heap) } else { Ok(()) };
+        let result = drained.and_then(|()| op(heap));
         if let Err(AllocError::Corrupted { .. }) = result {
-            poison(&heap)?;
+            poison(heap)?;
         }
         result
+    }
+}
+
+/// How long a drop waits for the pool lock before it defers its free.
+const DEFER_AFTER: Duration = Duration::from_micros(200);
+
+/// Puts the used block at `off` on the deferred list: its first payload word links to the
+/// old head, then one compare-and-swap makes it the head. Needs no lock: only the lock
+/// holder takes blocks off, and pushes only ever replace the head.
+fn defer_free(heap: &Heap<'_>, off: Offset) -> Result<(), AllocError> {
+    // Only a block of this pool's: a link written into anything else would be corruption.
+    heap.used_block(off)?;
+    let head = heap.word(word::DEFERRED)?;
+    let link = heap.resolve::<AtomicU64>(off.get())?;
+    let mut old = head.load(Ordering::Relaxed);
+    loop {
+        link.store(old, Ordering::Relaxed);
+        // SYNC POINT: release, so the drainer that takes the block (acquire) reads the
+        // link stored above.
+        match head.compare_exchange_weak(old, off.get(), Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return Ok(()),
+            Err(now) => old = now,
+        }
+    }
+}
+
+/// Frees every deferred block, one at a time: each is named in `DRAINING` while it is taken
+/// off the list and freed, so a holder killed in between loses nothing
+/// ([`recover::finish_draining`]). Called under the lock.
+fn drain_deferred(heap: &Heap<'_>) -> Result<(), AllocError> {
+    let head = heap.word(word::DEFERRED)?;
+    let mut budget = heap.geo.capacity() / super::MIN_BLOCK + 1;
+    loop {
+        // SYNC POINT: pairs with the release push in `defer_free`.
+        let b = head.load(Ordering::Acquire);
+        if b == 0 {
+            return Ok(());
+        }
+        budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| AllocError::corrupted("the deferred frees loop"))?;
+        heap.used_block(Offset::new(b))
+            .map_err(|e| AllocError::corrupted(format!("deferred free of {b:#x}: {e}")))?;
+        let next = heap.resolve::<AtomicU64>(b)?.load(Ordering::Relaxed);
+        heap.store(word::DRAINING, b)?;
+        if head
+            .compare_exchange(b, next, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // A push came in meanwhile: start again from the new head.
+            heap.store(word::DRAINING, 0)?;
+            continue;
+        }
+        pause_point("alloc.deferred.taken");
+        heap.free(Offset::new(b))?;
+        heap.store(word::DRAINING, 0)?;
+    }
+}
+
+/// A block of a pool, owned: its bytes are the owner's, and it is freed when dropped.
+///
+/// From [`Pool::alloc_block`]. [`into_offset`](Self::into_offset) gives up ownership as a
+/// raw offset (to pass the block to another process through the region), and
+/// [`from_offset`](Self::from_offset) takes it back.
+pub struct Block {
+    pool: Pool,
+    off: Offset,
+    len: u64,
+}
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Block")
+            .field("offset", &self.off)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Block {
+    /// The block's offset in its region.
+    pub fn offset(&self) -> Offset {
+        self.off
+    }
+
+    /// Its usable size in bytes (at least what was asked for).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Always `false`: a block holds at least 16 bytes.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The block's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: the block is owned by this value: no view, handle or other owner uses its
+        // bytes (other processes only through a bug outside the trust model), and the
+        // range is the live block the pool handed out (checked by the region's bounds).
+        unsafe { self.pool.region().bytes(self.off, self.len) }.unwrap_or(&[])
+    }
+
+    /// The block's bytes, writable.
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_bytes`, and `&mut self` makes this the only slice over them.
+        unsafe { self.pool.region().bytes_mut(self.off, self.len) }.unwrap_or(&mut [])
+    }
+
+    /// Gives the block back to the pool now, reporting what went wrong.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::Corrupted`] if the pool's structures do not check out.
+    pub fn free(self) -> Result<(), AllocError> {
+        let b = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the block is owned by this value, which is consumed: nothing else uses
+        // or frees it.
+        unsafe { b.pool.free(b.off) }
+    }
+
+    /// Gives up ownership without freeing: the block stays allocated until someone takes
+    /// it back with [`from_offset`](Self::from_offset) (or frees the offset).
+    pub fn into_offset(self) -> Offset {
+        std::mem::ManuallyDrop::new(self).off
+    }
+
+    /// Takes ownership of the block at `off` again.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::InvalidOffset`] or [`AllocError::DoubleFree`] unless `off` names a
+    /// live block of `pool`.
+    ///
+    /// # Safety
+    ///
+    /// `off` came from [`into_offset`](Self::into_offset) (or [`Pool::alloc`]) and nothing
+    /// else owns or uses the block: this is the only call that takes it back.
+    pub unsafe fn from_offset(pool: &Pool, off: Offset) -> Result<Block, AllocError> {
+        let len = pool.usable_size(off)?;
+        Ok(Block {
+            pool: pool.clone(),
+            off,
+            len,
+        })
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: the block is owned by this value, which is going away.
+        let _ = unsafe { self.pool.free_soon(self.off, false) };
     }
 }
 

@@ -6,7 +6,10 @@
 
 use super::error::AllocError;
 use super::heap::Heap;
-use super::layout::{class_of, free_check, tombstone, used_check, word, MIN_BLOCK, SL_COUNT, USED};
+use super::layout::{
+    class_of, free_check, tombstone, used_check, word, FLAGS, MIN_BLOCK, OBJECT, PREV_FREE,
+    SL_COUNT, USED,
+};
 use crate::sync::atomic::Ordering::Relaxed;
 
 /// Rebuilds everything derived from the chain after a holder died mid-operation.
@@ -42,7 +45,7 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
     while p < geo.heap_end {
         let h = heap.header(p)?;
         let w0 = h[0].load(Relaxed);
-        let size = w0 & !USED;
+        let size = w0 & !FLAGS;
         if !geo.fits(p, size) {
             return Err(AllocError::corrupted(format!(
                 "the chain is broken: block {p:#x} has size word {w0:#x}"
@@ -54,6 +57,12 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
                     "the chain is broken: used block {p:#x} has a wrong check word"
                 )));
             }
+            // The flag that says whether the block before is free, recomputed.
+            let prev_free = if run.is_some() { PREV_FREE } else { 0 };
+            let want = (w0 & !PREV_FREE) | prev_free;
+            if want != w0 {
+                h[0].store(want, Relaxed);
+            }
             if let Some((q, qs)) = run.take() {
                 heap.insert(q, qs)?;
             }
@@ -64,7 +73,11 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
             heap.header(q)?[0].store(qs + size, Relaxed);
             run = Some((q, qs + size));
         } else {
+            // A run starts after a used block (or at the heap's start): no flags.
             h[1].store(free_check(heap.salt, p), Relaxed);
+            if w0 != size {
+                h[0].store(size, Relaxed);
+            }
             run = Some((p, size));
         }
         p += size;
@@ -78,8 +91,36 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
     heap.store(word::HIGH_WATER, high)
 }
 
-/// Checks every invariant of the pool without changing it: the chain's headers and check
-/// words, no two free blocks adjacent, footers, every free block on exactly the list of
+/// Finishes a deferred free cut short by a dead holder: the block named in `DRAINING` is
+/// freed if it is still allocated and no longer on the deferred list (taken off, not yet
+/// freed); one still on the list is left for the next drain.
+pub(crate) fn finish_draining(heap: &Heap<'_>) -> Result<(), AllocError> {
+    let d = heap.load(word::DRAINING)?;
+    if d == 0 {
+        return Ok(());
+    }
+    let mut b = heap.word(word::DEFERRED)?.load(Relaxed);
+    let mut budget = heap.geo.capacity() / MIN_BLOCK + 1;
+    let mut listed = false;
+    while b != 0 && budget > 0 {
+        if b == d {
+            listed = true;
+            break;
+        }
+        budget -= 1;
+        heap.used_block(crate::region::Offset::new(b))?;
+        b = heap
+            .resolve::<crate::sync::atomic::AtomicU64>(b)?
+            .load(Relaxed);
+    }
+    if !listed && heap.used_block(crate::region::Offset::new(d)).is_ok() {
+        heap.free(crate::region::Offset::new(d))?;
+    }
+    heap.store(word::DRAINING, 0)
+}
+
+/// Checks every invariant of the pool without changing it: the chain's headers, flags and
+/// check words, no two free blocks adjacent, footers, every free block on exactly the list of
 /// its class and nothing else on the lists, back links, bitmaps, and the counters.
 ///
 /// # Errors
@@ -95,9 +136,15 @@ pub(crate) fn verify(heap: &Heap<'_>) -> Result<(), AllocError> {
     while p < geo.heap_end {
         let h = heap.header(p)?;
         let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));
-        let size = w0 & !USED;
+        let size = w0 & !FLAGS;
         if !geo.fits(p, size) {
             return bad(format!("block {p:#x} has size word {w0:#x}"));
+        }
+        if w0 & FLAGS & !(USED | PREV_FREE | OBJECT) != 0 || (w0 & USED == 0 && w0 & OBJECT != 0) {
+            return bad(format!("block {p:#x} has unknown flags in {w0:#x}"));
+        }
+        if (w0 & PREV_FREE != 0) != prev_free {
+            return bad(format!("block {p:#x} has a wrong previous-free flag"));
         }
         if w0 & USED != 0 {
             if w1 != used_check(heap.salt, p, size) {

@@ -2,7 +2,7 @@
 
 use super::error::AllocError;
 use super::heap::Heap;
-use super::layout::{word, BLOCK_HEADER, USED};
+use super::layout::{word, BLOCK_HEADER, FLAGS, OBJECT, USED};
 use crate::region::Offset;
 use crate::sync::atomic::Ordering::Relaxed;
 
@@ -26,6 +26,10 @@ pub struct PoolStats {
     pub high_water: u64,
     /// Number of free blocks: 1 when everything has been freed (they coalesce).
     pub free_blocks: u64,
+    /// Blocks given back while the pool lock was not to be had (a holder stopped or slow),
+    /// waiting for the next operation that takes the lock to free them. Counted in `used`
+    /// until then.
+    pub deferred_frees: u64,
 }
 
 impl PoolStats {
@@ -40,28 +44,65 @@ impl PoolStats {
             live_allocations: heap.load(word::LIVE)?,
             high_water: heap.load(word::HIGH_WATER)?,
             free_blocks: heap.load(word::FREE_BLOCKS)?,
+            deferred_frees: deferred(heap)?,
         })
     }
 }
 
-/// The used blocks, in heap order: each block's payload offset (what
-/// [`Pool::alloc`](super::Pool::alloc) returned) and usable size.
-pub(crate) fn used_blocks(heap: &Heap<'_>) -> Result<Vec<(Offset, u64)>, AllocError> {
+/// The length of the deferred-free list (walked under the lock, bounded).
+fn deferred(heap: &Heap<'_>) -> Result<u64, AllocError> {
+    let mut n = 0;
+    let mut b = heap.load(word::DEFERRED)?;
+    while b != 0 {
+        n += 1;
+        if n > heap.geo.capacity() / super::MIN_BLOCK {
+            return Err(AllocError::corrupted("the deferred frees loop"));
+        }
+        heap.used_block(Offset::new(b))?;
+        b = heap
+            .resolve::<crate::sync::atomic::AtomicU64>(b)?
+            .load(Relaxed);
+    }
+    Ok(n)
+}
+
+/// A block handed out and not yet freed, as [`Pool::used_blocks`](super::Pool::used_blocks)
+/// lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UsedBlock {
+    /// Its payload offset (what [`Pool::alloc`](super::Pool::alloc) returned).
+    pub offset: Offset,
+    /// Its usable size in bytes.
+    pub size: u64,
+    /// Whether its first payload word is only ever accessed atomically (a value object's
+    /// header, which may be read under the pool lock; see
+    /// [`Pool::with_used_blocks`](super::Pool::with_used_blocks)).
+    pub object: bool,
+}
+
+/// Calls `f` on each used block, in heap order.
+pub(crate) fn each_used_block(
+    heap: &Heap<'_>,
+    mut f: impl FnMut(UsedBlock),
+) -> Result<(), AllocError> {
     let geo = heap.geo;
-    let mut out = Vec::new();
     let mut p = geo.heap_start;
     while p < geo.heap_end {
         let w0 = heap.header(p)?[0].load(Relaxed);
-        let size = w0 & !USED;
+        let size = w0 & !FLAGS;
         if !geo.fits(p, size) {
             return Err(AllocError::corrupted(format!(
                 "block {p:#x} has size word {w0:#x}"
             )));
         }
         if w0 & USED != 0 {
-            out.push((Offset::new(p + BLOCK_HEADER), size - BLOCK_HEADER));
+            f(UsedBlock {
+                offset: Offset::new(p + BLOCK_HEADER),
+                size: size - BLOCK_HEADER,
+                object: w0 & OBJECT != 0,
+            });
         }
         p += size;
     }
-    Ok(out)
+    Ok(())
 }

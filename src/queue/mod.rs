@@ -20,4 +20,4 @@ pub use error::PipeError;
 pub use error::{RecvError, SendError};
 #[cfg(not(shmval_loom))]
 pub use pipe::{BreakChecker, Pipe, MAX_CAPACITY};
-pub use ring::{BadRing, Ring, RingHeader, RingStats, Wait};
+pub use ring::{BadRing, PipeStats, Ring, RingHeader, Wait};

@@ -1,8 +1,16 @@
-//! [`Pipe`]: a [`Ring`] living in a pool block, found by its offset.
+//! [`Pipe`]: a [`Ring`] living in a pool block, counted like an `Arc`.
 //!
-//! A pipe block holds a small head (magic, the ring header) followed by the slots. Items
-//! are 64-bit words; the value layer stores handle offsets in them, one reference each, so
-//! a handle moves through a pipe without its refcount changing.
+//! A pipe block holds a small head (the ring header, magic, a generation and a reference
+//! count) followed by the slots. Items are 64-bit words; the value layer stores handle
+//! offsets in them, one reference each, so a handle moves through a pipe without its
+//! refcount changing.
+//!
+//! Every [`Pipe`] handle, in any process, holds one count of the block, and so does a
+//! directory entry that lists it; the last to let go drops the values still queued and
+//! frees the block (as crossbeam-channel's counted channel ends do). So no handle can
+//! outlive its block, and every use also checks the block's magic and generation: a block
+//! freed and reused by someone else (only a bug or a hostile writer can arrange that) is
+//! an error, never a write into someone else's memory.
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -11,15 +19,15 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::error::{PipeError, RecvError, SendError};
-use super::ring::{Ring, RingHeader, RingStats, Wait};
+use super::ring::{PipeStats, Ring, RingHeader, Wait};
 use crate::alloc::Pool;
 use crate::region::{Offset, Shared};
-use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::{Os, Owner, Platform};
+use crate::sync::atomic::{fence, AtomicU64, Ordering};
+use crate::sync::{MadeIn, Os, Owner, Platform};
 use crate::val::shared::ShmVal;
 
-/// "SHMPIPE2", little-endian: marks a formatted pipe block of this layout.
-const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE2");
+/// "SHMPIPE3", little-endian: marks a formatted pipe block of this layout.
+const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE3");
 
 /// How often blocking calls ask the break checker unless told otherwise.
 const DEFAULT_MICRO_SLEEP: Duration = Duration::from_millis(100);
@@ -33,7 +41,10 @@ pub const MAX_CAPACITY: u64 = 1 << 24;
 struct PipeHead {
     ring: RingHeader,
     magic: AtomicU64,
-    _reserved: AtomicU64,
+    /// Chosen at random when the block is formatted: a handle checks it on every use.
+    generation: AtomicU64,
+    /// Handles (in every process) and directory entries holding the block.
+    refs: AtomicU64,
 }
 
 // SAFETY: repr(C) of atomics and a RingHeader (itself repr(C) atomics, a ShmMutex and two
@@ -48,15 +59,22 @@ const HEAD: u64 = size_of::<PipeHead>() as u64;
 /// wait with a `Broken` error.
 pub type BreakChecker = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// A bounded queue of 64-bit items in a pool block. Cheap to clone (it holds the pool and
-/// an offset); every operation resolves the block through the region's bounds check.
-#[derive(Clone)]
+/// A bounded queue of value handles in a pool block.
+///
+/// A counted handle: cloning adds a reference to the block (in shared memory, so it
+/// counts across processes), dropping removes one, and the last reference, whichever
+/// process drops it, drops the values still queued and frees the block. Every operation
+/// resolves the block through the region's bounds check and checks its magic and
+/// generation.
 pub struct Pipe {
     pool: Pool,
     off: Offset,
     cap: u64,
+    generation: u64,
     brk: Option<BreakChecker>,
     micro_sleep: Duration,
+    /// A child forked from the process that made this handle does not drop its count.
+    made_in: MadeIn,
 }
 
 impl std::fmt::Debug for Pipe {
@@ -69,8 +87,18 @@ impl std::fmt::Debug for Pipe {
     }
 }
 
+/// A generation no earlier pipe block at the same offset is likely to have had.
+fn random_generation(pool: &Pool) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    pool.region().id().hash(&mut h);
+    Os::now_ns().hash(&mut h);
+    h.finish() | 1
+}
+
 impl Pipe {
-    /// Allocates and formats a pipe of `capacity` slots in `pool`.
+    /// Allocates and formats a pipe of `capacity` slots in `pool`; the handle returned
+    /// holds its only reference.
     ///
     /// # Errors
     ///
@@ -81,38 +109,44 @@ impl Pipe {
             return Err(PipeError::BadCapacity(capacity));
         }
         let len = HEAD + capacity * 8;
-        let off = pool.alloc(len, 64)?;
+        let block = pool.alloc_block(len, 64)?;
         let region = pool.region();
-        // SAFETY: the block was just allocated and its offset is known to nobody else, so
-        // this process has exclusive use of its bytes.
-        match unsafe { region.bytes_mut(off, len) } {
-            Ok(bytes) => bytes.fill(0),
-            Err(e) => {
-                let _ = pool.free(off);
-                return Err(e.into());
-            }
+        let head: &PipeHead = region.resolve(block.offset())?;
+        for w in region.resolve_slice::<AtomicU64>(block.offset(), len / 8)? {
+            w.store(0, Ordering::Relaxed);
         }
-        let head: &PipeHead = region.resolve(off)?;
         head.ring.init(capacity);
+        let generation = random_generation(pool);
+        head.generation.store(generation, Ordering::Relaxed);
+        head.refs.store(1, Ordering::Relaxed);
         // SYNC POINT: the release store publishes the formatted block to whoever reads the
         // magic with acquire (Pipe::open).
         head.magic.store(PIPE_MAGIC, Ordering::Release);
         Ok(Pipe {
             pool: pool.clone(),
-            off,
+            off: block.into_offset(),
             cap: capacity,
+            generation,
             brk: None,
             micro_sleep: DEFAULT_MICRO_SLEEP,
+            made_in: MadeIn::this_process(),
         })
     }
 
-    /// Opens the pipe at `off` (from a directory another process wrote: untrusted).
+    /// A new handle to the pipe at `off`: one more reference to it.
     ///
     /// # Errors
     ///
     /// [`PipeError::BadPipe`] if the block is not a formatted pipe or its capacity does
     /// not fit the block.
-    pub fn open(pool: &Pool, off: Offset) -> Result<Pipe, PipeError> {
+    ///
+    /// # Safety
+    ///
+    /// The pipe at `off` is kept alive meanwhile by a reference that cannot go away during
+    /// the call (a handle, or a directory entry read under the directory's lock), so its
+    /// block is not freed and reused (its bytes then written as another value's payload)
+    /// while this reads it.
+    pub unsafe fn open(pool: &Pool, off: Offset) -> Result<Pipe, PipeError> {
         let head: &PipeHead = pool.region().resolve(off)?;
         if head.magic.load(Ordering::Acquire) != PIPE_MAGIC {
             return Err(PipeError::BadPipe("no pipe magic at the offset"));
@@ -121,19 +155,49 @@ impl Pipe {
         if cap == 0 || cap > MAX_CAPACITY {
             return Err(PipeError::BadPipe("capacity out of range"));
         }
-        let usable = pool.usable_size(off)?;
+        let usable = pool.usable_size_unlocked(off)?;
         if HEAD + cap * 8 > usable {
             return Err(PipeError::BadPipe("capacity larger than the block"));
         }
+        let refs = head.refs.load(Ordering::Relaxed);
+        if refs == 0 || refs > MAX_REFS {
+            return Err(PipeError::BadPipe("reference count out of range"));
+        }
+        // As `Arc::clone`: a new reference made from one that keeps the block alive.
+        head.refs.fetch_add(1, Ordering::Relaxed);
         let pipe = Pipe {
             pool: pool.clone(),
             off,
             cap,
+            generation: head.generation.load(Ordering::Relaxed),
             brk: None,
             micro_sleep: DEFAULT_MICRO_SLEEP,
+            made_in: MadeIn::this_process(),
         };
         pipe.ring()?;
         Ok(pipe)
+    }
+
+    /// Gives up this handle's reference for a directory entry to hold instead, and returns
+    /// the block's offset.
+    pub(crate) fn into_listed(self) -> Offset {
+        std::mem::ManuallyDrop::new(self).off
+    }
+
+    /// Drops a reference held by a directory entry for the pipe at `off` (the entry no
+    /// longer lists it), destroying the pipe if it was the last.
+    ///
+    /// # Safety
+    ///
+    /// The caller held one of the pipe's references (the entry's), and gives it up here.
+    pub(crate) unsafe fn release_listed(pool: &Pool, off: Offset) -> Result<(), PipeError> {
+        // SAFETY: the entry's reference keeps the pipe alive until it is given up below.
+        let pipe = unsafe { Pipe::open(pool, off) }?;
+        let head = pipe.head()?;
+        // Hand the entry's reference to `pipe`, whose drop lets go of it.
+        head.refs.fetch_sub(1, Ordering::Relaxed);
+        drop(pipe);
+        Ok(())
     }
 
     /// This pipe with a break checker: blocking calls wake every `micro_sleep` to ask it,
@@ -159,15 +223,25 @@ impl Pipe {
         self.cap
     }
 
+    /// The block's head, checked to still be this pipe's (magic and generation).
+    fn head(&self) -> Result<&PipeHead, PipeError> {
+        let head: &PipeHead = self.pool.region().resolve(self.off)?;
+        if head.magic.load(Ordering::Acquire) != PIPE_MAGIC
+            || head.generation.load(Ordering::Relaxed) != self.generation
+        {
+            return Err(PipeError::BadPipe("the pipe's block no longer holds it"));
+        }
+        Ok(head)
+    }
+
     /// The ring view, resolved through the region's bounds check.
     ///
     /// # Errors
     ///
     /// [`PipeError::BadPipe`] if the block no longer checks out.
-    pub fn ring(&self) -> Result<Ring<'_>, PipeError> {
-        let region = self.pool.region();
-        let head: &PipeHead = region.resolve(self.off)?;
-        let slots = region.resolve_slice::<AtomicU64>(
+    pub(crate) fn ring(&self) -> Result<Ring<'_>, PipeError> {
+        let head = self.head()?;
+        let slots = self.pool.region().resolve_slice::<AtomicU64>(
             self.off
                 .checked_add(HEAD)
                 .ok_or(PipeError::BadPipe("offset overflows"))?,
@@ -176,22 +250,64 @@ impl Pipe {
         Ring::new(&head.ring, slots).map_err(|_| PipeError::BadPipe("capacity changed"))
     }
 
-    /// Closes the pipe, removes what is left (passing each item to `release`, which drops
-    /// the reference it holds), and frees the block. Call it only when no other process
-    /// uses the pipe.
-    ///
-    /// # Errors
-    ///
-    /// [`PipeError::Alloc`] if the block cannot be freed.
-    pub fn destroy(self, release: impl FnMut(u64)) -> Result<(), PipeError> {
+    /// References to the pipe now: handles in every process and directory entries (a
+    /// snapshot).
+    pub fn ref_count(&self) -> u64 {
+        self.head().map_or(0, |h| h.refs.load(Ordering::Relaxed))
+    }
+
+    /// The last reference went: drop what is queued, then free the block.
+    fn destroy(&self) -> Result<(), PipeError> {
+        let head = self.head()?;
         if let Ok(ring) = self.ring() {
             ring.close();
-            ring.drain(release);
+            ring.drain(|item| {
+                // SAFETY: each item is a reference a sender gave up into the pipe, and
+                // nobody else can take it: no other reference to the pipe remains.
+                drop(unsafe { ShmVal::from_raw(&self.pool, Offset::new(item)) });
+            });
         }
-        let head: &PipeHead = self.pool.region().resolve(self.off)?;
         head.magic.store(0, Ordering::Release);
-        self.pool.free(self.off)?;
+        head.generation.store(0, Ordering::Relaxed);
+        // SAFETY: the count reached zero: no handle or entry refers to the block.
+        unsafe { self.pool.free_soon(self.off, false) }?;
         Ok(())
+    }
+}
+
+/// Counts above this are not plausible (no process holds 2^48 handles).
+const MAX_REFS: u64 = 1 << 48;
+
+impl Clone for Pipe {
+    /// Another handle to the same pipe: one more reference (a relaxed increment).
+    fn clone(&self) -> Pipe {
+        if let Ok(head) = self.head() {
+            head.refs.fetch_add(1, Ordering::Relaxed);
+        }
+        Pipe {
+            pool: self.pool.clone(),
+            off: self.off,
+            cap: self.cap,
+            generation: self.generation,
+            brk: self.brk.clone(),
+            micro_sleep: self.micro_sleep,
+            made_in: MadeIn::this_process(),
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        if !self.made_in.is_this_process() {
+            return;
+        }
+        let Ok(head) = self.head() else { return };
+        // SYNC POINT: release, so this handle's uses happen before the destroy; the last
+        // decrement acquires everyone else's (as `Arc`'s drop).
+        if head.refs.fetch_sub(1, Ordering::Release) == 1 {
+            fence(Ordering::Acquire);
+            let _ = self.destroy();
+        }
     }
 }
 
@@ -345,7 +461,7 @@ impl Pipe {
     /// # Errors
     ///
     /// [`PipeError::BadPipe`] if the block no longer checks out.
-    pub fn stats(&self) -> Result<RingStats, PipeError> {
+    pub fn stats(&self) -> Result<PipeStats, PipeError> {
         Ok(self.ring()?.stats())
     }
 

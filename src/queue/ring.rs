@@ -200,7 +200,7 @@ impl<P: Platform> RingHeader<P> {
 
 /// A snapshot of a ring's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RingStats {
+pub struct PipeStats {
     /// Slots in the ring.
     pub capacity: u64,
     /// Items in it now.
@@ -293,9 +293,9 @@ impl<'a, P: Platform> Ring<'a, P> {
     }
 
     /// The counters, read without the lock (each is exact; together they are a snapshot).
-    pub fn stats(&self) -> RingStats {
+    pub fn stats(&self) -> PipeStats {
         let h = self.hdr;
-        RingStats {
+        PipeStats {
             capacity: self.cap,
             len: self.len(),
             // `tail` and `head` count exactly that: no counter of their own.

@@ -26,8 +26,8 @@ impl ClientSideBuilder {
     /// [`SidesError::Timeout`] or [`SidesError::Broken`] while waiting; a bad name;
     /// [`SidesError::NoDirectory`] for a region not made by `ShmMain`.
     pub fn start(self) -> Result<ClientSide, SidesError> {
-        let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name| {
-            dir.open_pipe(name)
+        let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name, by| {
+            dir.open_pipe(name, by)
         })?;
         Ok(ClientSide { side })
     }

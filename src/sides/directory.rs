@@ -12,18 +12,27 @@
 //! | 3     | flags: bit 0, keep the pipe when its last user goes  |
 //! | 4..12 | the name, 64 bytes, zero-padded                      |
 //!
+//! A live entry holds one reference to its pipe (pipes are counted, see
+//! [`Pipe`](crate::queue::Pipe)), given up when the entry is removed: the pipe's block goes
+//! when that and every handle to it are gone, never under a handle.
+//!
+//! Every change is made under the lock, except that a side's drop takes itself off the
+//! users count with an atomic decrement (a drop never waits long for the lock); the entry
+//! of a pipe nobody uses and nobody keeps is removed by the next holder of the lock (at
+//! once, if the dropping side can take it within a short bound).
+//!
 //! Everything read from the directory is checked: names are re-validated, pipes reopened
-//! through [`Pipe::open`], states outside {0, 1} are corruption. A process that dies
-//! holding the directory lock leaves at worst a wrong user count (its pipe is then kept);
-//! the next locker re-checks every entry and frees those that do not hold a pipe.
+//! (magic, generation, capacity), states outside {0, 1} are corruption. A process that
+//! dies holding the directory lock leaves at worst a wrong user count (its pipe is then
+//! kept); the next locker re-checks every entry and frees those that do not hold a pipe.
 
 use std::mem::size_of;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::SidesError;
 use super::name::PipeName;
 use crate::alloc::Pool;
-use crate::queue::Pipe;
+use crate::queue::{Pipe, PipeStats};
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{Os, Platform, ShmMutex, ShmMutexGuard};
@@ -31,11 +40,15 @@ use crate::sync::{Os, Platform, ShmMutex, ShmMutexGuard};
 /// Pipes one region can hold.
 pub const MAX_PIPES: usize = 64;
 
-/// "SHMDIR01", little-endian.
-const DIR_MAGIC: u64 = u64::from_le_bytes(*b"SHMDIR01");
+/// "SHMDIR02", little-endian.
+const DIR_MAGIC: u64 = u64::from_le_bytes(*b"SHMDIR02");
 const FREE: u64 = 0;
 const LIVE: u64 = 1;
 const PERSIST: u64 = 1;
+
+/// How long a dropping side waits for the directory lock before it leaves the removal of
+/// an unused pipe to the next holder.
+const DROP_WAIT: Duration = Duration::from_micros(200);
 
 #[repr(C)]
 struct Entry {
@@ -60,17 +73,21 @@ unsafe impl Shared for Entry {}
 // SAFETY: repr(C) of atomics, a ShmMutex and an array of Entry, all valid for any bits.
 unsafe impl Shared for DirHead {}
 
-/// One pipe as the directory lists it.
-#[derive(Debug)]
+/// One pipe as the directory lists it: a snapshot, not a handle.
+#[derive(Debug, Clone)]
 pub struct DirEntry {
     /// The pipe's name.
     pub name: PipeName,
-    /// The pipe.
-    pub pipe: Pipe,
+    /// Its block's offset in the region.
+    pub offset: Offset,
+    /// Its counters when listed.
+    pub stats: PipeStats,
     /// Sides attached to it.
     pub users: u64,
     /// Whether it outlives its last user.
     pub persist: bool,
+    /// The thread holding its lock when listed, if any.
+    pub lock_owner: Option<crate::sync::Owner>,
 }
 
 /// A region's pipe directory.
@@ -85,10 +102,12 @@ impl Directory {
     /// it. Called by the creator before the region is published.
     pub(crate) fn format(pool: &Pool) -> Result<Directory, SidesError> {
         let len = size_of::<DirHead>() as u64;
-        let off = pool.alloc(len, 64)?;
+        // The directory lives as long as the region: its block is never given back.
+        let off = pool.alloc_block(len, 64)?.into_offset();
         let region = pool.region();
-        // SAFETY: the block was just allocated and nobody else knows its offset.
-        unsafe { region.bytes_mut(off, len) }?.fill(0);
+        for w in region.resolve_slice::<AtomicU64>(off, len / 8)? {
+            w.store(0, Ordering::Relaxed);
+        }
         let head: &DirHead = region.resolve(off)?;
         head.magic.store(DIR_MAGIC, Ordering::Release);
         region.root().store(off.get(), Ordering::Release);
@@ -124,16 +143,40 @@ impl Directory {
         Ok(self.pool.region().resolve(self.off)?)
     }
 
-    /// Locks the directory, re-checking every entry if a holder died.
-    fn lock<'a>(&self, head: &'a DirHead) -> ShmMutexGuard<'a> {
-        let mut g = head.lock.lock();
+    /// Locks the directory (until `deadline`, if given), re-checking every entry if a
+    /// holder died, and removes the entries of pipes nobody uses or keeps. Returns the
+    /// offsets of the pipes so removed, whose references the caller gives up after
+    /// unlocking ([`release_removed`](Self::release_removed)).
+    fn lock<'a>(
+        &self,
+        head: &'a DirHead,
+        deadline: Option<Instant>,
+    ) -> Result<(ShmMutexGuard<'a>, Vec<Offset>), SidesError> {
+        let start = Instant::now();
+        let mut g = match deadline {
+            None => head.lock.lock(),
+            Some(d) => head
+                .lock
+                .lock_deadline(d)
+                .map_err(|_| SidesError::Timeout {
+                    what: format!(
+                        "the pipe directory of region {} (its lock is held by a live thread)",
+                        self.pool.region().name()
+                    ),
+                    waited: start.elapsed(),
+                })?,
+        };
         if g.owner_died() {
             for e in &head.entries {
                 let state = e.state.load(Ordering::Relaxed);
+                // SAFETY: a live entry's reference keeps its pipe alive, and entries change
+                // only under the lock, which is held.
                 let ok = state == FREE
                     || (state == LIVE
-                        && Pipe::open(&self.pool, Offset::new(e.pipe.load(Ordering::Relaxed)))
-                            .is_ok()
+                        && unsafe {
+                            Pipe::open(&self.pool, Offset::new(e.pipe.load(Ordering::Relaxed)))
+                        }
+                        .is_ok()
                         && PipeName::from_words(&words(e)).is_some());
                 if !ok {
                     e.state.store(FREE, Ordering::Relaxed);
@@ -141,7 +184,51 @@ impl Directory {
             }
             g.mark_consistent();
         }
-        g
+        let removed = self.sweep(head);
+        Ok((g, removed))
+    }
+
+    /// Removes the entries of pipes with no user that are not kept; their offsets.
+    fn sweep(&self, head: &DirHead) -> Vec<Offset> {
+        let mut removed = Vec::new();
+        for e in &head.entries {
+            if e.state.load(Ordering::Relaxed) == LIVE
+                && e.users.load(Ordering::Relaxed) == 0
+                && e.flags.load(Ordering::Relaxed) & PERSIST == 0
+            {
+                e.state.store(FREE, Ordering::Relaxed);
+                removed.push(Offset::new(e.pipe.load(Ordering::Relaxed)));
+            }
+        }
+        if !removed.is_empty() {
+            Self::changed(head);
+        }
+        removed
+    }
+
+    /// Gives up the references the removed entries held (after the lock is released:
+    /// the last one destroys its pipe, which drops the values still in it).
+    fn release_removed(&self, removed: Vec<Offset>) {
+        for off in removed {
+            // SAFETY: the entry that listed `off` held one reference and was just made
+            // free under the lock, so this is the only release of that reference.
+            let _ = unsafe { Pipe::release_listed(&self.pool, off) };
+        }
+    }
+
+    /// Runs `f` under the directory lock (taken by `deadline`), then gives up the
+    /// references of the entries the lock's sweep removed.
+    fn with_lock<R>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&DirHead) -> Result<R, SidesError>,
+    ) -> Result<R, SidesError> {
+        let head = self.head()?;
+        let (g, removed) = self.lock(head, deadline)?;
+        let r = f(head);
+        drop(g);
+        self.release_removed(removed);
+        r
     }
 
     fn find(head: &DirHead, name: &PipeName) -> Option<usize> {
@@ -160,65 +247,100 @@ impl Directory {
         Os::wake(&head.generation, u32::MAX);
     }
 
+    /// A handle to the live pipe in entry `i` (under the lock).
+    fn open_entry(&self, e: &Entry) -> Result<Pipe, SidesError> {
+        // SAFETY: the entry is live and the lock is held: its reference keeps the pipe
+        // alive for the call.
+        Ok(unsafe { Pipe::open(&self.pool, Offset::new(e.pipe.load(Ordering::Relaxed))) }?)
+    }
+
     /// Creates the pipe `name` with `capacity` slots, or with `reattach` opens the live
-    /// pipe of that name. Either way the caller becomes one of its users.
+    /// pipe of that name. Either way the caller becomes one of its users. Waits for the
+    /// directory lock until `deadline` (none: as long as a live thread holds it).
     pub(crate) fn create_pipe(
         &self,
         name: &PipeName,
         capacity: u64,
         reattach: bool,
         persist: bool,
+        deadline: Option<Instant>,
     ) -> Result<(Pipe, usize), SidesError> {
-        let head = self.head()?;
-        let _g = self.lock(head);
-        if let Some(i) = Self::find(head, name) {
-            if !reattach {
-                return Err(SidesError::PipeExists(name.to_string()));
+        self.with_lock(deadline, |head| {
+            if let Some(i) = Self::find(head, name) {
+                if !reattach {
+                    return Err(SidesError::PipeExists(name.to_string()));
+                }
+                let e = &head.entries[i];
+                let pipe = self.open_entry(e)?;
+                e.users.fetch_add(1, Ordering::Relaxed);
+                return Ok((pipe, i));
             }
+            let i = head
+                .entries
+                .iter()
+                .position(|e| e.state.load(Ordering::Relaxed) == FREE)
+                .ok_or(SidesError::DirectoryFull(MAX_PIPES))?;
+            let pipe = Pipe::create(&self.pool, capacity)?;
             let e = &head.entries[i];
-            let pipe = Pipe::open(&self.pool, Offset::new(e.pipe.load(Ordering::Relaxed)))?;
-            e.users.fetch_add(1, Ordering::Relaxed);
-            return Ok((pipe, i));
-        }
-        let i = head
-            .entries
-            .iter()
-            .position(|e| e.state.load(Ordering::Relaxed) == FREE)
-            .ok_or(SidesError::DirectoryFull(MAX_PIPES))?;
-        let pipe = Pipe::create(&self.pool, capacity)?;
-        let e = &head.entries[i];
-        for (w, n) in name.words().iter().zip(&e.name) {
-            n.store(*w, Ordering::Relaxed);
-        }
-        e.pipe.store(pipe.offset().get(), Ordering::Relaxed);
-        e.users.store(1, Ordering::Relaxed);
-        e.flags
-            .store(if persist { PERSIST } else { 0 }, Ordering::Relaxed);
-        // The entry becomes live last: a holder dying before this leaves a free entry (and
-        // a leaked pipe block), never a live entry without a pipe.
-        e.state.store(LIVE, Ordering::Relaxed);
-        Self::changed(head);
-        Ok((pipe, i))
+            for (w, n) in name.words().iter().zip(&e.name) {
+                n.store(*w, Ordering::Relaxed);
+            }
+            // The entry's own reference.
+            e.pipe
+                .store(pipe.clone().into_listed().get(), Ordering::Relaxed);
+            e.users.store(1, Ordering::Relaxed);
+            e.flags
+                .store(if persist { PERSIST } else { 0 }, Ordering::Relaxed);
+            // The entry becomes live last: a holder dying before this leaves a free entry
+            // (and a leaked pipe block), never a live entry without a pipe.
+            crate::fault::pause_point("dir.create.filled");
+            e.state.store(LIVE, Ordering::Relaxed);
+            Self::changed(head);
+            Ok((pipe, i))
+        })
     }
 
     /// Opens the live pipe `name`, if there is one, and counts the caller as a user.
-    pub(crate) fn open_pipe(&self, name: &PipeName) -> Result<Option<(Pipe, usize)>, SidesError> {
-        let head = self.head()?;
-        let _g = self.lock(head);
-        let Some(i) = Self::find(head, name) else {
-            return Ok(None);
-        };
-        let e = &head.entries[i];
-        let pipe = Pipe::open(&self.pool, Offset::new(e.pipe.load(Ordering::Relaxed)))?;
-        e.users.fetch_add(1, Ordering::Relaxed);
-        Ok(Some((pipe, i)))
+    /// Waits for the directory lock until `deadline`.
+    pub(crate) fn open_pipe(
+        &self,
+        name: &PipeName,
+        deadline: Option<Instant>,
+    ) -> Result<Option<(Pipe, usize)>, SidesError> {
+        self.with_lock(deadline, |head| {
+            let Some(i) = Self::find(head, name) else {
+                return Ok(None);
+            };
+            let e = &head.entries[i];
+            let pipe = self.open_entry(e)?;
+            e.users.fetch_add(1, Ordering::Relaxed);
+            Ok(Some((pipe, i)))
+        })
     }
 
-    /// The caller stops using the pipe in entry `slot`. The last user of a pipe not
-    /// persisted removes it from the directory and gets it back to destroy.
-    pub(crate) fn release(&self, slot: usize, pipe: &Pipe) -> Result<Option<Pipe>, SidesError> {
+    /// A handle to the live pipe `name`, if there is one, without counting the caller as
+    /// a user (for monitors such as the harness). Waits for the lock until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::Timeout`] if a live thread holds the directory lock past `deadline`;
+    /// a region or pipe error if the entry does not check out.
+    pub fn pipe(
+        &self,
+        name: &PipeName,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Pipe>, SidesError> {
+        self.with_lock(deadline, |head| match Self::find(head, name) {
+            Some(i) => self.open_entry(&head.entries[i]).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    /// The caller stops using the pipe in entry `slot`: one user fewer, counted without
+    /// the lock. A pipe left with no user that is not kept is removed at once if the lock
+    /// comes within a short bound, else by the next holder of the lock.
+    pub(crate) fn release(&self, slot: usize, pipe: &Pipe) -> Result<(), SidesError> {
         let head = self.head()?;
-        let _g = self.lock(head);
         let e = head
             .entries
             .get(slot)
@@ -227,16 +349,20 @@ impl Directory {
             || e.pipe.load(Ordering::Relaxed) != pipe.offset().get()
         {
             // Removed by a repair meanwhile: nothing of ours left there.
-            return Ok(None);
+            return Ok(());
         }
-        let users = e.users.load(Ordering::Relaxed).saturating_sub(1);
-        e.users.store(users, Ordering::Relaxed);
-        if users == 0 && e.flags.load(Ordering::Relaxed) & PERSIST == 0 {
-            e.state.store(FREE, Ordering::Relaxed);
-            Self::changed(head);
-            return Ok(Some(pipe.clone()));
+        let was = e
+            .users
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1))
+            .unwrap_or(0);
+        if was == 1 && e.flags.load(Ordering::Relaxed) & PERSIST == 0 {
+            // The lock's sweep removes the entry; a holder in the way does it later.
+            if let Ok((g, removed)) = self.lock(head, Some(Instant::now() + DROP_WAIT)) {
+                drop(g);
+                self.release_removed(removed);
+            }
         }
-        Ok(None)
+        Ok(())
     }
 
     /// The generation word's value now; see [`wait_change`](Self::wait_change).
@@ -250,24 +376,31 @@ impl Directory {
         Ok(())
     }
 
-    /// The live pipes, in directory order. Entries that do not check out are skipped.
-    pub fn list(&self) -> Result<Vec<DirEntry>, SidesError> {
-        let head = self.head()?;
-        let _g = self.lock(head);
-        Ok(head
-            .entries
-            .iter()
-            .filter(|e| e.state.load(Ordering::Relaxed) == LIVE)
-            .filter_map(|e| {
-                Some(DirEntry {
-                    name: PipeName::from_words(&words(e))?,
-                    pipe: Pipe::open(&self.pool, Offset::new(e.pipe.load(Ordering::Relaxed)))
-                        .ok()?,
-                    users: e.users.load(Ordering::Relaxed),
-                    persist: e.flags.load(Ordering::Relaxed) & PERSIST != 0,
+    /// The live pipes, in directory order, as snapshots. Entries that do not check out are
+    /// skipped. Waits for the directory lock until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::Timeout`] if a live thread holds the directory lock past `deadline`.
+    pub fn list(&self, deadline: Option<Instant>) -> Result<Vec<DirEntry>, SidesError> {
+        self.with_lock(deadline, |head| {
+            Ok(head
+                .entries
+                .iter()
+                .filter(|e| e.state.load(Ordering::Relaxed) == LIVE)
+                .filter_map(|e| {
+                    let pipe = self.open_entry(e).ok()?;
+                    Some(DirEntry {
+                        name: PipeName::from_words(&words(e))?,
+                        offset: pipe.offset(),
+                        stats: pipe.stats().ok()?,
+                        users: e.users.load(Ordering::Relaxed),
+                        persist: e.flags.load(Ordering::Relaxed) & PERSIST != 0,
+                        lock_owner: pipe.lock_owner(),
+                    })
                 })
-            })
-            .collect())
+                .collect())
+        })
     }
 }
 

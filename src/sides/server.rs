@@ -43,8 +43,8 @@ impl ServerSideBuilder {
     /// [`SidesError::Alloc`] if the pool has no room for the pipe.
     pub fn start(self) -> Result<ServerSide, SidesError> {
         let (cap, reattach, persist) = (self.capacity, self.reattach, self.persist);
-        let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name| {
-            dir.create_pipe(name, cap, reattach, persist).map(Some)
+        let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name, by| {
+            dir.create_pipe(name, cap, reattach, persist, by).map(Some)
         })?;
         Ok(ServerSide { side })
     }

@@ -132,7 +132,7 @@ impl ShmMain {
     ///
     /// [`SidesError::Corrupted`] or a region error if the directory does not check out.
     pub fn pipes(&self) -> Result<Vec<DirEntry>, SidesError> {
-        Directory::open(&self.pool)?.list()
+        Directory::open(&self.pool)?.list(None)
     }
 
     /// Waits until no side uses any pipe and every pipe is empty (readers have finished),
@@ -147,10 +147,11 @@ impl ShmMain {
         let deadline = Instant::now() + timeout;
         loop {
             let seen = dir.generation()?;
-            let busy = dir
-                .list()?
-                .iter()
-                .any(|e| e.users > 0 || e.pipe.ring().is_ok_and(|r| !r.is_empty()));
+            let busy = match dir.list(Some(deadline)) {
+                Ok(l) => l.iter().any(|e| e.users > 0 || e.stats.len > 0),
+                Err(SidesError::Timeout { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            };
             if !busy {
                 return Ok(true);
             }

@@ -9,7 +9,9 @@ use super::name::PipeName;
 use super::wait::{attach_region, WaitPolicy, Waiting};
 use crate::alloc::Pool;
 use crate::queue::Pipe;
-use crate::region::{Offset, Region, RegionName};
+use crate::region::{Region, RegionName};
+use crate::sync::MadeIn;
+use std::time::Instant;
 
 /// The wait options both sides take, as builder methods.
 macro_rules! wait_options {
@@ -68,8 +70,7 @@ macro_rules! side_accessors {
 }
 pub(crate) use side_accessors;
 
-/// A side's hold on a pipe: released through the directory on drop, and destroyed by the
-/// last user unless persisted.
+/// A side's hold on a pipe: one of its users, released through the directory on drop.
 #[derive(Debug)]
 pub(crate) struct Side {
     region: Arc<Region>,
@@ -78,15 +79,22 @@ pub(crate) struct Side {
     pipe: Pipe,
     slot: usize,
     name: PipeName,
+    /// A child forked from the process that started the side does not release it.
+    made_in: MadeIn,
 }
 
 impl Side {
-    /// Waits for region `region`, then runs `get` on its directory until it yields a pipe.
+    /// Waits for region `region`, then runs `get` on its directory (with the wait's
+    /// deadline) until it yields a pipe.
     pub(crate) fn start(
         region: &str,
         pipe: &str,
         wait: &WaitPolicy,
-        mut get: impl FnMut(&Directory, &PipeName) -> Result<Option<(Pipe, usize)>, SidesError>,
+        mut get: impl FnMut(
+            &Directory,
+            &PipeName,
+            Option<Instant>,
+        ) -> Result<Option<(Pipe, usize)>, SidesError>,
     ) -> Result<Side, SidesError> {
         let region_name = RegionName::new(region)?;
         let name = PipeName::new(pipe)?;
@@ -97,7 +105,7 @@ impl Side {
             let dir = Directory::open(&pool)?;
             loop {
                 let seen = dir.generation()?;
-                if let Some((pipe, slot)) = get(&dir, &name)? {
+                if let Some((pipe, slot)) = get(&dir, &name, waiting.deadline())? {
                     let pipe = pipe.with_break_checker(wait.brk.clone(), wait.micro_sleep);
                     return Ok(Side {
                         region,
@@ -106,6 +114,7 @@ impl Side {
                         pipe,
                         slot,
                         name,
+                        made_in: MadeIn::this_process(),
                     });
                 }
                 let slice = waiting.next_slice()?;
@@ -137,15 +146,9 @@ impl Side {
 
 impl Drop for Side {
     fn drop(&mut self) {
-        if let Ok(Some(pipe)) = self.dir.release(self.slot, &self.pipe) {
-            let pool = self.pool.clone();
-            // Items left in a pipe nobody uses any more: drop the references they hold.
-            let _ = pipe.destroy(|item| {
-                // SAFETY: each item is a reference a sender gave up into the pipe, and
-                // `destroy` drains each exactly once, under the ring lock, after the
-                // directory has removed the pipe: no other receiver can take it.
-                drop(unsafe { crate::val::shared::ShmVal::from_raw(&pool, Offset::new(item)) });
-            });
+        if self.made_in.is_this_process() {
+            // One user fewer; the pipe's own handle lets go of its reference after this.
+            let _ = self.dir.release(self.slot, &self.pipe);
         }
     }
 }

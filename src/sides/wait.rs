@@ -57,6 +57,11 @@ impl<'a> Waiting<'a> {
         }
     }
 
+    /// When the wait gives up, if it has a timeout.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.policy.timeout.and_then(|t| self.start.checked_add(t))
+    }
+
     /// The next slice to sleep, or why the wait is over.
     pub(crate) fn next_slice(&self) -> Result<Duration, SidesError> {
         if self.policy.brk.as_ref().is_some_and(|f| f()) {

@@ -45,7 +45,7 @@ pub(crate) use futex::{wait as futex_wait, wake as futex_wake};
 #[allow(unused_imports)] // used by the region layer
 pub(crate) use os::{add_liveness_veto, LivenessVeto};
 #[cfg(not(shmval_loom))]
-pub use os::{process_alive, process_start_key, Os};
+pub use os::{process_alive, process_start_key, MadeIn, Os};
 #[cfg(not(shmval_loom))]
 #[allow(unused_imports)] // `cell` is used by the layers above
 pub(crate) use std_shim::{atomic, cell};

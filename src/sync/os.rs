@@ -129,17 +129,42 @@ extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
+fn register_atfork() {
+    ATFORK.call_once(|| {
+        // SAFETY: registering a handler with no prepare/parent parts; the child handler
+        // only performs an atomic add, which is async-signal-safe.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+}
+
+/// The process a value was made in, told apart from a child `fork`ed from it: such a child
+/// inherits a copy of the value, and its drop must not release what the parent still
+/// holds (unlink the parent's region, drop a count the parent will drop again).
+///
+/// One relaxed load to check: a fork bumps a counter in the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MadeIn(u64);
+
+impl MadeIn {
+    /// The calling process.
+    pub fn this_process() -> MadeIn {
+        register_atfork();
+        MadeIn(FORK_GENERATION.load(Ordering::Relaxed))
+    }
+
+    /// Whether the calling process is the one this was made in (not a forked child).
+    pub fn is_this_process(self) -> bool {
+        FORK_GENERATION.load(Ordering::Relaxed) == self.0
+    }
+}
+
 thread_local! {
     /// (fork generation + 1, owner) of the calling thread; generation 0 means unset.
     static CURRENT: Cell<(u64, Owner)> = const { Cell::new((0, Owner::new(1, 0))) };
 }
 
 fn current_owner() -> Owner {
-    ATFORK.call_once(|| {
-        // SAFETY: registering a handler with no prepare/parent parts; the child handler
-        // only performs an atomic add, which is async-signal-safe.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-    });
+    register_atfork();
     let gen = FORK_GENERATION.load(Ordering::Relaxed) + 1;
     CURRENT.with(|c| {
         let (g, o) = c.get();

@@ -321,7 +321,7 @@ fn new_obj(
             requested: u64::MAX,
             largest_free: 0,
         })?;
-    let off = pool.alloc(size, 16)?;
+    let off = pool.alloc_object(size)?;
     let init = words(pool.region(), off, kind.header_words() as u64).map(|w| {
         w[W_KIND].store(kind_word(kind, elem.map_or(0, |e| e as u8)), Relaxed);
         w[W_RC].store(1, Relaxed);
@@ -335,7 +335,9 @@ fn new_obj(
     match init {
         Ok(()) => Ok(ShmVal::adopt(pool, off, kind, cell)),
         Err(e) => {
-            let _ = pool.free(off);
+            // SAFETY: the block was allocated just above and its offset has not left this
+            // function: nothing else refers to it.
+            let _ = unsafe { pool.free(off) };
             Err(e)
         }
     }

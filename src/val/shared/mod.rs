@@ -192,7 +192,7 @@ pub use handle::ShmVal;
 pub use mutate::ShmValMut;
 pub use views::{Key, SeqIter, ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab, TabIter};
 
-use crate::alloc::{AllocError, Pool};
+use crate::alloc::{AllocError, Pool, UsedBlock};
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::val::{Tag, ValError};
@@ -204,14 +204,34 @@ use crate::val::{Tag, ValError};
 /// graph iteratively, copying out only table keys (within this limit).
 pub const MAX_NESTING: usize = 256;
 
-/// What the pool block at `off` holds, read from its object header: the [`Tag`] of the
-/// value the object stores (a boxed scalar's own tag), or `None` for a block that is not a
-/// value object (a container's data grown into a block of its own, a pipe, a directory).
+/// Every block the pool has handed out, in heap order, with the kind of value it holds:
+/// the [`Tag`] of a value object (a boxed scalar's own tag), or `None` for a block that is
+/// not one (a container's data grown into a block of its own, a pipe, a directory, raw
+/// memory). For diagnostics such as counting live values by type.
 ///
-/// For diagnostics such as counting live values by type: it reads two words without the
-/// pool lock and trusts only their bits, so on a block being freed meanwhile it may answer
-/// either way, never unsafely.
-pub fn object_tag(pool: &Pool, off: Offset) -> Option<Tag> {
+/// Taken under the pool lock: a block flagged as a value object cannot be freed or handed
+/// out meanwhile, and its header words, the only ones read, are only ever accessed through
+/// atomics, so the census never reads payload another process may be writing.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`] if the pool's chain of blocks is broken.
+pub fn live_blocks(pool: &Pool) -> Result<Vec<(UsedBlock, Option<Tag>)>, AllocError> {
+    let mut out = Vec::new();
+    pool.for_each_used_block(|b| {
+        let tag = if b.object {
+            object_tag(pool, b.offset)
+        } else {
+            None
+        };
+        out.push((b, tag));
+    })?;
+    Ok(out)
+}
+
+/// The tag of the value object at `off`, from its header; `None` if the words there are
+/// not an object header. Reads two header words and trusts only their bits.
+fn object_tag(pool: &Pool, off: Offset) -> Option<Tag> {
     let region = pool.region();
     let w0 = region.resolve::<AtomicU64>(off).ok()?.load(Relaxed);
     if w0 as u32 != layout::OBJ_MAGIC {

@@ -223,13 +223,16 @@ fn grow(pool: &Pool, obj: Obj<'_>, c: Container, need: u64) -> Result<(), ValErr
         Ok::<(), ValError>(())
     })();
     if let Err(e) = copied {
-        let _ = pool.free(data);
+        // SAFETY: the new block was allocated above and never linked: nothing refers to it.
+        let _ = unsafe { pool.free(data) };
         return Err(e);
     }
     obj.store(W_DATA, data.get());
     obj.store(W_CAP, cap);
     if !c.inline {
-        pool.free(c.data)?;
+        // SAFETY: the old data block belonged to this container alone, which the caller
+        // holds uniquely (no view of it lives), and the container now links to the new one.
+        unsafe { pool.free(c.data) }?;
     }
     Ok(())
 }

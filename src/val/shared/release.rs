@@ -55,12 +55,34 @@ pub(crate) fn release(pool: &Pool, off: Offset) -> Result<(), ValError> {
     }
     let mut first_err = None;
     let mut work = vec![off];
+    let mut freer = Freer { pool, hurry: false };
     while let Some(o) = work.pop() {
-        if let Err(e) = free_one(pool, o, &mut work) {
+        if let Err(e) = free_one(&mut freer, o, &mut work) {
             first_err.get_or_insert(e);
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// Gives the blocks of objects whose last reference went back to the pool, without
+/// blocking behind a stopped or slow holder of the pool lock: what cannot be freed at once
+/// is deferred (see `Pool::free_soon`), and once one free was deferred the rest of the walk
+/// does not wait at all.
+struct Freer<'a> {
+    pool: &'a Pool,
+    hurry: bool,
+}
+
+impl Freer<'_> {
+    /// Frees the block at `off`, which belonged to an object whose count reached zero.
+    fn free(&mut self, off: Offset) -> Result<(), ValError> {
+        // SAFETY: the block belongs to an object whose last reference this walk dropped
+        // (its count went from 1 to 0 here, once): no handle, container or view refers to
+        // it any more, and no one else frees it.
+        let deferred = unsafe { self.pool.free_soon(off, self.hurry) }?;
+        self.hurry |= deferred;
+        Ok(())
+    }
 }
 
 /// Drops the reference a cell holds, if it links to an object.
@@ -76,7 +98,8 @@ pub(crate) fn release_cell(pool: &Pool, cell: &Cell) -> Result<(), ValError> {
 
 /// Frees the object at `o`, whose count reached zero: drops its children's references
 /// (pushing those that reach zero on `work`), then its data block and its own block.
-fn free_one(pool: &Pool, o: Offset, work: &mut Vec<Offset>) -> Result<(), ValError> {
+fn free_one(freer: &mut Freer<'_>, o: Offset, work: &mut Vec<Offset>) -> Result<(), ValError> {
+    let pool = freer.pool;
     let region = pool.region();
     let obj = Obj::open(region, o, None)?;
     let mut first_err = None;
@@ -110,23 +133,23 @@ fn free_one(pool: &Pool, o: Offset, work: &mut Vec<Offset>) -> Result<(), ValErr
             }
         }
         if !c.inline {
-            if let Err(e) = pool.free(c.data) {
-                first_err.get_or_insert(e.into());
+            if let Err(e) = freer.free(c.data) {
+                first_err.get_or_insert(e);
             }
         }
     } else if obj.kind == Kind::Array {
         let c = obj.container(pool)?;
         if !c.inline {
-            if let Err(e) = pool.free(c.data) {
-                first_err.get_or_insert(e.into());
+            if let Err(e) = freer.free(c.data) {
+                first_err.get_or_insert(e);
             }
         }
     }
     // A freed object no longer carries the magic, so a stale offset to it is refused even
     // before the pool reuses the block.
     obj.store(W_KIND, 0);
-    if let Err(e) = pool.free(o) {
-        first_err.get_or_insert(e.into());
+    if let Err(e) = freer.free(o) {
+        first_err.get_or_insert(e);
     }
     first_err.map_or(Ok(()), Err)
 }

@@ -346,7 +346,9 @@ pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValE
     let n = match fresh {
         Ok(n) => n,
         Err(e) => {
-            let _ = pool.free(data);
+            // SAFETY: the new block was allocated above and never linked: nothing refers
+            // to it.
+            let _ = unsafe { pool.free(data) };
             return Err(e);
         }
     };
@@ -356,7 +358,9 @@ pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValE
     obj.store(W_LEN, n);
     obj.store(W_USED, n);
     if !t.c.inline {
-        pool.free(t.c.data)?;
+        // SAFETY: the old data block belonged to this table alone, which the caller holds
+        // uniquely (no view of it lives), and the table now links to the new one.
+        unsafe { pool.free(t.c.data) }?;
     }
     Ok(())
 }
