@@ -101,7 +101,8 @@ impl RawHeader {
 /// created by the calling process, in the ready state, with a fixed id.
 ///
 /// For tests that craft region files by hand and then spoil one field; not part of the
-/// stable API.
+/// stable API, and only built with the `fault-injection` feature (the crate's test hooks).
+#[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub fn encode_for_tests(size: u64, layout: u64) -> [u8; HEADER_SIZE as usize] {
     let pid = std::process::id();
@@ -191,6 +192,7 @@ mod tests {
         assert_eq!(b[48..52], h.creator_pid.to_ne_bytes());
     }
 
+    #[cfg(feature = "fault-injection")]
     #[test]
     fn test_images_are_valid_and_ready() {
         let b = encode_for_tests(4096, 7);

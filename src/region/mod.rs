@@ -44,16 +44,19 @@
 //! be a region, and its creator to be dead) unlink the name only while it still stands
 //! for the file they checked (same device and inode).
 
+mod attach;
+mod create;
 mod error;
 pub mod header;
 mod mapping;
 mod name;
 mod offset;
+mod stale;
 
+pub use attach::AttachOptions;
+pub use create::{CreateOptions, Unpublished};
 pub use error::RegionError;
-pub use mapping::{
-    AttachOptions, CreateOptions, Region, RegionId, RegionInfo, Unpublished, MAX_REGION_SIZE,
-};
+pub use mapping::{Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 pub(crate) use name::name_problem;
 pub use name::{RegionName, MAX_NAME_LEN};
 pub use offset::{Offset, Shared};
