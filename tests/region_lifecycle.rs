@@ -11,8 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{
-    field, is_root, put_u32, put_u64, region_image, role_entry, shm_files_of, spawn_role,
-    wait_until, write_shm_file, TestName, NOBODY,
+    field, put_u32, put_u64, region_image, role_entry, shm_files_of, spawn_role, wait_until,
+    write_shm_file, TestName, NOBODY,
 };
 use shmval::region::{AttachOptions, CreateOptions, Offset, Region, RegionError, RegionName};
 use shmval::sync::{Os, Platform};
@@ -348,11 +348,8 @@ fn remove_stale_refuses_a_file_that_is_not_a_region() {
 }
 
 #[test]
+#[cfg_attr(not(shmval_root), ignore = "needs root")]
 fn remove_stale_refuses_another_owners_region() {
-    if !is_root() {
-        println!("remove_stale_refuses_another_owners_region: skipped, chown needs root");
-        return;
-    }
     let name = TestName::new("theirs");
     // A region whose creator is dead: our pid under another start key.
     let mut image = region_image(SIZE, 0);
