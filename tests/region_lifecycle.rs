@@ -412,44 +412,70 @@ fn child_role() {
 // ---------------------------------------------------------------------------------------
 // Two-phase creation
 
+/// The files a build in progress has in `/dev/shm`: none when built in an unnamed file,
+/// the private name in the fallback.
+fn files_while_building(private: bool) -> usize {
+    usize::from(private)
+}
+
 #[test]
 fn an_unpublished_region_is_invisible_until_published() {
-    let name = TestName::new("unpublished");
-    let building = CreateOptions::new().build(&name, SIZE).unwrap();
-    // The creator formats it; nobody can open it under its name yet.
-    word(building.region(), 4096).store(42, Ordering::SeqCst);
-    assert!(matches!(
-        Region::attach(&name),
-        Err(RegionError::NotFound(_))
-    ));
-    assert_eq!(shm_files_of(&name).len(), 1, "only the private name exists");
-    let created = building.publish().unwrap();
-    let other = Region::attach(&name).unwrap();
-    assert_eq!(word(&other, 4096).load(Ordering::SeqCst), 42);
-    assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
-    drop(other);
-    drop(created);
-    assert!(shm_files_of(&name).is_empty());
+    for private in [false, true] {
+        let name = TestName::new("unpublished");
+        let building = CreateOptions::new()
+            .private_build_name(private)
+            .build(&name, SIZE)
+            .unwrap();
+        // The creator formats it; nobody can open it under its name yet.
+        word(building.region(), 4096).store(42, Ordering::SeqCst);
+        assert!(matches!(
+            Region::attach(&name),
+            Err(RegionError::NotFound(_))
+        ));
+        assert_eq!(
+            shm_files_of(&name).len(),
+            files_while_building(private),
+            "{:?}",
+            shm_files_of(&name)
+        );
+        let created = building.publish().unwrap();
+        let other = Region::attach(&name).unwrap();
+        assert_eq!(word(&other, 4096).load(Ordering::SeqCst), 42);
+        assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
+        drop(other);
+        drop(created);
+        assert!(shm_files_of(&name).is_empty());
+    }
 }
 
 #[test]
 fn dropping_an_unpublished_region_leaves_nothing() {
-    let name = TestName::new("unpublished-drop");
-    let building = CreateOptions::new().build(&name, SIZE).unwrap();
-    assert_eq!(shm_files_of(&name).len(), 1);
-    drop(building);
-    assert!(shm_files_of(&name).is_empty());
+    for private in [false, true] {
+        let name = TestName::new("unpublished-drop");
+        let building = CreateOptions::new()
+            .private_build_name(private)
+            .build(&name, SIZE)
+            .unwrap();
+        assert_eq!(shm_files_of(&name).len(), files_while_building(private));
+        drop(building);
+        assert!(shm_files_of(&name).is_empty());
+    }
 }
 
 #[test]
 fn publishing_onto_a_taken_name_fails_and_cleans_up() {
-    let name = TestName::new("unpublished-taken");
-    let building = CreateOptions::new().build(&name, SIZE).unwrap();
-    let winner = Region::create(&name, SIZE).unwrap();
-    assert!(matches!(
-        building.publish(),
-        Err(RegionError::AlreadyExists(_))
-    ));
-    assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
-    drop(winner);
+    for private in [false, true] {
+        let name = TestName::new("unpublished-taken");
+        let building = CreateOptions::new()
+            .private_build_name(private)
+            .build(&name, SIZE)
+            .unwrap();
+        let winner = Region::create(&name, SIZE).unwrap();
+        assert!(matches!(
+            building.publish(),
+            Err(RegionError::AlreadyExists(_))
+        ));
+        assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
+        drop(winner);
+    }
 }

@@ -1,14 +1,14 @@
 //! Creating a region: [`CreateOptions`], building it unseen, and [`Unpublished::publish`].
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use memmap2::MmapOptions;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::fcntl::AtFlags;
 
 use super::error::RegionError;
 use super::header::{
@@ -16,6 +16,7 @@ use super::header::{
 };
 use super::mapping::{io_err, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 use super::name::RegionName;
+use super::SHM_DIR;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{self, Platform};
 
@@ -25,6 +26,9 @@ pub struct CreateOptions {
     mode: u32,
     persist: bool,
     layout: u64,
+    /// Build in an unnamed file where the system allows it (always, but for tests of the
+    /// private-name fallback).
+    unnamed: bool,
 }
 
 impl Default for CreateOptions {
@@ -33,6 +37,7 @@ impl Default for CreateOptions {
             mode: 0o600,
             persist: false,
             layout: 0,
+            unnamed: true,
         }
     }
 }
@@ -61,6 +66,15 @@ impl CreateOptions {
         self
     }
 
+    /// Builds under the private name `<name>.tmp-<pid>-<n>` even where an unnamed file
+    /// could be used: the fallback for systems without `O_TMPFILE`, for its tests.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn private_build_name(mut self, private: bool) -> Self {
+        self.unnamed = !private;
+        self
+    }
+
     /// Creates the region `name` of `size` bytes.
     ///
     /// # Errors
@@ -70,8 +84,8 @@ impl CreateOptions {
         Region::create_with(name, size, self)
     }
 
-    /// Builds the region `name` of `size` bytes under a private name, for the caller to
-    /// format before [`Unpublished::publish`] makes it visible.
+    /// Builds the region `name` of `size` bytes out of sight (see [`Unpublished`]), for the
+    /// caller to format before [`Unpublished::publish`] makes it visible.
     ///
     /// # Errors
     ///
@@ -81,13 +95,18 @@ impl CreateOptions {
     }
 }
 
-/// A region built under a private name, not yet visible under its real one: the creator
-/// formats what the layers above need (a pool, a directory) through
-/// [`region`](Self::region), then [`publish`](Self::publish)es it, so no attacher ever
-/// sees it half-built. Dropping it unpublished removes it.
+/// A region built out of sight, not yet visible under its name: the creator formats what
+/// the layers above need (a pool, a directory) through [`region`](Self::region), then
+/// [`publish`](Self::publish)es it, so no attacher ever sees it half-built. Dropping it
+/// unpublished removes it.
+///
+/// It lives in an unnamed file (`O_TMPFILE`), which disappears with its last descriptor
+/// whatever happens to the creator. Where the system cannot make one, it lives under the
+/// private name `<name>.tmp-<pid>-<n>`, unlinked at publication or drop; a creator killed
+/// meanwhile leaves that file behind, for [`remove_unfinished_build`](super::remove_unfinished_build).
 pub struct Unpublished {
     region: Arc<Region>,
-    tmp: RegionName,
+    file: BuildFile,
     persist: bool,
 }
 
@@ -95,7 +114,24 @@ impl std::fmt::Debug for Unpublished {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Unpublished")
             .field("region", &self.region)
+            .field("private_name", &self.file.private)
             .finish()
+    }
+}
+
+/// The file a region is built in: unnamed, or under a private name that is unlinked when
+/// this drops.
+struct BuildFile {
+    file: File,
+    /// The private name, when the file has one.
+    private: Option<RegionName>,
+}
+
+impl Drop for BuildFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.private {
+            let _ = std::fs::remove_file(tmp.file_path());
+        }
     }
 }
 
@@ -120,32 +156,48 @@ impl Unpublished {
         state.store(STATE_READY, Ordering::Release);
         sync::Os::wake(state, u32::MAX);
         let name = region.name.clone();
-        match std::fs::hard_link(self.tmp.file_path(), name.file_path()) {
+        // `link` fails if the name is taken: publication is atomic and exclusive.
+        let linked = match &self.file.private {
+            // The descriptor's entry in /proc names the unnamed file; AT_SYMLINK_FOLLOW
+            // links the file it stands for, not the entry.
+            None => nix::unistd::linkat(
+                None,
+                &PathBuf::from(format!("/proc/self/fd/{}", self.file.file.as_raw_fd())),
+                None,
+                &name.file_path(),
+                AtFlags::AT_SYMLINK_FOLLOW,
+            ),
+            Some(tmp) => nix::unistd::linkat(
+                None,
+                &tmp.file_path(),
+                None,
+                &name.file_path(),
+                AtFlags::empty(),
+            ),
+        };
+        match linked {
             Ok(()) => {
                 region
                     .unlink_on_drop
                     .store(u32::from(!self.persist), Ordering::Relaxed);
                 Ok(region)
             }
-            Err(e) => Err(match e.kind() {
-                std::io::ErrorKind::AlreadyExists => RegionError::AlreadyExists(name.to_string()),
-                std::io::ErrorKind::PermissionDenied => {
-                    RegionError::PermissionDenied(name.to_string())
-                }
-                _ => io_err("link", &name, e),
-            }),
+            Err(Errno::EEXIST) => Err(RegionError::AlreadyExists(name.to_string())),
+            Err(Errno::EACCES | Errno::EPERM) => {
+                Err(RegionError::PermissionDenied(name.to_string()))
+            }
+            Err(e) => Err(io_err("link", &name, e)),
         }
-        // `self` drops here and unlinks the private name.
-    }
-}
-
-impl Drop for Unpublished {
-    fn drop(&mut self) {
-        let _ = nix::sys::mman::shm_unlink(self.tmp.shm_path().as_str());
+        // `self` drops here: an unnamed file stays only under the name it was linked to,
+        // a private name is unlinked.
     }
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// How many private names of our own (left by an earlier process that had our pid) a
+/// fallback build skips before it gives up.
+const PRIVATE_NAME_ATTEMPTS: u32 = 16;
 
 fn random_id() -> [u8; 16] {
     let mut id = [0u8; 16];
@@ -167,6 +219,84 @@ fn random_id() -> [u8; 16] {
     id
 }
 
+/// Opens the file to build `name` in: an unnamed one in `/dev/shm` (`O_TMPFILE`) when the
+/// system supports it and `/proc/self/fd` is there to link it by, else a private name.
+fn open_build_file(name: &RegionName, opts: &CreateOptions) -> Result<BuildFile, RegionError> {
+    let proc_fds = std::fs::metadata("/proc/self/fd").is_ok_and(|m| m.is_dir());
+    if opts.unnamed && proc_fds {
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(opts.mode)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(SHM_DIR);
+        match opened {
+            Ok(file) => {
+                return Ok(BuildFile {
+                    file,
+                    private: None,
+                })
+            }
+            // No O_TMPFILE here (an old kernel, or a file system without it): fall back.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(RegionError::PermissionDenied(name.to_string()))
+            }
+            Err(e) => return Err(io_err("open O_TMPFILE", name, e)),
+        }
+    }
+    // The private name is built from the pid and a counter. One of ours that is taken was
+    // left by an earlier process with our pid, and is skipped; one of another user's is
+    // a squatter, reported at once.
+    let me = nix::unistd::geteuid().as_raw();
+    let mut attempt = 0;
+    loop {
+        let tmp = name.private_name(&format!(
+            "{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(opts.mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(tmp.file_path());
+        match opened {
+            Ok(file) => {
+                return Ok(BuildFile {
+                    file,
+                    private: Some(tmp),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                attempt += 1;
+                let owner = std::fs::symlink_metadata(tmp.file_path()).map(|m| m.uid());
+                match owner {
+                    Ok(owner) if owner != me || attempt >= PRIVATE_NAME_ATTEMPTS => {
+                        return Err(RegionError::BuildNameTaken {
+                            name: name.to_string(),
+                            private: tmp.to_string(),
+                            owner,
+                        })
+                    }
+                    // Ours, or gone meanwhile: try the next name.
+                    _ => {}
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(RegionError::PermissionDenied(name.to_string()))
+            }
+            Err(e) => return Err(io_err("open", name, e)),
+        }
+    }
+}
+
 impl Region {
     /// Creates the region `name` of `size` bytes with default [`CreateOptions`].
     ///
@@ -176,6 +306,7 @@ impl Region {
     /// file), [`RegionError::BadSize`] below 192 bytes (a header and a cache line) or above
     /// [`MAX_REGION_SIZE`], [`RegionError::NoSpace`] if `/dev/shm` cannot hold it (found now, by
     /// `posix_fallocate`, rather than as a SIGBUS later), [`RegionError::PermissionDenied`],
+    /// [`RegionError::BuildNameTaken`] (only where regions are built under private names),
     /// or [`RegionError::Io`].
     pub fn create(name: &RegionName, size: u64) -> Result<Region, RegionError> {
         Self::create_with(name, size, &CreateOptions::default())
@@ -215,84 +346,39 @@ impl Region {
                 why: "larger than the address space",
             });
         }
-        // Build under a private name; publish by linking it under the real one. The private
-        // name is built from the pid and a counter; one left behind by a crashed process
-        // that had our pid is skipped.
-        let mut attempt = 0;
-        let (tmp, fd) = loop {
-            let tmp = name.private_name(&format!(
-                "{}-{}",
-                std::process::id(),
-                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            match nix::sys::mman::shm_open(
-                tmp.shm_path().as_str(),
-                OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
-                Mode::from_bits_truncate(opts.mode),
-            ) {
-                Ok(fd) => break (tmp, fd),
-                Err(Errno::EEXIST) if attempt < 16 => attempt += 1,
-                Err(Errno::EACCES) => return Err(RegionError::PermissionDenied(name.to_string())),
-                Err(e) => return Err(io_err("shm_open", name, e)),
-            }
-        };
-        match Self::build(name, fd, size, opts) {
-            Ok(region) => Ok(Unpublished {
-                region: Arc::new(region),
-                tmp,
-                persist: opts.persist,
-            }),
-            Err(e) => {
-                let _ = nix::sys::mman::shm_unlink(tmp.shm_path().as_str());
-                Err(e)
-            }
-        }
+        // On failure `file` drops, and with it the unnamed file or the private name.
+        let file = open_build_file(name, opts)?;
+        let region = Self::build(name, &file.file, size, opts)?;
+        Ok(Unpublished {
+            region: Arc::new(region),
+            file,
+            persist: opts.persist,
+        })
     }
 
     fn build(
         name: &RegionName,
-        fd: OwnedFd,
+        file: &File,
         size: u64,
         opts: &CreateOptions,
     ) -> Result<Region, RegionError> {
+        let no_space = || RegionError::NoSpace {
+            name: name.to_string(),
+            size,
+        };
         let len = libc::off_t::try_from(size).map_err(|_| RegionError::BadSize {
             size,
             why: "does not fit in off_t",
         })?;
-        nix::unistd::ftruncate(&fd, len).map_err(|e| match e {
-            Errno::ENOSPC | Errno::EFBIG => RegionError::NoSpace {
-                name: name.to_string(),
-                size,
-            },
+        nix::unistd::ftruncate(file, len).map_err(|e| match e {
+            Errno::ENOSPC | Errno::EFBIG => no_space(),
             e => io_err("ftruncate", name, e),
         })?;
-        // shm_open applies the umask; set exactly the mode asked for.
-        let file = File::from(fd);
+        // open applies the umask; set exactly the mode asked for.
         file.set_permissions(std::fs::Permissions::from_mode(opts.mode))
             .map_err(|e| io_err("fchmod", name, e))?;
-        // Reserve every page now: a full /dev/shm is an error here, not a SIGBUS on first
-        // touch later. tmpfs refuses a request larger than the whole filesystem up front;
-        // a signal may interrupt a long allocation, which is then retried.
-        loop {
-            use std::os::fd::AsRawFd;
-            match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len) {
-                Ok(()) => break,
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM) => {
-                    return Err(RegionError::NoSpace {
-                        name: name.to_string(),
-                        size,
-                    })
-                }
-                Err(e) => return Err(io_err("posix_fallocate", name, e)),
-            }
-        }
-        let meta = file.metadata().map_err(|e| io_err("fstat", name, e))?;
-        // `size` fits in usize: checked by `create_with`.
-        let map = MmapOptions::new()
-            .len(size as usize)
-            .map_raw(&file)
-            .map_err(|e| io_err("mmap", name, e))?;
+        // The header goes in first, in the building state, so that even a file left under
+        // a private name by a builder killed in the long allocation below says whose it is.
         let pid = std::process::id();
         let info = RegionInfo {
             id: RegionId(random_id()),
@@ -312,13 +398,30 @@ impl Region {
             reserved0: 0,
             creator_start: info.creator_start,
         };
-        let image = raw.to_bytes();
-        // SAFETY: the mapping holds `size` >= HEADER_SIZE bytes (checked by `create_with`),
-        // and no attacher has it yet (it exists only under the private name), so this
-        // plain write races with nothing. `image` is a separate local buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(image.as_ptr(), map.as_mut_ptr(), image.len());
+        file.write_all_at(&raw.to_bytes(), 0)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOSPC) => no_space(),
+                _ => io_err("write", name, e),
+            })?;
+        crate::fault::pause_point("region.build.sized");
+        // Reserve every page now: a full /dev/shm is an error here, not a SIGBUS on first
+        // touch later. tmpfs refuses a request larger than the whole filesystem up front;
+        // a signal may interrupt a long allocation, which is then retried.
+        loop {
+            match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len) {
+                Ok(()) => break,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM) => return Err(no_space()),
+                Err(e) => return Err(io_err("posix_fallocate", name, e)),
+            }
         }
+        let meta = file.metadata().map_err(|e| io_err("fstat", name, e))?;
+        // `size` fits in usize: checked by `build_private`.
+        let map = MmapOptions::new()
+            .len(size as usize)
+            .map_raw(file)
+            .map_err(|e| io_err("mmap", name, e))?;
+        crate::fault::pause_point("region.build.mapped");
         // Not linked under its name yet: nothing to unlink until `publish`.
         Ok(Region {
             map,

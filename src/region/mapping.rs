@@ -59,9 +59,9 @@ impl RegionInfo {
 
 /// A named shared-memory region, mapped into this process.
 ///
-/// The creator builds the region under a private temporary name, writes and publishes the
-/// header, and only then links it under its real name, so nobody ever opens a half-built
-/// region under that name. An attacher checks the file (`fstat`: regular, ours, mode,
+/// The creator builds the region in an unnamed file (or, where the system has none, under
+/// a private name), writes and publishes the header, and only then links it under its
+/// real name, so nobody ever opens a half-built region under that name. An attacher checks the file (`fstat`: regular, ours, mode,
 /// size) and a copy of the header (magic, version, layout fingerprint, size) before it
 /// trusts anything, then waits for the ready word.
 ///

@@ -1,23 +1,34 @@
 //! Named shared-memory regions: naming, creation, attachment, the header, and offsets.
 //!
 //! - [`RegionName`]: validated names.
-//! - [`Region`]: create (built privately, published atomically) or attach (every header
+//! - [`Region`]: create (built unseen, published atomically) or attach (every header
 //!   field checked against the file), resolve offsets, unlink on drop.
 //! - [`Offset`], [`Shared`]: positions inside a region and the types viewable there.
 //! - [`RegionError`]: one variant per way it can fail.
+//! - [`unfinished_builds`], [`remove_unfinished_build`]: what builders killed while building
+//!   under a private name left behind.
 //!
 //! # Creating
 //!
 //! [`Region::create`] never opens or truncates a file that already carries the name. It
-//! builds the region under a private name (`<name>.tmp-<pid>-<n>`, opened with
-//! `O_CREAT | O_EXCL`, mode 0600 unless [`CreateOptions::mode`] says otherwise), sizes it
-//! with `ftruncate`, reserves every page with `posix_fallocate` (so a full `/dev/shm` is a
-//! [`RegionError::NoSpace`] now rather than a `SIGBUS` on first touch later), maps it,
-//! writes the header, and publishes the ready state (a release store and a futex wake).
-//! Only then is the file hard-linked under its real name; `link` fails if the name is
-//! taken, which makes publication atomic and exclusive ([`RegionError::AlreadyExists`]).
-//! The private name is unlinked whatever happens, so nobody ever opens a half-built region
-//! under the real name, and a failed creation leaves nothing behind.
+//! builds the region in a file that has no name yet: `/dev/shm` opened with `O_TMPFILE`
+//! (mode 0600 unless [`CreateOptions::mode`] says otherwise, set exactly with `fchmod`),
+//! sized with `ftruncate`, the header written (in the building state), every page
+//! reserved with `posix_fallocate` (so a full `/dev/shm` is a [`RegionError::NoSpace`]
+//! now rather than a `SIGBUS` on first touch later), and mapped. Publication sets the
+//! ready state (a release store and a futex wake), then gives the file its name with
+//! `linkat` of `/proc/self/fd/<fd>`; `linkat` fails if the name is taken, which makes
+//! publication atomic and exclusive ([`RegionError::AlreadyExists`]). Nobody ever opens a
+//! half-built region, and a creator that fails or is killed leaves nothing behind: an
+//! unnamed file goes with its last descriptor.
+//!
+//! Where `O_TMPFILE` is not supported or `/proc` is missing, the region is built the same
+//! way under the private name `<name>.tmp-<pid>-<n>` (`O_CREAT | O_EXCL`), hard-linked
+//! under the real name at publication and unlinked then or on failure. A creator killed
+//! meanwhile leaves that file: [`unfinished_builds`] lists such files and
+//! [`remove_unfinished_build`] removes one whose builder is dead (the file ours, holding
+//! a header naming that builder or still empty). A private name held by another user is
+//! [`RegionError::BuildNameTaken`], naming the file and its owner.
 //!
 //! # Attaching
 //!
@@ -60,6 +71,7 @@ pub use mapping::{Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 pub(crate) use name::name_problem;
 pub use name::{RegionName, MAX_NAME_LEN};
 pub use offset::{Offset, Shared};
+pub use stale::{remove_unfinished_build, unfinished_builds, UnfinishedBuild};
 
 /// Where `shm_open` names live on Linux.
 pub const SHM_DIR: &str = "/dev/shm";

@@ -1,11 +1,17 @@
-//! Stale regions: telling whether a creator still runs, and removing what a dead one left.
+//! Stale regions: telling whether a creator still runs, and removing what a dead one left:
+//! regions under their names, and files under private build names of builders killed
+//! while building (only where the system cannot build in unnamed files).
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 
 use super::error::RegionError;
 use super::header::{RawHeader, HEADER_SIZE, MAGIC, RAW_HEADER_SIZE};
-use super::mapping::{io_err, Region};
+use super::mapping::Region;
 use super::name::RegionName;
+use super::SHM_DIR;
 use crate::sync;
 
 /// Whether the process `pid` with start key `start` still runs; `true` when in doubt.
@@ -13,12 +19,203 @@ use crate::sync;
 /// pid counts as the creator.
 pub(super) fn creator_alive(pid: u32, start: u64) -> bool {
     if start == 0 {
-        return !matches!(
-            std::fs::metadata(format!("/proc/{pid}")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound
-        );
+        return pid_alive(pid);
     }
     sync::process_alive(pid, start)
+}
+
+/// Whether some process `pid` runs; `true` unless `/proc` works (our own entry reads) and
+/// has no entry for it.
+fn pid_alive(pid: u32) -> bool {
+    let proc_works = std::fs::metadata(format!("/proc/{}", std::process::id())).is_ok();
+    !(proc_works
+        && matches!(
+            std::fs::metadata(format!("/proc/{pid}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        ))
+}
+
+/// Opens `path` to read, without following a symbolic link squatting it (`O_NOFOLLOW`) or
+/// blocking on a FIFO (`O_NONBLOCK`); `None` if nothing is there.
+fn open_unfollowed(path: &Path, name: &str) -> Result<Option<(File, Metadata)>, RegionError> {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(RegionError::PermissionDenied(name.to_string()))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(RegionError::BadMagic(name.to_string()))
+        }
+        Err(e) => return Err(plain_io("open", name, e)),
+    };
+    let meta = file.metadata().map_err(|e| plain_io("fstat", name, e))?;
+    Ok(Some((file, meta)))
+}
+
+fn plain_io(op: &'static str, name: &str, source: std::io::Error) -> RegionError {
+    RegionError::Io {
+        op,
+        name: name.to_string(),
+        source,
+    }
+}
+
+/// The header at the start of `file`, if it is a regular file holding one with the
+/// region magic.
+fn read_header(mut file: &File, meta: &Metadata) -> Option<RawHeader> {
+    let mut buf = [0u8; RAW_HEADER_SIZE];
+    if !meta.file_type().is_file() || meta.len() < HEADER_SIZE {
+        return None;
+    }
+    file.read_exact(&mut buf).ok()?;
+    let raw = RawHeader::from_bytes(&buf);
+    (raw.magic == MAGIC).then_some(raw)
+}
+
+/// Unlinks `path` if it still stands for the file `meta` describes. (A replacement made
+/// between this check and the unlink would still go: POSIX has no unlink-if-inode. Only a
+/// process of a user the caller trusts can make one, since it would also have had to pass
+/// the caller's owner check to matter.)
+fn unlink_checked(path: &Path, meta: &Metadata, name: &str) -> Result<bool, RegionError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {
+            match std::fs::remove_file(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                    Err(RegionError::UnlinkDenied {
+                        name: name.to_string(),
+                        owner: meta.uid(),
+                        source: e,
+                    })
+                }
+                Err(e) => Err(plain_io("unlink", name, e)),
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A file left in `/dev/shm` under a private build name (`<region>.tmp-<pid>-<n>`) by a
+/// creator that was killed while building, where the system cannot build regions in
+/// unnamed files; or such a build still in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnfinishedBuild {
+    /// The file's name in `/dev/shm`.
+    pub file_name: String,
+    /// The region it was to become.
+    pub region: RegionName,
+    /// The pid of the process that built it (from the file's name).
+    pub builder_pid: u32,
+    /// Whether that process may still run (then the build is in progress, not stale).
+    pub builder_alive: bool,
+    /// The file's size in bytes.
+    pub bytes: u64,
+    /// The file's owner.
+    pub owner_uid: u32,
+}
+
+/// Splits a private build name `<region>.tmp-<pid>-<n>` into the region and the pid.
+fn parse_private_name(file_name: &str) -> Option<(RegionName, u32)> {
+    let at = file_name.rfind(".tmp-")?;
+    let (pid, n) = file_name[at + 5..].split_once('-')?;
+    let number = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    if !number(pid) || !number(n) {
+        return None;
+    }
+    Some((RegionName::new(&file_name[..at]).ok()?, pid.parse().ok()?))
+}
+
+/// Whether the builder of the file `file` (open, described by `meta`) under a private name
+/// with `pid` may still run; `None` if the file is not a build: a build holds a region
+/// header whose creator is `pid`, or is still empty (zeros, or nothing, before the header
+/// is written).
+fn build_alive(file: &File, meta: &Metadata, pid: u32) -> Option<bool> {
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    if let Some(raw) = read_header(file, meta) {
+        return (raw.creator_pid == pid).then(|| creator_alive(raw.creator_pid, raw.creator_start));
+    }
+    let mut head = [0u8; 8];
+    let n = (meta.len() as usize).min(head.len());
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(&mut head[..n], 0).ok()?;
+    head[..n].iter().all(|&b| b == 0).then(|| pid_alive(pid))
+}
+
+/// The files under private build names in `/dev/shm` that hold a build (see
+/// [`UnfinishedBuild`]), by name. Files this process may not read are left out.
+///
+/// # Errors
+///
+/// [`RegionError::Io`] if `/dev/shm` cannot be read.
+pub fn unfinished_builds() -> Result<Vec<UnfinishedBuild>, RegionError> {
+    let dir = std::fs::read_dir(SHM_DIR).map_err(|e| plain_io("read_dir", SHM_DIR, e))?;
+    let mut out = vec![];
+    for e in dir.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some((region, pid)) = parse_private_name(&file_name) else {
+            continue;
+        };
+        let Ok(Some((file, meta))) = open_unfollowed(&e.path(), &file_name) else {
+            continue;
+        };
+        let Some(alive) = build_alive(&file, &meta, pid) else {
+            continue;
+        };
+        out.push(UnfinishedBuild {
+            file_name,
+            region,
+            builder_pid: pid,
+            builder_alive: alive,
+            bytes: meta.len(),
+            owner_uid: meta.uid(),
+        });
+    }
+    out.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    Ok(out)
+}
+
+/// Removes the file `file_name` (a private build name in `/dev/shm`) left by a builder
+/// that died: only if it is ours, holds a build (see [`UnfinishedBuild`]), and its
+/// builder no longer runs. Returns whether it removed it.
+///
+/// # Errors
+///
+/// [`RegionError::BadName`] if `file_name` is not a private build name,
+/// [`RegionError::WrongOwner`] for another user's file, [`RegionError::BadMagic`] for a
+/// file that is not a build, [`RegionError::UnlinkDenied`], [`RegionError::Io`]. A live
+/// builder is not an error: the result is `Ok(false)`.
+pub fn remove_unfinished_build(file_name: &str) -> Result<bool, RegionError> {
+    let Some((_, pid)) = parse_private_name(file_name) else {
+        return Err(RegionError::BadName {
+            name: file_name.to_string(),
+            why: "it is not a private build name (<region>.tmp-<pid>-<n>)",
+        });
+    };
+    let path = Path::new(SHM_DIR).join(file_name);
+    let Some((file, meta)) = open_unfollowed(&path, file_name)? else {
+        return Ok(false);
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(RegionError::WrongOwner {
+            name: file_name.to_string(),
+            found: meta.uid(),
+            expected: me,
+        });
+    }
+    match build_alive(&file, &meta, pid) {
+        None => Err(RegionError::BadMagic(file_name.to_string())),
+        Some(true) => Ok(false),
+        Some(false) => unlink_checked(&path, &meta, file_name),
+    }
 }
 
 impl Region {
@@ -28,29 +225,13 @@ impl Region {
     /// # Errors
     ///
     /// [`RegionError::WrongOwner`] for another user's file, [`RegionError::BadMagic`] for
-    /// a file that is not a region, [`RegionError::Io`]. A live creator is not an error:
-    /// the result is `Ok(false)`.
+    /// a file that is not a region, [`RegionError::UnlinkDenied`], [`RegionError::Io`]. A
+    /// live creator is not an error: the result is `Ok(false)`.
     pub fn remove_stale(name: &RegionName) -> Result<bool, RegionError> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = name.file_path();
-        // O_NOFOLLOW: a symbolic link squatting the name is not followed. O_NONBLOCK: a
-        // FIFO squatting it does not block the open.
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(RegionError::PermissionDenied(name.to_string()))
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(RegionError::BadMagic(name.to_string()))
-            }
-            Err(e) => return Err(io_err("open", name, e)),
+        let Some((file, meta)) = open_unfollowed(&path, name.as_str())? else {
+            return Ok(false);
         };
-        let meta = file.metadata().map_err(|e| io_err("fstat", name, e))?;
         let me = nix::unistd::geteuid().as_raw();
         if meta.uid() != me {
             return Err(RegionError::WrongOwner {
@@ -59,31 +240,12 @@ impl Region {
                 expected: me,
             });
         }
-        let mut buf = [0u8; RAW_HEADER_SIZE];
-        use std::io::Read;
-        if !meta.file_type().is_file()
-            || meta.len() < HEADER_SIZE
-            || (&file).read_exact(&mut buf).is_err()
-        {
-            return Err(RegionError::BadMagic(name.to_string()));
-        }
-        let raw = RawHeader::from_bytes(&buf);
-        if raw.magic != MAGIC {
-            return Err(RegionError::BadMagic(name.to_string()));
-        }
+        let raw =
+            read_header(&file, &meta).ok_or_else(|| RegionError::BadMagic(name.to_string()))?;
         if creator_alive(raw.creator_pid, raw.creator_start) {
             return Ok(false);
         }
-        // Unlink only the file we checked: the name may have been replaced meanwhile. (A
-        // replacement made between this check and the unlink would still go: POSIX has no
-        // unlink-if-inode. Only a process of our own uid can make one, since it would also
-        // have to pass the owner check to matter.)
-        match std::fs::symlink_metadata(&path) {
-            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {
-                std::fs::remove_file(&path).map_err(|e| io_err("unlink", name, e))?;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        // Unlink only the file we checked: the name may have been replaced meanwhile.
+        unlink_checked(&path, &meta, name.as_str())
     }
 }

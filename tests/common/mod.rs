@@ -124,8 +124,14 @@ impl Drop for ChildGuard {
 
 /// Starts this test binary again as a child running `role` with `args`.
 pub fn spawn_role(role: &str, args: &[&str]) -> ChildGuard {
+    spawn_role_env(role, args, &[])
+}
+
+/// Like [`spawn_role`], with extra environment variables (e.g. a fault notice's).
+pub fn spawn_role_env(role: &str, args: &[&str], env: &[(&str, String)]) -> ChildGuard {
     let exe = std::env::current_exe().expect("current_exe");
     let child = Command::new(exe)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args([
             "--exact",
             "child_role",
