@@ -1,8 +1,9 @@
 //! `shmval list` and `shmval clean`: this project's regions in `/dev/shm`.
 //!
 //! A file counts as a region when its first bytes are a region header's magic. Its
-//! creator's pid and start key come from the header, so "alive" means that very process
-//! still runs (not another that reused the pid). Cleaning goes through
+//! creator's pid, start key and pid namespace come from the header, so "alive" means that
+//! very process still runs (not another that reused the pid), and a creator in another pid
+//! namespace, or of a region shared across namespaces, always counts as alive. Cleaning goes through
 //! `Region::remove_stale` only: the file must be ours, a region, its creator dead, and the
 //! name must still stand for the file that was checked.
 //!
@@ -11,11 +12,9 @@
 //! unfinished builds and removed through `region::remove_unfinished_build`, by the same
 //! rules with the builder in place of the creator.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
 use serde::Serialize;
-use shmval::region::header::{HEADER_SIZE, MAGIC};
 use shmval::region::{self, Region, RegionName, SHM_DIR};
 
 /// One region file, or one unfinished build.
@@ -26,7 +25,12 @@ pub struct Listed {
     owner_uid: u32,
     owner: String,
     creator_pid: u32,
+    /// Whether the creator may still run: never judged dead across pid namespaces.
     creator_alive: bool,
+    /// The creator's pid namespace (0: unknown), in which `creator_pid` means something.
+    creator_pid_ns: u64,
+    /// Whether processes of several pid namespaces share the region.
+    mixed_namespaces: bool,
     /// A file a builder left under a private name, not a published region.
     unfinished_build: bool,
 }
@@ -37,10 +41,6 @@ fn user_name(uid: u32) -> String {
         .flatten()
         .map_or_else(|| uid.to_string(), |u| u.name)
 }
-
-/// Header fields at their offsets (see `shmval::region::header`).
-const CREATOR_PID: usize = 48;
-const CREATOR_START: usize = 56;
 
 /// The regions and unfinished builds in `/dev/shm`, by name.
 pub fn list() -> Result<Vec<Listed>, String> {
@@ -55,6 +55,8 @@ pub fn list() -> Result<Vec<Listed>, String> {
             owner: user_name(b.owner_uid),
             creator_pid: b.builder_pid,
             creator_alive: b.builder_alive,
+            creator_pid_ns: 0,
+            mixed_namespaces: false,
             unfinished_build: true,
         })
         .collect();
@@ -62,30 +64,24 @@ pub fn list() -> Result<Vec<Listed>, String> {
         if builds.iter().any(|b| *b.file_name == *e.file_name()) {
             continue;
         }
-        let Ok(meta) = e.metadata() else { continue };
-        if !meta.file_type().is_file() || meta.len() < HEADER_SIZE {
+        // Region::peek reads the header without following links or blocking on FIFOs;
+        // anything that is not a region (or not readable) is left out.
+        let Some(name) = e.file_name().to_str().and_then(|n| RegionName::new(n).ok()) else {
             continue;
-        }
-        let mut head = [0u8; 64];
-        let read = std::fs::File::open(e.path()).and_then(|mut f| f.read_exact(&mut head));
-        if read.is_err() || head[..8] != MAGIC {
+        };
+        let (Ok(meta), Ok(info)) = (std::fs::symlink_metadata(e.path()), Region::peek(&name))
+        else {
             continue;
-        }
-        let word4 = |at: usize| u32::from_ne_bytes(head[at..at + 4].try_into().unwrap_or_default());
-        let word8 = |at: usize| u64::from_ne_bytes(head[at..at + 8].try_into().unwrap_or_default());
-        let (pid, start) = (word4(CREATOR_PID), word8(CREATOR_START));
-        let alive = if start == 0 {
-            std::path::Path::new(&format!("/proc/{pid}")).exists()
-        } else {
-            shmval::sync::process_alive(pid, start)
         };
         out.push(Listed {
-            name: e.file_name().to_string_lossy().into_owned(),
+            name: name.to_string(),
             bytes: meta.len(),
             owner_uid: meta.uid(),
             owner: user_name(meta.uid()),
-            creator_pid: pid,
-            creator_alive: alive,
+            creator_pid: info.creator_pid,
+            creator_alive: info.creator_alive(),
+            creator_pid_ns: info.creator_pid_ns,
+            mixed_namespaces: info.mixed_namespaces,
             unfinished_build: false,
         });
     }

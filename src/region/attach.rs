@@ -12,12 +12,13 @@ use nix::sys::stat::Mode;
 
 use super::error::RegionError;
 use super::header::{
-    layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, RAW_HEADER_SIZE,
-    STATE_BUILDING, STATE_READY,
+    layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, PID_NS_OFFSET,
+    RAW_HEADER_SIZE, READ_SIZE, STATE_BUILDING, STATE_READY,
 };
+use super::liveness::{mixes, own_pid_ns};
 use super::mapping::{io_err, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 use super::name::RegionName;
-use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{self, Platform};
 
 /// Options for [`Region::attach`].
@@ -180,23 +181,35 @@ impl Region {
         // word set (the creator's writes, its link, our open and our mmap are ordered by
         // those system calls), so the copy taken here is the complete header. The state
         // word is still checked: a file may have been put in place by other means.
-        let raw = RawHeader::from_bytes(&copy_header(&map));
+        let copy = copy_header(&map);
+        let (plain, rest) = copy.split_at(RAW_HEADER_SIZE);
+        let raw = RawHeader::from_bytes(plain.try_into().expect("the plain header's bytes"));
         check_header(name, &raw, file_size, opts.layout)?;
-        let region = Region {
+        let ns = PID_NS_OFFSET as usize - RAW_HEADER_SIZE;
+        let creator_pid_ns = u64::from_ne_bytes(rest[ns..ns + 8].try_into().expect("8 bytes"));
+        let region = Region::from_mapping(
             map,
-            name: name.clone(),
-            info: RegionInfo {
+            name.clone(),
+            RegionInfo {
                 id: RegionId(raw.id),
                 size: raw.size,
                 version: raw.version,
                 creator_pid: raw.creator_pid,
                 creator_start: raw.creator_start,
+                creator_pid_ns,
+                mixed_namespaces: false,
             },
-            inode: (meta.dev(), meta.ino()),
-            creator: false,
-            unlink_on_drop: AtomicU32::new(0),
-        };
+            (meta.dev(), meta.ino()),
+            false,
+        );
         region.wait_ready(opts)?;
+        // A process of another pid namespace than the creator's cannot judge liveness from
+        // the same /proc as the others: before it can take any lock, it marks the region
+        // so that nobody sharing it judges an owner dead. SeqCst pairs with the fence of
+        // the liveness check (`sync::os::vetoed`).
+        if mixes(creator_pid_ns, own_pid_ns()) {
+            region.mixed_word().store(1, Ordering::SeqCst);
+        }
         Ok(region)
     }
 
@@ -234,12 +247,13 @@ impl Region {
     }
 }
 
-/// Copies the plain part of the header out of `map` once, with relaxed atomic loads: a
-/// process writing the header meanwhile makes the copy wrong, never the read unsound.
-fn copy_header(map: &MmapRaw) -> [u8; RAW_HEADER_SIZE] {
-    let mut out = [0u8; RAW_HEADER_SIZE];
+/// Copies the header out of `map` once, through the creator's pid namespace, with relaxed
+/// atomic loads: a process writing the header meanwhile makes the copy wrong, never the
+/// read unsound.
+fn copy_header(map: &MmapRaw) -> [u8; READ_SIZE] {
+    let mut out = [0u8; READ_SIZE];
     for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
-        // SAFETY: the caller mapped at least HEADER_SIZE >= RAW_HEADER_SIZE bytes (checked
+        // SAFETY: the caller mapped at least HEADER_SIZE >= READ_SIZE bytes (checked
         // against fstat before mapping); the mapping is page-aligned, so each 8-byte word
         // is in bounds and aligned for AtomicU64. AtomicU64 is valid for any bits, and
         // the reference lives only for this load.

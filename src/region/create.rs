@@ -12,12 +12,14 @@ use nix::fcntl::AtFlags;
 
 use super::error::RegionError;
 use super::header::{
-    layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, STATE_READY,
+    layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, PID_NS_OFFSET,
+    RAW_HEADER_SIZE, READ_SIZE, STATE_READY,
 };
+use super::liveness::own_pid_ns;
 use super::mapping::{io_err, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 use super::name::RegionName;
 use super::SHM_DIR;
-use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{self, Platform};
 
 /// Options for [`Region::create`].
@@ -386,6 +388,8 @@ impl Region {
             version: LAYOUT_VERSION,
             creator_pid: pid,
             creator_start: sync::process_start_key(pid).unwrap_or(0),
+            creator_pid_ns: own_pid_ns(),
+            mixed_namespaces: false,
         };
         let raw = RawHeader {
             magic: MAGIC,
@@ -398,7 +402,11 @@ impl Region {
             reserved0: 0,
             creator_start: info.creator_start,
         };
-        file.write_all_at(&raw.to_bytes(), 0)
+        let mut image = [0u8; READ_SIZE];
+        image[..RAW_HEADER_SIZE].copy_from_slice(&raw.to_bytes());
+        let ns = PID_NS_OFFSET as usize;
+        image[ns..ns + 8].copy_from_slice(&info.creator_pid_ns.to_ne_bytes());
+        file.write_all_at(&image, 0)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ENOSPC) => no_space(),
                 _ => io_err("write", name, e),
@@ -423,13 +431,12 @@ impl Region {
             .map_err(|e| io_err("mmap", name, e))?;
         crate::fault::pause_point("region.build.mapped");
         // Not linked under its name yet: nothing to unlink until `publish`.
-        Ok(Region {
+        Ok(Region::from_mapping(
             map,
-            name: name.clone(),
+            name.clone(),
             info,
-            inode: (meta.dev(), meta.ino()),
-            creator: true,
-            unlink_on_drop: AtomicU32::new(0),
-        })
+            (meta.dev(), meta.ino()),
+            true,
+        ))
     }
 }

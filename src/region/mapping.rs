@@ -8,10 +8,11 @@ use std::os::unix::fs::MetadataExt;
 use memmap2::MmapRaw;
 
 use super::error::RegionError;
-use super::header::{HEADER_SIZE, ROOT_OFFSET, STATE_OFFSET};
+use super::header::{HEADER_SIZE, MIXED_OFFSET, ROOT_OFFSET, STATE_OFFSET};
 use super::name::RegionName;
 use super::offset::{Offset, Shared};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::LivenessVeto;
 
 /// Largest region accepted: 1 TiB.
 pub const MAX_REGION_SIZE: u64 = 1 << 40;
@@ -48,12 +49,27 @@ pub struct RegionInfo {
     pub creator_pid: u32,
     /// That process's start-time key, to tell it from a later process with the same pid.
     pub creator_start: u64,
+    /// That process's pid namespace (the inode number of its `/proc/self/ns/pid`; 0 if it
+    /// could not read it). Its pid means something only in that namespace.
+    pub creator_pid_ns: u64,
+    /// Whether a process of another pid namespace than the creator's has attached (as of
+    /// this snapshot; once set, it stays set). Then no process sharing the region judges a
+    /// lock owner or the creator dead, since `/proc` cannot show them all.
+    pub mixed_namespaces: bool,
 }
 
 impl RegionInfo {
-    /// Whether the creating process is still running.
+    /// Whether the creating process may still be running: `false` only when provably
+    /// dead, which needs this process in the creator's pid namespace (both known), a
+    /// region that is not mixed, and `/proc` showing no such process (or one that started
+    /// at another time). Anything unknown counts as alive.
     pub fn creator_alive(&self) -> bool {
-        super::stale::creator_alive(self.creator_pid, self.creator_start)
+        super::liveness::creator_alive(
+            self.creator_pid,
+            self.creator_start,
+            self.creator_pid_ns,
+            self.mixed_namespaces,
+        )
     }
 }
 
@@ -73,6 +89,9 @@ impl RegionInfo {
 /// [`CreateOptions::persist`]; attachers never unlink. Processes still attached keep
 /// their mapping after the name is gone.
 pub struct Region {
+    /// Registers the mixed word with this process's lock liveness checks. Declared before
+    /// `map` so that it is dropped, and the word unregistered, before the word is unmapped.
+    _veto: LivenessVeto,
     pub(super) map: MmapRaw,
     pub(super) name: RegionName,
     pub(super) info: RegionInfo,
@@ -112,14 +131,46 @@ pub(super) fn io_err(
 }
 
 impl Region {
+    /// A handle to the mapped region `map` (at least a header long), whose mixed word is
+    /// registered as a liveness veto for as long as the handle lives.
+    pub(super) fn from_mapping(
+        map: MmapRaw,
+        name: RegionName,
+        info: RegionInfo,
+        inode: (u64, u64),
+        creator: bool,
+    ) -> Region {
+        assert!(map.len() as u64 >= HEADER_SIZE, "a region holds its header");
+        // SAFETY: the mapping holds at least HEADER_SIZE bytes (asserted) and is
+        // page-aligned, so the mixed word at MIXED_OFFSET lies inside and is aligned for
+        // AtomicU32, which is valid for any bits; it is only accessed atomically.
+        let word = unsafe { &*map.as_ptr().add(MIXED_OFFSET as usize).cast::<AtomicU32>() };
+        // SAFETY: the guard is stored in the handle's `_veto` field, declared before `map`,
+        // so it is dropped (and the word unregistered) before `map` unmaps the word.
+        let veto = unsafe { crate::sync::add_liveness_veto(word) };
+        Region {
+            _veto: veto,
+            map,
+            name,
+            info,
+            inode,
+            creator,
+            unlink_on_drop: AtomicU32::new(0),
+        }
+    }
+
     /// The region's name.
     pub fn name(&self) -> &RegionName {
         &self.name
     }
 
-    /// What the header says: id, size, version, creator.
+    /// What the header says: id, size, version, creator, and whether the region is shared
+    /// across pid namespaces (read now).
     pub fn info(&self) -> RegionInfo {
-        self.info
+        RegionInfo {
+            mixed_namespaces: self.mixed_word().load(Ordering::SeqCst) != 0,
+            ..self.info
+        }
     }
 
     /// The region's random id.
@@ -168,6 +219,13 @@ impl Region {
     pub fn root(&self) -> &AtomicU64 {
         // The root word lies inside the header, which every region holds.
         self.resolve::<AtomicU64>(Offset::new(ROOT_OFFSET))
+            .expect("the header is always mapped")
+    }
+
+    /// The mixed-namespaces word (see [`RegionInfo::mixed_namespaces`]).
+    pub(super) fn mixed_word(&self) -> &AtomicU32 {
+        // The mixed word lies inside the header, which every region holds.
+        self.resolve::<AtomicU32>(Offset::new(MIXED_OFFSET))
             .expect("the header is always mapped")
     }
 

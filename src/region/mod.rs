@@ -52,13 +52,31 @@
 //!
 //! The creating handle unlinks the name on drop unless persisted; attachers never do.
 //! Both the drop and [`Region::remove_stale`] (which also requires the file to be ours, to
-//! be a region, and its creator to be dead) unlink the name only while it still stands
-//! for the file they checked (same device and inode).
+//! be a region, and its creator to be provably dead) unlink the name only while it still
+//! stands for the file they checked (same device and inode).
+//!
+//! # Pid namespaces
+//!
+//! Creators and lock owners are judged alive through `/proc`, which shows the processes of
+//! one pid namespace only. Processes of several namespaces can share `/dev/shm`
+//! (containers sharing an IPC namespace); each would see the others as dead, take their
+//! locks and remove their regions. So the header records the creator's pid namespace (the
+//! inode of `/proc/self/ns/pid`, 0 if unreadable), and an attacher whose namespace differs
+//! (or is unreadable while the creator's is known, or the reverse) sets the region's
+//! sticky mixed word, with a SeqCst store, before [`Region::attach`] returns. Every
+//! [`Region`] handle registers that word as a liveness veto (`crate::sync`): while any
+//! region mapped in a process is mixed, that process judges no lock owner dead. A lock
+//! whose owner really died is then never taken over; waiters time out instead. The
+//! creator is never judged dead across a namespace mismatch, on a mixed region, when
+//! `/proc` does not work, or when death is otherwise unproven
+//! ([`RegionInfo::creator_alive`]): [`Region::remove_stale`] then answers `Ok(false)`.
+//! [`RegionInfo`] shows the creator's namespace and whether the region is mixed.
 
 mod attach;
 mod create;
 mod error;
 pub mod header;
+mod liveness;
 mod mapping;
 mod name;
 mod offset;

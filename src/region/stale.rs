@@ -8,32 +8,13 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::error::RegionError;
-use super::header::{RawHeader, HEADER_SIZE, MAGIC, RAW_HEADER_SIZE};
-use super::mapping::Region;
+use super::header::{
+    RawHeader, HEADER_SIZE, MAGIC, MIXED_OFFSET, PID_NS_OFFSET, RAW_HEADER_SIZE, READ_SIZE,
+};
+use super::liveness::{creator_alive, pid_alive};
+use super::mapping::{Region, RegionId, RegionInfo};
 use super::name::RegionName;
 use super::SHM_DIR;
-use crate::sync;
-
-/// Whether the process `pid` with start key `start` still runs; `true` when in doubt.
-/// A key of 0 means the creator could not read its own key: then any process with that
-/// pid counts as the creator.
-pub(super) fn creator_alive(pid: u32, start: u64) -> bool {
-    if start == 0 {
-        return pid_alive(pid);
-    }
-    sync::process_alive(pid, start)
-}
-
-/// Whether some process `pid` runs; `true` unless `/proc` works (our own entry reads) and
-/// has no entry for it.
-fn pid_alive(pid: u32) -> bool {
-    let proc_works = std::fs::metadata(format!("/proc/{}", std::process::id())).is_ok();
-    !(proc_works
-        && matches!(
-            std::fs::metadata(format!("/proc/{pid}")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound
-        ))
-}
 
 /// Opens `path` to read, without following a symbolic link squatting it (`O_NOFOLLOW`) or
 /// blocking on a FIFO (`O_NONBLOCK`); `None` if nothing is there.
@@ -65,16 +46,40 @@ fn plain_io(op: &'static str, name: &str, source: std::io::Error) -> RegionError
     }
 }
 
+/// A region header as read from the file, without mapping it.
+struct FileHeader {
+    raw: RawHeader,
+    pid_ns: u64,
+    mixed: bool,
+}
+
+impl FileHeader {
+    fn creator_alive(&self) -> bool {
+        creator_alive(
+            self.raw.creator_pid,
+            self.raw.creator_start,
+            self.pid_ns,
+            self.mixed,
+        )
+    }
+}
+
 /// The header at the start of `file`, if it is a regular file holding one with the
 /// region magic.
-fn read_header(mut file: &File, meta: &Metadata) -> Option<RawHeader> {
-    let mut buf = [0u8; RAW_HEADER_SIZE];
+fn read_header(mut file: &File, meta: &Metadata) -> Option<FileHeader> {
+    let mut buf = [0u8; READ_SIZE];
     if !meta.file_type().is_file() || meta.len() < HEADER_SIZE {
         return None;
     }
     file.read_exact(&mut buf).ok()?;
-    let raw = RawHeader::from_bytes(&buf);
-    (raw.magic == MAGIC).then_some(raw)
+    let raw = RawHeader::from_bytes(buf[..RAW_HEADER_SIZE].try_into().ok()?);
+    let word = |at: u64| buf.get(at as usize..at as usize + 8)?.try_into().ok();
+    let mixed_at = MIXED_OFFSET as usize;
+    (raw.magic == MAGIC).then_some(FileHeader {
+        raw,
+        pid_ns: u64::from_ne_bytes(word(PID_NS_OFFSET)?),
+        mixed: buf[mixed_at..mixed_at + 4] != [0; 4],
+    })
 }
 
 /// Unlinks `path` if it still stands for the file `meta` describes. (A replacement made
@@ -139,8 +144,8 @@ fn build_alive(file: &File, meta: &Metadata, pid: u32) -> Option<bool> {
     if !meta.file_type().is_file() {
         return None;
     }
-    if let Some(raw) = read_header(file, meta) {
-        return (raw.creator_pid == pid).then(|| creator_alive(raw.creator_pid, raw.creator_start));
+    if let Some(header) = read_header(file, meta) {
+        return (header.raw.creator_pid == pid).then(|| header.creator_alive());
     }
     let mut head = [0u8; 8];
     let n = (meta.len() as usize).min(head.len());
@@ -219,8 +224,33 @@ pub fn remove_unfinished_build(file_name: &str) -> Result<bool, RegionError> {
 }
 
 impl Region {
+    /// What the header of region `name` says, read from the file without mapping it,
+    /// attaching to it or checking its owner: for tools that list regions.
+    ///
+    /// # Errors
+    ///
+    /// [`RegionError::NotFound`], [`RegionError::PermissionDenied`],
+    /// [`RegionError::BadMagic`] for a file that is not a region, [`RegionError::Io`].
+    pub fn peek(name: &RegionName) -> Result<RegionInfo, RegionError> {
+        let Some((file, meta)) = open_unfollowed(&name.file_path(), name.as_str())? else {
+            return Err(RegionError::NotFound(name.to_string()));
+        };
+        let h = read_header(&file, &meta).ok_or_else(|| RegionError::BadMagic(name.to_string()))?;
+        Ok(RegionInfo {
+            id: RegionId(h.raw.id),
+            size: h.raw.size,
+            version: h.raw.version,
+            creator_pid: h.raw.creator_pid,
+            creator_start: h.raw.creator_start,
+            creator_pid_ns: h.pid_ns,
+            mixed_namespaces: h.mixed,
+        })
+    }
+
     /// Removes a region left behind by a dead creator: only if the file is ours, is a
-    /// shmval region, and its creator is no longer running. Returns whether it removed it.
+    /// shmval region, and its creator is provably no longer running (see
+    /// [`RegionInfo::creator_alive`]: never across pid namespaces, nor on a region whose
+    /// processes live in several). Returns whether it removed it.
     ///
     /// # Errors
     ///
@@ -240,9 +270,9 @@ impl Region {
                 expected: me,
             });
         }
-        let raw =
+        let header =
             read_header(&file, &meta).ok_or_else(|| RegionError::BadMagic(name.to_string()))?;
-        if creator_alive(raw.creator_pid, raw.creator_start) {
+        if header.creator_alive() {
             return Ok(false);
         }
         // Unlink only the file we checked: the name may have been replaced meanwhile.

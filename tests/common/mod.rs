@@ -210,7 +210,9 @@ pub mod field {
     pub const CREATOR_PID: usize = 48;
     pub const CREATOR_START: usize = 56;
     pub const STATE: usize = 64;
+    pub const MIXED: usize = 68;
     pub const ROOT: usize = 72;
+    pub const CREATOR_PID_NS: usize = 80;
 }
 
 /// The bytes of a valid, ready region file of `size` bytes (at least the header): the
@@ -251,6 +253,15 @@ pub fn write_shm_file_mode(name: &RegionName, bytes: &[u8], mode: u32) {
 /// Writes `bytes` to `/dev/shm/<name>` with mode 0600.
 pub fn write_shm_file(name: &RegionName, bytes: &[u8]) {
     write_shm_file_mode(name, bytes, 0o600);
+}
+
+/// This process's pid namespace, as a region header records it: the inode number of
+/// `/proc/self/ns/pid`.
+pub fn own_pid_ns() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid")
+        .expect("read /proc/self/ns/pid")
+        .ino()
 }
 
 /// Whether the tests run as root (so they can change owners and drop privileges).
