@@ -18,6 +18,7 @@ use super::header::{
 use super::liveness::{mixes, own_pid_ns};
 use super::mapping::{io_err, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 use super::name::RegionName;
+use super::trust::{self, FileOwner};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{self, Platform};
 
@@ -27,6 +28,7 @@ pub struct AttachOptions {
     micro_sleep: Duration,
     break_checker: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     allowed_mode: u32,
+    group: Option<u32>,
     layout: u64,
 }
 
@@ -37,6 +39,7 @@ impl std::fmt::Debug for AttachOptions {
             .field("micro_sleep", &self.micro_sleep)
             .field("break_checker", &self.break_checker.is_some())
             .field("allowed_mode", &format_args!("{:#o}", self.allowed_mode))
+            .field("group", &self.group)
             .field("layout", &format_args!("{:#x}", self.layout))
             .finish()
     }
@@ -49,6 +52,7 @@ impl Default for AttachOptions {
             micro_sleep: Duration::from_millis(100),
             break_checker: None,
             allowed_mode: 0o600,
+            group: None,
             layout: 0,
         }
     }
@@ -80,10 +84,24 @@ impl AttachOptions {
         self
     }
 
-    /// Permission bits the region file may have (default 0600). Pass e.g. 0o660 to accept
-    /// regions shared with the group.
+    /// Permission bits one of our own region files may have (default 0600). To share
+    /// regions between users, trust their [`group`](Self::group) instead.
     pub fn allowed_mode(mut self, mode: u32) -> Self {
         self.allowed_mode = mode & 0o777;
+        self
+    }
+
+    /// Trusts the members of group `gid` (default: nobody but ourselves). A region file of
+    /// another uid is then accepted if its group is `gid`, this process is a member of
+    /// `gid` (its effective or a supplementary group), and its mode grants the group read
+    /// and write and others nothing (0660, as [`CreateOptions::group`] makes it); the
+    /// header checks follow as for our own files. One of our own files may then grant
+    /// `gid` read and write too. A file of another uid with any other group is still
+    /// [`RegionError::WrongOwner`]: a user outside `gid` cannot give a file that group.
+    ///
+    /// [`CreateOptions::group`]: super::CreateOptions::group
+    pub fn group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
         self
     }
 
@@ -100,6 +118,20 @@ impl AttachOptions {
     /// See [`Region::attach`].
     pub fn attach(&self, name: &RegionName) -> Result<Region, RegionError> {
         Region::attach_with(name, self)
+    }
+
+    /// [`Region::remove_stale`], accepting the files these options accept for attaching:
+    /// another member's region of the trusted [`group`](Self::group) whose creator is dead
+    /// is removed, if the system lets us. In the sticky `/dev/shm` only a file's owner (or
+    /// root) may unlink it, so that is usually [`RegionError::UnlinkDenied`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Region::remove_stale`], and [`RegionError::NotInGroup`],
+    /// [`RegionError::InsecureMode`] (another member's file that grants others access) as
+    /// for [`attach`](Self::attach).
+    pub fn remove_stale(&self, name: &RegionName) -> Result<bool, RegionError> {
+        Region::remove_stale_trusting(name, self.group)
     }
 }
 
@@ -142,22 +174,14 @@ impl Region {
                 what: "not a regular file".into(),
             });
         }
-        let me = nix::unistd::geteuid().as_raw();
-        if meta.uid() != me {
-            return Err(RegionError::WrongOwner {
-                name: name.to_string(),
-                found: meta.uid(),
-                expected: me,
-            });
-        }
-        let mode = meta.mode() & 0o777;
-        if mode & !opts.allowed_mode & 0o077 != 0 {
-            return Err(RegionError::InsecureMode {
-                name: name.to_string(),
-                mode,
-                allowed: opts.allowed_mode,
-            });
-        }
+        trust::check(
+            name.as_str(),
+            FileOwner::of(&meta),
+            nix::unistd::geteuid().as_raw(),
+            opts.group,
+            opts.allowed_mode,
+            trust::is_member,
+        )?;
         let file_size = meta.len();
         if file_size < HEADER_SIZE {
             return Err(RegionError::Truncated {

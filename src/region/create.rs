@@ -28,6 +28,7 @@ pub struct CreateOptions {
     mode: u32,
     persist: bool,
     layout: u64,
+    group: Option<u32>,
     /// Build in an unnamed file where the system allows it (always, but for tests of the
     /// private-name fallback).
     unnamed: bool,
@@ -39,6 +40,7 @@ impl Default for CreateOptions {
             mode: 0o600,
             persist: false,
             layout: 0,
+            group: None,
             unnamed: true,
         }
     }
@@ -53,6 +55,17 @@ impl CreateOptions {
     /// Permission bits of the region file (default 0600: owner only).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
+        self
+    }
+
+    /// Gives the region file group `gid` (`fchown`, before it is published), to share it
+    /// with the members of that group: pair it with [`mode`](Self::mode)`(0o660)`, and
+    /// have them attach with [`AttachOptions::group`]. The creator must be a member of
+    /// `gid` (root need not be), else creation fails with [`RegionError::NotInGroup`].
+    ///
+    /// [`AttachOptions::group`]: super::AttachOptions::group
+    pub fn group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
         self
     }
 
@@ -309,7 +322,7 @@ impl Region {
     /// [`MAX_REGION_SIZE`], [`RegionError::NoSpace`] if `/dev/shm` cannot hold it (found now, by
     /// `posix_fallocate`, rather than as a SIGBUS later), [`RegionError::PermissionDenied`],
     /// [`RegionError::BuildNameTaken`] (only where regions are built under private names),
-    /// or [`RegionError::Io`].
+    /// [`RegionError::NotInGroup`] (with [`CreateOptions::group`]), or [`RegionError::Io`].
     pub fn create(name: &RegionName, size: u64) -> Result<Region, RegionError> {
         Self::create_with(name, size, &CreateOptions::default())
     }
@@ -376,7 +389,23 @@ impl Region {
             Errno::ENOSPC | Errno::EFBIG => no_space(),
             e => io_err("ftruncate", name, e),
         })?;
-        // open applies the umask; set exactly the mode asked for.
+        if let Some(gid) = opts.group {
+            // The kernel lets only a member of `gid` (or root) give a file that group.
+            nix::unistd::fchown(
+                file.as_raw_fd(),
+                None,
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| match e {
+                Errno::EPERM => RegionError::NotInGroup {
+                    name: name.to_string(),
+                    gid,
+                },
+                e => io_err("fchown", name, e),
+            })?;
+        }
+        // open applies the umask (and fchown may clear set-id bits); set exactly the mode
+        // asked for.
         file.set_permissions(std::fs::Permissions::from_mode(opts.mode))
             .map_err(|e| io_err("fchmod", name, e))?;
         // The header goes in first, in the building state, so that even a file left under

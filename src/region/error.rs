@@ -49,8 +49,12 @@ pub enum RegionError {
     /// The operating system refused access.
     #[error("permission denied for region {0:?}")]
     PermissionDenied(String),
-    /// The file belongs to another user: it is not ours to use or remove.
-    #[error("region {name:?} is owned by uid {found}, not by us (uid {expected})")]
+    /// The file belongs to another user (and not to a trusted group): it is not ours to
+    /// use or remove.
+    #[error(
+        "region {name:?} is owned by uid {found}, not by us (uid {expected}), nor shared with \
+         a group we trust"
+    )]
     WrongOwner {
         /// The region's name.
         name: String,
@@ -58,6 +62,15 @@ pub enum RegionError {
         found: u32,
         /// Our effective uid.
         expected: u32,
+    },
+    /// The region is shared with a group this process is not a member of; or, creating,
+    /// the process may not give a file that group.
+    #[error("region {name:?} is shared with group {gid}, which this process is not a member of")]
+    NotInGroup {
+        /// The region's name.
+        name: String,
+        /// The group.
+        gid: u32,
     },
     /// The file grants group or other users access that the attach options do not allow.
     #[error(

@@ -86,7 +86,7 @@ impl RegionInfo {
 /// at a different address in every process.
 ///
 /// The creating handle unlinks the name on drop unless created with
-/// [`CreateOptions::persist`]; attachers never unlink. Processes still attached keep
+/// [`CreateOptions::persist`](super::CreateOptions::persist); attachers never unlink. Processes still attached keep
 /// their mapping after the name is gone.
 pub struct Region {
     /// Registers the mixed word with this process's lock liveness checks. Declared before
@@ -189,7 +189,7 @@ impl Region {
     }
 
     /// Whether this handle created the region (it then unlinks the name on drop, unless
-    /// created with [`CreateOptions::persist`]).
+    /// created with [`CreateOptions::persist`](super::CreateOptions::persist)).
     pub fn is_creator(&self) -> bool {
         self.creator
     }
@@ -203,10 +203,29 @@ impl Region {
 
     /// Unlinks the name now if it still stands for this region's file (a creator's drop
     /// does this unless persisted). Processes that mapped the region keep it. Returns
-    /// whether the name was removed.
+    /// whether the name was removed; [`try_unlink`](Self::try_unlink) says why not.
     pub fn unlink(&self) -> bool {
+        self.try_unlink().unwrap_or(false)
+    }
+
+    /// [`unlink`](Self::unlink), reporting a refusal: `Ok(false)` if the name no longer
+    /// stands for this region's file.
+    ///
+    /// # Errors
+    ///
+    /// [`RegionError::UnlinkDenied`] if the system refuses: in the sticky `/dev/shm` only
+    /// the file's owner (or root) may unlink it, which a process that changed its
+    /// effective uid since creating the region, or a member of the region's group, is
+    /// not. [`RegionError::Io`] otherwise.
+    pub fn try_unlink(&self) -> Result<bool, RegionError> {
         self.unlink_on_drop.store(0, Ordering::Relaxed);
-        self.is_current() && std::fs::remove_file(self.name.file_path()).is_ok()
+        let path = self.name.file_path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(now) if (now.dev(), now.ino()) == self.inode => {
+                super::stale::unlink_checked(&path, &now, self.name.as_str())
+            }
+            _ => Ok(false),
+        }
     }
 
     /// First offset past the header: where the layers above start (64-aligned).
@@ -336,10 +355,9 @@ impl Drop for Region {
         if self.unlink_on_drop.load(Ordering::Relaxed) != 0 {
             // Unlink only if the name still stands for our file (a file that replaced ours
             // under the same name is left alone, up to the window between the check and
-            // the unlink, which POSIX cannot close).
-            if self.is_current() {
-                let _ = std::fs::remove_file(self.name.file_path());
-            }
+            // the unlink, which POSIX cannot close). A drop has nobody to report a refusal
+            // to: a creator that may be refused calls `try_unlink` first.
+            let _ = self.try_unlink();
         }
     }
 }

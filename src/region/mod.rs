@@ -41,6 +41,19 @@
 //! deadline, waking every `micro_sleep` to run the break checker. Each failed check is its
 //! own [`RegionError`] variant.
 //!
+//! # Sharing with a group
+//!
+//! Services running as different users share regions through a group: the creator gives
+//! the file that group ([`CreateOptions::group`], `fchown` before publication; it must be
+//! a member) and mode 0660, and the others attach with [`AttachOptions::group`]. A file
+//! of another uid is accepted only if its group is the trusted one, the caller is a member
+//! of it, and its mode grants the group read and write and others nothing. A user outside
+//! the group cannot give a file that group, so squatting stays refused
+//! ([`RegionError::WrongOwner`]). `/dev/shm` is sticky: only a file's owner (or root) may
+//! unlink it, so a member removing another's stale region
+//! ([`AttachOptions::remove_stale`]) or a creator whose uid changed
+//! ([`Region::try_unlink`]) is told so ([`RegionError::UnlinkDenied`]).
+//!
 //! # Offsets
 //!
 //! Offsets read from the region are untrusted: [`Region::resolve`],
@@ -81,6 +94,7 @@ mod mapping;
 mod name;
 mod offset;
 mod stale;
+mod trust;
 
 pub use attach::AttachOptions;
 pub use create::{CreateOptions, Unpublished};

@@ -14,6 +14,7 @@ use super::header::{
 use super::liveness::{creator_alive, pid_alive};
 use super::mapping::{Region, RegionId, RegionInfo};
 use super::name::RegionName;
+use super::trust::{self, FileOwner};
 use super::SHM_DIR;
 
 /// Opens `path` to read, without following a symbolic link squatting it (`O_NOFOLLOW`) or
@@ -86,7 +87,11 @@ fn read_header(mut file: &File, meta: &Metadata) -> Option<FileHeader> {
 /// between this check and the unlink would still go: POSIX has no unlink-if-inode. Only a
 /// process of a user the caller trusts can make one, since it would also have had to pass
 /// the caller's owner check to matter.)
-fn unlink_checked(path: &Path, meta: &Metadata, name: &str) -> Result<bool, RegionError> {
+pub(super) fn unlink_checked(
+    path: &Path,
+    meta: &Metadata,
+    name: &str,
+) -> Result<bool, RegionError> {
     match std::fs::symlink_metadata(path) {
         Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {
             match std::fs::remove_file(path) {
@@ -258,18 +263,30 @@ impl Region {
     /// a file that is not a region, [`RegionError::UnlinkDenied`], [`RegionError::Io`]. A
     /// live creator is not an error: the result is `Ok(false)`.
     pub fn remove_stale(name: &RegionName) -> Result<bool, RegionError> {
+        Self::remove_stale_trusting(name, None)
+    }
+
+    /// [`remove_stale`](Self::remove_stale), trusting the files of group `group` as
+    /// attaching does (see `trust`). Our own file may have any mode: it is ours to remove.
+    pub(super) fn remove_stale_trusting(
+        name: &RegionName,
+        group: Option<u32>,
+    ) -> Result<bool, RegionError> {
         let path = name.file_path();
         let Some((file, meta)) = open_unfollowed(&path, name.as_str())? else {
             return Ok(false);
         };
-        let me = nix::unistd::geteuid().as_raw();
-        if meta.uid() != me {
-            return Err(RegionError::WrongOwner {
-                name: name.to_string(),
-                found: meta.uid(),
-                expected: me,
-            });
+        if !meta.file_type().is_file() {
+            return Err(RegionError::BadMagic(name.to_string()));
         }
+        trust::check(
+            name.as_str(),
+            FileOwner::of(&meta),
+            nix::unistd::geteuid().as_raw(),
+            group,
+            0o777,
+            trust::is_member,
+        )?;
         let header =
             read_header(&file, &meta).ok_or_else(|| RegionError::BadMagic(name.to_string()))?;
         if header.creator_alive() {
