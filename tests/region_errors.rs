@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    field, is_root, put_u32, put_u64, region_image, role_entry, shm_files_of, spawn_role,
-    write_shm_file, write_shm_file_mode, TestName, NOBODY,
+    field, put_u32, put_u64, region_image, role_entry, shm_files_of, spawn_role, write_shm_file,
+    write_shm_file_mode, TestName, NOBODY,
 };
 use shmval::region::header::{HEADER_SIZE, LAYOUT_VERSION};
 use shmval::region::{
@@ -80,25 +80,26 @@ fn not_found() {
 }
 
 #[test]
+#[cfg_attr(not(shmval_root), ignore = "needs root")]
 fn permission_denied() {
+    // Root passes every permission check: a child that became `nobody` does not.
     let name = TestName::new("denied");
-    if is_root() {
-        // Root passes every permission check: a child that became `nobody` does not.
-        let _r = Region::create(&name, SIZE).unwrap();
-        spawn_role("attach_as_nobody", &[name.as_str()]).wait_ok(Duration::from_secs(30));
-    } else {
-        write_shm_file_mode(&name, &region_image(SIZE, 0), 0o000);
-        let e = Region::attach(&name).unwrap_err();
-        assert!(matches!(e, RegionError::PermissionDenied(_)), "{e}");
-    }
+    let _r = Region::create(&name, SIZE).unwrap();
+    spawn_role("attach_as_nobody", &[name.as_str()]).wait_ok(Duration::from_secs(30));
 }
 
 #[test]
+#[cfg_attr(shmval_root, ignore = "root passes every permission check")]
+fn permission_denied_by_the_mode() {
+    let name = TestName::new("denied-mode");
+    write_shm_file_mode(&name, &region_image(SIZE, 0), 0o000);
+    let e = Region::attach(&name).unwrap_err();
+    assert!(matches!(e, RegionError::PermissionDenied(_)), "{e}");
+}
+
+#[test]
+#[cfg_attr(not(shmval_root), ignore = "needs root")]
 fn wrong_owner() {
-    if !is_root() {
-        println!("wrong_owner: skipped, changing a file's owner needs root");
-        return;
-    }
     let name = TestName::new("owner");
     write_shm_file(&name, &region_image(SIZE, 0));
     std::os::unix::fs::chown(name.file_path(), Some(NOBODY), Some(NOBODY)).unwrap();

@@ -11,8 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{
-    field, is_root, put_u32, put_u64, region_image, role_entry, shm_files_of, spawn_role,
-    wait_until, write_shm_file, TestName, NOBODY,
+    field, put_u32, put_u64, region_image, role_entry, shm_files_of, spawn_role, wait_until,
+    write_shm_file, TestName, NOBODY,
 };
 use shmval::region::{AttachOptions, CreateOptions, Offset, Region, RegionError, RegionName};
 use shmval::sync::{Os, Platform};
@@ -348,11 +348,8 @@ fn remove_stale_refuses_a_file_that_is_not_a_region() {
 }
 
 #[test]
+#[cfg_attr(not(shmval_root), ignore = "needs root")]
 fn remove_stale_refuses_another_owners_region() {
-    if !is_root() {
-        println!("remove_stale_refuses_another_owners_region: skipped, chown needs root");
-        return;
-    }
     let name = TestName::new("theirs");
     // A region whose creator is dead: our pid under another start key.
     let mut image = region_image(SIZE, 0);
@@ -415,44 +412,74 @@ fn child_role() {
 // ---------------------------------------------------------------------------------------
 // Two-phase creation
 
+/// The files a build in progress has in `/dev/shm`: none when built in an unnamed file,
+/// the private name in the fallback.
+fn files_while_building(private: bool) -> usize {
+    if private {
+        1
+    } else {
+        0
+    }
+}
+
 #[test]
 fn an_unpublished_region_is_invisible_until_published() {
-    let name = TestName::new("unpublished");
-    let building = CreateOptions::new().build(&name, SIZE).unwrap();
-    // The creator formats it; nobody can open it under its name yet.
-    word(building.region(), 4096).store(42, Ordering::SeqCst);
-    assert!(matches!(
-        Region::attach(&name),
-        Err(RegionError::NotFound(_))
-    ));
-    assert_eq!(shm_files_of(&name).len(), 1, "only the private name exists");
-    let created = building.publish().unwrap();
-    let other = Region::attach(&name).unwrap();
-    assert_eq!(word(&other, 4096).load(Ordering::SeqCst), 42);
-    assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
-    drop(other);
-    drop(created);
-    assert!(shm_files_of(&name).is_empty());
+    for private in [false, true] {
+        let name = TestName::new("unpublished");
+        let building = CreateOptions::new()
+            .private_build_name(private)
+            .build(&name, SIZE)
+            .unwrap();
+        // The creator formats it; nobody can open it under its name yet.
+        word(building.region(), 4096).store(42, Ordering::SeqCst);
+        assert!(matches!(
+            Region::attach(&name),
+            Err(RegionError::NotFound(_))
+        ));
+        assert_eq!(
+            shm_files_of(&name).len(),
+            files_while_building(private),
+            "{:?}",
+            shm_files_of(&name)
+        );
+        let created = building.publish().unwrap();
+        let other = Region::attach(&name).unwrap();
+        assert_eq!(word(&other, 4096).load(Ordering::SeqCst), 42);
+        assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
+        drop(other);
+        drop(created);
+        assert!(shm_files_of(&name).is_empty());
+    }
 }
 
 #[test]
 fn dropping_an_unpublished_region_leaves_nothing() {
-    let name = TestName::new("unpublished-drop");
-    let building = CreateOptions::new().build(&name, SIZE).unwrap();
-    assert_eq!(shm_files_of(&name).len(), 1);
-    drop(building);
-    assert!(shm_files_of(&name).is_empty());
+    for private in [false, true] {
+        let name = TestName::new("unpublished-drop");
+        let building = CreateOptions::new()
+            .private_build_name(private)
+            .build(&name, SIZE)
+            .unwrap();
+        assert_eq!(shm_files_of(&name).len(), files_while_building(private));
+        drop(building);
+        assert!(shm_files_of(&name).is_empty());
+    }
 }
 
 #[test]
 fn publishing_onto_a_taken_name_fails_and_cleans_up() {
-    let name = TestName::new("unpublished-taken");
-    let building = CreateOptions::new().build(&name, SIZE).unwrap();
-    let winner = Region::create(&name, SIZE).unwrap();
-    assert!(matches!(
-        building.publish(),
-        Err(RegionError::AlreadyExists(_))
-    ));
-    assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
-    drop(winner);
+    for private in [false, true] {
+        let name = TestName::new("unpublished-taken");
+        let building = CreateOptions::new()
+            .private_build_name(private)
+            .build(&name, SIZE)
+            .unwrap();
+        let winner = Region::create(&name, SIZE).unwrap();
+        assert!(matches!(
+            building.publish(),
+            Err(RegionError::AlreadyExists(_))
+        ));
+        assert_eq!(shm_files_of(&name), vec![name.as_str().to_string()]);
+        drop(winner);
+    }
 }

@@ -62,9 +62,13 @@ enum Cmd {
         /// The region to remove.
         #[arg(required_unless_present = "stale", conflicts_with = "stale")]
         region: Option<String>,
-        /// Remove every region of ours whose creator is dead.
+        /// Remove every region of ours whose creator is dead, and every unfinished build
+        /// of ours whose builder is.
         #[arg(long)]
         stale: bool,
+        /// With --stale: only names that start with this.
+        #[arg(long, requires = "stale")]
+        prefix: Option<String>,
     },
     /// Create a region, let worker processes allocate and free in it, print the pool stats.
     Demo {
@@ -133,7 +137,11 @@ fn main() {
                 1
             }
         },
-        Cmd::Clean { region, stale } => shmdir::clean(region.as_deref(), stale),
+        Cmd::Clean {
+            region,
+            stale,
+            prefix,
+        } => shmdir::clean(region.as_deref(), stale, prefix.as_deref().unwrap_or("")),
         Cmd::Demo {
             bytes,
             workers,

@@ -1,19 +1,23 @@
 //! `shmval list` and `shmval clean`: this project's regions in `/dev/shm`.
 //!
 //! A file counts as a region when its first bytes are a region header's magic. Its
-//! creator's pid and start key come from the header, so "alive" means that very process
-//! still runs (not another that reused the pid). Cleaning goes through
+//! creator's pid, start key and pid namespace come from the header, so "alive" means that
+//! very process still runs (not another that reused the pid), and a creator in another pid
+//! namespace, or of a region shared across namespaces, always counts as alive. Cleaning goes through
 //! `Region::remove_stale` only: the file must be ours, a region, its creator dead, and the
 //! name must still stand for the file that was checked.
+//!
+//! Files under private build names (`<region>.tmp-<pid>-<n>`), which a creator killed
+//! while building leaves where regions cannot be built in unnamed files, are listed as
+//! unfinished builds and removed through `region::remove_unfinished_build`, by the same
+//! rules with the builder in place of the creator.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
 use serde::Serialize;
-use shmval::region::header::{HEADER_SIZE, MAGIC};
-use shmval::region::{Region, RegionName, SHM_DIR};
+use shmval::region::{self, Region, RegionName, SHM_DIR};
 
-/// One region file.
+/// One region file, or one unfinished build.
 #[derive(Debug, Serialize)]
 pub struct Listed {
     name: String,
@@ -21,45 +25,64 @@ pub struct Listed {
     owner_uid: u32,
     owner: String,
     creator_pid: u32,
+    /// Whether the creator may still run: never judged dead across pid namespaces.
     creator_alive: bool,
+    /// The creator's pid namespace (0: unknown), in which `creator_pid` means something.
+    creator_pid_ns: u64,
+    /// Whether processes of several pid namespaces share the region.
+    mixed_namespaces: bool,
+    /// A file a builder left under a private name, not a published region.
+    unfinished_build: bool,
 }
 
-/// Header fields at their offsets (see `shmval::region::header`).
-const CREATOR_PID: usize = 48;
-const CREATOR_START: usize = 56;
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(uid.into())
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
+}
 
-/// The regions in `/dev/shm`, by name.
+/// The regions and unfinished builds in `/dev/shm`, by name.
 pub fn list() -> Result<Vec<Listed>, String> {
+    let builds = region::unfinished_builds().map_err(|e| e.to_string())?;
     let dir = std::fs::read_dir(SHM_DIR).map_err(|e| format!("{SHM_DIR}: {e}"))?;
-    let mut out = vec![];
+    let mut out: Vec<Listed> = builds
+        .iter()
+        .map(|b| Listed {
+            name: b.file_name.clone(),
+            bytes: b.bytes,
+            owner_uid: b.owner_uid,
+            owner: user_name(b.owner_uid),
+            creator_pid: b.builder_pid,
+            creator_alive: b.builder_alive,
+            creator_pid_ns: 0,
+            mixed_namespaces: false,
+            unfinished_build: true,
+        })
+        .collect();
     for e in dir.flatten() {
-        let Ok(meta) = e.metadata() else { continue };
-        if !meta.file_type().is_file() || meta.len() < HEADER_SIZE {
+        if builds.iter().any(|b| *b.file_name == *e.file_name()) {
             continue;
         }
-        let mut head = [0u8; 64];
-        let read = std::fs::File::open(e.path()).and_then(|mut f| f.read_exact(&mut head));
-        if read.is_err() || head[..8] != MAGIC {
+        // Region::peek reads the header without following links or blocking on FIFOs;
+        // anything that is not a region (or not readable) is left out.
+        let Some(name) = e.file_name().to_str().and_then(|n| RegionName::new(n).ok()) else {
             continue;
-        }
-        let word4 = |at: usize| u32::from_ne_bytes(head[at..at + 4].try_into().unwrap_or_default());
-        let word8 = |at: usize| u64::from_ne_bytes(head[at..at + 8].try_into().unwrap_or_default());
-        let (pid, start) = (word4(CREATOR_PID), word8(CREATOR_START));
-        let alive = if start == 0 {
-            std::path::Path::new(&format!("/proc/{pid}")).exists()
-        } else {
-            shmval::sync::process_alive(pid, start)
+        };
+        let (Ok(meta), Ok(info)) = (std::fs::symlink_metadata(e.path()), Region::peek(&name))
+        else {
+            continue;
         };
         out.push(Listed {
-            name: e.file_name().to_string_lossy().into_owned(),
+            name: name.to_string(),
             bytes: meta.len(),
             owner_uid: meta.uid(),
-            owner: nix::unistd::User::from_uid(meta.uid().into())
-                .ok()
-                .flatten()
-                .map_or_else(|| meta.uid().to_string(), |u| u.name),
-            creator_pid: pid,
-            creator_alive: alive,
+            owner: user_name(meta.uid()),
+            creator_pid: info.creator_pid,
+            creator_alive: info.creator_alive(),
+            creator_pid_ns: info.creator_pid_ns,
+            mixed_namespaces: info.mixed_namespaces,
+            unfinished_build: false,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -77,29 +100,37 @@ pub fn print(regions: &[Listed]) {
         "region", "bytes", "owner", "pid"
     );
     for r in regions {
-        println!(
-            "{:<40} {:>12} {:<10} {:>8}  {}",
-            r.name,
-            r.bytes,
-            r.owner,
-            r.creator_pid,
-            if r.creator_alive {
-                "running"
-            } else {
-                "gone (stale: `shmval clean --stale` removes it)"
+        let state = match (r.unfinished_build, r.creator_alive) {
+            (false, true) => "running",
+            (false, false) => "gone (stale: `shmval clean --stale` removes it)",
+            (true, true) => "building (unfinished build, its builder runs)",
+            (true, false) => {
+                "gone (unfinished build of a killed builder: `shmval clean --stale` removes it)"
             }
+        };
+        println!(
+            "{:<40} {:>12} {:<10} {:>8}  {state}",
+            r.name, r.bytes, r.owner, r.creator_pid,
         );
     }
 }
 
-/// `shmval clean REGION` or `shmval clean --stale`; returns the exit code.
-pub fn clean(region: Option<&str>, stale: bool) -> i32 {
+/// `shmval clean REGION` or `shmval clean --stale [--prefix P]`; returns the exit code.
+/// REGION may also be an unfinished build's file name.
+pub fn clean(region: Option<&str>, stale: bool, prefix: &str) -> i32 {
+    let builds: Vec<String> = match region::unfinished_builds() {
+        Ok(b) => b.into_iter().map(|b| b.file_name).collect(),
+        Err(e) => {
+            eprintln!("shmval clean: {e}");
+            return 1;
+        }
+    };
     let names: Vec<String> = match (region, stale) {
         (Some(r), false) => vec![r.to_string()],
         (None, true) => match list() {
             Ok(l) => l
                 .into_iter()
-                .filter(|r| !r.creator_alive)
+                .filter(|r| !r.creator_alive && r.name.starts_with(prefix))
                 .map(|r| r.name)
                 .collect(),
             Err(e) => {
@@ -115,6 +146,23 @@ pub fn clean(region: Option<&str>, stale: bool) -> i32 {
     let mut code = 0;
     let mut removed = 0;
     for n in &names {
+        if builds.contains(n) {
+            match region::remove_unfinished_build(n) {
+                Ok(true) => {
+                    println!("removed {n} (unfinished build)");
+                    removed += 1;
+                }
+                Ok(false) => {
+                    eprintln!("shmval clean: {n}: its builder is still running; not removed");
+                    code = 1;
+                }
+                Err(e) => {
+                    eprintln!("shmval clean: {n}: {e}");
+                    code = 1;
+                }
+            }
+            continue;
+        }
         let name = match RegionName::new(n.as_str()) {
             Ok(n) => n,
             Err(e) => {

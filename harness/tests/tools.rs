@@ -170,3 +170,68 @@ fn list_shows_regions_and_clean_removes_only_stale_ones() {
     assert!(!out.status.success());
     assert!(other.0.exists());
 }
+
+/// A pid that no process has now: that of a child that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut c = Command::new("true").spawn().expect("run true");
+    let pid = c.id();
+    c.wait().expect("reap true");
+    pid
+}
+
+#[test]
+fn list_shows_unfinished_builds_and_clean_stale_removes_the_dead_ones() {
+    let region = format!("shmval-test-list-build-{}", std::process::id());
+    let dead = dead_pid();
+    // What a builder killed while building under a private name leaves: a file with a
+    // header naming it as creator, or one still empty.
+    let with_header = File(PathBuf::from("/dev/shm").join(format!("{region}.tmp-{dead}-0")));
+    let mut image = encode_for_tests(4096, 0).to_vec();
+    image.resize(4096, 0);
+    image[48..52].copy_from_slice(&dead.to_ne_bytes());
+    std::fs::write(&with_header.0, &image).unwrap();
+    let empty = File(PathBuf::from("/dev/shm").join(format!("{region}.tmp-{dead}-1")));
+    std::fs::write(&empty.0, b"").unwrap();
+    // A build whose builder runs (this process).
+    let running =
+        File(PathBuf::from("/dev/shm").join(format!("{region}.tmp-{}-2", std::process::id())));
+    std::fs::write(&running.0, b"").unwrap();
+
+    let l = json(&shmval(&["list", "--json"]));
+    let find = |p: &PathBuf| {
+        let n = p.file_name().unwrap().to_str().unwrap();
+        l.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} not listed: {l}"))
+    };
+    for (f, pid, alive) in [
+        (&with_header, dead, false),
+        (&empty, dead, false),
+        (&running, std::process::id(), true),
+    ] {
+        let r = find(&f.0);
+        assert_eq!(r["unfinished_build"], true, "{r}");
+        assert_eq!(r["creator_pid"], pid, "{r}");
+        assert_eq!(r["creator_alive"], alive, "{r}");
+    }
+    let text = shmval(&["list"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("unfinished build"), "{text}");
+
+    // Only this test's files: other stale files on the machine are not ours to remove.
+    let out = shmval(&["clean", "--stale", "--prefix", &region]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!with_header.0.exists());
+    assert!(!empty.0.exists());
+    assert!(running.0.exists());
+    let refused = shmval(&["clean", running.0.file_name().unwrap().to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(running.0.exists());
+}

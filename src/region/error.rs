@@ -28,14 +28,33 @@ pub enum RegionError {
     /// A region of this name exists already.
     #[error("region {0:?} already exists")]
     AlreadyExists(String),
+    /// The private name a region is built under, where the system cannot build it in an
+    /// unnamed file, is held by a file this build did not make: another user's (a
+    /// squatter), or too many of our own left by earlier processes with our pid.
+    #[error(
+        "cannot build region {name:?}: its private build name {private:?} in /dev/shm is \
+         held by a file of uid {owner}"
+    )]
+    BuildNameTaken {
+        /// The region's name.
+        name: String,
+        /// The private name that is taken.
+        private: String,
+        /// The uid owning the file there.
+        owner: u32,
+    },
     /// No region of this name exists.
     #[error("region {0:?} not found")]
     NotFound(String),
     /// The operating system refused access.
     #[error("permission denied for region {0:?}")]
     PermissionDenied(String),
-    /// The file belongs to another user: it is not ours to use or remove.
-    #[error("region {name:?} is owned by uid {found}, not by us (uid {expected})")]
+    /// The file belongs to another user (and not to a trusted group): it is not ours to
+    /// use or remove.
+    #[error(
+        "region {name:?} is owned by uid {found}, not by us (uid {expected}), nor shared with \
+         a group we trust"
+    )]
     WrongOwner {
         /// The region's name.
         name: String,
@@ -43,6 +62,15 @@ pub enum RegionError {
         found: u32,
         /// Our effective uid.
         expected: u32,
+    },
+    /// The region is shared with a group this process is not a member of; or, creating,
+    /// the process may not give a file that group.
+    #[error("region {name:?} is shared with group {gid}, which this process is not a member of")]
+    NotInGroup {
+        /// The region's name.
+        name: String,
+        /// The group.
+        gid: u32,
     },
     /// The file grants group or other users access that the attach options do not allow.
     #[error(
@@ -55,6 +83,21 @@ pub enum RegionError {
         mode: u32,
         /// The bits the attach options allow.
         allowed: u32,
+    },
+    /// The system refused to unlink the file: `/dev/shm` is sticky, so only a file's owner
+    /// (or root) may remove it, even when others may use it.
+    #[error(
+        "cannot unlink {name:?}, a file of uid {owner}: {source} (in the sticky /dev/shm \
+         only a file's owner, or root, may unlink it)"
+    )]
+    UnlinkDenied {
+        /// The file's name in `/dev/shm`.
+        name: String,
+        /// The file's owner.
+        owner: u32,
+        /// The error.
+        #[source]
+        source: io::Error,
     },
     /// `/dev/shm` has no room for a region of this size.
     #[error("no space in /dev/shm for region {name:?} of {size} bytes")]

@@ -12,27 +12,42 @@
 //! | 52     | 4    | reserved (0)                                                  |
 //! | 56     | 8    | creator's start-time key (see `sync::process_start_key`)      |
 //! | 64     | 4    | state word, atomic: 0 building, 1 ready                       |
-//! | 68     | 4    | reserved (0)                                                  |
+//! | 68     | 4    | mixed word, atomic: 1 once a process of another pid namespace |
+//! |        |      | than the creator's attached (never cleared), else 0           |
 //! | 72     | 8    | root offset, atomic: the root object of the layers above      |
-//! | 80     | 48   | reserved (0)                                                  |
+//! | 80     | 8    | creator's pid namespace: the inode of its `/proc/self/ns/pid` |
+//! |        |      | (0 if it could not read it)                                   |
+//! | 88     | 40   | reserved (0)                                                  |
 //!
-//! Everything but the two atomic words is written once, before the region is published,
-//! and never changed. An attacher copies the header once and checks the copy, so a writer
-//! changing fields between check and use changes nothing.
+//! Everything but the three atomic words is written once, before the region is
+//! published, and never changed. An attacher copies the header once and checks the copy,
+//! so a writer changing fields between check and use changes nothing.
+//!
+//! The mixed word exists because lock owners and creators are judged alive through
+//! `/proc`, which only shows the processes of one pid namespace: while it is set, no
+//! process sharing the region judges anyone dead (see `crate::sync::add_liveness_veto`).
 
 use std::mem::{align_of, size_of};
 
 /// The first 8 bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMVAL\x00\x01";
-/// The layout version this build writes and reads.
-pub const LAYOUT_VERSION: u32 = 1;
+/// The layout version this build writes and reads (2: the creator's pid namespace and the
+/// mixed word).
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes reserved for the header; the layers above start here (64-aligned).
 pub const HEADER_SIZE: u64 = 128;
 
 /// Offset of the state word.
 pub(crate) const STATE_OFFSET: u64 = 64;
+/// Offset of the mixed-namespaces word.
+pub(crate) const MIXED_OFFSET: u64 = 68;
 /// Offset of the root word.
 pub(crate) const ROOT_OFFSET: u64 = 72;
+/// Offset of the creator's pid namespace.
+pub(crate) const PID_NS_OFFSET: u64 = 80;
+/// Bytes from the start of the header through the creator's pid namespace: what a reader
+/// that does not map the region reads.
+pub(crate) const READ_SIZE: usize = 88;
 
 /// State word: the creator is still building the region.
 pub(crate) const STATE_BUILDING: u32 = 0;
@@ -55,6 +70,8 @@ pub(crate) struct RawHeader {
 }
 
 const _: () = assert!(size_of::<RawHeader>() == 64);
+// What is read without mapping ends with the pid namespace and is whole 8-byte words.
+const _: () = assert!(READ_SIZE as u64 == PID_NS_OFFSET + 8 && READ_SIZE % 8 == 0);
 
 /// Bytes of the plain part of the header.
 pub(crate) const RAW_HEADER_SIZE: usize = size_of::<RawHeader>();
@@ -98,10 +115,12 @@ impl RawHeader {
 
 /// A complete header image, as [`Region::create`](super::Region::create) would write it,
 /// for a region of `size` bytes whose layers above have layout fingerprint `layout`,
-/// created by the calling process, in the ready state, with a fixed id.
+/// created by the calling process (in its pid namespace), in the ready state, with a fixed
+/// id.
 ///
 /// For tests that craft region files by hand and then spoil one field; not part of the
-/// stable API.
+/// stable API, and only built with the `fault-injection` feature (the crate's test hooks).
+#[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub fn encode_for_tests(size: u64, layout: u64) -> [u8; HEADER_SIZE as usize] {
     let pid = std::process::id();
@@ -120,6 +139,8 @@ pub fn encode_for_tests(size: u64, layout: u64) -> [u8; HEADER_SIZE as usize] {
     b[..RAW_HEADER_SIZE].copy_from_slice(&raw.to_bytes());
     let state = STATE_OFFSET as usize;
     b[state..state + 4].copy_from_slice(&STATE_READY.to_ne_bytes());
+    let ns = PID_NS_OFFSET as usize;
+    b[ns..ns + 8].copy_from_slice(&super::liveness::own_pid_ns().to_ne_bytes());
     b
 }
 
@@ -191,6 +212,7 @@ mod tests {
         assert_eq!(b[48..52], h.creator_pid.to_ne_bytes());
     }
 
+    #[cfg(feature = "fault-injection")]
     #[test]
     fn test_images_are_valid_and_ready() {
         let b = encode_for_tests(4096, 7);
@@ -200,6 +222,11 @@ mod tests {
         assert_eq!(h.fingerprint, layout_fingerprint(7));
         assert_eq!(h.creator_pid, std::process::id());
         assert_eq!(b[64..68], STATE_READY.to_ne_bytes());
-        assert!(b[68..].iter().all(|&x| x == 0));
+        assert!(b[68..80].iter().all(|&x| x == 0));
+        assert_eq!(
+            b[80..88],
+            super::super::liveness::own_pid_ns().to_ne_bytes()
+        );
+        assert!(b[88..].iter().all(|&x| x == 0));
     }
 }

@@ -58,12 +58,10 @@ impl Platform for Os {
 /// Words in shared mappings that, while any is non-zero, make every owner count as alive
 /// (see [`add_liveness_veto`]): their address and an id to remove them by.
 static VETOES: Mutex<Vec<(u64, usize)>> = Mutex::new(Vec::new());
-#[allow(dead_code)] // until the region layer registers its words
 static NEXT_VETO: AtomicU64 = AtomicU64::new(1);
 
 /// Removes its word from the liveness vetoes when dropped.
 #[derive(Debug)]
-#[allow(dead_code)] // until the region layer registers its words
 pub(crate) struct LivenessVeto(u64);
 
 impl Drop for LivenessVeto {
@@ -83,7 +81,6 @@ impl Drop for LivenessVeto {
 /// # Safety
 ///
 /// `word` stays valid (mapped) until the returned guard is dropped.
-#[allow(dead_code)] // until the region layer registers its words
 pub(crate) unsafe fn add_liveness_veto(word: &AtomicU32) -> LivenessVeto {
     let id = NEXT_VETO.fetch_add(1, Ordering::Relaxed);
     VETOES

@@ -124,8 +124,14 @@ impl Drop for ChildGuard {
 
 /// Starts this test binary again as a child running `role` with `args`.
 pub fn spawn_role(role: &str, args: &[&str]) -> ChildGuard {
+    spawn_role_env(role, args, &[])
+}
+
+/// Like [`spawn_role`], with extra environment variables (e.g. a fault notice's).
+pub fn spawn_role_env(role: &str, args: &[&str], env: &[(&str, String)]) -> ChildGuard {
     let exe = std::env::current_exe().expect("current_exe");
     let child = Command::new(exe)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args([
             "--exact",
             "child_role",
@@ -204,7 +210,9 @@ pub mod field {
     pub const CREATOR_PID: usize = 48;
     pub const CREATOR_START: usize = 56;
     pub const STATE: usize = 64;
+    pub const MIXED: usize = 68;
     pub const ROOT: usize = 72;
+    pub const CREATOR_PID_NS: usize = 80;
 }
 
 /// The bytes of a valid, ready region file of `size` bytes (at least the header): the
@@ -245,6 +253,15 @@ pub fn write_shm_file_mode(name: &RegionName, bytes: &[u8], mode: u32) {
 /// Writes `bytes` to `/dev/shm/<name>` with mode 0600.
 pub fn write_shm_file(name: &RegionName, bytes: &[u8]) {
     write_shm_file_mode(name, bytes, 0o600);
+}
+
+/// This process's pid namespace, as a region header records it: the inode number of
+/// `/proc/self/ns/pid`.
+pub fn own_pid_ns() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid")
+        .expect("read /proc/self/ns/pid")
+        .ino()
 }
 
 /// Whether the tests run as root (so they can change owners and drop privileges).
