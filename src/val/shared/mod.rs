@@ -98,13 +98,29 @@
 //! container are heap values (copied) or handles moved in by value (the container takes
 //! over their reference).
 //!
+//! The write access can still show the value: [`ShmValMut::view`] borrows it for reading,
+//! and [`ShmRef::to_handle`] turns that view into a second handle, which outlives the view.
+//! So every write ([`insert`](ShmValMut::insert), [`remove`](ShmValMut::remove),
+//! [`push`](ShmValMut::push), [`set`](ShmValMut::set),
+//! [`as_mut_slice`](ShmValMut::as_mut_slice)) first loads the count again (acquire, as
+//! [`ShmVal::is_unique`]) and fails with [`ValError::NotUnique`] unless it is 1, leaving the
+//! value unchanged and dropping the value it was given. After that check nothing can raise
+//! the count until the write returns (or, for `as_mut_slice`, while the slice lives): a
+//! reference is made only from another one, by cloning a handle, linking a handle into a
+//! container, or making a handle from a view. The only reference is the handle the write
+//! access holds, borrowed mutably by it, and the write method borrows the write access
+//! mutably, so neither the handle nor any view of it (views borrow the handle or the write
+//! access) is reachable meanwhile; no container holds the value, so no view of a container
+//! leads to it; and no other process holds a reference to start from. Only
+//! [`ShmVal::from_raw`], which is `unsafe` for this reason, could conjure one.
+//!
 //! So a cycle cannot be built. A container `c` is written only through its unique handle,
 //! which means nothing links to `c`: no other container holds it. For `c` to become part
 //! of a cycle, a value put into `c` would have to reach `c`; but everything reachable from
 //! a value links only to objects that some container holds, and no container holds `c`.
 //! Nor can a handle to `c` itself be put in: the only one is borrowed by the write access,
-//! and a clone would make the count 2 and the write access impossible. The compiler
-//! enforces the last part:
+//! and another one (a clone, or one made from the write access's view) makes the count 2,
+//! so the insertion is refused. The compiler enforces the first part:
 //!
 //! ```compile_fail,E0505
 //! # use shmval::{alloc::Pool, PoolExt};
@@ -115,7 +131,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! and a clone is refused at run time:
+//! and a second handle is refused at run time, whether cloned before the write access or
+//! made through it:
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -126,7 +143,13 @@
 //! let again = t.clone();
 //! assert!(t.get_mut().is_none()); // two references: read-only
 //! drop(again);
-//! assert!(t.get_mut().is_some());
+//! let mut w = t.try_mut()?;
+//! let me = w.view().to_handle()?; // a second reference, made through the write access
+//! assert_eq!(w.insert("self", me), Err(ValError::NotUnique)); // `me` is dropped
+//! assert_eq!(w.view().len()?, 0);
+//! w.insert("k", 1)?; // unique again
+//! # drop(w);
+//! # assert_eq!(t.ref_count(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -166,7 +189,8 @@
 //! read without undefined behaviour. Three kinds of payload are plain bytes, read as
 //! slices: strings and big integers (written once, before their first reference leaves
 //! the process that made them, never again), and typed arrays (written only through
-//! [`ShmValMut`], which requires the count to be 1 and borrows the one handle mutably).
+//! [`ShmValMut`], which borrows the one handle mutably and checks before each write that
+//! the count is still 1).
 //! A view is borrowed from a handle, which keeps its object alive, so while a slice lives
 //! nobody writes its bytes, as [`Region::bytes`](crate::region::Region::bytes) requires.
 //! Each slice lies inside its object's pool block (checked against the block's size read

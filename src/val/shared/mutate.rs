@@ -25,8 +25,11 @@ use crate::val::{Elem, Val, ValError};
 /// container). If a method fails, the container is unchanged and the value given is
 /// dropped.
 ///
-/// Nothing else can see the value while this borrow lives: the handle is the only
-/// reference, and it is borrowed mutably.
+/// Every write first checks again that the count is 1, and otherwise fails with
+/// [`ValError::NotUnique`]: a handle made from [`view`](Self::view) (by
+/// [`ShmRef::to_handle`]) is a second reference, and while it lives the value is
+/// read-only, as after a clone. See the [module docs](super#mutability-and-cycles) for why
+/// nothing can raise the count between that check and the write.
 #[derive(Debug)]
 pub struct ShmValMut<'a> {
     h: &'a mut ShmVal,
@@ -41,6 +44,17 @@ impl<'a> ShmValMut<'a> {
         Ok((self.h.pool(), self.h.obj()?))
     }
 
+    /// [`ValError::NotUnique`] unless the handle is still the only reference (an acquire
+    /// load, as [`ShmVal::is_unique`]): a view of this writer may have been turned into a
+    /// handle since it was made. Every write calls this first.
+    fn still_unique(&mut self) -> Result<(), ValError> {
+        if self.h.is_unique() {
+            Ok(())
+        } else {
+            Err(ValError::NotUnique)
+        }
+    }
+
     fn wrong(&self, expected: &'static str) -> ValError {
         ValError::WrongType {
             expected,
@@ -48,7 +62,8 @@ impl<'a> ShmValMut<'a> {
         }
     }
 
-    /// A read-only view of the value as it is now.
+    /// A read-only view of the value as it is now. Making a handle from it
+    /// ([`ShmRef::to_handle`]) adds a reference, so writes fail until that handle drops.
     pub fn view(&self) -> ShmRef<'_> {
         self.h.view()
     }
@@ -61,9 +76,10 @@ impl<'a> ShmValMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`], [`ValError::ForeignRegion`], [`ValError::OutOfMemory`],
-    /// [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`], [`ValError::ForeignRegion`],
+    /// [`ValError::OutOfMemory`], [`ValError::Corrupt`].
     pub fn insert(&mut self, key: impl Into<Val>, value: impl IntoShm) -> Result<bool, ValError> {
+        self.still_unique()?;
         if !self.h.kind().is_table() {
             return Err(self.wrong("Tab or OTab"));
         }
@@ -80,8 +96,9 @@ impl<'a> ShmValMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`], [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`], [`ValError::Corrupt`].
     pub fn remove(&mut self, key: impl Key) -> Result<bool, ValError> {
+        self.still_unique()?;
         if !self.h.kind().is_table() {
             return Err(self.wrong("Tab or OTab"));
         }
@@ -94,9 +111,10 @@ impl<'a> ShmValMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`], [`ValError::ForeignRegion`], [`ValError::OutOfMemory`],
-    /// [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`], [`ValError::ForeignRegion`],
+    /// [`ValError::OutOfMemory`], [`ValError::Corrupt`].
     pub fn push(&mut self, value: impl IntoShm) -> Result<(), ValError> {
+        self.still_unique()?;
         let kind = self.h.kind();
         let (pool, obj) = self.parts()?;
         if kind.is_seq() {
@@ -122,9 +140,11 @@ impl<'a> ShmValMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`], [`ValError::OutOfRange`] if `i` is not below the length,
-    /// [`ValError::ForeignRegion`], [`ValError::OutOfMemory`], [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`], [`ValError::OutOfRange`] if `i` is
+    /// not below the length, [`ValError::ForeignRegion`], [`ValError::OutOfMemory`],
+    /// [`ValError::Corrupt`].
     pub fn set(&mut self, i: usize, value: impl IntoShm) -> Result<(), ValError> {
+        self.still_unique()?;
         if !self.h.kind().is_seq() {
             return Err(self.wrong("Arr or Tup"));
         }
@@ -147,12 +167,15 @@ impl<'a> ShmValMut<'a> {
         Ok(())
     }
 
-    /// The elements of a typed array of `T`, writable in place.
+    /// The elements of a typed array of `T`, writable in place. The slice borrows this
+    /// writer mutably, so no handle can be made while it lives.
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`] unless the value is an array of `T`, [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`] unless the value is an array of `T`,
+    /// [`ValError::Corrupt`].
     pub fn as_mut_slice<T: Elem>(&mut self) -> Result<&mut [T], ValError> {
+        self.still_unique()?;
         let (pool, obj) = self.parts()?;
         if obj.kind != Kind::Array || obj.elem_type() != Some(T::TYPE) {
             return Err(ValError::WrongType {
@@ -162,9 +185,11 @@ impl<'a> ShmValMut<'a> {
         }
         let c = obj.container(pool)?;
         let len = c.len * elem_size(T::TYPE);
-        // SAFETY: the handle is the only reference to the array (checked by `get_mut`) and
-        // is borrowed mutably for the slice's lifetime, so no view, handle or process reads
-        // or writes these bytes meanwhile; `container` checked they lie in the data block.
+        // SAFETY: the handle is the only reference to the array (`still_unique` just read a
+        // count of 1) and this writer, which borrows it, is borrowed mutably for the slice's
+        // lifetime, so no view or handle can be made meanwhile and no process holds one:
+        // nobody reads or writes these bytes while the slice lives. `container` checked
+        // they lie in the data block.
         let bytes = unsafe { obj.region.bytes_mut(c.data, len) }
             .map_err(|e| corrupt(c.data.get(), e.to_string()))?;
         cast_mut::<T>(bytes, obj.off.get())

@@ -324,11 +324,13 @@ pub(crate) fn array_data<'a>(pool: &Pool, obj: &Obj<'a>) -> Result<(ElemType, &'
         .ok_or_else(|| corrupt(obj.off.get(), "array without element type"))?;
     let c = obj.container(pool)?;
     let n = c.len * elem_size(et);
-    // SAFETY: an array is written only through its unique handle (`ShmValMut`, which
-    // borrows the handle mutably) or before its first handle exists. This view is borrowed
-    // from a reference to the array or its container, so while it lives either the array
-    // is shared (read-only for everyone) or its one handle is borrowed by this view and
-    // cannot be written through. `container` checked the bytes lie in the data block.
+    // SAFETY: an array is written only before its first handle exists, or through
+    // `ShmValMut`, which holds the one handle mutably borrowed and checks before each write
+    // that the count is 1. This view is borrowed from a reference to the array or its
+    // container (a handle, or a writer's view), so while it lives either that reference
+    // is borrowed by the view and cannot be written through, or it is another reference
+    // and the count stays above 1, so every write is refused. `container` checked the
+    // bytes lie in the data block.
     let bytes =
         unsafe { obj.region.bytes(c.data, n) }.map_err(|e| corrupt(c.data.get(), e.to_string()))?;
     Ok((et, bytes))
