@@ -3,11 +3,11 @@
 
 use super::handle::ShmVal;
 use super::layout::{
-    add, data_bytes, kind_word, store_cell, words, Cell, Kind, BYTES_WORDS, PAIR_WORDS, W_CAP,
-    W_DATA, W_KIND, W_LEN, W_RC, W_USED,
+    add, data_bytes, kind_word, store_cell, words, Cell, Kind, PAIR_WORDS, W_CAP, W_DATA, W_KIND,
+    W_LEN, W_RC, W_USED,
 };
 use super::mutate::write_array;
-use super::{region_id, table};
+use super::{region_id, table, too_large};
 use crate::alloc::Pool;
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::val::array::with_vec;
@@ -259,11 +259,12 @@ fn share_object(pool: &Pool, v: &Val) -> Result<ShmVal, ValError> {
             let h = new_container(pool, kind, None, a.len() as u64)?;
             let obj = h.obj()?;
             let data = obj.inline_data()?;
-            let cells = words(pool.region(), data, 2 * a.len() as u64)?;
-            for (i, (x, w)) in a.iter().zip(cells.chunks_exact(2)).enumerate() {
+            let n = (a.len() as u64).checked_mul(2).ok_or_else(too_large)?;
+            let cells = words(pool.region(), data, n)?;
+            for (len, (x, w)) in (1u64..).zip(a.iter().zip(cells.chunks_exact(2))) {
                 let child = share_child(pool, x)?;
                 store_cell(w, &child.cell());
-                obj.store(W_LEN, i as u64 + 1);
+                obj.store(W_LEN, len);
                 child.commit();
             }
             h
@@ -317,10 +318,7 @@ fn new_obj(
     let size = kind
         .header_bytes()
         .checked_add(extra)
-        .ok_or(ValError::OutOfMemory {
-            requested: u64::MAX,
-            largest_free: 0,
-        })?;
+        .ok_or_else(too_large)?;
     let off = pool.alloc(size, 16)?;
     let init = words(pool.region(), off, kind.header_words() as u64).map(|w| {
         w[W_KIND].store(kind_word(kind, elem.map_or(0, |e| e as u8)), Relaxed);
@@ -352,7 +350,7 @@ fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> 
     let h = new_obj(pool, kind, None, len, Cell::Empty)?;
     let obj = h.obj()?;
     obj.store(W_LEN, len);
-    let at = add(obj.off, 8 * BYTES_WORDS as u64)?;
+    let at = add(obj.off, kind.header_bytes())?;
     // SAFETY: the block was just allocated for this object and no reference to it has
     // left this function: nobody else reads or writes these bytes.
     let dst = unsafe { pool.region().bytes_mut(at, len) }
@@ -378,10 +376,7 @@ pub(crate) fn new_container(
     elem: Option<ElemType>,
     cap: u64,
 ) -> Result<ShmVal, ValError> {
-    let bytes = data_bytes(kind, elem, cap).ok_or(ValError::OutOfMemory {
-        requested: u64::MAX,
-        largest_free: 0,
-    })?;
+    let bytes = data_bytes(kind, elem, cap).ok_or_else(too_large)?;
     let h = new_obj(pool, kind, elem, bytes, Cell::Empty)?;
     let obj = h.obj()?;
     let data = obj.inline_data()?;

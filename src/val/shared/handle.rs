@@ -78,7 +78,8 @@ impl ShmVal {
     }
 
     fn rc(&self) -> Option<&AtomicU64> {
-        let at = self.off.checked_add(8 * W_RC as u64)?;
+        const RC_AT: u64 = 8 * W_RC as u64;
+        let at = self.off.checked_add(RC_AT)?;
         self.pool.region().resolve::<AtomicU64>(at).ok()
     }
 
@@ -108,14 +109,15 @@ impl ShmVal {
         self.view().to_val()
     }
 
-    /// Checks the whole graph: every offset, tag, length, refcount and string. See
-    /// [validation](super#validation).
+    /// Checks the whole graph: every offset, tag, length, refcount and string, each object
+    /// as the kind its handle or link expects, so that what passes every reader can read.
+    /// See [validation](super#validation).
     ///
     /// # Errors
     ///
     /// [`ValError::Corrupt`] naming the first problem found.
     pub fn validate(&self) -> Result<(), ValError> {
-        super::validate::validate(&self.pool, self.off)
+        super::validate::validate(&self.pool, self.off, self.kind)
     }
 
     /// The value as a table (`Tab` or `OTab`).

@@ -170,14 +170,18 @@
 //! only after its magic and kind match what links to it; a container's length is checked
 //! against its capacity and the capacity against the size of the pool block it lives in;
 //! a string's length against its block; every loop is bounded by checked lengths or index
-//! sizes; copying out and comparing stop at [`MAX_NESTING`] levels, so a graph linking
+//! sizes; all arithmetic on lengths, capacities, counts, offsets and indices, read from the
+//! region or given by the caller, is checked in release builds as in debug ones (an index
+//! past the end, however large, is absent; a size that overflows is corrupt; a count that
+//! contradicts the entries makes a write fail before it changes anything); copying out and comparing stop at [`MAX_NESTING`] levels, so a graph linking
 //! back to itself is an error, not a stack overflow. Nothing panics on garbage: the caller
 //! gets [`ValError::Corrupt`].
 //!
 //! # Validation
 //!
 //! [`ShmVal::validate`] walks the whole graph, each object once, and checks everything the
-//! views check lazily: headers against their pool blocks, every cell, every string's
+//! views check lazily: headers (magic, and the kind the handle or the linking cell
+//! expects) against their pool blocks, every cell, every string's
 //! UTF-8, bool arrays' bytes, each table's counts, stored hashes (recomputed from the
 //! keys), and index (each entry has one slot; each live key is found at its entry); then
 //! that every refcount is at least the number of links to it (plus the caller's handle
@@ -199,6 +203,10 @@
 //! checked to be 0 or 1. This rests on every process following the refcount protocol; a
 //! process that writes a value it does not uniquely own, or drops references it does not
 //! hold, can make a plain slice race with its writes.
+
+// Lengths, capacities, counts, offsets and indices come from shared memory or from the
+// caller: every operation on them is checked, in release builds too.
+#![warn(clippy::arithmetic_side_effects)]
 
 mod build;
 mod handle;
@@ -246,7 +254,7 @@ pub fn object_tag(pool: &Pool, off: Offset) -> Option<Tag> {
         Some(tag) => Some(tag),
         None => {
             let cell = region
-                .resolve::<AtomicU64>(off.checked_add(8 * layout::W_LEN as u64)?)
+                .resolve::<AtomicU64>(off.checked_add(layout::BOX_CELL)?)
                 .ok()?
                 .load(Relaxed);
             Tag::from_u8(cell as u8)
@@ -259,6 +267,14 @@ pub(crate) fn corrupt(offset: u64, what: impl Into<String>) -> ValError {
     ValError::Corrupt {
         offset,
         what: what.into(),
+    }
+}
+
+/// [`ValError::OutOfMemory`] for a size that overflows: no pool holds it.
+pub(crate) fn too_large() -> ValError {
+    ValError::OutOfMemory {
+        requested: u64::MAX,
+        largest_free: 0,
     }
 }
 

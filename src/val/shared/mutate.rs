@@ -4,13 +4,13 @@
 use super::build::{child_of, share_child, IntoShm, ShmItem};
 use super::handle::ShmVal;
 use super::layout::{
-    add, elem_size, load_cell, store_cell, words, Cell, Container, Kind, Obj, CELL_BYTES, W_CAP,
-    W_DATA, W_LEN,
+    elem_size, load_cell, mul, nth, store_cell, words, Cell, Container, Kind, Obj, CELL_BYTES,
+    W_CAP, W_DATA, W_LEN,
 };
 use super::plain::cast_mut;
 use super::release::release_cell;
 use super::views::{Key, ShmRef};
-use super::{corrupt, table};
+use super::{corrupt, table, too_large};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::Ordering::Relaxed;
@@ -157,7 +157,7 @@ impl<'a> ShmValMut<'a> {
             });
         }
         let child = child_of(pool, value.into_shm())?;
-        let at = add(c.data, i as u64 * CELL_BYTES)?;
+        let at = nth(c.data, i as u64, CELL_BYTES)?;
         let w = words(obj.region, at, 2)?;
         let old = Cell::decode(load_cell(w), at.get())?;
         store_cell(w, &child.cell());
@@ -184,7 +184,7 @@ impl<'a> ShmValMut<'a> {
             });
         }
         let c = obj.container(pool)?;
-        let len = c.len * elem_size(T::TYPE);
+        let len = mul(c.len, elem_size(T::TYPE), obj.off.get())?;
         // SAFETY: the handle is the only reference to the array (`still_unique` just read a
         // count of 1) and this writer, which borrows it, is borrowed mutably for the slice's
         // lifetime, so no view or handle can be made meanwhile and no process holds one:
@@ -199,15 +199,27 @@ impl<'a> ShmValMut<'a> {
 /// Appends a cell to a sequence, growing its data if full. On success the sequence holds
 /// the reference the cell carries; on error nothing changed.
 pub(crate) fn seq_push(pool: &Pool, obj: Obj<'_>, cell: &Cell) -> Result<(), ValError> {
-    let mut c = obj.container(pool)?;
-    if c.len == c.cap {
-        grow(pool, obj, c, c.len + 1)?;
-        c = obj.container(pool)?;
-    }
-    let at = add(c.data, c.len * CELL_BYTES)?;
+    let c = room_for_one(pool, obj)?;
+    let at = nth(c.data, c.len, CELL_BYTES)?;
     store_cell(words(obj.region, at, 2)?, cell);
-    obj.store(W_LEN, c.len + 1);
+    obj.store(W_LEN, one_more(obj, c.len)?);
     Ok(())
+}
+
+/// `len + 1`, or a corruption error: a length at `u64::MAX` cannot be real.
+fn one_more(obj: Obj<'_>, len: u64) -> Result<u64, ValError> {
+    len.checked_add(1)
+        .ok_or_else(|| corrupt(obj.off.get(), format!("length {len}")))
+}
+
+/// The container's geometry once it has room for one more element (grown if full).
+fn room_for_one(pool: &Pool, obj: Obj<'_>) -> Result<Container, ValError> {
+    let c = obj.container(pool)?;
+    if c.len < c.cap {
+        return Ok(c);
+    }
+    grow(pool, obj, c, one_more(obj, c.len)?)?;
+    obj.container(pool)
 }
 
 /// Moves a sequence's or array's data to a new block with room for at least `need`
@@ -221,16 +233,13 @@ fn grow(pool: &Pool, obj: Obj<'_>, c: Container, need: u64) -> Result<(), ValErr
         ),
         _ => return Err(corrupt(obj.off.get(), "not a sequence")),
     };
-    let oom = ValError::OutOfMemory {
-        requested: u64::MAX,
-        largest_free: 0,
-    };
     let cap = c.cap.saturating_mul(2).max(need).max(4);
-    let bytes = cap.checked_mul(size).ok_or(oom)?;
+    let bytes = cap.checked_mul(size).ok_or_else(too_large)?;
     let data = pool.alloc(bytes, 16)?;
     let copied = (|| {
+        let at = obj.off.get();
         if obj.kind == Kind::Array {
-            let n = c.len * size;
+            let n = mul(c.len, size, at)?;
             // SAFETY: the caller holds the array uniquely (a fresh object or a
             // `ShmValMut`); the old and new blocks are distinct live blocks, so the two
             // slices do not overlap, and nobody else touches either.
@@ -239,8 +248,9 @@ fn grow(pool: &Pool, obj: Obj<'_>, c: Container, need: u64) -> Result<(), ValErr
             let map = |e: crate::region::RegionError| corrupt(obj.off.get(), e.to_string());
             dst.map_err(map)?.copy_from_slice(src.map_err(map)?);
         } else {
-            let src = words(obj.region, c.data, 2 * c.len)?;
-            let dst = words(obj.region, data, 2 * c.len)?;
+            let n = mul(c.len, 2, at)?;
+            let src = words(obj.region, c.data, n)?;
+            let dst = words(obj.region, data, n)?;
             for (d, s) in dst.iter().zip(src) {
                 d.store(s.load(Relaxed), Relaxed);
             }
@@ -288,10 +298,12 @@ fn write_elems<T: Elem>(
     zero: bool,
     f: impl FnOnce(&mut [T]),
 ) -> Result<(), ValError> {
-    // SAFETY: callers hold the array uniquely (a fresh object or a `ShmValMut`) and hold
-    // no other slice over its data, which `container` checked lies in its block.
-    let bytes = unsafe { obj.region.bytes_mut(at, n * elem_size(T::TYPE)) }
-        .map_err(|e| corrupt(at.get(), e.to_string()))?;
+    let len = mul(n, elem_size(T::TYPE), at.get())?;
+    // SAFETY: callers hold the array uniquely (a fresh object, or a `ShmValMut` that just
+    // checked the count is 1) and hold no other slice over its data, which `container`
+    // checked lies in its block.
+    let bytes =
+        unsafe { obj.region.bytes_mut(at, len) }.map_err(|e| corrupt(at.get(), e.to_string()))?;
     if zero || T::TYPE == crate::val::ElemType::Bool {
         bytes.fill(0);
     }
@@ -305,13 +317,9 @@ fn array_push<T: Elem>(pool: &Pool, obj: Obj<'_>, x: &Val) -> Result<(), ValErro
         expected: "a scalar of the array's element type",
         found: x.tag(),
     })?;
-    let mut c = obj.container(pool)?;
-    if c.len == c.cap {
-        grow(pool, obj, c, c.len + 1)?;
-        c = obj.container(pool)?;
-    }
-    let at = add(c.data, c.len * elem_size(T::TYPE))?;
+    let c = room_for_one(pool, obj)?;
+    let at = nth(c.data, c.len, elem_size(T::TYPE))?;
     write_elems::<T>(obj, at, 1, false, |d| d.fill(e))?;
-    obj.store(W_LEN, c.len + 1);
+    obj.store(W_LEN, one_more(obj, c.len)?);
     Ok(())
 }

@@ -7,7 +7,7 @@
 use num_bigint::{BigInt, BigUint};
 use num_complex::Complex64;
 
-use super::layout::{load_cell, scalar_val, Cell, Kind, Obj, W_CAP, W_LEN};
+use super::layout::{at, load_cell, scalar_val, Cell, Kind, Obj, CELL_BYTES, W_CAP, W_LEN};
 use super::plain::{cast, with_elem};
 use super::table::TableRef;
 use super::views::{array_data, byte_payload, seq_cells};
@@ -45,9 +45,9 @@ pub(crate) fn obj_to_val(pool: &Pool, obj: Obj<'_>, depth: usize) -> Result<Val,
 fn seq_to_val(pool: &Pool, obj: Obj<'_>, depth: usize) -> Result<Val, ValError> {
     let (data, cells) = seq_cells(pool, &obj)?;
     let mut v = Vec::with_capacity(cells.len() / 2);
-    for (i, w) in cells.chunks_exact(2).enumerate() {
-        let cell = Cell::decode(load_cell(w), data.get() + 16 * i as u64)?;
-        v.push(cell_to_val(pool, &cell, depth + 1)?);
+    for (i, w) in (0u64..).zip(cells.chunks_exact(2)) {
+        let cell = Cell::decode(load_cell(w), at(data.get(), i.saturating_mul(CELL_BYTES)))?;
+        v.push(cell_to_val(pool, &cell, depth.saturating_add(1))?);
     }
     Ok(if obj.kind == Kind::Arr {
         Val::Arr(v)
@@ -58,7 +58,7 @@ fn seq_to_val(pool: &Pool, obj: Obj<'_>, depth: usize) -> Result<Val, ValError> 
 
 fn table_to_val(pool: &Pool, obj: Obj<'_>, depth: usize) -> Result<Val, ValError> {
     let t = TableRef::open(pool, obj)?;
-    let n = t.c.len as usize;
+    let n = usize::try_from(t.c.len).unwrap_or(0);
     let mut out = if obj.kind == Kind::Tab {
         Val::Tab(Tab::with_capacity_and_hasher(n, Default::default()))
     } else {
@@ -69,8 +69,8 @@ fn table_to_val(pool: &Pool, obj: Obj<'_>, depth: usize) -> Result<Val, ValError
         if entry.key == Cell::Empty {
             continue;
         }
-        let k = cell_to_val(pool, &entry.key, depth + 1)?;
-        let v = cell_to_val(pool, &entry.value, depth + 1)?;
+        let k = cell_to_val(pool, &entry.key, depth.saturating_add(1))?;
+        let v = cell_to_val(pool, &entry.value, depth.saturating_add(1))?;
         out.insert(k, v)?;
     }
     Ok(out)

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::corrupt;
-use super::layout::{boxed_cell, load_cell, Cell, Kind, Obj, MAX_REFCOUNT};
+use super::layout::{self, boxed_cell, load_cell, Cell, Kind, Obj, CELL_BYTES, MAX_REFCOUNT};
 use super::plain::cast;
 use super::table::TableRef;
 use super::to_val::cell_to_val;
@@ -22,12 +22,13 @@ struct Node {
     children: Vec<Offset>,
 }
 
-/// Walks the graph from `root` (breadth first, each object once) and checks each object;
-/// then that every refcount covers the links to it, and that the graph has no cycle.
-pub(crate) fn validate(pool: &Pool, root: Offset) -> Result<(), ValError> {
+/// Walks the graph from `root`, an object of kind `kind` (each object once), and checks
+/// each object, opened as the kind that links to it, as every reader opens it; then that
+/// every refcount covers the links to it, and that the graph has no cycle.
+pub(crate) fn validate(pool: &Pool, root: Offset, kind: Kind) -> Result<(), ValError> {
     let mut nodes: HashMap<Offset, Node> = HashMap::new();
-    let mut queue = vec![root];
-    let root_obj = Obj::open(pool.region(), root, None)?;
+    let mut queue = vec![(root, kind)];
+    let root_obj = Obj::open(pool.region(), root, Some(kind))?;
     nodes.insert(
         root,
         Node {
@@ -36,8 +37,8 @@ pub(crate) fn validate(pool: &Pool, root: Offset) -> Result<(), ValError> {
             children: Vec::new(),
         },
     );
-    while let Some(off) = queue.pop() {
-        let obj = Obj::open(pool.region(), off, None)?;
+    while let Some((off, kind)) = queue.pop() {
+        let obj = Obj::open(pool.region(), off, Some(kind))?;
         let mut links = Vec::new();
         check_object(pool, &obj, &mut links)?;
         let mut children = Vec::with_capacity(links.len());
@@ -48,14 +49,14 @@ pub(crate) fn validate(pool: &Pool, root: Offset) -> Result<(), ValError> {
             let child_obj = Obj::open_linked(pool.region(), tag, child)
                 .map_err(|e| corrupt(cell_at, format!("cell links to {child}: {e}")))?;
             let node = nodes.entry(child).or_insert_with(|| {
-                queue.push(child);
+                queue.push((child, child_obj.kind));
                 Node {
                     rc: child_obj.rc().load(Relaxed),
                     indegree: 0,
                     children: Vec::new(),
                 }
             });
-            node.indegree += 1;
+            node.indegree = node.indegree.saturating_add(1);
             children.push(child);
         }
         if let Some(n) = nodes.get_mut(&off) {
@@ -63,7 +64,7 @@ pub(crate) fn validate(pool: &Pool, root: Offset) -> Result<(), ValError> {
         }
     }
     for (off, n) in &nodes {
-        let held = n.indegree + u64::from(*off == root);
+        let held = n.indegree.saturating_add(u64::from(*off == root));
         if n.rc < held || n.rc > MAX_REFCOUNT {
             return Err(corrupt(
                 off.get(),
@@ -84,10 +85,11 @@ fn check_acyclic(nodes: &HashMap<Offset, Node>, root: Offset) -> Result<(), ValE
     let mut ready = vec![root];
     let mut peeled = 0usize;
     while let Some(o) = ready.pop() {
-        peeled += 1;
+        peeled = peeled.saturating_add(1);
         for c in nodes.get(&o).map_or(&[][..], |n| &n.children[..]) {
             if let Some(d) = indeg.get_mut(c) {
-                *d -= 1;
+                // Each link counted once in `indegree` is met once here.
+                *d = d.saturating_sub(1);
                 if *d == 0 {
                     ready.push(*c);
                 }
@@ -146,8 +148,8 @@ fn check_object(pool: &Pool, obj: &Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Res
         Kind::C64 => {}
         Kind::Arr | Kind::Tup => {
             let (data, cells) = seq_cells(pool, obj)?;
-            for (i, w) in cells.chunks_exact(2).enumerate() {
-                let cat = data.get() + 16 * i as u64;
+            for (i, w) in (0u64..).zip(cells.chunks_exact(2)) {
+                let cat = layout::at(data.get(), i.saturating_mul(CELL_BYTES));
                 note(Cell::decode(load_cell(w), cat)?, cat, links)?;
             }
         }
@@ -167,19 +169,17 @@ fn check_object(pool: &Pool, obj: &Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Res
 fn check_table(pool: &Pool, obj: Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Result<(), ValError> {
     let at = obj.off.get();
     let t = TableRef::open(pool, obj)?;
-    let mut seen = vec![false; t.c.used as usize];
+    let mut seen = vec![false; layout::to_usize(t.c.used, at)?];
     let mut filled = 0u64;
     for s in t.index {
-        let s = u64::from(s.load(Relaxed));
-        if s == 0 {
+        let Some(e) = s.load(Relaxed).checked_sub(1) else {
             continue;
-        }
-        let e = s - 1;
-        match seen.get_mut(e as usize) {
+        };
+        match usize::try_from(e).ok().and_then(|e| seen.get_mut(e)) {
             Some(b) if !*b => *b = true,
             _ => return Err(corrupt(at, format!("index slot names entry {e} wrongly"))),
         }
-        filled += 1;
+        filled = filled.saturating_add(1);
     }
     if filled != t.c.used {
         return Err(corrupt(
@@ -193,10 +193,10 @@ fn check_table(pool: &Pool, obj: Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Resul
         if entry.key == Cell::Empty {
             continue;
         }
-        live += 1;
-        let eat = t.c.data.get() + e * super::layout::ENTRY_BYTES;
-        note(entry.key, eat + 8, links)?;
-        note(entry.value, eat + 24, links)?;
+        live = live.saturating_add(1);
+        let eat = layout::at(t.c.data.get(), e.saturating_mul(layout::ENTRY_BYTES));
+        note(entry.key, layout::at(eat, 8), links)?;
+        note(entry.value, layout::at(eat, 24), links)?;
         let key = cell_to_val(pool, &entry.key, 0)?;
         let hash = key.stable_hash();
         if hash != entry.hash {
@@ -205,7 +205,7 @@ fn check_table(pool: &Pool, obj: Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Resul
                 format!("stored hash {:#x}, key hashes to {hash:#x}", entry.hash),
             ));
         }
-        if t.find(pool, &key, hash)? != Some(e) {
+        if t.find(pool, &key, hash, 0)? != Some(e) {
             return Err(corrupt(eat, "lookup of the entry's key does not find it"));
         }
     }

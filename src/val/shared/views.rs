@@ -11,7 +11,9 @@ use std::ops::Deref;
 use super::build::new_box;
 use super::corrupt;
 use super::handle::ShmVal;
-use super::layout::{add, elem_size, load_cell, words, Cell, Kind, Obj, Short, BYTES_WORDS, W_LEN};
+use super::layout::{
+    add, at, elem_size, load_cell, mul, words, Cell, Kind, Obj, Short, CELL_BYTES, W_LEN,
+};
 use super::plain::{cast, with_elem};
 use super::release::inc;
 use super::table::TableRef;
@@ -289,7 +291,7 @@ impl fmt::Debug for ShmRef<'_> {
 /// The bytes of a string or big integer, checked against the object's block.
 pub(crate) fn byte_payload<'a>(pool: &Pool, obj: &Obj<'a>) -> Result<&'a [u8], ValError> {
     let len = obj.load(W_LEN);
-    let head = 8 * BYTES_WORDS as u64;
+    let head = Kind::Str.header_bytes();
     let usable = pool
         .usable_size_unlocked(obj.off)
         .map_err(|e| corrupt(obj.off.get(), e.to_string()))?;
@@ -314,7 +316,8 @@ pub(crate) fn seq_cells<'a>(
     obj: &Obj<'a>,
 ) -> Result<(Offset, &'a [AtomicU64]), ValError> {
     let c = obj.container(pool)?;
-    Ok((c.data, words(obj.region, c.data, 2 * c.len)?))
+    let n = mul(c.len, 2, obj.off.get())?;
+    Ok((c.data, words(obj.region, c.data, n)?))
 }
 
 /// An array's element type and element bytes, checked against its data block.
@@ -323,7 +326,7 @@ pub(crate) fn array_data<'a>(pool: &Pool, obj: &Obj<'a>) -> Result<(ElemType, &'
         .elem_type()
         .ok_or_else(|| corrupt(obj.off.get(), "array without element type"))?;
     let c = obj.container(pool)?;
-    let n = c.len * elem_size(et);
+    let n = mul(c.len, elem_size(et), obj.off.get())?;
     // SAFETY: an array is written only before its first handle exists, or through
     // `ShmValMut`, which holds the one handle mutably borrowed and checks before each write
     // that the count is 1. This view is borrowed from a reference to the array or its
@@ -420,12 +423,18 @@ impl<'a> ShmSeq<'a> {
     ///
     /// [`ValError::Corrupt`] if its cell is.
     pub fn get(&self, i: usize) -> Result<Option<ShmRef<'a>>, ValError> {
-        let Some(w) = self.cells.get(2 * i..2 * i + 2) else {
+        // An index past the end, however large, is absent: its cell would start past the
+        // cells (or past the address space).
+        let Some(w) = i
+            .checked_mul(2)
+            .and_then(|w| self.cells.get(w..w.checked_add(2)?))
+        else {
             return Ok(None);
         };
-        let cell = Cell::decode(load_cell(w), self.data.get() + 16 * i as u64)?;
+        let cell_at = at(self.data.get(), (i as u64).saturating_mul(CELL_BYTES));
+        let cell = Cell::decode(load_cell(w), cell_at)?;
         if cell == Cell::Empty {
-            return Err(corrupt(self.data.get() + 16 * i as u64, "an empty element"));
+            return Err(corrupt(cell_at, "an empty element"));
         }
         Ok(Some(ShmRef::new(self.pool, cell)))
     }
@@ -468,7 +477,11 @@ impl<'a> Iterator for SeqIter<'a> {
     type Item = Result<ShmRef<'a>, ValError>;
     fn next(&mut self) -> Option<Self::Item> {
         let r = self.seq.get(self.i).transpose()?;
-        self.i = if r.is_ok() { self.i + 1 } else { usize::MAX };
+        self.i = if r.is_ok() {
+            self.i.saturating_add(1)
+        } else {
+            usize::MAX
+        };
         Some(r)
     }
 }
@@ -484,7 +497,8 @@ pub struct ShmTab<'a> {
 impl<'a> ShmTab<'a> {
     /// The number of entries.
     pub fn len(&self) -> usize {
-        self.t.c.len as usize
+        // At most the capacity, whose entries were checked to fit their block.
+        usize::try_from(self.t.c.len).unwrap_or(usize::MAX)
     }
 
     /// Whether there are no entries.
@@ -505,7 +519,7 @@ impl<'a> ShmTab<'a> {
     /// [`ValError::Corrupt`] if an entry or slot met on the way is.
     pub fn get(&self, key: impl Key) -> Result<Option<ShmRef<'a>>, ValError> {
         let key = key.key();
-        match self.t.find(self.pool, &key, key.stable_hash())? {
+        match self.t.find(self.pool, &key, key.stable_hash(), 0)? {
             Some(e) => Ok(Some(ShmRef::new(self.pool, self.t.value_of(e)?))),
             None => Ok(None),
         }
@@ -545,7 +559,7 @@ impl<'a> Iterator for TabIter<'a> {
         let t = &self.tab.t;
         while self.e < t.c.used {
             let e = self.e;
-            self.e += 1;
+            self.e = e.saturating_add(1);
             match t.entry(e) {
                 Ok(en) if en.key == Cell::Empty => continue,
                 Ok(en) => {
@@ -578,7 +592,8 @@ impl<'a> ShmArray<'a> {
 
     /// The number of elements.
     pub fn len(&self) -> usize {
-        self.bytes.len() / elem_size(self.et) as usize
+        let size = usize::try_from(elem_size(self.et)).unwrap_or(usize::MAX);
+        self.bytes.len().checked_div(size).unwrap_or(0)
     }
 
     /// Whether there are no elements.
