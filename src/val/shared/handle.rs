@@ -5,8 +5,8 @@ use std::fmt;
 use super::layout::{boxed_cell, Cell, Kind, Obj, MAX_REFCOUNT, W_RC};
 use super::mutate::ShmValMut;
 use super::release::{inc, release};
-use super::views::{ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
 use super::{corrupt, region_id};
+use super::{ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -99,14 +99,26 @@ impl ShmVal {
         ShmRef::new(&self.pool, self.cell)
     }
 
-    /// A copy of the value on the heap, equal to what was shared and of the same types.
+    /// A copy of the value on the heap, equal to what was shared and of the same types,
+    /// if it takes at most [`MAX_COPY_BYTES`](super::MAX_COPY_BYTES).
     ///
     /// # Errors
     ///
     /// [`ValError::Corrupt`] if any part of the value fails its checks,
-    /// [`ValError::TooDeep`] past [`MAX_NESTING`](super::MAX_NESTING) levels.
+    /// [`ValError::TooDeep`] past [`MAX_NESTING`](super::MAX_NESTING) levels,
+    /// [`ValError::TooLarge`] past the limit (a value holding shared children many times).
     pub fn to_val(&self) -> Result<Val, ValError> {
         self.view().to_val()
+    }
+
+    /// A copy of the value on the heap, if it takes at most `limit` bytes; see
+    /// [`ShmRef::to_val_within`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`to_val`](Self::to_val).
+    pub fn to_val_within(&self, limit: u64) -> Result<Val, ValError> {
+        self.view().to_val_within(limit)
     }
 
     /// Checks the whole graph: every offset, tag, length, refcount and string, each object
@@ -298,7 +310,9 @@ impl fmt::Debug for ShmVal {
 }
 
 impl fmt::Display for ShmVal {
-    /// The value's Python literal, as [`Val`]'s; `<error>` if it cannot be read.
+    /// The value's Python literal, as [`Val`]'s, printed from a copy; `<error>` if it
+    /// cannot be copied (corrupt, too deep, or past
+    /// [`MAX_COPY_BYTES`](super::MAX_COPY_BYTES)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_val() {
             Ok(v) => fmt::Display::fmt(&v, f),

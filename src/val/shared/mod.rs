@@ -173,9 +173,27 @@
 //! sizes; all arithmetic on lengths, capacities, counts, offsets and indices, read from the
 //! region or given by the caller, is checked in release builds as in debug ones (an index
 //! past the end, however large, is absent; a size that overflows is corrupt; a count that
-//! contradicts the entries makes a write fail before it changes anything); copying out and comparing stop at [`MAX_NESTING`] levels, so a graph linking
-//! back to itself is an error, not a stack overflow. Nothing panics on garbage: the caller
-//! gets [`ValError::Corrupt`].
+//! contradicts the entries makes a write fail before it changes anything); copying out,
+//! sharing and comparing stop at [`MAX_NESTING`] levels, so a graph linking back to itself
+//! is an error, not a stack overflow. Nothing panics on garbage: the caller gets
+//! [`ValError::Corrupt`].
+//!
+//! # Shared children and copies
+//!
+//! A container may hold one object many times (a handle cloned into it twice), so a few
+//! objects can stand for a huge value: a list `[h, h]` built on itself 30 times is 31
+//! objects and a billion values once expanded. Reading in place costs what the graph
+//! costs; what expands the value is bounded:
+//!
+//! - [`ShmVal::to_val`] (and so `Display` and `Debug`, which print a copy) first measures
+//!   the copy in one walk of the graph, each container measured once, and refuses a copy
+//!   past [`MAX_COPY_BYTES`] with [`ValError::TooLarge`], which says how many values and
+//!   bytes the copy would take. [`ShmVal::to_val_within`] takes another limit.
+//! - Comparing with a heap value ([`ShmRef::eq_val`], `==`) walks the heap value and
+//!   matches the shared one against it in place: the work is bounded by the heap value's
+//!   size, and a shared value that expands to more differs in some length.
+//! - [`ShmVal::validate`] copies table keys out to check their hashes, all of them within
+//!   one [`MAX_COPY_BYTES`] per graph.
 //!
 //! # Validation
 //!
@@ -209,8 +227,12 @@
 #![warn(clippy::arithmetic_side_effects)]
 
 mod build;
+mod containers;
+mod eq;
+mod expand;
 mod handle;
 mod layout;
+mod leaves;
 mod mutate;
 mod plain;
 mod release;
@@ -218,23 +240,36 @@ mod table;
 mod to_val;
 mod validate;
 mod views;
+mod walk;
 
 pub use build::{IntoShm, PoolExt, ShmItem};
+pub use containers::{SeqIter, ShmSeq, ShmTab, TabIter};
 pub use handle::ShmVal;
+pub use leaves::{ShmArray, ShmStr};
 pub use mutate::ShmValMut;
-pub use views::{Key, SeqIter, ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab, TabIter};
+pub use views::{Key, ShmRef};
 
 use crate::alloc::{AllocError, Pool};
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::val::{Tag, ValError};
 
-/// How deeply copying out ([`ShmVal::to_val`]) and comparing follow nested containers:
-/// deeper is [`ValError::TooDeep`]. The same as the text parser's
-/// [`MAX_DEPTH`](crate::val::MAX_DEPTH); that many levels take well under 1 MiB of stack
-/// even unoptimised. Freeing is iterative and has no limit; [`ShmVal::validate`] walks the
-/// graph iteratively, copying out only table keys (within this limit).
+/// How many nested containers copying out ([`ShmVal::to_val`]), sharing
+/// ([`PoolExt::share`]) and comparing follow: more is [`ValError::TooDeep`]. The same as
+/// the text parser's [`MAX_DEPTH`](crate::val::MAX_DEPTH), so every value the parser
+/// accepts can be shared and copied back. They walk with explicit stacks (comparing nests
+/// a call only for a table key holding a table), so any depth they accept fits a 2 MiB
+/// thread stack even unoptimised. Freeing and [`ShmVal::validate`] have no depth limit.
 pub const MAX_NESTING: usize = 256;
+
+/// The most heap bytes [`ShmVal::to_val`] (and `Display` and `Debug`, which print a copy)
+/// builds for one shared value: 256 MiB, counting `size_of::<Val>()` bytes per value (a
+/// few million values) plus string, big integer and array bytes. A larger copy is
+/// [`ValError::TooLarge`], refused before anything is built: it is far above any message
+/// a pipe carries, and well below what would exhaust a process's memory, which a value
+/// sharing its children could otherwise do with a few objects. Read larger values in place
+/// through views, or copy them with [`ShmVal::to_val_within`].
+pub const MAX_COPY_BYTES: u64 = 256 << 20;
 
 /// What the pool block at `off` holds, read from its object header: the [`Tag`] of the
 /// value the object stores (a boxed scalar's own tag), or `None` for a block that is not a

@@ -12,12 +12,12 @@
 //! is bounded by the index size, and a stored hash that does not match only makes a
 //! lookup miss.
 
+use super::eq::cell_eq_val;
 use super::layout::{
     at, index_cap, load_cell, mul, nth, slots, store_cell, table_data_bytes, to_usize, words, Cell,
     Container, Obj, ENTRY_BYTES, ENTRY_WORDS, MAX_TABLE_CAP, W_CAP, W_DATA, W_LEN, W_USED,
 };
 use super::release::release_cell;
-use super::to_val::cell_eq_val;
 use super::{corrupt, too_large};
 use crate::alloc::Pool;
 use crate::region::Offset;

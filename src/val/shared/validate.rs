@@ -4,15 +4,32 @@
 use std::collections::HashMap;
 
 use super::corrupt;
+use super::expand::{Measure, Size};
 use super::layout::{self, boxed_cell, load_cell, Cell, Kind, Obj, CELL_BYTES, MAX_REFCOUNT};
 use super::plain::cast;
 use super::table::TableRef;
-use super::to_val::cell_to_val;
+use super::to_val::copy_measured;
 use super::views::{array_data, byte_payload, seq_cells};
+use super::MAX_COPY_BYTES;
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::val::ValError;
+
+/// The table keys copied out so far (to hash them), measured with one memory of the
+/// graph's containers and held within [`MAX_COPY_BYTES`] in all.
+struct KeyCopies<'p> {
+    measure: Measure<'p>,
+    total: Size,
+}
+
+impl KeyCopies<'_> {
+    fn copy(&mut self, pool: &Pool, key: &Cell) -> Result<crate::val::Val, ValError> {
+        let size = self.measure.cell(key)?;
+        self.total = self.total.plus(size).within(MAX_COPY_BYTES)?;
+        copy_measured(pool, key, size)
+    }
+}
 
 /// One object met by the walk.
 struct Node {
@@ -27,6 +44,10 @@ struct Node {
 /// every refcount covers the links to it, and that the graph has no cycle.
 pub(crate) fn validate(pool: &Pool, root: Offset, kind: Kind) -> Result<(), ValError> {
     let mut nodes: HashMap<Offset, Node> = HashMap::new();
+    let mut keys = KeyCopies {
+        measure: Measure::new(pool),
+        total: Size::default(),
+    };
     let mut queue = vec![(root, kind)];
     let root_obj = Obj::open(pool.region(), root, Some(kind))?;
     nodes.insert(
@@ -40,7 +61,7 @@ pub(crate) fn validate(pool: &Pool, root: Offset, kind: Kind) -> Result<(), ValE
     while let Some((off, kind)) = queue.pop() {
         let obj = Obj::open(pool.region(), off, Some(kind))?;
         let mut links = Vec::new();
-        check_object(pool, &obj, &mut links)?;
+        check_object(pool, &obj, &mut links, &mut keys)?;
         let mut children = Vec::with_capacity(links.len());
         for (cell_at, cell) in links {
             let Cell::Obj(tag, child) = cell else {
@@ -118,7 +139,12 @@ fn note(cell: Cell, at: u64, links: &mut Vec<(u64, Cell)>) -> Result<(), ValErro
 }
 
 /// Checks one object's header, sizes and contents; pushes the cells it holds on `links`.
-fn check_object(pool: &Pool, obj: &Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Result<(), ValError> {
+fn check_object<'p>(
+    pool: &'p Pool,
+    obj: &Obj<'_>,
+    links: &mut Vec<(u64, Cell)>,
+    keys: &mut KeyCopies<'p>,
+) -> Result<(), ValError> {
     let at = obj.off.get();
     let usable = pool
         .usable_size(obj.off)
@@ -153,7 +179,7 @@ fn check_object(pool: &Pool, obj: &Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Res
                 note(Cell::decode(load_cell(w), cat)?, cat, links)?;
             }
         }
-        Kind::Tab | Kind::OTab => check_table(pool, *obj, links)?,
+        Kind::Tab | Kind::OTab => check_table(pool, *obj, links, keys)?,
         Kind::Array => {
             let (et, bytes) = array_data(pool, obj)?;
             if et == crate::val::ElemType::Bool {
@@ -166,7 +192,12 @@ fn check_object(pool: &Pool, obj: &Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Res
 
 /// A table: entry counts, every live entry's cells and stored hash, and an index in which
 /// each written entry has exactly one slot and each live key is found where it is.
-fn check_table(pool: &Pool, obj: Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Result<(), ValError> {
+fn check_table<'p>(
+    pool: &'p Pool,
+    obj: Obj<'_>,
+    links: &mut Vec<(u64, Cell)>,
+    keys: &mut KeyCopies<'p>,
+) -> Result<(), ValError> {
     let at = obj.off.get();
     let t = TableRef::open(pool, obj)?;
     let mut seen = vec![false; layout::to_usize(t.c.used, at)?];
@@ -197,7 +228,7 @@ fn check_table(pool: &Pool, obj: Obj<'_>, links: &mut Vec<(u64, Cell)>) -> Resul
         let eat = layout::at(t.c.data.get(), e.saturating_mul(layout::ENTRY_BYTES));
         note(entry.key, layout::at(eat, 8), links)?;
         note(entry.value, layout::at(eat, 24), links)?;
-        let key = cell_to_val(pool, &entry.key, 0)?;
+        let key = keys.copy(pool, &entry.key)?;
         let hash = key.stable_hash();
         if hash != entry.hash {
             return Err(corrupt(
