@@ -7,11 +7,11 @@ use super::layout::{
     W_LEN, W_RC, W_USED,
 };
 use super::mutate::write_array;
+use super::share::share_child;
 use super::{region_id, table, too_large};
 use crate::alloc::Pool;
 use crate::sync::atomic::Ordering::Relaxed;
-use crate::val::array::with_vec;
-use crate::val::{Array, Elem, ElemType, Tag, Val, ValError};
+use crate::val::{Elem, ElemType, Tag, Val, ValError};
 
 /// Shared-value constructors on a [`Pool`].
 ///
@@ -233,78 +233,6 @@ pub(crate) fn child_of(pool: &Pool, item: ShmItem) -> Result<Child, ValError> {
     }
 }
 
-/// Copies `v` into the pool as a child: inline if it fits a cell, else a new object.
-pub(crate) fn share_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
-    match Cell::inline(v) {
-        Some(c) => Ok(Child::Inline(c)),
-        None => share_object(pool, v).map(Child::Obj),
-    }
-}
-
-/// Copies a value that does not fit a cell into a new object. Out of line, so that the
-/// common case (a scalar) takes a small frame.
-#[inline(never)]
-fn share_object(pool: &Pool, v: &Val) -> Result<ShmVal, ValError> {
-    let h = match v {
-        Val::Str(s) => new_bytes(pool, Kind::Str, s.as_bytes())?,
-        Val::BigInt(b) => new_bytes(pool, Kind::BigInt, &b.to_signed_bytes_le())?,
-        Val::BigUint(b) => new_bytes(pool, Kind::BigUint, &b.to_bytes_le())?,
-        Val::C64(c) => new_pair(pool, Kind::C64, [c.re.to_bits(), c.im.to_bits()])?,
-        Val::Arr(a) | Val::Tup(a) => {
-            let kind = if matches!(v, Val::Arr(_)) {
-                Kind::Arr
-            } else {
-                Kind::Tup
-            };
-            let h = new_container(pool, kind, None, a.len() as u64)?;
-            let obj = h.obj()?;
-            let data = obj.inline_data()?;
-            let n = (a.len() as u64).checked_mul(2).ok_or_else(too_large)?;
-            let cells = words(pool.region(), data, n)?;
-            for (len, (x, w)) in (1u64..).zip(a.iter().zip(cells.chunks_exact(2))) {
-                let child = share_child(pool, x)?;
-                store_cell(w, &child.cell());
-                obj.store(W_LEN, len);
-                child.commit();
-            }
-            h
-        }
-        Val::Tab(_) | Val::OTab(_) => {
-            let kind = if matches!(v, Val::Tab(_)) {
-                Kind::Tab
-            } else {
-                Kind::OTab
-            };
-            let h = new_container(pool, kind, None, v.len() as u64)?;
-            let mut t = table::TableRef::open(pool, h.obj()?)?;
-            for (k, x) in v.items() {
-                let key = share_child(pool, k)?;
-                let value = share_child(pool, x)?;
-                t.push(k.stable_hash(), &key.cell(), &value.cell())?;
-                key.commit();
-                value.commit();
-            }
-            h
-        }
-        Val::Array(a) => {
-            let h = new_container(pool, Kind::Array, Some(a.elem_type()), a.len() as u64)?;
-            let obj = h.obj()?;
-            with_vec!(a, data => write_array(pool, obj, data.len() as u64, false, |dst| {
-                dst.copy_from_slice(data)
-            })?);
-            h
-        }
-        // Every other value fits a cell.
-        _ => {
-            return Err(ValError::WrongType {
-                expected: "a value held in an object",
-                found: v.tag(),
-            })
-        }
-    };
-    Ok(h)
-}
-
 /// Allocates an object of `kind` with `extra` bytes after its header, writes its first
 /// word and a refcount of 1, zeroes the rest of the header (a box gets `cell`), and
 /// adopts it.
@@ -345,7 +273,7 @@ pub(crate) fn new_box(pool: &Pool, cell: Cell) -> Result<ShmVal, ValError> {
 }
 
 /// A string or big integer: its bytes after a three-word header.
-fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> {
+pub(crate) fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> {
     let len = bytes.len() as u64;
     let h = new_obj(pool, kind, None, len, Cell::Empty)?;
     let obj = h.obj()?;
@@ -360,7 +288,7 @@ fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> 
 }
 
 /// A complex of two `f64`: the bits of its parts after the refcount.
-fn new_pair(pool: &Pool, kind: Kind, parts: [u64; 2]) -> Result<ShmVal, ValError> {
+pub(crate) fn new_pair(pool: &Pool, kind: Kind, parts: [u64; 2]) -> Result<ShmVal, ValError> {
     debug_assert_eq!(kind.header_words(), PAIR_WORDS);
     let h = new_obj(pool, kind, None, 0, Cell::Empty)?;
     let obj = h.obj()?;

@@ -79,7 +79,7 @@ impl<'a> ShmSeq<'a> {
         SeqIter { seq: *self, i: 0 }
     }
 
-    /// Whether an element equals `x` (by value, as [`Val`]'s `==`).
+    /// Whether an element equals `x` (by value, as [`Val`](crate::Val)'s `==`).
     ///
     /// # Errors
     ///
@@ -161,7 +161,7 @@ impl<'a> ShmTab<'a> {
         self.t.obj.kind == Kind::OTab
     }
 
-    /// The value under `key`, if any. The key is hashed with [`Val::stable_hash`] as the
+    /// The value under `key`, if any. The key is hashed with [`Val::stable_hash`](crate::Val::stable_hash) as the
     /// table's keys were, so `get(1)` finds the key `1.0`.
     ///
     /// # Errors

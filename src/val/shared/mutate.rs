@@ -1,7 +1,7 @@
 //! [`ShmValMut`]: writing a value through its unique handle, and the container writes it
 //! and [`share`](super::PoolExt::share) use.
 
-use super::build::{child_of, share_child, IntoShm, ShmItem};
+use super::build::{child_of, IntoShm, ShmItem};
 use super::handle::ShmVal;
 use super::layout::{
     elem_size, load_cell, mul, nth, store_cell, words, Cell, Container, Kind, Obj, CELL_BYTES,
@@ -9,6 +9,7 @@ use super::layout::{
 };
 use super::plain::cast_mut;
 use super::release::release_cell;
+use super::share::share_child;
 use super::views::{Key, ShmRef};
 use super::{corrupt, table, too_large};
 use crate::alloc::Pool;

@@ -196,6 +196,36 @@ impl<'a> TableRef<'a> {
         ))
     }
 
+    /// Whether a lookup of entry `e`'s key (with hash `hash`) ends at `e`: its probe chain
+    /// reaches `e` before an empty slot, and no entry before it holds an equal key, which
+    /// `same` tells for a key cell. Keys are compared only where the stored hashes match,
+    /// so checking every entry costs no more than hashing the keys.
+    pub(crate) fn finds_at(
+        &self,
+        hash: u64,
+        e: u64,
+        mut same: impl FnMut(&Cell) -> Result<bool, ValError>,
+    ) -> Result<bool, ValError> {
+        let mask = self.mask()?;
+        let mut i = home(hash, mask);
+        for _ in 0..self.index.len() {
+            let Some(other) = u64::from(self.index[i].load(Relaxed)).checked_sub(1) else {
+                return Ok(false);
+            };
+            if other == e {
+                return Ok(true);
+            }
+            if self.hash_of(other)? == hash {
+                let k = self.key_of(other)?;
+                if k != Cell::Empty && same(&k)? {
+                    return Ok(false);
+                }
+            }
+            i = next(i, mask);
+        }
+        Ok(false)
+    }
+
     /// The index's slot mask (its length is a power of two, at least 4).
     fn mask(&self) -> Result<usize, ValError> {
         self.index

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use super::corrupt;
+use super::eq::cell_eq_val;
 use super::expand::{Measure, Size};
+use super::hash::stable_hash;
 use super::layout::{self, boxed_cell, load_cell, Cell, Kind, Obj, CELL_BYTES, MAX_REFCOUNT};
 use super::plain::cast;
 use super::table::TableRef;
@@ -16,18 +18,19 @@ use crate::region::Offset;
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::val::ValError;
 
-/// The table keys copied out so far (to hash them), measured with one memory of the
-/// graph's containers and held within [`MAX_COPY_BYTES`] in all.
-struct KeyCopies<'p> {
+/// The table keys hashed so far: each is measured (with one memory of the graph's
+/// containers) before it is hashed in place, and all of them together are held within
+/// [`MAX_COPY_BYTES`], so hashing keys that share their children stays bounded.
+struct Keys<'p> {
     measure: Measure<'p>,
     total: Size,
 }
 
-impl KeyCopies<'_> {
-    fn copy(&mut self, pool: &Pool, key: &Cell) -> Result<crate::val::Val, ValError> {
+impl Keys<'_> {
+    fn measure(&mut self, key: &Cell) -> Result<Size, ValError> {
         let size = self.measure.cell(key)?;
         self.total = self.total.plus(size).within(MAX_COPY_BYTES)?;
-        copy_measured(pool, key, size)
+        Ok(size)
     }
 }
 
@@ -44,7 +47,7 @@ struct Node {
 /// every refcount covers the links to it, and that the graph has no cycle.
 pub(crate) fn validate(pool: &Pool, root: Offset, kind: Kind) -> Result<(), ValError> {
     let mut nodes: HashMap<Offset, Node> = HashMap::new();
-    let mut keys = KeyCopies {
+    let mut keys = Keys {
         measure: Measure::new(pool),
         total: Size::default(),
     };
@@ -143,7 +146,7 @@ fn check_object<'p>(
     pool: &'p Pool,
     obj: &Obj<'_>,
     links: &mut Vec<(u64, Cell)>,
-    keys: &mut KeyCopies<'p>,
+    keys: &mut Keys<'p>,
 ) -> Result<(), ValError> {
     let at = obj.off.get();
     let usable = pool
@@ -196,7 +199,7 @@ fn check_table<'p>(
     pool: &'p Pool,
     obj: Obj<'_>,
     links: &mut Vec<(u64, Cell)>,
-    keys: &mut KeyCopies<'p>,
+    keys: &mut Keys<'p>,
 ) -> Result<(), ValError> {
     let at = obj.off.get();
     let t = TableRef::open(pool, obj)?;
@@ -228,15 +231,24 @@ fn check_table<'p>(
         let eat = layout::at(t.c.data.get(), e.saturating_mul(layout::ENTRY_BYTES));
         note(entry.key, layout::at(eat, 8), links)?;
         note(entry.value, layout::at(eat, 24), links)?;
-        let key = keys.copy(pool, &entry.key)?;
-        let hash = key.stable_hash();
+        let size = keys.measure(&entry.key)?;
+        let hash = stable_hash(pool, &entry.key)?;
         if hash != entry.hash {
             return Err(corrupt(
                 eat,
                 format!("stored hash {:#x}, key hashes to {hash:#x}", entry.hash),
             ));
         }
-        if t.find(pool, &key, hash, 0)? != Some(e) {
+        // Another key with the same hash is compared with a copy of this one.
+        let mut copy = None;
+        let found = t.finds_at(hash, e, |other| {
+            let key = match &copy {
+                Some(k) => k,
+                None => copy.insert(copy_measured(pool, &entry.key, size)?),
+            };
+            cell_eq_val(pool, other, key, 0)
+        })?;
+        if !found {
             return Err(corrupt(eat, "lookup of the entry's key does not find it"));
         }
     }
