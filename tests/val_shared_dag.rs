@@ -170,4 +170,32 @@ fn validate_copies_table_keys_within_the_limit() {
     );
     word(&pool, link).store(saved, Ordering::Relaxed);
     t.validate().unwrap();
+
+    // Two keys each within the limit, over it together: the limit holds for all the keys
+    // of the graph, measured once.
+    let val_bytes = std::mem::size_of::<Val>() as u64;
+    let levels = (1..40)
+        .take_while(|&l| values(l) * val_bytes <= MAX_COPY_BYTES)
+        .last()
+        .unwrap();
+    assert!(2 * values(levels) * val_bytes > MAX_COPY_BYTES);
+    let dag = doubling(&pool, Tag::Tup, levels);
+    let t = pool.share(&val!({tup![1]: 1, tup![2]: 2})).unwrap();
+    let links = [t.offset().get() + 64, t.offset().get() + 64 + 40];
+    let saved = links.map(|at| word(&pool, at).load(Ordering::Relaxed));
+    for at in links {
+        word(&pool, at).store(dag.offset().get(), Ordering::Relaxed);
+    }
+    assert_eq!(
+        t.validate(),
+        Err(ValError::TooLarge {
+            values: 2 * values(levels),
+            bytes: 2 * values(levels) * val_bytes,
+            limit: MAX_COPY_BYTES,
+        })
+    );
+    for (at, w) in links.into_iter().zip(saved) {
+        word(&pool, at).store(w, Ordering::Relaxed);
+    }
+    t.validate().unwrap();
 }

@@ -192,8 +192,8 @@
 //! - Comparing with a heap value ([`ShmRef::eq_val`], `==`) walks the heap value and
 //!   matches the shared one against it in place: the work is bounded by the heap value's
 //!   size, and a shared value that expands to more differs in some length.
-//! - [`ShmVal::validate`] copies table keys out to check their hashes, all of them within
-//!   one [`MAX_COPY_BYTES`] per graph.
+//! - [`ShmVal::validate`] hashes table keys in place to check their stored hashes, after
+//!   measuring them: all the keys of a graph together within one [`MAX_COPY_BYTES`].
 //!
 //! # Validation
 //!
@@ -261,7 +261,8 @@ use crate::val::{Tag, ValError};
 /// the text parser's [`MAX_DEPTH`](crate::val::MAX_DEPTH), so every value the parser
 /// accepts can be shared and copied back. They walk with explicit stacks (comparing nests
 /// a call only for a table key holding a table), so any depth they accept fits a 2 MiB
-/// thread stack even unoptimised. Freeing and [`ShmVal::validate`] have no depth limit.
+/// thread stack even unoptimised. Freeing and [`ShmVal::validate`]'s walk have no depth
+/// limit (validate hashes table keys within it).
 pub const MAX_NESTING: usize = 256;
 
 /// The most heap bytes [`ShmVal::to_val`] (and `Display` and `Debug`, which print a copy)

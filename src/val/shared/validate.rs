@@ -221,17 +221,21 @@ fn check_table<'p>(
             format!("{filled} index slots for {} entries", t.c.used),
         ));
     }
-    let mut live = 0u64;
+    // The live entries, each key measured before any is hashed: keys too large to hash
+    // in all are refused before the work.
+    let mut live = Vec::new();
     for e in 0..t.c.used {
         let entry = t.entry(e)?;
         if entry.key == Cell::Empty {
             continue;
         }
-        live = live.saturating_add(1);
         let eat = layout::at(t.c.data.get(), e.saturating_mul(layout::ENTRY_BYTES));
         note(entry.key, layout::at(eat, 8), links)?;
         note(entry.value, layout::at(eat, 24), links)?;
-        let size = keys.measure(&entry.key)?;
+        live.push((e, entry, keys.measure(&entry.key)?));
+    }
+    for &(e, entry, size) in &live {
+        let eat = layout::at(t.c.data.get(), e.saturating_mul(layout::ENTRY_BYTES));
         let hash = stable_hash(pool, &entry.key)?;
         if hash != entry.hash {
             return Err(corrupt(
@@ -252,6 +256,7 @@ fn check_table<'p>(
             return Err(corrupt(eat, "lookup of the entry's key does not find it"));
         }
     }
+    let live = live.len() as u64;
     if live != t.c.len {
         return Err(corrupt(
             at,
