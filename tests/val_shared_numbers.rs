@@ -56,6 +56,28 @@ fn huge_indices_are_absent() {
 }
 
 #[test]
+fn an_implausible_count_is_not_counted_up() {
+    let (_n, pool) = new_pool("numbers-rc", 1 << 20);
+    let base = baseline(&pool);
+    let h = pool
+        .share(&val!(["a string long enough for a block"]))
+        .unwrap();
+    let child = h.as_seq().unwrap().get(0).unwrap().unwrap();
+    let off = child.to_handle().unwrap().offset().get();
+    let rc = word(&pool, off + 8);
+    assert_eq!(rc.load(Ordering::Relaxed), 1);
+    for bad in [0, u64::MAX, 1 << 48] {
+        rc.store(bad, Ordering::Relaxed);
+        assert!(matches!(child.to_handle(), Err(ValError::Corrupt { .. })));
+        assert_eq!(rc.load(Ordering::Relaxed), bad);
+    }
+    rc.store(1, Ordering::Relaxed);
+    h.validate().unwrap();
+    drop(h);
+    assert_eq!(baseline(&pool), base);
+}
+
+#[test]
 fn a_zeroed_entry_count_is_corrupt_and_changes_nothing() {
     let (_n, pool) = new_pool("numbers-count", 1 << 20);
     let v = val!({"a": 1, "b": "a value string long enough for a block"});

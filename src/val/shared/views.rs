@@ -11,7 +11,7 @@ use super::build::new_box;
 use super::containers::{ShmSeq, ShmTab};
 use super::eq::cell_eq_val;
 use super::handle::ShmVal;
-use super::layout::{add, elem_size, mul, words, Cell, Kind, Obj, W_LEN};
+use super::layout::{add, elem_size, mul, words, Cell, Kind, Obj, MAX_REFCOUNT, W_LEN};
 use super::leaves::{ShmArray, ShmStr};
 use super::release::inc;
 use super::table::TableRef;
@@ -19,7 +19,7 @@ use super::to_val::copy_out;
 use super::{corrupt, MAX_COPY_BYTES};
 use crate::alloc::Pool;
 use crate::region::Offset;
-use crate::sync::atomic::AtomicU64;
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::val::{Elem, ElemType, Tag, Val, ValError};
 
 /// A key or element to look up in a shared value: a [`Val`], `&Val`, `&str`, `String` or
@@ -260,11 +260,16 @@ impl<'a> ShmRef<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::Corrupt`]; [`ValError::OutOfMemory`] for a scalar's box.
+    /// [`ValError::Corrupt`] (also for an object whose count is 0 or implausibly large,
+    /// which is not counted up); [`ValError::OutOfMemory`] for a scalar's box.
     pub fn to_handle(&self) -> Result<ShmVal, ValError> {
         match self.cell {
             Cell::Obj(tag, off) => {
                 let obj = Obj::open_linked(self.pool.region(), tag, off)?;
+                let rc = obj.rc().load(Relaxed);
+                if rc == 0 || rc >= MAX_REFCOUNT {
+                    return Err(corrupt(off.get(), format!("refcount {rc}")));
+                }
                 inc(obj.rc());
                 Ok(ShmVal::adopt(self.pool, off, obj.kind, self.cell))
             }
