@@ -6,28 +6,16 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use common::pools::{baseline, new_pool, word};
 use common::vals::same;
-use common::TestName;
-use shmval::alloc::{Pool, PoolStats};
+use shmval::alloc::Pool;
 use shmval::region::{Offset, Region};
 use shmval::val::shared::{ShmRef, ShmVal};
 use shmval::val::{BigInt, BigUint, Complex32, Complex64};
 use shmval::{otab, tup, val, Array, OTab, PoolExt, Tab, Tag, Val, ValError};
-
-fn new_pool(tag: &str, size: u64) -> (TestName, Pool) {
-    let name = TestName::new(tag);
-    let region = Arc::new(Region::create(&name, size).unwrap());
-    (name, Pool::create(region).unwrap())
-}
-
-/// The stats that must come back after everything is freed (the high-water mark stays).
-fn baseline(pool: &Pool) -> (u64, u64, u64, u64) {
-    let s: PoolStats = pool.stats().unwrap();
-    (s.used, s.live_allocations, s.free_blocks, s.largest_free)
-}
 
 fn every_type() -> Val {
     let mut o = OTab::default();
@@ -393,10 +381,6 @@ fn exhaustion_frees_the_partial_value() {
     drop(t);
     assert_eq!(baseline(&pool), base);
     pool.verify().unwrap();
-}
-
-fn word(pool: &Pool, at: u64) -> &AtomicU64 {
-    pool.region().resolve(Offset::new(at)).unwrap()
 }
 
 /// Finds the first word in `[from, from + len)` equal to `value`.

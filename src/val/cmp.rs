@@ -161,7 +161,10 @@ impl Val {
         h.finish()
     }
 
-    fn hash_into(&self, h: &mut ValHasher) {
+    /// Feeds the value's canonical encoding to `h`. Containers are framed by
+    /// [`hash_seq_head`] and [`hash_table`], which the in-place hash of shared values uses
+    /// too.
+    pub(crate) fn hash_into(&self, h: &mut ValHasher) {
         fn len(h: &mut ValHasher, n: usize) {
             h.write(&(n as u64).to_le_bytes());
         }
@@ -173,12 +176,7 @@ impl Val {
                 h.write(s.as_bytes());
             }
             Val::Arr(a) | Val::Tup(a) => {
-                h.write(if matches!(self, Val::Arr(_)) {
-                    b"n"
-                } else {
-                    b"u"
-                });
-                len(h, a.len());
+                hash_seq_head(h, matches!(self, Val::Tup(_)), a.len() as u64);
                 for x in a {
                     x.hash_into(h);
                 }
@@ -200,9 +198,7 @@ impl Val {
                     v.hash_into(&mut e);
                     sum = sum.wrapping_add(e.finish());
                 }
-                h.write(b"t");
-                len(h, self.len());
-                h.write(&sum.to_le_bytes());
+                hash_table(h, self.len() as u64, sum);
             }
             _ => {
                 if let Some(n) = num(self) {
@@ -211,6 +207,20 @@ impl Val {
             }
         }
     }
+}
+
+/// The start of a list's (or a tuple's) encoding: its kind and length; the elements follow.
+pub(crate) fn hash_seq_head(h: &mut ValHasher, tuple: bool, len: u64) {
+    h.write(if tuple { b"u" } else { b"n" });
+    h.write(&len.to_le_bytes());
+}
+
+/// A table's encoding: its length and the wrapping sum of its entries' hashes, each the
+/// finished hash of the key's encoding followed by the value's.
+pub(crate) fn hash_table(h: &mut ValHasher, len: u64, sum: u64) {
+    h.write(b"t");
+    h.write(&len.to_le_bytes());
+    h.write(&sum.to_le_bytes());
 }
 
 impl Hash for Val {

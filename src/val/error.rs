@@ -78,10 +78,27 @@ pub enum ValError {
         /// What was wrong.
         what: String,
     },
-    /// A shared value nests deeper than an operation that copies or compares it follows.
-    #[error("shared value nests deeper than {limit} levels")]
+    /// A value nests deeper than an operation that copies, shares or compares it follows.
+    #[error("the value nests deeper than {limit} levels")]
     TooDeep {
         /// The depth limit.
         limit: usize,
+    },
+    /// Copying a shared value out (or printing it, which copies) would build more than
+    /// the limit allows on the heap. A container may hold one child many times, so a few
+    /// objects in a pool can stand for a value too large to copy; it is refused before
+    /// anything is built. Views read it in place.
+    #[error(
+        "the shared value expands to {values} values, about {bytes} bytes on the heap, past \
+         the limit of {limit} bytes: read it in place through views"
+    )]
+    TooLarge {
+        /// How many values (containers, elements, keys and values) the copy would hold
+        /// (saturating at `u64::MAX`).
+        values: u64,
+        /// About how many heap bytes the copy would take (saturating).
+        bytes: u64,
+        /// The limit, in bytes.
+        limit: u64,
     },
 }

@@ -3,15 +3,15 @@
 
 use super::handle::ShmVal;
 use super::layout::{
-    add, data_bytes, kind_word, store_cell, words, Cell, Kind, BYTES_WORDS, PAIR_WORDS, W_CAP,
-    W_DATA, W_KIND, W_LEN, W_RC, W_USED,
+    add, data_bytes, kind_word, store_cell, words, Cell, Kind, PAIR_WORDS, W_CAP, W_DATA, W_KIND,
+    W_LEN, W_RC, W_USED,
 };
 use super::mutate::write_array;
-use super::{region_id, table};
+use super::share::share_child;
+use super::{region_id, table, too_large};
 use crate::alloc::Pool;
 use crate::sync::atomic::Ordering::Relaxed;
-use crate::val::array::with_vec;
-use crate::val::{Array, Elem, ElemType, Tag, Val, ValError};
+use crate::val::{Elem, ElemType, Tag, Val, ValError};
 
 /// Shared-value constructors on a [`Pool`].
 ///
@@ -233,77 +233,6 @@ pub(crate) fn child_of(pool: &Pool, item: ShmItem) -> Result<Child, ValError> {
     }
 }
 
-/// Copies `v` into the pool as a child: inline if it fits a cell, else a new object.
-pub(crate) fn share_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
-    match Cell::inline(v) {
-        Some(c) => Ok(Child::Inline(c)),
-        None => share_object(pool, v).map(Child::Obj),
-    }
-}
-
-/// Copies a value that does not fit a cell into a new object. Out of line, so that the
-/// common case (a scalar) takes a small frame.
-#[inline(never)]
-fn share_object(pool: &Pool, v: &Val) -> Result<ShmVal, ValError> {
-    let h = match v {
-        Val::Str(s) => new_bytes(pool, Kind::Str, s.as_bytes())?,
-        Val::BigInt(b) => new_bytes(pool, Kind::BigInt, &b.to_signed_bytes_le())?,
-        Val::BigUint(b) => new_bytes(pool, Kind::BigUint, &b.to_bytes_le())?,
-        Val::C64(c) => new_pair(pool, Kind::C64, [c.re.to_bits(), c.im.to_bits()])?,
-        Val::Arr(a) | Val::Tup(a) => {
-            let kind = if matches!(v, Val::Arr(_)) {
-                Kind::Arr
-            } else {
-                Kind::Tup
-            };
-            let h = new_container(pool, kind, None, a.len() as u64)?;
-            let obj = h.obj()?;
-            let data = obj.inline_data()?;
-            let cells = words(pool.region(), data, 2 * a.len() as u64)?;
-            for (i, (x, w)) in a.iter().zip(cells.chunks_exact(2)).enumerate() {
-                let child = share_child(pool, x)?;
-                store_cell(w, &child.cell());
-                obj.store(W_LEN, i as u64 + 1);
-                child.commit();
-            }
-            h
-        }
-        Val::Tab(_) | Val::OTab(_) => {
-            let kind = if matches!(v, Val::Tab(_)) {
-                Kind::Tab
-            } else {
-                Kind::OTab
-            };
-            let h = new_container(pool, kind, None, v.len() as u64)?;
-            let mut t = table::TableRef::open(pool, h.obj()?)?;
-            for (k, x) in v.items() {
-                let key = share_child(pool, k)?;
-                let value = share_child(pool, x)?;
-                t.push(k.stable_hash(), &key.cell(), &value.cell())?;
-                key.commit();
-                value.commit();
-            }
-            h
-        }
-        Val::Array(a) => {
-            let h = new_container(pool, Kind::Array, Some(a.elem_type()), a.len() as u64)?;
-            let obj = h.obj()?;
-            with_vec!(a, data => write_array(pool, obj, data.len() as u64, false, |dst| {
-                dst.copy_from_slice(data)
-            })?);
-            h
-        }
-        // Every other value fits a cell.
-        _ => {
-            return Err(ValError::WrongType {
-                expected: "a value held in an object",
-                found: v.tag(),
-            })
-        }
-    };
-    Ok(h)
-}
-
 /// Allocates an object of `kind` with `extra` bytes after its header, writes its first
 /// word and a refcount of 1, zeroes the rest of the header (a box gets `cell`), and
 /// adopts it.
@@ -317,10 +246,7 @@ fn new_obj(
     let size = kind
         .header_bytes()
         .checked_add(extra)
-        .ok_or(ValError::OutOfMemory {
-            requested: u64::MAX,
-            largest_free: 0,
-        })?;
+        .ok_or_else(too_large)?;
     let off = pool.alloc_object(size)?;
     let init = words(pool.region(), off, kind.header_words() as u64).map(|w| {
         w[W_KIND].store(kind_word(kind, elem.map_or(0, |e| e as u8)), Relaxed);
@@ -349,12 +275,12 @@ pub(crate) fn new_box(pool: &Pool, cell: Cell) -> Result<ShmVal, ValError> {
 }
 
 /// A string or big integer: its bytes after a three-word header.
-fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> {
+pub(crate) fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> {
     let len = bytes.len() as u64;
     let h = new_obj(pool, kind, None, len, Cell::Empty)?;
     let obj = h.obj()?;
     obj.store(W_LEN, len);
-    let at = add(obj.off, 8 * BYTES_WORDS as u64)?;
+    let at = add(obj.off, kind.header_bytes())?;
     // SAFETY: the block was just allocated for this object and no reference to it has
     // left this function: nobody else reads or writes these bytes.
     let dst = unsafe { pool.region().bytes_mut(at, len) }
@@ -364,7 +290,7 @@ fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> 
 }
 
 /// A complex of two `f64`: the bits of its parts after the refcount.
-fn new_pair(pool: &Pool, kind: Kind, parts: [u64; 2]) -> Result<ShmVal, ValError> {
+pub(crate) fn new_pair(pool: &Pool, kind: Kind, parts: [u64; 2]) -> Result<ShmVal, ValError> {
     debug_assert_eq!(kind.header_words(), PAIR_WORDS);
     let h = new_obj(pool, kind, None, 0, Cell::Empty)?;
     let obj = h.obj()?;
@@ -380,10 +306,7 @@ pub(crate) fn new_container(
     elem: Option<ElemType>,
     cap: u64,
 ) -> Result<ShmVal, ValError> {
-    let bytes = data_bytes(kind, elem, cap).ok_or(ValError::OutOfMemory {
-        requested: u64::MAX,
-        largest_free: 0,
-    })?;
+    let bytes = data_bytes(kind, elem, cap).ok_or_else(too_large)?;
     let h = new_obj(pool, kind, elem, bytes, Cell::Empty)?;
     let obj = h.obj()?;
     let data = obj.inline_data()?;

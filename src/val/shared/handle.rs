@@ -5,8 +5,8 @@ use std::fmt;
 use super::layout::{boxed_cell, Cell, Kind, Obj, MAX_REFCOUNT, W_RC};
 use super::mutate::ShmValMut;
 use super::release::{inc, release};
-use super::views::{ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
 use super::{corrupt, region_id};
+use super::{ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -78,7 +78,8 @@ impl ShmVal {
     }
 
     fn rc(&self) -> Option<&AtomicU64> {
-        let at = self.off.checked_add(8 * W_RC as u64)?;
+        const RC_AT: u64 = 8 * W_RC as u64;
+        let at = self.off.checked_add(RC_AT)?;
         self.pool.region().resolve::<AtomicU64>(at).ok()
     }
 
@@ -98,24 +99,37 @@ impl ShmVal {
         ShmRef::new(&self.pool, self.cell)
     }
 
-    /// A copy of the value on the heap, equal to what was shared and of the same types.
+    /// A copy of the value on the heap, equal to what was shared and of the same types,
+    /// if it takes at most [`MAX_COPY_BYTES`](super::MAX_COPY_BYTES).
     ///
     /// # Errors
     ///
     /// [`ValError::Corrupt`] if any part of the value fails its checks,
-    /// [`ValError::TooDeep`] past [`MAX_NESTING`](super::MAX_NESTING) levels.
+    /// [`ValError::TooDeep`] past [`MAX_NESTING`](super::MAX_NESTING) levels,
+    /// [`ValError::TooLarge`] past the limit (a value holding shared children many times).
     pub fn to_val(&self) -> Result<Val, ValError> {
         self.view().to_val()
     }
 
-    /// Checks the whole graph: every offset, tag, length, refcount and string. See
-    /// [validation](super#validation).
+    /// A copy of the value on the heap, if it takes at most `limit` bytes; see
+    /// [`ShmRef::to_val_within`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`to_val`](Self::to_val).
+    pub fn to_val_within(&self, limit: u64) -> Result<Val, ValError> {
+        self.view().to_val_within(limit)
+    }
+
+    /// Checks the whole graph: every offset, tag, length, refcount and string, each object
+    /// as the kind its handle or link expects, so that what passes every reader can read.
+    /// See [validation](super#validation).
     ///
     /// # Errors
     ///
     /// [`ValError::Corrupt`] naming the first problem found.
     pub fn validate(&self) -> Result<(), ValError> {
-        super::validate::validate(&self.pool, self.off)
+        super::validate::validate(&self.pool, self.off, self.kind)
     }
 
     /// The value as a table (`Tab` or `OTab`).
@@ -296,7 +310,9 @@ impl fmt::Debug for ShmVal {
 }
 
 impl fmt::Display for ShmVal {
-    /// The value's Python literal, as [`Val`]'s; `<error>` if it cannot be read.
+    /// The value's Python literal, as [`Val`]'s, printed from a copy; `<error>` if it
+    /// cannot be copied (corrupt, too deep, or past
+    /// [`MAX_COPY_BYTES`](super::MAX_COPY_BYTES)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_val() {
             Ok(v) => fmt::Display::fmt(&v, f),

@@ -25,6 +25,9 @@ pub(crate) const W_CAP: usize = 3;
 pub(crate) const W_DATA: usize = 4;
 pub(crate) const W_USED: usize = 5;
 
+/// Byte offset of a box's cell in its object.
+pub(crate) const BOX_CELL: u64 = 8 * W_LEN as u64;
+
 /// Words in a container header (Tab, OTab, Arr, Tup, Array).
 pub(crate) const CONTAINER_WORDS: usize = 6;
 /// Words in a byte-string header (Str, BigInt, BigUint); the bytes follow.
@@ -127,7 +130,14 @@ impl Kind {
 
     /// Bytes of the header.
     pub(crate) fn header_bytes(self) -> u64 {
-        8 * self.header_words() as u64
+        const BYTES: u64 = 8 * BYTES_WORDS as u64;
+        const PAIR: u64 = 8 * PAIR_WORDS as u64;
+        const CONTAINER: u64 = 8 * CONTAINER_WORDS as u64;
+        match self {
+            Kind::Str | Kind::BigInt | Kind::BigUint => BYTES,
+            Kind::Boxed | Kind::C64 => PAIR,
+            Kind::Tab | Kind::OTab | Kind::Arr | Kind::Tup | Kind::Array => CONTAINER,
+        }
     }
 
     pub(crate) fn is_table(self) -> bool {
@@ -156,15 +166,25 @@ pub(crate) fn elem_size(t: ElemType) -> u64 {
 }
 
 /// Index slots of a table of `cap` entries: a power of two above `cap * 3 / 2`, so the
-/// index is at most two-thirds full and a probe always meets an empty slot.
-pub(crate) fn index_cap(cap: u64) -> u64 {
-    (cap + cap / 2 + 1).next_power_of_two().max(4)
+/// index is at most two-thirds full and a probe always meets an empty slot. `None` past
+/// [`MAX_TABLE_CAP`].
+pub(crate) fn index_cap(cap: u64) -> Option<u64> {
+    if cap > MAX_TABLE_CAP {
+        return None;
+    }
+    Some(
+        cap.checked_add(cap / 2)?
+            .checked_add(1)?
+            .checked_next_power_of_two()?
+            .max(4),
+    )
 }
 
-/// Bytes of a table's data: `cap` entries, then the index.
+/// Bytes of a table's data: `cap` entries, then the index (`None` past
+/// [`MAX_TABLE_CAP`]).
 pub(crate) fn table_data_bytes(cap: u64) -> Option<u64> {
     cap.checked_mul(ENTRY_BYTES)?
-        .checked_add(index_cap(cap).checked_mul(4)?)
+        .checked_add(index_cap(cap)?.checked_mul(4)?)
 }
 
 /// Bytes of the data of a container of `kind` with room for `cap` elements or entries.
@@ -375,6 +395,29 @@ pub(crate) fn store_cell(w: &[AtomicU64], c: &Cell) {
 pub(crate) fn add(off: Offset, n: u64) -> Result<Offset, ValError> {
     off.checked_add(n)
         .ok_or_else(|| corrupt(off.get(), "offset overflows"))
+}
+
+/// The offset of item `i` of `size` bytes in an array starting at `off`: `off + i * size`,
+/// or a corruption error naming `off`.
+pub(crate) fn nth(off: Offset, i: u64, size: u64) -> Result<Offset, ValError> {
+    add(off, mul(i, size, off.get())?)
+}
+
+/// `a * b` for a size read from shared memory, or a corruption error naming `at`.
+pub(crate) fn mul(a: u64, b: u64, at: u64) -> Result<u64, ValError> {
+    a.checked_mul(b)
+        .ok_or_else(|| corrupt(at, format!("{a} x {b} bytes overflow")))
+}
+
+/// A count read from shared memory as a `usize`, or a corruption error naming `at`
+/// (lossless on 64-bit targets; a count past the address space is corrupt).
+pub(crate) fn to_usize(n: u64, at: u64) -> Result<usize, ValError> {
+    usize::try_from(n).map_err(|_| corrupt(at, format!("count {n} past the address space")))
+}
+
+/// An offset for an error message only: `base + n`, saturating.
+pub(crate) fn at(base: u64, n: u64) -> u64 {
+    base.saturating_add(n)
 }
 
 /// The `n` words at `off`, bounds-checked by the region.

@@ -92,19 +92,36 @@
 //!
 //! A value is written only through [`ShmVal::get_mut`], which succeeds only while the
 //! count is 1: the handle is the only reference, in any process, and no container holds
-//! the value. The write access borrows the handle mutably, so no view of it exists either.
+//! the value. The write access borrows the handle mutably, so no view made before it
+//! exists either.
 //! Once cloned, put in a container, or enqueued, a value is read-only to everyone, which is
 //! what lets any number of processes read it in place without locks. Values put into a
 //! container are heap values (copied) or handles moved in by value (the container takes
 //! over their reference).
+//!
+//! The write access can still show the value: [`ShmValMut::view`] borrows it for reading,
+//! and [`ShmRef::to_handle`] turns that view into a second handle, which outlives the view.
+//! So every write ([`insert`](ShmValMut::insert), [`remove`](ShmValMut::remove),
+//! [`push`](ShmValMut::push), [`set`](ShmValMut::set),
+//! [`as_mut_slice`](ShmValMut::as_mut_slice)) first loads the count again (acquire, as
+//! [`ShmVal::is_unique`]) and fails with [`ValError::NotUnique`] unless it is 1, leaving the
+//! value unchanged and dropping the value it was given. After that check nothing can raise
+//! the count until the write returns (or, for `as_mut_slice`, while the slice lives): a
+//! reference is made only from another one, by cloning a handle, linking a handle into a
+//! container, or making a handle from a view. The only reference is the handle the write
+//! access holds, borrowed mutably by it, and the write method borrows the write access
+//! mutably, so neither the handle nor any view of it (views borrow the handle or the write
+//! access) is reachable meanwhile; no container holds the value, so no view of a container
+//! leads to it; and no other process holds a reference to start from. Only
+//! [`ShmVal::from_raw`], which is `unsafe` for this reason, could conjure one.
 //!
 //! So a cycle cannot be built. A container `c` is written only through its unique handle,
 //! which means nothing links to `c`: no other container holds it. For `c` to become part
 //! of a cycle, a value put into `c` would have to reach `c`; but everything reachable from
 //! a value links only to objects that some container holds, and no container holds `c`.
 //! Nor can a handle to `c` itself be put in: the only one is borrowed by the write access,
-//! and a clone would make the count 2 and the write access impossible. The compiler
-//! enforces the last part:
+//! and another one (a clone, or one made from the write access's view) makes the count 2,
+//! so the insertion is refused. The compiler enforces the first part:
 //!
 //! ```compile_fail,E0505
 //! # use shmval::{alloc::Pool, PoolExt};
@@ -115,7 +132,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! and a clone is refused at run time:
+//! and a second handle is refused at run time, whether cloned before the write access or
+//! made through it:
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -126,7 +144,13 @@
 //! let again = t.clone();
 //! assert!(t.get_mut().is_none()); // two references: read-only
 //! drop(again);
-//! assert!(t.get_mut().is_some());
+//! let mut w = t.try_mut()?;
+//! let me = w.view().to_handle()?; // a second reference, made through the write access
+//! assert_eq!(w.insert("self", me), Err(ValError::NotUnique)); // `me` is dropped
+//! assert_eq!(w.view().len()?, 0);
+//! w.insert("k", 1)?; // unique again
+//! # drop(w);
+//! # assert_eq!(t.ref_count(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -147,14 +171,36 @@
 //! only after its magic and kind match what links to it; a container's length is checked
 //! against its capacity and the capacity against the size of the pool block it lives in;
 //! a string's length against its block; every loop is bounded by checked lengths or index
-//! sizes; copying out and comparing stop at [`MAX_NESTING`] levels, so a graph linking
-//! back to itself is an error, not a stack overflow. Nothing panics on garbage: the caller
-//! gets [`ValError::Corrupt`].
+//! sizes; all arithmetic on lengths, capacities, counts, offsets and indices, read from the
+//! region or given by the caller, is checked in release builds as in debug ones (an index
+//! past the end, however large, is absent; a size that overflows is corrupt; a count that
+//! contradicts the entries makes a write fail before it changes anything); copying out,
+//! sharing and comparing stop at [`MAX_NESTING`] levels, so a graph linking back to itself
+//! is an error, not a stack overflow. Nothing panics on garbage: the caller gets
+//! [`ValError::Corrupt`].
+//!
+//! # Shared children and copies
+//!
+//! A container may hold one object many times (a handle cloned into it twice), so a few
+//! objects can stand for a huge value: a list `[h, h]` built on itself 30 times is 31
+//! objects and a billion values once expanded. Reading in place costs what the graph
+//! costs; what expands the value is bounded:
+//!
+//! - [`ShmVal::to_val`] (and so `Display` and `Debug`, which print a copy) first measures
+//!   the copy in one walk of the graph, each container measured once, and refuses a copy
+//!   past [`MAX_COPY_BYTES`] with [`ValError::TooLarge`], which says how many values and
+//!   bytes the copy would take. [`ShmVal::to_val_within`] takes another limit.
+//! - Comparing with a heap value ([`ShmRef::eq_val`], `==`) walks the heap value and
+//!   matches the shared one against it in place: the work is bounded by the heap value's
+//!   size, and a shared value that expands to more differs in some length.
+//! - [`ShmVal::validate`] hashes table keys in place to check their stored hashes, after
+//!   measuring them: all the keys of a graph together within one [`MAX_COPY_BYTES`].
 //!
 //! # Validation
 //!
 //! [`ShmVal::validate`] walks the whole graph, each object once, and checks everything the
-//! views check lazily: headers against their pool blocks, every cell, every string's
+//! views check lazily: headers (magic, and the kind the handle or the linking cell
+//! expects) against their pool blocks, every cell, every string's
 //! UTF-8, bool arrays' bytes, each table's counts, stored hashes (recomputed from the
 //! keys), and index (each entry has one slot; each live key is found at its entry); then
 //! that every refcount is at least the number of links to it (plus the caller's handle
@@ -166,7 +212,8 @@
 //! read without undefined behaviour. Three kinds of payload are plain bytes, read as
 //! slices: strings and big integers (written once, before their first reference leaves
 //! the process that made them, never again), and typed arrays (written only through
-//! [`ShmValMut`], which requires the count to be 1 and borrows the one handle mutably).
+//! [`ShmValMut`], which borrows the one handle mutably and checks before each write that
+//! the count is still 1).
 //! A view is borrowed from a handle, which keeps its object alive, so while a slice lives
 //! nobody writes its bytes, as [`Region::bytes`](crate::region::Region::bytes) requires.
 //! Each slice lies inside its object's pool block (checked against the block's size read
@@ -176,33 +223,57 @@
 //! process that writes a value it does not uniquely own, or drops references it does not
 //! hold, can make a plain slice race with its writes.
 
+// Lengths, capacities, counts, offsets and indices come from shared memory or from the
+// caller: every operation on them is checked, in release builds too.
+#![warn(clippy::arithmetic_side_effects)]
+
 mod build;
+mod containers;
+mod eq;
+mod expand;
 mod handle;
+mod hash;
 mod layout;
+mod leaves;
 mod mutate;
 mod plain;
 mod release;
+mod share;
 mod table;
 mod to_val;
 mod validate;
 mod views;
+mod walk;
 
 pub use build::{IntoShm, PoolExt, ShmItem};
+pub use containers::{SeqIter, ShmSeq, ShmTab, TabIter};
 pub use handle::ShmVal;
+pub use leaves::{ShmArray, ShmStr};
 pub use mutate::ShmValMut;
-pub use views::{Key, SeqIter, ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab, TabIter};
+pub use views::{Key, ShmRef};
 
 use crate::alloc::{AllocError, Pool, UsedBlock};
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::val::{Tag, ValError};
 
-/// How deeply copying out ([`ShmVal::to_val`]) and comparing follow nested containers:
-/// deeper is [`ValError::TooDeep`]. The same as the text parser's
-/// [`MAX_DEPTH`](crate::val::MAX_DEPTH); that many levels take well under 1 MiB of stack
-/// even unoptimised. Freeing is iterative and has no limit; [`ShmVal::validate`] walks the
-/// graph iteratively, copying out only table keys (within this limit).
+/// How many nested containers copying out ([`ShmVal::to_val`]), sharing
+/// ([`PoolExt::share`]) and comparing follow: more is [`ValError::TooDeep`]. The same as
+/// the text parser's [`MAX_DEPTH`](crate::val::MAX_DEPTH), so every value the parser
+/// accepts can be shared and copied back. They walk with explicit stacks (comparing nests
+/// a call only for a table key holding a table), so any depth they accept fits a 2 MiB
+/// thread stack even unoptimised. Freeing and [`ShmVal::validate`]'s walk have no depth
+/// limit (validate hashes table keys within it).
 pub const MAX_NESTING: usize = 256;
+
+/// The most heap bytes [`ShmVal::to_val`] (and `Display` and `Debug`, which print a copy)
+/// builds for one shared value: 256 MiB, counting `size_of::<Val>()` bytes per value (a
+/// few million values) plus string, big integer and array bytes. A larger copy is
+/// [`ValError::TooLarge`], refused before anything is built: it is far above any message
+/// a pipe carries, and well below what would exhaust a process's memory, which a value
+/// sharing its children could otherwise do with a few objects. Read larger values in place
+/// through views, or copy them with [`ShmVal::to_val_within`].
+pub const MAX_COPY_BYTES: u64 = 256 << 20;
 
 /// Every block the pool has handed out, in heap order, with the kind of value it holds:
 /// the [`Tag`] of a value object (a boxed scalar's own tag), or `None` for a block that is
@@ -242,7 +313,7 @@ fn object_tag(pool: &Pool, off: Offset) -> Option<Tag> {
         Some(tag) => Some(tag),
         None => {
             let cell = region
-                .resolve::<AtomicU64>(off.checked_add(8 * layout::W_LEN as u64)?)
+                .resolve::<AtomicU64>(off.checked_add(layout::BOX_CELL)?)
                 .ok()?
                 .load(Relaxed);
             Tag::from_u8(cell as u8)
@@ -255,6 +326,14 @@ pub(crate) fn corrupt(offset: u64, what: impl Into<String>) -> ValError {
     ValError::Corrupt {
         offset,
         what: what.into(),
+    }
+}
+
+/// [`ValError::OutOfMemory`] for a size that overflows: no pool holds it.
+pub(crate) fn too_large() -> ValError {
+    ValError::OutOfMemory {
+        requested: u64::MAX,
+        largest_free: 0,
     }
 }
 

@@ -1,16 +1,17 @@
 //! [`ShmValMut`]: writing a value through its unique handle, and the container writes it
 //! and [`share`](super::PoolExt::share) use.
 
-use super::build::{child_of, share_child, IntoShm, ShmItem};
+use super::build::{child_of, IntoShm, ShmItem};
 use super::handle::ShmVal;
 use super::layout::{
-    add, elem_size, load_cell, store_cell, words, Cell, Container, Kind, Obj, CELL_BYTES, W_CAP,
-    W_DATA, W_LEN,
+    elem_size, load_cell, mul, nth, store_cell, words, Cell, Container, Kind, Obj, CELL_BYTES,
+    W_CAP, W_DATA, W_LEN,
 };
 use super::plain::cast_mut;
 use super::release::release_cell;
+use super::share::share_child;
 use super::views::{Key, ShmRef};
-use super::{corrupt, table};
+use super::{corrupt, table, too_large};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::Ordering::Relaxed;
@@ -25,8 +26,11 @@ use crate::val::{Elem, Val, ValError};
 /// container). If a method fails, the container is unchanged and the value given is
 /// dropped.
 ///
-/// Nothing else can see the value while this borrow lives: the handle is the only
-/// reference, and it is borrowed mutably.
+/// Every write first checks again that the count is 1, and otherwise fails with
+/// [`ValError::NotUnique`]: a handle made from [`view`](Self::view) (by
+/// [`ShmRef::to_handle`]) is a second reference, and while it lives the value is
+/// read-only, as after a clone. See the [module docs](super#mutability-and-cycles) for why
+/// nothing can raise the count between that check and the write.
 #[derive(Debug)]
 pub struct ShmValMut<'a> {
     h: &'a mut ShmVal,
@@ -41,6 +45,17 @@ impl<'a> ShmValMut<'a> {
         Ok((self.h.pool(), self.h.obj()?))
     }
 
+    /// [`ValError::NotUnique`] unless the handle is still the only reference (an acquire
+    /// load, as [`ShmVal::is_unique`]): a view of this writer may have been turned into a
+    /// handle since it was made. Every write calls this first.
+    fn still_unique(&mut self) -> Result<(), ValError> {
+        if self.h.is_unique() {
+            Ok(())
+        } else {
+            Err(ValError::NotUnique)
+        }
+    }
+
     fn wrong(&self, expected: &'static str) -> ValError {
         ValError::WrongType {
             expected,
@@ -48,7 +63,8 @@ impl<'a> ShmValMut<'a> {
         }
     }
 
-    /// A read-only view of the value as it is now.
+    /// A read-only view of the value as it is now. Making a handle from it
+    /// ([`ShmRef::to_handle`]) adds a reference, so writes fail until that handle drops.
     pub fn view(&self) -> ShmRef<'_> {
         self.h.view()
     }
@@ -61,9 +77,10 @@ impl<'a> ShmValMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`], [`ValError::ForeignRegion`], [`ValError::OutOfMemory`],
-    /// [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`], [`ValError::ForeignRegion`],
+    /// [`ValError::OutOfMemory`], [`ValError::Corrupt`].
     pub fn insert(&mut self, key: impl Into<Val>, value: impl IntoShm) -> Result<bool, ValError> {
+        self.still_unique()?;
         if !self.h.kind().is_table() {
             return Err(self.wrong("Tab or OTab"));
         }
@@ -80,8 +97,9 @@ impl<'a> ShmValMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`], [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`], [`ValError::Corrupt`].
     pub fn remove(&mut self, key: impl Key) -> Result<bool, ValError> {
+        self.still_unique()?;
         if !self.h.kind().is_table() {
             return Err(self.wrong("Tab or OTab"));
         }
@@ -94,9 +112,10 @@ impl<'a> ShmValMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`], [`ValError::ForeignRegion`], [`ValError::OutOfMemory`],
-    /// [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`], [`ValError::ForeignRegion`],
+    /// [`ValError::OutOfMemory`], [`ValError::Corrupt`].
     pub fn push(&mut self, value: impl IntoShm) -> Result<(), ValError> {
+        self.still_unique()?;
         let kind = self.h.kind();
         let (pool, obj) = self.parts()?;
         if kind.is_seq() {
@@ -122,9 +141,11 @@ impl<'a> ShmValMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`], [`ValError::OutOfRange`] if `i` is not below the length,
-    /// [`ValError::ForeignRegion`], [`ValError::OutOfMemory`], [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`], [`ValError::OutOfRange`] if `i` is
+    /// not below the length, [`ValError::ForeignRegion`], [`ValError::OutOfMemory`],
+    /// [`ValError::Corrupt`].
     pub fn set(&mut self, i: usize, value: impl IntoShm) -> Result<(), ValError> {
+        self.still_unique()?;
         if !self.h.kind().is_seq() {
             return Err(self.wrong("Arr or Tup"));
         }
@@ -137,7 +158,7 @@ impl<'a> ShmValMut<'a> {
             });
         }
         let child = child_of(pool, value.into_shm())?;
-        let at = add(c.data, i as u64 * CELL_BYTES)?;
+        let at = nth(c.data, i as u64, CELL_BYTES)?;
         let w = words(obj.region, at, 2)?;
         let old = Cell::decode(load_cell(w), at.get())?;
         store_cell(w, &child.cell());
@@ -147,12 +168,15 @@ impl<'a> ShmValMut<'a> {
         Ok(())
     }
 
-    /// The elements of a typed array of `T`, writable in place.
+    /// The elements of a typed array of `T`, writable in place. The slice borrows this
+    /// writer mutably, so no handle can be made while it lives.
     ///
     /// # Errors
     ///
-    /// [`ValError::WrongType`] unless the value is an array of `T`, [`ValError::Corrupt`].
+    /// [`ValError::NotUnique`], [`ValError::WrongType`] unless the value is an array of `T`,
+    /// [`ValError::Corrupt`].
     pub fn as_mut_slice<T: Elem>(&mut self) -> Result<&mut [T], ValError> {
+        self.still_unique()?;
         let (pool, obj) = self.parts()?;
         if obj.kind != Kind::Array || obj.elem_type() != Some(T::TYPE) {
             return Err(ValError::WrongType {
@@ -161,10 +185,12 @@ impl<'a> ShmValMut<'a> {
             });
         }
         let c = obj.container(pool)?;
-        let len = c.len * elem_size(T::TYPE);
-        // SAFETY: the handle is the only reference to the array (checked by `get_mut`) and
-        // is borrowed mutably for the slice's lifetime, so no view, handle or process reads
-        // or writes these bytes meanwhile; `container` checked they lie in the data block.
+        let len = mul(c.len, elem_size(T::TYPE), obj.off.get())?;
+        // SAFETY: the handle is the only reference to the array (`still_unique` just read a
+        // count of 1) and this writer, which borrows it, is borrowed mutably for the slice's
+        // lifetime, so no view or handle can be made meanwhile and no process holds one:
+        // nobody reads or writes these bytes while the slice lives. `container` checked
+        // they lie in the data block.
         let bytes = unsafe { obj.region.bytes_mut(c.data, len) }
             .map_err(|e| corrupt(c.data.get(), e.to_string()))?;
         cast_mut::<T>(bytes, obj.off.get())
@@ -174,15 +200,27 @@ impl<'a> ShmValMut<'a> {
 /// Appends a cell to a sequence, growing its data if full. On success the sequence holds
 /// the reference the cell carries; on error nothing changed.
 pub(crate) fn seq_push(pool: &Pool, obj: Obj<'_>, cell: &Cell) -> Result<(), ValError> {
-    let mut c = obj.container(pool)?;
-    if c.len == c.cap {
-        grow(pool, obj, c, c.len + 1)?;
-        c = obj.container(pool)?;
-    }
-    let at = add(c.data, c.len * CELL_BYTES)?;
+    let c = room_for_one(pool, obj)?;
+    let at = nth(c.data, c.len, CELL_BYTES)?;
     store_cell(words(obj.region, at, 2)?, cell);
-    obj.store(W_LEN, c.len + 1);
+    obj.store(W_LEN, one_more(obj, c.len)?);
     Ok(())
+}
+
+/// `len + 1`, or a corruption error: a length at `u64::MAX` cannot be real.
+fn one_more(obj: Obj<'_>, len: u64) -> Result<u64, ValError> {
+    len.checked_add(1)
+        .ok_or_else(|| corrupt(obj.off.get(), format!("length {len}")))
+}
+
+/// The container's geometry once it has room for one more element (grown if full).
+fn room_for_one(pool: &Pool, obj: Obj<'_>) -> Result<Container, ValError> {
+    let c = obj.container(pool)?;
+    if c.len < c.cap {
+        return Ok(c);
+    }
+    grow(pool, obj, c, one_more(obj, c.len)?)?;
+    obj.container(pool)
 }
 
 /// Moves a sequence's or array's data to a new block with room for at least `need`
@@ -196,16 +234,13 @@ fn grow(pool: &Pool, obj: Obj<'_>, c: Container, need: u64) -> Result<(), ValErr
         ),
         _ => return Err(corrupt(obj.off.get(), "not a sequence")),
     };
-    let oom = ValError::OutOfMemory {
-        requested: u64::MAX,
-        largest_free: 0,
-    };
     let cap = c.cap.saturating_mul(2).max(need).max(4);
-    let bytes = cap.checked_mul(size).ok_or(oom)?;
+    let bytes = cap.checked_mul(size).ok_or_else(too_large)?;
     let data = pool.alloc(bytes, 16)?;
     let copied = (|| {
+        let at = obj.off.get();
         if obj.kind == Kind::Array {
-            let n = c.len * size;
+            let n = mul(c.len, size, at)?;
             // SAFETY: the caller holds the array uniquely (a fresh object or a
             // `ShmValMut`); the old and new blocks are distinct live blocks, so the two
             // slices do not overlap, and nobody else touches either.
@@ -214,8 +249,9 @@ fn grow(pool: &Pool, obj: Obj<'_>, c: Container, need: u64) -> Result<(), ValErr
             let map = |e: crate::region::RegionError| corrupt(obj.off.get(), e.to_string());
             dst.map_err(map)?.copy_from_slice(src.map_err(map)?);
         } else {
-            let src = words(obj.region, c.data, 2 * c.len)?;
-            let dst = words(obj.region, data, 2 * c.len)?;
+            let n = mul(c.len, 2, at)?;
+            let src = words(obj.region, c.data, n)?;
+            let dst = words(obj.region, data, n)?;
             for (d, s) in dst.iter().zip(src) {
                 d.store(s.load(Relaxed), Relaxed);
             }
@@ -266,10 +302,12 @@ fn write_elems<T: Elem>(
     zero: bool,
     f: impl FnOnce(&mut [T]),
 ) -> Result<(), ValError> {
-    // SAFETY: callers hold the array uniquely (a fresh object or a `ShmValMut`) and hold
-    // no other slice over its data, which `container` checked lies in its block.
-    let bytes = unsafe { obj.region.bytes_mut(at, n * elem_size(T::TYPE)) }
-        .map_err(|e| corrupt(at.get(), e.to_string()))?;
+    let len = mul(n, elem_size(T::TYPE), at.get())?;
+    // SAFETY: callers hold the array uniquely (a fresh object, or a `ShmValMut` that just
+    // checked the count is 1) and hold no other slice over its data, which `container`
+    // checked lies in its block.
+    let bytes =
+        unsafe { obj.region.bytes_mut(at, len) }.map_err(|e| corrupt(at.get(), e.to_string()))?;
     if zero || T::TYPE == crate::val::ElemType::Bool {
         bytes.fill(0);
     }
@@ -283,13 +321,9 @@ fn array_push<T: Elem>(pool: &Pool, obj: Obj<'_>, x: &Val) -> Result<(), ValErro
         expected: "a scalar of the array's element type",
         found: x.tag(),
     })?;
-    let mut c = obj.container(pool)?;
-    if c.len == c.cap {
-        grow(pool, obj, c, c.len + 1)?;
-        c = obj.container(pool)?;
-    }
-    let at = add(c.data, c.len * elem_size(T::TYPE))?;
+    let c = room_for_one(pool, obj)?;
+    let at = nth(c.data, c.len, elem_size(T::TYPE))?;
     write_elems::<T>(obj, at, 1, false, |d| d.fill(e))?;
-    obj.store(W_LEN, c.len + 1);
+    obj.store(W_LEN, one_more(obj, c.len)?);
     Ok(())
 }

@@ -70,6 +70,8 @@ pub(crate) use with_elem;
 /// Checks that `bytes` can be viewed as `[T]`: alignment, a whole number of elements, and
 /// for `bool` that every byte is 0 or 1 (the one element type not valid for every bit
 /// pattern). `at` names the array for the error.
+// Divides by a type's size and alignment, never 0.
+#[allow(clippy::arithmetic_side_effects)]
 fn check<T: Elem>(bytes: &[u8], at: u64) -> Result<usize, ValError> {
     let size = std::mem::size_of::<T>();
     if bytes.as_ptr() as usize % std::mem::align_of::<T>() != 0 || bytes.len() % size != 0 {

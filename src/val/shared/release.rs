@@ -7,7 +7,7 @@
 //! process's uses (and writes, for the last unique owner) before it frees.
 
 use super::corrupt;
-use super::layout::{load_cell, Cell, Kind, Obj, ENTRY_WORDS, W_KIND};
+use super::layout::{load_cell, mul, words, Cell, Kind, Obj, ENTRY_WORDS, W_KIND};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::{fence, AtomicU64, Ordering};
@@ -24,12 +24,12 @@ pub(crate) fn inc(rc: &AtomicU64) {
 pub(crate) fn dec(rc: &AtomicU64, at: Offset) -> Result<bool, ValError> {
     let mut cur = rc.load(Ordering::Relaxed);
     loop {
-        if cur == 0 {
+        let Some(less) = cur.checked_sub(1) else {
             return Err(corrupt(at.get(), "refcount 0 on a linked object"));
-        }
+        };
         // SYNC POINT: release, so this reference's uses happen before the object is freed
         // by whoever drops the last one.
-        match rc.compare_exchange_weak(cur, cur - 1, Ordering::Release, Ordering::Relaxed) {
+        match rc.compare_exchange_weak(cur, less, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => break,
             Err(now) => cur = now,
         }
@@ -105,16 +105,17 @@ fn free_one(freer: &mut Freer<'_>, o: Offset, work: &mut Vec<Offset>) -> Result<
     let mut first_err = None;
     if obj.kind.is_seq() || obj.kind.is_table() {
         let c = obj.container(pool)?;
-        let (n, stride, firsts): (u64, u64, &[usize]) = if obj.kind.is_seq() {
-            (c.len, 2, &[0])
+        // Per element or entry: its words, and where its cells lie among them.
+        let (n, stride, cells_at): (u64, usize, &[(usize, usize)]) = if obj.kind.is_seq() {
+            (c.len, 2, &[(0, 2)])
         } else {
-            (c.used, ENTRY_WORDS as u64, &[1, 3])
+            (c.used, ENTRY_WORDS, &[(1, 3), (3, 5)])
         };
-        let cells = super::layout::words(region, c.data, n * stride)?;
-        for chunk in cells.chunks_exact(stride as usize) {
-            for &f in firsts {
+        let cells = words(region, c.data, mul(n, stride as u64, o.get())?)?;
+        for chunk in cells.chunks_exact(stride) {
+            for &(from, to) in cells_at {
                 let at = Offset::new(c.data.get());
-                let cell = match Cell::decode(load_cell(&chunk[f..f + 2]), at.get()) {
+                let cell = match Cell::decode(load_cell(&chunk[from..to]), at.get()) {
                     Ok(cell) => cell,
                     Err(e) => {
                         first_err.get_or_insert(e);

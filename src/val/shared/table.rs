@@ -12,17 +12,21 @@
 //! is bounded by the index size, and a stored hash that does not match only makes a
 //! lookup miss.
 
-use super::corrupt;
+use super::eq::cell_eq_val;
 use super::layout::{
-    index_cap, load_cell, slots, store_cell, table_data_bytes, words, Cell, Container, Obj,
-    ENTRY_BYTES, ENTRY_WORDS, MAX_TABLE_CAP, W_CAP, W_DATA, W_LEN, W_USED,
+    at, index_cap, load_cell, mul, nth, slots, store_cell, table_data_bytes, to_usize, words, Cell,
+    Container, Obj, ENTRY_BYTES, ENTRY_WORDS, MAX_TABLE_CAP, W_CAP, W_DATA, W_LEN, W_USED,
 };
 use super::release::release_cell;
-use super::to_val::cell_eq_val;
+use super::{corrupt, too_large};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::val::{Val, ValError};
+
+/// Byte offsets of the key and value cells in an entry.
+const KEY_AT: u64 = 8;
+const VALUE_AT: u64 = 24;
 
 /// A checked view of a table's words.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +35,7 @@ pub(crate) struct TableRef<'a> {
     pub(crate) c: Container,
     /// `cap` entries of [`ENTRY_WORDS`] words.
     pub(crate) entries: &'a [AtomicU64],
+    /// A power of two, at least 4, of slots.
     pub(crate) index: &'a [AtomicU32],
 }
 
@@ -42,16 +47,52 @@ pub(crate) struct Entry {
     pub(crate) value: Cell,
 }
 
+/// The slot a probe for `hash` starts at, in an index of `mask + 1` slots. Only the low
+/// bits of the hash are used, so truncating it to `usize` changes nothing.
+fn home(hash: u64, mask: usize) -> usize {
+    hash as usize & mask
+}
+
+/// The slot after `i` in an index of `mask + 1` slots, wrapping to 0 (`i <= mask`, so the
+/// addition cannot wrap).
+fn next(i: usize, mask: usize) -> usize {
+    i.wrapping_add(1) & mask
+}
+
+/// The first empty slot of the probe chain of `hash`, if any within one round.
+fn free_slot(index: &[AtomicU32], hash: u64) -> Option<usize> {
+    let mask = index.len().checked_sub(1)?;
+    let mut i = home(hash, mask);
+    for _ in 0..index.len() {
+        if index.get(i)?.load(Relaxed) == 0 {
+            return Some(i);
+        }
+        i = next(i, mask);
+    }
+    None
+}
+
+/// The words of entry `e` of `entries`, if it has that many.
+fn entry_in(entries: &[AtomicU64], e: u64) -> Option<&[AtomicU64]> {
+    let i = usize::try_from(e).ok()?.checked_mul(ENTRY_WORDS)?;
+    entries.get(i..i.checked_add(ENTRY_WORDS)?)
+}
+
+/// What an index slot holds for entry `e`: `e + 1`, which fits a `u32` for every entry
+/// below [`MAX_TABLE_CAP`].
+fn slot_of(e: u64) -> Option<u32> {
+    u32::try_from(e.checked_add(1)?).ok()
+}
+
 impl<'a> TableRef<'a> {
     pub(crate) fn open(pool: &'a Pool, obj: Obj<'a>) -> Result<TableRef<'a>, ValError> {
         let c = obj.container(pool)?;
         let region = obj.region;
-        let entries = words(region, c.data, c.cap * ENTRY_WORDS as u64)?;
-        let index_at = c
-            .data
-            .checked_add(c.cap * ENTRY_BYTES)
-            .ok_or_else(|| corrupt(obj.off.get(), "index offset overflows"))?;
-        let index = slots(region, index_at, index_cap(c.cap))?;
+        let at = obj.off.get();
+        let entries = words(region, c.data, mul(c.cap, ENTRY_WORDS as u64, at)?)?;
+        let index_at = nth(c.data, c.cap, ENTRY_BYTES)?;
+        let n = index_cap(c.cap).ok_or_else(|| corrupt(at, format!("capacity {}", c.cap)))?;
+        let index = slots(region, index_at, n)?;
         Ok(TableRef {
             obj,
             c,
@@ -60,30 +101,41 @@ impl<'a> TableRef<'a> {
         })
     }
 
-    fn entry_words(&self, e: u64) -> &'a [AtomicU64] {
-        let i = e as usize * ENTRY_WORDS;
-        &self.entries[i..i + ENTRY_WORDS]
-    }
-
-    fn entry_at(&self, e: u64) -> u64 {
-        self.c.data.get() + e * ENTRY_BYTES
-    }
-
-    /// Entry `e` (below `used`), decoded and checked: a live entry has a key and a value,
-    /// a dead one neither.
-    pub(crate) fn entry(&self, e: u64) -> Result<Entry, ValError> {
+    /// The words of entry `e`, which must be below `used`.
+    fn entry_words(&self, e: u64) -> Result<&'a [AtomicU64], ValError> {
         if e >= self.c.used {
             return Err(corrupt(
                 self.obj.off.get(),
                 format!("entry {e} of {}", self.c.used),
             ));
         }
-        let w = self.entry_words(e);
-        let at = self.entry_at(e);
-        let key = Cell::decode(load_cell(&w[1..3]), at + 8)?;
-        let value = Cell::decode(load_cell(&w[3..5]), at + 24)?;
+        self.slot_words(e)
+    }
+
+    /// The words of entry `e`, written or not, which must be below the capacity.
+    fn slot_words(&self, e: u64) -> Result<&'a [AtomicU64], ValError> {
+        entry_in(self.entries, e).ok_or_else(|| {
+            corrupt(
+                self.obj.off.get(),
+                format!("entry {e} of capacity {}", self.c.cap),
+            )
+        })
+    }
+
+    /// The offset of entry `e`, for errors.
+    fn entry_at(&self, e: u64) -> u64 {
+        at(self.c.data.get(), e.saturating_mul(ENTRY_BYTES))
+    }
+
+    /// Entry `e` (below `used`), decoded and checked: a live entry has a key and a value,
+    /// a dead one neither.
+    pub(crate) fn entry(&self, e: u64) -> Result<Entry, ValError> {
+        let w = self.entry_words(e)?;
+        let at0 = self.entry_at(e);
+        let key = Cell::decode(load_cell(&w[1..3]), at(at0, KEY_AT))?;
+        let value = Cell::decode(load_cell(&w[3..5]), at(at0, VALUE_AT))?;
         if (key == Cell::Empty) != (value == Cell::Empty) {
-            return Err(corrupt(at, "half an entry"));
+            return Err(corrupt(at0, "half an entry"));
         }
         Ok(Entry {
             hash: w[0].load(Relaxed),
@@ -92,82 +144,106 @@ impl<'a> TableRef<'a> {
         })
     }
 
-    fn check_index(&self, e: u64) -> Result<&'a [AtomicU64], ValError> {
-        if e >= self.c.used {
-            return Err(corrupt(
-                self.obj.off.get(),
-                format!("entry {e} of {}", self.c.used),
-            ));
-        }
-        Ok(self.entry_words(e))
-    }
-
     /// Entry `e`'s stored hash.
     fn hash_of(&self, e: u64) -> Result<u64, ValError> {
-        Ok(self.check_index(e)?[0].load(Relaxed))
+        Ok(self.entry_words(e)?[0].load(Relaxed))
     }
 
     /// Entry `e`'s key cell, decoded and checked ([`Cell::Empty`] for a dead entry).
     fn key_of(&self, e: u64) -> Result<Cell, ValError> {
-        let w = self.check_index(e)?;
-        Cell::decode(load_cell(&w[1..3]), self.entry_at(e) + 8)
+        let w = self.entry_words(e)?;
+        Cell::decode(load_cell(&w[1..3]), at(self.entry_at(e), KEY_AT))
     }
 
     /// The value of live entry `e`, decoded and checked.
     pub(crate) fn value_of(&self, e: u64) -> Result<Cell, ValError> {
-        let w = self.check_index(e)?;
-        let at = self.entry_at(e) + 24;
+        let w = self.entry_words(e)?;
+        let at = at(self.entry_at(e), VALUE_AT);
         match Cell::decode(load_cell(&w[3..5]), at)? {
             Cell::Empty => Err(corrupt(at, "an entry without a value")),
             c => Ok(c),
         }
     }
 
-    /// The entry whose key equals `key` (with hash `hash`), if any.
-    pub(crate) fn find(&self, pool: &Pool, key: &Val, hash: u64) -> Result<Option<u64>, ValError> {
-        Ok(self.probe(pool, key, hash)?.0)
-    }
-
-    /// The entry holding `key`, or else the first empty slot of its probe chain.
-    fn probe(
+    /// The entry whose key equals `key` (with hash `hash`), if any. `depth` is the nesting
+    /// of the table, for comparing nested keys.
+    pub(crate) fn find(
         &self,
         pool: &Pool,
         key: &Val,
         hash: u64,
-    ) -> Result<(Option<u64>, Option<usize>), ValError> {
-        let mask = self.index.len() - 1;
-        let mut i = hash as usize & mask;
+        depth: usize,
+    ) -> Result<Option<u64>, ValError> {
+        let mask = self.mask()?;
+        let mut i = home(hash, mask);
         for _ in 0..self.index.len() {
-            let s = u64::from(self.index[i].load(Relaxed));
-            if s == 0 {
-                return Ok((None, Some(i)));
-            }
-            let e = s - 1;
+            let s = self.index[i].load(Relaxed);
+            let Some(e) = u64::from(s).checked_sub(1) else {
+                return Ok(None);
+            };
             // The stored hash first: most probes end there, without decoding the cells.
             if self.hash_of(e)? == hash {
                 let k = self.key_of(e)?;
-                if k != Cell::Empty && cell_eq_val(pool, &k, key, 0)? {
-                    return Ok((Some(e), None));
+                if k != Cell::Empty && cell_eq_val(pool, &k, key, depth)? {
+                    return Ok(Some(e));
                 }
             }
-            i = (i + 1) & mask;
+            i = next(i, mask);
         }
         Err(corrupt(
             self.obj.off.get(),
             "the table's index has no empty slot",
         ))
     }
+
+    /// Whether a lookup of entry `e`'s key (with hash `hash`) ends at `e`: its probe chain
+    /// reaches `e` before an empty slot, and no entry before it holds an equal key, which
+    /// `same` tells for a key cell. Keys are compared only where the stored hashes match,
+    /// so checking every entry costs no more than hashing the keys.
+    pub(crate) fn finds_at(
+        &self,
+        hash: u64,
+        e: u64,
+        mut same: impl FnMut(&Cell) -> Result<bool, ValError>,
+    ) -> Result<bool, ValError> {
+        let mask = self.mask()?;
+        let mut i = home(hash, mask);
+        for _ in 0..self.index.len() {
+            let Some(other) = u64::from(self.index[i].load(Relaxed)).checked_sub(1) else {
+                return Ok(false);
+            };
+            if other == e {
+                return Ok(true);
+            }
+            if self.hash_of(other)? == hash {
+                let k = self.key_of(other)?;
+                if k != Cell::Empty && same(&k)? {
+                    return Ok(false);
+                }
+            }
+            i = next(i, mask);
+        }
+        Ok(false)
+    }
+
+    /// The index's slot mask (its length is a power of two, at least 4).
+    fn mask(&self) -> Result<usize, ValError> {
+        self.index
+            .len()
+            .checked_sub(1)
+            .ok_or_else(|| corrupt(self.obj.off.get(), "a table without index"))
+    }
 }
 
 /// Writes through a table the caller holds uniquely.
 impl TableRef<'_> {
-    /// Sets `len`, `used` and the entries; the index slot of the new entry is set by the
-    /// caller.
-    fn write_entry(&self, e: u64, hash: u64, key: &Cell, value: &Cell) {
-        let w = self.entry_words(e);
+    /// Writes entry `e`'s words; the counts and the index slot are the caller's.
+    fn write_entry(&self, e: u64, hash: u64, key: &Cell, value: &Cell) -> Result<(), ValError> {
+        let w = self.slot_words(e)?;
         w[0].store(hash, Relaxed);
         store_cell(&w[1..3], key);
         store_cell(&w[3..5], value);
+        Ok(())
     }
 
     fn set_counts(&self, len: u64, used: u64) {
@@ -182,46 +258,41 @@ impl TableRef<'_> {
     pub(crate) fn push(&mut self, hash: u64, key: &Cell, value: &Cell) -> Result<(), ValError> {
         let e = self.c.used;
         if e >= self.c.cap {
-            return Err(ValError::OutOfMemory {
-                requested: u64::MAX,
-                largest_free: 0,
-            });
+            return Err(too_large());
         }
-        let mask = self.index.len() - 1;
-        let mut i = hash as usize & mask;
-        let mut slot = None;
-        for _ in 0..self.index.len() {
-            if self.index[i].load(Relaxed) == 0 {
-                slot = Some(i);
-                break;
-            }
-            i = (i + 1) & mask;
-        }
-        let slot = slot.ok_or_else(|| corrupt(self.obj.off.get(), "the table's index is full"))?;
-        self.write_entry(e, hash, key, value);
-        self.index[slot].store(e as u32 + 1, Relaxed);
-        self.c.len += 1;
-        self.c.used += 1;
-        self.set_counts(self.c.len, self.c.used);
+        let off = self.obj.off.get();
+        let slot =
+            free_slot(self.index, hash).ok_or_else(|| corrupt(off, "the table's index is full"))?;
+        let mark = slot_of(e).ok_or_else(|| corrupt(off, format!("entry {e}")))?;
+        let (Some(len), Some(used)) = (self.c.len.checked_add(1), e.checked_add(1)) else {
+            return Err(corrupt(off, "entry counts overflow"));
+        };
+        self.write_entry(e, hash, key, value)?;
+        self.index[slot].store(mark, Relaxed);
+        self.c.used = used;
+        self.c.len = len;
+        self.set_counts(len, used);
         Ok(())
     }
 }
 
 /// Allocates a table's data for `cap` entries (empty index) and returns its offset.
 pub(crate) fn alloc_data(pool: &Pool, cap: u64) -> Result<Offset, ValError> {
-    let bytes = table_data_bytes(cap).ok_or(ValError::OutOfMemory {
-        requested: u64::MAX,
-        largest_free: 0,
-    })?;
+    let bytes = table_data_bytes(cap).ok_or_else(too_large)?;
     let data = pool.alloc(bytes, 16)?;
-    clear_index(pool, data, cap)?;
+    if let Err(e) = clear_index(pool, data, cap) {
+        // SAFETY: the block was allocated just above and never linked: nothing refers to it.
+        let _ = unsafe { pool.free(data) };
+        return Err(e);
+    }
     Ok(data)
 }
 
 /// Zeroes the index of a table whose data for `cap` entries starts at `data`.
 pub(crate) fn clear_index(pool: &Pool, data: Offset, cap: u64) -> Result<(), ValError> {
-    let at = super::layout::add(data, cap * ENTRY_BYTES)?;
-    for s in slots(pool.region(), at, index_cap(cap))? {
+    let at = nth(data, cap, ENTRY_BYTES)?;
+    let n = index_cap(cap).ok_or_else(|| corrupt(data.get(), format!("capacity {cap}")))?;
+    for s in slots(pool.region(), at, n)? {
         s.store(0, Relaxed);
     }
     Ok(())
@@ -259,9 +330,9 @@ pub(crate) fn insert(
 ) -> Result<bool, ValError> {
     let hash = key.stable_hash();
     let t = TableRef::open(pool, obj)?;
-    if let (Some(e), _) = t.probe(pool, key, hash)? {
-        let w = t.entry_words(e);
-        let old = Cell::decode(load_cell(&w[3..5]), t.entry_at(e) + 24)?;
+    if let Some(e) = t.find(pool, key, hash, 0)? {
+        let w = t.entry_words(e)?;
+        let old = Cell::decode(load_cell(&w[3..5]), at(t.entry_at(e), VALUE_AT))?;
         store_cell(&w[3..5], value);
         // The new value is in: from here the call succeeds. A corrupt old value can only
         // leak, which `validate` would have reported.
@@ -278,68 +349,95 @@ pub(crate) fn insert(
 }
 
 /// Removes `key`'s entry; returns whether there was one. Its cells' references are
-/// dropped; the entry stays as a tombstone until the table grows.
+/// dropped; the entry stays as a tombstone until the table grows. A live entry in a table
+/// whose count says it has none is [`ValError::Corrupt`], and nothing is changed.
 pub(crate) fn remove(pool: &Pool, obj: Obj<'_>, key: &Val) -> Result<bool, ValError> {
     let t = TableRef::open(pool, obj)?;
-    let Some(e) = t.find(pool, key, key.stable_hash())? else {
+    let Some(e) = t.find(pool, key, key.stable_hash(), 0)? else {
         return Ok(false);
     };
     let old = t.entry(e)?;
-    t.write_entry(e, 0, &Cell::Empty, &Cell::Empty);
-    t.set_counts(t.c.len - 1, t.c.used);
+    let len = t.c.len.checked_sub(1).ok_or_else(|| {
+        corrupt(
+            obj.off.get(),
+            "a live entry in a table that counts no entries",
+        )
+    })?;
+    t.write_entry(e, 0, &Cell::Empty, &Cell::Empty)?;
+    t.set_counts(len, t.c.used);
     let r1 = release_cell(pool, &old.key);
     let r2 = release_cell(pool, &old.value);
     r1.and(r2)?;
     Ok(true)
 }
 
-/// Makes room for `extra` more entries: a new data block holding the live entries in
-/// order (tombstones dropped) with a rebuilt index. The old data block is freed if it was
-/// not the object's own.
-pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValError> {
-    let need = t.c.len + extra;
-    let mut cap = t.c.cap.max(4);
-    // Enough tombstones to make room: compact in place of growing.
-    if need > cap / 4 * 3 {
+/// The capacity to grow a table of `len` live entries in `cap` slots to, to make room for
+/// `extra` more: the same capacity (compacting) when tombstones make enough room, else
+/// doubled until the entries fit. [`ValError::OutOfMemory`] past [`MAX_TABLE_CAP`].
+fn grown_cap(len: u64, old: u64, extra: u64) -> Result<u64, ValError> {
+    let oom = too_large;
+    let need = len.checked_add(extra).ok_or_else(oom)?;
+    let mut cap = old.max(4);
+    // Too few tombstones to make room: grow.
+    if need > (cap / 4).saturating_mul(3) {
         while cap < need {
-            cap = cap.checked_mul(2).filter(|c| *c <= MAX_TABLE_CAP).ok_or(
-                ValError::OutOfMemory {
-                    requested: u64::MAX,
-                    largest_free: 0,
-                },
-            )?;
+            cap = cap
+                .checked_mul(2)
+                .filter(|c| *c <= MAX_TABLE_CAP)
+                .ok_or_else(oom)?;
         }
-        if cap == t.c.cap {
+        if cap == old {
             cap = cap.saturating_mul(2).min(MAX_TABLE_CAP);
         }
     }
+    Ok(cap)
+}
+
+/// Makes room for `extra` more entries: a new data block holding the live entries in
+/// order (tombstones dropped) with a rebuilt index. The old data block is freed if it was
+/// not the object's own. A table whose live entries do not match its count is
+/// [`ValError::Corrupt`], and is left as it was.
+pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValError> {
+    let cap = grown_cap(t.c.len, t.c.cap, extra)?;
     let data = alloc_data(pool, cap)?;
     let fresh = (|| {
         let region = t.obj.region;
-        let entries = words(region, data, cap * ENTRY_WORDS as u64)?;
-        let index = slots(
-            region,
-            super::layout::add(data, cap * ENTRY_BYTES)?,
-            index_cap(cap),
-        )?;
-        let mask = index.len() - 1;
+        let at = t.obj.off.get();
+        let entries = words(region, data, mul(cap, ENTRY_WORDS as u64, at)?)?;
+        let n_slots = index_cap(cap).ok_or_else(|| corrupt(at, format!("capacity {cap}")))?;
+        let index = slots(region, nth(data, cap, ENTRY_BYTES)?, n_slots)?;
         let mut n = 0u64;
         for e in 0..t.c.used {
             let entry = t.entry(e)?;
             if entry.key == Cell::Empty {
                 continue;
             }
-            let src = t.entry_words(e);
-            let dst = &entries[n as usize * ENTRY_WORDS..(n as usize + 1) * ENTRY_WORDS];
+            let full = || {
+                corrupt(
+                    at,
+                    format!("more live entries than the {} counted", t.c.len),
+                )
+            };
+            if n >= t.c.len || n >= cap {
+                return Err(full());
+            }
+            let src = t.entry_words(e)?;
+            let i = to_usize(n, at)?.saturating_mul(ENTRY_WORDS);
+            let dst = entries
+                .get(i..i.saturating_add(ENTRY_WORDS))
+                .ok_or_else(full)?;
             for (d, s) in dst.iter().zip(src) {
                 d.store(s.load(Relaxed), Relaxed);
             }
-            let mut i = entry.hash as usize & mask;
-            while index[i].load(Relaxed) != 0 {
-                i = (i + 1) & mask;
-            }
-            index[i].store(n as u32 + 1, Relaxed);
-            n += 1;
+            let slot = free_slot(index, entry.hash).ok_or_else(full)?;
+            index[slot].store(slot_of(n).ok_or_else(full)?, Relaxed);
+            n = n.saturating_add(1);
+        }
+        if n != t.c.len {
+            return Err(corrupt(
+                at,
+                format!("{n} live entries, the table counts {}", t.c.len),
+            ));
         }
         Ok::<u64, ValError>(n)
     })();
@@ -363,4 +461,21 @@ pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValE
         unsafe { pool.free(t.c.data) }?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_compacts_or_doubles_within_bounds() {
+        // Enough tombstones: compact at the same capacity.
+        assert_eq!(grown_cap(2, 16, 1), Ok(16));
+        // Full: double.
+        assert_eq!(grown_cap(16, 16, 1), Ok(32));
+        assert_eq!(grown_cap(0, 0, 1), Ok(4));
+        // Counts from corrupt memory or a huge request: an error, not a wrap.
+        assert!(grown_cap(u64::MAX, 16, 1).is_err());
+        assert!(grown_cap(MAX_TABLE_CAP, MAX_TABLE_CAP, 1).is_err());
+    }
 }

@@ -1,94 +1,173 @@
-//! Copying a shared value out to the heap, and comparing one with a heap value.
+//! Copying a shared value out to the heap.
 //!
-//! Both recurse through containers with an explicit depth bound ([`MAX_NESTING`]), so a
-//! corrupt graph that links back to itself ends in [`ValError::TooDeep`], never in a stack
-//! overflow.
+//! The copy is measured first ([`Measure`]): a value whose copy would pass the caller's
+//! limit is refused with [`ValError::TooLarge`] before anything is built, so a small graph
+//! sharing its children cannot make a copy (or a print, which copies) take exponential time
+//! or memory. The copy itself walks with an explicit stack, so any depth up to
+//! [`MAX_NESTING`] takes constant native stack, and a graph linking back to itself ends in
+//! [`ValError::TooDeep`].
 
 use num_bigint::{BigInt, BigUint};
 use num_complex::Complex64;
 
-use super::layout::{load_cell, scalar_val, Cell, Kind, Obj, W_CAP, W_LEN};
+use super::expand::{Measure, Size};
+use super::layout::{boxed_cell, scalar_val, Cell, Kind, Obj, W_CAP, W_LEN};
 use super::plain::{cast, with_elem};
-use super::table::TableRef;
-use super::views::{array_data, byte_payload, seq_cells};
+use super::views::{array_data, byte_payload};
+use super::walk::{container_link, Children};
 use super::{corrupt, MAX_NESTING};
 use crate::alloc::Pool;
-use crate::val::{Elem, OTab, Tab, Tag, Val, ValError};
+use crate::val::{Elem, OTab, Tab, Val, ValError};
 
-/// The heap copy of the value a cell holds.
-pub(crate) fn cell_to_val(pool: &Pool, cell: &Cell, depth: usize) -> Result<Val, ValError> {
+/// The heap copy of the value `cell` holds, if its copy takes at most `limit` bytes (see
+/// [`Size`]).
+///
+/// # Errors
+///
+/// [`ValError::TooLarge`] past `limit`, [`ValError::TooDeep`], [`ValError::Corrupt`].
+pub(crate) fn copy_out(pool: &Pool, cell: &Cell, limit: u64) -> Result<Val, ValError> {
+    let size = Measure::new(pool).cell(cell)?.within(limit)?;
+    copy_measured(pool, cell, size)
+}
+
+/// A container being copied: its children still to copy, and the copy so far.
+struct Level<'a> {
+    children: Children<'a>,
+    out: Out,
+}
+
+/// A container's copy under construction.
+enum Out {
+    Seq { items: Vec<Val>, tuple: bool },
+    Tab { tab: Tab, key: Option<Val> },
+    OTab { tab: OTab, key: Option<Val> },
+}
+
+impl Out {
+    fn new(children: &Children<'_>) -> Out {
+        // A length read from the region: reserve no more than the measure allowed.
+        let n = usize::try_from(children.len.min(1 << 16)).unwrap_or(0);
+        match children.kind {
+            Kind::Tab => Out::Tab {
+                tab: Tab::with_capacity_and_hasher(n, Default::default()),
+                key: None,
+            },
+            Kind::OTab => Out::OTab {
+                tab: OTab::with_capacity_and_hasher(n, Default::default()),
+                key: None,
+            },
+            kind => Out::Seq {
+                items: Vec::with_capacity(n),
+                tuple: kind == Kind::Tup,
+            },
+        }
+    }
+
+    /// Adds the next child: an element, or a key and then its value.
+    fn add(&mut self, v: Val) {
+        match self {
+            Out::Seq { items, .. } => items.push(v),
+            Out::Tab { tab, key } => match key.take() {
+                Some(k) => {
+                    tab.insert(k, v);
+                }
+                None => *key = Some(v),
+            },
+            Out::OTab { tab, key } => match key.take() {
+                Some(k) => {
+                    tab.insert(k, v);
+                }
+                None => *key = Some(v),
+            },
+        }
+    }
+
+    fn finish(self) -> Val {
+        match self {
+            Out::Seq { items, tuple: true } => Val::Tup(items),
+            Out::Seq { items, .. } => Val::Arr(items),
+            Out::Tab { tab, .. } => Val::Tab(tab),
+            Out::OTab { tab, .. } => Val::OTab(tab),
+        }
+    }
+}
+
+/// Copies a value measured to be `size`. Counts what it builds against `size`, so even a
+/// value changed since it was measured (by a writer breaking the protocol) cannot make the
+/// copy larger.
+pub(crate) fn copy_measured(pool: &Pool, cell: &Cell, size: Size) -> Result<Val, ValError> {
+    let Some(root) = container_link(cell) else {
+        return leaf_to_val(pool, cell);
+    };
+    // Values built so far, the root included.
+    let mut made = 1u64;
+    let mut stack: Vec<Level<'_>> = Vec::new();
+    let mut next = Some(root);
+    loop {
+        if let Some((tag, off)) = next.take() {
+            if stack.len() >= MAX_NESTING {
+                return Err(ValError::TooDeep { limit: MAX_NESTING });
+            }
+            let children = Children::open(pool, Obj::open_linked(pool.region(), tag, off)?)?;
+            stack.push(Level {
+                out: Out::new(&children),
+                children,
+            });
+        }
+        let Some(top) = stack.last_mut() else {
+            return Err(corrupt(0, "a copy without a value"));
+        };
+        match top.children.next_cell()? {
+            Some(c) => {
+                made = made.saturating_add(1);
+                if made > size.values {
+                    return Err(corrupt(
+                        cell_offset(cell),
+                        "the value grew while it was copied",
+                    ));
+                }
+                match container_link(&c) {
+                    Some(link) => next = Some(link),
+                    None => top.out.add(leaf_to_val(pool, &c)?),
+                }
+            }
+            None => {
+                let Some(done) = stack.pop() else { continue };
+                let v = done.out.finish();
+                match stack.last_mut() {
+                    Some(top) => top.out.add(v),
+                    None => return Ok(v),
+                }
+            }
+        }
+    }
+}
+
+fn cell_offset(cell: &Cell) -> u64 {
+    match cell {
+        Cell::Obj(_, off) => off.get(),
+        _ => 0,
+    }
+}
+
+/// The heap copy of a value that is not a container (a scalar, a short string, or an
+/// object holding a string, big integer, complex or typed array).
+pub(crate) fn leaf_to_val(pool: &Pool, cell: &Cell) -> Result<Val, ValError> {
     match *cell {
         Cell::Empty => Err(corrupt(0, "an empty cell where a value belongs")),
         Cell::Scalar(tag, bits) => Ok(scalar_val(tag, bits)),
         Cell::Short(s) => std::str::from_utf8(s.as_bytes())
             .map(|x| Val::Str(x.to_owned()))
             .map_err(|_| corrupt(0, "an inline string is not UTF-8")),
-        Cell::Obj(tag, off) => obj_to_val(pool, Obj::open_linked(pool.region(), tag, off)?, depth),
+        Cell::Obj(tag, off) => obj_leaf(pool, Obj::open_linked(pool.region(), tag, off)?),
     }
 }
 
-/// The heap copy of the value an object holds.
-///
-/// Only containers recurse; everything else is copied by [`leaf_to_val`], kept out of
-/// line so that each level of nesting costs a small stack frame.
-pub(crate) fn obj_to_val(pool: &Pool, obj: Obj<'_>, depth: usize) -> Result<Val, ValError> {
-    if depth > MAX_NESTING {
-        return Err(ValError::TooDeep { limit: MAX_NESTING });
-    }
-    match obj.kind {
-        Kind::Arr | Kind::Tup => seq_to_val(pool, obj, depth),
-        Kind::Tab | Kind::OTab => table_to_val(pool, obj, depth),
-        _ => leaf_to_val(pool, obj),
-    }
-}
-
-fn seq_to_val(pool: &Pool, obj: Obj<'_>, depth: usize) -> Result<Val, ValError> {
-    let (data, cells) = seq_cells(pool, &obj)?;
-    let mut v = Vec::with_capacity(cells.len() / 2);
-    for (i, w) in cells.chunks_exact(2).enumerate() {
-        let cell = Cell::decode(load_cell(w), data.get() + 16 * i as u64)?;
-        v.push(cell_to_val(pool, &cell, depth + 1)?);
-    }
-    Ok(if obj.kind == Kind::Arr {
-        Val::Arr(v)
-    } else {
-        Val::Tup(v)
-    })
-}
-
-fn table_to_val(pool: &Pool, obj: Obj<'_>, depth: usize) -> Result<Val, ValError> {
-    let t = TableRef::open(pool, obj)?;
-    let n = t.c.len as usize;
-    let mut out = if obj.kind == Kind::Tab {
-        Val::Tab(Tab::with_capacity_and_hasher(n, Default::default()))
-    } else {
-        Val::OTab(OTab::with_capacity_and_hasher(n, Default::default()))
-    };
-    for e in 0..t.c.used {
-        let entry = t.entry(e)?;
-        if entry.key == Cell::Empty {
-            continue;
-        }
-        let k = cell_to_val(pool, &entry.key, depth + 1)?;
-        let v = cell_to_val(pool, &entry.value, depth + 1)?;
-        out.insert(k, v)?;
-    }
-    Ok(out)
-}
-
-#[inline(never)]
-fn leaf_to_val(pool: &Pool, obj: Obj<'_>) -> Result<Val, ValError> {
+/// The heap copy of the value an object that is not a container holds.
+pub(crate) fn obj_leaf(pool: &Pool, obj: Obj<'_>) -> Result<Val, ValError> {
     let at = obj.off.get();
     Ok(match obj.kind {
-        Kind::Boxed => match super::layout::boxed_cell(&obj)? {
-            Cell::Scalar(tag, bits) => scalar_val(tag, bits),
-            Cell::Short(s) => Val::Str(
-                std::str::from_utf8(s.as_bytes())
-                    .map_err(|_| corrupt(at, "an inline string is not UTF-8"))?
-                    .to_owned(),
-            ),
-            _ => return Err(corrupt(at, "a box holds no scalar")),
-        },
+        Kind::Boxed => return leaf_to_val(pool, &boxed_cell(&obj)?),
         Kind::Str => Val::Str(
             std::str::from_utf8(byte_payload(pool, &obj)?)
                 .map_err(|_| corrupt(at, "a string is not UTF-8"))?
@@ -108,46 +187,4 @@ fn leaf_to_val(pool: &Pool, obj: Obj<'_>) -> Result<Val, ValError> {
             return Err(corrupt(at, "a container where a leaf was expected"))
         }
     })
-}
-
-/// Whether the value a cell holds equals `v` (as `==` between heap values).
-pub(crate) fn cell_eq_val(
-    pool: &Pool,
-    cell: &Cell,
-    v: &Val,
-    depth: usize,
-) -> Result<bool, ValError> {
-    match *cell {
-        Cell::Empty => Ok(false),
-        Cell::Scalar(tag, bits) => Ok(scalar_val(tag, bits) == *v),
-        Cell::Short(s) => Ok(v.as_str().is_some_and(|x| x.as_bytes() == s.as_bytes())),
-        Cell::Obj(Tag::Str, off) => {
-            let Val::Str(x) = v else { return Ok(false) };
-            let obj = Obj::open(pool.region(), off, Some(Kind::Str))?;
-            Ok(byte_payload(pool, &obj)? == x.as_bytes())
-        }
-        Cell::Obj(..) => {
-            // Containers and big numbers: compare by value on the heap. Kinds that can never
-            // be equal are told apart first, without a copy.
-            let tag = cell.tag().unwrap_or(Tag::None);
-            let (a, b) = (class(tag), class(v.tag()));
-            if a != b {
-                return Ok(false);
-            }
-            Ok(cell_to_val(pool, cell, depth)? == *v)
-        }
-    }
-}
-
-/// Values of different classes are never equal.
-fn class(tag: Tag) -> u8 {
-    match tag {
-        Tag::None => 0,
-        Tag::Str => 2,
-        Tag::Tab | Tag::OTab => 3,
-        Tag::Arr => 4,
-        Tag::Tup => 5,
-        Tag::Array => 6,
-        _ => 1,
-    }
 }

@@ -6,20 +6,21 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::ops::Deref;
 
 use super::build::new_box;
-use super::corrupt;
+use super::containers::{ShmSeq, ShmTab};
+use super::eq::cell_eq_val;
 use super::handle::ShmVal;
-use super::layout::{add, elem_size, load_cell, words, Cell, Kind, Obj, Short, BYTES_WORDS, W_LEN};
-use super::plain::{cast, with_elem};
+use super::layout::{add, elem_size, mul, words, Cell, Kind, Obj, MAX_REFCOUNT, W_LEN};
+use super::leaves::{ShmArray, ShmStr};
 use super::release::inc;
 use super::table::TableRef;
-use super::to_val::{cell_eq_val, cell_to_val};
+use super::to_val::copy_out;
+use super::{corrupt, MAX_COPY_BYTES};
 use crate::alloc::Pool;
 use crate::region::Offset;
-use crate::sync::atomic::AtomicU64;
-use crate::val::{Array, Elem, ElemType, Tag, Val, ValError};
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::val::{Elem, ElemType, Tag, Val, ValError};
 
 /// A key or element to look up in a shared value: a [`Val`], `&Val`, `&str`, `String` or
 /// a number. Lookups hash it with [`Val::stable_hash`], the hash the table was built with,
@@ -98,17 +99,33 @@ impl<'a> ShmRef<'a> {
         }
     }
 
-    /// A heap copy of the value.
+    /// A heap copy of the value, if it takes at most [`MAX_COPY_BYTES`]; see
+    /// [`to_val_within`](Self::to_val_within).
     ///
     /// # Errors
     ///
-    /// [`ValError::Corrupt`], [`ValError::TooDeep`].
+    /// [`ValError::TooLarge`], [`ValError::TooDeep`], [`ValError::Corrupt`].
     pub fn to_val(&self) -> Result<Val, ValError> {
-        cell_to_val(self.pool, &self.cell, 0)
+        self.to_val_within(MAX_COPY_BYTES)
+    }
+
+    /// A heap copy of the value, if it takes at most `limit` bytes: the copy is measured
+    /// first, in time proportional to the objects in the pool, so a value that shares its
+    /// children is refused before anything is built (see
+    /// [shared children](super#shared-children-and-copies)).
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::TooLarge`] (saying how large the copy would be),
+    /// [`ValError::TooDeep`] past [`MAX_NESTING`](super::MAX_NESTING) nested containers,
+    /// [`ValError::Corrupt`].
+    pub fn to_val_within(&self, limit: u64) -> Result<Val, ValError> {
+        copy_out(self.pool, &self.cell, limit)
     }
 
     /// Whether the value equals the heap value `v`, by [`Val`]'s `==` (numbers by value
-    /// across types, tables in any order).
+    /// across types, tables in any order). Compares in place, following `v`: the work is
+    /// bounded by `v`'s size, whatever the shared value expands to.
     ///
     /// # Errors
     ///
@@ -145,13 +162,13 @@ impl<'a> ShmRef<'a> {
             Cell::Short(s) => {
                 std::str::from_utf8(s.as_bytes())
                     .map_err(|_| corrupt(0, "an inline string is not UTF-8"))?;
-                Ok(ShmStr(StrRepr::Short(s)))
+                Ok(ShmStr::short(s))
             }
             _ => {
                 let obj = self.obj("a Str", |k| k == Kind::Str)?;
                 let s = std::str::from_utf8(byte_payload(self.pool, &obj)?)
                     .map_err(|_| corrupt(obj.off.get(), "a string is not UTF-8"))?;
-                Ok(ShmStr(StrRepr::Ref(s)))
+                Ok(ShmStr::borrowed(s))
             }
         }
     }
@@ -163,10 +180,7 @@ impl<'a> ShmRef<'a> {
     /// [`ValError::WrongType`], [`ValError::Corrupt`].
     pub fn as_tab(&self) -> Result<ShmTab<'a>, ValError> {
         let obj = self.obj("Tab or OTab", Kind::is_table)?;
-        Ok(ShmTab {
-            pool: self.pool,
-            t: TableRef::open(self.pool, obj)?,
-        })
+        Ok(ShmTab::new(self.pool, TableRef::open(self.pool, obj)?))
     }
 
     /// The value as a sequence (`Arr` or `Tup`).
@@ -176,13 +190,7 @@ impl<'a> ShmRef<'a> {
     /// [`ValError::WrongType`], [`ValError::Corrupt`].
     pub fn as_seq(&self) -> Result<ShmSeq<'a>, ValError> {
         let obj = self.obj("Arr or Tup", Kind::is_seq)?;
-        let (data, cells) = seq_cells(self.pool, &obj)?;
-        Ok(ShmSeq {
-            pool: self.pool,
-            tuple: obj.kind == Kind::Tup,
-            data,
-            cells,
-        })
+        ShmSeq::open(self.pool, obj)
     }
 
     /// The value as a typed array.
@@ -193,11 +201,7 @@ impl<'a> ShmRef<'a> {
     pub fn as_array(&self) -> Result<ShmArray<'a>, ValError> {
         let obj = self.obj("an Array", |k| k == Kind::Array)?;
         let (et, bytes) = array_data(self.pool, &obj)?;
-        Ok(ShmArray {
-            at: obj.off,
-            et,
-            bytes,
-        })
+        Ok(ShmArray::new(obj.off, et, bytes))
     }
 
     /// The elements of a typed array of `T`, in place.
@@ -256,11 +260,16 @@ impl<'a> ShmRef<'a> {
     ///
     /// # Errors
     ///
-    /// [`ValError::Corrupt`]; [`ValError::OutOfMemory`] for a scalar's box.
+    /// [`ValError::Corrupt`] (also for an object whose count is 0 or implausibly large,
+    /// which is not counted up); [`ValError::OutOfMemory`] for a scalar's box.
     pub fn to_handle(&self) -> Result<ShmVal, ValError> {
         match self.cell {
             Cell::Obj(tag, off) => {
                 let obj = Obj::open_linked(self.pool.region(), tag, off)?;
+                let rc = obj.rc().load(Relaxed);
+                if rc == 0 || rc >= MAX_REFCOUNT {
+                    return Err(corrupt(off.get(), format!("refcount {rc}")));
+                }
                 inc(obj.rc());
                 Ok(ShmVal::adopt(self.pool, off, obj.kind, self.cell))
             }
@@ -278,6 +287,8 @@ impl PartialEq<Val> for ShmRef<'_> {
 }
 
 impl fmt::Debug for ShmRef<'_> {
+    /// `ShmRef(` and the copy's `Debug`, or the error that stopped the copy (such as
+    /// [`ValError::TooLarge`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_val() {
             Ok(v) => write!(f, "ShmRef({v:?})"),
@@ -289,7 +300,7 @@ impl fmt::Debug for ShmRef<'_> {
 /// The bytes of a string or big integer, checked against the object's block.
 pub(crate) fn byte_payload<'a>(pool: &Pool, obj: &Obj<'a>) -> Result<&'a [u8], ValError> {
     let len = obj.load(W_LEN);
-    let head = 8 * BYTES_WORDS as u64;
+    let head = Kind::Str.header_bytes();
     let usable = pool
         .usable_size_unlocked(obj.off)
         .map_err(|e| corrupt(obj.off.get(), e.to_string()))?;
@@ -314,7 +325,8 @@ pub(crate) fn seq_cells<'a>(
     obj: &Obj<'a>,
 ) -> Result<(Offset, &'a [AtomicU64]), ValError> {
     let c = obj.container(pool)?;
-    Ok((c.data, words(obj.region, c.data, 2 * c.len)?))
+    let n = mul(c.len, 2, obj.off.get())?;
+    Ok((c.data, words(obj.region, c.data, n)?))
 }
 
 /// An array's element type and element bytes, checked against its data block.
@@ -323,317 +335,15 @@ pub(crate) fn array_data<'a>(pool: &Pool, obj: &Obj<'a>) -> Result<(ElemType, &'
         .elem_type()
         .ok_or_else(|| corrupt(obj.off.get(), "array without element type"))?;
     let c = obj.container(pool)?;
-    let n = c.len * elem_size(et);
-    // SAFETY: an array is written only through its unique handle (`ShmValMut`, which
-    // borrows the handle mutably) or before its first handle exists. This view is borrowed
-    // from a reference to the array or its container, so while it lives either the array
-    // is shared (read-only for everyone) or its one handle is borrowed by this view and
-    // cannot be written through. `container` checked the bytes lie in the data block.
+    let n = mul(c.len, elem_size(et), obj.off.get())?;
+    // SAFETY: an array is written only before its first handle exists, or through
+    // `ShmValMut`, which holds the one handle mutably borrowed and checks before each write
+    // that the count is 1. This view is borrowed from a reference to the array or its
+    // container (a handle, or a writer's view), so while it lives either that reference
+    // is borrowed by the view and cannot be written through, or it is another reference
+    // and the count stays above 1, so every write is refused. `container` checked the
+    // bytes lie in the data block.
     let bytes =
         unsafe { obj.region.bytes(c.data, n) }.map_err(|e| corrupt(c.data.get(), e.to_string()))?;
     Ok((et, bytes))
-}
-
-#[derive(Clone, Copy)]
-enum StrRepr<'a> {
-    Ref(&'a str),
-    Short(Short),
-}
-
-/// A shared string, read in place (short strings are copied out of their cell). Derefs to
-/// `str`; its UTF-8 was checked when the view was made.
-#[derive(Clone, Copy)]
-pub struct ShmStr<'a>(StrRepr<'a>);
-
-impl ShmStr<'_> {
-    /// The string.
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            StrRepr::Ref(s) => s,
-            // Checked to be UTF-8 when the view was made; the copy cannot change since.
-            StrRepr::Short(s) => std::str::from_utf8(s.as_bytes()).unwrap_or_default(),
-        }
-    }
-}
-
-impl Deref for ShmStr<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl fmt::Debug for ShmStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for ShmStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<str> for ShmStr<'_> {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for ShmStr<'_> {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-/// A shared `Arr` or `Tup`, read in place.
-#[derive(Clone, Copy)]
-pub struct ShmSeq<'a> {
-    pool: &'a Pool,
-    tuple: bool,
-    data: Offset,
-    cells: &'a [AtomicU64],
-}
-
-impl<'a> ShmSeq<'a> {
-    /// The number of elements.
-    pub fn len(&self) -> usize {
-        self.cells.len() / 2
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.cells.is_empty()
-    }
-
-    /// Whether this is a `Tup` (else an `Arr`).
-    pub fn is_tuple(&self) -> bool {
-        self.tuple
-    }
-
-    /// Element `i`, or `None` past the end.
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::Corrupt`] if its cell is.
-    pub fn get(&self, i: usize) -> Result<Option<ShmRef<'a>>, ValError> {
-        let Some(w) = self.cells.get(2 * i..2 * i + 2) else {
-            return Ok(None);
-        };
-        let cell = Cell::decode(load_cell(w), self.data.get() + 16 * i as u64)?;
-        if cell == Cell::Empty {
-            return Err(corrupt(self.data.get() + 16 * i as u64, "an empty element"));
-        }
-        Ok(Some(ShmRef::new(self.pool, cell)))
-    }
-
-    /// The elements in order, each checked as it is read.
-    pub fn iter(&self) -> SeqIter<'a> {
-        SeqIter { seq: *self, i: 0 }
-    }
-
-    /// Whether an element equals `x` (by value, as [`Val`]'s `==`).
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::Corrupt`], [`ValError::TooDeep`].
-    pub fn contains(&self, x: impl Key) -> Result<bool, ValError> {
-        let x = x.key();
-        for e in self.iter() {
-            if e?.eq_val(&x)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-}
-
-impl fmt::Debug for ShmSeq<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-/// Iterator over a [`ShmSeq`]'s elements.
-#[derive(Clone, Debug)]
-pub struct SeqIter<'a> {
-    seq: ShmSeq<'a>,
-    i: usize,
-}
-
-impl<'a> Iterator for SeqIter<'a> {
-    type Item = Result<ShmRef<'a>, ValError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        let r = self.seq.get(self.i).transpose()?;
-        self.i = if r.is_ok() { self.i + 1 } else { usize::MAX };
-        Some(r)
-    }
-}
-
-/// A shared `Tab` or `OTab`, read in place. Entries iterate in insertion order for both
-/// (a `Tab`'s order is unspecified, as on the heap).
-#[derive(Clone, Copy)]
-pub struct ShmTab<'a> {
-    pool: &'a Pool,
-    t: TableRef<'a>,
-}
-
-impl<'a> ShmTab<'a> {
-    /// The number of entries.
-    pub fn len(&self) -> usize {
-        self.t.c.len as usize
-    }
-
-    /// Whether there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.t.c.len == 0
-    }
-
-    /// Whether this is an `OTab` (else a `Tab`).
-    pub fn is_ordered(&self) -> bool {
-        self.t.obj.kind == Kind::OTab
-    }
-
-    /// The value under `key`, if any. The key is hashed with [`Val::stable_hash`] as the
-    /// table's keys were, so `get(1)` finds the key `1.0`.
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::Corrupt`] if an entry or slot met on the way is.
-    pub fn get(&self, key: impl Key) -> Result<Option<ShmRef<'a>>, ValError> {
-        let key = key.key();
-        match self.t.find(self.pool, &key, key.stable_hash())? {
-            Some(e) => Ok(Some(ShmRef::new(self.pool, self.t.value_of(e)?))),
-            None => Ok(None),
-        }
-    }
-
-    /// Whether `key` has an entry.
-    ///
-    /// # Errors
-    ///
-    /// As for [`get`](Self::get).
-    pub fn contains(&self, key: impl Key) -> Result<bool, ValError> {
-        Ok(self.get(key)?.is_some())
-    }
-
-    /// The `(key, value)` entries in insertion order, each checked as it is read.
-    pub fn iter(&self) -> TabIter<'a> {
-        TabIter { tab: *self, e: 0 }
-    }
-}
-
-impl fmt::Debug for ShmTab<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-/// Iterator over a [`ShmTab`]'s entries.
-#[derive(Clone, Debug)]
-pub struct TabIter<'a> {
-    tab: ShmTab<'a>,
-    e: u64,
-}
-
-impl<'a> Iterator for TabIter<'a> {
-    type Item = Result<(ShmRef<'a>, ShmRef<'a>), ValError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        let t = &self.tab.t;
-        while self.e < t.c.used {
-            let e = self.e;
-            self.e += 1;
-            match t.entry(e) {
-                Ok(en) if en.key == Cell::Empty => continue,
-                Ok(en) => {
-                    let p = self.tab.pool;
-                    return Some(Ok((ShmRef::new(p, en.key), ShmRef::new(p, en.value))));
-                }
-                Err(err) => {
-                    self.e = u64::MAX;
-                    return Some(Err(err));
-                }
-            }
-        }
-        None
-    }
-}
-
-/// A shared typed array, read in place.
-#[derive(Clone, Copy)]
-pub struct ShmArray<'a> {
-    at: Offset,
-    et: ElemType,
-    bytes: &'a [u8],
-}
-
-impl<'a> ShmArray<'a> {
-    /// The element type.
-    pub fn elem_type(&self) -> ElemType {
-        self.et
-    }
-
-    /// The number of elements.
-    pub fn len(&self) -> usize {
-        self.bytes.len() / elem_size(self.et) as usize
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// The elements as `&[T]`, in place.
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::WrongType`] unless the elements are `T`s; [`ValError::Corrupt`] (a
-    /// bool array holding another byte than 0 or 1).
-    pub fn as_slice<T: Elem>(&self) -> Result<&'a [T], ValError> {
-        if T::TYPE != self.et {
-            return Err(ValError::WrongType {
-                expected: "an array of the slice's element type",
-                found: self.et.tag(),
-            });
-        }
-        cast::<T>(self.bytes, self.at.get())
-    }
-
-    /// Element `i` as a scalar value of the element type, or `None` past the end.
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::Corrupt`] (a bool element neither 0 nor 1).
-    pub fn get(&self, i: usize) -> Result<Option<Val>, ValError> {
-        with_elem!(self.et, T => Ok(self.as_slice::<T>()?.get(i).map(|x| x.to_val())))
-    }
-
-    /// A heap copy.
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::Corrupt`].
-    pub fn to_array(&self) -> Result<Array, ValError> {
-        with_elem!(self.et, T => Ok(T::into_array(self.as_slice::<T>()?.to_vec())))
-    }
-
-    /// Whether an element equals `x` by value.
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::Corrupt`].
-    pub fn contains(&self, x: impl Key) -> Result<bool, ValError> {
-        let x = x.key();
-        with_elem!(self.et, T => Ok(self.as_slice::<T>()?.iter().any(|e| e.to_val() == *x)))
-    }
-}
-
-impl fmt::Debug for ShmArray<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_array() {
-            Ok(a) => write!(f, "ShmArray({a:?})"),
-            Err(e) => write!(f, "ShmArray(<{e}>)"),
-        }
-    }
 }

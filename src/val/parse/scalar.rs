@@ -1,63 +1,16 @@
-//! The parser: Python literal text to [`Val`].
-//!
-//! It reads everything [`Display`](std::fmt::Display) and [`Val::pretty`] print, and
-//! everything Python 3's `repr` prints for `None`, bools, ints, floats, complex numbers,
-//! strings, dicts, lists and tuples, plus:
-//!
-//! - `inf`, `-inf` and `nan` (Python's repr of those floats, which `ast.literal_eval`
-//!   cannot read), also as complex parts (`(1+infj)`);
-//! - `OrderedDict()`, `OrderedDict([(k, v), ...])`, `OrderedDict({k: v, ...})` (Python 3.12's
-//!   repr) and the original's `o{k: v, ...}`;
-//! - `array([e1, e2], 'code')` with the codes of [`ElemType::typecode`] and the original's;
-//! - the original's `L` suffix on integers (`100L`);
-//! - comments from `#` to the end of the line, and trailing commas.
-//!
-//! Integers become `I64` when they fit, else `BigInt`; floats `F64`; complex numbers
-//! `C64`. As in Python, `(x)` is `x`, not a tuple: a one-element tuple needs its comma.
-//! Nesting deeper than [`MAX_DEPTH`] is refused rather than risking the stack.
+//! The parser's leaves: numbers, strings with their escapes, and typed arrays.
 
 use std::str::FromStr;
 
 use num_bigint::BigInt;
 use num_complex::{Complex32, Complex64};
 
-use super::{Array, ElemType, OTab, Tab, Val, ValError};
-
-/// The deepest nesting of containers the parser accepts.
-pub const MAX_DEPTH: usize = 256;
-
-impl FromStr for Val {
-    type Err = ValError;
-
-    /// Parses one value; whitespace and comments may surround it.
-    fn from_str(s: &str) -> Result<Val, ValError> {
-        Val::parse(s)
-    }
-}
-
-impl Val {
-    /// Parses one value from Python literal text; whitespace and comments may surround it.
-    ///
-    /// Errors give the line and column (from 1, in characters) of the first character that
-    /// could not be read, what was expected there and what was found.
-    pub fn parse(text: &str) -> Result<Val, ValError> {
-        let mut p = Parser {
-            s: text,
-            pos: 0,
-            depth: 0,
-        };
-        let v = p.value()?;
-        p.skip_ws();
-        if p.pos < p.s.len() {
-            return Err(p.err("end of input"));
-        }
-        Ok(v)
-    }
-}
+use super::Parser;
+use crate::val::{Array, ElemType, Val, ValError};
 
 /// A real number's text: sign and digits, underscores removed.
 #[derive(Debug, Clone)]
-struct RealLit {
+pub(super) struct RealLit {
     text: String,
     /// Written without `.`, exponent, `inf` or `nan`.
     integral: bool,
@@ -65,7 +18,7 @@ struct RealLit {
 
 /// A number literal, before its type is chosen.
 #[derive(Debug, Clone)]
-enum NumLit {
+pub(super) enum NumLit {
     Real(RealLit),
     /// Real part (if written) and imaginary part.
     Complex(Option<RealLit>, RealLit),
@@ -78,288 +31,9 @@ enum ElemLit {
     Bool(bool),
 }
 
-struct Parser<'a> {
-    s: &'a str,
-    pos: usize,
-    depth: usize,
-}
-
-fn describe(c: Option<char>) -> String {
-    match c {
-        None => "end of input".to_owned(),
-        Some('\n') => "end of line".to_owned(),
-        Some(c) => {
-            let mut s = String::new();
-            // Writing to a String cannot fail.
-            let _ = super::repr::write_str_repr(&mut s, &c.to_string());
-            s
-        }
-    }
-}
-
-impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<char> {
-        self.s[self.pos..].chars().next()
-    }
-
-    fn peek_at(&self, n: usize) -> Option<char> {
-        self.s[self.pos..].chars().nth(n)
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
-    fn err_at(&self, pos: usize, expected: &str) -> ValError {
-        let before = &self.s[..pos];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
-        ValError::Parse {
-            line,
-            column,
-            expected: expected.to_owned(),
-            found: describe(self.s[pos..].chars().next()),
-        }
-    }
-
-    fn err(&self, expected: &str) -> ValError {
-        self.err_at(self.pos, expected)
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(c) = self.peek() {
-            match c {
-                ' ' | '\t' | '\n' | '\r' | '\x0c' => {
-                    self.pos += 1;
-                }
-                '#' => {
-                    while let Some(c) = self.peek() {
-                        if c == '\n' {
-                            break;
-                        }
-                        self.bump();
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
-
-    fn expect(&mut self, c: char, what: &str) -> Result<(), ValError> {
-        self.skip_ws();
-        if self.peek() == Some(c) {
-            self.pos += c.len_utf8();
-            Ok(())
-        } else {
-            Err(self.err(what))
-        }
-    }
-
-    fn word(&mut self) -> &'a str {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
-        &self.s[start..self.pos]
-    }
-
-    fn enter(&mut self) -> Result<(), ValError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.err("nesting no deeper than 256 containers"));
-        }
-        Ok(())
-    }
-
-    fn value(&mut self) -> Result<Val, ValError> {
-        self.skip_ws();
-        let start = self.pos;
-        match self.peek() {
-            Some('{') => {
-                self.pos += 1;
-                self.enter()?;
-                let mut t = Tab::default();
-                self.entries('}', |k, v| {
-                    t.insert(k, v);
-                })?;
-                self.depth -= 1;
-                Ok(Val::Tab(t))
-            }
-            Some('[') => {
-                self.pos += 1;
-                self.enter()?;
-                let v = self.sequence(']')?;
-                self.depth -= 1;
-                Ok(Val::Arr(v))
-            }
-            Some('(') => {
-                self.pos += 1;
-                self.enter()?;
-                let v = self.paren()?;
-                self.depth -= 1;
-                Ok(v)
-            }
-            Some('\'' | '"') => Ok(Val::Str(self.string()?)),
-            Some(c) if c.is_ascii_digit() || matches!(c, '.' | '+' | '-') => {
-                self.number().map(num_val)
-            }
-            Some(c) if c.is_ascii_alphabetic() || c == '_' => {
-                let w = self.word();
-                match w {
-                    "None" => Ok(Val::None),
-                    "True" => Ok(Val::Bool(true)),
-                    "False" => Ok(Val::Bool(false)),
-                    "inf" | "nan" | "infj" | "nanj" => {
-                        self.pos = start;
-                        self.number().map(num_val)
-                    }
-                    "o" if self.peek() == Some('{') => {
-                        self.pos += 1;
-                        self.enter()?;
-                        let t = self.otab_entries()?;
-                        self.depth -= 1;
-                        Ok(Val::OTab(t))
-                    }
-                    "OrderedDict" => {
-                        self.enter()?;
-                        let v = self.ordered_dict()?;
-                        self.depth -= 1;
-                        Ok(v)
-                    }
-                    "array" => self.array(),
-                    _ => Err(self.err_at(start, "a value")),
-                }
-            }
-            _ => Err(self.err("a value")),
-        }
-    }
-
-    /// Reads `key: value` pairs up to `close` (the opening brace already read).
-    fn entries(&mut self, close: char, mut put: impl FnMut(Val, Val)) -> Result<(), ValError> {
-        let expected = format!("',' or '{close}'");
-        loop {
-            self.skip_ws();
-            if self.peek() == Some(close) {
-                self.pos += 1;
-                return Ok(());
-            }
-            let k = self.value()?;
-            self.expect(':', "':'")?;
-            let v = self.value()?;
-            put(k, v);
-            self.skip_ws();
-            match self.peek() {
-                Some(',') => self.pos += 1,
-                Some(c) if c == close => {}
-                _ => return Err(self.err(&expected)),
-            }
-        }
-    }
-
-    fn otab_entries(&mut self) -> Result<OTab, ValError> {
-        let mut t = OTab::default();
-        self.entries('}', |k, v| {
-            t.insert(k, v);
-        })?;
-        Ok(t)
-    }
-
-    /// Reads values up to `close` (the opening bracket already read).
-    fn sequence(&mut self, close: char) -> Result<Vec<Val>, ValError> {
-        let expected = format!("',' or '{close}'");
-        let mut out = Vec::new();
-        loop {
-            self.skip_ws();
-            if self.peek() == Some(close) {
-                self.pos += 1;
-                return Ok(out);
-            }
-            out.push(self.value()?);
-            self.skip_ws();
-            match self.peek() {
-                Some(',') => self.pos += 1,
-                Some(c) if c == close => {}
-                _ => return Err(self.err(&expected)),
-            }
-        }
-    }
-
-    /// After `(`: the empty tuple, a tuple, or a parenthesized value such as `(1+2j)`.
-    fn paren(&mut self) -> Result<Val, ValError> {
-        self.skip_ws();
-        if self.peek() == Some(')') {
-            self.pos += 1;
-            return Ok(Val::Tup(Vec::new()));
-        }
-        let first = self.value()?;
-        self.skip_ws();
-        match self.peek() {
-            Some(')') => {
-                self.pos += 1;
-                Ok(first)
-            }
-            Some(',') => {
-                self.pos += 1;
-                let mut rest = self.sequence(')')?;
-                rest.insert(0, first);
-                Ok(Val::Tup(rest))
-            }
-            _ => Err(self.err("',' or ')'")),
-        }
-    }
-
-    /// After `OrderedDict`: `()`, `([(k, v), ...])` or `({k: v, ...})`.
-    fn ordered_dict(&mut self) -> Result<Val, ValError> {
-        self.expect('(', "'('")?;
-        self.skip_ws();
-        let t = match self.peek() {
-            Some(')') => OTab::default(),
-            Some('{') => {
-                self.pos += 1;
-                self.otab_entries()?
-            }
-            Some('[') => {
-                self.pos += 1;
-                let mut t = OTab::default();
-                loop {
-                    self.skip_ws();
-                    let at = self.pos;
-                    if self.peek() == Some(']') {
-                        self.pos += 1;
-                        break;
-                    }
-                    match self.value()? {
-                        Val::Tup(mut kv) | Val::Arr(mut kv) if kv.len() == 2 => {
-                            let v = kv.pop().unwrap_or_default();
-                            let k = kv.pop().unwrap_or_default();
-                            t.insert(k, v);
-                        }
-                        _ => return Err(self.err_at(at, "a (key, value) pair")),
-                    }
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(',') => self.pos += 1,
-                        Some(']') => {}
-                        _ => return Err(self.err("',' or ']'")),
-                    }
-                }
-                t
-            }
-            _ => return Err(self.err("')', '[' or '{'")),
-        };
-        self.expect(')', "')'")?;
-        Ok(Val::OTab(t))
-    }
-
+impl Parser<'_> {
     /// After `array`: `([e1, e2, ...], 'code')`.
-    fn array(&mut self) -> Result<Val, ValError> {
+    pub(super) fn array(&mut self) -> Result<Val, ValError> {
         self.expect('(', "'('")?;
         self.expect('[', "'['")?;
         let mut elems = Vec::new();
@@ -574,7 +248,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A number: a real, an imaginary, or `real ± imaginary`.
-    fn number(&mut self) -> Result<NumLit, ValError> {
+    pub(super) fn number(&mut self) -> Result<NumLit, ValError> {
         let (re, j) = self.real_lit()?;
         if j {
             return Ok(NumLit::Complex(None, re));
@@ -600,7 +274,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A quoted string, either quote, with Python's escapes.
-    fn string(&mut self) -> Result<String, ValError> {
+    pub(super) fn string(&mut self) -> Result<String, ValError> {
         let quote = match self.peek() {
             Some(q @ ('\'' | '"')) => q,
             _ => return Err(self.err("a quoted string")),
@@ -689,7 +363,7 @@ fn part(r: &RealLit) -> f64 {
     r.text.parse::<f64>().unwrap_or(f64::NAN)
 }
 
-fn num_val(n: NumLit) -> Val {
+pub(super) fn num_val(n: NumLit) -> Val {
     match n {
         NumLit::Real(r) => real_val(&r),
         NumLit::Complex(re, im) => {
