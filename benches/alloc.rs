@@ -143,7 +143,9 @@ fn pool_child() {
     let region = Arc::new(Region::attach(&name).expect("attach the bench region"));
     let pool = Pool::attach(region.clone()).expect("attach the pool");
     let off = Offset::new(env_var(CTRL).parse().expect("an offset"));
-    let ctrl: &[AtomicU64; 8] = region.resolve(off).expect("the control block");
+    // SAFETY: the control block is a raw block of the bench, accessed only atomically by both
+    // processes.
+    let ctrl: &[AtomicU64; 8] = unsafe { region.resolve(off) }.expect("the control block");
     ctrl[READY].store(1, Ordering::Release);
     contend(ctrl, || pool_pair(&pool, 16));
 }
@@ -171,7 +173,9 @@ fn alloc_contended(c: &mut Criterion, pool: &Pool, cpus: Cpus) {
 
     let region = pool.region();
     let off = pool.alloc(64, 64).expect("the control block");
-    let ctrl: &[AtomicU64; 8] = region.resolve(off).expect("the control block");
+    // SAFETY: the control block is a raw block of the bench, accessed only atomically by both
+    // processes.
+    let ctrl: &[AtomicU64; 8] = unsafe { region.resolve(off) }.expect("the control block");
     for w in ctrl {
         w.store(0, Ordering::Relaxed);
     }

@@ -19,7 +19,8 @@ fn attach(name: &str) -> Pool {
 }
 
 fn word(pool: &Pool, at: u64) -> &AtomicU64 {
-    pool.region().resolve(Offset::new(at)).unwrap()
+    // SAFETY: the pattern words lie in blocks this process owns and accesses only atomically.
+    unsafe { pool.region().resolve(Offset::new(at)) }.unwrap()
 }
 
 /// xorshift64*: a small deterministic generator for the children.

@@ -27,9 +27,13 @@ fn client(args: &[String]) -> ClientSide {
 }
 
 fn words<'a>(c: &'a ClientSide, at: &str, n: u64) -> &'a [AtomicU64] {
-    c.region()
-        .resolve_slice::<AtomicU64>(Offset::new(at.parse().unwrap()), n)
-        .unwrap()
+    // SAFETY: the bitmap and counter blocks are raw blocks of the test, accessed only atomically by
+    // every process.
+    unsafe {
+        c.region()
+            .resolve_slice::<AtomicU64>(Offset::new(at.parse().unwrap()), n)
+    }
+    .unwrap()
 }
 
 /// Item numbers: producer in the high half, sequence (from 1) in the low half.
@@ -119,10 +123,13 @@ fn two_producers_two_consumers_deliver_each_item_once_in_order() {
     let server = ServerSide::new(name.as_str(), "p", 64).start().unwrap();
     let n_words = 2 * ITEMS / 64 + 1;
     let bitmap_off = main.pool().alloc(n_words * 8, 8).unwrap();
-    let bitmap = main
-        .region()
-        .resolve_slice::<AtomicU64>(bitmap_off, n_words)
-        .unwrap();
+    // SAFETY: the bitmap and counter blocks are raw blocks of the test, accessed only atomically by
+    // every process.
+    let bitmap = unsafe {
+        main.region()
+            .resolve_slice::<AtomicU64>(bitmap_off, n_words)
+    }
+    .unwrap();
     for w in bitmap {
         w.store(0, Ordering::SeqCst);
     }
@@ -169,7 +176,9 @@ fn kill_inside(role: &str, point: &str, prefill: u64) -> (ServerSide, ShmMain, u
         server.pipe().try_enqueue(v).unwrap();
     }
     let counter = main.pool().alloc(8, 8).unwrap();
-    let word: &AtomicU64 = main.region().resolve(counter).unwrap();
+    // SAFETY: the bitmap and counter blocks are raw blocks of the test, accessed only atomically by
+    // every process.
+    let word: &AtomicU64 = unsafe { main.region().resolve(counter) }.unwrap();
     word.store(0, Ordering::SeqCst);
     let child = spawn_role(
         role,

@@ -415,46 +415,47 @@ fn bad_offsets() {
         } => (offset, len, align, size),
         e => panic!("{e}"),
     };
-    // Out of bounds: past the end, straddling the end, and overflowing u64.
-    assert_eq!(
-        bad(r.resolve::<AtomicU64>(Offset::new(SIZE)).unwrap_err()),
-        (SIZE, 8, 8, SIZE)
-    );
-    bad(r.resolve::<AtomicU64>(Offset::new(SIZE - 4)).unwrap_err());
-    bad(r
-        .resolve::<AtomicU64>(Offset::new(u64::MAX - 7))
-        .unwrap_err());
-    // Misaligned.
-    assert_eq!(
-        bad(r
-            .resolve::<AtomicU64>(Offset::new(HEADER_SIZE + 1))
-            .unwrap_err()),
-        (HEADER_SIZE + 1, 8, 8, SIZE)
-    );
-    bad(r
-        .resolve_slice::<AtomicU64>(Offset::new(HEADER_SIZE + 4), 2)
-        .unwrap_err());
-    // A slice whose byte length overflows, and one that merely runs past the end.
-    bad(r
-        .resolve_slice::<AtomicU64>(Offset::new(HEADER_SIZE), u64::MAX / 4)
-        .unwrap_err());
-    bad(r
-        .resolve_slice::<AtomicU64>(Offset::new(HEADER_SIZE), u64::MAX)
-        .unwrap_err());
-    bad(r
-        .resolve_slice::<AtomicU64>(Offset::new(HEADER_SIZE), SIZE / 8)
-        .unwrap_err());
-    // SAFETY: the calls fail before any slice exists.
+    // SAFETY: every call here fails before a reference exists, or refers to words of a
+    // region nothing else uses.
     unsafe {
+        // Out of bounds: past the end, straddling the end, and overflowing u64.
+        assert_eq!(
+            bad(r.resolve::<AtomicU64>(Offset::new(SIZE)).unwrap_err()),
+            (SIZE, 8, 8, SIZE)
+        );
+        bad(r.resolve::<AtomicU64>(Offset::new(SIZE - 4)).unwrap_err());
+        bad(r
+            .resolve::<AtomicU64>(Offset::new(u64::MAX - 7))
+            .unwrap_err());
+        // Misaligned.
+        assert_eq!(
+            bad(r
+                .resolve::<AtomicU64>(Offset::new(HEADER_SIZE + 1))
+                .unwrap_err()),
+            (HEADER_SIZE + 1, 8, 8, SIZE)
+        );
+        bad(r
+            .resolve_slice::<AtomicU64>(Offset::new(HEADER_SIZE + 4), 2)
+            .unwrap_err());
+        // A slice whose byte length overflows, and one that merely runs past the end.
+        bad(r
+            .resolve_slice::<AtomicU64>(Offset::new(HEADER_SIZE), u64::MAX / 4)
+            .unwrap_err());
+        bad(r
+            .resolve_slice::<AtomicU64>(Offset::new(HEADER_SIZE), u64::MAX)
+            .unwrap_err());
+        bad(r
+            .resolve_slice::<AtomicU64>(Offset::new(HEADER_SIZE), SIZE / 8)
+            .unwrap_err());
         bad(r.bytes(Offset::new(SIZE - 1), 2).unwrap_err());
         bad(r.bytes_mut(Offset::new(1), u64::MAX).unwrap_err());
+        // The edges themselves are fine.
+        r.resolve::<AtomicU64>(Offset::new(SIZE - 8)).unwrap();
+        let all = r
+            .resolve_slice::<AtomicU64>(Offset::new(0), SIZE / 8)
+            .unwrap();
+        assert_eq!(all.len() as u64, SIZE / 8);
     }
-    // The edges themselves are fine.
-    r.resolve::<AtomicU64>(Offset::new(SIZE - 8)).unwrap();
-    let all = r
-        .resolve_slice::<AtomicU64>(Offset::new(0), SIZE / 8)
-        .unwrap();
-    assert_eq!(all.len() as u64, SIZE / 8);
     // SAFETY: nothing writes the last byte while the slice lives.
     assert_eq!(unsafe { r.bytes(Offset::new(SIZE - 1), 1) }.unwrap(), &[0]);
 }

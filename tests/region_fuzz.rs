@@ -35,11 +35,17 @@ fn attach_image(image: &[u8]) -> Result<(), RegionError> {
         .attach(&name)?;
     assert_eq!(r.len(), image.len() as u64);
     let root = Offset::new(r.root().load(Ordering::Relaxed));
-    let _ = r.resolve::<Word>(root);
-    let words = r.resolve_slice::<Word>(Offset::new(0), HEADER_SIZE / 8)?;
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let _ = unsafe { r.resolve::<Word>(root) };
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let words = unsafe { r.resolve_slice::<Word>(Offset::new(0), HEADER_SIZE / 8) }?;
     let off = Offset::new(words[2].load(Ordering::Relaxed));
     let count = words[3].load(Ordering::Relaxed);
-    if let Ok(s) = r.resolve_slice::<AtomicU8>(off, count) {
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    if let Ok(s) = unsafe { r.resolve_slice::<AtomicU8>(off, count) } {
         // Touch the ends: a bounds error would fault here.
         if let (Some(a), Some(b)) = (s.first(), s.last()) {
             let _ = a.load(Ordering::Relaxed) ^ b.load(Ordering::Relaxed);
@@ -130,13 +136,19 @@ proptest! {
             len.and_then(|l| off.checked_add(l)).is_some_and(|end| end <= SIZE)
                 && off % align == 0
         };
-        let got = r.resolve_slice::<Word>(Offset::new(off), count);
+        // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
+        // the reference is used.
+        let got = unsafe { r.resolve_slice::<Word>(Offset::new(off), count) };
         prop_assert_eq!(got.is_ok(), inside(count.checked_mul(8), 8));
         if let Ok(s) = got {
             prop_assert_eq!(s.len() as u64, count);
         }
-        prop_assert_eq!(r.resolve::<Word>(Offset::new(off)).is_ok(), inside(Some(8), 8));
-        let got = r.resolve_slice::<AtomicU8>(Offset::new(off), count);
+        // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
+        // the reference is used.
+        prop_assert_eq!(unsafe { r.resolve::<Word>(Offset::new(off)) }.is_ok(), inside(Some(8), 8));
+        // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
+        // the reference is used.
+        let got = unsafe { r.resolve_slice::<AtomicU8>(Offset::new(off), count) };
         prop_assert_eq!(got.is_ok(), inside(Some(count), 1));
     }
 }

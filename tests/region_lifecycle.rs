@@ -24,7 +24,9 @@ fn attach(args: &[String]) -> Region {
 }
 
 fn word(r: &Region, at: u64) -> &Word {
-    r.resolve(Offset::new(at)).unwrap()
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    unsafe { r.resolve(Offset::new(at)) }.unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -126,7 +128,9 @@ fn walk_list(r: &Region, head: Offset, limit: u64) -> Result<Vec<u64>, RegionErr
     let mut values = Vec::new();
     let mut at = head;
     while !at.is_null() && (values.len() as u64) < limit {
-        let node = r.resolve_slice::<Word>(at, 2)?;
+        // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
+        // the reference is used.
+        let node = unsafe { r.resolve_slice::<Word>(at, 2) }?;
         values.push(node[1].load(Ordering::Relaxed));
         at = Offset::new(node[0].load(Ordering::Relaxed));
     }
@@ -147,7 +151,9 @@ fn list_builder(args: &[String]) {
     let theirs = walk_list(&r, head, NODES + 1).unwrap();
     assert_eq!(theirs, (0..NODES).map(|i| i * i).collect::<Vec<_>>());
     let head = build_list(&r, CHILD_NODES, child_list_value);
-    let here = r.resolve::<Word>(r.data_start()).unwrap() as *const Word as u64;
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let here = unsafe { r.resolve::<Word>(r.data_start()) }.unwrap() as *const Word as u64;
     word(&r, ADDRESS).store(here, Ordering::Relaxed);
     word(&r, CHILD_HEAD).store(head.get(), Ordering::Release);
 }
@@ -162,7 +168,9 @@ fn two_processes_at_different_addresses_share_a_linked_list() {
     spawn_role("list_builder", &[name.as_str()]).wait_ok(Duration::from_secs(30));
 
     let theirs = word(&r, ADDRESS).load(Ordering::Relaxed);
-    let ours = r.resolve::<Word>(r.data_start()).unwrap() as *const Word as u64;
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let ours = unsafe { r.resolve::<Word>(r.data_start()) }.unwrap() as *const Word as u64;
     assert_ne!(theirs, 0, "the child reported no address");
     assert_ne!(
         theirs, ours,

@@ -105,7 +105,9 @@ fn remove_stale_never_judges_a_creator_across_namespaces() {
 
 /// Locks the mutex at `at` in `r` from a thread that exits holding it.
 fn lock_and_die(r: &Region, at: u64) {
-    let m: &ShmMutex = r.resolve(Offset::new(at)).unwrap();
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let m: &ShmMutex = unsafe { r.resolve(Offset::new(at)) }.unwrap();
     std::thread::scope(|s| {
         s.spawn(|| std::mem::forget(m.lock()));
     });
@@ -117,7 +119,9 @@ fn a_mixed_region_makes_a_dead_threads_lock_count_as_held() {
     let _serial = serial();
     let name = TestName::new("ns-veto");
     let r = Region::create(&name, SIZE).unwrap();
-    let m: &ShmMutex = r.resolve(Offset::new(256)).unwrap();
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let m: &ShmMutex = unsafe { r.resolve(Offset::new(256)) }.unwrap();
 
     // Unmixed: the dead owner is found and the lock taken over.
     lock_and_die(&r, 256);
@@ -128,7 +132,9 @@ fn a_mixed_region_makes_a_dead_threads_lock_count_as_held() {
     // While a mixed region is mapped here, its owner might be a thread /proc cannot show:
     // it counts as alive, well past the liveness poll.
     lock_and_die(&r, 320);
-    let m2: &ShmMutex = r.resolve(Offset::new(320)).unwrap();
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let m2: &ShmMutex = unsafe { r.resolve(Offset::new(320)) }.unwrap();
     let other = TestName::new("ns-veto-other");
     crafted(&other, own_pid_ns() + 1, false, false);
     let mixed = Region::attach(&other).unwrap();
@@ -142,8 +148,12 @@ fn a_mixed_region_makes_a_dead_threads_lock_count_as_held() {
 
     // A creator's own handle carries the veto too, once the word is set.
     lock_and_die(&r, 384);
-    let m3: &ShmMutex = r.resolve(Offset::new(384)).unwrap();
-    let word: &AtomicU32 = r.resolve(Offset::new(field::MIXED as u64)).unwrap();
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let m3: &ShmMutex = unsafe { r.resolve(Offset::new(384)) }.unwrap();
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    let word: &AtomicU32 = unsafe { r.resolve(Offset::new(field::MIXED as u64)) }.unwrap();
     word.store(1, Ordering::SeqCst);
     assert!(r.info().mixed_namespaces);
     assert!(m3.lock_timeout(Duration::from_millis(300)).is_err());

@@ -20,11 +20,19 @@ const COUNTER: u64 = 256;
 const FLAG: u64 = 320;
 
 fn parts(r: &Region) -> (&ShmMutex, &ShmCondvar, &Word, &Word) {
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
     (
-        r.resolve(Offset::new(MUTEX)).unwrap(),
-        r.resolve(Offset::new(CONDVAR)).unwrap(),
-        r.resolve(Offset::new(COUNTER)).unwrap(),
-        r.resolve(Offset::new(FLAG)).unwrap(),
+        unsafe { r.resolve(Offset::new(MUTEX)) }.unwrap(),
+        // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
+        // the reference is used.
+        unsafe { r.resolve(Offset::new(CONDVAR)) }.unwrap(),
+        // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
+        // the reference is used.
+        unsafe { r.resolve(Offset::new(COUNTER)) }.unwrap(),
+        // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
+        // the reference is used.
+        unsafe { r.resolve(Offset::new(FLAG)) }.unwrap(),
     )
 }
 
@@ -59,7 +67,9 @@ fn wait_for_flag(args: &[String]) {
     let (m, cv, _, flag) = parts(&r);
     let mut g = m.lock();
     // Tell the parent we are about to wait (under the lock, so its notify comes after).
-    r.resolve::<Word>(Offset::new(COUNTER))
+    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // reference is used.
+    unsafe { r.resolve::<Word>(Offset::new(COUNTER)) }
         .unwrap()
         .store(1, Ordering::SeqCst);
     while flag.load(Ordering::SeqCst) == 0 {

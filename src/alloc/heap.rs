@@ -85,7 +85,7 @@ impl<'a> Heap<'a> {
     #[inline]
     pub fn resolve<T: crate::region::Shared>(&self, at: u64) -> Result<&'a T, AllocError> {
         self.region
-            .resolve::<T>(Offset::new(at))
+            .at::<T>(Offset::new(at))
             .map_err(|e| AllocError::corrupted(format!("heap access: {e}")))
     }
 

@@ -85,8 +85,8 @@ impl Pool {
     /// [`AllocError::RegionTooSmall`].
     pub fn attach(region: Arc<Region>) -> Result<Pool, AllocError> {
         let geo = Geometry::new(region.data_start().get(), region.len())?;
-        let fixed = region
-            .resolve_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), word::FIXED as u64)?;
+        let fixed =
+            region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), word::FIXED as u64)?;
         // SYNC POINT: pairs with the release store of the magic in `create`.
         let magic = fixed[word::MAGIC].load(Ordering::Acquire);
         if magic != POOL_MAGIC {
@@ -308,18 +308,14 @@ impl Pool {
     }
 
     fn magic(&self) -> Result<&AtomicU64, AllocError> {
-        Ok(self
-            .region
-            .resolve(Offset::new(self.geo.base + LOCK_BYTES))?)
+        Ok(self.region.at(Offset::new(self.geo.base + LOCK_BYTES))?)
     }
 
     /// The lock and the header words. Both lie inside the region: the geometry was derived
     /// from its size.
     fn view(&self) -> Result<(&ShmMutex, Heap<'_>), AllocError> {
-        let lock = self
-            .region
-            .resolve::<ShmMutex>(Offset::new(self.geo.base))?;
-        let words = self.region.resolve_slice::<AtomicU64>(
+        let lock = self.region.at::<ShmMutex>(Offset::new(self.geo.base))?;
+        let words = self.region.at_slice::<AtomicU64>(
             Offset::new(self.geo.base + LOCK_BYTES),
             self.geo.words() as u64,
         )?;

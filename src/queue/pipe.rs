@@ -111,8 +111,8 @@ impl Pipe {
         let len = HEAD + capacity * 8;
         let block = pool.alloc_block(len, 64)?;
         let region = pool.region();
-        let head: &PipeHead = region.resolve(block.offset())?;
-        for w in region.resolve_slice::<AtomicU64>(block.offset(), len / 8)? {
+        let head: &PipeHead = region.at(block.offset())?;
+        for w in region.at_slice::<AtomicU64>(block.offset(), len / 8)? {
             w.store(0, Ordering::Relaxed);
         }
         head.ring.init(capacity);
@@ -147,7 +147,7 @@ impl Pipe {
     /// block is not freed and reused (its bytes then written as another value's payload)
     /// while this reads it.
     pub unsafe fn open(pool: &Pool, off: Offset) -> Result<Pipe, PipeError> {
-        let head: &PipeHead = pool.region().resolve(off)?;
+        let head: &PipeHead = pool.region().at(off)?;
         if head.magic.load(Ordering::Acquire) != PIPE_MAGIC {
             return Err(PipeError::BadPipe("no pipe magic at the offset"));
         }
@@ -225,7 +225,7 @@ impl Pipe {
 
     /// The block's head, checked to still be this pipe's (magic and generation).
     fn head(&self) -> Result<&PipeHead, PipeError> {
-        let head: &PipeHead = self.pool.region().resolve(self.off)?;
+        let head: &PipeHead = self.pool.region().at(self.off)?;
         if head.magic.load(Ordering::Acquire) != PIPE_MAGIC
             || head.generation.load(Ordering::Relaxed) != self.generation
         {
@@ -241,7 +241,7 @@ impl Pipe {
     /// [`PipeError::BadPipe`] if the block no longer checks out.
     pub(crate) fn ring(&self) -> Result<Ring<'_>, PipeError> {
         let head = self.head()?;
-        let slots = self.pool.region().resolve_slice::<AtomicU64>(
+        let slots = self.pool.region().at_slice::<AtomicU64>(
             self.off
                 .checked_add(HEAD)
                 .ok_or(PipeError::BadPipe("offset overflows"))?,

@@ -237,20 +237,20 @@ impl Region {
     /// (0 until one is set).
     pub fn root(&self) -> &AtomicU64 {
         // The root word lies inside the header, which every region holds.
-        self.resolve::<AtomicU64>(Offset::new(ROOT_OFFSET))
+        self.at::<AtomicU64>(Offset::new(ROOT_OFFSET))
             .expect("the header is always mapped")
     }
 
     /// The mixed-namespaces word (see [`RegionInfo::mixed_namespaces`]).
     pub(super) fn mixed_word(&self) -> &AtomicU32 {
         // The mixed word lies inside the header, which every region holds.
-        self.resolve::<AtomicU32>(Offset::new(MIXED_OFFSET))
+        self.at::<AtomicU32>(Offset::new(MIXED_OFFSET))
             .expect("the header is always mapped")
     }
 
     pub(super) fn state_word(&self) -> &AtomicU32 {
         // The state word lies inside the header, which every region holds.
-        self.resolve::<AtomicU32>(Offset::new(STATE_OFFSET))
+        self.at::<AtomicU32>(Offset::new(STATE_OFFSET))
             .expect("the header is always mapped")
     }
 
@@ -269,27 +269,25 @@ impl Region {
     }
 
     /// A reference to the `T` at `off`, after checking that it lies inside the region and
-    /// is aligned for `T`. This is the one place offsets become references.
+    /// is aligned for `T`. This and [`at_slice`](Self::at_slice) are the one place offsets
+    /// become references.
     ///
-    /// # Errors
-    ///
-    /// [`RegionError::BadOffset`] if `off` is out of bounds or misaligned.
-    pub fn resolve<T: Shared>(&self, off: Offset) -> Result<&T, RegionError> {
+    /// Crate-internal: the crate places its atomic structures (headers, cells, locks, ring
+    /// slots) only where it never accesses plain bytes, so a reference it makes never
+    /// overlaps a string's, an array's or a block's payload while that is read or written
+    /// as plain memory. [`resolve`](Self::resolve) is the public, `unsafe` form.
+    pub(crate) fn at<T: Shared>(&self, off: Offset) -> Result<&T, RegionError> {
         let at = self.check_range(off, size_of::<T>() as u64, align_of::<T>() as u64)?;
         // SAFETY: `at..at+size_of::<T>()` lies inside the mapping and is aligned for T
         // (checked above; the mapping is page-aligned). T: Shared is valid for any bits and
         // is only mutated through atomics, so a shared reference is sound even while other
-        // processes access the same bytes. The mapping lives as long as `self`.
+        // processes access the same bytes atomically; the crate's layout keeps these bytes
+        // apart from plain payloads (see above). The mapping lives as long as `self`.
         Ok(unsafe { &*self.map.as_ptr().add(at).cast::<T>() })
     }
 
-    /// A slice of `count` `T`s at `off`, checked like [`resolve`](Self::resolve).
-    ///
-    /// # Errors
-    ///
-    /// [`RegionError::BadOffset`] if the range is out of bounds, misaligned, or its size
-    /// overflows.
-    pub fn resolve_slice<T: Shared>(&self, off: Offset, count: u64) -> Result<&[T], RegionError> {
+    /// A slice of `count` `T`s at `off`, checked like [`at`](Self::at).
+    pub(crate) fn at_slice<T: Shared>(&self, off: Offset, count: u64) -> Result<&[T], RegionError> {
         let len = count
             .checked_mul(size_of::<T>() as u64)
             .ok_or(RegionError::BadOffset {
@@ -299,14 +297,51 @@ impl Region {
                 size: self.info.size,
             })?;
         let at = self.check_range(off, len, align_of::<T>() as u64)?;
-        // SAFETY: as in `resolve`, for `count` consecutive elements: the whole range was
-        // checked to lie inside the mapping, and alignment holds for every element.
+        // SAFETY: as in `at`, for `count` consecutive elements: the whole range was checked
+        // to lie inside the mapping, and alignment holds for every element.
         Ok(unsafe {
             std::slice::from_raw_parts(self.map.as_ptr().add(at).cast::<T>(), count as usize)
         })
     }
 
-    /// Plain bytes at `off`, checked like [`resolve`](Self::resolve).
+    /// A reference to the `T` at `off` (a word, a lock, a structure of atomics), after
+    /// checking that it lies inside the region and is aligned for `T`: for programs that
+    /// place structures of their own in a region.
+    ///
+    /// # Errors
+    ///
+    /// [`RegionError::BadOffset`] if `off` is out of bounds or misaligned.
+    ///
+    /// # Safety
+    ///
+    /// While the reference is used, no thread of any process accesses these bytes as plain
+    /// memory: they are not part of a value's payload (a string's or an array's bytes), of
+    /// an [`alloc::Block`](crate::alloc::Block)'s bytes, or of a slice from
+    /// [`bytes`](Self::bytes) or [`bytes_mut`](Self::bytes_mut). Mixing atomic and plain
+    /// accesses to the same bytes is a data race.
+    pub unsafe fn resolve<T: Shared>(&self, off: Offset) -> Result<&T, RegionError> {
+        self.at(off)
+    }
+
+    /// A slice of `count` `T`s at `off`, checked like [`resolve`](Self::resolve).
+    ///
+    /// # Errors
+    ///
+    /// [`RegionError::BadOffset`] if the range is out of bounds, misaligned, or its size
+    /// overflows.
+    ///
+    /// # Safety
+    ///
+    /// As for [`resolve`](Self::resolve), for the whole range.
+    pub unsafe fn resolve_slice<T: Shared>(
+        &self,
+        off: Offset,
+        count: u64,
+    ) -> Result<&[T], RegionError> {
+        self.at_slice(off, count)
+    }
+
+    /// Plain bytes at `off`, checked like [`at`](Self::at).
     ///
     /// # Errors
     ///
@@ -323,7 +358,7 @@ impl Region {
         Ok(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at), len as usize) })
     }
 
-    /// Plain bytes at `off` for writing, checked like [`resolve`](Self::resolve).
+    /// Plain bytes at `off` for writing, checked like [`at`](Self::at).
     ///
     /// # Errors
     ///
@@ -413,10 +448,10 @@ mod tests {
         assert_eq!(a.id(), b.id());
         assert_eq!(b.info().creator_pid, std::process::id());
         assert!(b.info().creator_alive());
-        let w: &AtomicU64 = a.resolve(Offset::new(4096)).unwrap();
+        let w: &AtomicU64 = a.at(Offset::new(4096)).unwrap();
         w.store(77, Ordering::SeqCst);
         assert_eq!(
-            b.resolve::<AtomicU64>(Offset::new(4096))
+            b.at::<AtomicU64>(Offset::new(4096))
                 .unwrap()
                 .load(Ordering::SeqCst),
             77
@@ -425,10 +460,10 @@ mod tests {
             Region::create(&name, 1 << 16),
             Err(RegionError::AlreadyExists(_))
         ));
-        assert!(a.resolve::<AtomicU64>(Offset::new(4097)).is_err());
-        assert!(a.resolve::<AtomicU64>(Offset::new((1 << 16) - 4)).is_err());
+        assert!(a.at::<AtomicU64>(Offset::new(4097)).is_err());
+        assert!(a.at::<AtomicU64>(Offset::new((1 << 16) - 4)).is_err());
         assert!(a
-            .resolve_slice::<AtomicU64>(Offset::new(8), u64::MAX / 4)
+            .at_slice::<AtomicU64>(Offset::new(8), u64::MAX / 4)
             .is_err());
         drop(b);
         drop(a);

@@ -105,10 +105,10 @@ impl Directory {
         // The directory lives as long as the region: its block is never given back.
         let off = pool.alloc_block(len, 64)?.into_offset();
         let region = pool.region();
-        for w in region.resolve_slice::<AtomicU64>(off, len / 8)? {
+        for w in region.at_slice::<AtomicU64>(off, len / 8)? {
             w.store(0, Ordering::Relaxed);
         }
-        let head: &DirHead = region.resolve(off)?;
+        let head: &DirHead = region.at(off)?;
         head.magic.store(DIR_MAGIC, Ordering::Release);
         region.root().store(off.get(), Ordering::Release);
         Ok(Directory {
@@ -129,7 +129,7 @@ impl Directory {
         if off.is_null() {
             return Err(no_dir());
         }
-        let head: &DirHead = region.resolve(off).map_err(|_| no_dir())?;
+        let head: &DirHead = region.at(off).map_err(|_| no_dir())?;
         if head.magic.load(Ordering::Acquire) != DIR_MAGIC {
             return Err(no_dir());
         }
@@ -140,7 +140,7 @@ impl Directory {
     }
 
     fn head(&self) -> Result<&DirHead, SidesError> {
-        Ok(self.pool.region().resolve(self.off)?)
+        Ok(self.pool.region().at(self.off)?)
     }
 
     /// Locks the directory (until `deadline`, if given), re-checking every entry if a

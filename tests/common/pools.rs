@@ -23,7 +23,9 @@ pub fn baseline(pool: &Pool) -> (u64, u64, u64, u64) {
 
 /// The region word at byte offset `at`, as another process would write it.
 pub fn word(pool: &Pool, at: u64) -> &AtomicU64 {
-    pool.region().resolve(Offset::new(at)).unwrap()
+    // SAFETY: the tests use these words to corrupt values deliberately; no plain view (string or
+    // array slice) of them lives while they are written.
+    unsafe { pool.region().resolve(Offset::new(at)) }.unwrap()
 }
 
 /// The usable size of the live block at `off`, as the pool lists it.

@@ -80,7 +80,7 @@ impl ShmVal {
     fn rc(&self) -> Option<&AtomicU64> {
         const RC_AT: u64 = 8 * W_RC as u64;
         let at = self.off.checked_add(RC_AT)?;
-        self.pool.region().resolve::<AtomicU64>(at).ok()
+        self.pool.region().at::<AtomicU64>(at).ok()
     }
 
     /// The number of references to the value now: handles in every process plus containers

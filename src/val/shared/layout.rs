@@ -423,14 +423,14 @@ pub(crate) fn at(base: u64, n: u64) -> u64 {
 /// The `n` words at `off`, bounds-checked by the region.
 pub(crate) fn words(region: &Region, off: Offset, n: u64) -> Result<&[AtomicU64], ValError> {
     region
-        .resolve_slice::<AtomicU64>(off, n)
+        .at_slice::<AtomicU64>(off, n)
         .map_err(|e| corrupt(off.get(), e.to_string()))
 }
 
 /// The `n` `u32` index slots at `off`, bounds-checked by the region.
 pub(crate) fn slots(region: &Region, off: Offset, n: u64) -> Result<&[AtomicU32], ValError> {
     region
-        .resolve_slice::<AtomicU32>(off, n)
+        .at_slice::<AtomicU32>(off, n)
         .map_err(|e| corrupt(off.get(), e.to_string()))
 }
 

@@ -304,7 +304,7 @@ pub fn live_blocks(pool: &Pool) -> Result<Vec<(UsedBlock, Option<Tag>)>, AllocEr
 /// not an object header. Reads two header words and trusts only their bits.
 fn object_tag(pool: &Pool, off: Offset) -> Option<Tag> {
     let region = pool.region();
-    let w0 = region.resolve::<AtomicU64>(off).ok()?.load(Relaxed);
+    let w0 = region.at::<AtomicU64>(off).ok()?.load(Relaxed);
     if w0 as u32 != layout::OBJ_MAGIC {
         return None;
     }
@@ -313,7 +313,7 @@ fn object_tag(pool: &Pool, off: Offset) -> Option<Tag> {
         Some(tag) => Some(tag),
         None => {
             let cell = region
-                .resolve::<AtomicU64>(off.checked_add(layout::BOX_CELL)?)
+                .at::<AtomicU64>(off.checked_add(layout::BOX_CELL)?)
                 .ok()?
                 .load(Relaxed);
             Tag::from_u8(cell as u8)
