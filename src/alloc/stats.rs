@@ -74,9 +74,8 @@ pub struct UsedBlock {
     pub offset: Offset,
     /// Its usable size in bytes.
     pub size: u64,
-    /// Whether its first payload word is only ever accessed atomically (a value object's
-    /// header, which may be read under the pool lock; see
-    /// [`Pool::with_used_blocks`](super::Pool::with_used_blocks)).
+    /// Whether it holds a value object: its first payload words are the object's header,
+    /// only ever accessed through atomics (see `val::shared::live_blocks`).
     pub object: bool,
 }
 

@@ -99,6 +99,7 @@ pub enum Wait {
 
 impl Wait {
     /// A deadline `d` from now, on platform `P`'s clock.
+    #[cfg(test)]
     pub fn after<P: Platform>(d: Duration) -> Wait {
         Wait::Until(P::now_ns().saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
     }
@@ -264,21 +265,11 @@ impl<'a, P: Platform> Ring<'a, P> {
         Ok(Ring { hdr, slots, cap })
     }
 
-    /// Slots in the ring.
-    pub fn capacity(&self) -> u64 {
-        self.cap
-    }
-
     /// Items in the ring now (a snapshot).
     pub fn len(&self) -> u64 {
         let head = self.hdr.head.load(Ordering::Acquire);
         let tail = self.hdr.tail.load(Ordering::Acquire);
         tail.saturating_sub(head).min(self.cap)
-    }
-
-    /// Whether the ring holds no items now (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Whether the ring has been closed.

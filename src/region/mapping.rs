@@ -341,7 +341,7 @@ impl Region {
         self.at_slice(off, count)
     }
 
-    /// Plain bytes at `off`, checked like [`at`](Self::at).
+    /// Plain bytes at `off`, checked like [`resolve`](Self::resolve).
     ///
     /// # Errors
     ///
@@ -358,7 +358,7 @@ impl Region {
         Ok(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at), len as usize) })
     }
 
-    /// Plain bytes at `off` for writing, checked like [`at`](Self::at).
+    /// Plain bytes at `off` for writing, checked like [`resolve`](Self::resolve).
     ///
     /// # Errors
     ///
