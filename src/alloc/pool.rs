@@ -14,7 +14,7 @@ use super::stats::{PoolStats, UsedBlock};
 use crate::fault::pause_point;
 use crate::region::{Offset, Region};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::{Owner, ShmMutex, ShmMutexGuard};
+use crate::sync::{MadeIn, Owner, ShmMutex, ShmMutexGuard};
 
 /// A handle to the allocator inside a region.
 ///
@@ -171,6 +171,7 @@ impl Pool {
             pool: self.clone(),
             off,
             len,
+            made_in: MadeIn::this_process(),
         })
     }
 
@@ -444,6 +445,8 @@ pub struct Block {
     pool: Pool,
     off: Offset,
     len: u64,
+    /// A child forked from the owner's process does not free the owner's block.
+    made_in: MadeIn,
 }
 
 impl std::fmt::Debug for Block {
@@ -520,12 +523,16 @@ impl Block {
             pool: pool.clone(),
             off,
             len,
+            made_in: MadeIn::this_process(),
         })
     }
 }
 
 impl Drop for Block {
     fn drop(&mut self) {
+        if !self.made_in.is_this_process() {
+            return;
+        }
         // SAFETY: the block is owned by this value, which is going away.
         let _ = unsafe { self.pool.free_soon(self.off, false) };
     }

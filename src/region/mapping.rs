@@ -12,7 +12,7 @@ use super::header::{HEADER_SIZE, MIXED_OFFSET, ROOT_OFFSET, STATE_OFFSET};
 use super::name::RegionName;
 use super::offset::{Offset, Shared};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::LivenessVeto;
+use crate::sync::{LivenessVeto, MadeIn};
 
 /// Largest region accepted: 1 TiB.
 pub const MAX_REGION_SIZE: u64 = 1 << 40;
@@ -101,6 +101,8 @@ pub struct Region {
     pub(super) creator: bool,
     /// 1: unlink the name on drop (a creator, published, not persisted).
     pub(super) unlink_on_drop: AtomicU32,
+    /// A child forked from the process that made this handle never unlinks the name.
+    made_in: MadeIn,
 }
 
 impl std::fmt::Debug for Region {
@@ -156,6 +158,7 @@ impl Region {
             inode,
             creator,
             unlink_on_drop: AtomicU32::new(0),
+            made_in: MadeIn::this_process(),
         }
     }
 
@@ -387,7 +390,8 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        if self.unlink_on_drop.load(Ordering::Relaxed) != 0 {
+        // A forked child's copy of the handle leaves the name to the parent.
+        if self.unlink_on_drop.load(Ordering::Relaxed) != 0 && self.made_in.is_this_process() {
             // Unlink only if the name still stands for our file (a file that replaced ours
             // under the same name is left alone, up to the window between the check and
             // the unlink, which POSIX cannot close). A drop has nobody to report a refusal

@@ -7,6 +7,7 @@ use super::directory::{DirEntry, Directory};
 use super::error::SidesError;
 use crate::alloc::Pool;
 use crate::region::{CreateOptions, Region, RegionError, RegionName};
+use crate::sync::MadeIn;
 
 /// Builder for [`ShmMain`]: `ShmMain::new(name, bytes)`, options, then
 /// [`start`](ShmMainBuilder::start).
@@ -78,6 +79,7 @@ impl ShmMainBuilder {
             pool,
             persist: self.persist,
             debug: self.debug,
+            made_in: MadeIn::this_process(),
         })
     }
 
@@ -99,6 +101,8 @@ pub struct ShmMain {
     pool: Pool,
     persist: bool,
     debug: bool,
+    /// A child forked from the process that started it never unlinks the name.
+    made_in: MadeIn,
 }
 
 impl ShmMain {
@@ -168,6 +172,9 @@ impl ShmMain {
 
 impl Drop for ShmMain {
     fn drop(&mut self) {
+        if !self.made_in.is_this_process() {
+            return;
+        }
         if !self.persist && self.region.unlink() && self.debug {
             eprintln!("shmval: unlinked region {}", self.region.name());
         }

@@ -10,6 +10,7 @@ use super::{ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::MadeIn;
 use crate::val::{Elem, Tag, Val, ValError};
 
 /// An owned reference to a value in a [`Pool`]: the shared counterpart of [`Val`].
@@ -36,6 +37,9 @@ pub struct ShmVal {
     /// What a view sees: the cell of a boxed scalar (boxes are never written after they
     /// are made), or a link to the object itself.
     cell: Cell,
+    /// A child forked from the process that made the handle inherits a copy of it, which
+    /// it must not drop: the reference is the parent's.
+    made_in: MadeIn,
 }
 
 impl ShmVal {
@@ -51,6 +55,7 @@ impl ShmVal {
             off,
             kind,
             cell,
+            made_in: MadeIn::this_process(),
         }
     }
 
@@ -285,13 +290,14 @@ impl Clone for ShmVal {
             off: self.off,
             kind: self.kind,
             cell: self.cell,
+            made_in: MadeIn::this_process(),
         }
     }
 }
 
 impl Drop for ShmVal {
     fn drop(&mut self) {
-        if self.off.is_null() {
+        if self.off.is_null() || !self.made_in.is_this_process() {
             return;
         }
         // Errors cannot be reported from a drop; `release` reports them.
