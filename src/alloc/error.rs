@@ -76,6 +76,10 @@ pub enum AllocError {
         /// What was found wrong.
         what: String,
     },
+    /// The pool lock stayed held by a live thread (a stopped or slow process) until the
+    /// caller's deadline; nothing changed.
+    #[error("timed out waiting for the pool lock, held by a live thread")]
+    TimedOut,
     /// The region refused an access.
     #[error(transparent)]
     Region(#[from] RegionError),

@@ -2,7 +2,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::AllocError;
 use super::heap::Heap;
@@ -155,6 +155,35 @@ impl Pool {
             return Err(AllocError::BadAlign { align });
         }
         self.with_heap(|h| h.alloc(size, align, object))
+    }
+
+    /// Like [`alloc_block`](Self::alloc_block), but gives up at `deadline` if a live
+    /// thread (a stopped or slow process) holds the pool lock until then.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::TimedOut`], or as [`alloc`](Self::alloc).
+    pub fn alloc_block_by(
+        &self,
+        size: u64,
+        align: u64,
+        deadline: Instant,
+    ) -> Result<Block, AllocError> {
+        if !align.is_power_of_two() || align > MAX_ALIGN {
+            return Err(AllocError::BadAlign { align });
+        }
+        let (lock, heap) = self.view()?;
+        let guard = lock
+            .lock_deadline(deadline)
+            .map_err(|_| AllocError::TimedOut)?;
+        let off = self.locked(guard, &heap, true, |h| h.alloc(size, align, false))?;
+        let len = self.usable_size_unlocked(off)?;
+        Ok(Block {
+            pool: self.clone(),
+            off,
+            len,
+            made_in: MadeIn::this_process(),
+        })
     }
 
     /// An owned block of at least `size` bytes at `align`: its bytes are the caller's to

@@ -98,18 +98,31 @@ fn random_generation(pool: &Pool) -> u64 {
 
 impl Pipe {
     /// Allocates and formats a pipe of `capacity` slots in `pool`; the handle returned
-    /// holds its only reference.
+    /// holds its only reference. Waits for the pool lock as long as a live thread holds it.
     ///
     /// # Errors
     ///
     /// [`PipeError::BadCapacity`] for 0 or more than [`MAX_CAPACITY`];
     /// [`PipeError::Alloc`] if the pool has no room.
     pub fn create(pool: &Pool, capacity: u64) -> Result<Pipe, PipeError> {
+        Self::create_by(pool, capacity, None)
+    }
+
+    /// [`create`](Self::create), giving up at `deadline` (if any) while a live thread
+    /// holds the pool lock ([`AllocError::TimedOut`](crate::alloc::AllocError::TimedOut)).
+    pub(crate) fn create_by(
+        pool: &Pool,
+        capacity: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Pipe, PipeError> {
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(PipeError::BadCapacity(capacity));
         }
         let len = HEAD + capacity * 8;
-        let block = pool.alloc_block(len, 64)?;
+        let block = match deadline {
+            Some(d) => pool.alloc_block_by(len, 64, d)?,
+            None => pool.alloc_block(len, 64)?,
+        };
         let region = pool.region();
         let head: &PipeHead = region.at(block.offset())?;
         for w in region.at_slice::<AtomicU64>(block.offset(), len / 8)? {

@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use super::error::SidesError;
 use super::name::PipeName;
-use crate::alloc::Pool;
-use crate::queue::{Pipe, PipeStats};
+use crate::alloc::{AllocError, Pool};
+use crate::queue::{Pipe, PipeError, PipeStats};
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{Os, Platform, ShmMutex, ShmMutexGuard};
@@ -265,6 +265,7 @@ impl Directory {
         persist: bool,
         deadline: Option<Instant>,
     ) -> Result<(Pipe, usize), SidesError> {
+        let started = Instant::now();
         self.with_lock(deadline, |head| {
             if let Some(i) = Self::find(head, name) {
                 if !reattach {
@@ -280,7 +281,16 @@ impl Directory {
                 .iter()
                 .position(|e| e.state.load(Ordering::Relaxed) == FREE)
                 .ok_or(SidesError::DirectoryFull(MAX_PIPES))?;
-            let pipe = Pipe::create(&self.pool, capacity)?;
+            let pipe = Pipe::create_by(&self.pool, capacity, deadline).map_err(|e| match e {
+                PipeError::Alloc(AllocError::TimedOut) => SidesError::Timeout {
+                    what: format!(
+                        "the pool of region {} (its lock is held by a live thread)",
+                        self.pool.region().name()
+                    ),
+                    waited: started.elapsed(),
+                },
+                e => e.into(),
+            })?;
             let e = &head.entries[i];
             for (w, n) in name.words().iter().zip(&e.name) {
                 n.store(*w, Ordering::Relaxed);
