@@ -37,11 +37,15 @@
 //!
 //! | word (offset in block) | used block                       | free block                              |
 //! |------------------------|----------------------------------|-----------------------------------------|
-//! | size (0)               | block size \| 1                  | block size                              |
+//! | size (0)               | block size \| flags              | block size \| flags                     |
 //! | check (8)              | `key(salt, offset, size \| 1)`   | `key(salt, offset, FREE)`               |
 //! | 16                     | payload                          | next free block in the list (0 = none)  |
 //! | 24                     | payload                          | previous free block in the list         |
 //! | last (size − 8)        | payload                          | block size (footer; none in 32-byte blocks) |
+//!
+//! The flags are the size word's low bits (sizes are multiples of 16): bit 0, the block is
+//! used; bit 1, the block before it is free; bit 2 (used blocks), the block holds a value
+//! object, whose first payload words are only ever accessed through atomics.
 //!
 //! A block merged into its free predecessor or successor has its check word replaced by
 //! `key(salt, offset, MERGED)` first. `key` is a fixed hash; the salt is random per pool.
@@ -52,12 +56,25 @@
 //! case. (An offset freed and then handed out again at the same place is indistinguishable
 //! from the new block: offsets carry no generation.)
 //!
-//! The predecessor of a freed block is found from the word before it (its footer), or 32
-//! bytes before it for a minimal block, and accepted only if that header is free with a
-//! valid check word and its size reaches exactly the freed block. Valid free check words
-//! only ever stand at the start of real free blocks (see below), so the footer, like every
-//! offset read from the heap, is never trusted on its own.
+//! A freed block looks for a free predecessor only if its own flag says there is one: the
+//! words before a block are its predecessor's, which while that block is used are its
+//! owner's payload, written with plain stores and never read by the allocator. Then the
+//! predecessor is found from the word before the block (its footer), or 32 bytes before it
+//! for a minimal block, and accepted only if that header is free with a valid check word and
+//! its size reaches exactly the freed block. Valid free check words only ever stand at the
+//! start of real free blocks (see below), so the footer, like every offset read from the
+//! heap, is never trusted on its own.
 //!
+//! # Deferred frees
+//!
+//! A drop must not wait behind a holder of the pool lock that is stopped (SIGSTOP, a
+//! debugger) or slow. `free_soon` (used by every drop) waits at most 200 us for the lock;
+//! past that it pushes the block on a list in the pool header (the block's first payload
+//! word links to the next, one compare-and-swap on the head, no lock), and the next
+//! allocation or free of any process frees the list first. The lock holder takes a block
+//! off the list and frees it with its offset recorded in a header word, so a holder killed
+//! in between loses nothing: the next locker's repair finishes the free.
+
 //! # Overhead
 //!
 //! 16 bytes a block, plus rounding to 16 (at most 15 bytes, 16 more at a split that
