@@ -104,7 +104,7 @@ fn a_batch_consumer_gets_every_item_of_a_producer_process_once_in_order() {
                 }
                 out.clear();
             }
-            Err(RecvError::Closed) => break,
+            Err(RecvError::Closed | RecvError::Disconnected) => break,
             Err(e) => panic!("dequeue_batch: {e}"),
         }
     }

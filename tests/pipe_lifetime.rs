@@ -33,14 +33,14 @@ fn a_cloned_pipe_outlives_its_sides_and_frees_its_block_last() {
     let pipe = client.pipe().clone();
     // Two sides, the entry, and this clone.
     assert_eq!(pipe.ref_count(), 4);
-    let v = server.pool().share(&Val::from("queued")).unwrap();
-    server.pipe().try_enqueue(v).unwrap();
     drop(server);
     drop(client);
-    // Its last user gone, the pipe has left the directory, but the clone still works on a
-    // live block.
+    // Its last user gone and nothing in it, the pipe has left the directory, but the clone
+    // still works on a live block.
     assert!(main.pipes().unwrap().is_empty());
     assert_eq!(pipe.ref_count(), 1);
+    let v = main.pool().share(&Val::from("queued")).unwrap();
+    pipe.try_enqueue(v).unwrap();
     let got = pipe.try_dequeue().unwrap();
     assert_eq!(got.to_val().unwrap(), Val::from("queued"));
     drop(got);
@@ -71,6 +71,9 @@ fn the_directory_lists_snapshots_not_handles() {
     // Listing took no reference: the side and the entry hold the pipe.
     assert_eq!(server.pipe().ref_count(), 2);
     drop(server);
+    // The value queued keeps the pipe listed after its last user went.
+    assert_eq!(main.pipes().unwrap()[0].users, 0);
+    assert!(main.remove_pipe("p").unwrap());
     // The snapshot outlives the pipe harmlessly.
     assert_eq!(listed[0].stats.len, 1);
     assert_eq!(in_use(main.pool()), base);

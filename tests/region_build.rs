@@ -166,7 +166,7 @@ fn build_over_squatted_names(args: &[String]) {
         }
         e => panic!("{e}"),
     }
-    CreateOptions::new().create(&name, SIZE).unwrap();
+    drop(CreateOptions::new().create(&name, SIZE).unwrap());
 }
 
 #[test]

@@ -197,7 +197,7 @@ fn layout_mismatch_between_create_and_attach_layouts() {
     assert!(matches!(e, RegionError::LayoutMismatch { .. }), "{e}");
     let e = Region::attach(&name).unwrap_err();
     assert!(matches!(e, RegionError::LayoutMismatch { .. }), "{e}");
-    AttachOptions::new().layout(1).attach(&name).unwrap();
+    drop(AttachOptions::new().layout(1).attach(&name).unwrap());
 }
 
 #[test]
@@ -387,7 +387,7 @@ fn bad_size() {
         }
     }
     assert!(shm_files_of(&name).is_empty());
-    Region::create(&name, HEADER_SIZE + 64).unwrap();
+    drop(Region::create(&name, HEADER_SIZE + 64).unwrap());
 }
 
 #[test]

@@ -184,10 +184,12 @@ fn attach_from_namespace(args: &[String]) {
 
 fn create_from_namespace(args: &[String]) {
     let name = RegionName::new(args[0].clone()).unwrap();
-    CreateOptions::new()
-        .persist(true)
-        .create(&name, SIZE)
-        .unwrap();
+    drop(
+        CreateOptions::new()
+            .persist(true)
+            .create(&name, SIZE)
+            .unwrap(),
+    );
 }
 
 #[test]

@@ -274,12 +274,12 @@ impl Patience {
 }
 
 /// Receives from `p`: with `spin`, busy-polling `try_dequeue` until `limit` has passed;
-/// otherwise with the pipe's own `dequeue`. `Err` only for `Closed`; other errors panic.
+/// otherwise with the pipe's own `dequeue`. `Err` only for `Closed` and `Disconnected`; other errors panic.
 pub fn recv(p: &Pipe, spin: bool, limit: Duration) -> Result<ShmVal, RecvError> {
     if !spin {
         return match p.dequeue(limit) {
             Err(RecvError::Timeout) => panic!("nothing arrived within {limit:?}"),
-            Err(RecvError::Closed) => Err(RecvError::Closed),
+            Err(e @ (RecvError::Closed | RecvError::Disconnected)) => Err(e),
             Err(e) => panic!("dequeue: {e}"),
             ok => ok,
         };
@@ -288,7 +288,7 @@ pub fn recv(p: &Pipe, spin: bool, limit: Duration) -> Result<ShmVal, RecvError> 
     loop {
         match p.try_dequeue() {
             Err(RecvError::Empty) => {}
-            Err(RecvError::Closed) => return Err(RecvError::Closed),
+            Err(e @ (RecvError::Closed | RecvError::Disconnected)) => return Err(e),
             Err(e) => panic!("try_dequeue: {e}"),
             ok => return ok,
         }
@@ -473,7 +473,7 @@ pub fn shm_sink() {
                 loop {
                     match items.pipe().dequeue_batch(&mut batch, BATCH, CHILD_IDLE) {
                         Ok(_) => {}
-                        Err(RecvError::Closed) => return,
+                        Err(RecvError::Closed | RecvError::Disconnected) => return,
                         Err(e) => panic!("dequeue_batch: {e}"),
                     }
                     for v in batch.drain(..) {

@@ -234,7 +234,7 @@ fn middle(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
     loop {
         let mut v = match inp.pipe().deq() {
             Ok(v) => v,
-            Err(RecvError::Closed) => return Ok(()),
+            Err(RecvError::Closed | RecvError::Disconnected) => return Ok(()),
             Err(e) => return Err(format!("receiving: {e}")),
         };
         {
@@ -269,7 +269,7 @@ fn sink(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
     while p.take.is_none_or(|t| n < t) {
         let v = match inp.pipe().deq() {
             Ok(v) => v,
-            Err(RecvError::Closed) => break,
+            Err(RecvError::Closed | RecvError::Disconnected) => break,
             Err(e) => return Err(format!("receiving: {e}")),
         };
         let now = now_ns();

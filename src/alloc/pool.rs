@@ -470,6 +470,7 @@ fn drain_deferred(heap: &Heap<'_>) -> Result<(), AllocError> {
 /// From [`Pool::alloc_block`]. [`into_offset`](Self::into_offset) gives up ownership as a
 /// raw offset (to pass the block to another process through the region), and
 /// [`from_offset`](Self::from_offset) takes it back.
+#[must_use = "dropping a block frees it"]
 pub struct Block {
     pool: Pool,
     off: Offset,

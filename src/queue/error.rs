@@ -62,6 +62,10 @@ pub enum RecvError {
     /// The queue was closed and everything sent before has been received.
     #[error("the queue is closed and drained")]
     Closed,
+    /// Every handle that sent to the queue has gone and everything it sent has been
+    /// received: nothing more can come (a kept pipe never says so).
+    #[error("every sender has gone and the queue is drained")]
+    Disconnected,
     /// The queue's shared state is inconsistent; see [`SendError::Corrupted`].
     #[error("the queue's shared state is corrupted")]
     Corrupted,

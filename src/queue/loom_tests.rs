@@ -252,3 +252,40 @@ fn try_calls_do_not_wait_for_a_held_lock() {
         assert_eq!(r.recv(Wait::No), Ok(1));
     });
 }
+
+/// The last sending end going away wakes a receiver waiting on the empty ring, which then
+/// says `Disconnected`; an item sent before the end went is received first.
+#[test]
+fn the_last_sender_going_disconnects_a_waiting_receiver() {
+    loom::model(|| {
+        let h = heap(1);
+        let h2 = h.clone();
+        let receiver = thread::spawn(move || {
+            let r = ring(&h2);
+            (r.recv(Wait::Forever), r.recv(Wait::Forever))
+        });
+        let r = ring(&h);
+        r.add_sender();
+        r.send(5, Wait::Forever).unwrap();
+        r.drop_sender();
+        let (first, second) = receiver.join().unwrap();
+        assert_eq!(first, Ok(5));
+        assert_eq!(second, Err(RecvError::Disconnected));
+    });
+}
+
+/// A kept ring never disconnects: with no sender left, a timed receive times out.
+#[test]
+fn a_kept_ring_does_not_disconnect() {
+    loom::model(|| {
+        let h = heap(1);
+        h.hdr.keep();
+        let r = ring(&h);
+        r.add_sender();
+        r.drop_sender();
+        assert_eq!(
+            r.recv(Wait::after::<Model>(Duration::from_millis(10))),
+            Err(RecvError::Timeout)
+        );
+    });
+}

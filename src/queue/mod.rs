@@ -21,7 +21,7 @@ mod loom_tests;
 pub use error::PipeError;
 pub use error::{RecvError, SendError};
 #[cfg(not(shmval_loom))]
-pub use pipe::{BreakChecker, Pipe, MAX_CAPACITY};
+pub use pipe::{BreakChecker, Pipe, DEFAULT_NOTICE_AFTER, MAX_CAPACITY};
 pub use ring::PipeStats;
 #[allow(unused_imports)] // the loom build uses a part
 pub(crate) use ring::{Ring, RingHeader, Wait};

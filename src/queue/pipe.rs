@@ -22,7 +22,7 @@ use super::error::{PipeError, RecvError, SendError};
 use super::ring::{PipeStats, Ring, RingHeader, Wait};
 use crate::alloc::Pool;
 use crate::region::{Offset, Shared};
-use crate::sync::atomic::{fence, AtomicU64, Ordering};
+use crate::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
 use crate::sync::{MadeIn, Os, Owner, Platform};
 use crate::val::shared::ShmVal;
 
@@ -66,6 +66,7 @@ pub type BreakChecker = Arc<dyn Fn() -> bool + Send + Sync>;
 /// process drops it, drops the values still queued and frees the block. Every operation
 /// resolves the block through the region's bounds check and checks its magic and
 /// generation.
+#[must_use = "dropping a pipe handle gives up its reference"]
 pub struct Pipe {
     pool: Pool,
     off: Offset,
@@ -73,9 +74,24 @@ pub struct Pipe {
     generation: u64,
     brk: Option<BreakChecker>,
     micro_sleep: Duration,
+    /// What a wait notice calls the pipe (`pipe NAME in region NAME`).
+    label: Option<Arc<str>>,
+    /// After how long an unbounded wait says so on standard error (`None`: never).
+    notice_after: Option<Duration>,
+    /// Whether this handle has sent ([`SENT`]) or received ([`RECEIVED`]): it is then one
+    /// of the pipe's sending or receiving ends until it is dropped.
+    ends: AtomicU8,
     /// A child forked from the process that made this handle does not drop its count.
     made_in: MadeIn,
 }
+
+/// [`Pipe::ends`]: this handle has sent.
+const SENT: u8 = 1;
+/// [`Pipe::ends`]: this handle has received.
+const RECEIVED: u8 = 2;
+
+/// After how long an unbounded `enq` or `deq` says on standard error what it waits for.
+pub const DEFAULT_NOTICE_AFTER: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Pipe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,14 +121,17 @@ impl Pipe {
     /// [`PipeError::BadCapacity`] for 0 or more than [`MAX_CAPACITY`];
     /// [`PipeError::Alloc`] if the pool has no room.
     pub fn create(pool: &Pool, capacity: u64) -> Result<Pipe, PipeError> {
-        Self::create_by(pool, capacity, None)
+        Self::create_by(pool, capacity, false, None)
     }
 
     /// [`create`](Self::create), giving up at `deadline` (if any) while a live thread
     /// holds the pool lock ([`AllocError::TimedOut`](crate::alloc::AllocError::TimedOut)).
+    /// A `kept` pipe is one whose senders come and go: its receivers are never told that
+    /// every sender has gone ([`RecvError::Disconnected`]).
     pub(crate) fn create_by(
         pool: &Pool,
         capacity: u64,
+        kept: bool,
         deadline: Option<Instant>,
     ) -> Result<Pipe, PipeError> {
         if capacity == 0 || capacity > MAX_CAPACITY {
@@ -129,6 +148,9 @@ impl Pipe {
             w.store(0, Ordering::Relaxed);
         }
         head.ring.init(capacity);
+        if kept {
+            head.ring.keep();
+        }
         let generation = random_generation(pool);
         head.generation.store(generation, Ordering::Relaxed);
         head.refs.store(1, Ordering::Relaxed);
@@ -142,6 +164,9 @@ impl Pipe {
             generation,
             brk: None,
             micro_sleep: DEFAULT_MICRO_SLEEP,
+            label: None,
+            notice_after: Some(DEFAULT_NOTICE_AFTER),
+            ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
         })
     }
@@ -185,6 +210,9 @@ impl Pipe {
             generation: head.generation.load(Ordering::Relaxed),
             brk: None,
             micro_sleep: DEFAULT_MICRO_SLEEP,
+            label: None,
+            notice_after: Some(DEFAULT_NOTICE_AFTER),
+            ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
         };
         pipe.ring()?;
@@ -218,6 +246,33 @@ impl Pipe {
     pub fn with_break_checker(mut self, brk: Option<BreakChecker>, micro_sleep: Duration) -> Pipe {
         self.brk = brk;
         self.micro_sleep = micro_sleep.max(Duration::from_micros(100));
+        self
+    }
+
+    /// Counts this handle as one of the pipe's sending ends from now until it is dropped
+    /// (a handle that sends is counted from its first send anyway). While a pipe that is not
+    /// kept has sending ends, its receivers wait for more; once the last has gone and the
+    /// pipe is empty, they get [`RecvError::Disconnected`].
+    pub fn count_as_sender(&self) {
+        if let Ok(ring) = self.ring() {
+            self.count_as_sender_in(&ring);
+        }
+    }
+
+    fn count_as_sender_in(&self, ring: &Ring<'_>) {
+        if self.ends.load(Ordering::Relaxed) & SENT == 0
+            && self.ends.fetch_or(SENT, Ordering::Relaxed) & SENT == 0
+        {
+            ring.add_sender();
+        }
+    }
+
+    /// This pipe with a name for its wait notices, and when they come: an `enq` or `deq`
+    /// that has waited `after` says on standard error what it waits for, once (`None`:
+    /// never).
+    pub fn with_notice(mut self, label: impl Into<Arc<str>>, after: Option<Duration>) -> Pipe {
+        self.label = Some(label.into());
+        self.notice_after = after;
         self
     }
 
@@ -304,6 +359,9 @@ impl Clone for Pipe {
             generation: self.generation,
             brk: self.brk.clone(),
             micro_sleep: self.micro_sleep,
+            label: self.label.clone(),
+            notice_after: self.notice_after,
+            ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
         }
     }
@@ -315,6 +373,17 @@ impl Drop for Pipe {
             return;
         }
         let Ok(head) = self.head() else { return };
+        let ends = self.ends.load(Ordering::Relaxed);
+        if ends != 0 {
+            if let Ok(ring) = self.ring() {
+                if ends & SENT != 0 {
+                    ring.drop_sender();
+                }
+                if ends & RECEIVED != 0 {
+                    ring.drop_receiver();
+                }
+            }
+        }
         // SYNC POINT: release, so this handle's uses happen before the destroy; the last
         // decrement acquires everyone else's (as `Arc`'s drop).
         if head.refs.fetch_sub(1, Ordering::Release) == 1 {
@@ -443,6 +512,11 @@ impl Pipe {
         self.len() == 0
     }
 
+    /// Whether the pipe is full now (a consistent snapshot, as [`len`](Self::len)).
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.cap
+    }
+
     /// Closes the pipe: blocked and later senders get their value back in
     /// [`SendError::Closed`]; receivers drain what is left, then get
     /// [`RecvError::Closed`].
@@ -485,11 +559,15 @@ impl Pipe {
         let Ok(ring) = self.ring() else {
             return Err(SendError::Corrupted(v));
         };
+        // A sending end from its first send on (counted before the item can arrive, so a
+        // receiver never takes this pipe for abandoned while it is being sent to).
+        self.count_as_sender_in(&ring);
         let raw = v.offset().get();
         // Once without waiting: a pipe with room takes the item without a clock read.
         let sent = match ring.send(raw, Wait::No) {
             Err(SendError::Full(_)) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
+                Dir::Send,
                 |w| ring.send(raw, w),
                 |e| matches!(e, SendError::Timeout(_)),
                 || SendError::Broken(raw),
@@ -547,10 +625,16 @@ impl Pipe {
         mut f: impl FnMut(u64),
     ) -> Result<usize, RecvError> {
         let ring = self.ring().map_err(|_| RecvError::Corrupted)?;
+        if self.ends.load(Ordering::Relaxed) & RECEIVED == 0
+            && self.ends.fetch_or(RECEIVED, Ordering::Relaxed) & RECEIVED == 0
+        {
+            ring.add_receiver();
+        }
         // Once without waiting: a pipe with items gives them without a clock read.
         match ring.recv_many(Wait::No, max, &mut f) {
             Err(RecvError::Empty) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
+                Dir::Recv,
                 |w| ring.recv_many(w, max, &mut f),
                 |e| *e == RecvError::Timeout,
                 || RecvError::Broken,
@@ -574,33 +658,97 @@ impl Pipe {
     }
 
     /// Runs `op` until `deadline` (none: forever). With a break checker the wait is cut
-    /// into `micro_sleep` slices, and the checker asked after each.
+    /// into `micro_sleep` slices, and the checker asked after each; an unbounded wait that
+    /// lasts `notice_after` says so on standard error, once ([`notice`](Self::notice)).
     fn sliced<R, E>(
         &self,
         deadline: Option<u64>,
+        dir: Dir,
         mut op: impl FnMut(Wait) -> Result<R, E>,
         is_timeout: impl Fn(&E) -> bool,
         broken: impl FnOnce() -> E,
     ) -> Result<R, E> {
-        let Some(brk) = &self.brk else {
-            return op(deadline.map_or(Wait::Forever, Wait::Until));
+        let started = Os::now_ns();
+        let mut notice_at = match (deadline, self.notice_after) {
+            (None, Some(after)) => Some(started.saturating_add(nanos(after))),
+            _ => None,
         };
+        if self.brk.is_none() && notice_at.is_none() {
+            return op(deadline.map_or(Wait::Forever, Wait::Until));
+        }
         loop {
-            let slice_end = Os::now_ns().saturating_add(nanos(self.micro_sleep));
+            let now = Os::now_ns();
+            let mut end = u64::MAX;
+            if self.brk.is_some() {
+                end = end.min(now.saturating_add(nanos(self.micro_sleep)));
+            }
+            if let Some(n) = notice_at {
+                end = end.min(n);
+            }
             let (wait, last) = match deadline {
-                Some(d) if d <= slice_end => (Wait::Until(d), true),
-                _ => (Wait::Slice(slice_end), false),
+                Some(d) if d <= end => (Wait::Until(d), true),
+                _ if end == u64::MAX => (Wait::Forever, false),
+                _ => (Wait::Slice(end), false),
             };
             match op(wait) {
                 Err(e) if !last && is_timeout(&e) => {
-                    if brk() {
+                    if self.brk.as_ref().is_some_and(|b| b()) {
                         return Err(broken());
+                    }
+                    if notice_at.is_some_and(|n| Os::now_ns() >= n) {
+                        notice_at = None;
+                        self.notice(dir, Duration::from_nanos(Os::now_ns() - started));
                     }
                 }
                 r => return r,
             }
         }
     }
+
+    /// Says on standard error that an unbounded `enq` or `deq` has waited `waited`, and
+    /// what for, read from the pipe's counters.
+    fn notice(&self, dir: Dir, waited: Duration) {
+        let label = self
+            .label
+            .as_deref()
+            .map_or_else(|| format!("the pipe at {}", self.off), String::from);
+        let why = match (self.stats(), dir) {
+            (Err(e), _) => format!("its counters cannot be read ({e})"),
+            (Ok(s), Dir::Recv) if s.enqueued == 0 => "nothing has been sent to it yet".into(),
+            (Ok(s), Dir::Recv) if s.senders == 0 => {
+                "no handle that sends to it is open (it is kept for senders that come and go)"
+                    .into()
+            }
+            (Ok(s), Dir::Recv) => format!("its {} sending end(s) have sent nothing new", s.senders),
+            (Ok(s), Dir::Send) if s.dequeued == 0 && s.receivers == 0 => format!(
+                "it is full ({} values) and nothing has received from it yet",
+                s.capacity
+            ),
+            (Ok(s), Dir::Send) if s.receivers == 0 => format!(
+                "it is full ({} values) and no handle that receives from it is open",
+                s.capacity
+            ),
+            (Ok(s), Dir::Send) => format!(
+                "it is full ({} values) and its {} receiving end(s) have taken nothing",
+                s.capacity, s.receivers
+            ),
+        };
+        let op = match dir {
+            Dir::Send => "enq",
+            Dir::Recv => "deq",
+        };
+        eprintln!(
+            "shmval: {op} on {label} has waited {:.0} s and goes on waiting: {why}",
+            waited.as_secs_f64()
+        );
+    }
+}
+
+/// Which way a waiting call moves values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    Send,
+    Recv,
 }
 
 /// How long a pipe call may wait.

@@ -33,6 +33,9 @@ use super::error::{RecvError, SendError};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{DefaultPlatform, Owner, Platform, ShmCondvar, ShmMutex, ShmMutexGuard};
 
+/// How long a dropping end waits for the lock (see `Ring::drop_sender`).
+const DROP_WAIT: Duration = Duration::from_micros(200);
+
 /// Spins (checking `head` and `tail`) before taking the lock to wait.
 const SPINS: u32 = if cfg!(shmval_loom) { 0 } else { 200 };
 
@@ -152,7 +155,20 @@ pub struct RingHeader<P: Platform = DefaultPlatform> {
     sender_cpu: AtomicU32,
     /// CPU (plus one; 0 unknown) the last receiver ran on, for senders deciding to spin.
     receiver_cpu: AtomicU32,
+    /// Sending ends now: handles that have sent and are not dropped.
+    senders: AtomicU32,
+    /// Receiving ends now: handles that have received and are not dropped.
+    receivers: AtomicU32,
+    /// [`SENT_EVER`], [`RECEIVED_EVER`], [`KEPT`].
+    ends: AtomicU32,
 }
+
+/// `ends` flag: some handle has sent (so a ring with no sender left has lost them all).
+const SENT_EVER: u32 = 1;
+/// `ends` flag: some handle has received.
+const RECEIVED_EVER: u32 = 2;
+/// `ends` flag: the ring is kept for senders that come and go; it never disconnects.
+const KEPT: u32 = 4;
 
 impl<P: Platform> fmt::Debug for RingHeader<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -185,6 +201,9 @@ impl<P: Platform> RingHeader<P> {
             timeouts: AtomicU64::new(0),
             sender_cpu: AtomicU32::new(0),
             receiver_cpu: AtomicU32::new(0),
+            senders: AtomicU32::new(0),
+            receivers: AtomicU32::new(0),
+            ends: AtomicU32::new(0),
         }
     }
 
@@ -196,6 +215,11 @@ impl<P: Platform> RingHeader<P> {
     /// The capacity as stored (untrusted until [`Ring::new`] checks it).
     pub fn capacity(&self) -> u64 {
         self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Marks a fresh ring as kept: it never reports its senders gone.
+    pub fn keep(&self) {
+        self.ends.fetch_or(KEPT, Ordering::Relaxed);
     }
 }
 
@@ -216,6 +240,13 @@ pub struct PipeStats {
     pub receivers_waiting: u32,
     /// Senders sleeping now.
     pub senders_waiting: u32,
+    /// Handles that have sent and are still open.
+    pub senders: u32,
+    /// Handles that have received and are still open.
+    pub receivers: u32,
+    /// Whether every handle that sent has gone (on a pipe not kept): once empty, its
+    /// receivers get `Disconnected`.
+    pub disconnected: bool,
     /// Whether the ring is closed.
     pub closed: bool,
     /// Whether the ring was found inconsistent and refuses traffic.
@@ -265,11 +296,17 @@ impl<'a, P: Platform> Ring<'a, P> {
         Ok(Ring { hdr, slots, cap })
     }
 
-    /// Items in the ring now (a snapshot).
+    /// Items in the ring at one instant: `tail - head` from a `tail` read between two reads
+    /// of `head` that agree (retried otherwise, as crossbeam does), so a count moving
+    /// under the reads never makes a ring look fuller or emptier than it ever was.
     pub fn len(&self) -> u64 {
-        let head = self.hdr.head.load(Ordering::Acquire);
-        let tail = self.hdr.tail.load(Ordering::Acquire);
-        tail.saturating_sub(head).min(self.cap)
+        loop {
+            let head = self.hdr.head.load(Ordering::Acquire);
+            let tail = self.hdr.tail.load(Ordering::Acquire);
+            if self.hdr.head.load(Ordering::Acquire) == head {
+                return tail.saturating_sub(head).min(self.cap);
+            }
+        }
     }
 
     /// Whether the ring has been closed.
@@ -295,6 +332,9 @@ impl<'a, P: Platform> Ring<'a, P> {
             timeouts: h.timeouts.load(Ordering::Relaxed),
             receivers_waiting: h.not_empty.waiters(),
             senders_waiting: h.not_full.waiters(),
+            senders: h.senders.load(Ordering::Relaxed),
+            receivers: h.receivers.load(Ordering::Relaxed),
+            disconnected: self.senders_gone(),
             closed: self.is_closed(),
             poisoned: h.poisoned.load(Ordering::Relaxed) != 0,
         }
@@ -383,6 +423,67 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
     }
 
+    /// Counts a new sending end (a handle's first send).
+    pub fn add_sender(&self) {
+        self.hdr.senders.fetch_add(1, Ordering::Relaxed);
+        self.hdr.ends.fetch_or(SENT_EVER, Ordering::Release);
+    }
+
+    /// A sending end went away. The last one wakes the receivers, so that they see the
+    /// ring disconnected once it is empty.
+    ///
+    /// The count drops under the lock when the lock comes within a short bound, so a
+    /// receiver that checked it before sleeping cannot miss the wake-up; a drop never
+    /// waits longer than that, and without the lock the receivers' liveness poll (20 ms)
+    /// notices instead.
+    pub fn drop_sender(&self) {
+        let g = self.lock_for_drop();
+        // SYNC POINT: release, so a receiver that sees the count at zero (acquire) also
+        // sees every item this end sent.
+        let was = self
+            .hdr
+            .senders
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |n| n.checked_sub(1));
+        drop(g);
+        if was == Ok(1) {
+            self.hdr.not_empty.notify_all();
+        }
+    }
+
+    /// The lock, for a drop: within [`DROP_WAIT`], or not at all. (The loom model waits:
+    /// its untimed waits have no liveness poll to fall back on.)
+    fn lock_for_drop(&self) -> Option<ShmMutexGuard<'a, P>> {
+        if cfg!(shmval_loom) {
+            return Some(self.hdr.lock.lock());
+        }
+        self.hdr
+            .lock
+            .try_lock_free()
+            .or_else(|| self.hdr.lock.lock_timeout(DROP_WAIT).ok())
+    }
+
+    /// Counts a new receiving end (a handle's first receive).
+    pub fn add_receiver(&self) {
+        self.hdr.receivers.fetch_add(1, Ordering::Relaxed);
+        self.hdr.ends.fetch_or(RECEIVED_EVER, Ordering::Relaxed);
+    }
+
+    /// A receiving end went away.
+    pub fn drop_receiver(&self) {
+        let _ = self
+            .hdr
+            .receivers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Whether every end that ever sent has gone, on a ring that is not kept. Read under
+    /// the lock with the ring empty, it means nothing more will come: a sender's items
+    /// commit under the lock before its end is dropped (a release that this acquires).
+    fn senders_gone(&self) -> bool {
+        let ends = self.hdr.ends.load(Ordering::Acquire);
+        ends & SENT_EVER != 0 && ends & KEPT == 0 && self.hdr.senders.load(Ordering::Acquire) == 0
+    }
+
     /// Whether the ring was empty (and open and sound) when `tail` was read, without the
     /// lock, so that polling an empty ring does not write the lock word: a busy `try_`
     /// receiver would otherwise take the lock's cache line from the sender on every poll.
@@ -394,6 +495,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         head == tail
             && self.hdr.closed.load(Ordering::Acquire) == 0
             && self.hdr.poisoned.load(Ordering::Relaxed) == 0
+            && !self.senders_gone()
     }
 
     /// Appends `item`, waiting as `wait` allows while the ring is full.
@@ -504,6 +606,9 @@ impl<'a, P: Platform> Ring<'a, P> {
             }
             if self.hdr.closed.load(Ordering::Relaxed) != 0 {
                 return Err(RecvError::Closed);
+            }
+            if self.senders_gone() {
+                return Err(RecvError::Disconnected);
             }
             if wait == Wait::No {
                 return Err(RecvError::Empty);
@@ -643,6 +748,29 @@ mod tests {
         assert!(offset_of!(H, poisoned) + 4 <= 64);
         assert!(offset_of!(H, closed) + 4 <= 64);
         assert!(offset_of!(H, tail) + 8 <= 64);
+    }
+
+    #[test]
+    fn len_is_a_snapshot_even_while_items_move() {
+        // One item at a time passes through a ring of 4: it never holds more than one, so
+        // a length read must never say more (reading `head` before `tail` without a retry
+        // could say 4 when both moved in between).
+        let stop = Arc::new(AtomicU32::new(0));
+        let h = heap(4);
+        let (h2, stop2) = (h.clone(), stop.clone());
+        let mover = std::thread::spawn(move || {
+            let r = ring(&h2);
+            while stop2.load(Ordering::Relaxed) == 0 {
+                r.send(1, Wait::No).unwrap();
+                r.recv(Wait::No).unwrap();
+            }
+        });
+        let r = ring(&h);
+        for _ in 0..1_000_000 {
+            assert!(r.len() <= 1, "len {}", r.len());
+        }
+        stop.store(1, Ordering::Relaxed);
+        mover.join().unwrap();
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl RegionInfo {
 /// The creating handle unlinks the name on drop unless created with
 /// [`CreateOptions::persist`](super::CreateOptions::persist); attachers never unlink. Processes still attached keep
 /// their mapping after the name is gone.
+#[must_use = "dropping the creating handle unlinks the region's name"]
 pub struct Region {
     /// Registers the mixed word with this process's lock liveness checks. Declared before
     /// `map` so that it is dropped, and the word unregistered, before the word is unmapped.
@@ -438,10 +439,12 @@ mod tests {
     fn an_unbounded_timeout_is_accepted() {
         let name = unique("forever");
         let _a = Region::create(&name, 4096).unwrap();
-        AttachOptions::new()
-            .timeout(Duration::MAX)
-            .attach(&name)
-            .unwrap();
+        drop(
+            AttachOptions::new()
+                .timeout(Duration::MAX)
+                .attach(&name)
+                .unwrap(),
+        );
     }
 
     #[test]

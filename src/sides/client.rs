@@ -25,6 +25,7 @@ impl ClientSideBuilder {
     ///
     /// [`SidesError::Timeout`] or [`SidesError::Broken`] while waiting; a bad name;
     /// [`SidesError::NoDirectory`] for a region not made by `ShmMain`.
+    #[must_use = "dropping a side releases its pipe"]
     pub fn start(self) -> Result<ClientSide, SidesError> {
         let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name, by| {
             dir.open_pipe(name, by)
@@ -35,6 +36,7 @@ impl ClientSideBuilder {
 
 /// The side that attaches to an existing pipe: the seed's `ClientSide`.
 #[derive(Debug)]
+#[must_use = "dropping a side releases its pipe"]
 pub struct ClientSide {
     side: Side,
 }

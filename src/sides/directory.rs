@@ -40,8 +40,8 @@ use crate::sync::{Os, Platform, ShmMutex, ShmMutexGuard};
 /// Pipes one region can hold.
 pub const MAX_PIPES: usize = 64;
 
-/// "SHMDIR02", little-endian.
-const DIR_MAGIC: u64 = u64::from_le_bytes(*b"SHMDIR02");
+/// "SHMDIR03", little-endian.
+const DIR_MAGIC: u64 = u64::from_le_bytes(*b"SHMDIR03");
 const FREE: u64 = 0;
 const LIVE: u64 = 1;
 const PERSIST: u64 = 1;
@@ -66,7 +66,15 @@ struct DirHead {
     generation: AtomicU32,
     _pad: AtomicU32,
     entries: [Entry; MAX_PIPES],
+    /// The names of the last [`REMOVED`] pipes removed, in a ring, so that a side waiting
+    /// for one can say it was removed rather than never made.
+    removed: [[AtomicU64; 8]; REMOVED],
+    /// Where the next removed name goes (modulo [`REMOVED`]).
+    removed_next: AtomicU64,
 }
+
+/// Removed pipe names the directory remembers.
+const REMOVED: usize = 16;
 
 // SAFETY: repr(C) of atomics only; any bits are a valid (if meaningless) entry.
 unsafe impl Shared for Entry {}
@@ -188,22 +196,61 @@ impl Directory {
         Ok((g, removed))
     }
 
-    /// Removes the entries of pipes with no user that are not kept; their offsets.
+    /// Removes the entries of pipes that nobody uses, that are not kept, and that hold no
+    /// value (a pipe with values in it stays, for a reader that comes later); their
+    /// offsets.
     fn sweep(&self, head: &DirHead) -> Vec<Offset> {
         let mut removed = Vec::new();
         for e in &head.entries {
             if e.state.load(Ordering::Relaxed) == LIVE
                 && e.users.load(Ordering::Relaxed) == 0
                 && e.flags.load(Ordering::Relaxed) & PERSIST == 0
+                && self.open_entry(e).is_ok_and(|p| p.is_empty())
             {
-                e.state.store(FREE, Ordering::Relaxed);
-                removed.push(Offset::new(e.pipe.load(Ordering::Relaxed)));
+                removed.push(Self::unlist(head, e));
             }
         }
-        if !removed.is_empty() {
-            Self::changed(head);
-        }
         removed
+    }
+
+    /// Frees entry `e` (under the lock), remembers its name as removed, and returns the
+    /// offset of its pipe, whose reference the caller gives up after unlocking.
+    fn unlist(head: &DirHead, e: &Entry) -> Offset {
+        e.state.store(FREE, Ordering::Relaxed);
+        let at = head.removed_next.fetch_add(1, Ordering::Relaxed) as usize % REMOVED;
+        for (w, n) in words(e).iter().zip(&head.removed[at]) {
+            n.store(*w, Ordering::Relaxed);
+        }
+        Self::changed(head);
+        Offset::new(e.pipe.load(Ordering::Relaxed))
+    }
+
+    /// Removes the pipe `name` from the directory, whatever it holds: the values still in
+    /// it are dropped once no handle to it is left. Returns whether there was one. Waits
+    /// for the directory lock until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::Timeout`] if a live thread holds the directory lock past `deadline`.
+    pub fn remove(&self, name: &PipeName, deadline: Option<Instant>) -> Result<bool, SidesError> {
+        let head = self.head()?;
+        let (g, mut removed) = self.lock(head, deadline)?;
+        let found = Self::find(head, name).map(|i| Self::unlist(head, &head.entries[i]));
+        drop(g);
+        removed.extend(found);
+        self.release_removed(removed);
+        Ok(found.is_some())
+    }
+
+    /// Whether a pipe of this name was among the last ones removed (and is not back).
+    pub fn was_removed(&self, name: &PipeName) -> Result<bool, SidesError> {
+        let head = self.head()?;
+        let want = name.words();
+        Ok(head.removed.iter().any(|r| {
+            want.iter()
+                .zip(r)
+                .all(|(w, n)| *w == n.load(Ordering::Relaxed))
+        }))
     }
 
     /// Gives up the references the removed entries held (after the lock is released:
@@ -281,16 +328,17 @@ impl Directory {
                 .iter()
                 .position(|e| e.state.load(Ordering::Relaxed) == FREE)
                 .ok_or(SidesError::DirectoryFull(MAX_PIPES))?;
-            let pipe = Pipe::create_by(&self.pool, capacity, deadline).map_err(|e| match e {
-                PipeError::Alloc(AllocError::TimedOut) => SidesError::Timeout {
-                    what: format!(
-                        "the pool of region {} (its lock is held by a live thread)",
-                        self.pool.region().name()
-                    ),
-                    waited: started.elapsed(),
-                },
-                e => e.into(),
-            })?;
+            let pipe =
+                Pipe::create_by(&self.pool, capacity, persist, deadline).map_err(|e| match e {
+                    PipeError::Alloc(AllocError::TimedOut) => SidesError::Timeout {
+                        what: format!(
+                            "the pool of region {} (its lock is held by a live thread)",
+                            self.pool.region().name()
+                        ),
+                        waited: started.elapsed(),
+                    },
+                    e => e.into(),
+                })?;
             let e = &head.entries[i];
             for (w, n) in name.words().iter().zip(&e.name) {
                 n.store(*w, Ordering::Relaxed);

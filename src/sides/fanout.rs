@@ -163,7 +163,7 @@ impl Fanout {
                 Ok(Forwarded::Item)
             }
             Err(RecvError::Timeout) => Ok(Forwarded::Nothing),
-            Err(RecvError::Closed) => Ok(Forwarded::InputClosed),
+            Err(RecvError::Closed | RecvError::Disconnected) => Ok(Forwarded::InputClosed),
             Err(e) => Err(FanoutError::Recv(e)),
         }
     }

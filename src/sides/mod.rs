@@ -28,4 +28,4 @@ pub use fanout::{Fanout, FanoutError, FanoutStats, Forwarded, OutputStats, Polic
 pub use name::{PipeName, MAX_PIPE_NAME};
 pub use server::{ServerSide, ServerSideBuilder};
 pub use shm_main::{ShmMain, ShmMainBuilder};
-pub use wait::BreakChecker;
+pub use wait::{BreakChecker, DEFAULT_NOTICE_AFTER, DEFAULT_START_TIMEOUT};

@@ -41,6 +41,7 @@ impl ServerSideBuilder {
     /// [`SidesError::Timeout`] or [`SidesError::Broken`] while waiting,
     /// [`SidesError::PipeExists`], [`SidesError::DirectoryFull`], a bad name or capacity,
     /// [`SidesError::Alloc`] if the pool has no room for the pipe.
+    #[must_use = "dropping a side releases its pipe"]
     pub fn start(self) -> Result<ServerSide, SidesError> {
         let (cap, reattach, persist) = (self.capacity, self.reattach, self.persist);
         let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name, by| {
@@ -53,6 +54,7 @@ impl ServerSideBuilder {
 /// The side that creates a pipe: the seed's `ServerSide`. Dropping it releases the pipe;
 /// the last user of a pipe that is not persisted removes it.
 #[derive(Debug)]
+#[must_use = "dropping a side releases its pipe"]
 pub struct ServerSide {
     side: Side,
 }
@@ -72,7 +74,10 @@ impl ServerSide {
             region: region.into(),
             pipe: pipe.into(),
             capacity,
-            wait: WaitPolicy::default(),
+            wait: WaitPolicy {
+                sends: true,
+                ..WaitPolicy::default()
+            },
             persist: false,
             reattach: false,
         }

@@ -49,6 +49,7 @@ impl ShmMainBuilder {
     /// [`SidesError::Region`] (a bad name or size, no space, the name held by a region
     /// whose creator still runs: `AlreadyExists`), [`SidesError::NameTaken`] when a file
     /// that is not one of our regions holds the name, [`SidesError::Alloc`].
+    #[must_use = "dropping the ShmMain unlinks the region's name: keep it while others attach"]
     pub fn start(self) -> Result<ShmMain, SidesError> {
         let name = RegionName::new(self.name.clone())?;
         match Region::remove_stale(&name) {
@@ -92,10 +93,23 @@ impl ShmMainBuilder {
 
 /// The named shared-memory pool, created once: the seed's `SHMMain`.
 ///
+/// Keep it in a named variable for as long as the region should be found by name:
+/// `let _ = ShmMain::new(..).start()?` drops it at once, which unlinks the name. A result
+/// left unused is a warning (`#[must_use]`), an error where that lint is denied:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn serve() -> Result<(), shmval::sides::SidesError> {
+///     shmval::sides::ShmMain::new("mempool", 1 << 20).start()?; // dropped at once
+///     Ok(())
+/// }
+/// ```
+///
 /// It owns the region's name: dropping it unlinks the name (unless persisted), while
 /// processes still attached keep working in their mapping. Sides find the region by name
 /// and the pipes in it through its directory.
 #[derive(Debug)]
+#[must_use = "dropping the ShmMain unlinks the region's name: keep it while others attach"]
 pub struct ShmMain {
     region: Arc<Region>,
     pool: Pool,
@@ -139,9 +153,23 @@ impl ShmMain {
         Directory::open(&self.pool)?.list(None)
     }
 
-    /// Waits until no side uses any pipe and every pipe is empty (readers have finished),
-    /// up to `timeout`. Returns whether that happened. Call it before dropping `ShmMain`
-    /// so that late readers still find the region.
+    /// Removes the pipe `name` from the region's directory, whatever it holds: the values
+    /// still queued in it are dropped once no handle to it is left. Returns whether there
+    /// was one. A pipe is otherwise removed only when nobody uses it and it is empty (or
+    /// never, if persisted). Waits for the directory lock as long as a live thread holds it.
+    ///
+    /// # Errors
+    ///
+    /// A bad name, or [`SidesError::Corrupted`] or a region error if the directory does not
+    /// check out.
+    pub fn remove_pipe(&self, name: &str) -> Result<bool, SidesError> {
+        let name = super::name::PipeName::new(name)?;
+        Directory::open(&self.pool)?.remove(&name, None)
+    }
+
+    /// Waits until every queued value has been taken and no side uses any pipe, up to
+    /// `timeout`; returns whether that happened. Call it before dropping `ShmMain`, so
+    /// that readers started late still find the region and what was sent to them.
     ///
     /// # Errors
     ///

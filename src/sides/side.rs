@@ -32,9 +32,43 @@ macro_rules! wait_options {
             }
 
             /// How long `start` waits for the region (and the pipe) before giving up
-            /// with a `Timeout` error (default: no limit; the break checker still runs).
+            /// with a `Timeout` error saying what was missing (default
+            /// [`DEFAULT_START_TIMEOUT`](crate::sides::DEFAULT_START_TIMEOUT), 60 s).
             pub fn timeout(mut self, d: std::time::Duration) -> Self {
                 self.wait.timeout = Some(d);
+                self
+            }
+
+            /// Lets `start` wait for the region and the pipe as long as it takes (the
+            /// break checker still runs, and the wait still says so on standard error).
+            pub fn wait_forever(mut self) -> Self {
+                self.wait.timeout = None;
+                self
+            }
+
+            /// After how long a waiting `start` says on standard error what it waits for
+            /// (default [`DEFAULT_NOTICE_AFTER`](crate::sides::DEFAULT_NOTICE_AFTER), 5 s),
+            /// and whether the pipe's unbounded `enq`/`deq` do likewise (after twice as
+            /// long, at most 10 s); `None` keeps them quiet.
+            pub fn notice_after(mut self, d: Option<std::time::Duration>) -> Self {
+                self.wait.notice_after = d;
+                self
+            }
+
+            /// Whether this side counts as one of the pipe's senders from the start
+            /// (default: a `ServerSide` does, a `ClientSide` not until it first sends).
+            /// While a pipe that is not persisted has senders, its receivers wait for more;
+            /// once the last has gone and the pipe is empty, a receive says
+            /// `Disconnected`. Persist a pipe whose senders come and go.
+            pub fn sends(mut self, sends: bool) -> Self {
+                self.wait.sends = sends;
+                self
+            }
+
+            /// Reports each step (attaching, waiting, creating) on standard error, as the
+            /// original's `debug` flag does.
+            pub fn debug(mut self, debug: bool) -> Self {
+                self.wait.debug = debug;
                 self
             }
         }
@@ -99,14 +133,28 @@ impl Side {
         let region_name = RegionName::new(region)?;
         let name = PipeName::new(pipe)?;
         let waiting = Waiting::new(wait, format!("pipe {name} in region {region_name}"));
+        let mut seen_region = false;
         'region: loop {
-            let region = attach_region(&region_name, wait)?;
+            let region = attach_region(&region_name, wait, seen_region)?;
+            seen_region = true;
             let pool = Pool::attach(region.clone())?;
             let dir = Directory::open(&pool)?;
             loop {
                 let seen = dir.generation()?;
                 if let Some((pipe, slot)) = get(&dir, &name, waiting.deadline())? {
-                    let pipe = pipe.with_break_checker(wait.brk.clone(), wait.micro_sleep);
+                    wait.log(format_args!(
+                        "attached to pipe {name} in region {region_name}"
+                    ));
+                    if wait.sends {
+                        pipe.count_as_sender();
+                    }
+                    let pipe = pipe
+                        .with_break_checker(wait.brk.clone(), wait.micro_sleep)
+                        .with_notice(
+                            format!("pipe {name} in region {region_name}"),
+                            wait.notice_after
+                                .map(|a| (a * 2).min(crate::queue::DEFAULT_NOTICE_AFTER).max(a)),
+                        );
                     return Ok(Side {
                         region,
                         pool,
@@ -117,7 +165,15 @@ impl Side {
                         made_in: MadeIn::this_process(),
                     });
                 }
-                let slice = waiting.next_slice()?;
+                let slice = waiting.next_slice(|| {
+                    if dir.was_removed(&name).unwrap_or(false) {
+                        "the pipe was removed (its last user left it empty, or it was removed \
+                         explicitly), and none of that name is back"
+                            .into()
+                    } else {
+                        "the region has no pipe of that name (a ServerSide creates it)".into()
+                    }
+                })?;
                 if !region.is_current() {
                     // A newer region replaced this one under the name: wait on that.
                     continue 'region;

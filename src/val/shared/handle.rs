@@ -29,6 +29,7 @@ use crate::val::{Elem, Tag, Val, ValError};
 ///
 /// Dropping cannot report errors; [`release`](Self::release) drops and reports what a
 /// corrupt graph made impossible to free.
+#[must_use = "dropping the last handle frees the value"]
 pub struct ShmVal {
     pool: Pool,
     /// Null once the reference was given up by `into_raw`.
