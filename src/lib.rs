@@ -1,14 +1,85 @@
 //! Dynamic values and bounded queues in cross-process shared memory.
 //!
-//! The crate is built in layers, each a module that only uses the ones before it:
+//! A named pool is created once ([`ShmMain`](sides::ShmMain)); named pipes in it are
+//! created by a [`ServerSide`](sides::ServerSide) and found by
+//! [`ClientSide`](sides::ClientSide)s, in any process and any start order; values (dicts,
+//! lists, strings, numbers, numeric arrays) live in the pool with process-shared reference
+//! counts, so a whole table moves between processes as a handle, without a copy.
 //!
-//! - [`sync`]: process-shared locks and condition variables that survive a dead owner.
-//! - [`region`]: named shared-memory regions with a validated header.
-//! - [`alloc`]: the pool allocator inside a region.
-//! - [`val`](mod@val): dynamic values ([`Val`]) and their Python-literal text.
+//! # Quick start
 //!
-//! Values in a pool are [`ShmVal`] handles, built with [`PoolExt`] (see
-//! [`val::shared`](mod@val::shared)).
+//! ```
+//! use shmval::sides::{ClientSide, ServerSide, ShmMain};
+//! use shmval::{val, PoolExt};
+//! # let region = format!("shmval-doc-quick-{}", std::process::id());
+//! # let region = region.as_str();
+//!
+//! // One process creates the pool; keep it while the others work.
+//! let main = ShmMain::new(region, 1 << 20).start()?;
+//!
+//! // A server makes a pipe and sends a dict holding a 1000-element f64 array.
+//! let server = ServerSide::new(region, "samples", 4).start()?;
+//! let mut packet = server.pool().share(&val!({"scale": 2.5, "name": "probe"}))?;
+//! let xs: Vec<f64> = (0..1000).map(f64::from).collect();
+//! packet.try_mut()?.insert("xs", server.pool().array_from(&xs)?)?;
+//! server.pipe().enq(packet)?;
+//!
+//! // A client (usually in another process) attaches by name and reads in place.
+//! let client = ClientSide::new(region, "samples").start()?;
+//! let got = client.pipe().deq()?;
+//! let tab = got.as_tab()?;
+//! let scale = tab.get("scale")?.ok_or("no scale")?.to::<f64>()?;
+//! let sum: f64 = tab.get("xs")?.ok_or("no xs")?.as_slice::<f64>()?.iter().sum();
+//! assert_eq!((scale, sum), (2.5, 499_500.0));
+//! # drop((got, client, server));
+//! # drop(main);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Where to start
+//!
+//! - [`sides`]: [`ShmMain`](sides::ShmMain), [`ServerSide`](sides::ServerSide),
+//!   [`ClientSide`](sides::ClientSide): the pool and its named pipes.
+//! - [`queue`]: [`Pipe`](queue::Pipe), what a side gives you to send and receive with,
+//!   and its errors.
+//! - [`val`](mod@val) and [`val::shared`](mod@val::shared): [`Val`] (a value on the heap,
+//!   printed and parsed as a Python literal) and [`ShmVal`] (a handle to one in the pool),
+//!   built with [`PoolExt`].
+//!
+//! Beneath them, each a layer that uses only the ones before it: [`sync`] (process-shared
+//! locks that survive a dead owner), [`region`] (named regions with a validated header),
+//! [`alloc`] (the pool allocator).
+//!
+//! # Lifetimes and waits
+//!
+//! What keeps what, and which calls can wait for how long: the rules a program relies on.
+//!
+//! - **The region's name** stands while the [`ShmMain`](sides::ShmMain) that created it
+//!   lives (or for good, with `.persist(true)`). Processes attached keep their mapping
+//!   after the name goes; late ones can no longer find it. Call
+//!   [`wait_idle`](sides::ShmMain::wait_idle) before dropping the `ShmMain`.
+//! - **A pipe** stays listed in the region while a side uses it, while it holds values,
+//!   or for good if persisted; [`remove_pipe`](sides::ShmMain::remove_pipe) removes it
+//!   (dropping what it holds). Its memory lives while any handle to it, in any process,
+//!   lives. Dropping things never destroys a queued value.
+//! - **A value** lives while a handle or a container holds it, in any process; sending
+//!   moves the handle (no copy, no count change), and the last drop frees it.
+//! - **A receive ends** with a value; with `Closed` once the pipe was
+//!   [`close`](queue::Pipe::close)d and drained; with `Disconnected` once every sender has
+//!   gone and it is drained (never for a persisted pipe, whose senders may come back).
+//!
+//! | call | waits for | at most |
+//! |---|---|---|
+//! | `ServerSide`/`ClientSide` `start` | the region, the pipe, their locks | its timeout ([`DEFAULT_START_TIMEOUT`](sides::DEFAULT_START_TIMEOUT), 60 s), saying so on stderr after 5 s |
+//! | `enqueue(v, t)`, `dequeue(t)`, `dequeue_batch` | room, a value, the pipe's lock | `t` (plus the 20 ms liveness poll) |
+//! | `try_enqueue`, `try_dequeue` | nothing, not even a held lock | no wait |
+//! | `enq`, `deq` | room or a value, close, disconnection, the break checker | no limit; says so on stderr after 10 s |
+//! | `share`, `alloc`, building values | the pool lock | while a live process holds it |
+//! | `close` | the pipe's lock | while a live process holds it |
+//! | dropping anything | the pool or directory lock, briefly | 200 us, then the work is deferred |
+//!
+//! A lock whose holder died is taken over within about 20 ms; one whose holder is stopped
+//! (SIGSTOP, a debugger) is waited for only within the bounds above.
 
 #[cfg(not(shmval_loom))]
 pub mod alloc;
