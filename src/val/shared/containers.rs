@@ -71,7 +71,7 @@ impl<'a> ShmSeq<'a> {
         if cell == Cell::Empty {
             return Err(corrupt(cell_at, "an empty element"));
         }
-        Ok(Some(ShmRef::new(self.pool, cell)))
+        Ok(Some(ShmRef::in_cell(self.pool, cell, w)))
     }
 
     /// The elements in order, each checked as it is read.
@@ -170,7 +170,11 @@ impl<'a> ShmTab<'a> {
     pub fn get(&self, key: impl Key) -> Result<Option<ShmRef<'a>>, ValError> {
         let key = key.key();
         match self.t.find(self.pool, &key, key.stable_hash(), 0)? {
-            Some(e) => Ok(Some(ShmRef::new(self.pool, self.t.value_of(e)?))),
+            Some(e) => {
+                let cell = self.t.value_of(e)?;
+                let w = &self.t.entry_words(e)?[3..5];
+                Ok(Some(ShmRef::in_cell(self.pool, cell, w)))
+            }
             None => Ok(None),
         }
     }
@@ -217,11 +221,12 @@ impl<'a> Iterator for TabIter<'a> {
         while self.e < t.c.used {
             let e = self.e;
             self.e = e.saturating_add(1);
-            match t.entry(e) {
-                Ok(en) if en.key == Cell::Empty => continue,
-                Ok(en) => {
+            match t.entry(e).and_then(|en| Ok((en, t.entry_words(e)?))) {
+                Ok((en, _)) if en.key == Cell::Empty => continue,
+                Ok((en, w)) => {
                     let p = self.tab.pool;
-                    return Some(Ok((ShmRef::new(p, en.key), ShmRef::new(p, en.value))));
+                    let key = ShmRef::in_cell(p, en.key, &w[1..3]);
+                    return Some(Ok((key, ShmRef::in_cell(p, en.value, &w[3..5]))));
                 }
                 Err(err) => {
                     self.e = u64::MAX;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::layout::{boxed_cell, Cell, Kind, Obj, MAX_REFCOUNT, W_RC};
+use super::layout::{boxed_cell, Cell, Kind, Obj, BOX_CELL, MAX_REFCOUNT, W_RC};
 use super::mutate::ShmValMut;
 use super::release::{inc, release};
 use super::{corrupt, region_id};
@@ -101,6 +101,14 @@ impl ShmVal {
 
     /// A read-only view of the value, borrowed from the handle.
     pub fn view(&self) -> ShmRef<'_> {
+        if let Cell::Short(_) = self.cell {
+            // A boxed short string is read in place from its box's cell, which lies in the
+            // header checked when this handle was made.
+            let at = self.off.checked_add(BOX_CELL);
+            if let Some(w) = at.and_then(|at| self.pool.region().at_slice(at, 2).ok()) {
+                return ShmRef::in_cell(&self.pool, self.cell, w);
+            }
+        }
         ShmRef::new(&self.pool, self.cell)
     }
 

@@ -209,17 +209,19 @@
 //! # Soundness
 //!
 //! Cells, headers and index slots are atomics, so any bits another process writes are
-//! read without undefined behaviour. Three kinds of payload are plain bytes, read as
-//! slices: strings and big integers (written once, before their first reference leaves
-//! the process that made them, never again), and typed arrays (written only through
-//! [`ShmValMut`], which borrows the one handle mutably and checks before each write that
-//! the count is still 1).
+//! read without undefined behaviour. Some bytes are read as plain slices: strings and big
+//! integers (written once, before their first reference leaves the process that made
+//! them, never again), typed arrays, and the bytes of a short string inside its cell (a
+//! [`ShmStr`] is a `&str` even for those), both written only through [`ShmValMut`], which
+//! borrows the one handle mutably and checks before each write that the count is still 1
+//! (a box's cell is never written).
 //! A view is borrowed from a handle, which keeps its object alive, so while a slice lives
 //! nobody writes its bytes, as [`Region::bytes`](crate::region::Region::bytes) requires.
 //! Each slice lies inside its object's pool block (checked against the block's size read
 //! from the pool, without the pool lock: a live block's header does not change), and
 //! array slices are aligned and typed through `Elem`'s plain types, with bool bytes
-//! checked to be 0 or 1. This rests on every process following the refcount protocol; a
+//! checked to be 0 or 1; a short string's bytes are checked to be what its cell's atomic
+//! words decoded to. This rests on every process following the refcount protocol; a
 //! process that writes a value it does not uniquely own, or drops references it does not
 //! hold, can make a plain slice race with its writes.
 
