@@ -25,10 +25,9 @@ use crate::val::{Array, Elem, ElemType, Val, ValError};
 /// # let name = RegionName::new(format!("shmval-doc-str-{}", std::process::id())).unwrap();
 /// # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
 /// let packet = pool.share(&val!({"name": "probe", "unit": "mV"}))?;
-/// let tab = packet.as_tab()?;
-/// let name: &str = tab.get("name")?.unwrap().as_str()?.as_str(); // lives as long as `packet`
+/// let name: &str = packet.field("name")?.as_str()?.as_str(); // lives as long as `packet`
 /// assert_eq!(name, "probe");
-/// let unit = tab.get("unit")?.unwrap().as_str()?;
+/// let unit = packet.field("unit")?.as_str()?;
 /// assert_eq!(unit, "mV");
 /// assert_eq!(String::from("mV"), unit);
 /// assert_eq!(format!("{unit}/s"), "mV/s");

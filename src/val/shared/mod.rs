@@ -229,6 +229,7 @@
 // caller: every operation on them is checked, in release builds too.
 #![warn(clippy::arithmetic_side_effects)]
 
+mod access;
 mod build;
 mod containers;
 mod eq;

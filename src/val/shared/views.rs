@@ -103,7 +103,7 @@ impl<'a> ShmRef<'a> {
         self.cell.tag().unwrap_or(Tag::None)
     }
 
-    fn wrong(&self, expected: &'static str) -> ValError {
+    pub(super) fn wrong(&self, expected: &'static str) -> ValError {
         ValError::WrongType {
             expected,
             found: self.tag(),
@@ -152,24 +152,6 @@ impl<'a> ShmRef<'a> {
     /// [`ValError::Corrupt`], [`ValError::TooDeep`].
     pub fn eq_val(&self, v: &Val) -> Result<bool, ValError> {
         cell_eq_val(self.pool, &self.cell, v, 0)
-    }
-
-    /// The value as a number of type `T` (any integer type, `f64`, ...), converted as
-    /// [`Val`]'s `TryFrom` does.
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::WrongType`], [`ValError::OutOfRange`], [`ValError::Corrupt`].
-    pub fn to<T>(&self) -> Result<T, ValError>
-    where
-        T: for<'v> TryFrom<&'v Val, Error = ValError>,
-    {
-        match self.cell {
-            Cell::Scalar(..) | Cell::Obj(Tag::BigInt | Tag::BigUint | Tag::C64, _) => {
-                T::try_from(&self.to_val()?)
-            }
-            _ => Err(self.wrong("a number")),
-        }
     }
 
     /// The value as a string, read in place: [`ShmStr::as_str`] gives a `&'a str` that
