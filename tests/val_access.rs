@@ -443,3 +443,69 @@ fn typed_copies_of_sequences_and_arrays() {
     drop((h, list, arr));
     assert_eq!(baseline(&pool), base);
 }
+
+#[test]
+fn handle_writes_only_while_unique() {
+    let (_n, pool) = new_pool("access-write", 1 << 20);
+    let base = baseline(&pool);
+    let mut packet = pool.share(&val!({"sequence_number": 7})).unwrap();
+    let n = packet.field("sequence_number").unwrap().as_i64().unwrap();
+    assert!(!packet.insert("my_sequence", n + 100).unwrap());
+    assert!(packet.insert("my_sequence", n + 200).unwrap()); // replaced
+    assert!(!packet.insert("list", pool.arr().unwrap()).unwrap());
+    assert!(packet.remove("sequence_number").unwrap());
+    assert!(!packet.remove("sequence_number").unwrap());
+    assert!(packet.view() == val!({"my_sequence": 207, "list": []}));
+    // Sequences and arrays.
+    let mut list = pool.arr().unwrap();
+    list.push("first").unwrap();
+    list.push(pool.share(&val!([1])).unwrap()).unwrap(); // a handle moved in
+    list.set(0, 1.5).unwrap();
+    assert!(list.view() == val!([1.5, [1]]));
+    assert_eq!(
+        list.set(2, 0),
+        Err(ValError::OutOfRange {
+            value: "2".into(),
+            target: "an index of the sequence"
+        })
+    );
+    let mut xs = pool.array_from(&[1.0f64]).unwrap();
+    xs.push(2.0).unwrap();
+    assert_eq!(xs.as_slice::<f64>().unwrap(), &[1.0, 2.0]);
+    assert!(matches!(xs.push(3), Err(ValError::WrongType { .. })));
+    assert!(matches!(packet.push(1), Err(ValError::WrongType { .. })));
+    assert!(matches!(
+        list.insert("k", 1),
+        Err(ValError::WrongType { .. })
+    ));
+
+    // A second reference makes every write fail, changing nothing and dropping the value.
+    let before = packet.to_val().unwrap();
+    let reader = packet.clone();
+    let given = pool.share(&val!(["a value that must be dropped"])).unwrap();
+    assert_eq!(packet.insert("k", given), Err(ValError::NotUnique));
+    assert_eq!(packet.remove("my_sequence"), Err(ValError::NotUnique));
+    let other = list.clone();
+    assert_eq!(list.push(1), Err(ValError::NotUnique));
+    assert_eq!(list.set(0, "x"), Err(ValError::NotUnique));
+    let xs2 = xs.clone();
+    assert_eq!(xs.push(4.0), Err(ValError::NotUnique));
+    assert_eq!(packet.to_val().unwrap(), before);
+    assert_eq!(reader.to_val().unwrap(), before);
+    assert_eq!(list.len().unwrap(), 2);
+    assert_eq!(xs.len().unwrap(), 2);
+    // So does a handle made from a view, and a container holding the value.
+    drop((reader, other, xs2));
+    let inner = packet.field("list").unwrap().to_handle().unwrap();
+    let mut inner2 = inner.clone();
+    assert_eq!(inner2.push(1), Err(ValError::NotUnique)); // the table holds it too
+    drop(inner);
+    assert_eq!(inner2.push(1), Err(ValError::NotUnique));
+    drop(inner2);
+    // Unique again.
+    packet.insert("k", 1).unwrap();
+    list.push(2).unwrap();
+    assert_eq!(packet.field("k").unwrap().as_i64().unwrap(), 1);
+    drop((packet, list, xs));
+    assert_eq!(baseline(&pool), base);
+}

@@ -6,8 +6,10 @@
 //!   `Pool` belongs to the allocator, a lower layer, so the constructors are an extension
 //!   trait of this layer, re-exported at the crate root.
 //! - [`ShmVal`]: an owned handle. Clone and drop count references; the last drop, in any
-//!   process, frees the graph. [`ShmVal::to_val`] copies out; [`ShmVal::into_raw`] and
-//!   [`ShmVal::from_raw`] pass a handle between processes as an offset.
+//!   process, frees the graph. [`ShmVal::field`] and the getters ([`ShmVal::as_f64`], ...)
+//!   read it, [`ShmVal::insert`] and its siblings write it while it is unique;
+//!   [`ShmVal::to_val`] copies out; [`ShmVal::into_raw`] and [`ShmVal::from_raw`] pass a
+//!   handle between processes as an offset.
 //! - Views, borrowed from a handle: [`ShmRef`] (any value), [`ShmTab`] (`Tab` and `OTab`),
 //!   [`ShmSeq`] (`Arr` and `Tup`), [`ShmStr`], [`ShmArray`] (and `&[T]` slices of it).
 //! - [`ShmValMut`]: writes through a unique handle; [`IntoShm`]: what may be put in.
@@ -17,9 +19,14 @@
 //! # use shmval::{alloc::Pool, region::{Region, RegionName}, val, PoolExt, Val};
 //! # let name = RegionName::new(format!("shmval-doc-shared-{}", std::process::id())).unwrap();
 //! # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
-//! let shared = pool.share(&val!({"a": 1.0, "xs": [1, 2, 3], "name": "shmval"}))?;
-//! let tab = shared.as_tab()?;
-//! assert_eq!(tab.get("name")?.unwrap().as_str()?, "shmval");
+//! let mut shared = pool.share(&val!({"a": 1.0, "xs": [1, 2, 3], "name": "shmval"}))?;
+//! assert_eq!(shared.field("name")?.as_str()?, "shmval");
+//! assert_eq!(shared.field("a")?.as_f64()?, 1.0);
+//! assert_eq!(shared.field("xs")?.to_vec::<u8>()?, [1, 2, 3]);
+//! assert!(shared.get("b")?.is_none());
+//! shared.insert("b", "written in place")?; // the only handle: writable
+//!
+//! let tab = shared.as_tab()?; // typed views read in place
 //! assert!(tab.get("a")?.unwrap() == Val::from(1)); // 1 == 1.0, as on the heap
 //! assert_eq!(tab.get("xs")?.unwrap().as_seq()?.len(), 3);
 //!
