@@ -1,13 +1,10 @@
 //! Views of containers: [`ShmSeq`] (`Arr` and `Tup`) and [`ShmTab`] (`Tab` and `OTab`),
 //! read in place, and their iterators.
 
-use std::fmt;
-
+use super::corrupt;
 use super::layout::{at, load_cell, Cell, Kind, Obj, CELL_BYTES};
 use super::table::TableRef;
-use super::to_val::copy_out;
 use super::views::{seq_cells, Key, ShmRef};
-use super::{corrupt, MAX_COPY_BYTES};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::AtomicU64;
@@ -52,6 +49,12 @@ impl<'a> ShmSeq<'a> {
         self.tuple
     }
 
+    /// The sequence as a value.
+    pub(super) fn value(&self) -> ShmRef<'a> {
+        let tag = if self.tuple { Tag::Tup } else { Tag::Arr };
+        ShmRef::new(self.pool, Cell::Obj(tag, self.off))
+    }
+
     /// Element `i`, or `None` past the end.
     ///
     /// # Errors
@@ -92,23 +95,6 @@ impl<'a> ShmSeq<'a> {
             }
         }
         Ok(false)
-    }
-}
-
-impl fmt::Debug for ShmSeq<'_> {
-    /// `ShmSeq(` and the `Debug` of a copy, within [`MAX_COPY_BYTES`] for the whole
-    /// sequence, or the error that stopped the copy.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = if self.tuple { Tag::Tup } else { Tag::Arr };
-        debug_copy(f, "ShmSeq", self.pool, Cell::Obj(tag, self.off))
-    }
-}
-
-/// Writes `name(` and the `Debug` of the copy of `cell`, or of the error that stopped it.
-fn debug_copy(f: &mut fmt::Formatter<'_>, name: &str, pool: &Pool, cell: Cell) -> fmt::Result {
-    match copy_out(pool, &cell, MAX_COPY_BYTES) {
-        Ok(v) => write!(f, "{name}({v:?})"),
-        Err(e) => write!(f, "{name}(<{e}>)"),
     }
 }
 
@@ -161,6 +147,16 @@ impl<'a> ShmTab<'a> {
         self.t.obj.kind == Kind::OTab
     }
 
+    /// The table as a value.
+    pub(super) fn value(&self) -> ShmRef<'a> {
+        let tag = if self.is_ordered() {
+            Tag::OTab
+        } else {
+            Tag::Tab
+        };
+        ShmRef::new(self.pool, Cell::Obj(tag, self.t.obj.off))
+    }
+
     /// The value under `key`, if any. The key is hashed with [`Val::stable_hash`](crate::Val::stable_hash) as the
     /// table's keys were, so `get(1)` finds the key `1.0`.
     ///
@@ -191,19 +187,6 @@ impl<'a> ShmTab<'a> {
     /// The `(key, value)` entries in insertion order, each checked as it is read.
     pub fn iter(&self) -> TabIter<'a> {
         TabIter { tab: *self, e: 0 }
-    }
-}
-
-impl fmt::Debug for ShmTab<'_> {
-    /// `ShmTab(` and the `Debug` of a copy, within [`MAX_COPY_BYTES`] for the whole table,
-    /// or the error that stopped the copy.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = if self.is_ordered() {
-            Tag::OTab
-        } else {
-            Tag::Tab
-        };
-        debug_copy(f, "ShmTab", self.pool, Cell::Obj(tag, self.t.obj.off))
     }
 }
 

@@ -384,16 +384,6 @@ impl Drop for ShmVal {
     }
 }
 
-impl fmt::Debug for ShmVal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShmVal")
-            .field("offset", &self.off)
-            .field("tag", &self.tag())
-            .field("region", &self.pool.region().id())
-            .finish()
-    }
-}
-
 impl fmt::Display for ShmVal {
     /// The value's Python literal, as [`Val`]'s, printed from a copy; `<error>` if it
     /// cannot be copied (corrupt, too deep, or past

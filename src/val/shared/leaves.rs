@@ -72,12 +72,6 @@ impl Borrow<str> for ShmStr<'_> {
     }
 }
 
-impl fmt::Debug for ShmStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
-    }
-}
-
 impl fmt::Display for ShmStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self.0, f)
@@ -204,14 +198,5 @@ impl<'a> ShmArray<'a> {
     pub fn contains(&self, x: impl Key) -> Result<bool, ValError> {
         let x = x.key();
         with_elem!(self.et, T => Ok(self.as_slice::<T>()?.iter().any(|e| e.to_val() == *x)))
-    }
-}
-
-impl fmt::Debug for ShmArray<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_array() {
-            Ok(a) => write!(f, "ShmArray({a:?})"),
-            Err(e) => write!(f, "ShmArray(<{e}>)"),
-        }
     }
 }

@@ -193,10 +193,13 @@
 //! objects and a billion values once expanded. Reading in place costs what the graph
 //! costs; what expands the value is bounded:
 //!
-//! - [`ShmVal::to_val`] (and so `Display` and `Debug`, which print a copy) first measures
-//!   the copy in one walk of the graph, each container measured once, and refuses a copy
-//!   past [`MAX_COPY_BYTES`] with [`ValError::TooLarge`], which says how many values and
-//!   bytes the copy would take. [`ShmVal::to_val_within`] takes another limit.
+//! - [`ShmVal::to_val`] (and so `Display`, which prints a copy) first measures the copy in
+//!   one walk of the graph, each container measured once, and refuses a copy past
+//!   [`MAX_COPY_BYTES`] with [`ValError::TooLarge`], which says how many values and bytes
+//!   the copy would take. [`ShmVal::to_val_within`] takes another limit.
+//! - `Debug` (of handles and views) copies nothing: it prints the Python literal in place,
+//!   cut to the first elements of each container and characters of each string, a few
+//!   levels deep and a few kilobytes long.
 //! - Comparing with a heap value ([`ShmRef::eq_val`], `==`) walks the heap value and
 //!   matches the shared one against it in place: the work is bounded by the heap value's
 //!   size, and a shared value that expands to more differs in some length.
@@ -249,6 +252,7 @@ mod mutate;
 mod plain;
 mod release;
 mod share;
+mod show;
 mod table;
 mod to_val;
 mod validate;

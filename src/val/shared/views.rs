@@ -5,7 +5,6 @@
 //! corrupt value gives [`ValError::Corrupt`] (from the method that met it), never a panic.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use super::build::new_box;
 use super::containers::{ShmSeq, ShmTab};
@@ -297,17 +296,6 @@ impl PartialEq<Val> for ShmRef<'_> {
     /// [`eq_val`](ShmRef::eq_val); a value that cannot be read equals nothing.
     fn eq(&self, other: &Val) -> bool {
         self.eq_val(other).unwrap_or(false)
-    }
-}
-
-impl fmt::Debug for ShmRef<'_> {
-    /// `ShmRef(` and the copy's `Debug`, or the error that stopped the copy (such as
-    /// [`ValError::TooLarge`]).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_val() {
-            Ok(v) => write!(f, "ShmRef({v:?})"),
-            Err(e) => write!(f, "ShmRef(<{e}>)"),
-        }
     }
 }
 
