@@ -41,7 +41,7 @@ impl<'a> ShmStr<'a> {
         ShmStr(s)
     }
 
-    /// The string, for as long as the view it came from.
+    /// The string, borrowed for `'a`: as long as the handle the view came from.
     pub fn as_str(&self) -> &'a str {
         self.0
     }

@@ -97,10 +97,12 @@
 //!
 //! # Mutability and cycles
 //!
-//! A value is written only through [`ShmVal::get_mut`], which succeeds only while the
-//! count is 1: the handle is the only reference, in any process, and no container holds
-//! the value. The write access borrows the handle mutably, so no view made before it
-//! exists either.
+//! A value is written only through [`ShmVal::get_mut`] (or [`try_mut`](ShmVal::try_mut),
+//! which the handle's own [`insert`](ShmVal::insert), [`push`](ShmVal::push),
+//! [`set`](ShmVal::set) and [`remove`](ShmVal::remove) go through), which succeeds only
+//! while the count is 1: the handle is the only reference, in any process, and no
+//! container holds the value. The write access borrows the handle mutably, so no view made
+//! before it exists either.
 //! Once cloned, put in a container, or enqueued, a value is read-only to everyone, which is
 //! what lets any number of processes read it in place without locks. Values put into a
 //! container are heap values (copied) or handles moved in by value (the container takes
