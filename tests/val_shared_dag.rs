@@ -92,25 +92,28 @@ fn printing_refuses_past_the_limit() {
     let h = doubling(&pool, Tag::Arr, 30);
     let err = too_large(30).to_string();
     assert_eq!(h.to_string(), format!("<{err}>"));
-    assert_eq!(format!("{:?}", h.view()), format!("ShmRef(<{err}>)"));
-    assert_eq!(
-        format!("{:?}", h.as_seq().unwrap()),
-        format!("ShmSeq(<{err}>)")
+    // Debug copies nothing: it prints in place, cut to a few kilobytes.
+    let shown = format!("{:?}", h.view());
+    assert!(
+        shown.starts_with("ShmRef([[[") && shown.len() < 8192,
+        "{shown}"
     );
-    assert!(format!("{h:?}").starts_with("ShmVal {"));
+    let shown = format!("{:?}", h.as_seq().unwrap());
+    assert!(
+        shown.starts_with("ShmSeq([[[") && shown.len() < 8192,
+        "{shown}"
+    );
+    assert!(format!("{h:#?}").starts_with("ShmVal {"));
     let mut t = pool.tab().unwrap();
     t.try_mut().unwrap().insert("dag", h).unwrap();
     let shown = format!("{:?}", t.as_tab().unwrap());
-    assert!(
-        shown.starts_with("ShmTab(<the shared value expands to"),
-        "{shown}"
-    );
-    // Small values print as before.
+    assert!(shown.starts_with("ShmTab({'dag': [[["), "{shown}");
+    // Small values print whole.
     let small = pool.share(&val!({"a": [1, 2]})).unwrap();
     assert_eq!(small.to_string(), "{'a': [1, 2]}");
     assert_eq!(
         format!("{:?}", small.as_tab().unwrap()),
-        format!("ShmTab({:?})", val!({"a": [1, 2]}))
+        "ShmTab({'a': [1, 2]})"
     );
 }
 

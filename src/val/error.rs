@@ -21,6 +21,32 @@ pub enum ValError {
         /// The Rust type it was converted to.
         target: &'static str,
     },
+    /// A table has no entry under the key a lookup required
+    /// ([`field`](super::shared::ShmRef::field)).
+    #[error("missing key {key}")]
+    MissingKey {
+        /// The key, printed as a Python literal (`'scale'`, `7`).
+        key: String,
+    },
+    /// A sequence has no element at the index a lookup required
+    /// ([`at`](super::shared::ShmRef::at), or [`field`](super::shared::ShmRef::field) with an
+    /// integer key).
+    #[error("index {index} is out of range for a sequence of {len} elements")]
+    IndexOutOfRange {
+        /// The index, printed as a Python literal (it may be negative or past `usize`).
+        index: String,
+        /// The sequence's length.
+        len: usize,
+    },
+    /// An element of a sequence or array could not be converted (a typed copy such as
+    /// [`to_vec`](super::shared::ShmRef::to_vec)): which one, and why.
+    #[error("element {index}: {error}")]
+    Element {
+        /// The element's position.
+        index: usize,
+        /// What converting it answered.
+        error: Box<ValError>,
+    },
     /// Text is not a value this layer can read.
     ///
     /// `line` and `column` count from 1; `column` counts characters, not bytes.

@@ -1,13 +1,10 @@
 //! Views of containers: [`ShmSeq`] (`Arr` and `Tup`) and [`ShmTab`] (`Tab` and `OTab`),
 //! read in place, and their iterators.
 
-use std::fmt;
-
+use super::corrupt;
 use super::layout::{at, load_cell, Cell, Kind, Obj, CELL_BYTES};
 use super::table::TableRef;
-use super::to_val::copy_out;
 use super::views::{seq_cells, Key, ShmRef};
-use super::{corrupt, MAX_COPY_BYTES};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::AtomicU64;
@@ -52,6 +49,12 @@ impl<'a> ShmSeq<'a> {
         self.tuple
     }
 
+    /// The sequence as a value.
+    pub(super) fn value(&self) -> ShmRef<'a> {
+        let tag = if self.tuple { Tag::Tup } else { Tag::Arr };
+        ShmRef::new(self.pool, Cell::Obj(tag, self.off))
+    }
+
     /// Element `i`, or `None` past the end.
     ///
     /// # Errors
@@ -71,7 +74,7 @@ impl<'a> ShmSeq<'a> {
         if cell == Cell::Empty {
             return Err(corrupt(cell_at, "an empty element"));
         }
-        Ok(Some(ShmRef::new(self.pool, cell)))
+        Ok(Some(ShmRef::in_cell(self.pool, cell, w)))
     }
 
     /// The elements in order, each checked as it is read.
@@ -92,23 +95,6 @@ impl<'a> ShmSeq<'a> {
             }
         }
         Ok(false)
-    }
-}
-
-impl fmt::Debug for ShmSeq<'_> {
-    /// `ShmSeq(` and the `Debug` of a copy, within [`MAX_COPY_BYTES`] for the whole
-    /// sequence, or the error that stopped the copy.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = if self.tuple { Tag::Tup } else { Tag::Arr };
-        debug_copy(f, "ShmSeq", self.pool, Cell::Obj(tag, self.off))
-    }
-}
-
-/// Writes `name(` and the `Debug` of the copy of `cell`, or of the error that stopped it.
-fn debug_copy(f: &mut fmt::Formatter<'_>, name: &str, pool: &Pool, cell: Cell) -> fmt::Result {
-    match copy_out(pool, &cell, MAX_COPY_BYTES) {
-        Ok(v) => write!(f, "{name}({v:?})"),
-        Err(e) => write!(f, "{name}(<{e}>)"),
     }
 }
 
@@ -161,6 +147,16 @@ impl<'a> ShmTab<'a> {
         self.t.obj.kind == Kind::OTab
     }
 
+    /// The table as a value.
+    pub(super) fn value(&self) -> ShmRef<'a> {
+        let tag = if self.is_ordered() {
+            Tag::OTab
+        } else {
+            Tag::Tab
+        };
+        ShmRef::new(self.pool, Cell::Obj(tag, self.t.obj.off))
+    }
+
     /// The value under `key`, if any. The key is hashed with [`Val::stable_hash`](crate::Val::stable_hash) as the
     /// table's keys were, so `get(1)` finds the key `1.0`.
     ///
@@ -170,7 +166,11 @@ impl<'a> ShmTab<'a> {
     pub fn get(&self, key: impl Key) -> Result<Option<ShmRef<'a>>, ValError> {
         let key = key.key();
         match self.t.find(self.pool, &key, key.stable_hash(), 0)? {
-            Some(e) => Ok(Some(ShmRef::new(self.pool, self.t.value_of(e)?))),
+            Some(e) => {
+                let cell = self.t.value_of(e)?;
+                let w = &self.t.entry_words(e)?[3..5];
+                Ok(Some(ShmRef::in_cell(self.pool, cell, w)))
+            }
             None => Ok(None),
         }
     }
@@ -190,19 +190,6 @@ impl<'a> ShmTab<'a> {
     }
 }
 
-impl fmt::Debug for ShmTab<'_> {
-    /// `ShmTab(` and the `Debug` of a copy, within [`MAX_COPY_BYTES`] for the whole table,
-    /// or the error that stopped the copy.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = if self.is_ordered() {
-            Tag::OTab
-        } else {
-            Tag::Tab
-        };
-        debug_copy(f, "ShmTab", self.pool, Cell::Obj(tag, self.t.obj.off))
-    }
-}
-
 /// Iterator over a [`ShmTab`]'s entries.
 #[derive(Clone, Debug)]
 pub struct TabIter<'a> {
@@ -217,11 +204,12 @@ impl<'a> Iterator for TabIter<'a> {
         while self.e < t.c.used {
             let e = self.e;
             self.e = e.saturating_add(1);
-            match t.entry(e) {
-                Ok(en) if en.key == Cell::Empty => continue,
-                Ok(en) => {
+            match t.entry(e).and_then(|en| Ok((en, t.entry_words(e)?))) {
+                Ok((en, _)) if en.key == Cell::Empty => continue,
+                Ok((en, w)) => {
                     let p = self.tab.pool;
-                    return Some(Ok((ShmRef::new(p, en.key), ShmRef::new(p, en.value))));
+                    let key = ShmRef::in_cell(p, en.key, &w[1..3]);
+                    return Some(Ok((key, ShmRef::in_cell(p, en.value, &w[3..5]))));
                 }
                 Err(err) => {
                     self.e = u64::MAX;

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use super::layout::{boxed_cell, Cell, Kind, Obj, MAX_REFCOUNT, W_RC};
+use super::layout::{boxed_cell, Cell, Kind, Obj, BOX_CELL, MAX_REFCOUNT, W_RC};
 use super::mutate::ShmValMut;
 use super::release::{inc, release};
 use super::{corrupt, region_id};
-use super::{ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
+use super::{IntoShm, Key, ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -21,11 +21,40 @@ use crate::val::{Elem, Tag, Val, ValError};
 /// holds back to the pool. The handle carries its pool (and through it the region and
 /// the region's random id), so nothing of another region can be linked into it.
 ///
-/// Reading needs no copy: [`view`](Self::view) and the `as_*` methods give typed views
-/// borrowed from the handle. Writing needs a unique handle: [`get_mut`](Self::get_mut)
-/// succeeds only while the count is 1, as `Arc::get_mut`. See the
-/// [module docs](super#mutability-and-cycles) for why this makes cycles impossible and
-/// lets every process read a shared value without locks.
+/// Reading needs no copy: [`field`](Self::field) looks a key up (an error naming it when
+/// absent), the getters ([`as_f64`](Self::as_f64), [`as_i64`](Self::as_i64),
+/// [`as_str`](Self::as_str), ...) convert as [`Val`]'s `TryFrom` does, and
+/// [`view`](Self::view) and the other `as_*` methods give typed views borrowed from the
+/// handle. Writing needs a unique handle: [`insert`](Self::insert), [`push`](Self::push),
+/// [`set`](Self::set) and [`remove`](Self::remove) succeed only while the count is 1, as
+/// `Arc::get_mut`, and are [`ValError::NotUnique`] otherwise ([`try_mut`](Self::try_mut)
+/// gives the full write access). See the [module docs](super#mutability-and-cycles) for
+/// why this makes cycles impossible and lets every process read a shared value without
+/// locks.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use shmval::{alloc::Pool, region::{Region, RegionName}, val, PoolExt, ValError};
+/// # let name = RegionName::new(format!("shmval-doc-handle-{}", std::process::id())).unwrap();
+/// # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
+/// let mut packet = pool.share(&val!({"scale": 2.5, "sequence_number": 7, "name": "probe"}))?;
+///
+/// // Reads are checked: a missing key or another type is an error, never a panic.
+/// let scale = packet.field("scale")?.as_f64()?;
+/// let n = packet.field("sequence_number")?.as_i64()?;
+/// assert_eq!(packet.field("name")?.as_str()?, "probe");
+/// assert_eq!(packet.field("gain").unwrap_err().to_string(), "missing key 'gain'");
+///
+/// // Writes, while this handle is the only reference.
+/// packet.insert("my_sequence", n + 100)?;
+/// packet.insert("scaled", scale * 2.0)?;
+/// assert_eq!(packet.field("my_sequence")?.as_i64()?, 107);
+///
+/// let reader = packet.clone(); // now two references: read-only for both
+/// assert_eq!(packet.insert("late", 1), Err(ValError::NotUnique));
+/// assert_eq!(reader.field("scaled")?.as_f64()?, 5.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// Dropping cannot report errors; [`release`](Self::release) drops and reports what a
 /// corrupt graph made impossible to free.
@@ -102,6 +131,14 @@ impl ShmVal {
 
     /// A read-only view of the value, borrowed from the handle.
     pub fn view(&self) -> ShmRef<'_> {
+        if let Cell::Short(_) = self.cell {
+            // A boxed short string is read in place from its box's cell, which lies in the
+            // header checked when this handle was made.
+            let at = self.off.checked_add(BOX_CELL);
+            if let Some(w) = at.and_then(|at| self.pool.region().at_slice(at, 2).ok()) {
+                return ShmRef::in_cell(&self.pool, self.cell, w);
+            }
+        }
         ShmRef::new(&self.pool, self.cell)
     }
 
@@ -210,6 +247,48 @@ impl ShmVal {
         self.get_mut().ok_or(ValError::NotUnique)
     }
 
+    /// Inserts `value` under `key` in a `Tab` or `OTab` if this is the only reference to it,
+    /// as [`ShmValMut::insert`]: `packet.insert("my_sequence", n + 100)?`. Returns whether
+    /// it replaced a value.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::NotUnique`] while other references exist (the table is unchanged and
+    /// `value` dropped), and as for [`ShmValMut::insert`].
+    pub fn insert(&mut self, key: impl Into<Val>, value: impl IntoShm) -> Result<bool, ValError> {
+        self.try_mut()?.insert(key, value)
+    }
+
+    /// Removes `key`'s entry from a `Tab` or `OTab` if this is the only reference to it, as
+    /// [`ShmValMut::remove`]. Returns whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::NotUnique`], and as for [`ShmValMut::remove`].
+    pub fn remove(&mut self, key: impl Key) -> Result<bool, ValError> {
+        self.try_mut()?.remove(key)
+    }
+
+    /// Appends `value` to an `Arr`, `Tup` or typed array if this is the only reference to
+    /// it, as [`ShmValMut::push`].
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::NotUnique`] (`value` is dropped), and as for [`ShmValMut::push`].
+    pub fn push(&mut self, value: impl IntoShm) -> Result<(), ValError> {
+        self.try_mut()?.push(value)
+    }
+
+    /// Replaces element `i` of an `Arr` or `Tup` if this is the only reference to it, as
+    /// [`ShmValMut::set`].
+    ///
+    /// # Errors
+    ///
+    /// [`ValError::NotUnique`] (`value` is dropped), and as for [`ShmValMut::set`].
+    pub fn set(&mut self, i: usize, value: impl IntoShm) -> Result<(), ValError> {
+        self.try_mut()?.set(i, value)
+    }
+
     /// Gives up the handle without dropping its reference, and returns the object's
     /// offset: the form in which a value crosses to another process (through a queue
     /// slot, or any word of the region). [`from_raw`](Self::from_raw) takes the reference
@@ -303,16 +382,6 @@ impl Drop for ShmVal {
         }
         // Errors cannot be reported from a drop; `release` reports them.
         let _ = release(&self.pool, self.off);
-    }
-}
-
-impl fmt::Debug for ShmVal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShmVal")
-            .field("offset", &self.off)
-            .field("tag", &self.tag())
-            .field("region", &self.pool.region().id())
-            .finish()
     }
 }
 

@@ -1,74 +1,129 @@
 //! Views of the values that are not containers: strings and typed arrays, read in place.
 
+use std::borrow::{Borrow, Cow};
 use std::fmt;
 use std::ops::Deref;
 
-use super::layout::{elem_size, Short};
+use super::layout::elem_size;
 use super::plain::{cast, with_elem};
 use super::views::Key;
 use crate::region::Offset;
 use crate::val::{Array, Elem, ElemType, Val, ValError};
 
-#[derive(Clone, Copy)]
-enum StrRepr<'a> {
-    Ref(&'a str),
-    Short(Short),
-}
+/// A shared string, read in place: a `&'a str` borrowed from the handle the view came
+/// from (short strings too, from the cell that holds them). Its UTF-8 was checked when the
+/// view was made.
+///
+/// It derefs to `str` and compares, hashes and orders as one, so it can be used where a
+/// `&str` is expected (`&*s`, [`as_str`](Self::as_str), `s.as_ref()`), compared with
+/// `&str` and `String` either way round, printed with `Display`, and looked up in a
+/// `HashMap<String, _>` through `Borrow<str>`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use shmval::{alloc::Pool, region::{Region, RegionName}, val, PoolExt};
+/// # let name = RegionName::new(format!("shmval-doc-str-{}", std::process::id())).unwrap();
+/// # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
+/// let packet = pool.share(&val!({"name": "probe", "unit": "mV"}))?;
+/// let name: &str = packet.field("name")?.as_str()?.as_str(); // lives as long as `packet`
+/// assert_eq!(name, "probe");
+/// let unit = packet.field("unit")?.as_str()?;
+/// assert_eq!(unit, "mV");
+/// assert_eq!(String::from("mV"), unit);
+/// assert_eq!(format!("{unit}/s"), "mV/s");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShmStr<'a>(&'a str);
 
-/// A shared string, read in place (short strings are copied out of their cell). Derefs to
-/// `str`; its UTF-8 was checked when the view was made.
-#[derive(Clone, Copy)]
-pub struct ShmStr<'a>(StrRepr<'a>);
+impl<'a> ShmStr<'a> {
+    pub(super) fn borrowed(s: &'a str) -> ShmStr<'a> {
+        ShmStr(s)
+    }
 
-impl ShmStr<'_> {
-    /// The string.
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            StrRepr::Ref(s) => s,
-            // Checked to be UTF-8 when the view was made; the copy cannot change since.
-            StrRepr::Short(s) => std::str::from_utf8(s.as_bytes()).unwrap_or_default(),
-        }
+    /// The string, borrowed for `'a`: as long as the handle the view came from.
+    pub fn as_str(&self) -> &'a str {
+        self.0
     }
 }
 
 impl Deref for ShmStr<'_> {
     type Target = str;
     fn deref(&self) -> &str {
-        self.as_str()
+        self.0
     }
 }
 
-impl fmt::Debug for ShmStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
+impl AsRef<str> for ShmStr<'_> {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+impl AsRef<[u8]> for ShmStr<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl Borrow<str> for ShmStr<'_> {
+    fn borrow(&self) -> &str {
+        self.0
     }
 }
 
 impl fmt::Display for ShmStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        fmt::Display::fmt(self.0, f)
     }
 }
 
-impl PartialEq<str> for ShmStr<'_> {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
+impl<'a> From<ShmStr<'a>> for &'a str {
+    fn from(s: ShmStr<'a>) -> &'a str {
+        s.0
     }
 }
 
-impl PartialEq<&str> for ShmStr<'_> {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+impl From<ShmStr<'_>> for String {
+    fn from(s: ShmStr<'_>) -> String {
+        s.0.to_owned()
     }
 }
 
-impl<'a> ShmStr<'a> {
-    pub(super) fn short(s: Short) -> ShmStr<'a> {
-        ShmStr(StrRepr::Short(s))
+impl From<ShmStr<'_>> for Val {
+    /// A heap `Str` (so a shared string can be put into another container, copied).
+    fn from(s: ShmStr<'_>) -> Val {
+        Val::from(s.0)
     }
+}
 
-    pub(super) fn borrowed(s: &'a str) -> ShmStr<'a> {
-        ShmStr(StrRepr::Ref(s))
+impl Key for ShmStr<'_> {
+    fn key(&self) -> Cow<'_, Val> {
+        Cow::Owned(Val::from(self.0))
+    }
+}
+
+/// `==` between a [`ShmStr`] and the string types, both ways round.
+macro_rules! str_eq {
+    ($($t:ty),*) => {$(
+        impl PartialEq<$t> for ShmStr<'_> {
+            fn eq(&self, other: &$t) -> bool {
+                self.0 == AsRef::<str>::as_ref(other)
+            }
+        }
+        impl PartialEq<ShmStr<'_>> for $t {
+            fn eq(&self, other: &ShmStr<'_>) -> bool {
+                AsRef::<str>::as_ref(self) == other.0
+            }
+        }
+    )*};
+}
+str_eq!(str, &str, String, Cow<'_, str>);
+
+impl PartialEq<Val> for ShmStr<'_> {
+    /// Whether `other` is a `Str` holding the same text.
+    fn eq(&self, other: &Val) -> bool {
+        other.as_str() == Some(self.0)
     }
 }
 
@@ -143,14 +198,5 @@ impl<'a> ShmArray<'a> {
     pub fn contains(&self, x: impl Key) -> Result<bool, ValError> {
         let x = x.key();
         with_elem!(self.et, T => Ok(self.as_slice::<T>()?.iter().any(|e| e.to_val() == *x)))
-    }
-}
-
-impl fmt::Debug for ShmArray<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_array() {
-            Ok(a) => write!(f, "ShmArray({a:?})"),
-            Err(e) => write!(f, "ShmArray(<{e}>)"),
-        }
     }
 }

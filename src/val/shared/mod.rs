@@ -6,8 +6,10 @@
 //!   `Pool` belongs to the allocator, a lower layer, so the constructors are an extension
 //!   trait of this layer, re-exported at the crate root.
 //! - [`ShmVal`]: an owned handle. Clone and drop count references; the last drop, in any
-//!   process, frees the graph. [`ShmVal::to_val`] copies out; [`ShmVal::into_raw`] and
-//!   [`ShmVal::from_raw`] pass a handle between processes as an offset.
+//!   process, frees the graph. [`ShmVal::field`] and the getters ([`ShmVal::as_f64`], ...)
+//!   read it, [`ShmVal::insert`] and its siblings write it while it is unique;
+//!   [`ShmVal::to_val`] copies out; [`ShmVal::into_raw`] and [`ShmVal::from_raw`] pass a
+//!   handle between processes as an offset.
 //! - Views, borrowed from a handle: [`ShmRef`] (any value), [`ShmTab`] (`Tab` and `OTab`),
 //!   [`ShmSeq`] (`Arr` and `Tup`), [`ShmStr`], [`ShmArray`] (and `&[T]` slices of it).
 //! - [`ShmValMut`]: writes through a unique handle; [`IntoShm`]: what may be put in.
@@ -17,9 +19,14 @@
 //! # use shmval::{alloc::Pool, region::{Region, RegionName}, val, PoolExt, Val};
 //! # let name = RegionName::new(format!("shmval-doc-shared-{}", std::process::id())).unwrap();
 //! # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
-//! let shared = pool.share(&val!({"a": 1.0, "xs": [1, 2, 3], "name": "shmval"}))?;
-//! let tab = shared.as_tab()?;
-//! assert_eq!(tab.get("name")?.unwrap().as_str()?, "shmval");
+//! let mut shared = pool.share(&val!({"a": 1.0, "xs": [1, 2, 3], "name": "shmval"}))?;
+//! assert_eq!(shared.field("name")?.as_str()?, "shmval");
+//! assert_eq!(shared.field("a")?.as_f64()?, 1.0);
+//! assert_eq!(shared.field("xs")?.to_vec::<u8>()?, [1, 2, 3]);
+//! assert!(shared.get("b")?.is_none());
+//! shared.insert("b", "written in place")?; // the only handle: writable
+//!
+//! let tab = shared.as_tab()?; // typed views read in place
 //! assert!(tab.get("a")?.unwrap() == Val::from(1)); // 1 == 1.0, as on the heap
 //! assert_eq!(tab.get("xs")?.unwrap().as_seq()?.len(), 3);
 //!
@@ -90,10 +97,12 @@
 //!
 //! # Mutability and cycles
 //!
-//! A value is written only through [`ShmVal::get_mut`], which succeeds only while the
-//! count is 1: the handle is the only reference, in any process, and no container holds
-//! the value. The write access borrows the handle mutably, so no view made before it
-//! exists either.
+//! A value is written only through [`ShmVal::get_mut`] (or [`try_mut`](ShmVal::try_mut),
+//! which the handle's own [`insert`](ShmVal::insert), [`push`](ShmVal::push),
+//! [`set`](ShmVal::set) and [`remove`](ShmVal::remove) go through), which succeeds only
+//! while the count is 1: the handle is the only reference, in any process, and no
+//! container holds the value. The write access borrows the handle mutably, so no view made
+//! before it exists either.
 //! Once cloned, put in a container, or enqueued, a value is read-only to everyone, which is
 //! what lets any number of processes read it in place without locks. Values put into a
 //! container are heap values (copied) or handles moved in by value (the container takes
@@ -186,10 +195,13 @@
 //! objects and a billion values once expanded. Reading in place costs what the graph
 //! costs; what expands the value is bounded:
 //!
-//! - [`ShmVal::to_val`] (and so `Display` and `Debug`, which print a copy) first measures
-//!   the copy in one walk of the graph, each container measured once, and refuses a copy
-//!   past [`MAX_COPY_BYTES`] with [`ValError::TooLarge`], which says how many values and
-//!   bytes the copy would take. [`ShmVal::to_val_within`] takes another limit.
+//! - [`ShmVal::to_val`] (and so `Display`, which prints a copy) first measures the copy in
+//!   one walk of the graph, each container measured once, and refuses a copy past
+//!   [`MAX_COPY_BYTES`] with [`ValError::TooLarge`], which says how many values and bytes
+//!   the copy would take. [`ShmVal::to_val_within`] takes another limit.
+//! - `Debug` (of handles and views) copies nothing: it prints the Python literal in place,
+//!   cut to the first elements of each container and characters of each string, a few
+//!   levels deep and a few kilobytes long.
 //! - Comparing with a heap value ([`ShmRef::eq_val`], `==`) walks the heap value and
 //!   matches the shared one against it in place: the work is bounded by the heap value's
 //!   size, and a shared value that expands to more differs in some length.
@@ -209,17 +221,19 @@
 //! # Soundness
 //!
 //! Cells, headers and index slots are atomics, so any bits another process writes are
-//! read without undefined behaviour. Three kinds of payload are plain bytes, read as
-//! slices: strings and big integers (written once, before their first reference leaves
-//! the process that made them, never again), and typed arrays (written only through
-//! [`ShmValMut`], which borrows the one handle mutably and checks before each write that
-//! the count is still 1).
+//! read without undefined behaviour. Some bytes are read as plain slices: strings and big
+//! integers (written once, before their first reference leaves the process that made
+//! them, never again), typed arrays, and the bytes of a short string inside its cell (a
+//! [`ShmStr`] is a `&str` even for those), both written only through [`ShmValMut`], which
+//! borrows the one handle mutably and checks before each write that the count is still 1
+//! (a box's cell is never written).
 //! A view is borrowed from a handle, which keeps its object alive, so while a slice lives
 //! nobody writes its bytes, as [`Region::bytes`](crate::region::Region::bytes) requires.
 //! Each slice lies inside its object's pool block (checked against the block's size read
 //! from the pool, without the pool lock: a live block's header does not change), and
 //! array slices are aligned and typed through `Elem`'s plain types, with bool bytes
-//! checked to be 0 or 1. This rests on every process following the refcount protocol; a
+//! checked to be 0 or 1; a short string's bytes are checked to be what its cell's atomic
+//! words decoded to. This rests on every process following the refcount protocol; a
 //! process that writes a value it does not uniquely own, or drops references it does not
 //! hold, can make a plain slice race with its writes.
 
@@ -227,6 +241,7 @@
 // caller: every operation on them is checked, in release builds too.
 #![warn(clippy::arithmetic_side_effects)]
 
+mod access;
 mod build;
 mod containers;
 mod eq;
@@ -239,6 +254,7 @@ mod mutate;
 mod plain;
 mod release;
 mod share;
+mod show;
 mod table;
 mod to_val;
 mod validate;

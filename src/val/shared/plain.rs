@@ -1,7 +1,8 @@
 //! Plain numbers in place: byte payloads viewed as `&[T]` for the array element types.
 //!
-//! These two casts and the region's `bytes`/`bytes_mut` are the only unsafe code of the
-//! shared values. Everything else is read and written through atomics.
+//! These two casts, the region's `bytes`/`bytes_mut` and the bytes of a short string read
+//! from its cell (in `views`) are the only unsafe code of the shared values. Everything
+//! else is read and written through atomics.
 
 use super::corrupt;
 use crate::val::{Elem, ElemType, ValError};

@@ -101,8 +101,9 @@ impl<'a> TableRef<'a> {
         })
     }
 
-    /// The words of entry `e`, which must be below `used`.
-    fn entry_words(&self, e: u64) -> Result<&'a [AtomicU64], ValError> {
+    /// The words of entry `e`, which must be below `used`: the hash, the key cell (words 1
+    /// and 2) and the value cell (words 3 and 4).
+    pub(crate) fn entry_words(&self, e: u64) -> Result<&'a [AtomicU64], ValError> {
         if e >= self.c.used {
             return Err(corrupt(
                 self.obj.off.get(),

@@ -5,13 +5,12 @@
 //! corrupt value gives [`ValError::Corrupt`] (from the method that met it), never a panic.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use super::build::new_box;
 use super::containers::{ShmSeq, ShmTab};
 use super::eq::cell_eq_val;
 use super::handle::ShmVal;
-use super::layout::{add, elem_size, mul, words, Cell, Kind, Obj, MAX_REFCOUNT, W_LEN};
+use super::layout::{add, elem_size, mul, words, Cell, Kind, Obj, MAX_REFCOUNT, SHORT_MAX, W_LEN};
 use super::leaves::{ShmArray, ShmStr};
 use super::release::inc;
 use super::table::TableRef;
@@ -69,13 +68,33 @@ scalar_key!(bool, i8, u8, i16, u16, i32, u32, i64, u64, isize, usize, f32, f64, 
 /// object, viewed through the typed `as_*` methods.
 #[derive(Clone, Copy)]
 pub struct ShmRef<'a> {
-    pool: &'a Pool,
-    cell: Cell,
+    pub(super) pool: &'a Pool,
+    pub(super) cell: Cell,
+    /// The two words `cell` was decoded from, when it lies in the region (every cell of a
+    /// container or box does; a handle's link to its own object does not): an inline
+    /// string is read from them in place.
+    words: Option<&'a [AtomicU64; 2]>,
 }
 
 impl<'a> ShmRef<'a> {
+    /// The view of a value that is not stored in a cell of the region: a handle's link to
+    /// its object.
     pub(crate) fn new(pool: &'a Pool, cell: Cell) -> ShmRef<'a> {
-        ShmRef { pool, cell }
+        ShmRef {
+            pool,
+            cell,
+            words: None,
+        }
+    }
+
+    /// The view of the cell decoded from `words`, two words of a container's data or a box,
+    /// borrowed from a reference that keeps them alive.
+    pub(crate) fn in_cell(pool: &'a Pool, cell: Cell, words: &'a [AtomicU64]) -> ShmRef<'a> {
+        ShmRef {
+            pool,
+            cell,
+            words: words.try_into().ok(),
+        }
     }
 
     /// The kind of value.
@@ -83,7 +102,7 @@ impl<'a> ShmRef<'a> {
         self.cell.tag().unwrap_or(Tag::None)
     }
 
-    fn wrong(&self, expected: &'static str) -> ValError {
+    pub(super) fn wrong(&self, expected: &'static str) -> ValError {
         ValError::WrongType {
             expected,
             found: self.tag(),
@@ -134,25 +153,9 @@ impl<'a> ShmRef<'a> {
         cell_eq_val(self.pool, &self.cell, v, 0)
     }
 
-    /// The value as a number of type `T` (any integer type, `f64`, ...), converted as
-    /// [`Val`]'s `TryFrom` does.
-    ///
-    /// # Errors
-    ///
-    /// [`ValError::WrongType`], [`ValError::OutOfRange`], [`ValError::Corrupt`].
-    pub fn to<T>(&self) -> Result<T, ValError>
-    where
-        T: for<'v> TryFrom<&'v Val, Error = ValError>,
-    {
-        match self.cell {
-            Cell::Scalar(..) | Cell::Obj(Tag::BigInt | Tag::BigUint | Tag::C64, _) => {
-                T::try_from(&self.to_val()?)
-            }
-            _ => Err(self.wrong("a number")),
-        }
-    }
-
-    /// The value as a string.
+    /// The value as a string, read in place: [`ShmStr::as_str`] gives a `&'a str` that
+    /// lives as long as the handle this view borrows, short strings held inline in a cell
+    /// included.
     ///
     /// # Errors
     ///
@@ -160,9 +163,19 @@ impl<'a> ShmRef<'a> {
     pub fn as_str(&self) -> Result<ShmStr<'a>, ValError> {
         match self.cell {
             Cell::Short(s) => {
-                std::str::from_utf8(s.as_bytes())
+                let words = self
+                    .words
+                    .ok_or_else(|| corrupt(0, "an inline string outside a cell"))?;
+                let bytes = short_bytes(words, s.as_bytes().len());
+                // The words were decoded into `s`; reading them again gives the same bytes
+                // (nobody writes them while this view lives) on a little-endian platform,
+                // the only layout the format has.
+                if bytes != s.as_bytes() {
+                    return Err(corrupt(0, "an inline string changed while it was read"));
+                }
+                let s = std::str::from_utf8(bytes)
                     .map_err(|_| corrupt(0, "an inline string is not UTF-8"))?;
-                Ok(ShmStr::short(s))
+                Ok(ShmStr::borrowed(s))
             }
             _ => {
                 let obj = self.obj("a Str", |k| k == Kind::Str)?;
@@ -286,15 +299,25 @@ impl PartialEq<Val> for ShmRef<'_> {
     }
 }
 
-impl fmt::Debug for ShmRef<'_> {
-    /// `ShmRef(` and the copy's `Debug`, or the error that stopped the copy (such as
-    /// [`ValError::TooLarge`]).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_val() {
-            Ok(v) => write!(f, "ShmRef({v:?})"),
-            Err(e) => write!(f, "ShmRef(<{e}>)"),
-        }
-    }
+/// The first `len` bytes of the inline string held in the cell `words` (at most
+/// [`SHORT_MAX`]): bytes 2 to `2 + len` of the cell, which the format lays out little-endian
+/// (the tag byte, the length byte, then the string).
+fn short_bytes(words: &[AtomicU64; 2], len: usize) -> &[u8] {
+    let len = len.min(SHORT_MAX);
+    let cell: *const u8 = words.as_ptr().cast();
+    // SAFETY: `AtomicU64` has the size, alignment and bit validity of `u64`, so the two
+    // words are 16 initialised bytes, and the pointer, taken from the reference to both,
+    // covers them; `2 + len <= 16`. Reading them as plain bytes races only with a write,
+    // and none comes while the slice lives (it has the view's lifetime). The cell is in a
+    // box, never written after it is made, or in a container's data, written only while
+    // the container is built (before its first reference leaves the building process) or
+    // through `ShmValMut`, which holds the only handle mutably borrowed and checks before
+    // each write that the count is 1. The view borrows a reference reaching the cell:
+    // either the container's only handle or its writer, borrowed shared, so no write
+    // method can run; or a handle of a value holding the container, whose link makes the
+    // container's count at least 2 for any handle to it, so every write is refused. So no
+    // process following the refcount protocol writes these words while the slice lives.
+    unsafe { std::slice::from_raw_parts(cell.add(2), len) }
 }
 
 /// The bytes of a string or big integer, checked against the object's block.
