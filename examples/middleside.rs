@@ -8,7 +8,6 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use shmval::sides::{ClientSide, ServerSide};
-use shmval::Val;
 
 const USAGE: &str = "usage: middleside REGION IN_PIPE OUT_PIPE CAPACITY\n  \
                      e.g. middleside mempool pipe1 pipe2 4";
@@ -37,16 +36,8 @@ fn run(region: &str, input: &str, output: &str, capacity: u64) -> Result<(), Box
     let inp = ClientSide::new(region, input).start()?;
     for _ in 0..100 {
         let mut packet = inp.pipe().deq()?;
-        let n = i64::try_from(
-            &packet
-                .as_tab()?
-                .get("sequence_number")?
-                .ok_or("a packet without a sequence_number")?
-                .to_val()?,
-        )?;
-        packet
-            .try_mut()?
-            .insert("my_sequence", Val::from(n + 100))?;
+        let n = packet.field("sequence_number")?.as_i64()?;
+        packet.insert("my_sequence", n + 100)?; // the only handle: it may write
         out.pipe().enq(packet)?;
     }
     Ok(())

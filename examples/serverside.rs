@@ -42,14 +42,14 @@ fn run(region: &str, bytes: u64, pipe: &str, capacity: u64) -> Result<(), Box<dy
     for n in 0..100i64 {
         // Built in place in the pool: no heap value, no copy.
         let mut packet = server.pool().tab()?;
-        let mut t = packet.try_mut()?;
-        t.insert("sequence_number", n)?;
-        t.insert("bi", Val::BigInt(big.clone()))?;
-        t.insert("bu", Val::BigUint(ubig.clone()))?;
+        packet.insert("sequence_number", n)?;
+        packet.insert("bi", Val::BigInt(big.clone()))?;
+        packet.insert("bu", Val::BigUint(ubig.clone()))?;
         server.pipe().enq(packet)?;
     }
     drop(server);
-    // Readers may still be working (or not yet started): keep the name until they are done.
+    // What was sent stays in the pipe for readers not yet started: keep the region's name
+    // until every packet has been taken and the readers are done.
     if !main.wait_idle(Duration::from_secs(600))? {
         eprintln!("serverside: readers still attached after 10 minutes; leaving");
     }

@@ -21,16 +21,16 @@
 //! let server = ServerSide::new(region, "samples", 4).start()?;
 //! let mut packet = server.pool().share(&val!({"scale": 2.5, "name": "probe"}))?;
 //! let xs: Vec<f64> = (0..1000).map(f64::from).collect();
-//! packet.try_mut()?.insert("xs", server.pool().array_from(&xs)?)?;
-//! server.pipe().enq(packet)?;
+//! packet.insert("xs", server.pool().array_from(&xs)?)?; // written in place: still unique
+//! server.pipe().enq(packet)?; // moves the handle: no copy
 //!
 //! // A client (usually in another process) attaches by name and reads in place.
 //! let client = ClientSide::new(region, "samples").start()?;
 //! let got = client.pipe().deq()?;
-//! let tab = got.as_tab()?;
-//! let scale = tab.get("scale")?.ok_or("no scale")?.to::<f64>()?;
-//! let sum: f64 = tab.get("xs")?.ok_or("no xs")?.as_slice::<f64>()?.iter().sum();
+//! let scale = got.field("scale")?.as_f64()?; // a missing key is an error naming it
+//! let sum: f64 = got.field("xs")?.as_slice::<f64>()?.iter().sum();
 //! assert_eq!((scale, sum), (2.5, 499_500.0));
+//! assert_eq!(got.field("name")?.as_str()?, "probe");
 //! # drop((got, client, server));
 //! # drop(main);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

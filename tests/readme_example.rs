@@ -3,7 +3,7 @@
 mod common;
 
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
-use shmval::{val, PoolExt, Val};
+use shmval::{val, PoolExt};
 
 #[test]
 fn the_readme_example_runs() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,10 +12,12 @@ fn the_readme_example_runs() -> Result<(), Box<dyn std::error::Error>> {
     let main = ShmMain::new(mempool, 1 << 20).start()?; // the pool, created once
     let server = ServerSide::new(mempool, "pipe1", 4).start()?; // a named pipe in it
     let client = ClientSide::new(mempool, "pipe1").start()?; // (any process)
-    let packet = server.pool().share(&val!({"seq": 1, "xs": [1.5, 2.5]}))?;
+    let mut packet = server.pool().share(&val!({"seq": 1, "name": "probe"}))?;
+    packet.insert("xs", server.pool().array_from(&[1.5, 2.5])?)?; // in place, while unique
     server.pipe().enq(packet)?; // moves the handle
     let got = client.pipe().deq()?; // no copy, no parse
-    assert_eq!(got.as_tab()?.get("seq")?.unwrap().to_val()?, Val::from(1));
+    assert_eq!(got.field("seq")?.as_i64()?, 1); // errors name the key
+    assert_eq!(got.field("xs")?.as_slice::<f64>()?, &[1.5, 2.5]);
     drop((client, server, main));
     Ok(())
 }
