@@ -11,6 +11,7 @@
 // Test helpers count with std atomics; the crate's loom shim is internal.
 #![allow(clippy::disallowed_types)]
 
+pub mod held;
 pub mod pools;
 pub mod vals;
 
