@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{blocked_in, role_entry, spawn_role, this_thread, wait_until, TestName};
+use shmval::queue::SendError;
 use shmval::region::{Region, RegionError};
-use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError};
+use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError, MAX_PIPES};
 use shmval::{PoolExt, Val};
 
 const BYTES: u64 = 1 << 20;
@@ -298,4 +299,88 @@ fn wait_idle_returns_once_every_side_is_gone() {
         drop(server);
         assert!(waiter.join().unwrap());
     });
+}
+
+#[test]
+fn a_value_of_another_region_is_refused_with_the_value_back() {
+    let (na, nb) = (
+        TestName::new("sides-wrong-a"),
+        TestName::new("sides-wrong-b"),
+    );
+    let ma = ShmMain::new(na.as_str(), BYTES).start().unwrap();
+    let mb = ShmMain::new(nb.as_str(), BYTES).start().unwrap();
+    let sa = ServerSide::new(na.as_str(), "p", 4).start().unwrap();
+    let sb = ServerSide::new(nb.as_str(), "p", 4).start().unwrap();
+    let mut v = sa.pool().share(&Val::from("of region a")).unwrap();
+    let at = v.offset();
+    let before = (ma.pool().stats().unwrap(), mb.pool().stats().unwrap());
+    let b = sb.pipe();
+    for how in ["try_enqueue", "enqueue", "enq"] {
+        let r = match how {
+            "try_enqueue" => b.try_enqueue(v),
+            "enqueue" => b.enqueue(v, Duration::from_millis(100)),
+            _ => b.enq(v),
+        };
+        v = match r {
+            Err(SendError::WrongRegion(v)) => v,
+            r => panic!("{how} of another region's value: {r:?}"),
+        };
+        assert_eq!(v.offset(), at, "{how}: the same value comes back");
+    }
+    // Nothing changed in either pool or either pipe.
+    assert_eq!(
+        (ma.pool().stats().unwrap(), mb.pool().stats().unwrap()),
+        before
+    );
+    let s = b.stats().unwrap();
+    assert_eq!((s.enqueued, s.len), (0, 0));
+    assert_eq!(sa.pipe().len(), 0);
+    ma.pool().verify().unwrap();
+    mb.pool().verify().unwrap();
+    // The value still moves through its own region's pipe.
+    sa.pipe().try_enqueue(v).unwrap();
+    let back = sa.pipe().try_dequeue().unwrap();
+    assert_eq!(back.to_val().unwrap(), Val::from("of region a"));
+}
+
+#[test]
+fn a_full_directory_refuses_a_pipe_until_one_goes() {
+    let name = TestName::new("sides-full");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let mut sides: Vec<ServerSide> = (0..MAX_PIPES)
+        .map(|i| {
+            ServerSide::new(name.as_str(), format!("p{i}"), 1)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(main.pipes().unwrap().len(), MAX_PIPES);
+    let used = main.pool().stats().unwrap().used;
+    let e = ServerSide::new(name.as_str(), "late", 1)
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(e, SidesError::DirectoryFull(n) if n == MAX_PIPES),
+        "{e:?}"
+    );
+    // Refused before any block was taken for it.
+    assert_eq!(main.pool().stats().unwrap().used, used);
+    // One pipe goes (its last user drops): another can be made, and then no more.
+    drop(sides.remove(17));
+    let late = ServerSide::new(name.as_str(), "late", 1).start().unwrap();
+    let names: Vec<String> = main
+        .pipes()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.to_string())
+        .collect();
+    assert_eq!(names.len(), MAX_PIPES);
+    assert!(names.iter().any(|n| n == "late") && !names.iter().any(|n| n == "p17"));
+    let e = ServerSide::new(name.as_str(), "later", 1)
+        .start()
+        .unwrap_err();
+    assert!(matches!(e, SidesError::DirectoryFull(_)), "{e:?}");
+    drop((late, sides));
+    assert!(main.pipes().unwrap().is_empty());
+    main.pool().verify().unwrap();
 }
