@@ -701,8 +701,17 @@ impl Run {
         }
     }
 
+    /// Whether a process is stopped by a fault now. It may have been stopped inside a
+    /// lock that the runner's untimed calls wait for (the pool's, for its stats; a pipe's,
+    /// to close it), and only the runner continues it: those calls wait until it runs.
+    fn any_stopped(&self) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f.stage, Stage::Stopped(_)))
+    }
+
     fn close_finished_pipes(&mut self) {
-        if self.sc.runner_creates_region() && !self.region_made {
+        if (self.sc.runner_creates_region() && !self.region_made) || self.any_stopped() {
             return;
         }
         let due: Vec<String> = self
@@ -726,7 +735,7 @@ impl Run {
     }
 
     fn observe(&mut self) {
-        if self.last_stats_at.elapsed() >= Duration::from_millis(50) {
+        if self.last_stats_at.elapsed() >= Duration::from_millis(50) && !self.any_stopped() {
             self.last_stats_at = Instant::now();
             if let Some(s) = self.monitor.stats() {
                 self.high_water = self.high_water.max(s.high_water);
