@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{role_entry, spawn_role, wait_until, ChildGuard, TestName};
+use common::{role_entry, spawn_paused, spawn_role, TestName};
 use shmval::alloc::{Pool, PoolStats};
 use shmval::region::{Offset, Region, RegionName};
 
@@ -90,22 +90,19 @@ fn churn(args: &[String]) {
     }
 }
 
-/// Arms a pause point, says so in the flag word, then runs one alloc or free that stops
-/// at the point (holding the pool lock) until the parent kills this process.
+/// Arms a pause point, then runs one alloc or free that stops at the point (holding the
+/// pool lock), reports it through the parent's notice and sleeps there until killed.
 fn crash_child(args: &[String]) {
     let pool = attach(&args[0]);
     let (point, op, arg) = (&args[1], &args[2], args[3].parse::<u64>().unwrap());
-    let flag = word(&pool, args[4].parse().unwrap());
     shmval::fault::arm(point);
-    flag.store(1, Ordering::SeqCst);
     match op.as_str() {
         "alloc" => drop(pool.alloc(arg, 64).unwrap()),
         // SAFETY: the parent handed this block over to be freed here and uses it no more.
         "free" => unsafe { pool.free(Offset::new(arg)) }.unwrap(),
         _ => unreachable!(),
     }
-    // The point was not reached: tell the parent.
-    flag.store(2, Ordering::SeqCst);
+    panic!("the {op} finished without pausing at {point}");
 }
 
 #[test]
@@ -158,8 +155,6 @@ fn crash_at(point: &str, victim: Victim) {
     let initial = pool.stats().unwrap();
     // 48-byte requests take 64-byte blocks: the heap's end stays 64-aligned, so an
     // allocation at alignment 64 there needs a leading gap.
-    let flag = pool.alloc(48, 8).unwrap();
-    word(&pool, flag.get()).store(0, Ordering::SeqCst);
     let mut mine: Vec<Offset> = (0..10).map(|_| pool.alloc(48, 8).unwrap()).collect();
     let arg = match victim {
         Victim::Alloc => 3000,
@@ -177,17 +172,19 @@ fn crash_at(point: &str, victim: Victim) {
         Victim::Alloc => "alloc",
         Victim::Free => "free",
     };
-    let child = spawn_role(
+    let child = spawn_paused(
         "crash_child",
-        &[
-            name.as_str(),
-            point,
-            op,
-            &arg.to_string(),
-            &flag.get().to_string(),
-        ],
+        &[name.as_str(), point, op, &arg.to_string()],
+        point,
     );
-    wait_for_pause(&pool, &child, word(&pool, flag.get()), point);
+    // Paused at the point, the child holds the pool lock.
+    let held_by_child = pool.lock_owner().is_some_and(|o| {
+        std::path::Path::new(&format!("/proc/{}/task/{}", child.pid(), o.tid())).exists()
+    });
+    assert!(
+        held_by_child,
+        "{point}: the child does not hold the pool lock"
+    );
     child.kill();
 
     // The next operation finds the owner dead and repairs.
@@ -197,11 +194,11 @@ fn crash_at(point: &str, victim: Victim) {
     let leaked = u64::from(matches!(victim, Victim::Alloc) && point == "alloc.used");
     assert_eq!(
         s.live_allocations,
-        mine.len() as u64 + 2 + leaked,
+        mine.len() as u64 + 1 + leaked,
         "{point}: {s:?}"
     );
     assert!(s.high_water >= s.used);
-    for o in mine.into_iter().chain([flag, extra]) {
+    for o in mine.into_iter().chain([extra]) {
         // SAFETY: blocks this test allocated and uses no more (the child is dead).
         unsafe { pool.free(o) }.unwrap();
     }
@@ -212,32 +209,6 @@ fn crash_at(point: &str, victim: Victim) {
     } else {
         assert_pristine(&pool, &initial);
     }
-}
-
-/// Waits until the child has announced the operation and one of its threads holds the
-/// pool lock, then gives it a moment to reach the pause point.
-fn wait_for_pause(pool: &Pool, child: &ChildGuard, flag: &AtomicU64, point: &str) {
-    assert!(
-        wait_until(Duration::from_secs(30), || flag.load(Ordering::SeqCst) != 0),
-        "{point}: the child never started"
-    );
-    let held_by_child = || {
-        pool.lock_owner().is_some_and(|o| {
-            std::path::Path::new(&format!("/proc/{}/task/{}", child.pid(), o.tid())).exists()
-        })
-    };
-    assert!(
-        wait_until(Duration::from_secs(30), held_by_child),
-        "{point}: the child never held the pool lock (flag {})",
-        flag.load(Ordering::SeqCst)
-    );
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        flag.load(Ordering::SeqCst),
-        1,
-        "{point}: the child finished without pausing"
-    );
-    assert!(held_by_child(), "{point}: the child let go of the lock");
 }
 
 #[test]

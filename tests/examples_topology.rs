@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{ChildGuard, TestName};
+use common::{blocked_in, wait_until, ChildGuard, TestName};
 
 /// An example's binary: cargo builds examples beside the test binaries' `deps` folder.
 fn example(name: &str) -> PathBuf {
@@ -72,20 +72,49 @@ fn check_client_output(text: &str) {
     }
 }
 
+/// The system calls an example sleeps in when it waits: for the region (poll on an
+/// inotify watch, or a plain sleep without inotify), for the directory or a pipe (futex).
+#[cfg(target_arch = "x86_64")]
+const WAITS: &[libc::c_long] = &[
+    libc::SYS_futex,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+];
+#[cfg(not(target_arch = "x86_64"))]
+const WAITS: &[libc::c_long] = &[
+    libc::SYS_futex,
+    libc::SYS_ppoll,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+];
+
+/// Waits until the (single-threaded) example `child` has got as far as it can before the
+/// next one starts: it sleeps in one of its waits. The first of the three can go no
+/// further without the others; a later one has at least started its work.
+fn wait_until_waiting(child: &ChildGuard, who: &str) {
+    let pid = child.pid();
+    assert!(
+        wait_until(Duration::from_secs(60), || blocked_in(pid, pid, WAITS)),
+        "the {who} never waited"
+    );
+}
+
 fn run_in_order(order: [&str; 3]) {
     let region = TestName::new("seed");
     let r = region.as_str();
-    let mut children = Vec::new();
-    for (i, who) in order.iter().enumerate() {
-        if i > 0 {
-            std::thread::sleep(Duration::from_millis(150));
+    let mut children: Vec<(&str, ChildGuard)> = Vec::new();
+    for who in order {
+        if let Some((before, child)) = children.last() {
+            wait_until_waiting(child, before);
         }
-        let child = match *who {
+        let child = match who {
             "server" => start("serverside", &[r, "1000000", "pipe1", "4"]),
             "middle" => start("middleside", &[r, "pipe1", "pipe2", "4"]),
             _ => start("clientside", &[r, "pipe2"]),
         };
-        children.push((*who, child));
+        children.push((who, child));
     }
     let mut client_out = None;
     for (who, child) in children {

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{role_entry, spawn_role, wait_until, TestName};
+use common::{role_entry, spawn_paused, spawn_role, wait_until, TestName};
+use shmval::alloc::Pool;
 use shmval::queue::RecvError;
 use shmval::region::Offset;
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
@@ -76,7 +77,8 @@ fn consumer(args: &[String]) {
 
 /// args: region, pipe, counter offset, pause point. Sends 10 items (counting each
 /// acknowledged one), then arms the pause point and sends an 11th: it stops inside the
-/// pipe's critical section, holding the lock, until killed.
+/// pipe's critical section, holding the lock, reports it through the parent's notice and
+/// sleeps there until killed.
 fn stuck_sender(args: &[String]) {
     let c = client(args);
     let acked = &words(&c, &args[2], 1)[0];
@@ -85,10 +87,10 @@ fn stuck_sender(args: &[String]) {
         c.pipe().enq(v).unwrap();
         acked.fetch_add(1, Ordering::SeqCst);
     }
-    shmval::fault::arm(&args[3]);
     let v = c.pool().share(&Val::from(11u64)).unwrap();
-    c.pipe().enq(v).unwrap();
-    unreachable!("the pause point never returns");
+    shmval::fault::arm(&args[3]);
+    let r = c.pipe().enq(v);
+    panic!("the send did not pause at {}: {r:?}", args[3]);
 }
 
 /// args: region, pipe, counter offset, pause point. Receives 3 items, then arms the pause
@@ -101,8 +103,8 @@ fn stuck_receiver(args: &[String]) {
         got.fetch_add(1, Ordering::SeqCst);
     }
     shmval::fault::arm(&args[3]);
-    let _ = c.pipe().deq();
-    unreachable!("the pause point never returns");
+    let r = c.pipe().deq();
+    panic!("the receive did not pause at {}: {r:?}", args[3]);
 }
 
 #[test]
@@ -165,98 +167,155 @@ fn two_producers_two_consumers_deliver_each_item_once_in_order() {
     main.pool().verify().unwrap();
 }
 
-/// Kills a child stopped at `point` inside the pipe's critical section and checks that
-/// the survivor recovers the lock within a second and still sees what was acknowledged.
-fn kill_inside(role: &str, point: &str, prefill: u64) -> (ServerSide, ShmMain, u64) {
+/// The pool's use: bytes and blocks.
+fn in_use(pool: &Pool) -> (u64, u64) {
+    let s = pool.stats().unwrap();
+    (s.used, s.live_allocations)
+}
+
+/// What a kill inside the pipe's lock left behind.
+struct Killed {
+    server: ServerSide,
+    _main: ShmMain,
+    /// Items the child counted as sent or received.
+    acked: u64,
+    /// The pool's use with the pipe empty (and the counter block), before the child
+    /// started.
+    base: (u64, u64),
+    /// What one integer value takes.
+    unit: (u64, u64),
+}
+
+impl Killed {
+    /// Receives everything left in the pipe, in order, and drops it.
+    fn drain(&self) -> Vec<u64> {
+        let mut got = vec![];
+        while let Ok(v) = self.server.pipe().try_dequeue() {
+            got.push(u64::try_from(&v.to_val().unwrap()).unwrap());
+        }
+        got
+    }
+
+    /// Checks that, everything received and dropped, the pool holds exactly `values`
+    /// integer values more than before the child started: the values the dead child
+    /// held when it was killed.
+    fn assert_leaked(&self, values: u64) {
+        let pool = self.server.pool();
+        pool.verify().unwrap();
+        assert_eq!(
+            in_use(pool),
+            (
+                self.base.0 + values * self.unit.0,
+                self.base.1 + values * self.unit.1
+            ),
+            "the pool should hold exactly {values} values of the dead child"
+        );
+    }
+}
+
+/// Kills a child paused at `point` inside the pipe's critical section (it says so through
+/// a fault notice) and checks that the survivor takes the lock over and sends again.
+fn kill_inside(role: &str, point: &str, prefill: u64) -> Killed {
     let name = TestName::new("pipe-kill");
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let server = ServerSide::new(name.as_str(), "p", 16).start().unwrap();
-    for i in 0..prefill {
-        let v = server.pool().share(&Val::from(100 + i)).unwrap();
-        server.pipe().try_enqueue(v).unwrap();
-    }
     let counter = main.pool().alloc(8, 8).unwrap();
     // SAFETY: the bitmap and counter blocks are raw blocks of the test, accessed only atomically by
     // every process.
     let word: &AtomicU64 = unsafe { main.region().resolve(counter) }.unwrap();
     word.store(0, Ordering::SeqCst);
-    let child = spawn_role(
+    let base = in_use(main.pool());
+    let one = main.pool().share(&Val::from(0u64)).unwrap();
+    let with_one = in_use(main.pool());
+    drop(one);
+    let unit = (with_one.0 - base.0, with_one.1 - base.1);
+    for i in 0..prefill {
+        let v = server.pool().share(&Val::from(100 + i)).unwrap();
+        server.pipe().try_enqueue(v).unwrap();
+    }
+    let child = spawn_paused(
         role,
         &[name.as_str(), "p", &counter.get().to_string(), point],
+        point,
     );
-    let pipe = server.pipe();
-    let pid = child.pid();
-    assert!(
-        wait_until(Duration::from_secs(30), || pipe.lock_owner().is_some_and(
-            |o| { std::path::Path::new(&format!("/proc/{pid}/task/{}", o.tid())).exists() }
-        )),
-        "the child never stopped holding the pipe lock"
-    );
+    let owner = server
+        .pipe()
+        .lock_owner()
+        .expect("the paused child holds the lock");
+    let task = format!("/proc/{}/task/{}", child.pid(), owner.tid());
+    assert!(std::path::Path::new(&task).exists(), "{task}");
     child.kill();
+    // The survivor takes the lock over from the dead holder and sends.
     let t = Instant::now();
-    // The survivor gets the lock back (taken over from the dead holder) well within 1 s.
     let v = server.pool().share(&Val::from(999u64)).unwrap();
     server
         .pipe()
-        .enqueue(v, Duration::from_secs(5))
+        .enqueue(v, Duration::from_secs(30))
         .expect("the survivor can send again");
-    let took = t.elapsed();
-    assert!(took < Duration::from_secs(1), "recovery took {took:?}");
+    println!(
+        "{point}: the survivor sent again {:?} after the kill",
+        t.elapsed()
+    );
     let acked = word.load(Ordering::SeqCst);
     drop(name);
-    (server, main, acked)
-}
-
-fn drain(server: &ServerSide) -> Vec<u64> {
-    let mut got = vec![];
-    while let Ok(v) = server.pipe().try_dequeue() {
-        got.push(u64::try_from(&v.to_val().unwrap()).unwrap());
+    Killed {
+        server,
+        _main: main,
+        acked,
+        base,
+        unit,
     }
-    got
 }
 
 #[test]
 fn a_sender_killed_before_its_commit_loses_only_its_unacknowledged_item() {
-    let (server, _main, acked) = kill_inside("stuck_sender", "ring.send.slot_written", 0);
-    assert_eq!(acked, 10);
+    let k = kill_inside("stuck_sender", "ring.send.slot_written", 0);
+    assert_eq!(k.acked, 10);
     // The ten acknowledged items, once each, in order; the eleventh never committed.
     let mut want: Vec<u64> = (1..=10).collect();
     want.push(999);
-    assert_eq!(drain(&server), want);
+    assert_eq!(k.drain(), want);
+    // The eleventh stays allocated: the dead sender held its only reference.
+    k.assert_leaked(1);
 }
 
 #[test]
 fn a_sender_killed_after_its_commit_delivers_its_item_once() {
-    let (server, _main, acked) = kill_inside("stuck_sender", "ring.send.committed", 0);
-    assert_eq!(acked, 10);
+    let k = kill_inside("stuck_sender", "ring.send.committed", 0);
+    assert_eq!(k.acked, 10);
     // The eleventh committed before the kill: it is there too (though never acknowledged).
     let mut want: Vec<u64> = (1..=11).collect();
     want.push(999);
-    assert_eq!(drain(&server), want);
+    assert_eq!(k.drain(), want);
+    k.assert_leaked(0);
 }
 
 #[test]
 fn a_receiver_killed_before_its_commit_leaves_the_item_for_others() {
-    let (server, _main, got) = kill_inside("stuck_receiver", "ring.recv.read", 6);
-    assert_eq!(got, 3);
+    let k = kill_inside("stuck_receiver", "ring.recv.read", 6);
+    assert_eq!(k.acked, 3);
     // Items 100..106 were sent; the dead receiver took three and died before taking the
     // fourth: everything else arrives exactly once.
-    assert_eq!(drain(&server), vec![103, 104, 105, 999]);
+    assert_eq!(k.drain(), vec![103, 104, 105, 999]);
+    k.assert_leaked(0);
 }
 
 #[test]
 fn a_receiver_killed_after_its_commit_took_its_item_with_it() {
-    let (server, _main, got) = kill_inside("stuck_receiver", "ring.recv.committed", 6);
-    assert_eq!(got, 3);
+    let k = kill_inside("stuck_receiver", "ring.recv.committed", 6);
+    assert_eq!(k.acked, 3);
     // The fourth was committed to the receiver that died: it is gone, nothing is repeated.
-    assert_eq!(drain(&server), vec![104, 105, 999]);
+    assert_eq!(k.drain(), vec![104, 105, 999]);
+    // It stays allocated: the dead receiver held its only reference (a leak by design
+    // of the ring: the receive had committed).
+    k.assert_leaked(1);
 }
 
 #[test]
 fn the_break_checker_ends_a_blocked_receive() {
     let name = TestName::new("pipe-break");
     let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let _server = ServerSide::new(name.as_str(), "p", 4).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 4).start().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let c = ClientSide::new(name.as_str(), "p")
@@ -268,11 +327,22 @@ fn the_break_checker_ends_a_blocked_receive() {
         let r = c.pipe().deq();
         (r.map(|_| ()), Instant::now())
     });
-    std::thread::sleep(Duration::from_millis(120));
+    // The receiver is asleep in the pipe, waiting for an item.
+    assert!(
+        wait_until(Duration::from_secs(30), || server
+            .pipe()
+            .stats()
+            .unwrap()
+            .receivers_waiting
+            == 1),
+        "the receive never blocked"
+    );
     let asked = Instant::now();
     stop.store(true, Ordering::SeqCst);
     let (r, ended) = t.join().unwrap();
     assert_eq!(r, Err(RecvError::Broken));
+    // Asked every 50 ms; the bound only catches a receive the checker cannot end.
     let after = ended.duration_since(asked);
-    assert!(after < Duration::from_millis(50 + 200), "took {after:?}");
+    println!("the blocked receive ended {after:?} after the checker said stop");
+    assert!(after < Duration::from_secs(30), "took {after:?}");
 }

@@ -243,8 +243,10 @@ fn not_ready_in_time() {
         .unwrap_err();
     let took = t.elapsed();
     assert!(matches!(e, RegionError::NotReady(_)), "{e}");
+    println!("a 100 ms ready wait gave up after {took:?}");
     assert!(took >= Duration::from_millis(100), "{took:?}");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Only a wait that does not end: the bound is generous.
+    assert!(took < Duration::from_secs(30), "{took:?}");
 }
 
 #[test]
@@ -266,8 +268,10 @@ fn broken_by_the_break_checker() {
     assert!(matches!(e, RegionError::Broken(_)), "{e}");
     // Asked once before each sleep: three calls, two sleeps of a micro_sleep.
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+    println!("broken off after {took:?}");
     assert!(took >= Duration::from_millis(20), "{took:?}");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Far below the 60 s timeout: the checker, not the timeout, ended the wait.
+    assert!(took < Duration::from_secs(30), "{took:?}");
 }
 
 #[test]
@@ -347,7 +351,11 @@ fn no_space() {
         RegionError::NoSpace { size: s, .. } => assert_eq!(s, size),
         e => panic!("{e}"),
     }
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // Refused before any page is touched; the bound only catches a create that fills
+    // the filesystem first.
+    let took = t.elapsed();
+    println!("no_space: refused after {took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
     assert!(shm_files_of(&name).is_empty(), "{:?}", shm_files_of(&name));
 }
 

@@ -6,16 +6,23 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{role_entry, spawn_role, TestName};
+use common::{blocked_in, role_entry, spawn_role, this_thread, wait_until, TestName};
+use shmval::queue::SendError;
 use shmval::region::{Region, RegionError};
-use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError};
+use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError, MAX_PIPES};
 use shmval::{PoolExt, Val};
 
 const BYTES: u64 = 1 << 20;
+
+/// The system calls a wait for a region's file sleeps in (poll on an inotify watch).
+#[cfg(target_arch = "x86_64")]
+const POLL: &[libc::c_long] = &[libc::SYS_poll, libc::SYS_ppoll];
+#[cfg(not(target_arch = "x86_64"))]
+const POLL: &[libc::c_long] = &[libc::SYS_ppoll];
 
 #[test]
 fn child_role() {
@@ -48,25 +55,46 @@ fn server_then_client_share_one_pipe() {
     assert_eq!(pipes[0].users, 2);
 }
 
+/// How long a wait below sleeps unless woken: far past any bound the tests assert, so
+/// only a wake-up can end it in time. (A wait for the region sleeps at most 65 s a slice.)
+const NEVER: Duration = Duration::from_secs(120);
+
 #[test]
 fn a_client_started_first_waits_for_the_region_and_the_pipe() {
     let name = TestName::new("sides-order2");
     let n = name.as_str().to_string();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let client = std::thread::spawn(move || {
+        tid_tx.send(this_thread()).unwrap();
         ClientSide::new(n, "p")
-            .timeout(Duration::from_secs(20))
-            .micro_sleep(Duration::from_secs(5))
+            .timeout(Duration::from_secs(600))
+            .micro_sleep(NEVER)
             .start()
     });
-    std::thread::sleep(Duration::from_millis(100));
+    let (pid, tid) = (std::process::id(), tid_rx.recv().unwrap());
+    // The client sleeps on its inotify watch for the region to appear...
+    assert!(
+        wait_until(Duration::from_secs(30), || blocked_in(pid, tid, POLL)),
+        "the client never waited for the region"
+    );
     let t = Instant::now();
     let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // ...then on the directory's change word for the pipe.
+    assert!(
+        wait_until(Duration::from_secs(30), || blocked_in(
+            pid,
+            tid,
+            &[libc::SYS_futex]
+        )),
+        "the client never waited for the pipe"
+    );
     let server = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
     let client = client.join().unwrap().unwrap();
     // The waits were woken by the region's creation (inotify) and the directory's change
-    // (futex), not by the 5 s micro_sleep.
-    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    // (futex): left alone, either would have slept past the bound.
+    let took = t.elapsed();
+    println!("the waiting client started {took:?} after the region was created");
+    assert!(took < Duration::from_secs(30), "{took:?}");
     assert_eq!(client.pipe().offset(), server.pipe().offset());
 }
 
@@ -75,24 +103,32 @@ fn the_break_checker_ends_a_blocked_client_start() {
     let name = TestName::new("sides-break");
     let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
+    let asked = Arc::new(AtomicU64::new(0));
+    let (s2, a2) = (stop.clone(), asked.clone());
     let n = name.as_str().to_string();
     let client = std::thread::spawn(move || {
         ClientSide::new(n, "never")
             .micro_sleep(Duration::from_millis(50))
-            .break_checker(move || s2.load(Ordering::SeqCst))
+            .break_checker(move || {
+                a2.fetch_add(1, Ordering::SeqCst);
+                s2.load(Ordering::SeqCst)
+            })
             .start()
     });
-    std::thread::sleep(Duration::from_millis(100));
+    // The checker is asked before each sleep of the wait for the pipe: once asked, the
+    // start is waiting.
+    assert!(
+        wait_until(Duration::from_secs(30), || asked.load(Ordering::SeqCst) > 0),
+        "the start never waited"
+    );
     let t = Instant::now();
     stop.store(true, Ordering::SeqCst);
     let r = client.join().unwrap();
     assert!(matches!(r, Err(SidesError::Broken(_))), "{r:?}");
-    assert!(
-        t.elapsed() < Duration::from_millis(50 + 250),
-        "{:?}",
-        t.elapsed()
-    );
+    // Asked every 50 ms; the bound only catches a wait the checker cannot end.
+    let took = t.elapsed();
+    println!("the blocked start ended {took:?} after the checker said stop");
+    assert!(took < Duration::from_secs(30), "{took:?}");
 }
 
 #[test]
@@ -102,11 +138,13 @@ fn a_missing_region_times_out_with_a_clear_error() {
     let r = ClientSide::new(name.as_str(), "p")
         .timeout(Duration::from_millis(150))
         .start();
+    let took = t.elapsed();
     let e = r.unwrap_err();
     assert!(matches!(e, SidesError::Timeout { .. }), "{e:?}");
     assert!(e.to_string().contains(name.as_str()), "{e}");
-    assert!(t.elapsed() >= Duration::from_millis(150));
-    assert!(t.elapsed() < Duration::from_secs(2));
+    println!("a 150 ms start timed out after {took:?}");
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
 }
 
 #[test]
@@ -241,10 +279,108 @@ fn wait_idle_returns_once_every_side_is_gone() {
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let server = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
     assert!(!main.wait_idle(Duration::from_millis(50)).unwrap());
-    let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
+    std::thread::scope(|s| {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let main = &main;
+        let waiter = s.spawn(move || {
+            tid_tx.send(this_thread()).unwrap();
+            main.wait_idle(Duration::from_secs(600)).unwrap()
+        });
+        // Drop the side while wait_idle sleeps on the directory's change word.
+        let (pid, tid) = (std::process::id(), tid_rx.recv().unwrap());
+        assert!(
+            wait_until(Duration::from_secs(30), || blocked_in(
+                pid,
+                tid,
+                &[libc::SYS_futex]
+            )),
+            "wait_idle never waited"
+        );
         drop(server);
+        assert!(waiter.join().unwrap());
     });
-    assert!(main.wait_idle(Duration::from_secs(10)).unwrap());
-    t.join().unwrap();
+}
+
+#[test]
+fn a_value_of_another_region_is_refused_with_the_value_back() {
+    let (na, nb) = (
+        TestName::new("sides-wrong-a"),
+        TestName::new("sides-wrong-b"),
+    );
+    let ma = ShmMain::new(na.as_str(), BYTES).start().unwrap();
+    let mb = ShmMain::new(nb.as_str(), BYTES).start().unwrap();
+    let sa = ServerSide::new(na.as_str(), "p", 4).start().unwrap();
+    let sb = ServerSide::new(nb.as_str(), "p", 4).start().unwrap();
+    let mut v = sa.pool().share(&Val::from("of region a")).unwrap();
+    let at = v.offset();
+    let before = (ma.pool().stats().unwrap(), mb.pool().stats().unwrap());
+    let b = sb.pipe();
+    for how in ["try_enqueue", "enqueue", "enq"] {
+        let r = match how {
+            "try_enqueue" => b.try_enqueue(v),
+            "enqueue" => b.enqueue(v, Duration::from_millis(100)),
+            _ => b.enq(v),
+        };
+        v = match r {
+            Err(SendError::WrongRegion(v)) => v,
+            r => panic!("{how} of another region's value: {r:?}"),
+        };
+        assert_eq!(v.offset(), at, "{how}: the same value comes back");
+    }
+    // Nothing changed in either pool or either pipe.
+    assert_eq!(
+        (ma.pool().stats().unwrap(), mb.pool().stats().unwrap()),
+        before
+    );
+    let s = b.stats().unwrap();
+    assert_eq!((s.enqueued, s.len), (0, 0));
+    assert_eq!(sa.pipe().len(), 0);
+    ma.pool().verify().unwrap();
+    mb.pool().verify().unwrap();
+    // The value still moves through its own region's pipe.
+    sa.pipe().try_enqueue(v).unwrap();
+    let back = sa.pipe().try_dequeue().unwrap();
+    assert_eq!(back.to_val().unwrap(), Val::from("of region a"));
+}
+
+#[test]
+fn a_full_directory_refuses_a_pipe_until_one_goes() {
+    let name = TestName::new("sides-full");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let mut sides: Vec<ServerSide> = (0..MAX_PIPES)
+        .map(|i| {
+            ServerSide::new(name.as_str(), format!("p{i}"), 1)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(main.pipes().unwrap().len(), MAX_PIPES);
+    let used = main.pool().stats().unwrap().used;
+    let e = ServerSide::new(name.as_str(), "late", 1)
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(e, SidesError::DirectoryFull(n) if n == MAX_PIPES),
+        "{e:?}"
+    );
+    // Refused before any block was taken for it.
+    assert_eq!(main.pool().stats().unwrap().used, used);
+    // One pipe goes (its last user drops): another can be made, and then no more.
+    drop(sides.remove(17));
+    let late = ServerSide::new(name.as_str(), "late", 1).start().unwrap();
+    let names: Vec<String> = main
+        .pipes()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.to_string())
+        .collect();
+    assert_eq!(names.len(), MAX_PIPES);
+    assert!(names.iter().any(|n| n == "late") && !names.iter().any(|n| n == "p17"));
+    let e = ServerSide::new(name.as_str(), "later", 1)
+        .start()
+        .unwrap_err();
+    assert!(matches!(e, SidesError::DirectoryFull(_)), "{e:?}");
+    drop((late, sides));
+    assert!(main.pipes().unwrap().is_empty());
+    main.pool().verify().unwrap();
 }

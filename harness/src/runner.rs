@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use shmval::alloc::{Pool, PoolStats};
+use shmval::fault::Notice;
 use shmval::queue::Pipe;
 use shmval::region::{AttachOptions, Region, RegionName, SHM_DIR};
 use shmval::sides::{Directory, PipeName, ServerSide, ShmMain};
@@ -47,8 +48,9 @@ pub enum RunError {
     Failed(String),
 }
 
-/// How long a lock-holder kill waits for the process to be seen holding the lock.
-const HOLD_WAIT: Duration = Duration::from_secs(5);
+/// How long a lock-holder kill waits, once the process has armed its pause point, for it to
+/// report reaching the point.
+const HOLD_WAIT: Duration = Duration::from_secs(10);
 /// How long the runner watches for the pipe to move after such a kill.
 const RECOVERY_WAIT: Duration = Duration::from_secs(10);
 /// Lines of standard error kept per process.
@@ -115,6 +117,9 @@ struct Fault {
     fired_at: Option<Duration>,
     recovered_ms: Option<f64>,
     note: String,
+    /// A lock-holder kill: the page through which the process reports reaching its pause
+    /// point.
+    notice: Option<Notice>,
 }
 
 /// The runner's view of the region: attached, never a user of any pipe.
@@ -230,6 +235,7 @@ impl Run {
                 fired_at: None,
                 recovered_ms: None,
                 note: String::new(),
+                notice: None,
             })
             .collect();
         let (tx, rx) = channel();
@@ -375,11 +381,20 @@ impl Run {
         let first = self.procs[i].starts == 0;
         let mut notify_at = vec![];
         let mut arm = None;
+        let mut env = vec![];
         if first {
-            for f in self.faults.iter().filter(|f| f.proc_ == i) {
+            for f in self.faults.iter_mut().filter(|f| f.proc_ == i) {
                 if let Some(k) = f.spec.at_item {
                     if f.spec.action == "kill_in_lock" {
                         arm = Some((k, f.spec.point.clone().unwrap_or_default()));
+                        // The process reports reaching its pause point through this page.
+                        match Notice::new() {
+                            Ok(n) => {
+                                env.push(n.env());
+                                f.notice = Some(n);
+                            }
+                            Err(e) => f.note = format!("no fault notice: {e}"),
+                        }
                     } else {
                         notify_at.push(k);
                     }
@@ -411,6 +426,7 @@ impl Run {
         let child = Command::new(&self.exe)
             .arg("role")
             .arg(json)
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -505,7 +521,11 @@ impl Run {
             Event::Armed { item } => {
                 p.items = p.items.max(item);
                 for f in &mut self.faults {
-                    if f.proc_ == i && f.spec.action == "kill_in_lock" {
+                    // The notice may have been read first: never go back from a later stage.
+                    if f.proc_ == i
+                        && f.spec.action == "kill_in_lock"
+                        && matches!(f.stage, Stage::Waiting)
+                    {
                         f.stage = Stage::Armed(Instant::now());
                     }
                 }
@@ -573,6 +593,13 @@ impl Run {
                         && self.procs[i].st == St::Running
                     {
                         self.fire(f);
+                    } else if self.faults[f]
+                        .notice
+                        .as_ref()
+                        .is_some_and(|n| n.reached().is_some())
+                    {
+                        // At its pause point before its `armed` event was read.
+                        self.faults[f].stage = Stage::Armed(Instant::now());
                     }
                 }
                 Stage::Stopped(until) => {
@@ -585,23 +612,38 @@ impl Run {
                 }
                 Stage::Armed(since) => {
                     let pid = self.procs[i].pid;
-                    let pipe = self.procs[i].spec.lock_pipe().map(String::from);
-                    let pipe = pipe.and_then(|n| self.monitor.pipe(&n));
-                    let holds = pipe
-                        .as_ref()
-                        .and_then(Pipe::lock_owner)
-                        .is_some_and(|o| o.tid() == pid);
-                    if holds {
+                    let point = self.faults[f].spec.point.clone().unwrap_or_default();
+                    let reached = self.faults[f].notice.as_ref().and_then(Notice::reached);
+                    if let Some(r) = reached.filter(|r| r.pid == pid) {
+                        let name = self.procs[i].spec.lock_pipe().unwrap_or("?").to_string();
+                        let pipe = self.monitor.pipe(&name);
                         let moved = pipe.as_ref().map_or(0, moved);
+                        // Paused inside the critical section, it holds the pipe's lock.
+                        let holds = pipe
+                            .as_ref()
+                            .and_then(Pipe::lock_owner)
+                            .is_some_and(|o| o.tid() == pid);
                         self.fire(f);
                         self.faults[f].stage = Stage::Recovering(Instant::now(), moved);
-                        self.faults[f].note = format!(
-                            "killed holding the lock of pipe {}",
-                            self.procs[i].spec.lock_pipe().unwrap_or("?")
-                        );
-                    } else if since.elapsed() > HOLD_WAIT || self.procs[i].st != St::Running {
-                        self.faults[f].note = "never seen holding the lock".into();
+                        self.faults[f].notice = None;
+                        self.faults[f].note = if holds {
+                            format!("killed at {}, holding the lock of pipe {name}", r.point)
+                        } else {
+                            format!(
+                                "killed at {}, but not seen holding the lock of pipe {name}",
+                                r.point
+                            )
+                        };
+                    } else if self.procs[i].st != St::Running {
+                        self.faults[f].note = format!("ended before reaching pause point {point}");
                         self.faults[f].stage = Stage::Done;
+                        self.faults[f].notice = None;
+                    } else if since.elapsed() > HOLD_WAIT {
+                        self.faults[f].note = format!(
+                            "never reached pause point {point} within {HOLD_WAIT:?} of arming it"
+                        );
+                        self.faults[f].stage = Stage::Done;
+                        self.faults[f].notice = None;
                     }
                 }
                 Stage::Recovering(since, from) => {
@@ -659,8 +701,17 @@ impl Run {
         }
     }
 
+    /// Whether a process is stopped by a fault now. It may have been stopped inside a
+    /// lock that the runner's untimed calls wait for (the pool's, for its stats; a pipe's,
+    /// to close it), and only the runner continues it: those calls wait until it runs.
+    fn any_stopped(&self) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f.stage, Stage::Stopped(_)))
+    }
+
     fn close_finished_pipes(&mut self) {
-        if self.sc.runner_creates_region() && !self.region_made {
+        if (self.sc.runner_creates_region() && !self.region_made) || self.any_stopped() {
             return;
         }
         let due: Vec<String> = self
@@ -684,7 +735,7 @@ impl Run {
     }
 
     fn observe(&mut self) {
-        if self.last_stats_at.elapsed() >= Duration::from_millis(50) {
+        if self.last_stats_at.elapsed() >= Duration::from_millis(50) && !self.any_stopped() {
             self.last_stats_at = Instant::now();
             if let Some(s) = self.monitor.stats() {
                 self.high_water = self.high_water.max(s.high_water);

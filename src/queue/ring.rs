@@ -895,7 +895,15 @@ mod tests {
                 }
             }
         });
-        std::thread::sleep(Duration::from_millis(20));
+        // Close once the receiver has taken the item and sleeps waiting for the next.
+        let t0 = Instant::now();
+        while !(r.stats().dequeued == 1 && r.stats().receivers_waiting == 1) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the receiver never slept"
+            );
+            std::thread::yield_now();
+        }
         r.close();
         assert_eq!(r.send(6, Wait::Forever), Err(SendError::Closed(6)));
         assert_eq!(t.join().unwrap(), (vec![5], RecvError::Closed));

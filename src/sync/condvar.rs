@@ -213,21 +213,36 @@ mod tests {
             set: UnsafeCell::new(false),
         });
         let f2 = f.clone();
+        // A timed wait: an untimed one also returns every liveness interval, so only a
+        // wait that ends long before its deadline shows that the notification woke it.
         let h = std::thread::spawn(move || {
             let mut g = f2.m.lock();
             // SAFETY: `m` is held whenever `set` is read.
             while !f2.set.with(|p| unsafe { *p }) {
-                g = f2.cv.wait(g);
+                let (g2, r) = f2.cv.wait_timeout(g, Duration::from_secs(600)).unwrap();
+                if r.timed_out() {
+                    return false;
+                }
+                g = g2;
             }
+            true
         });
-        std::thread::sleep(Duration::from_millis(20));
+        // Notify once the waiter sleeps on the condvar.
+        let t0 = Instant::now();
+        while f.cv.waiters() == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the waiter never slept"
+            );
+            std::thread::yield_now();
+        }
         {
             let _g = f.m.lock();
             // SAFETY: `m` is held.
             f.set.with_mut(|p| unsafe { *p = true });
             f.cv.notify_one();
         }
-        h.join().unwrap();
+        assert!(h.join().unwrap(), "the waiter reached its deadline");
         assert_eq!(f.cv.waiters(), 0);
     }
 

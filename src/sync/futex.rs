@@ -83,14 +83,29 @@ mod tests {
         use std::sync::atomic::Ordering;
         let w = Arc::new(AtomicU32::new(0));
         let w2 = w.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            // A deadline far away: only the wake ends the sleep in time.
+            let mut woke = Wake::Woken;
             while w2.load(Ordering::SeqCst) == 0 {
-                wait(&w2, 0, None);
+                woke = wait(&w2, 0, Some(Duration::from_secs(600)));
             }
+            woke
         });
-        std::thread::sleep(Duration::from_millis(10));
+        // Wake once the sleeper is in FUTEX_WAIT (where /proc cannot tell, at once).
+        let path = format!("/proc/self/task/{}/syscall", rx.recv().unwrap());
+        let futex = libc::SYS_futex.to_string();
+        let t0 = Instant::now();
+        while !std::fs::read_to_string(&path).map_or(true, |s| {
+            s.split_whitespace().next() == Some(futex.as_str())
+        }) {
+            assert!(t0.elapsed() < Duration::from_secs(30), "never slept");
+            std::thread::yield_now();
+        }
         w.store(1, Ordering::SeqCst);
         wake(&w, 1);
-        t.join().unwrap();
+        assert_eq!(t.join().unwrap(), Wake::Woken);
     }
 }

@@ -11,14 +11,16 @@
 // Test helpers count with std atomics; the crate's loom shim is internal.
 #![allow(clippy::disallowed_types)]
 
+pub mod held;
 pub mod pools;
 pub mod vals;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use shmval::fault::Notice;
 use shmval::region::{header, RegionName};
 
 const ROLE_VAR: &str = "SHMVAL_TEST_ROLE";
@@ -105,6 +107,32 @@ impl ChildGuard {
         self.0.as_ref().expect("child present").id()
     }
 
+    /// The child's exit status if it has ended (and is reaped now), without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.0
+            .as_mut()
+            .expect("child present")
+            .try_wait()
+            .expect("try_wait")
+    }
+
+    /// Sends `sig` to the child, which is not reaped yet (so the pid is still its own).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, sig).expect("signal the child");
+    }
+
+    /// Stops the child (SIGSTOP) and waits until the kernel shows it stopped.
+    pub fn stop(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+        let pid = self.pid();
+        assert!(
+            wait_until(Duration::from_secs(30), || proc_state(pid, pid)
+                == Some('T')),
+            "the child {pid} never showed as stopped"
+        );
+    }
+
     /// Sends SIGKILL and reaps the child.
     pub fn kill(mut self) {
         if let Some(mut c) = self.0.take() {
@@ -174,6 +202,62 @@ pub fn role_entry(roles: &[Role]) {
         Err(_) => 101,
     };
     std::process::exit(code);
+}
+
+/// How long a child may take to reach its pause point.
+pub const PAUSE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Starts `role` with `args` and a fault notice, and returns it once the child reports
+/// that it reached pause point `point` (it sleeps there, holding what it holds, until it is
+/// killed). Panics if the child ends first, reports another point, or takes longer than
+/// [`PAUSE_LIMIT`].
+pub fn spawn_paused(role: &str, args: &[&str], point: &str) -> ChildGuard {
+    let notice = Notice::new().expect("a fault notice");
+    let mut child = spawn_role_env(role, args, &[notice.env()]);
+    let start = Instant::now();
+    loop {
+        if let Some(r) = notice.wait(Duration::from_millis(50)) {
+            assert_eq!(r.point, point, "the child paused at another point");
+            assert_eq!(r.pid, child.pid(), "another process reported {point}");
+            return child;
+        }
+        if let Some(status) = child.try_wait() {
+            panic!("the child ended ({status}) without reaching {point}");
+        }
+        assert!(
+            start.elapsed() < PAUSE_LIMIT,
+            "the child did not reach {point} within {PAUSE_LIMIT:?}"
+        );
+    }
+}
+
+/// The state letter of thread `tid` of process `pid` (`R`, `S`, `D`, `T`, `Z`...), from
+/// `/proc`; `None` once it is gone.
+pub fn proc_state(pid: u32, tid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Whether thread `tid` of process `pid` is blocked now in one of the system calls
+/// `calls` (from `/proc/PID/task/TID/syscall`). Where that file cannot be read, whether
+/// the thread sleeps at all.
+pub fn blocked_in(pid: u32, tid: u32, calls: &[libc::c_long]) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")) {
+        Ok(text) => {
+            text.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<libc::c_long>().ok())
+                .is_some_and(|n| calls.contains(&n))
+                && proc_state(pid, tid) == Some('S')
+        }
+        Err(_) => proc_state(pid, tid) == Some('S'),
+    }
+}
+
+/// The calling thread's id, for [`blocked_in`] from another thread.
+pub fn this_thread() -> u32 {
+    nix::unistd::gettid().as_raw() as u32
 }
 
 /// Polls `cond` every millisecond until it holds or `limit` passes.
