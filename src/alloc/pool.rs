@@ -282,7 +282,8 @@ impl Pool {
             .map(|(_, size)| size - super::BLOCK_HEADER)
     }
 
-    /// A snapshot of the pool's use.
+    /// A snapshot of the pool's use. Waits for the pool lock as long as a live thread
+    /// holds it (a monitor that may itself have stopped that thread must not call it then).
     ///
     /// # Errors
     ///
@@ -291,7 +292,8 @@ impl Pool {
         self.looking(PoolStats::read)
     }
 
-    /// The blocks handed out and not yet freed, in heap order. Taken under the lock, for
+    /// The blocks handed out and not yet freed, in heap order (waiting for the pool lock
+    /// as [`stats`](Self::stats) does). Taken under the lock, for
     /// diagnostics (what holds the pool's memory); the blocks may be freed right after.
     ///
     /// # Errors
@@ -310,7 +312,8 @@ impl Pool {
         self.looking(|h| super::stats::each_used_block(h, f))
     }
 
-    /// Checks every invariant of the heap (a walk of all blocks and lists, for tests and
+    /// Checks every invariant of the heap, waiting for the pool lock as
+    /// [`stats`](Self::stats) does (a walk of all blocks and lists, for tests and
     /// diagnostics). A violation poisons the pool.
     ///
     /// # Errors

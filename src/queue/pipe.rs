@@ -519,7 +519,8 @@ impl Pipe {
 
     /// Closes the pipe: blocked and later senders get their value back in
     /// [`SendError::Closed`]; receivers drain what is left, then get
-    /// [`RecvError::Closed`].
+    /// [`RecvError::Closed`]. Waits for the pipe's lock as long as a live thread holds it
+    /// (one killed inside it is taken over).
     ///
     /// # Errors
     ///
