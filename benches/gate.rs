@@ -63,7 +63,15 @@ struct Gate {
     cpus: Cpus,
     repeats: usize,
     figures: BTreeMap<String, Figure>,
+    /// The in-turn measurement each figure came from: figures of one group were measured
+    /// run by run, so a ratio between them is the median of the per-run ratios.
+    groups: BTreeMap<String, usize>,
 }
+
+/// Fresh process pairs (and crossbeam thread pairs) measured for the spinning round trip:
+/// the best of them is the figure. Some pairs land in a slow mode of the VM's vCPUs for
+/// their whole life (about 3x, whatever the code); a regression slows every pair.
+const SPIN_PAIRS: usize = 3;
 
 impl Gate {
     fn placement(&self, cores: &str) -> usize {
@@ -94,7 +102,9 @@ impl Gate {
     /// a virtual machine's vCPUs every few minutes, and every cross-CPU figure with them.
     /// Each is run once untimed first.
     fn record_all(&mut self, figs: Vec<Timed<'_>>) {
+        let group = self.groups.len();
         for (name, f) in in_turn(figs, self.repeats, RUN_BUDGET) {
+            self.groups.insert(name.clone(), group);
             eprintln!(
                 "  {:<28} {:>12.1} {}   ({})",
                 name,
@@ -114,23 +124,118 @@ impl Gate {
 
     /// The spinning round trips across the two CPUs, measured in turn (see
     /// [`record_all`](Self::record_all)): the cache-line floor, crossbeam-channel between
-    /// two threads, and our handle at each payload size.
+    /// two threads, and our handle at each payload size, each of the last two from
+    /// [`SPIN_PAIRS`] fresh pairs. The best pair of each is the figure (`name`); every pair
+    /// is kept as `name#k`.
     fn spinning(&mut self, sizes: &[usize], iters: u64) {
         let cpu = self.placement("diff");
         let mut floor = FloorRig::start(floor::Kind::Cacheline, cpu);
-        let mut cb = CrossbeamRig::start(cpu);
-        let mut shm: Vec<ShmRig> = sizes
+        let mut cbs: Vec<CrossbeamRig> =
+            (0..SPIN_PAIRS).map(|_| CrossbeamRig::start(cpu)).collect();
+        let mut shms: Vec<ShmRig> = sizes
             .iter()
-            .map(|&size| ShmRig::start(true, cpu, size))
+            .flat_map(|&size| (0..SPIN_PAIRS).map(move |_| size))
+            .map(|size| ShmRig::start(true, cpu, size))
             .collect();
-        let mut figs = vec![floor.timed("diff", iters), cb.timed(iters)];
-        figs.extend(shm.iter_mut().map(|r| r.timed("diff", iters)));
+        let mut figs = vec![floor.timed("diff", iters)];
+        for (k, cb) in cbs.iter_mut().enumerate() {
+            let mut t = cb.timed(iters);
+            t.name = format!("{}#{k}", t.name);
+            figs.push(t);
+        }
+        for (i, shm) in shms.iter_mut().enumerate() {
+            let mut t = shm.timed("diff", iters);
+            t.name = format!("{}#{}", t.name, i % SPIN_PAIRS);
+            figs.push(t);
+        }
         self.record_all(figs);
         floor.finish();
-        cb.finish();
-        for r in shm {
+        for cb in cbs {
+            cb.finish();
+        }
+        for r in shms {
             r.finish();
         }
+        self.keep_best("cb_spin_diff_64");
+        for &size in sizes {
+            self.keep_best(&format!("shm_spin_diff_{size}"));
+        }
+    }
+
+    /// Records the pair `name#k` with the lowest median as `name`.
+    fn keep_best(&mut self, name: &str) {
+        let best = (0..SPIN_PAIRS)
+            .map(|k| format!("{name}#{k}"))
+            .min_by(|a, b| self.get(a).total_cmp(&self.get(b)))
+            .expect("pairs were measured");
+        let fig = &self.figures[&best];
+        let copy = Figure {
+            runs: fig.runs.clone(),
+            unit: fig.unit,
+            conditions: format!("{} (best of {SPIN_PAIRS} pairs)", fig.conditions),
+        };
+        let group = self.groups[&best];
+        self.figures.insert(name.to_string(), copy);
+        self.groups.insert(name.to_string(), group);
+    }
+
+    /// The same-core figures the gate divides by one another, measured in turn: the futex
+    /// floor, our blocking round trip, a Unix socket's and pipe(2)'s, and our stream. All
+    /// are system calls and scheduling on one CPU, which the host slows and speeds as a
+    /// whole; in turn, their ratios hold.
+    fn same_core(&mut self) {
+        let cpu = self.placement("same");
+        let mut futex = FloorRig::start(floor::Kind::Futex, cpu);
+        let mut block = ShmRig::start(false, cpu, 64);
+        let mut uds = BytesRig::start("uds", cpu, 64, Payload::Floats);
+        let mut pipe2 = BytesRig::start("pipe2", cpu, 64, Payload::Floats);
+        let stream = ShmStream::start("gss", cpu, 1);
+        let mut batch = stream_batch(&stream, "int");
+        batch(1);
+        stream.main.region().unlink();
+        let figs = vec![
+            futex.timed("same", 20_000),
+            block.timed("same", 10_000),
+            Timed::new(
+                "uds_same_64",
+                bytes_conditions("same", 64),
+                "ns/rt",
+                10_000,
+                |n| uds.round_trips(n),
+            ),
+            Timed::new(
+                "pipe2_same_64",
+                bytes_conditions("same", 64),
+                "ns/rt",
+                10_000,
+                |n| pipe2.round_trips(n),
+            ),
+            Timed::new(
+                "stream_int_same",
+                stream_conditions("same", "int"),
+                "ns/item",
+                100_000,
+                &mut batch,
+            ),
+        ];
+        self.record_all(figs);
+        drop(batch);
+        futex.finish();
+        block.finish();
+        uds.finish();
+        pipe2.finish();
+        stream.finish();
+    }
+
+    /// The ratio `num / den`: for two figures measured in turn, the median of the per-run
+    /// ratios (runs seconds apart share the host's mood); otherwise the ratio of medians.
+    fn ratio(&self, num: &str, den: &str) -> f64 {
+        let (a, b) = (&self.figures[num], &self.figures[den]);
+        if self.groups.get(num) == self.groups.get(den) && a.runs.len() == b.runs.len() {
+            let per_run: Vec<f64> = a.runs.iter().zip(&b.runs).map(|(x, y)| x / y).collect();
+            return median(&per_run);
+        }
+        self.get(num) / self.get(den)
     }
 
     fn shm_rt(&mut self, spin: bool, cores: &str, size: usize, iters: u64) {
@@ -143,7 +248,7 @@ impl Gate {
         let mut rig = BytesRig::start(transport, self.placement(cores), size, Payload::Floats);
         self.record(
             &format!("{transport}_{cores}_{size}"),
-            format!("{cores}-core, {size} B copied each way, receiver sleeps (read)"),
+            bytes_conditions(cores, size),
             "ns/rt",
             iters,
             |n| rig.round_trips(n),
@@ -157,48 +262,17 @@ impl Gate {
     /// per item and no allocation, the hand-off itself.
     fn shm_stream(&mut self, item: &str, cores: &str, iters: u64) {
         let rig = ShmStream::start("gst", self.placement(cores), 1);
-        let (items, ack, pool) = (rig.items.pipe(), rig.ack.pipe(), rig.items.pool());
-        let tab3: Val = Val::Tab(
-            [
-                (Val::from("a"), Val::from(1i64)),
-                (Val::from("b"), Val::from(2.5f64)),
-                (Val::from("c"), Val::from("x")),
-            ]
-            .into_iter()
-            .collect::<Tab>(),
-        );
-        let one = pool.share(&Val::I64(7)).expect("share");
-        let mut batch = |n: u64| {
-            let start = Instant::now();
-            for i in 0..n {
-                let v = match item {
-                    "tab3" => pool.share(&tab3).expect("share"),
-                    "clone" => one.clone(),
-                    _ => pool.share(&Val::I64(i as i64)).expect("share"),
-                };
-                send(items, v, false);
-            }
-            send(items, pool.share(&Val::I64(END)).expect("share"), false);
-            drop(recv(ack, false, WAIT).expect("an acknowledgement"));
-            start.elapsed()
-        };
+        let mut batch = stream_batch(&rig, item);
         batch(1);
         rig.main.region().unlink();
         self.record(
             &format!("stream_{item}_{cores}"),
-            format!(
-                "{cores}-core, 1 -> 1, {}, sent, received, read, dropped; both block, \
-                 batch receive",
-                match item {
-                    "clone" => "one int cloned",
-                    "tab3" => "3-entry Tab shared (read in place: one lookup)",
-                    _ => "int shared",
-                }
-            ),
+            stream_conditions(cores, item),
             "ns/item",
             iters,
             &mut batch,
         );
+        drop(batch);
         rig.finish();
     }
 
@@ -284,6 +358,52 @@ impl Gate {
             .get(name)
             .unwrap_or_else(|| panic!("figure {name} not measured"))
             .median()
+    }
+}
+
+fn bytes_conditions(cores: &str, size: usize) -> String {
+    format!("{cores}-core, {size} B copied each way, receiver sleeps (read)")
+}
+
+fn stream_conditions(cores: &str, item: &str) -> String {
+    format!(
+        "{cores}-core, 1 -> 1, {}, sent, received, read, dropped; both block, batch receive",
+        match item {
+            "clone" => "one int cloned",
+            "tab3" => "3-entry Tab shared (read in place: one lookup)",
+            _ => "int shared",
+        }
+    )
+}
+
+/// A timed batch of `n` streamed items of kind `item` (see `Gate::shm_stream`) through
+/// `rig`, ended by an acknowledged end marker.
+fn stream_batch<'a>(rig: &'a ShmStream, item: &str) -> impl FnMut(u64) -> Duration + 'a {
+    let (items, ack, pool) = (rig.items.pipe(), rig.ack.pipe(), rig.items.pool());
+    let tab3: Val = Val::Tab(
+        [
+            (Val::from("a"), Val::from(1i64)),
+            (Val::from("b"), Val::from(2.5f64)),
+            (Val::from("c"), Val::from("x")),
+        ]
+        .into_iter()
+        .collect::<Tab>(),
+    );
+    let one = pool.share(&Val::I64(7)).expect("share");
+    let item = item.to_string();
+    move |n: u64| {
+        let start = Instant::now();
+        for i in 0..n {
+            let v = match item.as_str() {
+                "tab3" => pool.share(&tab3).expect("share"),
+                "clone" => one.clone(),
+                _ => pool.share(&Val::I64(i as i64)).expect("share"),
+            };
+            send(items, v, false);
+        }
+        send(items, pool.share(&Val::I64(END)).expect("share"), false);
+        drop(recv(ack, false, WAIT).expect("an acknowledgement"));
+        start.elapsed()
     }
 }
 
@@ -435,6 +555,7 @@ fn main() -> ExitCode {
         cpus,
         repeats,
         figures: BTreeMap::new(),
+        groups: BTreeMap::new(),
     };
     let started = Instant::now();
     eprintln!(
@@ -445,37 +566,38 @@ fn main() -> ExitCode {
         cpus.first
     );
     g.floor(floor::Kind::Futex, "diff", 2_000);
-    g.floor(floor::Kind::Futex, "same", 20_000);
     let sizes: &[usize] = if full {
         &[64, 4096, 65536, 1 << 20]
     } else {
         &[64, 1 << 20]
     };
     g.spinning(sizes, 100_000);
+    g.same_core();
     for &size in if full { sizes } else { &[64][..] } {
         g.shm_rt(false, "diff", size, 20_000);
-        g.shm_rt(false, "same", size, 10_000);
+        if size != 64 {
+            g.shm_rt(false, "same", size, 10_000);
+        }
     }
     for transport in ["uds", "pipe2"] {
-        for &size in if full { sizes } else { &[64][..] } {
+        for &size in if full { &sizes[1..] } else { &[][..] } {
             g.bytes_rt(
                 transport,
                 "same",
                 size,
                 if size > 65536 { 500 } else { 10_000 },
             );
-            if full {
-                g.bytes_rt(
-                    transport,
-                    "diff",
-                    size,
-                    if size > 65536 { 300 } else { 2_000 },
-                );
-            }
+        }
+        for &size in if full { sizes } else { &[][..] } {
+            g.bytes_rt(
+                transport,
+                "diff",
+                size,
+                if size > 65536 { 300 } else { 2_000 },
+            );
         }
     }
     g.shm_stream("int", "diff", 200_000);
-    g.shm_stream("int", "same", 100_000);
     if full {
         g.shm_stream("tab3", "diff", 200_000);
         g.shm_stream("clone", "diff", 500_000);
@@ -515,7 +637,7 @@ fn main() -> ExitCode {
         .unwrap_or(Value::Null);
     let measured: Vec<(&str, f64, &str, bool)> = RATIOS
         .iter()
-        .map(|&(name, num, den, what, gated)| (name, g.get(num) / g.get(den), what, gated))
+        .map(|&(name, num, den, what, gated)| (name, g.ratio(num, den), what, gated))
         .collect();
 
     if update {

@@ -37,19 +37,19 @@ impl<'a> Heap<'a> {
 
     // ---- header words ----
 
-    #[inline]
+    #[inline(always)]
     pub fn word(&self, i: usize) -> Result<&'a AtomicU64, AllocError> {
         self.words
             .get(i)
             .ok_or_else(|| AllocError::corrupted(format!("pool word {i} out of range")))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn load(&self, i: usize) -> Result<u64, AllocError> {
         Ok(self.word(i)?.load(Relaxed))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn store(&self, i: usize, v: u64) -> Result<(), AllocError> {
         self.word(i)?.store(v, Relaxed);
         Ok(())
@@ -58,7 +58,7 @@ impl<'a> Heap<'a> {
     // ---- blocks ----
 
     /// The header words (size, check) of the block at `b`.
-    #[inline]
+    #[inline(always)]
     pub fn header(&self, b: u64) -> Result<&'a [AtomicU64; 2], AllocError> {
         if !self.geo.is_block_start(b) {
             return Err(AllocError::corrupted(format!(
@@ -69,7 +69,7 @@ impl<'a> Heap<'a> {
     }
 
     /// The free-list links (next, prev) of the free block at `b`.
-    #[inline]
+    #[inline(always)]
     pub fn links(&self, b: u64) -> Result<&'a [AtomicU64; 2], AllocError> {
         self.resolve(b + BLOCK_HEADER)
     }
@@ -77,12 +77,12 @@ impl<'a> Heap<'a> {
     /// The footer of the free block at `b` of `size` bytes: its last word, a copy of its
     /// size, so the next block can find it. Blocks of [`MIN_BLOCK`] have none (their last
     /// word is a link); their start is found from the next block directly.
-    #[inline]
+    #[inline(always)]
     pub fn footer(&self, b: u64, size: u64) -> Result<&'a AtomicU64, AllocError> {
         self.resolve(b + size - 8)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn resolve<T: crate::region::Shared>(&self, at: u64) -> Result<&'a T, AllocError> {
         self.region
             .at::<T>(Offset::new(at))

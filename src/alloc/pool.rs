@@ -438,8 +438,18 @@ fn defer_free(heap: &Heap<'_>, off: Offset) -> Result<(), AllocError> {
 /// Frees every deferred block, one at a time: each is named in `DRAINING` while it is taken
 /// off the list and freed, so a holder killed in between loses nothing
 /// ([`recover::finish_draining`]). Called under the lock.
+#[inline]
 fn drain_deferred(heap: &Heap<'_>) -> Result<(), AllocError> {
     let head = heap.word(word::DEFERRED)?;
+    // SYNC POINT: pairs with the release push in `defer_free`.
+    if head.load(Ordering::Acquire) == 0 {
+        return Ok(());
+    }
+    drain_deferred_slow(heap, head)
+}
+
+#[cold]
+fn drain_deferred_slow(heap: &Heap<'_>, head: &AtomicU64) -> Result<(), AllocError> {
     let mut budget = heap.geo.capacity() / super::MIN_BLOCK + 1;
     loop {
         // SYNC POINT: pairs with the release push in `defer_free`.

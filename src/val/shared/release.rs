@@ -53,9 +53,11 @@ pub(crate) fn release(pool: &Pool, off: Offset) -> Result<(), ValError> {
     if !dec(obj.rc(), off)? {
         return Ok(());
     }
-    let mut first_err = None;
-    let mut work = vec![off];
+    // The work list allocates only when a child's count reaches zero too: freeing a leaf
+    // (the common case) costs no heap allocation.
+    let mut work = Vec::new();
     let mut freer = Freer { pool, hurry: false };
+    let mut first_err = free_one(&mut freer, off, &mut work).err();
     while let Some(o) = work.pop() {
         if let Err(e) = free_one(&mut freer, o, &mut work) {
             first_err.get_or_insert(e);
