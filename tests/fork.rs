@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{role_entry, spawn_role, TestName};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
-use shmval::queue::SendError;
+use shmval::queue::TrySendError;
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{val, PoolExt, Val};
 
@@ -127,7 +127,7 @@ fn stale_pipe_in_a_child(args: &[String]) {
                 go_rx.read_exact(&mut b).unwrap();
                 let v = server.pool().share(&Val::from("late")).unwrap();
                 let e = server.pipe().try_enqueue(v).unwrap_err();
-                assert!(matches!(e, SendError::Corrupted(_)), "{e:?}");
+                assert!(matches!(e, TrySendError::Corrupted(_)), "{e:?}");
                 assert!(server.pipe().try_dequeue().is_err());
             }))
             .is_ok();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::held::{assert_held_by, in_use, Bound, Holder, Slack, BOUND, RUNS};
 use common::{role_entry, spawn_paused, ChildGuard, TestName};
 use nix::sys::signal::Signal;
-use shmval::queue::{RecvError, SendError};
+use shmval::queue::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{PoolExt, ShmVal, Val};
 
@@ -58,27 +58,27 @@ fn exercise(main: &ShmMain, server: &ServerSide, t: &mut Slack, h: Holder, v: Sh
     let len = p.len();
     let (timeout, at_once) = (Bound::Timeout(BOUND), Bound::AtOnce);
     let v = match t.time("enqueue(v, 100 ms)", h, timeout, || p.enqueue(v, BOUND)) {
-        Err(SendError::Timeout(v)) => v,
+        Err(SendTimeoutError::Timeout(v)) => v,
         r => panic!("enqueue behind the holder: {r:?}"),
     };
     let r = t.time("dequeue(100 ms)", h, timeout, || p.dequeue(BOUND));
-    assert_eq!(r.map(|v| int(&v)), Err(RecvError::Timeout));
+    assert_eq!(r.map(|v| int(&v)), Err(RecvTimeoutError::Timeout));
     let mut out = Vec::new();
     let r = t.time("dequeue_batch(4, 100 ms)", h, timeout, || {
         p.dequeue_batch(&mut out, 4, BOUND)
     });
-    assert_eq!(r, Err(RecvError::Timeout));
+    assert_eq!(r, Err(RecvTimeoutError::Timeout));
     assert!(out.is_empty());
     let v = match t.time("try_enqueue(v)", h, at_once, || p.try_enqueue(v)) {
-        Err(SendError::Full(v)) => v,
+        Err(TrySendError::Full(v)) => v,
         r => panic!("try_enqueue behind the holder: {r:?}"),
     };
     let r = t.time("try_dequeue()", h, at_once, || p.try_dequeue());
-    assert_eq!(r.map(|v| int(&v)), Err(RecvError::Empty));
+    assert_eq!(r.map(|v| int(&v)), Err(TryRecvError::Empty));
     let r = t.time("try_dequeue_batch(4)", h, at_once, || {
         p.try_dequeue_batch(&mut out, 4)
     });
-    assert_eq!(r, Err(RecvError::Empty));
+    assert_eq!(r, Err(TryRecvError::Empty));
     let r = t.time("ShmMain::wait_idle(100 ms)", h, timeout, || {
         main.wait_idle(BOUND)
     });

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{role_entry, spawn_role, TestName};
-use shmval::queue::RecvError;
+use shmval::queue::{RecvTimeoutError, TryRecvError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{PoolExt, ShmVal, Val};
 
@@ -46,11 +46,14 @@ fn batches_come_in_order_up_to_the_limit() {
     let baseline = pool.stats().unwrap().used;
 
     let mut out = Vec::new();
-    assert_eq!(pipe.try_dequeue_batch(&mut out, 4), Err(RecvError::Empty));
+    assert_eq!(
+        pipe.try_dequeue_batch(&mut out, 4),
+        Err(TryRecvError::Empty)
+    );
     let t = Instant::now();
     assert_eq!(
         pipe.dequeue_batch(&mut out, 4, Duration::from_millis(30)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     assert!(t.elapsed() >= Duration::from_millis(30));
 
@@ -73,7 +76,7 @@ fn batches_come_in_order_up_to_the_limit() {
     pipe.close().unwrap();
     assert_eq!(
         pipe.dequeue_batch(&mut out, 4, Duration::from_secs(1)),
-        Err(RecvError::Closed)
+        Err(RecvTimeoutError::Closed)
     );
     drop(out);
     assert_eq!(pool.stats().unwrap().used, baseline, "every value freed");
@@ -104,7 +107,7 @@ fn a_batch_consumer_gets_every_item_of_a_producer_process_once_in_order() {
                 }
                 out.clear();
             }
-            Err(RecvError::Closed | RecvError::Disconnected) => break,
+            Err(RecvTimeoutError::Closed | RecvTimeoutError::Disconnected) => break,
             Err(e) => panic!("dequeue_batch: {e}"),
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{role_entry, TestName};
 use shmval::alloc::Pool;
-use shmval::queue::RecvError;
+use shmval::queue::{RecvError, RecvTimeoutError, TryRecvError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError};
 use shmval::{PoolExt, Val};
 
@@ -56,11 +56,11 @@ fn a_pipe_with_values_outlives_its_last_side_and_then_disconnects() {
     assert_eq!(client.pipe().deq().unwrap_err(), RecvError::Disconnected);
     assert_eq!(
         client.pipe().dequeue(Duration::from_secs(30)).unwrap_err(),
-        RecvError::Disconnected
+        RecvTimeoutError::Disconnected
     );
     assert_eq!(
         client.pipe().try_dequeue().unwrap_err(),
-        RecvError::Disconnected
+        TryRecvError::Disconnected
     );
     drop(client);
     assert!(main.pipes().unwrap().is_empty());
@@ -102,7 +102,7 @@ fn a_persisted_pipe_waits_for_senders_that_come_and_go() {
             .pipe()
             .dequeue(Duration::from_millis(50))
             .unwrap_err(),
-        RecvError::Timeout
+        RecvTimeoutError::Timeout
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     let second = ServerSide::new(name.as_str(), "p", 4)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{blocked_in, role_entry, spawn_role, this_thread, wait_until, TestName};
-use shmval::queue::SendError;
+use shmval::queue::{SendError, SendTimeoutError, TrySendError};
 use shmval::region::{Region, RegionError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError, MAX_PIPES};
 use shmval::{PoolExt, Val};
@@ -316,14 +316,19 @@ fn a_value_of_another_region_is_refused_with_the_value_back() {
     let before = (ma.pool().stats().unwrap(), mb.pool().stats().unwrap());
     let b = sb.pipe();
     for how in ["try_enqueue", "enqueue", "enq"] {
-        let r = match how {
-            "try_enqueue" => b.try_enqueue(v),
-            "enqueue" => b.enqueue(v, Duration::from_millis(100)),
-            _ => b.enq(v),
-        };
-        v = match r {
-            Err(SendError::WrongRegion(v)) => v,
-            r => panic!("{how} of another region's value: {r:?}"),
+        v = match how {
+            "try_enqueue" => match b.try_enqueue(v) {
+                Err(TrySendError::WrongRegion(v)) => v,
+                r => panic!("{how} of another region's value: {r:?}"),
+            },
+            "enqueue" => match b.enqueue(v, Duration::from_millis(100)) {
+                Err(SendTimeoutError::WrongRegion(v)) => v,
+                r => panic!("{how} of another region's value: {r:?}"),
+            },
+            _ => match b.enq(v) {
+                Err(SendError::WrongRegion(v)) => v,
+                r => panic!("{how} of another region's value: {r:?}"),
+            },
         };
         assert_eq!(v.offset(), at, "{how}: the same value comes back");
     }

@@ -27,7 +27,7 @@ use criterion::measurement::WallTime;
 use criterion::BenchmarkGroup;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
-use shmval::queue::{Pipe, RecvError, SendError};
+use shmval::queue::{Pipe, RecvError, RecvTimeoutError, TryRecvError, TrySendError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{PoolExt, ShmVal, Tab, Tag, Val};
 pub const ROLE: &str = "SHMVAL_BENCH_ROLE";
@@ -274,23 +274,26 @@ impl Patience {
 }
 
 /// Receives from `p`: with `spin`, busy-polling `try_dequeue` until `limit` has passed;
-/// otherwise with the pipe's own `dequeue`. `Err` only for `Closed` and `Disconnected`; other errors panic.
+/// otherwise with the pipe's own `dequeue`. `Err` only for `Closed` and `Disconnected`;
+/// other errors panic.
 pub fn recv(p: &Pipe, spin: bool, limit: Duration) -> Result<ShmVal, RecvError> {
     if !spin {
         return match p.dequeue(limit) {
-            Err(RecvError::Timeout) => panic!("nothing arrived within {limit:?}"),
-            Err(e @ (RecvError::Closed | RecvError::Disconnected)) => Err(e),
+            Err(RecvTimeoutError::Timeout) => panic!("nothing arrived within {limit:?}"),
+            Err(RecvTimeoutError::Closed) => Err(RecvError::Closed),
+            Err(RecvTimeoutError::Disconnected) => Err(RecvError::Disconnected),
             Err(e) => panic!("dequeue: {e}"),
-            ok => ok,
+            Ok(v) => Ok(v),
         };
     }
     let mut patience = Patience::new(limit);
     loop {
         match p.try_dequeue() {
-            Err(RecvError::Empty) => {}
-            Err(e @ (RecvError::Closed | RecvError::Disconnected)) => return Err(e),
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Closed) => return Err(RecvError::Closed),
+            Err(TryRecvError::Disconnected) => return Err(RecvError::Disconnected),
             Err(e) => panic!("try_dequeue: {e}"),
-            ok => return ok,
+            Ok(v) => return Ok(v),
         }
         if patience.exhausted() {
             panic!("nothing arrived within {limit:?}");
@@ -310,7 +313,7 @@ pub fn send(p: &Pipe, mut v: ShmVal, spin: bool) {
     loop {
         match p.try_enqueue(v) {
             Ok(()) => return,
-            Err(SendError::Full(back)) if !patience.exhausted() => v = back,
+            Err(TrySendError::Full(back)) if !patience.exhausted() => v = back,
             Err(e) => panic!("try_enqueue: {e}"),
         }
         std::hint::spin_loop();
@@ -473,7 +476,7 @@ pub fn shm_sink() {
                 loop {
                     match items.pipe().dequeue_batch(&mut batch, BATCH, CHILD_IDLE) {
                         Ok(_) => {}
-                        Err(RecvError::Closed | RecvError::Disconnected) => return,
+                        Err(RecvTimeoutError::Closed | RecvTimeoutError::Disconnected) => return,
                         Err(e) => panic!("dequeue_batch: {e}"),
                     }
                     for v in batch.drain(..) {

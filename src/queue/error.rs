@@ -1,76 +1,219 @@
-//! The errors of the queue layer.
+//! The errors of the queue layer: one type per way of sending and receiving, as
+//! crossbeam-channel has, so that a match names only what that call can answer. A value
+//! that was not sent always comes back in the error: nothing is lost.
 
-/// Why an item could not be sent. The item comes back in every case: nothing is lost.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SendError<T> {
-    /// The queue stayed full until the deadline.
-    #[error("timed out: the queue stayed full")]
-    Timeout(T),
-    /// The queue is full (from a `try_` call, which does not wait).
-    #[error("the queue is full")]
+use std::fmt;
+
+/// Why `try_enqueue` did not send: it never waits, not even for the pipe's lock.
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError<T> {
+    /// The pipe is full, or a live process holds its lock right now.
+    #[error("the pipe is full")]
     Full(T),
-    /// The queue was closed.
-    #[error("the queue is closed")]
+    /// The pipe was closed.
+    #[error("the pipe is closed")]
     Closed(T),
-    /// The queue's shared state is inconsistent (a holder died mid-update and the state
-    /// could not be repaired); it refuses all further traffic.
-    #[error("the queue's shared state is corrupted")]
+    /// The value belongs to another region than the pipe: it cannot be linked there.
+    #[error("the value belongs to another region than the pipe")]
+    WrongRegion(T),
+    /// The pipe's shared state is inconsistent (found broken after a holder died, or
+    /// written by a buggy process); it refuses all further traffic.
+    #[error("the pipe's shared state is corrupted")]
     Corrupted(T),
+}
+
+/// Why `enqueue` (with a timeout or a deadline) did not send.
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendTimeoutError<T> {
+    /// The pipe stayed full (or its lock held by a live process) until the deadline.
+    #[error("timed out: the pipe stayed full")]
+    Timeout(T),
+    /// The pipe was closed.
+    #[error("the pipe is closed")]
+    Closed(T),
     /// The break checker asked to stop waiting.
     #[error("broken off by the break checker")]
     Broken(T),
-    /// The item belongs to another region than the queue: it cannot be linked there.
+    /// The value belongs to another region than the pipe.
     #[error("the value belongs to another region than the pipe")]
+    WrongRegion(T),
+    /// The pipe's shared state is inconsistent.
+    #[error("the pipe's shared state is corrupted")]
+    Corrupted(T),
+}
+
+/// Why `enq` (which waits as long as the pipe is full) did not send.
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError<T> {
+    /// The pipe was closed.
+    #[error("the pipe is closed")]
+    Closed(T),
+    /// The break checker asked to stop waiting.
+    #[error("broken off by the break checker")]
+    Broken(T),
+    /// The value belongs to another region than the pipe.
+    #[error("the value belongs to another region than the pipe")]
+    WrongRegion(T),
+    /// The pipe's shared state is inconsistent.
+    #[error("the pipe's shared state is corrupted")]
+    Corrupted(T),
+}
+
+/// The value a failed send hands back, and a bounded `Debug` that names the variant.
+macro_rules! give_back {
+    ($ty:ident, $($v:ident),+) => {
+        impl<T> $ty<T> {
+            /// The value that was not sent.
+            pub fn into_inner(self) -> T {
+                match self {
+                    $($ty::$v(t))|+ => t,
+                }
+            }
+        }
+
+        impl<T> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$v(_) => f.write_str(concat!(stringify!($ty), "::", stringify!($v), "(..)")),)+
+                }
+            }
+        }
+    };
+}
+give_back!(TrySendError, Full, Closed, WrongRegion, Corrupted);
+give_back!(
+    SendTimeoutError,
+    Timeout,
+    Closed,
+    Broken,
+    WrongRegion,
+    Corrupted
+);
+give_back!(SendError, Closed, Broken, WrongRegion, Corrupted);
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    /// An unbounded send's failure as a timed one's (it never timed out).
+    fn from(e: SendError<T>) -> Self {
+        match e {
+            SendError::Closed(t) => SendTimeoutError::Closed(t),
+            SendError::Broken(t) => SendTimeoutError::Broken(t),
+            SendError::WrongRegion(t) => SendTimeoutError::WrongRegion(t),
+            SendError::Corrupted(t) => SendTimeoutError::Corrupted(t),
+        }
+    }
+}
+
+/// Why `try_dequeue` (or `try_dequeue_batch`) received nothing: it never waits, not even
+/// for the pipe's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// The pipe is empty, or a live process holds its lock right now.
+    #[error("the pipe is empty")]
+    Empty,
+    /// The pipe was closed and everything sent before has been received.
+    #[error("the pipe is closed and drained")]
+    Closed,
+    /// Every handle that sent to the pipe has gone and everything it sent has been
+    /// received: nothing more can come (a persisted pipe never says so).
+    #[error("every sender has gone and the pipe is drained")]
+    Disconnected,
+    /// The pipe's shared state is inconsistent, or a slot held something that is not a
+    /// value.
+    #[error("the pipe's shared state is corrupted")]
+    Corrupted,
+}
+
+/// Why `dequeue` (with a timeout or a deadline, or `dequeue_batch`) received nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvTimeoutError {
+    /// The pipe stayed empty (or its lock held by a live process) until the deadline.
+    #[error("timed out: the pipe stayed empty")]
+    Timeout,
+    /// The pipe was closed and drained.
+    #[error("the pipe is closed and drained")]
+    Closed,
+    /// Every sender has gone and the pipe is drained.
+    #[error("every sender has gone and the pipe is drained")]
+    Disconnected,
+    /// The break checker asked to stop waiting.
+    #[error("broken off by the break checker")]
+    Broken,
+    /// The pipe's shared state is inconsistent.
+    #[error("the pipe's shared state is corrupted")]
+    Corrupted,
+}
+
+/// Why `deq` (which waits as long as the pipe is empty) received nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The pipe was closed and drained.
+    #[error("the pipe is closed and drained")]
+    Closed,
+    /// Every sender has gone and the pipe is drained.
+    #[error("every sender has gone and the pipe is drained")]
+    Disconnected,
+    /// The break checker asked to stop waiting.
+    #[error("broken off by the break checker")]
+    Broken,
+    /// The pipe's shared state is inconsistent.
+    #[error("the pipe's shared state is corrupted")]
+    Corrupted,
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    /// An unbounded receive's failure as a timed one's (it never timed out).
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Closed => RecvTimeoutError::Closed,
+            RecvError::Disconnected => RecvTimeoutError::Disconnected,
+            RecvError::Broken => RecvTimeoutError::Broken,
+            RecvError::Corrupted => RecvTimeoutError::Corrupted,
+        }
+    }
+}
+
+/// What a ring's send can fail with (crate-internal; the pipe turns it into the error of
+/// the call that was made). The item comes back.
+#[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(shmval_loom, allow(dead_code))] // the pipe's variants
+pub(crate) enum SendFail<T> {
+    Timeout(T),
+    Full(T),
+    Closed(T),
+    Corrupted(T),
+    Broken(T),
     WrongRegion(T),
 }
 
-impl<T> SendError<T> {
-    /// The item that was not sent.
-    pub fn into_inner(self) -> T {
+impl<T> SendFail<T> {
+    #[cfg_attr(shmval_loom, allow(dead_code))]
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> SendFail<U> {
         match self {
-            SendError::Timeout(t)
-            | SendError::Full(t)
-            | SendError::Closed(t)
-            | SendError::Corrupted(t)
-            | SendError::Broken(t)
-            | SendError::WrongRegion(t) => t,
-        }
-    }
-
-    /// Maps the carried item.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
-        match self {
-            SendError::Timeout(t) => SendError::Timeout(f(t)),
-            SendError::Full(t) => SendError::Full(f(t)),
-            SendError::Closed(t) => SendError::Closed(f(t)),
-            SendError::Corrupted(t) => SendError::Corrupted(f(t)),
-            SendError::Broken(t) => SendError::Broken(f(t)),
-            SendError::WrongRegion(t) => SendError::WrongRegion(f(t)),
+            SendFail::Timeout(t) => SendFail::Timeout(f(t)),
+            SendFail::Full(t) => SendFail::Full(f(t)),
+            SendFail::Closed(t) => SendFail::Closed(f(t)),
+            SendFail::Corrupted(t) => SendFail::Corrupted(f(t)),
+            SendFail::Broken(t) => SendFail::Broken(f(t)),
+            SendFail::WrongRegion(t) => SendFail::WrongRegion(f(t)),
         }
     }
 }
 
-/// Why nothing was received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RecvError {
-    /// The queue stayed empty until the deadline.
-    #[error("timed out: the queue stayed empty")]
+/// What a ring's receive can fail with (crate-internal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(shmval_loom, allow(dead_code))] // the pipe's variants
+pub(crate) enum RecvFail {
     Timeout,
-    /// The queue is empty (from a `try_` call, which does not wait).
-    #[error("the queue is empty")]
     Empty,
-    /// The queue was closed and everything sent before has been received.
-    #[error("the queue is closed and drained")]
     Closed,
-    /// Every handle that sent to the queue has gone and everything it sent has been
-    /// received: nothing more can come (a kept pipe never says so).
-    #[error("every sender has gone and the queue is drained")]
     Disconnected,
-    /// The queue's shared state is inconsistent; see [`SendError::Corrupted`].
-    #[error("the queue's shared state is corrupted")]
     Corrupted,
-    /// The break checker asked to stop waiting.
-    #[error("broken off by the break checker")]
     Broken,
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use loom::thread;
 
 use super::ring::HeapRing;
-use super::{RecvError, Ring, SendError, Wait};
+use super::{RecvFail, Ring, SendFail, Wait};
 use crate::sync::Model;
 
 type Heap = HeapRing<Model>;
@@ -36,7 +36,7 @@ fn drain_checked(r: &Ring<'_, Model>) -> Vec<u64> {
                 last[p] = i;
                 got.push(v);
             }
-            Err(RecvError::Closed) => return got,
+            Err(RecvFail::Closed) => return got,
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
@@ -124,8 +124,8 @@ fn close_wakes_blocked_senders_and_receivers() {
         let receiver = thread::spawn(move || ring(&e2).recv(Wait::Forever));
         ring(&full).close();
         ring(&empty).close();
-        assert_eq!(sender.join().unwrap(), Err(SendError::Closed(2)));
-        assert_eq!(receiver.join().unwrap(), Err(RecvError::Closed));
+        assert_eq!(sender.join().unwrap(), Err(SendFail::Closed(2)));
+        assert_eq!(receiver.join().unwrap(), Err(RecvFail::Closed));
         // What was sent before the close is still received.
         assert_eq!(ring(&full).recv(Wait::No), Ok(1));
     });
@@ -138,7 +138,7 @@ fn timeouts_return() {
         let r = ring(&h);
         assert_eq!(
             r.recv(Wait::after::<Model>(Duration::from_millis(10))),
-            Err(RecvError::Timeout)
+            Err(RecvFail::Timeout)
         );
         r.send(7, Wait::No).unwrap();
         let h2 = h.clone();
@@ -150,8 +150,8 @@ fn timeouts_return() {
         match sender.join().unwrap() {
             Ok(()) => assert_eq!(r.recv(Wait::No), Ok(8)),
             Err(e) => {
-                assert_eq!(e, SendError::Timeout(8));
-                assert_eq!(r.recv(Wait::No), Err(RecvError::Empty));
+                assert_eq!(e, SendFail::Timeout(8));
+                assert_eq!(r.recv(Wait::No), Err(RecvFail::Empty));
             }
         }
     });
@@ -247,8 +247,8 @@ fn try_calls_do_not_wait_for_a_held_lock() {
         });
         let (got, sent) = t.join().unwrap();
         drop(held);
-        assert_eq!(got, Err(RecvError::Empty));
-        assert_eq!(sent, Err(SendError::Full(9)));
+        assert_eq!(got, Err(RecvFail::Empty));
+        assert_eq!(sent, Err(SendFail::Full(9)));
         assert_eq!(r.recv(Wait::No), Ok(1));
     });
 }
@@ -270,7 +270,7 @@ fn the_last_sender_going_disconnects_a_waiting_receiver() {
         r.drop_sender();
         let (first, second) = receiver.join().unwrap();
         assert_eq!(first, Ok(5));
-        assert_eq!(second, Err(RecvError::Disconnected));
+        assert_eq!(second, Err(RecvFail::Disconnected));
     });
 }
 
@@ -285,7 +285,7 @@ fn a_kept_ring_does_not_disconnect() {
         r.drop_sender();
         assert_eq!(
             r.recv(Wait::after::<Model>(Duration::from_millis(10))),
-            Err(RecvError::Timeout)
+            Err(RecvFail::Timeout)
         );
     });
 }

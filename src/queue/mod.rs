@@ -4,8 +4,9 @@
 //!   block, counted like an `Arc`, with deadlines, close, stats, and repair after a dead
 //!   lock holder. Inside it, a ring of 64-bit items under a
 //!   [`ShmMutex`](crate::sync::ShmMutex) and two condvars (crate-internal).
-//! - [`SendError`], [`RecvError`]: what a send or receive can fail with; a failed send
-//!   hands its item back.
+//! - One error type per way of sending and receiving ([`TrySendError`],
+//!   [`SendTimeoutError`], [`SendError`]; [`TryRecvError`], [`RecvTimeoutError`],
+//!   [`RecvError`]), as crossbeam-channel has: a failed send hands its value back.
 
 mod error;
 #[cfg(not(shmval_loom))]
@@ -19,7 +20,9 @@ mod loom_tests;
 
 #[cfg(not(shmval_loom))]
 pub use error::PipeError;
-pub use error::{RecvError, SendError};
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 #[cfg(not(shmval_loom))]
 pub use pipe::{BreakChecker, Pipe, DEFAULT_NOTICE_AFTER, MAX_CAPACITY};
 pub use ring::PipeStats;

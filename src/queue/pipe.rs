@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use super::error::{PipeError, RecvError, SendError};
+use super::error::{
+    PipeError, RecvError, RecvFail, RecvTimeoutError, SendError, SendFail, SendTimeoutError,
+    TryRecvError, TrySendError,
+};
 use super::ring::{PipeStats, Ring, RingHeader, Wait};
 use crate::alloc::Pool;
 use crate::region::{Offset, Shared};
@@ -127,7 +130,7 @@ impl Pipe {
     /// [`create`](Self::create), giving up at `deadline` (if any) while a live thread
     /// holds the pool lock ([`AllocError::TimedOut`](crate::alloc::AllocError::TimedOut)).
     /// A `kept` pipe is one whose senders come and go: its receivers are never told that
-    /// every sender has gone ([`RecvError::Disconnected`]).
+    /// every sender has gone ([`RecvFail::Disconnected`]).
     pub(crate) fn create_by(
         pool: &Pool,
         capacity: u64,
@@ -252,7 +255,7 @@ impl Pipe {
     /// Counts this handle as one of the pipe's sending ends from now until it is dropped
     /// (a handle that sends is counted from its first send anyway). While a pipe that is not
     /// kept has sending ends, its receivers wait for more; once the last has gone and the
-    /// pipe is empty, they get [`RecvError::Disconnected`].
+    /// pipe is empty, they get [`RecvFail::Disconnected`].
     pub fn count_as_sender(&self) {
         if let Ok(ring) = self.ring() {
             self.count_as_sender_in(&ring);
@@ -400,10 +403,18 @@ impl Pipe {
     ///
     /// # Errors
     ///
-    /// The value comes back in the error: [`SendError::Timeout`], [`SendError::Closed`],
-    /// [`SendError::Broken`], [`SendError::WrongRegion`], [`SendError::Corrupted`].
-    pub fn enqueue(&self, v: ShmVal, timeout: Duration) -> Result<(), SendError<ShmVal>> {
+    /// The value comes back in the error: [`SendTimeoutError::Timeout`] (the pipe stayed
+    /// full, or its lock held, until the deadline), `Closed`, `Broken`, `WrongRegion`,
+    /// `Corrupted`.
+    pub fn enqueue(&self, v: ShmVal, timeout: Duration) -> Result<(), SendTimeoutError<ShmVal>> {
         self.send_val(v, Limit::Within(timeout))
+            .map_err(|e| match e {
+                SendFail::Timeout(v) | SendFail::Full(v) => SendTimeoutError::Timeout(v),
+                SendFail::Closed(v) => SendTimeoutError::Closed(v),
+                SendFail::Broken(v) => SendTimeoutError::Broken(v),
+                SendFail::WrongRegion(v) => SendTimeoutError::WrongRegion(v),
+                SendFail::Corrupted(v) => SendTimeoutError::Corrupted(v),
+            })
     }
 
     /// Sends `v`, waiting until `deadline` while the pipe is full.
@@ -411,38 +422,56 @@ impl Pipe {
     /// # Errors
     ///
     /// As [`enqueue`](Self::enqueue).
-    pub fn enqueue_deadline(&self, v: ShmVal, deadline: Instant) -> Result<(), SendError<ShmVal>> {
+    pub fn enqueue_deadline(
+        &self,
+        v: ShmVal,
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError<ShmVal>> {
         self.enqueue(v, deadline.saturating_duration_since(Instant::now()))
     }
 
-    /// Sends `v` if there is room now.
+    /// Sends `v` if there is room now. Never waits, not even for the pipe's lock.
     ///
     /// # Errors
     ///
-    /// [`SendError::Full`], or as [`enqueue`](Self::enqueue).
-    pub fn try_enqueue(&self, v: ShmVal) -> Result<(), SendError<ShmVal>> {
-        self.send_val(v, Limit::Once)
+    /// The value comes back in the error: [`TrySendError::Full`] (the pipe is full, or a
+    /// live process holds its lock now), `Closed`, `WrongRegion`, `Corrupted`.
+    pub fn try_enqueue(&self, v: ShmVal) -> Result<(), TrySendError<ShmVal>> {
+        self.send_val(v, Limit::Once).map_err(|e| match e {
+            SendFail::Full(v) | SendFail::Timeout(v) => TrySendError::Full(v),
+            SendFail::Closed(v) => TrySendError::Closed(v),
+            SendFail::WrongRegion(v) => TrySendError::WrongRegion(v),
+            SendFail::Corrupted(v) | SendFail::Broken(v) => TrySendError::Corrupted(v),
+        })
     }
 
-    /// Sends `v`, waiting as long as the pipe is full (until it is closed, or the break
-    /// checker says stop).
+    /// Sends `v`, waiting as long as the pipe is full: until there is room, the pipe is
+    /// closed, or the break checker says stop. A wait that goes on says so on standard
+    /// error (see [`with_notice`](Self::with_notice)).
     ///
     /// # Errors
     ///
-    /// [`SendError::Closed`], [`SendError::Broken`], [`SendError::WrongRegion`],
-    /// [`SendError::Corrupted`].
+    /// The value comes back in the error: [`SendError::Closed`], `Broken`, `WrongRegion`,
+    /// `Corrupted`.
     pub fn enq(&self, v: ShmVal) -> Result<(), SendError<ShmVal>> {
-        self.send_val(v, Limit::Forever)
+        self.send_val(v, Limit::Forever).map_err(|e| match e {
+            SendFail::Closed(v) => SendError::Closed(v),
+            SendFail::Broken(v) => SendError::Broken(v),
+            SendFail::WrongRegion(v) => SendError::WrongRegion(v),
+            SendFail::Corrupted(v) | SendFail::Timeout(v) | SendFail::Full(v) => {
+                SendError::Corrupted(v)
+            }
+        })
     }
 
     /// Receives the oldest value, waiting up to `timeout` while the pipe is empty.
     ///
     /// # Errors
     ///
-    /// [`RecvError::Timeout`], [`RecvError::Closed`] (closed and drained),
-    /// [`RecvError::Broken`], [`RecvError::Corrupted`].
-    pub fn dequeue(&self, timeout: Duration) -> Result<ShmVal, RecvError> {
-        self.recv_val(Limit::Within(timeout))
+    /// [`RecvTimeoutError::Timeout`], `Closed` (closed and drained), `Disconnected`
+    /// (every sender gone and drained), `Broken`, `Corrupted`.
+    pub fn dequeue(&self, timeout: Duration) -> Result<ShmVal, RecvTimeoutError> {
+        self.recv_val(Limit::Within(timeout)).map_err(timeout_error)
     }
 
     /// Receives the oldest value, waiting until `deadline` while the pipe is empty.
@@ -450,27 +479,36 @@ impl Pipe {
     /// # Errors
     ///
     /// As [`dequeue`](Self::dequeue).
-    pub fn dequeue_deadline(&self, deadline: Instant) -> Result<ShmVal, RecvError> {
+    pub fn dequeue_deadline(&self, deadline: Instant) -> Result<ShmVal, RecvTimeoutError> {
         self.dequeue(deadline.saturating_duration_since(Instant::now()))
     }
 
-    /// Receives the oldest value if there is one now.
+    /// Receives the oldest value if there is one now. Never waits, not even for the pipe's
+    /// lock.
     ///
     /// # Errors
     ///
-    /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`].
-    pub fn try_dequeue(&self) -> Result<ShmVal, RecvError> {
-        self.recv_val(Limit::Once)
+    /// [`TryRecvError::Empty`] (empty, or a live process holds its lock now), `Closed`,
+    /// `Disconnected`, `Corrupted`.
+    pub fn try_dequeue(&self) -> Result<ShmVal, TryRecvError> {
+        self.recv_val(Limit::Once).map_err(try_error)
     }
 
-    /// Receives the oldest value, waiting as long as the pipe is empty (until it is closed
-    /// and drained, or the break checker says stop).
+    /// Receives the oldest value, waiting as long as the pipe is empty: until a value
+    /// comes, the pipe is closed and drained, every sender has gone, or the break checker
+    /// says stop. A wait that goes on says so on standard error (see
+    /// [`with_notice`](Self::with_notice)).
     ///
     /// # Errors
     ///
-    /// [`RecvError::Closed`], [`RecvError::Broken`], [`RecvError::Corrupted`].
+    /// [`RecvError::Closed`], `Disconnected`, `Broken`, `Corrupted`.
     pub fn deq(&self) -> Result<ShmVal, RecvError> {
-        self.recv_val(Limit::Forever)
+        self.recv_val(Limit::Forever).map_err(|e| match e {
+            RecvFail::Closed => RecvError::Closed,
+            RecvFail::Disconnected => RecvError::Disconnected,
+            RecvFail::Broken => RecvError::Broken,
+            RecvFail::Corrupted | RecvFail::Timeout | RecvFail::Empty => RecvError::Corrupted,
+        })
     }
 
     /// Receives up to `max` of the oldest values into `out`, in order, in one critical
@@ -481,15 +519,15 @@ impl Pipe {
     /// # Errors
     ///
     /// As [`dequeue`](Self::dequeue). A slot holding something that is not a value
-    /// handle gives [`RecvError::Corrupted`] after the good values of the batch are in
-    /// `out`.
+    /// handle gives `Corrupted` after the good values of the batch are in `out`.
     pub fn dequeue_batch(
         &self,
         out: &mut Vec<ShmVal>,
         max: usize,
         timeout: Duration,
-    ) -> Result<usize, RecvError> {
+    ) -> Result<usize, RecvTimeoutError> {
         self.recv_vals(Limit::Within(timeout), max, out)
+            .map_err(timeout_error)
     }
 
     /// Receives up to `max` of the oldest values into `out` if there are any now.
@@ -498,8 +536,12 @@ impl Pipe {
     ///
     /// As [`try_dequeue`](Self::try_dequeue), and corruption as in
     /// [`dequeue_batch`](Self::dequeue_batch).
-    pub fn try_dequeue_batch(&self, out: &mut Vec<ShmVal>, max: usize) -> Result<usize, RecvError> {
-        self.recv_vals(Limit::Once, max, out)
+    pub fn try_dequeue_batch(
+        &self,
+        out: &mut Vec<ShmVal>,
+        max: usize,
+    ) -> Result<usize, TryRecvError> {
+        self.recv_vals(Limit::Once, max, out).map_err(try_error)
     }
 
     /// Items in the pipe now (0 if its block no longer checks out).
@@ -518,8 +560,8 @@ impl Pipe {
     }
 
     /// Closes the pipe: blocked and later senders get their value back in
-    /// [`SendError::Closed`]; receivers drain what is left, then get
-    /// [`RecvError::Closed`]. Waits for the pipe's lock as long as a live thread holds it
+    /// [`SendFail::Closed`]; receivers drain what is left, then get
+    /// [`RecvFail::Closed`]. Waits for the pipe's lock as long as a live thread holds it
     /// (one killed inside it is taken over).
     ///
     /// # Errors
@@ -553,12 +595,12 @@ impl Pipe {
         Ok(self.ring()?.stats())
     }
 
-    fn send_val(&self, v: ShmVal, limit: Limit) -> Result<(), SendError<ShmVal>> {
+    fn send_val(&self, v: ShmVal, limit: Limit) -> Result<(), SendFail<ShmVal>> {
         if v.pool().region().id() != self.pool.region().id() {
-            return Err(SendError::WrongRegion(v));
+            return Err(SendFail::WrongRegion(v));
         }
         let Ok(ring) = self.ring() else {
-            return Err(SendError::Corrupted(v));
+            return Err(SendFail::Corrupted(v));
         };
         // A sending end from its first send on (counted before the item can arrive, so a
         // receiver never takes this pipe for abandoned while it is being sent to).
@@ -566,12 +608,12 @@ impl Pipe {
         let raw = v.offset().get();
         // Once without waiting: a pipe with room takes the item without a clock read.
         let sent = match ring.send(raw, Wait::No) {
-            Err(SendError::Full(_)) if limit != Limit::Once => self.sliced(
+            Err(SendFail::Full(_)) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
                 Dir::Send,
                 |w| ring.send(raw, w),
-                |e| matches!(e, SendError::Timeout(_)),
-                || SendError::Broken(raw),
+                |e| matches!(e, SendFail::Timeout(_)),
+                || SendFail::Broken(raw),
             ),
             r => r,
         };
@@ -585,7 +627,7 @@ impl Pipe {
         }
     }
 
-    fn recv_val(&self, limit: Limit) -> Result<ShmVal, RecvError> {
+    fn recv_val(&self, limit: Limit) -> Result<ShmVal, RecvFail> {
         let mut raw = 0;
         self.recv_raw(limit, 1, |r| raw = r)?;
         // SAFETY: `raw` was taken by the receive that just committed in `recv_raw`.
@@ -598,7 +640,7 @@ impl Pipe {
         limit: Limit,
         max: usize,
         out: &mut Vec<ShmVal>,
-    ) -> Result<usize, RecvError> {
+    ) -> Result<usize, RecvFail> {
         let mut raws = Vec::new();
         let n = self.recv_raw(limit, max, |r| raws.push(r))?;
         out.reserve(n);
@@ -612,7 +654,7 @@ impl Pipe {
             }
         }
         if corrupt {
-            return Err(RecvError::Corrupted);
+            return Err(RecvFail::Corrupted);
         }
         Ok(n)
     }
@@ -624,8 +666,8 @@ impl Pipe {
         limit: Limit,
         max: usize,
         mut f: impl FnMut(u64),
-    ) -> Result<usize, RecvError> {
-        let ring = self.ring().map_err(|_| RecvError::Corrupted)?;
+    ) -> Result<usize, RecvFail> {
+        let ring = self.ring().map_err(|_| RecvFail::Corrupted)?;
         if self.ends.load(Ordering::Relaxed) & RECEIVED == 0
             && self.ends.fetch_or(RECEIVED, Ordering::Relaxed) & RECEIVED == 0
         {
@@ -633,12 +675,12 @@ impl Pipe {
         }
         // Once without waiting: a pipe with items gives them without a clock read.
         match ring.recv_many(Wait::No, max, &mut f) {
-            Err(RecvError::Empty) if limit != Limit::Once => self.sliced(
+            Err(RecvFail::Empty) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
                 Dir::Recv,
                 |w| ring.recv_many(w, max, &mut f),
-                |e| *e == RecvError::Timeout,
-                || RecvError::Broken,
+                |e| *e == RecvFail::Timeout,
+                || RecvFail::Broken,
             ),
             r => r,
         }
@@ -650,12 +692,12 @@ impl Pipe {
     /// # Safety
     ///
     /// `raw` was taken from the ring by a receive of this process that committed.
-    unsafe fn adopt(&self, raw: u64) -> Result<ShmVal, RecvError> {
+    unsafe fn adopt(&self, raw: u64) -> Result<ShmVal, RecvFail> {
         // SAFETY: the item is a reference a sender gave up with `into_raw` when its send
         // committed, and the receive that committed (advancing `head` past it under the
         // ring lock, as the caller promises) is the only one that takes it: its slot is
         // cleared and no other receiver can get the same item.
-        unsafe { ShmVal::from_raw(&self.pool, Offset::new(raw)) }.map_err(|_| RecvError::Corrupted)
+        unsafe { ShmVal::from_raw(&self.pool, Offset::new(raw)) }.map_err(|_| RecvFail::Corrupted)
     }
 
     /// Runs `op` until `deadline` (none: forever). With a break checker the wait is cut
@@ -750,6 +792,27 @@ impl Pipe {
 enum Dir {
     Send,
     Recv,
+}
+
+/// A timed receive's error for a ring's failure.
+fn timeout_error(e: RecvFail) -> RecvTimeoutError {
+    match e {
+        RecvFail::Timeout | RecvFail::Empty => RecvTimeoutError::Timeout,
+        RecvFail::Closed => RecvTimeoutError::Closed,
+        RecvFail::Disconnected => RecvTimeoutError::Disconnected,
+        RecvFail::Broken => RecvTimeoutError::Broken,
+        RecvFail::Corrupted => RecvTimeoutError::Corrupted,
+    }
+}
+
+/// A `try_` receive's error for a ring's failure.
+fn try_error(e: RecvFail) -> TryRecvError {
+    match e {
+        RecvFail::Empty | RecvFail::Timeout => TryRecvError::Empty,
+        RecvFail::Closed => TryRecvError::Closed,
+        RecvFail::Disconnected => TryRecvError::Disconnected,
+        RecvFail::Broken | RecvFail::Corrupted => TryRecvError::Corrupted,
+    }
 }
 
 /// How long a pipe call may wait.

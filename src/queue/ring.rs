@@ -29,7 +29,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::error::{RecvError, SendError};
+use super::error::{RecvFail, SendFail};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{DefaultPlatform, Owner, Platform, ShmCondvar, ShmMutex, ShmMutexGuard};
 
@@ -502,9 +502,9 @@ impl<'a, P: Platform> Ring<'a, P> {
     ///
     /// # Errors
     ///
-    /// The item comes back in [`SendError::Full`] (with [`Wait::No`]),
-    /// [`SendError::Timeout`], [`SendError::Closed`] or [`SendError::Corrupted`].
-    pub fn send(&self, item: u64, wait: Wait) -> Result<(), SendError<u64>> {
+    /// The item comes back in [`SendFail::Full`] (with [`Wait::No`]),
+    /// [`SendFail::Timeout`], [`SendFail::Closed`] or [`SendFail::Corrupted`].
+    pub fn send(&self, item: u64, wait: Wait) -> Result<(), SendFail<u64>> {
         if wait != Wait::No {
             self.spin(&self.hdr.receiver_cpu, |head, tail| {
                 tail.wrapping_sub(head) < self.cap
@@ -512,32 +512,32 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
         let mut g = match self.lock(wait) {
             Ok(g) => g,
-            Err(Locked::Corrupted) => return Err(SendError::Corrupted(item)),
-            Err(Locked::Busy) => return Err(SendError::Full(item)),
-            Err(Locked::TimedOut) => return Err(self.timed_out(wait, SendError::Timeout(item))),
+            Err(Locked::Corrupted) => return Err(SendFail::Corrupted(item)),
+            Err(Locked::Busy) => return Err(SendFail::Full(item)),
+            Err(Locked::TimedOut) => return Err(self.timed_out(wait, SendFail::Timeout(item))),
         };
         let tail = loop {
             if self.hdr.closed.load(Ordering::Relaxed) != 0 {
-                return Err(SendError::Closed(item));
+                return Err(SendFail::Closed(item));
             }
             let Ok((head, tail)) = self.counts() else {
-                return Err(SendError::Corrupted(item));
+                return Err(SendFail::Corrupted(item));
             };
             if tail - head < self.cap {
                 break tail;
             }
             if wait == Wait::No {
-                return Err(SendError::Full(item));
+                return Err(SendFail::Full(item));
             }
             if wait.over::<P>() {
-                return Err(self.timed_out(wait, SendError::Timeout(item)));
+                return Err(self.timed_out(wait, SendFail::Timeout(item)));
             }
             g = match self.hdr.not_full.wait_polling(g, wait.deadline()) {
                 Ok((g, _)) => g,
-                Err(_) => return Err(self.timed_out(wait, SendError::Timeout(item))),
+                Err(_) => return Err(self.timed_out(wait, SendFail::Timeout(item))),
             };
             if self.repair(&mut g).is_err() {
-                return Err(SendError::Corrupted(item));
+                return Err(SendFail::Corrupted(item));
             }
         };
         self.slots[(tail % self.cap) as usize].store(item, Ordering::Relaxed);
@@ -555,10 +555,10 @@ impl<'a, P: Platform> Ring<'a, P> {
     ///
     /// # Errors
     ///
-    /// [`RecvError::Empty`] (with [`Wait::No`]), [`RecvError::Timeout`],
-    /// [`RecvError::Closed`] once the ring is closed and drained, or
-    /// [`RecvError::Corrupted`].
-    pub fn recv(&self, wait: Wait) -> Result<u64, RecvError> {
+    /// [`RecvFail::Empty`] (with [`Wait::No`]), [`RecvFail::Timeout`],
+    /// [`RecvFail::Closed`] once the ring is closed and drained, or
+    /// [`RecvFail::Corrupted`].
+    pub fn recv(&self, wait: Wait) -> Result<u64, RecvFail> {
         let mut item = 0;
         self.recv_many(wait, 1, |i| item = i)?;
         Ok(item)
@@ -580,48 +580,48 @@ impl<'a, P: Platform> Ring<'a, P> {
         wait: Wait,
         max: usize,
         mut f: impl FnMut(u64),
-    ) -> Result<usize, RecvError> {
+    ) -> Result<usize, RecvFail> {
         if max == 0 {
             return Ok(0);
         }
         if wait == Wait::No {
             if self.looks_empty() {
-                return Err(RecvError::Empty);
+                return Err(RecvFail::Empty);
             }
         } else {
             self.spin(&self.hdr.sender_cpu, |head, tail| tail != head);
         }
         let mut g = match self.lock(wait) {
             Ok(g) => g,
-            Err(Locked::Corrupted) => return Err(RecvError::Corrupted),
-            Err(Locked::Busy) => return Err(RecvError::Empty),
-            Err(Locked::TimedOut) => return Err(self.timed_out(wait, RecvError::Timeout)),
+            Err(Locked::Corrupted) => return Err(RecvFail::Corrupted),
+            Err(Locked::Busy) => return Err(RecvFail::Empty),
+            Err(Locked::TimedOut) => return Err(self.timed_out(wait, RecvFail::Timeout)),
         };
         let (head, n) = loop {
             let Ok((head, tail)) = self.counts() else {
-                return Err(RecvError::Corrupted);
+                return Err(RecvFail::Corrupted);
             };
             if tail != head {
                 break (head, (tail - head).min(max as u64));
             }
             if self.hdr.closed.load(Ordering::Relaxed) != 0 {
-                return Err(RecvError::Closed);
+                return Err(RecvFail::Closed);
             }
             if self.senders_gone() {
-                return Err(RecvError::Disconnected);
+                return Err(RecvFail::Disconnected);
             }
             if wait == Wait::No {
-                return Err(RecvError::Empty);
+                return Err(RecvFail::Empty);
             }
             if wait.over::<P>() {
-                return Err(self.timed_out(wait, RecvError::Timeout));
+                return Err(self.timed_out(wait, RecvFail::Timeout));
             }
             g = match self.hdr.not_empty.wait_polling(g, wait.deadline()) {
                 Ok((g, _)) => g,
-                Err(_) => return Err(self.timed_out(wait, RecvError::Timeout)),
+                Err(_) => return Err(self.timed_out(wait, RecvFail::Timeout)),
             };
             if self.repair(&mut g).is_err() {
-                return Err(RecvError::Corrupted);
+                return Err(RecvFail::Corrupted);
             }
         };
         let slot = |k: u64| &self.slots[((head + k) % self.cap) as usize];
@@ -659,8 +659,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         self.hdr.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Closes the ring: blocked and later senders get [`SendError::Closed`] with their
-    /// item back; receivers drain what is left, then get [`RecvError::Closed`]. Wakes
+    /// Closes the ring: blocked and later senders get [`SendFail::Closed`] with their
+    /// item back; receivers drain what is left, then get [`RecvFail::Closed`]. Wakes
     /// every waiter. Closing twice is harmless.
     pub fn close(&self) {
         {
@@ -791,10 +791,10 @@ mod tests {
     fn fifo_full_empty_and_slots_cleared() {
         let h = heap(2);
         let r = ring(&h);
-        assert_eq!(r.recv(Wait::No), Err(RecvError::Empty));
+        assert_eq!(r.recv(Wait::No), Err(RecvFail::Empty));
         r.send(10, Wait::No).unwrap();
         r.send(11, Wait::No).unwrap();
-        assert_eq!(r.send(12, Wait::No), Err(SendError::Full(12)));
+        assert_eq!(r.send(12, Wait::No), Err(SendFail::Full(12)));
         assert_eq!(r.len(), 2);
         assert_eq!(r.recv(Wait::No), Ok(10));
         assert!(h.slots.iter().any(|s| s.load(Ordering::Relaxed) == 0));
@@ -813,7 +813,7 @@ mod tests {
         let mut got = vec![];
         assert_eq!(
             r.recv_many(Wait::No, 3, |i| got.push(i)),
-            Err(RecvError::Empty)
+            Err(RecvFail::Empty)
         );
         assert_eq!(r.recv_many(Wait::No, 0, |i| got.push(i)), Ok(0));
         for i in 1..=4 {
@@ -829,7 +829,7 @@ mod tests {
         r.close();
         assert_eq!(
             r.recv_many(Wait::Forever, 2, |i| got.push(i)),
-            Err(RecvError::Closed)
+            Err(RecvFail::Closed)
         );
         let s = r.stats();
         assert_eq!((s.enqueued, s.dequeued), (5, 5));
@@ -852,12 +852,12 @@ mod tests {
         let r = ring(&h);
         // Taking the lock while holding it would panic: the poll must not try.
         let g = h.hdr.lock.lock();
-        assert_eq!(r.recv(Wait::No), Err(RecvError::Empty));
+        assert_eq!(r.recv(Wait::No), Err(RecvFail::Empty));
         drop(g);
         r.send(3, Wait::No).unwrap();
         assert_eq!(r.recv(Wait::No), Ok(3));
         r.close();
-        assert_eq!(r.recv(Wait::No), Err(RecvError::Closed));
+        assert_eq!(r.recv(Wait::No), Err(RecvFail::Closed));
     }
 
     #[test]
@@ -868,13 +868,13 @@ mod tests {
         let t = Instant::now();
         assert_eq!(
             r.send(2, Wait::after::<Os>(Duration::from_millis(30))),
-            Err(SendError::Timeout(2))
+            Err(SendFail::Timeout(2))
         );
         assert!(t.elapsed() >= Duration::from_millis(30));
         r.recv(Wait::No).unwrap();
         assert_eq!(
             r.recv(Wait::after::<Os>(Duration::from_millis(30))),
-            Err(RecvError::Timeout)
+            Err(RecvFail::Timeout)
         );
         assert_eq!(r.stats().timeouts, 2);
     }
@@ -905,8 +905,8 @@ mod tests {
             std::thread::yield_now();
         }
         r.close();
-        assert_eq!(r.send(6, Wait::Forever), Err(SendError::Closed(6)));
-        assert_eq!(t.join().unwrap(), (vec![5], RecvError::Closed));
+        assert_eq!(r.send(6, Wait::Forever), Err(SendFail::Closed(6)));
+        assert_eq!(t.join().unwrap(), (vec![5], RecvFail::Closed));
     }
 
     #[test]

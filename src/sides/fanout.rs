@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use crate::queue::{Pipe, RecvError, SendError};
+use crate::queue::{Pipe, RecvTimeoutError, SendTimeoutError, TrySendError};
 use crate::val::shared::ShmVal;
 
 /// How many times [`Policy::DropOldest`] makes room before it drops the new item instead
@@ -79,17 +79,18 @@ pub enum Forwarded {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FanoutError {
-    /// Receiving from the input failed (other than by its closing).
+    /// Receiving from the input failed (other than by its closing or its senders going).
     #[error("fan-out input: {0}")]
-    Recv(RecvError),
+    Recv(#[source] RecvTimeoutError),
     /// An output refused an item for a reason no policy covers (a corrupted pipe, a value
     /// of another region, a break checker).
-    #[error("fan-out output {output}: {what}")]
+    #[error("fan-out output {output}: {error}")]
     Send {
         /// The output's index.
         output: usize,
-        /// What went wrong.
-        what: String,
+        /// What went wrong (the item, already counted as dropped, is not kept).
+        #[source]
+        error: SendTimeoutError<()>,
     },
 }
 
@@ -154,7 +155,7 @@ impl Fanout {
     pub fn forward(&mut self, timeout: Option<Duration>) -> Result<Forwarded, FanoutError> {
         let got = match timeout {
             Some(t) => self.input.dequeue(t),
-            None => self.input.deq(),
+            None => self.input.deq().map_err(RecvTimeoutError::from),
         };
         match got {
             Ok(v) => {
@@ -162,8 +163,10 @@ impl Fanout {
                 self.send(v)?;
                 Ok(Forwarded::Item)
             }
-            Err(RecvError::Timeout) => Ok(Forwarded::Nothing),
-            Err(RecvError::Closed | RecvError::Disconnected) => Ok(Forwarded::InputClosed),
+            Err(RecvTimeoutError::Timeout) => Ok(Forwarded::Nothing),
+            Err(RecvTimeoutError::Closed | RecvTimeoutError::Disconnected) => {
+                Ok(Forwarded::InputClosed)
+            }
             Err(e) => Err(FanoutError::Recv(e)),
         }
     }
@@ -185,9 +188,9 @@ impl Fanout {
             match self.send_one(i, item) {
                 Ok(true) => self.stats.outputs[i].sent += 1,
                 Ok(false) => self.stats.outputs[i].dropped += 1,
-                Err(what) => {
+                Err(error) => {
                     self.stats.outputs[i].dropped += 1;
-                    first_error.get_or_insert(FanoutError::Send { output: i, what });
+                    first_error.get_or_insert(FanoutError::Send { output: i, error });
                 }
             }
         }
@@ -202,33 +205,57 @@ impl Fanout {
     }
 
     /// Sends one item to output `i`: `Ok(true)` sent, `Ok(false)` dropped by the policy.
-    fn send_one(&mut self, i: usize, item: ShmVal) -> Result<bool, String> {
+    fn send_one(&mut self, i: usize, item: ShmVal) -> Result<bool, SendTimeoutError<()>> {
         let out = &self.outputs[i];
         let sent = match self.policy {
-            Policy::Block => out.enq(item),
+            Policy::Block => out.enq(item).map_err(SendTimeoutError::from),
             Policy::DropAfter(d) => out.enqueue(item, d),
-            Policy::DropOldest => {
-                let mut item = item;
-                let mut tries = 0;
-                loop {
-                    match out.try_enqueue(item) {
-                        Err(SendError::Full(back)) if tries < DROP_OLDEST_TRIES => {
-                            tries += 1;
-                            item = back;
-                            if let Ok(old) = out.try_dequeue() {
-                                drop(old);
-                                self.stats.outputs[i].dropped += 1;
-                            }
-                        }
-                        other => break other,
-                    }
-                }
-            }
+            Policy::DropOldest => return self.send_dropping_oldest(i, item),
         };
         match sent {
             Ok(()) => Ok(true),
-            Err(SendError::Full(_) | SendError::Timeout(_) | SendError::Closed(_)) => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Closed(_)) => Ok(false),
+            Err(e) => Err(strip(e)),
         }
+    }
+
+    /// [`Policy::DropOldest`]: makes room by dropping the oldest items (a few times, since
+    /// other senders may refill the output), else drops `item`.
+    fn send_dropping_oldest(
+        &mut self,
+        i: usize,
+        item: ShmVal,
+    ) -> Result<bool, SendTimeoutError<()>> {
+        let out = &self.outputs[i];
+        let mut item = item;
+        for attempt in 0..=DROP_OLDEST_TRIES {
+            match out.try_enqueue(item) {
+                Ok(()) => return Ok(true),
+                Err(TrySendError::Full(_)) if attempt == DROP_OLDEST_TRIES => break,
+                Err(TrySendError::Full(back)) => {
+                    item = back;
+                    if let Ok(old) = out.try_dequeue() {
+                        drop(old);
+                        self.stats.outputs[i].dropped += 1;
+                    }
+                }
+                Err(TrySendError::Closed(_)) => return Ok(false),
+                Err(TrySendError::WrongRegion(_)) => return Err(SendTimeoutError::WrongRegion(())),
+                Err(_) => return Err(SendTimeoutError::Corrupted(())),
+            }
+        }
+        // Still full after the tries: the new item is the one dropped.
+        Ok(false)
+    }
+}
+
+/// The error without the item (already counted as dropped).
+fn strip<T>(e: SendTimeoutError<T>) -> SendTimeoutError<()> {
+    match e {
+        SendTimeoutError::Timeout(_) => SendTimeoutError::Timeout(()),
+        SendTimeoutError::Closed(_) => SendTimeoutError::Closed(()),
+        SendTimeoutError::Broken(_) => SendTimeoutError::Broken(()),
+        SendTimeoutError::WrongRegion(_) => SendTimeoutError::WrongRegion(()),
+        _ => SendTimeoutError::Corrupted(()),
     }
 }

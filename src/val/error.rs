@@ -2,6 +2,49 @@
 
 use super::Tag;
 
+/// The error of a lower layer kept inside a [`ValError`] (which is `Clone` and `Eq`):
+/// shared, and compared by its message.
+#[derive(Clone)]
+pub struct Source(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl Source {
+    /// Keeps `e`.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Source {
+        Source(std::sync::Arc::new(e))
+    }
+
+    /// The error kept.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Source {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Source) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Source {}
+
 /// What can go wrong converting, reading or changing a [`Val`](super::Val).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValError {
@@ -73,12 +116,13 @@ pub enum ValError {
         /// The largest block the pool could hand out at the time.
         largest_free: u64,
     },
-    /// The pool allocator failed otherwise (a request larger than the pool, a corrupt or
-    /// poisoned pool); its message.
-    #[error("pool: {what}")]
+    /// The pool allocator failed otherwise (a corrupt or poisoned pool, a lock that timed
+    /// out); its error is the source.
+    #[error("pool: {source}")]
     Pool {
-        /// The allocator's error, printed.
-        what: String,
+        /// The allocator's error.
+        #[source]
+        source: Source,
     },
     /// A shared value from one region was to be linked into a value of another. Only
     /// values of the same region can hold each other; copy across with `to_val` and

@@ -361,7 +361,7 @@ pub(crate) fn region_id(pool: &Pool) -> u128 {
 impl From<AllocError> for ValError {
     /// [`AllocError::OutOfMemory`] and [`AllocError::TooLarge`] are
     /// [`ValError::OutOfMemory`] (`largest_free` 0 for a request larger than the pool);
-    /// anything else is [`ValError::Pool`] with the allocator's message.
+    /// anything else is [`ValError::Pool`] with the allocator's error as its source.
     fn from(e: AllocError) -> ValError {
         match e {
             AllocError::OutOfMemory {
@@ -376,7 +376,7 @@ impl From<AllocError> for ValError {
                 largest_free: 0,
             },
             other => ValError::Pool {
-                what: other.to_string(),
+                source: crate::val::Source::new(other),
             },
         }
     }
