@@ -6,7 +6,8 @@ use std::time::Duration;
 use loom::thread;
 
 use super::ring::HeapRing;
-use super::{RecvFail, Ring, SendFail, Wait};
+use super::error::{RecvFail, SendFail};
+use super::{Ring, Wait};
 use crate::sync::Model;
 
 type Heap = HeapRing<Model>;
