@@ -91,27 +91,34 @@ const WAITS: &[libc::c_long] = &[
 ];
 
 /// Waits until the (single-threaded) example `child` has got as far as it can before the
-/// next one starts: it sleeps in one of its waits. The first of the three can go no
-/// further without the others; a later one has at least started its work.
-fn wait_until_waiting(child: &ChildGuard, who: &str) {
+/// next one starts: it sleeps in one of its waits, or (with room in its pipes for every
+/// packet) it has finished. The first of the three can go no further without the others;
+/// a later one has at least started its work.
+fn wait_until_waiting(child: &mut ChildGuard, who: &str) {
     let pid = child.pid();
     assert!(
-        wait_until(Duration::from_secs(60), || blocked_in(pid, pid, WAITS)),
+        wait_until(Duration::from_secs(60), || blocked_in(pid, pid, WAITS)
+            || child.try_wait().is_some()),
         "the {who} never waited"
     );
 }
 
 fn run_in_order(order: [&str; 3]) {
+    run_with(order, "4");
+}
+
+/// Runs the three examples in `order` with pipes of `capacity` slots.
+fn run_with(order: [&str; 3], capacity: &str) {
     let region = TestName::new("seed");
     let r = region.as_str();
     let mut children: Vec<(&str, ChildGuard)> = Vec::new();
     for who in order {
-        if let Some((before, child)) = children.last() {
+        if let Some((before, child)) = children.last_mut() {
             wait_until_waiting(child, before);
         }
         let child = match who {
-            "server" => start("serverside", &[r, "1000000", "pipe1", "4"]),
-            "middle" => start("middleside", &[r, "pipe1", "pipe2", "4"]),
+            "server" => start("serverside", &[r, "1000000", "pipe1", capacity]),
+            "middle" => start("middleside", &[r, "pipe1", "pipe2", capacity]),
             _ => start("clientside", &[r, "pipe2"]),
         };
         children.push((who, child));
@@ -124,6 +131,43 @@ fn run_in_order(order: [&str; 3]) {
         }
     }
     check_client_output(&client_out.expect("client ran"));
+    assert!(
+        !region.file_path().exists(),
+        "the region outlived the server"
+    );
+}
+
+/// With room for every packet, the server and the middle send everything and finish their
+/// sides before the client starts: what they sent waits in the pipes for it.
+#[test]
+fn every_order_with_room_for_every_packet() {
+    for order in [
+        ["server", "middle", "client"],
+        ["server", "client", "middle"],
+        ["middle", "server", "client"],
+        ["middle", "client", "server"],
+        ["client", "server", "middle"],
+        ["client", "middle", "server"],
+    ] {
+        run_with(order, "200");
+    }
+}
+
+#[test]
+fn a_client_started_after_the_others_have_finished_gets_every_packet() {
+    let region = TestName::new("seed-late");
+    let r = region.as_str();
+    let server = start("serverside", &[r, "1000000", "pipe1", "200"]);
+    let middle = start("middleside", &[r, "pipe1", "pipe2", "200"]);
+    // The middle has received, changed and sent all 100 packets, and exited; the server
+    // waits for them to be taken.
+    finish(middle, "middle");
+    let mut server = server;
+    wait_until_waiting(&mut server, "server");
+    let client = start("clientside", &[r, "pipe2"]);
+    let out = finish(client, "client");
+    check_client_output(&String::from_utf8(out.stdout).expect("utf-8"));
+    finish(server, "server");
     assert!(
         !region.file_path().exists(),
         "the region outlived the server"

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use loom::thread;
 
-use super::ring::HeapRing;
 use super::error::{RecvFail, SendFail};
+use super::ring::HeapRing;
 use super::{Ring, Wait};
 use crate::sync::Model;
 
