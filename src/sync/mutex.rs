@@ -515,6 +515,44 @@ mod tests {
         assert!(m.try_lock().unwrap().owner_died());
     }
 
+    /// The real platform, but judging liveness from a process table that is not there
+    /// (a container without `/proc`): every owner must then count as alive.
+    struct NoProc;
+
+    impl Platform for NoProc {
+        const LIVENESS_POLL: Option<Duration> = Some(Duration::from_millis(5));
+        fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
+            crate::sync::Os::wait(word, expected, timeout)
+        }
+        fn wake(word: &AtomicU32, n: u32) {
+            crate::sync::Os::wake(word, n)
+        }
+        fn now_ns() -> u64 {
+            crate::sync::Os::now_ns()
+        }
+        fn current() -> Owner {
+            crate::sync::Os::current()
+        }
+        fn is_alive(owner: Owner) -> bool {
+            crate::sync::os::owner_alive(std::path::Path::new("/nonexistent-proc"), owner)
+        }
+    }
+
+    #[test]
+    fn without_a_process_table_a_dead_owner_is_never_taken_over() {
+        let m = Arc::new(ShmMutex::<NoProc>::new());
+        let m2 = m.clone();
+        std::thread::spawn(move || std::mem::forget(m2.lock()))
+            .join()
+            .unwrap();
+        // The owner has exited, but nothing here can tell: the lock stays held.
+        assert!(m.try_lock().is_none());
+        assert_eq!(
+            m.lock_timeout(Duration::from_millis(50)).unwrap_err(),
+            LockTimeout
+        );
+    }
+
     #[test]
     fn a_thread_that_exits_holding_the_lock_is_taken_over() {
         let m = Arc::new(ShmMutex::<crate::sync::Os>::new());

@@ -192,7 +192,7 @@ fn owner_key(start: u64) -> u64 {
 
 /// Whether the owner is alive as far as the process table at `proc` can tell; `true` when
 /// it cannot.
-fn owner_alive(proc: &Path, owner: Owner) -> bool {
+pub(crate) fn owner_alive(proc: &Path, owner: Owner) -> bool {
     match read_stat(proc, owner.tid()) {
         Stat::Gone => false,
         Stat::Unknown => true,
