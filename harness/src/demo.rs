@@ -9,6 +9,8 @@ use serde::Serialize;
 use shmval::alloc::{Pool, PoolStats};
 use shmval::region::{Region, RegionName};
 
+use crate::output::outln;
+
 /// What the demo measured, printed as text or JSON.
 #[derive(Debug, Serialize)]
 pub struct DemoReport {
@@ -67,11 +69,11 @@ pub fn run(bytes: u64, workers: u32, ops: u64, json: bool) -> Result<DemoReport,
     let pool = Pool::create(region).map_err(|e| e.to_string())?;
     let before = pool.stats().map_err(|e| e.to_string())?;
     if !json {
-        println!(
+        outln!(
             "created region {name} ({bytes} bytes); pool: {}",
             show(&before)
         );
-        println!("starting {workers} worker processes, {ops} alloc/free pairs each");
+        outln!("starting {workers} worker processes, {ops} alloc/free pairs each");
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let start = Instant::now();
@@ -108,7 +110,7 @@ pub fn run(bytes: u64, workers: u32, ops: u64, json: bool) -> Result<DemoReport,
         });
         if !json && last.elapsed() >= Duration::from_millis(500) {
             last = Instant::now();
-            println!(
+            outln!(
                 "  {:>5.1}s  {} running  {}",
                 start.elapsed().as_secs_f64(),
                 children.len(),
@@ -148,16 +150,16 @@ impl DemoReport {
     /// The human-readable summary.
     pub fn print(&self) {
         let total = u64::from(self.workers) * self.ops_per_worker;
-        println!(
+        outln!(
             "done in {:.2}s: {} alloc/free pairs from {} processes ({:.0} pairs/s)",
             self.seconds,
             total,
             self.workers,
             total as f64 / self.seconds.max(1e-9)
         );
-        println!("  before: {}", show_stats(&self.before));
-        println!("  after:  {}", show_stats(&self.after));
-        println!(
+        outln!("  before: {}", show_stats(&self.before));
+        outln!("  after:  {}", show_stats(&self.after));
+        outln!(
             "  pool back to its baseline: {}",
             if self.back_to_baseline { "yes" } else { "NO" }
         );

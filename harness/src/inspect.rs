@@ -15,6 +15,8 @@ use shmval::region::{AttachOptions, Offset, RegionName};
 use shmval::sides::Directory;
 use shmval::val::shared::live_blocks;
 
+use crate::output::outln;
+
 /// What `inspect` prints.
 #[derive(Debug, Serialize)]
 pub struct Inspection {
@@ -149,11 +151,14 @@ pub fn inspect(name: &str) -> Result<Inspection, String> {
 impl Inspection {
     /// Prints it for a person.
     pub fn print(&self) {
-        println!(
+        outln!(
             "region {}: {} bytes, layout version {}, id {}",
-            self.region, self.bytes, self.version, self.id
+            self.region,
+            self.bytes,
+            self.version,
+            self.id
         );
-        println!(
+        outln!(
             "  created by pid {} ({})",
             self.creator_pid,
             if self.creator_alive {
@@ -163,7 +168,7 @@ impl Inspection {
             }
         );
         let p = &self.pool;
-        println!(
+        outln!(
             "pool: {} B; used {} B in {} blocks, free {} B in {} blocks (largest {} B); \
              high-water {} B{}",
             p.capacity,
@@ -176,9 +181,9 @@ impl Inspection {
             if p.poisoned { "; POISONED" } else { "" }
         );
         if self.pipes.is_empty() {
-            println!("pipes: none");
+            outln!("pipes: none");
         } else {
-            println!(
+            outln!(
                 "pipes:\n  {:<16} {:>8} {:>6} {:>9} {:>9} {:>10} {:>10} {:>8} {:>5}  state",
                 "name",
                 "capacity",
@@ -208,7 +213,7 @@ impl Inspection {
             if state.is_empty() {
                 state.push("open".to_string());
             }
-            println!(
+            outln!(
                 "  {:<16} {:>8} {:>6} {:>9} {:>9} {:>10} {:>10} {:>8} {:>5}  {}",
                 q.name,
                 q.capacity,
@@ -222,9 +227,9 @@ impl Inspection {
                 state.join(", ")
             );
         }
-        println!("live blocks by kind:");
+        outln!("live blocks by kind:");
         for b in &self.blocks {
-            println!("  {:<24} {:>6} blocks {:>10} B", b.kind, b.count, b.bytes);
+            outln!("  {:<24} {:>6} blocks {:>10} B", b.kind, b.count, b.bytes);
         }
     }
 }

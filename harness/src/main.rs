@@ -1,17 +1,20 @@
 //! The `shmval` command: with no arguments, runs `scenarios/pipeline.toml`.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
+
+use crate::output::{errln, outln};
 
 mod demo;
 mod expect;
 mod inspect;
+mod keeper;
+mod output;
 mod report;
 mod roles;
 mod runner;
 mod scenario;
 mod shmdir;
+mod signals;
 mod valcmd;
 
 /// The scenario `run` uses when given none.
@@ -94,6 +97,9 @@ enum Cmd {
     /// One process of a scenario (started by `run`).
     #[command(hide = true)]
     Role { spec: String },
+    /// The process that holds and reads a run's region (started by `run`).
+    #[command(hide = true)]
+    Keeper { spec: String },
 }
 
 fn main() {
@@ -109,6 +115,7 @@ fn main() {
             prefix,
         } => run(scenarios, json, prefix),
         Cmd::Role { spec } => roles::run(&spec),
+        Cmd::Keeper { spec } => keeper::serve(&spec),
         Cmd::Inspect { region, json } => match inspect::inspect(&region) {
             Ok(i) => {
                 if json {
@@ -119,7 +126,7 @@ fn main() {
                 0
             }
             Err(e) => {
-                eprintln!("shmval inspect: {region}: {e}");
+                errln!("shmval inspect: {region}: {e}");
                 1
             }
         },
@@ -133,7 +140,7 @@ fn main() {
                 0
             }
             Err(e) => {
-                eprintln!("shmval list: {e}");
+                errln!("shmval list: {e}");
                 1
             }
         },
@@ -151,8 +158,8 @@ fn main() {
             Ok(report) => {
                 if json {
                     match serde_json::to_string_pretty(&report) {
-                        Ok(s) => println!("{s}"),
-                        Err(e) => eprintln!("shmval: {e}"),
+                        Ok(s) => outln!("{s}"),
+                        Err(e) => errln!("shmval: {e}"),
                     }
                 } else {
                     report.print();
@@ -164,7 +171,7 @@ fn main() {
                 }
             }
             Err(e) => {
-                eprintln!("shmval demo: {e}");
+                errln!("shmval demo: {e}");
                 1
             }
         },
@@ -172,24 +179,29 @@ fn main() {
         Cmd::DemoWorker { region, ops, seed } => match demo::worker(&region, ops, seed) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("shmval demo worker: {e}");
+                errln!("shmval demo worker: {e}");
                 1
             }
         },
     };
-    std::process::exit(code);
+    std::process::exit(output::exit_code(code));
 }
 
 fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("shmval: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => errln!("shmval: {e}"),
     }
 }
 
 /// `shmval run`: each scenario in turn; exit 0 if all pass, 1 if one fails, 2 if a scenario
-/// file is wrong.
+/// file is wrong; 130, 143 or 129 when stopped by SIGINT, SIGTERM or SIGHUP, 141 when its
+/// standard output was closed (the run is stopped and cleaned up in every case).
 fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
+    if let Err(e) = signals::catch() {
+        errln!("shmval run: {e}");
+        return 1;
+    }
     if files.is_empty() {
         files.push(DEFAULT_SCENARIO.to_string());
     }
@@ -197,23 +209,43 @@ fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
     let mut code = 0;
     let mut summaries = vec![];
     for f in &files {
-        let path: PathBuf = scenario::resolve(f);
+        let path = match scenario::resolve(f) {
+            Ok(p) => p,
+            Err(e) => {
+                errln!("shmval run: {e}");
+                code = code.max(2);
+                continue;
+            }
+        };
         match runner::run_file(&path, &opts) {
-            Ok(s) => {
+            Ok(ran) => {
+                let s = ran.summary;
                 if !s.ok {
                     code = code.max(1);
                 }
                 if !json {
                     s.print();
                 }
+                // A reader that has gone is told nothing: the run stops quietly.
+                if let (Some(why), false) =
+                    (&s.stopped, ran.stop == Some(runner::Stop::OutputClosed))
+                {
+                    errln!("shmval run: {}: {why}", path.display());
+                }
                 summaries.push(s);
+                if let Some(stop) = ran.stop {
+                    code = code.max(stop.exit_code());
+                    if stop.ends_the_command() {
+                        break;
+                    }
+                }
             }
             Err(runner::RunError::Scenario(e)) => {
-                eprintln!("shmval run: {e}");
-                code = 2;
+                errln!("shmval run: {e}");
+                code = code.max(2);
             }
             Err(runner::RunError::Failed(e)) => {
-                eprintln!("shmval run: {}: {e}", path.display());
+                errln!("shmval run: {}: {e}", path.display());
                 code = code.max(1);
             }
         }
@@ -225,8 +257,8 @@ fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
             serde_json::to_string_pretty(&summaries)
         };
         match out {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("shmval: {e}"),
+            Ok(s) => outln!("{s}"),
+            Err(e) => errln!("shmval: {e}"),
         }
     }
     code

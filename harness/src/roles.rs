@@ -13,6 +13,7 @@ use shmval::queue::RecvError;
 use shmval::sides::{ClientSide, Fanout, Forwarded, ServerSide, ShmMain};
 use shmval::{PoolExt, Val};
 
+use crate::output::errln;
 use crate::report::{Event, Latency, OutputReport, ProcReport};
 use crate::scenario::{duration, policy_of, Kind, PipeSpec, ProcessSpec};
 
@@ -47,10 +48,12 @@ pub fn run(spec_json: &str) -> i32 {
     let spec: RoleSpec = match serde_json::from_str(spec_json) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("shmval role: bad role spec: {e}");
+            errln!("shmval role: bad role spec: {e}");
             return 2;
         }
     };
+    // Only the runner ends a run: a Ctrl-C reaches it too.
+    crate::signals::ignore_in_child();
     // Die with the runner. The parent may have died before this call: check it is still
     // the runner.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
