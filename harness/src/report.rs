@@ -104,7 +104,10 @@ impl ProcReport {
 
     /// Dropped items, all outputs together.
     pub fn dropped(&self) -> u64 {
-        self.outputs.iter().map(|o| o.dropped).sum()
+        self.outputs
+            .iter()
+            .map(|o| o.dropped)
+            .fold(0, u64::saturating_add)
     }
 }
 

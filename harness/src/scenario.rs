@@ -246,7 +246,11 @@ pub fn policy_of(p: &ProcessSpec) -> Result<shmval::sides::Policy, String> {
     }
 }
 
-/// Reads `"5ms"`, `"1.5s"`, `"200us"`, `"2m"`.
+/// The longest duration a scenario may give anywhere (and its `max_seconds`): a day. Far
+/// past any run's length, and far below where adding it to a clock reading overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
+/// Reads `"5ms"`, `"1.5s"`, `"200us"`, `"2m"`: at most [`MAX_DURATION`].
 pub fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -268,7 +272,81 @@ pub fn duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Duration::try_from_secs_f64(n * scale).map_err(|e| format!("bad duration {s:?}: {e}"))
+    match Duration::try_from_secs_f64(n * scale) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!(
+            "bad duration {s:?}: at most a day ({} s)",
+            MAX_DURATION.as_secs()
+        )),
+    }
+}
+
+/// The smallest region a scenario may ask for: what `ShmMain` needs to start, the
+/// region's header (128 bytes), the pool's header, and the pipe directory's block (7208
+/// bytes for its 64 entries). Below it the region's, the pool's or the directory's own
+/// check fails, each with another figure; this one is what they add up to, checked
+/// against the library by a test. The pipes need room beyond it.
+pub const MIN_REGION_BYTES: u64 = 9136;
+
+/// Fields every process may have.
+const PROCESS_FIELDS: [&str; 6] = [
+    "name",
+    "kind",
+    "delay_per_item",
+    "start_after",
+    "attach_timeout",
+    "allow_error",
+];
+
+/// The fields a process of `kind` may have besides [`PROCESS_FIELDS`].
+fn kind_fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Source => &["out", "count", "payload", "rate"],
+        Kind::Middle => &["in", "out", "add"],
+        Kind::Sink => &["in", "take", "sees_all", "max_drops", "expect_fields"],
+        Kind::Fanout => &["in", "outs", "policy", "drop_after"],
+        Kind::Main => &["pipes", "hold"],
+    }
+}
+
+/// Fields every fault may have.
+const FAULT_FIELDS: [&str; 5] = ["process", "action", "at_item", "at", "on"];
+
+/// The fields a fault doing `action` may have besides [`FAULT_FIELDS`].
+fn action_fields(action: &str) -> &'static [&'static str] {
+    match action {
+        "stop" => &["resume_after"],
+        "kill_in_lock" => &["point"],
+        _ => &[],
+    }
+}
+
+/// Fields a packet gets from its source, which a payload may not carry.
+const PACKET_FIELDS: [&str; 3] = ["src", "seq", "sent_ns"];
+
+/// Checks that each table of `array` in `raw` (`process` or `fault`) has only the fields
+/// `what` gives for its index (a name, the fields); the error names the entry and the
+/// fields it may have.
+fn check_fields(
+    raw: &toml::Table,
+    array: &str,
+    what: impl Fn(usize) -> Option<(String, Vec<&'static str>)>,
+) -> Result<(), String> {
+    let Some(toml::Value::Array(entries)) = raw.get(array) else {
+        return Ok(());
+    };
+    for (i, entry) in entries.iter().enumerate() {
+        let (Some(table), Some((who, allowed))) = (entry.as_table(), what(i)) else {
+            continue;
+        };
+        if let Some(k) = table.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(format!(
+                "{who}: `{k}` does not belong there (its fields: {})",
+                allowed.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Pause points a `kill_in_lock` fault may name.
@@ -290,6 +368,21 @@ impl Scenario {
     /// Parses and checks scenario text.
     pub fn parse(text: &str) -> Result<Scenario, String> {
         let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        // Which fields each process and fault was given: serde fills in the rest.
+        let raw: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        check_fields(&raw, "process", |i| {
+            let p = s.processes.get(i)?;
+            let kind = format!("{:?}", p.kind).to_lowercase();
+            let mut allowed = PROCESS_FIELDS.to_vec();
+            allowed.extend(kind_fields(p.kind));
+            Some((format!("process {:?} (a {kind})", p.name), allowed))
+        })?;
+        check_fields(&raw, "fault", |i| {
+            let f = s.faults.get(i)?;
+            let mut allowed = FAULT_FIELDS.to_vec();
+            allowed.extend(action_fields(&f.action));
+            Some((format!("fault on {:?} ({})", f.process, f.action), allowed))
+        })?;
         s.check()?;
         Ok(s)
     }
@@ -307,6 +400,19 @@ impl Scenario {
     fn check(&self) -> Result<(), String> {
         shmval::region::RegionName::new(format!("{}-1", self.region.prefix))
             .map_err(|e| format!("region prefix: {e}"))?;
+        let bytes = self.region.bytes;
+        if bytes < MIN_REGION_BYTES {
+            return Err(format!(
+                "region.bytes = {bytes} is below the minimum of {MIN_REGION_BYTES} bytes (the \
+                 region's header, the pool's and the pipe directory's; the pipes need more)"
+            ));
+        }
+        if bytes > shmval::region::MAX_REGION_SIZE {
+            return Err(format!(
+                "region.bytes = {bytes} is above the maximum of {} bytes",
+                shmval::region::MAX_REGION_SIZE
+            ));
+        }
         let mut pipes = HashSet::new();
         for p in &self.pipes {
             shmval::sides::PipeName::new(p.name.clone()).map_err(|e| format!("pipe: {e}"))?;
@@ -344,6 +450,16 @@ impl Scenario {
                         return Err(format!("source {n:?} needs `count`"));
                     }
                     p.payload_val()?;
+                    if let Some(r) = p.rate {
+                        // One packet a day at least: the gap between two is a duration.
+                        let slowest = 1.0 / MAX_DURATION.as_secs_f64();
+                        if !(r.is_finite() && r >= slowest) {
+                            return Err(format!(
+                                "source {n:?}: rate = {r:?} is not a number of packets a second \
+                                 from {slowest:.3e} (one a day) up"
+                            ));
+                        }
+                    }
                 }
                 Kind::Middle => {
                     pipe(n, "in", &p.input)?;
@@ -465,23 +581,64 @@ impl Scenario {
         if let Some(r) = &self.expect.recover_within {
             duration(r).map_err(|e| format!("expect.recover_within: {e}"))?;
         }
-        if !self.expect.max_seconds.is_finite() || self.expect.max_seconds <= 0.0 {
-            return Err("expect.max_seconds must be positive".into());
+        let max = self.expect.max_seconds;
+        if !(max > 0.0 && max <= MAX_DURATION.as_secs_f64()) {
+            return Err(format!(
+                "expect.max_seconds = {max:?} is not a number of seconds above 0 and at most a \
+                 day ({})",
+                MAX_DURATION.as_secs()
+            ));
+        }
+        for p in &self.processes {
+            // A chain of start_after that comes back to a process never starts it.
+            let mut at = p;
+            for _ in 0..self.processes.len() {
+                match at.start_after.as_deref().and_then(|a| self.process(a)) {
+                    Some(next) if next.name == p.name => {
+                        return Err(format!(
+                            "process {:?}: its start_after chain comes back to it, so it \
+                             would never start",
+                            p.name
+                        ))
+                    }
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
         }
         Ok(())
     }
 }
 
 impl ProcessSpec {
-    /// The source's payload as a value.
+    /// The source's payload: a dict, whose entries go into each packet beside the
+    /// source's own (`src`, `seq`, `sent_ns`).
     pub fn payload_val(&self) -> Result<Val, String> {
         let text = self.payload.as_deref().unwrap_or("{}");
-        Val::parse(text).map_err(|e| {
+        let v = Val::parse(text).map_err(|e| {
             format!(
                 "process {:?}: payload {text:?} is not a Python literal: {e}",
                 self.name
             )
-        })
+        })?;
+        if !matches!(v, Val::Tab(_)) {
+            return Err(format!(
+                "process {:?}: payload {text:?} is a {}, not a dict (its entries go into each \
+                 packet)",
+                self.name,
+                v.tag().name()
+            ));
+        }
+        for k in PACKET_FIELDS {
+            if v.get(k).is_some() {
+                return Err(format!(
+                    "process {:?}: payload {text:?} has {k:?}, which the source sets in each \
+                     packet",
+                    self.name
+                ));
+            }
+        }
+        Ok(v)
     }
 
     /// The pipe this process's lock faults refer to.
@@ -604,5 +761,32 @@ mod tests {
         assert_eq!(duration("200us").unwrap(), Duration::from_micros(200));
         assert!(duration("5 parsecs").is_err());
         assert!(duration("ms").is_err());
+        assert_eq!(duration("1440m").unwrap(), MAX_DURATION);
+        for absurd in [
+            "1441m",
+            "9999999999999999999s",
+            &format!("{}s", "9".repeat(400)),
+        ] {
+            let e = duration(absurd).unwrap_err();
+            assert!(e.contains("at most a day"), "{absurd}: {e}");
+        }
+    }
+
+    /// The minimum is what the library needs: a region of that size starts with its pool
+    /// and pipe directory, one byte less does not.
+    #[test]
+    fn the_minimum_region_is_the_smallest_shm_main_starts() {
+        let name = format!("shmval-test-min-region-{}", std::process::id());
+        let main = shmval::sides::ShmMain::new(name.as_str(), MIN_REGION_BYTES).start();
+        assert!(main.is_ok(), "{:?}", main.err());
+        drop(main);
+        let e = shmval::sides::ShmMain::new(name.as_str(), MIN_REGION_BYTES - 1)
+            .start()
+            .err();
+        assert!(
+            e.is_some(),
+            "a region of {} bytes started",
+            MIN_REGION_BYTES - 1
+        );
     }
 }
