@@ -184,3 +184,18 @@ fn a_scenario_name_that_is_no_file_says_where_it_looked_and_what_there_is() {
     assert!(err.contains("pipeline, "), "{err}");
     assert!(err.contains("kill-lock-holder"), "{err}");
 }
+
+#[test]
+fn a_start_after_chain_that_comes_back_is_refused() {
+    let text = GOOD
+        .replace("count = 10\n", "count = 10\nstart_after = \"k\"\n")
+        .replace("in = \"p\"\n", "in = \"p\"\nstart_after = \"s\"\n");
+    let (code, err) = run("start-after-loop", &text);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "start-after-loop.toml: process \"s\": its start_after chain comes back to it"
+        ),
+        "{err}"
+    );
+}
