@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shmval::alloc::Pool;
-use shmval::region::{AttachOptions, Offset, RegionName};
+use shmval::region::{AttachOptions, Offset, Region, RegionError, RegionName, SHM_DIR};
 use shmval::sides::Directory;
 use shmval::val::shared::live_blocks;
 
@@ -68,12 +68,40 @@ struct BlockKind {
     bytes: u64,
 }
 
-/// Reads region `name`.
-pub fn inspect(name: &str) -> Result<Inspection, String> {
-    let name = RegionName::new(name).map_err(|e| e.to_string())?;
+/// Why `inspect` could not show a region.
+#[derive(Debug)]
+pub enum InspectError {
+    /// The argument is not a region's name (exit code 2).
+    Usage(String),
+    /// The region could not be read (exit code 1).
+    Failed(String),
+}
+
+/// Reads region `arg` (`NAME` or `/dev/shm/NAME`).
+pub fn inspect(arg: &str) -> Result<Inspection, InspectError> {
+    let name = crate::shmdir::region_arg(arg).map_err(InspectError::Usage)?;
+    let name = RegionName::new(name).map_err(|e| InspectError::Usage(e.to_string()))?;
+    // The header first, read without mapping the file: a file that is not a region is
+    // said to be one, before attaching finds fault with its mode or size.
+    match Region::peek(&name) {
+        Err(RegionError::BadMagic(_)) => {
+            return Err(InspectError::Failed(format!(
+                "not a shmval region ({} has no region header)",
+                name.file_path().display()
+            )))
+        }
+        Err(RegionError::NotFound(_)) => {
+            return Err(InspectError::Failed(format!("no such region in {SHM_DIR}")))
+        }
+        _ => {}
+    }
+    read(&name).map_err(InspectError::Failed)
+}
+
+fn read(name: &RegionName) -> Result<Inspection, String> {
     let region = AttachOptions::new()
         .timeout(Duration::from_secs(1))
-        .attach(&name)
+        .attach(name)
         .map_err(|e| e.to_string())?;
     let region = Arc::new(region);
     let info = region.info();

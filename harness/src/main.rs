@@ -47,7 +47,7 @@ enum Cmd {
     },
     /// Show a live region without disturbing it: header, pool, pipes, live values.
     Inspect {
-        /// The region's name (as in /dev/shm).
+        /// The region: its name, or its path in /dev/shm.
         region: String,
         /// Print as JSON.
         #[arg(long)]
@@ -62,7 +62,7 @@ enum Cmd {
     },
     /// Remove a region whose creator is dead (only one of ours, checked by owner and inode).
     Clean {
-        /// The region to remove.
+        /// The region to remove: its name, or its path in /dev/shm.
         #[arg(required_unless_present = "stale", conflicts_with = "stale")]
         region: Option<String>,
         /// Remove every region of ours whose creator is dead, and every unfinished build
@@ -125,7 +125,11 @@ fn main() {
                 }
                 0
             }
-            Err(e) => {
+            Err(inspect::InspectError::Usage(e)) => {
+                errln!("shmval inspect: {e}");
+                2
+            }
+            Err(inspect::InspectError::Failed(e)) => {
                 errln!("shmval inspect: {region}: {e}");
                 1
             }

@@ -37,6 +37,21 @@ pub struct Listed {
     unfinished_build: bool,
 }
 
+/// The region name a command was given: `NAME` or `/dev/shm/NAME`. Anything else with a
+/// slash is an error for the user (exit code 2): regions live in `/dev/shm` only.
+pub fn region_arg(arg: &str) -> Result<String, String> {
+    if !arg.contains('/') {
+        return Ok(arg.to_string());
+    }
+    let path = std::path::Path::new(arg);
+    match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        (Some(dir), Some(name)) if dir == std::path::Path::new(SHM_DIR) => Ok(name.to_string()),
+        _ => Err(format!(
+            "{arg}: regions live in {SHM_DIR}: give a region's name, or {SHM_DIR}/NAME"
+        )),
+    }
+}
+
 fn user_name(uid: u32) -> String {
     nix::unistd::User::from_uid(uid.into())
         .ok()
@@ -133,8 +148,12 @@ pub fn clean(region: Option<&str>, stale: bool, prefix: &str) -> i32 {
             return 1;
         }
     };
-    let names: Vec<String> = match (region, stale) {
-        (Some(r), false) => vec![r.to_string()],
+    let names: Vec<String> = match (region.map(region_arg), stale) {
+        (Some(Ok(r)), false) => vec![r],
+        (Some(Err(e)), false) => {
+            errln!("shmval clean: {e}");
+            return 2;
+        }
         (None, true) => match list() {
             Ok(l) => l
                 .into_iter()
@@ -175,7 +194,7 @@ pub fn clean(region: Option<&str>, stale: bool, prefix: &str) -> i32 {
             Ok(n) => n,
             Err(e) => {
                 errln!("shmval clean: {e}");
-                code = 1;
+                code = 2;
                 continue;
             }
         };
