@@ -95,6 +95,16 @@ pub fn run(bytes: u64, workers: u32, ops: u64, json: bool) -> Result<DemoReport,
     let mut failed = Vec::new();
     while !children.is_empty() {
         std::thread::sleep(Duration::from_millis(20));
+        // Stopped from outside: returning drops the workers (killed and reaped) and the
+        // region (its name removed).
+        if let Some(sig) = crate::signals::pending() {
+            return Err(format!(
+                "interrupted by {sig}: its workers were stopped and region {name} removed"
+            ));
+        }
+        if crate::output::closed() {
+            return Err(format!("standard output was closed; region {name} removed"));
+        }
         children.retain_mut(|w| match w.0.try_wait() {
             Ok(Some(status)) => {
                 if !status.success() {
@@ -181,6 +191,8 @@ fn show_stats(s: &Stats) -> String {
 /// The worker process: attach, then `ops` random alloc/free pairs with a few blocks kept
 /// live, each filled with a pattern that is checked before it is freed.
 pub fn worker(name: &str, ops: u64, seed: u64) -> Result<(), String> {
+    // Only the demo ends its workers: a Ctrl-C reaches it too.
+    crate::signals::ignore_in_child();
     let name = RegionName::new(name).map_err(|e| e.to_string())?;
     let region = Arc::new(Region::attach(&name).map_err(|e| e.to_string())?);
     let pool = Pool::attach(region.clone()).map_err(|e| e.to_string())?;

@@ -158,7 +158,7 @@ fn main() {
             workers,
             ops,
             json,
-        } => match demo::run(bytes, workers, ops, json) {
+        } => match signals::catch().and_then(|()| demo::run(bytes, workers, ops, json)) {
             Ok(report) => {
                 if json {
                     match serde_json::to_string_pretty(&report) {
@@ -174,9 +174,11 @@ fn main() {
                     1
                 }
             }
+            // A reader that has gone is told nothing.
+            Err(_) if output::closed() => 1,
             Err(e) => {
                 errln!("shmval demo: {e}");
-                1
+                signals::pending().map_or(1, signals::exit_code)
             }
         },
         Cmd::Val(args) => valcmd::run(&args),

@@ -94,3 +94,71 @@ fn a_region_truncated_under_the_run_fails_it_clearly_and_leaves_nothing() {
     }
     run.assert_nothing_left();
 }
+
+/// Processes whose command line holds `needle`, by pid.
+fn processes_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_to_the_demo_stops_its_workers_and_removes_its_region() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    adopt_orphans();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmval"))
+        .args(["demo", "--workers", "2", "--ops", "1000000000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start shmval demo");
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let region = format!("shmval-demo-{}", child.id());
+    // Killed with its group and its region removed, whatever the test does.
+    struct Cleanup(nix::unistd::Pid, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::killpg(self.0, Signal::SIGKILL);
+            let _ = std::fs::remove_file(std::path::Path::new("/dev/shm").join(&self.1));
+        }
+    }
+    let _cleanup = Cleanup(group, region.clone());
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // Its progress: the workers run.
+    let mut seen = vec![];
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        seen.push(line.clone());
+        if line.contains("2 running") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("2 running")), "{seen:?}");
+    let workers = processes_with(&region);
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    nix::sys::signal::killpg(group, Signal::SIGINT).expect("Ctrl-C");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}\n{rest:?}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(!std::path::Path::new("/dev/shm").join(&region).exists());
+    for pid in workers {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "worker {pid} is still there"
+        );
+    }
+}
