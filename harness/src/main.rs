@@ -24,7 +24,11 @@ const DEFAULT_SCENARIO: &str = "scenarios/pipeline.toml";
 #[command(
     name = "shmval",
     version,
-    about = "Dynamic values and queues in shared memory"
+    about = "Dynamic values and queues in shared memory",
+    after_help = "Exit codes: 0 done, 1 failed (an expectation, a region that could not be \
+                  read or removed), 2 a usage or scenario mistake, 130/143/129 stopped by \
+                  SIGINT/SIGTERM/SIGHUP (after cleaning up), 141 standard output closed by \
+                  its reader."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -244,6 +248,11 @@ fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
                     if stop.ends_the_command() {
                         break;
                     }
+                }
+                // A signal that came once the run had ended still ends the command.
+                if let Some(sig) = signals::pending() {
+                    code = code.max(signals::exit_code(sig));
+                    break;
                 }
             }
             Err(runner::RunError::Scenario(e)) => {
