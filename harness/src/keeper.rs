@@ -268,6 +268,9 @@ pub struct Keeper {
     stdin: Option<ChildStdin>,
     replies: Receiver<Tagged<Reply>>,
     next: u64,
+    /// A request it has not answered in time: until it does, it is asked nothing more
+    /// (each ask would only wait its whole timeout again).
+    late: Option<u64>,
     status: Option<ExitStatus>,
 }
 
@@ -301,6 +304,7 @@ impl Keeper {
             child,
             replies,
             next: 0,
+            late: None,
             status: None,
         })
     }
@@ -311,8 +315,20 @@ impl Keeper {
     }
 
     /// Sends `req` and waits up to `timeout` for its answer (a late answer to an earlier
-    /// request is dropped).
+    /// request is dropped). While an earlier request is still unanswered, answers
+    /// [`NoAnswer::Late`] at once.
     pub fn ask(&mut self, req: Request, timeout: Duration) -> Result<Reply, NoAnswer> {
+        if let Some(late) = self.late {
+            loop {
+                match self.replies.try_recv() {
+                    Ok(r) if r.id >= late => break,
+                    Ok(_) => {}
+                    Err(std::sync::mpsc::TryRecvError::Empty) => return Err(NoAnswer::Late),
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(NoAnswer::Gone),
+                }
+            }
+            self.late = None;
+        }
         self.next += 1;
         let id = self.next;
         let line = serde_json::to_string(&Tagged { id, body: req }).map_err(|_| NoAnswer::Gone)?;
@@ -325,6 +341,29 @@ impl Keeper {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.replies.recv_timeout(left) {
                 Ok(r) if r.id == id => return Ok(r.body),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    self.late = Some(id);
+                    return Err(NoAnswer::Late);
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(NoAnswer::Gone),
+            }
+        }
+    }
+
+    /// Waits up to `wait` for the answer to a request it has been late with, if any.
+    fn catch_up(&mut self, wait: Duration) -> Result<(), NoAnswer> {
+        let Some(late) = self.late else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.replies.recv_timeout(left) {
+                Ok(r) if r.id >= late => {
+                    self.late = None;
+                    return Ok(());
+                }
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => return Err(NoAnswer::Late),
                 Err(RecvTimeoutError::Disconnected) => return Err(NoAnswer::Gone),
@@ -344,7 +383,7 @@ impl Keeper {
     /// or SIGKILL if it does not answer within `grace`. Reaps it; returns how it ended.
     pub fn end(&mut self, grace: Duration) -> Option<ExitStatus> {
         if self.ended().is_none() {
-            let answered = self.ask(Request::Quit, grace).is_ok();
+            let answered = self.catch_up(grace).is_ok() && self.ask(Request::Quit, grace).is_ok();
             self.stdin = None;
             if !answered {
                 let _ = self.child.kill();
