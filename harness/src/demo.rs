@@ -9,6 +9,8 @@ use serde::Serialize;
 use shmval::alloc::{Pool, PoolStats};
 use shmval::region::{Region, RegionName};
 
+use crate::output::outln;
+
 /// What the demo measured, printed as text or JSON.
 #[derive(Debug, Serialize)]
 pub struct DemoReport {
@@ -67,11 +69,11 @@ pub fn run(bytes: u64, workers: u32, ops: u64, json: bool) -> Result<DemoReport,
     let pool = Pool::create(region).map_err(|e| e.to_string())?;
     let before = pool.stats().map_err(|e| e.to_string())?;
     if !json {
-        println!(
+        outln!(
             "created region {name} ({bytes} bytes); pool: {}",
             show(&before)
         );
-        println!("starting {workers} worker processes, {ops} alloc/free pairs each");
+        outln!("starting {workers} worker processes, {ops} alloc/free pairs each");
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let start = Instant::now();
@@ -93,6 +95,16 @@ pub fn run(bytes: u64, workers: u32, ops: u64, json: bool) -> Result<DemoReport,
     let mut failed = Vec::new();
     while !children.is_empty() {
         std::thread::sleep(Duration::from_millis(20));
+        // Stopped from outside: returning drops the workers (killed and reaped) and the
+        // region (its name removed).
+        if let Some(sig) = crate::signals::pending() {
+            return Err(format!(
+                "interrupted by {sig}: its workers were stopped and region {name} removed"
+            ));
+        }
+        if crate::output::closed() {
+            return Err(format!("standard output was closed; region {name} removed"));
+        }
         children.retain_mut(|w| match w.0.try_wait() {
             Ok(Some(status)) => {
                 if !status.success() {
@@ -108,7 +120,7 @@ pub fn run(bytes: u64, workers: u32, ops: u64, json: bool) -> Result<DemoReport,
         });
         if !json && last.elapsed() >= Duration::from_millis(500) {
             last = Instant::now();
-            println!(
+            outln!(
                 "  {:>5.1}s  {} running  {}",
                 start.elapsed().as_secs_f64(),
                 children.len(),
@@ -148,16 +160,16 @@ impl DemoReport {
     /// The human-readable summary.
     pub fn print(&self) {
         let total = u64::from(self.workers) * self.ops_per_worker;
-        println!(
+        outln!(
             "done in {:.2}s: {} alloc/free pairs from {} processes ({:.0} pairs/s)",
             self.seconds,
             total,
             self.workers,
             total as f64 / self.seconds.max(1e-9)
         );
-        println!("  before: {}", show_stats(&self.before));
-        println!("  after:  {}", show_stats(&self.after));
-        println!(
+        outln!("  before: {}", show_stats(&self.before));
+        outln!("  after:  {}", show_stats(&self.after));
+        outln!(
             "  pool back to its baseline: {}",
             if self.back_to_baseline { "yes" } else { "NO" }
         );
@@ -179,6 +191,8 @@ fn show_stats(s: &Stats) -> String {
 /// The worker process: attach, then `ops` random alloc/free pairs with a few blocks kept
 /// live, each filled with a pattern that is checked before it is freed.
 pub fn worker(name: &str, ops: u64, seed: u64) -> Result<(), String> {
+    // Only the demo ends its workers: a Ctrl-C reaches it too.
+    crate::signals::ignore_in_child();
     let name = RegionName::new(name).map_err(|e| e.to_string())?;
     let region = Arc::new(Region::attach(&name).map_err(|e| e.to_string())?);
     let pool = Pool::attach(region.clone()).map_err(|e| e.to_string())?;

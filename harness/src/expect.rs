@@ -86,7 +86,11 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
             _ => unknown += u64::from(n),
         }
     }
-    let acked: u64 = o.sources.iter().map(|s| s.acked.min(s.count)).sum();
+    let acked: u64 = o
+        .sources
+        .iter()
+        .map(|s| s.acked.min(s.count))
+        .fold(0, u64::saturating_add);
     for s in &o.sources {
         for seq in 0..s.acked.min(s.count) {
             match got.get(&(s.id, seq)) {
@@ -152,7 +156,11 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
         }
         let r = o.reports[i];
         if p.sees_all {
-            let total: u64 = o.sources.iter().map(|s| s.count).sum();
+            let total: u64 = o
+                .sources
+                .iter()
+                .map(|s| s.count)
+                .fold(0, u64::saturating_add);
             let (distinct, within_dups) = r.map_or((0, 0), |r| {
                 let mut seen = std::collections::HashSet::new();
                 let mut d = 0u64;

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shmval::alloc::Pool;
-use shmval::region::{AttachOptions, Offset, RegionName};
+use shmval::region::{AttachOptions, Offset, Region, RegionError, RegionName, SHM_DIR};
 use shmval::sides::Directory;
 use shmval::val::shared::live_blocks;
+
+use crate::output::outln;
 
 /// What `inspect` prints.
 #[derive(Debug, Serialize)]
@@ -66,12 +68,40 @@ struct BlockKind {
     bytes: u64,
 }
 
-/// Reads region `name`.
-pub fn inspect(name: &str) -> Result<Inspection, String> {
-    let name = RegionName::new(name).map_err(|e| e.to_string())?;
+/// Why `inspect` could not show a region.
+#[derive(Debug)]
+pub enum InspectError {
+    /// The argument is not a region's name (exit code 2).
+    Usage(String),
+    /// The region could not be read (exit code 1).
+    Failed(String),
+}
+
+/// Reads region `arg` (`NAME` or `/dev/shm/NAME`).
+pub fn inspect(arg: &str) -> Result<Inspection, InspectError> {
+    let name = crate::shmdir::region_arg(arg).map_err(InspectError::Usage)?;
+    let name = RegionName::new(name).map_err(|e| InspectError::Usage(e.to_string()))?;
+    // The header first, read without mapping the file: a file that is not a region is
+    // said to be one, before attaching finds fault with its mode or size.
+    match Region::peek(&name) {
+        Err(RegionError::BadMagic(_)) => {
+            return Err(InspectError::Failed(format!(
+                "not a shmval region ({} has no region header)",
+                name.file_path().display()
+            )))
+        }
+        Err(RegionError::NotFound(_)) => {
+            return Err(InspectError::Failed(format!("no such region in {SHM_DIR}")))
+        }
+        _ => {}
+    }
+    read(&name).map_err(InspectError::Failed)
+}
+
+fn read(name: &RegionName) -> Result<Inspection, String> {
     let region = AttachOptions::new()
         .timeout(Duration::from_secs(1))
-        .attach(&name)
+        .attach(name)
         .map_err(|e| e.to_string())?;
     let region = Arc::new(region);
     let info = region.info();
@@ -149,11 +179,14 @@ pub fn inspect(name: &str) -> Result<Inspection, String> {
 impl Inspection {
     /// Prints it for a person.
     pub fn print(&self) {
-        println!(
+        outln!(
             "region {}: {} bytes, layout version {}, id {}",
-            self.region, self.bytes, self.version, self.id
+            self.region,
+            self.bytes,
+            self.version,
+            self.id
         );
-        println!(
+        outln!(
             "  created by pid {} ({})",
             self.creator_pid,
             if self.creator_alive {
@@ -163,7 +196,7 @@ impl Inspection {
             }
         );
         let p = &self.pool;
-        println!(
+        outln!(
             "pool: {} B; used {} B in {} blocks, free {} B in {} blocks (largest {} B); \
              high-water {} B{}",
             p.capacity,
@@ -176,9 +209,9 @@ impl Inspection {
             if p.poisoned { "; POISONED" } else { "" }
         );
         if self.pipes.is_empty() {
-            println!("pipes: none");
+            outln!("pipes: none");
         } else {
-            println!(
+            outln!(
                 "pipes:\n  {:<16} {:>8} {:>6} {:>9} {:>9} {:>10} {:>10} {:>8} {:>5}  state",
                 "name",
                 "capacity",
@@ -208,7 +241,7 @@ impl Inspection {
             if state.is_empty() {
                 state.push("open".to_string());
             }
-            println!(
+            outln!(
                 "  {:<16} {:>8} {:>6} {:>9} {:>9} {:>10} {:>10} {:>8} {:>5}  {}",
                 q.name,
                 q.capacity,
@@ -222,9 +255,9 @@ impl Inspection {
                 state.join(", ")
             );
         }
-        println!("live blocks by kind:");
+        outln!("live blocks by kind:");
         for b in &self.blocks {
-            println!("  {:<24} {:>6} blocks {:>10} B", b.kind, b.count, b.bytes);
+            outln!("  {:<24} {:>6} blocks {:>10} B", b.kind, b.count, b.bytes);
         }
     }
 }

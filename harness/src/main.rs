@@ -1,17 +1,20 @@
 //! The `shmval` command: with no arguments, runs `scenarios/pipeline.toml`.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
+
+use crate::output::{errln, outln};
 
 mod demo;
 mod expect;
 mod inspect;
+mod keeper;
+mod output;
 mod report;
 mod roles;
 mod runner;
 mod scenario;
 mod shmdir;
+mod signals;
 mod valcmd;
 
 /// The scenario `run` uses when given none.
@@ -21,7 +24,11 @@ const DEFAULT_SCENARIO: &str = "scenarios/pipeline.toml";
 #[command(
     name = "shmval",
     version,
-    about = "Dynamic values and queues in shared memory"
+    about = "Dynamic values and queues in shared memory",
+    after_help = "Exit codes: 0 done, 1 failed (an expectation, a region that could not be \
+                  read or removed), 2 a usage or scenario mistake, 130/143/129 stopped by \
+                  SIGINT/SIGTERM/SIGHUP (after cleaning up), 141 standard output closed by \
+                  its reader."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,7 +51,7 @@ enum Cmd {
     },
     /// Show a live region without disturbing it: header, pool, pipes, live values.
     Inspect {
-        /// The region's name (as in /dev/shm).
+        /// The region: its name, or its path in /dev/shm.
         region: String,
         /// Print as JSON.
         #[arg(long)]
@@ -59,7 +66,7 @@ enum Cmd {
     },
     /// Remove a region whose creator is dead (only one of ours, checked by owner and inode).
     Clean {
-        /// The region to remove.
+        /// The region to remove: its name, or its path in /dev/shm.
         #[arg(required_unless_present = "stale", conflicts_with = "stale")]
         region: Option<String>,
         /// Remove every region of ours whose creator is dead, and every unfinished build
@@ -94,6 +101,9 @@ enum Cmd {
     /// One process of a scenario (started by `run`).
     #[command(hide = true)]
     Role { spec: String },
+    /// The process that holds and reads a run's region (started by `run`).
+    #[command(hide = true)]
+    Keeper { spec: String },
 }
 
 fn main() {
@@ -109,6 +119,7 @@ fn main() {
             prefix,
         } => run(scenarios, json, prefix),
         Cmd::Role { spec } => roles::run(&spec),
+        Cmd::Keeper { spec } => keeper::serve(&spec),
         Cmd::Inspect { region, json } => match inspect::inspect(&region) {
             Ok(i) => {
                 if json {
@@ -118,8 +129,12 @@ fn main() {
                 }
                 0
             }
-            Err(e) => {
-                eprintln!("shmval inspect: {region}: {e}");
+            Err(inspect::InspectError::Usage(e)) => {
+                errln!("shmval inspect: {e}");
+                2
+            }
+            Err(inspect::InspectError::Failed(e)) => {
+                errln!("shmval inspect: {region}: {e}");
                 1
             }
         },
@@ -133,7 +148,7 @@ fn main() {
                 0
             }
             Err(e) => {
-                eprintln!("shmval list: {e}");
+                errln!("shmval list: {e}");
                 1
             }
         },
@@ -147,12 +162,12 @@ fn main() {
             workers,
             ops,
             json,
-        } => match demo::run(bytes, workers, ops, json) {
+        } => match signals::catch().and_then(|()| demo::run(bytes, workers, ops, json)) {
             Ok(report) => {
                 if json {
                     match serde_json::to_string_pretty(&report) {
-                        Ok(s) => println!("{s}"),
-                        Err(e) => eprintln!("shmval: {e}"),
+                        Ok(s) => outln!("{s}"),
+                        Err(e) => errln!("shmval: {e}"),
                     }
                 } else {
                     report.print();
@@ -163,33 +178,40 @@ fn main() {
                     1
                 }
             }
+            // A reader that has gone is told nothing.
+            Err(_) if output::closed() => 1,
             Err(e) => {
-                eprintln!("shmval demo: {e}");
-                1
+                errln!("shmval demo: {e}");
+                signals::pending().map_or(1, signals::exit_code)
             }
         },
         Cmd::Val(args) => valcmd::run(&args),
         Cmd::DemoWorker { region, ops, seed } => match demo::worker(&region, ops, seed) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("shmval demo worker: {e}");
+                errln!("shmval demo worker: {e}");
                 1
             }
         },
     };
-    std::process::exit(code);
+    std::process::exit(output::exit_code(code));
 }
 
 fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("shmval: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => errln!("shmval: {e}"),
     }
 }
 
 /// `shmval run`: each scenario in turn; exit 0 if all pass, 1 if one fails, 2 if a scenario
-/// file is wrong.
+/// file is wrong; 130, 143 or 129 when stopped by SIGINT, SIGTERM or SIGHUP, 141 when its
+/// standard output was closed (the run is stopped and cleaned up in every case).
 fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
+    if let Err(e) = signals::catch() {
+        errln!("shmval run: {e}");
+        return 1;
+    }
     if files.is_empty() {
         files.push(DEFAULT_SCENARIO.to_string());
     }
@@ -197,23 +219,48 @@ fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
     let mut code = 0;
     let mut summaries = vec![];
     for f in &files {
-        let path: PathBuf = scenario::resolve(f);
+        let path = match scenario::resolve(f) {
+            Ok(p) => p,
+            Err(e) => {
+                errln!("shmval run: {e}");
+                code = code.max(2);
+                continue;
+            }
+        };
         match runner::run_file(&path, &opts) {
-            Ok(s) => {
+            Ok(ran) => {
+                let s = ran.summary;
                 if !s.ok {
                     code = code.max(1);
                 }
                 if !json {
                     s.print();
                 }
+                // A reader that has gone is told nothing: the run stops quietly.
+                if let (Some(why), false) =
+                    (&s.stopped, ran.stop == Some(runner::Stop::OutputClosed))
+                {
+                    errln!("shmval run: {}: {why}", path.display());
+                }
                 summaries.push(s);
+                if let Some(stop) = ran.stop {
+                    code = code.max(stop.exit_code());
+                    if stop.ends_the_command() {
+                        break;
+                    }
+                }
+                // A signal that came once the run had ended still ends the command.
+                if let Some(sig) = signals::pending() {
+                    code = code.max(signals::exit_code(sig));
+                    break;
+                }
             }
             Err(runner::RunError::Scenario(e)) => {
-                eprintln!("shmval run: {e}");
-                code = 2;
+                errln!("shmval run: {e}");
+                code = code.max(2);
             }
             Err(runner::RunError::Failed(e)) => {
-                eprintln!("shmval run: {}: {e}", path.display());
+                errln!("shmval run: {}: {e}", path.display());
                 code = code.max(1);
             }
         }
@@ -225,8 +272,8 @@ fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
             serde_json::to_string_pretty(&summaries)
         };
         match out {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("shmval: {e}"),
+            Ok(s) => outln!("{s}"),
+            Err(e) => errln!("shmval: {e}"),
         }
     }
     code

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::output::outln;
+
 /// One line a role process writes on its standard output.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,7 +104,10 @@ impl ProcReport {
 
     /// Dropped items, all outputs together.
     pub fn dropped(&self) -> u64 {
-        self.outputs.iter().map(|o| o.dropped).sum()
+        self.outputs
+            .iter()
+            .map(|o| o.dropped)
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -121,6 +126,8 @@ pub struct ProcSummary {
     pub killed_by_fault: bool,
     /// Times it was started.
     pub starts: u32,
+    /// Its process ids, one per start.
+    pub pids: Vec<u32>,
     /// Items (from its report, or the last progress seen).
     pub items: u64,
     /// Items per second while it ran.
@@ -195,6 +202,9 @@ pub struct RunSummary {
     pub seconds: f64,
     /// Whether the watchdog had to end it.
     pub timed_out: bool,
+    /// Why the run was stopped before its processes ended (a signal, a closed output, a
+    /// truncated region), and what it was doing then.
+    pub stopped: Option<String>,
     /// Per process.
     pub processes: Vec<ProcSummary>,
     /// The pool (none if the runner never saw the region).
@@ -212,12 +222,12 @@ pub struct RunSummary {
 impl RunSummary {
     /// Prints the summary for a person.
     pub fn print(&self) {
-        println!();
-        println!("scenario {} ({})", self.scenario, self.file);
+        outln!();
+        outln!("scenario {} ({})", self.scenario, self.file);
         if !self.description.is_empty() {
-            println!("  {}", self.description);
+            outln!("  {}", self.description);
         }
-        println!(
+        outln!(
             "  region {}, {} KiB; ran {:.2} s{}",
             self.region,
             self.region_bytes / 1024,
@@ -228,10 +238,21 @@ impl RunSummary {
                 ""
             }
         );
-        println!();
-        println!(
+        if let Some(why) = &self.stopped {
+            outln!("  stopped: {why}");
+        }
+        outln!();
+        outln!(
             "  {:<12} {:<7} {:<16} {:>8} {:>10} {:>9} {:>9} {:>9} {:>6}",
-            "process", "kind", "outcome", "items", "items/s", "p50 µs", "p99 µs", "max µs", "drops"
+            "process",
+            "kind",
+            "outcome",
+            "items",
+            "items/s",
+            "p50 µs",
+            "p99 µs",
+            "max µs",
+            "drops"
         );
         for p in &self.processes {
             let lat = |f: fn(&Latency) -> f64| {
@@ -244,7 +265,7 @@ impl RunSummary {
             } else {
                 p.outcome.clone()
             };
-            println!(
+            outln!(
                 "  {:<12} {:<7} {:<16} {:>8} {:>10.0} {:>9} {:>9} {:>9} {:>6}",
                 p.name,
                 p.kind,
@@ -260,17 +281,17 @@ impl RunSummary {
         for p in &self.processes {
             let clipped = p.outcome.chars().count() > 16;
             if clipped || (!p.finished && !p.killed_by_fault) {
-                println!("  {}: {}", p.name, p.outcome);
+                outln!("  {}: {}", p.name, p.outcome);
             }
             if !p.finished && !p.killed_by_fault {
                 for l in &p.stderr_tail {
-                    println!("    | {l}");
+                    outln!("    | {l}");
                 }
             }
         }
         if let Some(pool) = &self.pool {
-            println!();
-            println!(
+            outln!();
+            outln!(
                 "  pool: {} KiB; used {} B ({} blocks) before, {} B ({} blocks) after; \
                  high-water {} B",
                 pool.capacity / 1024,
@@ -288,7 +309,7 @@ impl RunSummary {
             let rec = f.recovered_ms.map_or(String::new(), |ms| {
                 format!(", pipe moving again after {ms:.1} ms")
             });
-            println!(
+            outln!(
                 "  fault: {} {} {}: {when}{rec}{}",
                 f.action,
                 f.process,
@@ -301,11 +322,11 @@ impl RunSummary {
             );
         }
         if !self.cleaned.is_empty() {
-            println!("  cleaned up: {}", self.cleaned.join(", "));
+            outln!("  cleaned up: {}", self.cleaned.join(", "));
         }
-        println!();
+        outln!();
         for c in &self.checks {
-            println!(
+            outln!(
                 "  {} {:<18} {}",
                 if c.pass { "pass" } else { "FAIL" },
                 c.name,
@@ -313,8 +334,8 @@ impl RunSummary {
             );
         }
         let passed = self.checks.iter().filter(|c| c.pass).count();
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{}: {} of {} expectations hold",
             if self.ok { "PASS" } else { "FAIL" },
             passed,

@@ -13,6 +13,7 @@ use shmval::queue::RecvError;
 use shmval::sides::{ClientSide, Fanout, Forwarded, ServerSide, ShmMain};
 use shmval::{PoolExt, Val};
 
+use crate::output::errln;
 use crate::report::{Event, Latency, OutputReport, ProcReport};
 use crate::scenario::{duration, policy_of, Kind, PipeSpec, ProcessSpec};
 
@@ -47,10 +48,12 @@ pub fn run(spec_json: &str) -> i32 {
     let spec: RoleSpec = match serde_json::from_str(spec_json) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("shmval role: bad role spec: {e}");
+            errln!("shmval role: bad role spec: {e}");
             return 2;
         }
     };
+    // Only the runner ends a run: a Ctrl-C reaches it too.
+    crate::signals::ignore_in_child();
     // Die with the runner. The parent may have died before this call: check it is still
     // the runner.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
@@ -177,27 +180,24 @@ fn pipe_name<'a>(v: &'a Option<String>, what: &str) -> Result<&'a str, String> {
     v.as_deref().ok_or_else(|| format!("no {what} pipe"))
 }
 
-/// Sends `count` packets: the payload's entries (or the payload under `data`) with `src`,
-/// `seq` and `sent_ns`.
+/// Sends `count` packets: the payload's entries with `src`, `seq` and `sent_ns`.
 fn source(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
     let p = &spec.process;
     let out = client(spec, pipe_name(&p.out, "out")?)?;
-    let payload = p.payload_val()?;
-    let base = match payload {
-        t @ Val::Tab(_) => t,
-        other => {
-            let mut t = Val::tab();
-            t.insert("data", other).map_err(|e| e.to_string())?;
-            t
-        }
-    };
+    // A dict: checked when the scenario was read.
+    let base = p.payload_val()?;
     let count = p.count.unwrap_or(0);
     let period = p.rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
     ctx.ready();
     let start = Instant::now();
     for seq in 0..count {
         if let Some(period) = period {
-            let due = start + Duration::from_secs_f64(period * seq as f64);
+            // Past what a clock reading can hold, the schedule is over: the run's time
+            // bound (a day at most) ends the process long before.
+            let due = Duration::try_from_secs_f64(period * seq as f64)
+                .ok()
+                .and_then(|d| start.checked_add(d))
+                .ok_or_else(|| format!("item {seq} is due too far in the future"))?;
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
         let mut v = base.clone();

@@ -17,6 +17,8 @@ use std::os::unix::fs::MetadataExt;
 use serde::Serialize;
 use shmval::region::{self, Region, RegionName, SHM_DIR};
 
+use crate::output::{errln, outln};
+
 /// One region file, or one unfinished build.
 #[derive(Debug, Serialize)]
 pub struct Listed {
@@ -33,6 +35,21 @@ pub struct Listed {
     mixed_namespaces: bool,
     /// A file a builder left under a private name, not a published region.
     unfinished_build: bool,
+}
+
+/// The region name a command was given: `NAME` or `/dev/shm/NAME`. Anything else with a
+/// slash is an error for the user (exit code 2): regions live in `/dev/shm` only.
+pub fn region_arg(arg: &str) -> Result<String, String> {
+    if !arg.contains('/') {
+        return Ok(arg.to_string());
+    }
+    let path = std::path::Path::new(arg);
+    match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        (Some(dir), Some(name)) if dir == std::path::Path::new(SHM_DIR) => Ok(name.to_string()),
+        _ => Err(format!(
+            "{arg}: regions live in {SHM_DIR}: give a region's name, or {SHM_DIR}/NAME"
+        )),
+    }
 }
 
 fn user_name(uid: u32) -> String {
@@ -92,12 +109,15 @@ pub fn list() -> Result<Vec<Listed>, String> {
 /// Prints the list for a person.
 pub fn print(regions: &[Listed]) {
     if regions.is_empty() {
-        println!("no shmval regions in {SHM_DIR}");
+        outln!("no shmval regions in {SHM_DIR}");
         return;
     }
-    println!(
+    outln!(
         "{:<40} {:>12} {:<10} {:>8}  creator",
-        "region", "bytes", "owner", "pid"
+        "region",
+        "bytes",
+        "owner",
+        "pid"
     );
     for r in regions {
         let state = match (r.unfinished_build, r.creator_alive) {
@@ -108,9 +128,12 @@ pub fn print(regions: &[Listed]) {
                 "gone (unfinished build of a killed builder: `shmval clean --stale` removes it)"
             }
         };
-        println!(
+        outln!(
             "{:<40} {:>12} {:<10} {:>8}  {state}",
-            r.name, r.bytes, r.owner, r.creator_pid,
+            r.name,
+            r.bytes,
+            r.owner,
+            r.creator_pid,
         );
     }
 }
@@ -121,12 +144,16 @@ pub fn clean(region: Option<&str>, stale: bool, prefix: &str) -> i32 {
     let builds: Vec<String> = match region::unfinished_builds() {
         Ok(b) => b.into_iter().map(|b| b.file_name).collect(),
         Err(e) => {
-            eprintln!("shmval clean: {e}");
+            errln!("shmval clean: {e}");
             return 1;
         }
     };
-    let names: Vec<String> = match (region, stale) {
-        (Some(r), false) => vec![r.to_string()],
+    let names: Vec<String> = match (region.map(region_arg), stale) {
+        (Some(Ok(r)), false) => vec![r],
+        (Some(Err(e)), false) => {
+            errln!("shmval clean: {e}");
+            return 2;
+        }
         (None, true) => match list() {
             Ok(l) => l
                 .into_iter()
@@ -134,12 +161,12 @@ pub fn clean(region: Option<&str>, stale: bool, prefix: &str) -> i32 {
                 .map(|r| r.name)
                 .collect(),
             Err(e) => {
-                eprintln!("shmval clean: {e}");
+                errln!("shmval clean: {e}");
                 return 1;
             }
         },
         _ => {
-            eprintln!("shmval clean: give a REGION or --stale");
+            errln!("shmval clean: give a REGION or --stale");
             return 2;
         }
     };
@@ -149,15 +176,15 @@ pub fn clean(region: Option<&str>, stale: bool, prefix: &str) -> i32 {
         if builds.contains(n) {
             match region::remove_unfinished_build(n) {
                 Ok(true) => {
-                    println!("removed {n} (unfinished build)");
+                    outln!("removed {n} (unfinished build)");
                     removed += 1;
                 }
                 Ok(false) => {
-                    eprintln!("shmval clean: {n}: its builder is still running; not removed");
+                    errln!("shmval clean: {n}: its builder is still running; not removed");
                     code = 1;
                 }
                 Err(e) => {
-                    eprintln!("shmval clean: {n}: {e}");
+                    errln!("shmval clean: {n}: {e}");
                     code = 1;
                 }
             }
@@ -166,32 +193,32 @@ pub fn clean(region: Option<&str>, stale: bool, prefix: &str) -> i32 {
         let name = match RegionName::new(n.as_str()) {
             Ok(n) => n,
             Err(e) => {
-                eprintln!("shmval clean: {e}");
-                code = 1;
+                errln!("shmval clean: {e}");
+                code = 2;
                 continue;
             }
         };
         match Region::remove_stale(&name) {
             Ok(true) => {
-                println!("removed {name}");
+                outln!("removed {name}");
                 removed += 1;
             }
             Ok(false) if name.file_path().exists() => {
-                eprintln!("shmval clean: {name}: its creator is still running; not removed");
+                errln!("shmval clean: {name}: its creator is still running; not removed");
                 code = 1;
             }
             Ok(false) => {
-                eprintln!("shmval clean: {name}: no such region");
+                errln!("shmval clean: {name}: no such region");
                 code = 1;
             }
             Err(e) => {
-                eprintln!("shmval clean: {name}: {e}");
+                errln!("shmval clean: {name}: {e}");
                 code = 1;
             }
         }
     }
     if stale && removed == 0 && code == 0 {
-        println!("no stale regions");
+        outln!("no stale regions");
     }
     code
 }

@@ -16,6 +16,8 @@ use std::io::{self, Read, Write};
 
 use shmval::{Array, Val, ValError};
 
+use crate::output::errln;
+
 /// Options of `shmval val`.
 #[derive(Debug, clap::Args)]
 pub struct ValArgs {
@@ -34,13 +36,13 @@ pub struct ValArgs {
 pub fn run(args: &ValArgs) -> i32 {
     let mut input = Vec::new();
     if let Err(e) = io::stdin().read_to_end(&mut input) {
-        eprintln!("shmval val: cannot read standard input: {e}");
+        errln!("shmval val: cannot read standard input: {e}");
         return 1;
     }
     let text = match String::from_utf8(input) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("shmval val: standard input is not UTF-8: {e}");
+            errln!("shmval val: standard input is not UTF-8: {e}");
             return 1;
         }
     };
@@ -57,7 +59,7 @@ pub fn run(args: &ValArgs) -> i32 {
             Err(msg) => {
                 failed = true;
                 out.flush()?;
-                eprintln!("{msg}");
+                errln!("{msg}");
                 Ok(())
             }
         }
@@ -71,9 +73,10 @@ pub fn run(args: &ValArgs) -> i32 {
             .try_for_each(|(i, l)| emit(i + 1, l, i))
     };
     if let Err(e) = result.and_then(|()| out.flush()) {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("shmval val: cannot write: {e}");
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return crate::output::EXIT_CLOSED;
         }
+        errln!("shmval val: cannot write: {e}");
         return 1;
     }
     i32::from(failed)

@@ -235,3 +235,65 @@ fn list_shows_unfinished_builds_and_clean_stale_removes_the_dead_ones() {
     assert!(!refused.status.success());
     assert!(running.0.exists());
 }
+
+/// A file in `/dev/shm` that is not a region: random-looking bytes, mode 0644 as `echo`
+/// or `truncate` make it, `len` bytes long.
+fn not_a_region(name: &str, len: usize) -> File {
+    use std::os::unix::fs::PermissionsExt;
+    let path = PathBuf::from("/dev/shm").join(name);
+    let _ = std::fs::remove_file(&path);
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&path, bytes).expect("write file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    File(path)
+}
+
+#[test]
+fn inspect_of_a_file_that_is_not_a_region_says_so() {
+    for (what, len) in [("big", 8192), ("small", 3)] {
+        let name = format!("shmval-test-not-a-region-{what}-{}", std::process::id());
+        let file = not_a_region(&name, len);
+        for arg in [name.clone(), format!("/dev/shm/{name}")] {
+            let out = shmval(&["inspect", &arg]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("not a shmval region"), "{err}");
+            assert!(!err.contains("mode") && !err.contains("truncated"), "{err}");
+        }
+        assert!(file.0.exists());
+    }
+    let out = shmval(&[
+        "inspect",
+        &format!("shmval-test-no-such-{}", std::process::id()),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no such region in /dev/shm"), "{err}");
+}
+
+#[test]
+fn inspect_and_clean_take_a_region_as_its_path_in_dev_shm() {
+    let name = format!("shmval-test-path-arg-{}", std::process::id());
+    let main = ShmMain::new(name.as_str(), 1 << 20).start().unwrap();
+    let i = json(&shmval(&["inspect", "--json", &format!("/dev/shm/{name}")]));
+    assert_eq!(i["region"], name.as_str());
+    drop(main);
+
+    let dead = format!("shmval-test-path-arg-dead-{}", std::process::id());
+    let file = region_file(&dead, true);
+    let out = shmval(&["clean", &format!("/dev/shm/{dead}")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!file.0.exists());
+
+    // A path anywhere else is a usage error, for both.
+    for cmd in ["inspect", "clean"] {
+        let out = shmval(&[cmd, "/tmp/shmval-region"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains("regions live in /dev/shm"), "{cmd}: {err}");
+    }
+}

@@ -1,12 +1,17 @@
 //! Scenario files: the TOML format (documented in `scenarios/README.md`), read and checked
 //! before anything runs.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shmval::Val;
+
+mod check;
+mod find;
+
+pub use find::resolve;
 
 /// A scenario file, as written.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -246,7 +251,11 @@ pub fn policy_of(p: &ProcessSpec) -> Result<shmval::sides::Policy, String> {
     }
 }
 
-/// Reads `"5ms"`, `"1.5s"`, `"200us"`, `"2m"`.
+/// The longest duration a scenario may give anywhere (and its `max_seconds`): a day. Far
+/// past any run's length, and far below where adding it to a clock reading overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
+/// Reads `"5ms"`, `"1.5s"`, `"200us"`, `"2m"`: at most [`MAX_DURATION`].
 pub fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -268,7 +277,13 @@ pub fn duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Duration::try_from_secs_f64(n * scale).map_err(|e| format!("bad duration {s:?}: {e}"))
+    match Duration::try_from_secs_f64(n * scale) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!(
+            "bad duration {s:?}: at most a day ({} s)",
+            MAX_DURATION.as_secs()
+        )),
+    }
 }
 
 /// Pause points a `kill_in_lock` fault may name.
@@ -290,6 +305,9 @@ impl Scenario {
     /// Parses and checks scenario text.
     pub fn parse(text: &str) -> Result<Scenario, String> {
         let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        // Which fields each process and fault was given: serde fills in the rest.
+        let raw: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        check::check_given_fields(&raw, &s)?;
         s.check()?;
         Ok(s)
     }
@@ -303,185 +321,37 @@ impl Scenario {
     pub fn runner_creates_region(&self) -> bool {
         matches!(self.region.created_by.as_deref(), None | Some("runner"))
     }
-
-    fn check(&self) -> Result<(), String> {
-        shmval::region::RegionName::new(format!("{}-1", self.region.prefix))
-            .map_err(|e| format!("region prefix: {e}"))?;
-        let mut pipes = HashSet::new();
-        for p in &self.pipes {
-            shmval::sides::PipeName::new(p.name.clone()).map_err(|e| format!("pipe: {e}"))?;
-            if !pipes.insert(p.name.as_str()) {
-                return Err(format!("pipe {:?} is declared twice", p.name));
-            }
-            if p.capacity == 0 || p.capacity > shmval::queue::MAX_CAPACITY {
-                return Err(format!(
-                    "pipe {:?}: capacity {} out of range",
-                    p.name, p.capacity
-                ));
-            }
-        }
-        let mut names = HashSet::new();
-        for p in &self.processes {
-            if !names.insert(p.name.as_str()) {
-                return Err(format!("process {:?} is declared twice", p.name));
-            }
-        }
-        let pipe = |proc_: &str, field: &str, v: &Option<String>| -> Result<(), String> {
-            match v {
-                Some(v) if pipes.contains(v.as_str()) => Ok(()),
-                Some(v) => Err(format!(
-                    "process {proc_:?}: {field} = {v:?} is not a declared pipe"
-                )),
-                None => Err(format!("process {proc_:?} needs `{field}`")),
-            }
-        };
-        for p in &self.processes {
-            let n = p.name.as_str();
-            match p.kind {
-                Kind::Source => {
-                    pipe(n, "out", &p.out)?;
-                    if p.count.is_none() {
-                        return Err(format!("source {n:?} needs `count`"));
-                    }
-                    p.payload_val()?;
-                }
-                Kind::Middle => {
-                    pipe(n, "in", &p.input)?;
-                    pipe(n, "out", &p.out)?;
-                }
-                Kind::Sink => pipe(n, "in", &p.input)?,
-                Kind::Fanout => {
-                    pipe(n, "in", &p.input)?;
-                    if p.outs.is_empty() {
-                        return Err(format!("fanout {n:?} needs `outs`"));
-                    }
-                    for o in &p.outs {
-                        pipe(n, "outs", &Some(o.clone()))?;
-                    }
-                    policy_of(p).map_err(|e| format!("fanout {n:?}: {e}"))?;
-                }
-                Kind::Main => {
-                    for o in &p.pipes {
-                        pipe(n, "pipes", &Some(o.clone()))?;
-                    }
-                    if !matches!(p.hold.as_deref(), None | Some("none" | "idle" | "forever")) {
-                        return Err(format!(
-                            "main {n:?}: hold is \"none\", \"idle\" or \"forever\""
-                        ));
-                    }
-                }
-            }
-            for (k, v) in p.add.iter().chain(&p.expect_fields) {
-                Val::parse(v).map_err(|e| {
-                    format!("process {n:?}: field {k:?}: {v:?} is not a value: {e}")
-                })?;
-            }
-            for d in [&p.delay_per_item, &p.attach_timeout, &p.drop_after]
-                .into_iter()
-                .flatten()
-            {
-                duration(d).map_err(|e| format!("process {n:?}: {e}"))?;
-            }
-            if let Some(a) = &p.start_after {
-                if self.process(a).is_none() {
-                    return Err(format!("process {n:?}: start_after names no process {a:?}"));
-                }
-            }
-        }
-        if let Some(c) = &self.region.created_by {
-            if c != "runner" && self.process(c).is_none_or(|p| p.kind != Kind::Main) {
-                return Err(format!("region.created_by = {c:?} is not a main process"));
-            }
-        }
-        if let Some(a) = &self.region.start_after {
-            if self.process(a).is_none() {
-                return Err(format!("region.start_after names no process {a:?}"));
-            }
-        }
-        for f in &self.faults {
-            let Some(p) = self.process(&f.process) else {
-                return Err(format!("fault: no process {:?}", f.process));
-            };
-            let triggers = [f.at_item.is_some(), f.at.is_some(), f.on.is_some()];
-            if triggers.iter().filter(|t| **t).count() != 1 {
-                return Err(format!(
-                    "fault on {:?}: give exactly one of at_item, at, on",
-                    f.process
-                ));
-            }
-            if let Some(on) = &f.on {
-                if on != "ready" {
-                    return Err(format!("fault on {:?}: on = \"ready\" only", f.process));
-                }
-            }
-            for d in [&f.at, &f.resume_after].into_iter().flatten() {
-                duration(d).map_err(|e| format!("fault on {:?}: {e}", f.process))?;
-            }
-            match f.action.as_str() {
-                "kill" | "restart" => {}
-                "stop" => {
-                    if f.resume_after.is_none() {
-                        return Err(format!("fault on {:?}: stop needs resume_after", f.process));
-                    }
-                }
-                "kill_in_lock" => {
-                    let point = f.point.as_deref().unwrap_or("");
-                    if !LOCK_POINTS.contains(&point) {
-                        return Err(format!(
-                            "fault on {:?}: point must be one of {}",
-                            f.process,
-                            LOCK_POINTS.join(", ")
-                        ));
-                    }
-                    if f.at_item.is_none() {
-                        return Err(format!(
-                            "fault on {:?}: kill_in_lock needs at_item",
-                            f.process
-                        ));
-                    }
-                    let sends = point.starts_with("ring.send");
-                    let ok = match p.kind {
-                        Kind::Source => sends,
-                        Kind::Sink => !sends,
-                        _ => false,
-                    };
-                    if !ok {
-                        return Err(format!(
-                            "fault on {:?}: {point} needs a {}",
-                            f.process,
-                            if sends { "source" } else { "sink" }
-                        ));
-                    }
-                }
-                other => {
-                    return Err(format!(
-                        "fault on {:?}: unknown action {other:?} (kill, stop, restart, \
-                         kill_in_lock)",
-                        f.process
-                    ))
-                }
-            }
-        }
-        if let Some(r) = &self.expect.recover_within {
-            duration(r).map_err(|e| format!("expect.recover_within: {e}"))?;
-        }
-        if !self.expect.max_seconds.is_finite() || self.expect.max_seconds <= 0.0 {
-            return Err("expect.max_seconds must be positive".into());
-        }
-        Ok(())
-    }
 }
 
 impl ProcessSpec {
-    /// The source's payload as a value.
+    /// The source's payload: a dict, whose entries go into each packet beside the
+    /// source's own (`src`, `seq`, `sent_ns`).
     pub fn payload_val(&self) -> Result<Val, String> {
         let text = self.payload.as_deref().unwrap_or("{}");
-        Val::parse(text).map_err(|e| {
+        let v = Val::parse(text).map_err(|e| {
             format!(
                 "process {:?}: payload {text:?} is not a Python literal: {e}",
                 self.name
             )
-        })
+        })?;
+        if !matches!(v, Val::Tab(_)) {
+            return Err(format!(
+                "process {:?}: payload {text:?} is a {}, not a dict (its entries go into each \
+                 packet)",
+                self.name,
+                v.tag().name()
+            ));
+        }
+        for k in check::PACKET_FIELDS {
+            if v.get(k).is_some() {
+                return Err(format!(
+                    "process {:?}: payload {text:?} has {k:?}, which the source sets in each \
+                     packet",
+                    self.name
+                ));
+            }
+        }
+        Ok(v)
     }
 
     /// The pipe this process's lock faults refer to.
@@ -502,27 +372,9 @@ impl ProcessSpec {
     }
 }
 
-/// Finds a scenario: the path as given, or else in the scenarios folder beside the crate.
-pub fn resolve(arg: &str) -> PathBuf {
-    let p = PathBuf::from(arg);
-    if p.exists() {
-        return p;
-    }
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for candidate in [shipped.join(arg), shipped.join("scenarios").join(arg)] {
-        if candidate.exists() {
-            return candidate;
-        }
-        let with_ext = candidate.with_extension("toml");
-        if with_ext.exists() {
-            return with_ext;
-        }
-    }
-    p
-}
-
 #[cfg(test)]
 mod tests {
+    use super::check::MIN_REGION_BYTES;
     use super::*;
 
     const MINIMAL: &str = r#"
@@ -572,5 +424,32 @@ mod tests {
         assert_eq!(duration("200us").unwrap(), Duration::from_micros(200));
         assert!(duration("5 parsecs").is_err());
         assert!(duration("ms").is_err());
+        assert_eq!(duration("1440m").unwrap(), MAX_DURATION);
+        for absurd in [
+            "1441m",
+            "9999999999999999999s",
+            &format!("{}s", "9".repeat(400)),
+        ] {
+            let e = duration(absurd).unwrap_err();
+            assert!(e.contains("at most a day"), "{absurd}: {e}");
+        }
+    }
+
+    /// The minimum is what the library needs: a region of that size starts with its pool
+    /// and pipe directory, one byte less does not.
+    #[test]
+    fn the_minimum_region_is_the_smallest_shm_main_starts() {
+        let name = format!("shmval-test-min-region-{}", std::process::id());
+        let main = shmval::sides::ShmMain::new(name.as_str(), MIN_REGION_BYTES).start();
+        assert!(main.is_ok(), "{:?}", main.err());
+        drop(main);
+        let e = shmval::sides::ShmMain::new(name.as_str(), MIN_REGION_BYTES - 1)
+            .start()
+            .err();
+        assert!(
+            e.is_some(),
+            "a region of {} bytes started",
+            MIN_REGION_BYTES - 1
+        );
     }
 }

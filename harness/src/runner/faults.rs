@@ -1,0 +1,200 @@
+//! The faults: when each is due, firing it, and following a lock-holder kill until the
+//! pipe moves again.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use shmval::fault::Notice;
+
+use super::{Run, St, HOLD_WAIT, RECOVERY_WAIT};
+use crate::keeper::{Reply, Request};
+use crate::scenario::{duration, FaultSpec, ProcessSpec};
+
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Stage {
+    Waiting,
+    Armed(Instant),
+    Recovering(Instant, u64),
+    Stopped(Instant),
+    Done,
+}
+
+pub(super) struct Fault {
+    pub(super) spec: FaultSpec,
+    pub(super) proc_: usize,
+    at: Option<Duration>,
+    resume: Duration,
+    pub(super) stage: Stage,
+    pub(super) fired_at: Option<Duration>,
+    pub(super) recovered_ms: Option<f64>,
+    pub(super) note: String,
+    /// A lock-holder kill: the page through which the process reports reaching its pause
+    /// point.
+    pub(super) notice: Option<Notice>,
+}
+
+impl Fault {
+    /// The fault `f` on one of `processes` (both checked when the scenario was read).
+    pub(super) fn new(f: &FaultSpec, processes: &[ProcessSpec]) -> Fault {
+        Fault {
+            spec: f.clone(),
+            proc_: processes
+                .iter()
+                .position(|p| p.name == f.process)
+                .unwrap_or(0),
+            at: f.at.as_deref().and_then(|d| duration(d).ok()),
+            resume: f
+                .resume_after
+                .as_deref()
+                .and_then(|d| duration(d).ok())
+                .unwrap_or_default(),
+            stage: Stage::Waiting,
+            fired_at: None,
+            recovered_ms: None,
+            note: String::new(),
+            notice: None,
+        }
+    }
+}
+
+impl Run {
+    pub(super) fn waiting_faults(&self, i: usize, pick: impl Fn(&FaultSpec) -> bool) -> Vec<usize> {
+        (0..self.faults.len())
+            .filter(|&f| {
+                let ft = &self.faults[f];
+                ft.proc_ == i && matches!(ft.stage, Stage::Waiting) && pick(&ft.spec)
+            })
+            .collect()
+    }
+
+    pub(super) fn fire(&mut self, f: usize) {
+        let i = self.faults[f].proc_;
+        if self.procs[i].st != St::Running {
+            return;
+        }
+        let now = self.t0.elapsed();
+        let action = self.faults[f].spec.action.clone();
+        match action.as_str() {
+            "stop" => {
+                self.signal(i, Signal::SIGSTOP);
+                self.faults[f].stage = Stage::Stopped(Instant::now() + self.faults[f].resume);
+            }
+            _ => {
+                self.signal(i, Signal::SIGKILL);
+                self.procs[i].killed_by_fault = true;
+                self.procs[i].restart = action == "restart";
+                self.faults[f].stage = Stage::Done;
+            }
+        }
+        self.faults[f].fired_at = Some(now);
+        let name = self.procs[i].spec.name.clone();
+        self.say(format_args!("fault: {action} {name}"));
+    }
+
+    pub(super) fn run_faults(&mut self) {
+        let elapsed = self.t0.elapsed();
+        for f in 0..self.faults.len() {
+            let i = self.faults[f].proc_;
+            match self.faults[f].stage {
+                Stage::Waiting => {
+                    if self.faults[f].at.is_some_and(|at| elapsed >= at)
+                        && self.procs[i].st == St::Running
+                    {
+                        self.fire(f);
+                    } else if self.faults[f]
+                        .notice
+                        .as_ref()
+                        .is_some_and(|n| n.reached().is_some())
+                    {
+                        // At its pause point before its `armed` event was read.
+                        self.faults[f].stage = Stage::Armed(Instant::now());
+                    }
+                }
+                Stage::Stopped(until) => {
+                    if Instant::now() >= until {
+                        self.signal(i, Signal::SIGCONT);
+                        self.faults[f].stage = Stage::Done;
+                        let name = self.procs[i].spec.name.clone();
+                        self.say(format_args!("fault: resumed {name}"));
+                    }
+                }
+                Stage::Armed(since) => {
+                    let pid = self.procs[i].pid;
+                    let point = self.faults[f].spec.point.clone().unwrap_or_default();
+                    let reached = self.faults[f].notice.as_ref().and_then(Notice::reached);
+                    if let Some(r) = reached.filter(|r| r.pid == pid) {
+                        let name = self.procs[i].spec.lock_pipe().unwrap_or("?").to_string();
+                        let (moved, owner) = self.pipe_state(&name).unwrap_or((0, None));
+                        // Paused inside the critical section, it holds the pipe's lock.
+                        let holds = owner == Some(pid);
+                        self.fire(f);
+                        self.faults[f].stage = Stage::Recovering(Instant::now(), moved);
+                        self.faults[f].notice = None;
+                        self.faults[f].note = if holds {
+                            format!("killed at {}, holding the lock of pipe {name}", r.point)
+                        } else {
+                            format!(
+                                "killed at {}, but not seen holding the lock of pipe {name}",
+                                r.point
+                            )
+                        };
+                    } else if self.procs[i].st != St::Running {
+                        self.faults[f].note = format!("ended before reaching pause point {point}");
+                        self.faults[f].stage = Stage::Done;
+                        self.faults[f].notice = None;
+                    } else if since.elapsed() > HOLD_WAIT {
+                        self.faults[f].note = format!(
+                            "never reached pause point {point} within {HOLD_WAIT:?} of arming it"
+                        );
+                        self.faults[f].stage = Stage::Done;
+                        self.faults[f].notice = None;
+                    }
+                }
+                Stage::Recovering(since, from) => {
+                    let pid = self.procs[i].pid;
+                    let pipe = self.procs[i].spec.lock_pipe().map(String::from);
+                    if let Some((moved, owner)) = pipe.and_then(|n| self.pipe_state(&n)) {
+                        if owner != Some(pid) && moved > from {
+                            self.faults[f].recovered_ms = Some(since.elapsed().as_secs_f64() * 1e3);
+                            self.faults[f].stage = Stage::Done;
+                            continue;
+                        }
+                    }
+                    if since.elapsed() > RECOVERY_WAIT {
+                        self.faults[f]
+                            .note
+                            .push_str("; the pipe did not move again");
+                        self.faults[f].stage = Stage::Done;
+                    }
+                }
+                Stage::Done => {}
+            }
+        }
+    }
+
+    /// Items pipe `name` has moved so far (both ways) and the thread holding its lock.
+    pub(super) fn pipe_state(&mut self, name: &str) -> Option<(u64, Option<u32>)> {
+        match self.ask(Request::Pipe(name.to_string()), super::ASK_WAIT)? {
+            Reply::Pipe { moved, lock_owner } => Some((moved, lock_owner)),
+            _ => None,
+        }
+    }
+}
+
+/// When a fault is to fire, for the summary.
+pub(super) fn trigger(f: &FaultSpec) -> String {
+    let mut t = if let Some(k) = f.at_item {
+        format!("at item {k}")
+    } else if let Some(a) = &f.at {
+        format!("at {a}")
+    } else {
+        "when ready".to_string()
+    };
+    if let Some(p) = &f.point {
+        t.push_str(&format!(" ({p})"));
+    }
+    if let Some(r) = &f.resume_after {
+        t.push_str(&format!(", for {r}"));
+    }
+    t
+}
