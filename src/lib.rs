@@ -91,6 +91,8 @@ mod fault {
     #[inline(always)]
     pub(crate) fn pause_point(_name: &'static str) {}
 }
+#[cfg(not(shmval_loom))]
+pub mod ledger;
 pub mod queue;
 #[cfg(not(shmval_loom))]
 pub mod region;

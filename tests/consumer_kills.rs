@@ -52,6 +52,13 @@ fn wait_for_receiver(server: &ServerSide, n: u64) {
     );
 }
 
+/// The pool's use once this process's ledger has its first chunk (which it keeps while
+/// the region handle lives).
+fn baseline(pool: &shmval::alloc::Pool) -> (u64, u64) {
+    drop(pool.share(&Val::from(0u64)).unwrap());
+    in_use(pool)
+}
+
 #[test]
 fn a_consumer_killed_between_receives_leaves_the_pool_at_its_baseline() {
     let name = TestName::new("kill-consumer");
@@ -59,7 +66,7 @@ fn a_consumer_killed_between_receives_leaves_the_pool_at_its_baseline() {
     let server = ServerSide::new(name.as_str(), "p", 4).start().unwrap();
     let pool = main.pool();
     // The pipe is made and empty.
-    let base = in_use(pool);
+    let base = baseline(pool);
     let first = spawn_role("consume", &[name.as_str(), "p", "3", "wait"]);
     for i in 0..3u64 {
         server
@@ -70,6 +77,19 @@ fn a_consumer_killed_between_receives_leaves_the_pool_at_its_baseline() {
     // It has dropped what it received and sleeps in its next receive.
     wait_for_receiver(&server, 3);
     first.kill();
+    // What it held is given back: its records, its pipe handle and ends, its user count,
+    // its count as a waiter.
+    let r = main.recover();
+    assert_eq!(r.processes, 1, "{r:?}");
+    assert_eq!(r.total.suspects, 0, "{r:?}");
+    let s = server.pipe().stats().unwrap();
+    assert_eq!((s.receivers, s.receivers_waiting), (0, 0), "{s:?}");
+    assert_eq!(
+        main.pipes().unwrap()[0].users,
+        1,
+        "only the server uses the pipe"
+    );
+    assert_eq!(in_use(pool), base, "the pool is back at its baseline");
     // The producer goes on; another consumer takes the rest.
     let second = spawn_role("consume", &[name.as_str(), "p", "5", "exit"]);
     for i in 3..8u64 {
@@ -81,34 +101,39 @@ fn a_consumer_killed_between_receives_leaves_the_pool_at_its_baseline() {
     second.wait_ok(Duration::from_secs(60));
     let s = server.pipe().stats().unwrap();
     assert_eq!((s.enqueued, s.dequeued, s.len), (8, 8, 0));
-    drop(server);
     pool.verify().unwrap();
-    assert_eq!(in_use(pool), base, "the pool is back at its baseline");
-    // The dead consumer still counts as a user of the pipe (it never dropped its side),
-    // so the empty pipe stays listed: the documented cost of a side killed outright.
-    let pipes = main.pipes().unwrap();
-    assert_eq!(pipes.len(), 1);
-    assert_eq!((pipes[0].users, pipes[0].stats.len), (1, 0));
+    // The second consumer left normally: its ledger's chunk went to the pool's deferred
+    // frees, which the next allocation drains.
+    assert_eq!(baseline(pool), base, "the pool is back at its baseline");
+    // The last user leaves an empty pipe: it goes.
+    drop(server);
+    assert_eq!(main.pipes().unwrap().len(), 0);
 }
 
 #[test]
-fn a_consumer_killed_holding_a_packet_leaks_exactly_that_packet() {
+fn a_consumer_killed_holding_a_packet_leaves_the_pool_at_its_baseline() {
     let name = TestName::new("kill-holder");
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let server = ServerSide::new(name.as_str(), "p", 4).start().unwrap();
     let pool = main.pool();
-    let base = in_use(pool);
+    let base = baseline(pool);
     let packet = pool
         .share(&val!({"seq": 1, "xs": [1.5, 2.5], "name": "a packet of several blocks"}))
         .unwrap();
     let with_packet = in_use(pool);
-    let size = (with_packet.0 - base.0, with_packet.1 - base.1);
-    assert!(size.1 > 1, "the packet is several blocks: {size:?}");
+    assert!(with_packet.1 > base.1 + 1, "the packet is several blocks");
     let consumer = spawn_role("consume", &[name.as_str(), "p", "1", "hold"]);
     server.pipe().enq(packet).unwrap();
     // It holds the packet it received and sleeps in its next receive.
     wait_for_receiver(&server, 1);
     consumer.kill();
+    let r = main.recover();
+    assert_eq!(
+        (r.processes, r.total.handles, r.total.suspects),
+        (1, 1, 0),
+        "{r:?}"
+    );
+    assert!(r.last_bytes > 0, "{r:?}");
     // The pipe works on.
     let v = pool.share(&Val::from(2u64)).unwrap();
     server.pipe().try_enqueue(v).unwrap();
@@ -116,13 +141,69 @@ fn a_consumer_killed_holding_a_packet_leaks_exactly_that_packet() {
         server.pipe().try_dequeue().unwrap().to_val().unwrap(),
         Val::from(2u64)
     );
-    drop(server);
     pool.verify().unwrap();
-    // The dead consumer's reference to the packet died with it: the packet's blocks stay
-    // allocated, exactly those (nothing reclaims a dead process's handles yet).
     assert_eq!(
         in_use(pool),
-        (base.0 + size.0, base.1 + size.1),
-        "exactly the packet's blocks stay"
+        base,
+        "the dead consumer's packet is given back"
     );
+}
+
+#[test]
+fn a_dead_consumers_packet_comes_back_by_itself_on_the_survivors_next_calls() {
+    let name = TestName::new("kill-auto");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 4).start().unwrap();
+    let pool = main.pool();
+    let base = baseline(pool);
+    let consumer = spawn_role("consume", &[name.as_str(), "p", "1", "hold"]);
+    server
+        .pipe()
+        .enq(pool.share(&val!({"seq": 1, "xs": [1.5, 2.5]})).unwrap())
+        .unwrap();
+    wait_for_receiver(&server, 1);
+    consumer.kill();
+    // The survivor only goes on with its work: each call may look for the dead.
+    let t = std::time::Instant::now();
+    let mut calls = 0u64;
+    while in_use(pool) != base {
+        let v = pool.share(&Val::from(calls)).unwrap();
+        server.pipe().try_enqueue(v).unwrap();
+        drop(server.pipe().try_dequeue().unwrap());
+        calls += 1;
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "not given back: {:?}",
+            shmval::ledger::recovered(main.region())
+        );
+    }
+    let r = shmval::ledger::recovered(main.region());
+    assert_eq!((r.processes, r.total.handles), (1, 1), "{r:?}");
+    eprintln!("given back after {:?} and {calls} calls", t.elapsed());
+}
+
+#[test]
+fn a_pipe_that_redelivers_gets_a_dead_consumers_packet_back() {
+    let name = TestName::new("kill-redeliver");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 4)
+        .redeliver(true)
+        .start()
+        .unwrap();
+    let pool = main.pool();
+    let base = baseline(pool);
+    let consumer = spawn_role("consume", &[name.as_str(), "p", "1", "hold"]);
+    server
+        .pipe()
+        .enq(pool.share(&val!({"seq": 7})).unwrap())
+        .unwrap();
+    wait_for_receiver(&server, 1);
+    consumer.kill();
+    let r = main.recover();
+    assert_eq!((r.processes, r.total.redelivered), (1, 1), "{r:?}");
+    assert_eq!(server.pipe().len(), 1, "the packet is back in the pipe");
+    let again = server.pipe().try_dequeue().unwrap();
+    assert_eq!(again.field("seq").unwrap().as_i64().unwrap(), 7);
+    drop(again);
+    assert_eq!(in_use(pool), base);
 }

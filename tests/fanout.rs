@@ -66,8 +66,11 @@ impl Setup {
         got
     }
 
+    /// The pool's use, but for what this process's ledgers keep (their chunks grow with
+    /// the values held at once, and stay).
     fn used(&self) -> u64 {
-        self.main.pool().stats().unwrap().used
+        let pool = self.main.pool();
+        pool.stats().unwrap().used - shmval::ledger::kept(pool).bytes
     }
 }
 

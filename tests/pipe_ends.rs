@@ -25,8 +25,10 @@ fn child_role() {
 }
 
 fn in_use(pool: &Pool) -> (u64, u64) {
+    // What this process's ledgers keep grows with the values held at once, and stays.
     let s = pool.stats().unwrap();
-    (s.used, s.live_allocations)
+    let k = shmval::ledger::kept(pool);
+    (s.used - k.bytes, s.live_allocations - k.blocks)
 }
 
 fn send(server: &ServerSide, v: impl Into<Val>) {

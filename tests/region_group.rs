@@ -37,9 +37,10 @@ fn become_member(uid: u32) {
 }
 
 fn word(r: &Region, at: u64) -> &AtomicU64 {
-    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // SAFETY: the test places only atomics at these offsets (past the header and the
+    // registry, where the layers above would start); no plain payload lies there while the
     // reference is used.
-    unsafe { r.resolve(Offset::new(at)) }.unwrap()
+    unsafe { r.resolve(Offset::new(r.data_start().get() + at)) }.unwrap()
 }
 
 /// As `nobody` in `GROUP`: refuses to give a region a group it is not in, then creates

@@ -24,9 +24,10 @@ fn attach(args: &[String]) -> Region {
 }
 
 fn word(r: &Region, at: u64) -> &Word {
-    // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
+    // SAFETY: the test places only atomics at these offsets (past the header and the
+    // registry, where the layers above would start); no plain payload lies there while the
     // reference is used.
-    unsafe { r.resolve(Offset::new(at)) }.unwrap()
+    unsafe { r.resolve(Offset::new(r.data_start().get() + at)) }.unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -123,10 +124,11 @@ fn a_plain_store_is_seen_at_the_next_micro_sleep() {
 // ---------------------------------------------------------------------------------------
 // Position independence
 
-/// Where the address report, the two list heads, and the two lists sit.
-const ADDRESS: u64 = 128;
-const CHILD_HEAD: u64 = 136;
-const PARENT_HEAD: u64 = 144;
+/// Where the address report, the two list heads, and the two lists sit (past the header
+/// and the registry).
+const ADDRESS: u64 = 0;
+const CHILD_HEAD: u64 = 8;
+const PARENT_HEAD: u64 = 16;
 const PARENT_NODES: u64 = 4096;
 const CHILD_NODES: u64 = 16384;
 const NODES: u64 = 50;
@@ -141,7 +143,7 @@ fn build_list(r: &Region, base: u64, value: impl Fn(u64) -> u64) -> Offset {
         let at = base + ((i * 7) % NODES) * NODE_STRIDE;
         word(r, at).store(next.get(), Ordering::Relaxed);
         word(r, at + 8).store(value(i), Ordering::Relaxed);
-        next = Offset::new(at);
+        next = Offset::new(r.data_start().get() + at);
     }
     next
 }
@@ -183,7 +185,7 @@ fn list_builder(args: &[String]) {
 
 #[test]
 fn two_processes_at_different_addresses_share_a_linked_list() {
-    assert_eq!(ADDRESS, 128, "the address report is the word at data_start");
+    assert_eq!(ADDRESS, 0, "the address report is the word at data_start");
     let name = TestName::new("pic");
     let r = Region::create(&name, SIZE).unwrap();
     let head = build_list(&r, PARENT_NODES, |i| i * i);
@@ -210,8 +212,9 @@ fn a_corrupt_link_is_an_error_not_a_crash() {
     let r = Region::create(&name, SIZE).unwrap();
     let head = build_list(&r, PARENT_NODES, |i| i);
     // Point the second node past the end of the region.
-    let second = word(&r, head.get()).load(Ordering::Relaxed);
-    word(&r, second).store(SIZE + 64, Ordering::Relaxed);
+    let rel = |off: u64| off - r.data_start().get();
+    let second = word(&r, rel(head.get())).load(Ordering::Relaxed);
+    word(&r, rel(second)).store(SIZE + 64, Ordering::Relaxed);
     let e = walk_list(&r, head, NODES + 1).unwrap_err();
     assert!(matches!(e, RegionError::BadOffset { offset, .. } if offset == SIZE + 64));
 }
@@ -345,7 +348,8 @@ fn remove_stale_removes_a_dead_creators_region() {
     let pid = child.pid();
     child.wait_ok(Duration::from_secs(30));
     assert!(name.file_path().exists());
-    let a = Region::attach(&name).unwrap();
+    // An observer: a registered handle would make the region live.
+    let a = AttachOptions::new().register(false).attach(&name).unwrap();
     assert_eq!(a.info().creator_pid, pid);
     assert!(!a.info().creator_alive());
     assert_eq!(word(&a, 256).load(Ordering::Relaxed), 7);

@@ -13,26 +13,31 @@ use shmval::sync::{Acquired, ShmCondvar, ShmMutex};
 
 use std::sync::atomic::{AtomicU64 as Word, Ordering};
 
-/// Where the test structures sit in the region.
-const MUTEX: u64 = 128;
-const CONDVAR: u64 = 192;
-const COUNTER: u64 = 256;
-const FLAG: u64 = 320;
+/// Where the test structures sit in the region, past its header and registry.
+const MUTEX: u64 = 0;
+const CONDVAR: u64 = 64;
+const COUNTER: u64 = 128;
+const FLAG: u64 = 192;
+
+/// Offset `at` past the header and the registry.
+fn at(r: &Region, at: u64) -> Offset {
+    Offset::new(r.data_start().get() + at)
+}
 
 fn parts(r: &Region) -> (&ShmMutex, &ShmCondvar, &Word, &Word) {
     // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
     // reference is used.
     (
-        unsafe { r.resolve(Offset::new(MUTEX)) }.unwrap(),
+        unsafe { r.resolve(at(r, MUTEX)) }.unwrap(),
         // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
         // the reference is used.
-        unsafe { r.resolve(Offset::new(CONDVAR)) }.unwrap(),
+        unsafe { r.resolve(at(r, CONDVAR)) }.unwrap(),
         // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
         // the reference is used.
-        unsafe { r.resolve(Offset::new(COUNTER)) }.unwrap(),
+        unsafe { r.resolve(at(r, COUNTER)) }.unwrap(),
         // SAFETY: the test places only atomics at these offsets; no plain payload lies there while
         // the reference is used.
-        unsafe { r.resolve(Offset::new(FLAG)) }.unwrap(),
+        unsafe { r.resolve(at(r, FLAG)) }.unwrap(),
     )
 }
 
@@ -71,7 +76,7 @@ fn wait_for_flag(args: &[String]) {
     // Tell the parent we are about to wait (under the lock, so its notify comes after).
     // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
     // reference is used.
-    unsafe { r.resolve::<Word>(Offset::new(COUNTER)) }
+    unsafe { r.resolve::<Word>(at(&r, COUNTER)) }
         .unwrap()
         .store(1, Ordering::SeqCst);
     while flag.load(Ordering::SeqCst) == 0 {

@@ -161,6 +161,19 @@ pub fn serve(spec_json: &str) -> i32 {
     0
 }
 
+/// The pool's figures once what dead processes held is given back and what was deferred
+/// freed, without what the keeper's own ledger keeps (its chunks, which it keeps while it
+/// runs): what the processes of the run hold.
+fn settled_stats(pool: &Pool) -> Result<Figures, shmval::alloc::AllocError> {
+    shmval::sides::recover(pool);
+    pool.free_deferred()?;
+    let mut s = pool.stats()?;
+    let kept = shmval::ledger::kept(pool);
+    s.used -= kept.bytes;
+    s.live_allocations -= kept.blocks;
+    Ok(Figures::from(s))
+}
+
 /// What the keeper holds: the region it made (if it made it) and its attached view.
 struct Held {
     spec: KeeperSpec,
@@ -174,8 +187,8 @@ impl Held {
     fn answer(&mut self, req: Request) -> Reply {
         match req {
             Request::Make => self.make(),
-            Request::Stats => match self.refresh().map(|(_, pool, _)| pool.stats()) {
-                Some(Ok(s)) => Reply::Stats(s.into()),
+            Request::Stats => match self.refresh().map(|(_, pool, _)| settled_stats(pool)) {
+                Some(Ok(s)) => Reply::Stats(s),
                 Some(Err(e)) => Reply::Error(format!("pool: {e}")),
                 None => Reply::Error(format!("region {} not attached", self.name)),
             },
@@ -221,8 +234,7 @@ impl Held {
         }
         let stats = self
             .refresh()
-            .and_then(|(_, pool, _)| pool.stats().ok())
-            .map(Figures::from);
+            .and_then(|(_, pool, _)| settled_stats(pool).ok());
         Reply::Made { replaced, stats }
     }
 

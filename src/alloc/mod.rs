@@ -122,6 +122,7 @@ mod stats;
 
 pub use error::AllocError;
 pub use layout::{fingerprint, BLOCK_HEADER, GRANULE, MAX_ALIGN, MIN_BLOCK};
+pub(crate) use pool::defer_free_in;
 pub use pool::{Block, Pool};
 pub use stats::{PoolStats, UsedBlock};
 

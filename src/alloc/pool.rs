@@ -282,6 +282,19 @@ impl Pool {
             .map(|(_, size)| size - super::BLOCK_HEADER)
     }
 
+    /// Frees now what was deferred (see [`PoolStats::deferred_frees`]): blocks other
+    /// processes gave back without waiting for the lock, among them the ledger chunks of
+    /// processes that left. Any allocation or free does it too; this is for a monitor
+    /// about to read [`stats`](Self::stats). Waits for the pool lock as long as a live
+    /// thread holds it.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::Corrupted`] if the pool is poisoned or its lists are broken.
+    pub fn free_deferred(&self) -> Result<(), AllocError> {
+        self.with_heap(|_| Ok(()))
+    }
+
     /// A snapshot of the pool's use. Waits for the pool lock as long as a live thread
     /// holds it (a monitor that may itself have stopped that thread must not call it then).
     ///
@@ -387,6 +400,7 @@ impl Pool {
     ) -> Result<R, AllocError> {
         let poisoned = |h: &Heap<'_>| h.load(word::FLAGS).map(|f| f & POISONED != 0);
         if guard.owner_died() {
+            self.region.note_death();
             let mut result = Ok(());
             if !poisoned(heap)? {
                 result = recover::rebuild(heap).and_then(|()| recover::finish_draining(heap));
@@ -410,6 +424,30 @@ impl Pool {
         }
         result
     }
+}
+
+/// Hands the used block at `off` of the pool in `region` to the pool's deferred frees
+/// (see [`Pool::free_soon`]), given only the region: for a region handle giving back what
+/// it kept, as it goes, when no [`Pool`] handle is left.
+///
+/// # Errors
+///
+/// As for [`Pool::free`]; [`AllocError::BadMagic`] if the region holds no pool.
+///
+/// # Safety
+///
+/// As for [`Pool::free`].
+pub(crate) unsafe fn defer_free_in(region: &Region, off: Offset) -> Result<(), AllocError> {
+    let geo = Geometry::new(region.data_start().get(), region.len())?;
+    let words =
+        region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), geo.words() as u64)?;
+    if words[word::MAGIC].load(Ordering::Acquire) != POOL_MAGIC {
+        return Err(AllocError::BadMagic {
+            found: words[word::MAGIC].load(Ordering::Relaxed),
+        });
+    }
+    let salt = words[word::SALT].load(Ordering::Relaxed);
+    defer_free(&Heap::new(region, geo, salt, words), off)
 }
 
 /// How long a drop waits for the pool lock before it defers its free.
@@ -536,17 +574,19 @@ impl Block {
     /// # Errors
     ///
     /// [`AllocError::Corrupted`] if the pool's structures do not check out.
-    pub fn free(self) -> Result<(), AllocError> {
-        let b = std::mem::ManuallyDrop::new(self);
-        // SAFETY: the block is owned by this value, which is consumed: nothing else uses
-        // or frees it.
-        unsafe { b.pool.free(b.off) }
+    pub fn free(mut self) -> Result<(), AllocError> {
+        let off = std::mem::replace(&mut self.off, Offset::NULL);
+        // SAFETY: the block is owned by this value, which is consumed (its drop then frees
+        // nothing): nothing else uses or frees it.
+        unsafe { self.pool.free(off) }
     }
 
     /// Gives up ownership without freeing: the block stays allocated until someone takes
     /// it back with [`from_offset`](Self::from_offset) (or frees the offset).
-    pub fn into_offset(self) -> Offset {
-        std::mem::ManuallyDrop::new(self).off
+    pub fn into_offset(mut self) -> Offset {
+        // A null offset tells `drop` that the block was given up (the pool handle, and
+        // with it the region, still goes).
+        std::mem::replace(&mut self.off, Offset::NULL)
     }
 
     /// Takes ownership of the block at `off` again.
@@ -573,7 +613,7 @@ impl Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        if !self.made_in.is_this_process() {
+        if self.off.is_null() || !self.made_in.is_this_process() {
             return;
         }
         // SAFETY: the block is owned by this value, which is going away.

@@ -11,6 +11,8 @@
 mod error;
 #[cfg(not(shmval_loom))]
 mod pipe;
+#[cfg(not(shmval_loom))]
+mod recorded;
 // Under loom only the models use the ring.
 #[cfg_attr(shmval_loom, allow(dead_code))]
 mod ring;
@@ -25,6 +27,8 @@ pub use error::{
 };
 #[cfg(not(shmval_loom))]
 pub use pipe::{BreakChecker, Pipe, DEFAULT_NOTICE_AFTER, MAX_CAPACITY};
+#[cfg(not(shmval_loom))]
+pub(crate) use recorded::{count_change, install_resolvers};
 pub use ring::PipeStats;
 #[allow(unused_imports)] // the loom build uses a part
 pub(crate) use ring::{Ring, RingHeader, Wait};

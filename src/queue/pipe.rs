@@ -22,8 +22,10 @@ use super::error::{
     PipeError, RecvError, RecvFail, RecvTimeoutError, SendError, SendFail, SendTimeoutError,
     TryRecvError, TrySendError,
 };
-use super::ring::{PipeStats, Ring, RingHeader, Wait};
+use super::recorded::{self, RecvRecord, SendRecord};
+use super::ring::{OpRecord, PipeStats, Ring, RingHeader, Wait};
 use crate::alloc::Pool;
+use crate::ledger::{flags, Kind, E_AUX, E_INDEX, E_PIPE, E_WAIT, NO_INDEX};
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
 use crate::sync::{MadeIn, Os, Owner, Platform};
@@ -86,6 +88,8 @@ pub struct Pipe {
     ends: AtomicU8,
     /// A child forked from the process that made this handle does not drop its count.
     made_in: MadeIn,
+    /// The ledger entry recording this handle's counts (null: not recorded).
+    entry: Offset,
 }
 
 /// [`Pipe::ends`]: this handle has sent.
@@ -124,7 +128,7 @@ impl Pipe {
     /// [`PipeError::BadCapacity`] for 0 or more than [`MAX_CAPACITY`];
     /// [`PipeError::Alloc`] if the pool has no room.
     pub fn create(pool: &Pool, capacity: u64) -> Result<Pipe, PipeError> {
-        Self::create_by(pool, capacity, false, None)
+        Self::create_by(pool, capacity, false, false, None)
     }
 
     /// [`create`](Self::create), giving up at `deadline` (if any) while a live thread
@@ -135,6 +139,7 @@ impl Pipe {
         pool: &Pool,
         capacity: u64,
         kept: bool,
+        redeliver: bool,
         deadline: Option<Instant>,
     ) -> Result<Pipe, PipeError> {
         if capacity == 0 || capacity > MAX_CAPACITY {
@@ -154,15 +159,28 @@ impl Pipe {
         if kept {
             head.ring.keep();
         }
+        if redeliver {
+            head.ring.redeliver();
+        }
         let generation = random_generation(pool);
         head.generation.store(generation, Ordering::Relaxed);
         head.refs.store(1, Ordering::Relaxed);
         // SYNC POINT: the release store publishes the formatted block to whoever reads the
         // magic with acquire (Pipe::open).
         head.magic.store(PIPE_MAGIC, Ordering::Release);
+        let off = block.into_offset();
+        // The first reference is recorded once counted (a death before leaves the block
+        // unreferenced: not freed, never freed twice).
+        let entry = match recorded::ledger_of(pool).and_then(|l| l.take(pool)) {
+            Some(e) => {
+                recorded::record_pipe(e, off, generation, true);
+                e.offset()
+            }
+            None => Offset::NULL,
+        };
         Ok(Pipe {
             pool: pool.clone(),
-            off: block.into_offset(),
+            off,
             cap: capacity,
             generation,
             brk: None,
@@ -171,7 +189,59 @@ impl Pipe {
             notice_after: Some(DEFAULT_NOTICE_AFTER),
             ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
+            entry,
         })
+    }
+
+    /// Makes and records one more reference to the pipe block at `off` (whose head is
+    /// `head`), for a new handle: the entry says the count is moving while it goes up.
+    fn count_new_ref(pool: &Pool, off: Offset, head: &PipeHead) -> Offset {
+        let generation = head.generation.load(Ordering::Relaxed);
+        let Some(e) = recorded::ledger_of(pool).and_then(|l| l.take(pool)) else {
+            head.refs.fetch_add(1, Ordering::Relaxed);
+            return Offset::NULL;
+        };
+        recorded::record_pipe(e, off, generation, false);
+        // As `Arc::clone`: a new reference made from one that keeps the block alive.
+        head.refs.fetch_add(1, Ordering::Relaxed);
+        e.set(crate::ledger::E_INDEX, crate::ledger::flags::HELD_REF);
+        e.offset()
+    }
+
+    /// The ledger entry of this handle, if recorded.
+    fn entry(&self) -> Option<crate::ledger::Entry<'_>> {
+        crate::ledger::Entry::at(self.pool.region(), self.entry)
+    }
+
+    /// Drops a reference a dead process's handle held to the pipe at `off` (a reclaimer,
+    /// which checked that the dead process's handle kept it alive), destroying the pipe
+    /// if it was the last.
+    pub(crate) fn drop_dead_ref(pool: &Pool, off: Offset, generation: u64) {
+        let Ok(head) = pool.region().at::<PipeHead>(off) else {
+            return;
+        };
+        let cap = head.ring.capacity();
+        if head.magic.load(Ordering::Acquire) != PIPE_MAGIC
+            || head.generation.load(Ordering::Relaxed) != generation
+            || cap == 0
+            || cap > MAX_CAPACITY
+        {
+            return;
+        }
+        // A handle that takes the dead reference over, and lets it go.
+        drop(Pipe {
+            pool: pool.clone(),
+            off,
+            cap,
+            generation,
+            brk: None,
+            micro_sleep: DEFAULT_MICRO_SLEEP,
+            label: None,
+            notice_after: None,
+            ends: AtomicU8::new(0),
+            made_in: MadeIn::this_process(),
+            entry: Offset::NULL,
+        });
     }
 
     /// A new handle to the pipe at `off`: one more reference to it.
@@ -204,8 +274,7 @@ impl Pipe {
         if refs == 0 || refs > MAX_REFS {
             return Err(PipeError::BadPipe("reference count out of range"));
         }
-        // As `Arc::clone`: a new reference made from one that keeps the block alive.
-        head.refs.fetch_add(1, Ordering::Relaxed);
+        let entry = Self::count_new_ref(pool, off, head);
         let pipe = Pipe {
             pool: pool.clone(),
             off,
@@ -217,6 +286,7 @@ impl Pipe {
             notice_after: Some(DEFAULT_NOTICE_AFTER),
             ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
+            entry,
         };
         pipe.ring()?;
         Ok(pipe)
@@ -224,8 +294,19 @@ impl Pipe {
 
     /// Gives up this handle's reference for a directory entry to hold instead, and returns
     /// the block's offset.
-    pub(crate) fn into_listed(self) -> Offset {
-        std::mem::ManuallyDrop::new(self).off
+    pub(crate) fn into_listed(mut self) -> Offset {
+        if let Some(e) = self.entry() {
+            // The reference is the listing's now (a death until it is listed leaves it
+            // counted: the pipe is kept, never freed under a listing).
+            e.set_kind(crate::ledger::Kind::Free);
+            if let Some(l) = crate::ledger::Ledger::of(self.pool.region()) {
+                l.put(e);
+            }
+        }
+        self.entry = Offset::NULL;
+        // A capacity of 0 tells `drop` that the reference was given up.
+        self.cap = 0;
+        self.off
     }
 
     /// Drops a reference held by a directory entry for the pipe at `off` (the entry no
@@ -266,7 +347,7 @@ impl Pipe {
         if self.ends.load(Ordering::Relaxed) & SENT == 0
             && self.ends.fetch_or(SENT, Ordering::Relaxed) & SENT == 0
         {
-            ring.add_sender();
+            recorded::count_change(self.entry(), flags::HELD_SENDER, true, || ring.add_sender());
         }
     }
 
@@ -318,7 +399,9 @@ impl Pipe {
                 .ok_or(PipeError::BadPipe("offset overflows"))?,
             self.cap,
         )?;
-        Ring::new(&head.ring, slots).map_err(|_| PipeError::BadPipe("capacity changed"))
+        Ring::new(&head.ring, slots)
+            .map(|r| r.with_resolver(&**self.pool.region()))
+            .map_err(|_| PipeError::BadPipe("capacity changed"))
     }
 
     /// References to the pipe now: handles in every process and directory entries (a
@@ -335,7 +418,7 @@ impl Pipe {
             ring.drain(|item| {
                 // SAFETY: each item is a reference a sender gave up into the pipe, and
                 // nobody else can take it: no other reference to the pipe remains.
-                drop(unsafe { ShmVal::from_raw(&self.pool, Offset::new(item)) });
+                drop(unsafe { ShmVal::from_raw_unrecorded(&self.pool, Offset::new(item)) });
             });
         }
         head.magic.store(0, Ordering::Release);
@@ -346,15 +429,44 @@ impl Pipe {
     }
 }
 
+/// The ring of the pipe block at `off` whose generation is `generation`, checked as a
+/// handle's: magic, generation, capacity within the block.
+///
+/// # Errors
+///
+/// [`PipeError::BadPipe`] if the block does not hold that pipe.
+pub(crate) fn ring_of(pool: &Pool, off: Offset, generation: u64) -> Result<Ring<'_>, PipeError> {
+    let region = pool.region();
+    let head: &PipeHead = region.at(off)?;
+    if head.magic.load(Ordering::Acquire) != PIPE_MAGIC
+        || head.generation.load(Ordering::Relaxed) != generation
+    {
+        return Err(PipeError::BadPipe("the pipe's block no longer holds it"));
+    }
+    let cap = head.ring.capacity();
+    if cap == 0 || cap > MAX_CAPACITY {
+        return Err(PipeError::BadPipe("capacity out of range"));
+    }
+    let slots = region.at_slice::<AtomicU64>(
+        off.checked_add(HEAD)
+            .ok_or(PipeError::BadPipe("offset overflows"))?,
+        cap,
+    )?;
+    Ring::new(&head.ring, slots)
+        .map(|r| r.with_resolver(&**region))
+        .map_err(|_| PipeError::BadPipe("capacity changed"))
+}
+
 /// Counts above this are not plausible (no process holds 2^48 handles).
 const MAX_REFS: u64 = 1 << 48;
 
 impl Clone for Pipe {
     /// Another handle to the same pipe: one more reference (a relaxed increment).
     fn clone(&self) -> Pipe {
-        if let Ok(head) = self.head() {
-            head.refs.fetch_add(1, Ordering::Relaxed);
-        }
+        let entry = match self.head() {
+            Ok(head) => Self::count_new_ref(&self.pool, self.off, head),
+            Err(_) => Offset::NULL,
+        };
         Pipe {
             pool: self.pool.clone(),
             off: self.off,
@@ -366,30 +478,44 @@ impl Clone for Pipe {
             notice_after: self.notice_after,
             ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
+            entry,
         }
     }
 }
 
 impl Drop for Pipe {
     fn drop(&mut self) {
-        if !self.made_in.is_this_process() {
+        if !self.made_in.is_this_process() || self.cap == 0 {
             return;
         }
         let Ok(head) = self.head() else { return };
+        let entry = self.entry();
         let ends = self.ends.load(Ordering::Relaxed);
         if ends != 0 {
             if let Ok(ring) = self.ring() {
                 if ends & SENT != 0 {
-                    ring.drop_sender();
+                    recorded::count_change(entry, flags::HELD_SENDER, false, || ring.drop_sender());
                 }
                 if ends & RECEIVED != 0 {
-                    ring.drop_receiver();
+                    recorded::count_change(entry, flags::HELD_RECEIVER, false, || {
+                        ring.drop_receiver()
+                    });
                 }
             }
         }
-        // SYNC POINT: release, so this handle's uses happen before the destroy; the last
-        // decrement acquires everyone else's (as `Arc`'s drop).
-        if head.refs.fetch_sub(1, Ordering::Release) == 1 {
+        let mut last = false;
+        recorded::count_change(entry, flags::HELD_REF, false, || {
+            // SYNC POINT: release, so this handle's uses happen before the destroy; the
+            // last decrement acquires everyone else's (as `Arc`'s drop).
+            last = head.refs.fetch_sub(1, Ordering::Release) == 1;
+        });
+        if let Some(e) = entry {
+            e.set_kind(crate::ledger::Kind::Free);
+            if let Some(l) = crate::ledger::Ledger::of(self.pool.region()) {
+                l.put(e);
+            }
+        }
+        if last {
             fence(Ordering::Acquire);
             let _ = self.destroy();
         }
@@ -595,7 +721,7 @@ impl Pipe {
         Ok(self.ring()?.stats())
     }
 
-    fn send_val(&self, v: ShmVal, limit: Limit) -> Result<(), SendFail<ShmVal>> {
+    fn send_val(&self, mut v: ShmVal, limit: Limit) -> Result<(), SendFail<ShmVal>> {
         if v.pool().region().id() != self.pool.region().id() {
             return Err(SendFail::WrongRegion(v));
         }
@@ -606,12 +732,25 @@ impl Pipe {
         // receiver never takes this pipe for abandoned while it is being sent to).
         self.count_as_sender_in(&ring);
         let raw = v.offset().get();
+        // The value's entry says it is being sent here; what it said before comes back if
+        // the send fails.
+        let before = v.sole_entry().map(|e| {
+            let was = (e.kind(), e.get(E_PIPE), e.get(E_AUX));
+            e.set(E_PIPE, self.off.get());
+            e.set(E_AUX, self.generation);
+            e.set(E_INDEX, NO_INDEX);
+            e.set(E_WAIT, 0);
+            e.set_kind(Kind::Sending);
+            (e, was)
+        });
+        let rec = before.map(|(e, _)| SendRecord { e });
+        let rec = rec.as_ref().map(|r| r as &dyn OpRecord);
         // Once without waiting: a pipe with room takes the item without a clock read.
-        let sent = match ring.send(raw, Wait::No) {
+        let sent = match ring.send_recorded(raw, Wait::No, rec) {
             Err(SendFail::Full(_)) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
                 Dir::Send,
-                |w| ring.send(raw, w),
+                |w| ring.send_recorded(raw, w, rec),
                 |e| matches!(e, SendFail::Timeout(_)),
                 || SendFail::Broken(raw),
             ),
@@ -620,18 +759,28 @@ impl Pipe {
         match sent {
             // The pipe holds the reference now.
             Ok(()) => {
-                let _ = v.into_raw();
+                if before.is_some() {
+                    v.into_moved();
+                } else {
+                    let _ = v.into_raw();
+                }
                 Ok(())
             }
-            Err(e) => Err(e.map(|_| v)),
+            Err(e) => {
+                if let Some((en, (kind, pipe, aux))) = before {
+                    en.set(E_PIPE, pipe);
+                    en.set(E_AUX, aux);
+                    en.set_kind(kind.unwrap_or(Kind::Value));
+                }
+                Err(e.map(|_| v))
+            }
         }
     }
 
     fn recv_val(&self, limit: Limit) -> Result<ShmVal, RecvFail> {
-        let mut raw = 0;
-        self.recv_raw(limit, 1, |r| raw = r)?;
-        // SAFETY: `raw` was taken by the receive that just committed in `recv_raw`.
-        unsafe { self.adopt(raw) }
+        let mut got = Vec::with_capacity(1);
+        self.recv_recorded(limit, 1, &mut got)?;
+        got.pop().ok_or(RecvFail::Corrupted)?
     }
 
     /// Receives up to `max` handles into `out`; see [`dequeue_batch`](Self::dequeue_batch).
@@ -641,14 +790,12 @@ impl Pipe {
         max: usize,
         out: &mut Vec<ShmVal>,
     ) -> Result<usize, RecvFail> {
-        let mut raws = Vec::new();
-        let n = self.recv_raw(limit, max, |r| raws.push(r))?;
+        let mut got = Vec::new();
+        let n = self.recv_recorded(limit, max, &mut got)?;
         out.reserve(n);
         let mut corrupt = false;
-        for raw in raws {
-            // SAFETY: each of `raws` was taken by the receive that just committed in
-            // `recv_raw`, and is adopted once.
-            match unsafe { self.adopt(raw) } {
+        for v in got {
+            match v {
                 Ok(v) => out.push(v),
                 Err(_) => corrupt = true,
             }
@@ -659,26 +806,73 @@ impl Pipe {
         Ok(n)
     }
 
-    /// Takes up to `max` items from the ring, passing each to `f`: at once if there are
-    /// any, else (unless `limit` is `Once`) waiting in break-checker slices.
-    fn recv_raw(
+    /// Takes up to `max` values from the ring into `out`, each recorded in an entry of the
+    /// process's ledger when it has one: at once if there are any, else (unless `limit` is
+    /// `Once`) waiting in break-checker slices.
+    fn recv_recorded(
         &self,
         limit: Limit,
         max: usize,
-        mut f: impl FnMut(u64),
+        out: &mut Vec<Result<ShmVal, RecvFail>>,
     ) -> Result<usize, RecvFail> {
         let ring = self.ring().map_err(|_| RecvFail::Corrupted)?;
         if self.ends.load(Ordering::Relaxed) & RECEIVED == 0
             && self.ends.fetch_or(RECEIVED, Ordering::Relaxed) & RECEIVED == 0
         {
-            ring.add_receiver();
+            recorded::count_change(self.entry(), flags::HELD_RECEIVER, true, || {
+                ring.add_receiver()
+            });
         }
+        let first = recorded::ledger_of(&self.pool).and_then(|l| l.take(&self.pool));
+        let Some(first) = first else {
+            // Not recorded: the handles are plain.
+            let mut raws = Vec::new();
+            let n = self.recv_raw(&ring, limit, max, None, |r| raws.push(r))?;
+            for raw in raws {
+                // SAFETY: each was taken by the receive that just committed, once.
+                out.push(unsafe { self.adopt(raw, Offset::NULL) });
+            }
+            return Ok(n);
+        };
+        let rec = RecvRecord::new(
+            &self.pool,
+            first,
+            self.off.get(),
+            self.generation,
+            ring.redelivers(),
+        );
+        match self.recv_raw(&ring, limit, max, Some(&rec), |r| rec.see(r)) {
+            Ok(n) => {
+                for (raw, entry) in rec.got.take() {
+                    // SAFETY: each was taken by the receive that just committed, once; its
+                    // entry (if any) records the reference.
+                    out.push(unsafe { self.adopt(raw, entry) });
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                rec.abandon();
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes up to `max` items from the ring, passing each to `f`: at once if there are
+    /// any, else (unless `limit` is `Once`) waiting in break-checker slices.
+    fn recv_raw(
+        &self,
+        ring: &Ring<'_>,
+        limit: Limit,
+        max: usize,
+        rec: Option<&dyn OpRecord>,
+        mut f: impl FnMut(u64),
+    ) -> Result<usize, RecvFail> {
         // Once without waiting: a pipe with items gives them without a clock read.
-        match ring.recv_many(Wait::No, max, &mut f) {
+        match ring.recv_many_recorded(Wait::No, max, &mut f, rec) {
             Err(RecvFail::Empty) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
                 Dir::Recv,
-                |w| ring.recv_many(w, max, &mut f),
+                |w| ring.recv_many_recorded(w, max, &mut f, rec),
                 |e| *e == RecvFail::Timeout,
                 || RecvFail::Broken,
             ),
@@ -686,18 +880,30 @@ impl Pipe {
         }
     }
 
-    /// The handle for an item just received. A slot holding something that is not a
-    /// value handle is corruption (and the reference is lost).
+    /// The handle for an item just received, whose reference `entry` records (null: not
+    /// recorded). A slot holding something that is not a value handle is corruption (and
+    /// the reference is lost).
     ///
     /// # Safety
     ///
     /// `raw` was taken from the ring by a receive of this process that committed.
-    unsafe fn adopt(&self, raw: u64) -> Result<ShmVal, RecvFail> {
-        // SAFETY: the item is a reference a sender gave up with `into_raw` when its send
-        // committed, and the receive that committed (advancing `head` past it under the
-        // ring lock, as the caller promises) is the only one that takes it: its slot is
-        // cleared and no other receiver can get the same item.
-        unsafe { ShmVal::from_raw(&self.pool, Offset::new(raw)) }.map_err(|_| RecvFail::Corrupted)
+    unsafe fn adopt(&self, raw: u64, entry: Offset) -> Result<ShmVal, RecvFail> {
+        // SAFETY: the item is a reference a sender gave up when its send committed, and
+        // the receive that committed (advancing `head` past it under the ring lock, as the
+        // caller promises) is the only one that takes it: its slot is cleared and no other
+        // receiver can get the same item.
+        match unsafe { ShmVal::from_raw_unrecorded(&self.pool, Offset::new(raw)) } {
+            Ok(v) => Ok(v.with_entry(entry)),
+            Err(_) => {
+                if let Some(e) = crate::ledger::Entry::at(self.pool.region(), entry) {
+                    e.set_kind(Kind::Free);
+                    if let Some(l) = crate::ledger::Ledger::of(self.pool.region()) {
+                        l.put(e);
+                    }
+                }
+                Err(RecvFail::Corrupted)
+            }
+        }
     }
 
     /// Runs `op` until `deadline` (none: forever). With a break checker the wait is cut

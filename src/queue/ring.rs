@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use super::error::{RecvFail, SendFail};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{DefaultPlatform, Owner, Platform, ShmCondvar, ShmMutex, ShmMutexGuard};
+use crate::sync::{
+    DefaultPlatform, Owner, Platform, ShmCondvar, ShmMutex, ShmMutexGuard, WaitRecord,
+};
 
 /// How long a dropping end waits for the lock (see `Ring::drop_sender`).
 const DROP_WAIT: Duration = Duration::from_micros(200);
@@ -147,9 +149,12 @@ pub struct RingHeader<P: Platform = DefaultPlatform> {
     not_full: ShmCondvar<P>,
     head: AtomicU64,
     tail: AtomicU64,
-    capacity: AtomicU64,
+    /// The operation in progress under the lock, as its [`OpRecord`] named it (0: none):
+    /// a holder that dies leaves it for the next to [`resolve`](OpResolver::resolve).
+    op: AtomicU64,
     closed: AtomicU32,
     poisoned: AtomicU32,
+    capacity: AtomicU64,
     timeouts: AtomicU64,
     /// CPU (plus one; 0 unknown) the last sender ran on, for receivers deciding to spin.
     sender_cpu: AtomicU32,
@@ -169,6 +174,37 @@ const SENT_EVER: u32 = 1;
 const RECEIVED_EVER: u32 = 2;
 /// `ends` flag: the ring is kept for senders that come and go; it never disconnects.
 const KEPT: u32 = 4;
+/// `ends` flag: a value its receiver held when it died goes back into the ring.
+const REDELIVER: u32 = 8;
+
+/// The [`WaitRecord`](crate::sync::WaitRecord) tag of a wait on `not_empty` (a receiver).
+pub(crate) const WAIT_NOT_EMPTY: u64 = 1;
+/// The tag of a wait on `not_full` (a sender).
+pub(crate) const WAIT_NOT_FULL: u64 = 2;
+
+/// A send or receive in progress, recorded where the survivors of its process look (the
+/// ledger): the ring tells it the position it commits at, and names it in its operation
+/// word until the commit is done, so that a process that takes the lock over from a dead
+/// holder learns whether the commit happened ([`OpResolver`]).
+pub trait OpRecord {
+    /// Under the lock, just before the commit at position `at` (`tail` for a send, `head`
+    /// for a receive): records `at`, and returns the nonzero word naming the record.
+    fn begin(&self, at: u64) -> u64;
+    /// Under the lock, just after the commit.
+    fn committed(&self);
+    /// Where a wait of this operation is recorded, if anywhere.
+    fn wait_word(&self) -> Option<&AtomicU64> {
+        None
+    }
+}
+
+/// Resolves the operation a dead holder of the ring's lock left in the operation word.
+pub trait OpResolver {
+    /// `op` (as [`OpRecord::begin`] returned it) was in progress when its process died
+    /// holding the lock; `head` and `tail` are the ring's counts now, exactly as the dead
+    /// holder left them. Records whether its commit happened.
+    fn resolve(&self, op: u64, head: u64, tail: u64);
+}
 
 impl<P: Platform> fmt::Debug for RingHeader<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -195,9 +231,10 @@ impl<P: Platform> RingHeader<P> {
             not_full: ShmCondvar::new(),
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
-            capacity: AtomicU64::new(0),
+            op: AtomicU64::new(0),
             closed: AtomicU32::new(0),
             poisoned: AtomicU32::new(0),
+            capacity: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             sender_cpu: AtomicU32::new(0),
             receiver_cpu: AtomicU32::new(0),
@@ -220,6 +257,11 @@ impl<P: Platform> RingHeader<P> {
     /// Marks a fresh ring as kept: it never reports its senders gone.
     pub fn keep(&self) {
         self.ends.fetch_or(KEPT, Ordering::Relaxed);
+    }
+
+    /// Marks a fresh ring as redelivering (see [`Ring::redelivers`]).
+    pub fn redeliver(&self) {
+        self.ends.fetch_or(REDELIVER, Ordering::Relaxed);
     }
 }
 
@@ -268,6 +310,7 @@ pub struct Ring<'a, P: Platform = DefaultPlatform> {
     hdr: &'a RingHeader<P>,
     slots: &'a [AtomicU64],
     cap: u64,
+    resolver: Option<&'a dyn OpResolver>,
 }
 
 impl<P: Platform> fmt::Debug for Ring<'_, P> {
@@ -293,7 +336,42 @@ impl<'a, P: Platform> Ring<'a, P> {
                 slots: slots.len() as u64,
             });
         }
-        Ok(Ring { hdr, slots, cap })
+        Ok(Ring {
+            hdr,
+            slots,
+            cap,
+            resolver: None,
+        })
+    }
+
+    /// This ring, resolving the operations of dead lock holders with `resolver`. A ring
+    /// whose senders or receivers record their operations must have one: without it, a
+    /// dead holder's operation word is left for a ring view that has.
+    pub fn with_resolver(mut self, resolver: &'a dyn OpResolver) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// Whether a value its receiver held when it died goes back into the ring.
+    pub fn redelivers(&self) -> bool {
+        self.hdr.ends.load(Ordering::Relaxed) & REDELIVER != 0
+    }
+
+    /// Takes back the waiter count of a process that died waiting on the condition
+    /// variable `tag` ([`WAIT_NOT_EMPTY`] or [`WAIT_NOT_FULL`]).
+    pub(crate) fn forget_waiter(&self, tag: u64) {
+        match tag {
+            WAIT_NOT_EMPTY => self.hdr.not_empty.forget_waiter(),
+            WAIT_NOT_FULL => self.hdr.not_full.forget_waiter(),
+            _ => {}
+        }
+    }
+
+    /// Takes the lock until `deadline` (on the platform's clock) for a survivor's look at
+    /// what a dead process left: the lock's repair resolves a dead holder's operation.
+    /// `None` if a live thread holds it until then, or the ring is poisoned.
+    pub(crate) fn lock_for_recovery(&self, deadline: u64) -> Option<ShmMutexGuard<'a, P>> {
+        self.lock(Wait::Until(deadline)).ok()
     }
 
     /// Items in the ring at one instant: `tail - head` from a `tail` read between two reads
@@ -382,7 +460,15 @@ impl<'a, P: Platform> Ring<'a, P> {
         if g.owner_died() {
             // Every store leaves the ring valid, so the check only catches a state no
             // sequence of our stores produces; `counts` poisons the ring then.
-            let _ = self.counts();
+            if let Ok((head, tail)) = self.counts() {
+                let op = self.hdr.op.load(Ordering::Relaxed);
+                if op != 0 {
+                    if let Some(r) = self.resolver {
+                        r.resolve(op, head, tail);
+                        self.hdr.op.store(0, Ordering::Relaxed);
+                    }
+                }
+            }
             g.mark_consistent();
         }
         if self.hdr.poisoned.load(Ordering::Relaxed) != 0 {
@@ -498,13 +584,29 @@ impl<'a, P: Platform> Ring<'a, P> {
             && !self.senders_gone()
     }
 
-    /// Appends `item`, waiting as `wait` allows while the ring is full.
+    /// [`send_recorded`](Self::send_recorded) without a record.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_recorded`](Self::send_recorded).
+    #[cfg(test)]
+    pub fn send(&self, item: u64, wait: Wait) -> Result<(), SendFail<u64>> {
+        self.send_recorded(item, wait, None)
+    }
+
+    /// Appends `item`, waiting as `wait` allows while the ring is full, keeping `record`
+    /// of the operation if given (see [`OpRecord`]).
     ///
     /// # Errors
     ///
     /// The item comes back in [`SendFail::Full`] (with [`Wait::No`]),
     /// [`SendFail::Timeout`], [`SendFail::Closed`] or [`SendFail::Corrupted`].
-    pub fn send(&self, item: u64, wait: Wait) -> Result<(), SendFail<u64>> {
+    pub fn send_recorded(
+        &self,
+        item: u64,
+        wait: Wait,
+        record: Option<&dyn OpRecord>,
+    ) -> Result<(), SendFail<u64>> {
         if wait != Wait::No {
             self.spin(&self.hdr.receiver_cpu, |head, tail| {
                 tail.wrapping_sub(head) < self.cap
@@ -532,7 +634,15 @@ impl<'a, P: Platform> Ring<'a, P> {
             if wait.over::<P>() {
                 return Err(self.timed_out(wait, SendFail::Timeout(item)));
             }
-            g = match self.hdr.not_full.wait_polling(g, wait.deadline()) {
+            let rec = record.and_then(|r| r.wait_word()).map(|word| WaitRecord {
+                word,
+                tag: WAIT_NOT_FULL,
+            });
+            g = match self
+                .hdr
+                .not_full
+                .wait_polling_recorded(g, wait.deadline(), rec)
+            {
                 Ok((g, _)) => g,
                 Err(_) => return Err(self.timed_out(wait, SendFail::Timeout(item))),
             };
@@ -541,11 +651,19 @@ impl<'a, P: Platform> Ring<'a, P> {
             }
         };
         self.slots[(tail % self.cap) as usize].store(item, Ordering::Relaxed);
+        if let Some(r) = record {
+            self.hdr.op.store(r.begin(tail), Ordering::Relaxed);
+        }
         pause("ring.send.slot_written");
         // The commit: from here the item is in the ring.
         self.hdr.tail.store(tail + 1, Ordering::Release);
         note_cpu(&self.hdr.sender_cpu);
         pause("ring.send.committed");
+        if let Some(r) = record {
+            r.committed();
+            pause("ring.send.recorded");
+            self.hdr.op.store(0, Ordering::Relaxed);
+        }
         drop(g);
         self.hdr.not_empty.notify_one();
         Ok(())
@@ -575,11 +693,23 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
-    pub fn recv_many(
+    pub fn recv_many(&self, wait: Wait, max: usize, f: impl FnMut(u64)) -> Result<usize, RecvFail> {
+        self.recv_many_recorded(wait, max, f, None)
+    }
+
+    /// [`recv_many`](Self::recv_many), keeping `record` of the operation (see
+    /// [`OpRecord`]). `f` sees each item under the lock before the commit, and may
+    /// record it.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_many_recorded(
         &self,
         wait: Wait,
         max: usize,
         mut f: impl FnMut(u64),
+        record: Option<&dyn OpRecord>,
     ) -> Result<usize, RecvFail> {
         if max == 0 {
             return Ok(0);
@@ -616,7 +746,15 @@ impl<'a, P: Platform> Ring<'a, P> {
             if wait.over::<P>() {
                 return Err(self.timed_out(wait, RecvFail::Timeout));
             }
-            g = match self.hdr.not_empty.wait_polling(g, wait.deadline()) {
+            let rec = record.and_then(|r| r.wait_word()).map(|word| WaitRecord {
+                word,
+                tag: WAIT_NOT_EMPTY,
+            });
+            g = match self
+                .hdr
+                .not_empty
+                .wait_polling_recorded(g, wait.deadline(), rec)
+            {
                 Ok((g, _)) => g,
                 Err(_) => return Err(self.timed_out(wait, RecvFail::Timeout)),
             };
@@ -628,11 +766,19 @@ impl<'a, P: Platform> Ring<'a, P> {
         for k in 0..n {
             f(slot(k).load(Ordering::Relaxed));
         }
+        if let Some(r) = record {
+            self.hdr.op.store(r.begin(head), Ordering::Relaxed);
+        }
         pause("ring.recv.read");
         // The commit: from here the items are the caller's.
         self.hdr.head.store(head + n, Ordering::Release);
         note_cpu(&self.hdr.receiver_cpu);
         pause("ring.recv.committed");
+        if let Some(r) = record {
+            r.committed();
+            pause("ring.recv.recorded");
+            self.hdr.op.store(0, Ordering::Relaxed);
+        }
         // The slots keep no reference to what left them.
         for k in 0..n {
             slot(k).store(0, Ordering::Relaxed);
@@ -748,6 +894,7 @@ mod tests {
         assert!(offset_of!(H, poisoned) + 4 <= 64);
         assert!(offset_of!(H, closed) + 4 <= 64);
         assert!(offset_of!(H, tail) + 8 <= 64);
+        assert!(offset_of!(H, op) + 8 <= 64);
     }
 
     #[test]

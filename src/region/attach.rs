@@ -13,11 +13,12 @@ use nix::sys::stat::Mode;
 use super::error::RegionError;
 use super::header::{
     layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, PID_NS_OFFSET,
-    RAW_HEADER_SIZE, READ_SIZE, STATE_BUILDING, STATE_READY,
+    RAW_HEADER_SIZE, READ_SIZE, REGISTRY_OFFSET, STATE_BUILDING, STATE_READY,
 };
 use super::liveness::{mixes, own_pid_ns};
 use super::mapping::{io_err, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 use super::name::RegionName;
+use super::registry::{registry_bytes, MAX_SLOTS};
 use super::trust::{self, FileOwner};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{self, Platform};
@@ -30,6 +31,7 @@ pub struct AttachOptions {
     allowed_mode: u32,
     group: Option<u32>,
     layout: u64,
+    register: bool,
 }
 
 impl std::fmt::Debug for AttachOptions {
@@ -41,6 +43,7 @@ impl std::fmt::Debug for AttachOptions {
             .field("allowed_mode", &format_args!("{:#o}", self.allowed_mode))
             .field("group", &self.group)
             .field("layout", &format_args!("{:#x}", self.layout))
+            .field("register", &self.register)
             .finish()
     }
 }
@@ -54,6 +57,7 @@ impl Default for AttachOptions {
             allowed_mode: 0o600,
             group: None,
             layout: 0,
+            register: true,
         }
     }
 }
@@ -108,6 +112,15 @@ impl AttachOptions {
     /// The layout fingerprint of the layers above, as given at creation.
     pub fn layout(mut self, fingerprint: u64) -> Self {
         self.layout = fingerprint;
+        self
+    }
+
+    /// Whether to take a slot of the region's process registry (default: yes). An observer
+    /// that only reads statistics (`shmval inspect`, a monitor) passes `false`: it then
+    /// holds nothing recovery would have to give back, and must not make values or open
+    /// pipes through this handle, which would go unrecorded.
+    pub fn register(mut self, register: bool) -> Self {
+        self.register = register;
         self
     }
 
@@ -211,8 +224,22 @@ impl Region {
         check_header(name, &raw, file_size, opts.layout)?;
         let ns = PID_NS_OFFSET as usize - RAW_HEADER_SIZE;
         let creator_pid_ns = u64::from_ne_bytes(rest[ns..ns + 8].try_into().expect("8 bytes"));
+        let reg = REGISTRY_OFFSET as usize - RAW_HEADER_SIZE;
+        let registry_slots = u32::from_ne_bytes(rest[reg..reg + 4].try_into().expect("4 bytes"));
+        if registry_slots > MAX_SLOTS
+            || HEADER_SIZE + registry_bytes(registry_slots) + 64 > raw.size
+        {
+            return Err(RegionError::Corrupted {
+                name: name.to_string(),
+                what: format!(
+                    "a registry of {registry_slots} slots does not fit {} bytes",
+                    raw.size
+                ),
+            });
+        }
         let region = Region::from_mapping(
             map,
+            file,
             name.clone(),
             RegionInfo {
                 id: RegionId(raw.id),
@@ -222,17 +249,22 @@ impl Region {
                 creator_start: raw.creator_start,
                 creator_pid_ns,
                 mixed_namespaces: false,
+                registry_slots,
             },
             (meta.dev(), meta.ino()),
             false,
         );
         region.wait_ready(opts)?;
+        region.check_registry()?;
         // A process of another pid namespace than the creator's cannot judge liveness from
         // the same /proc as the others: before it can take any lock, it marks the region
         // so that nobody sharing it judges an owner dead. SeqCst pairs with the fence of
         // the liveness check (`sync::os::vetoed`).
         if mixes(creator_pid_ns, own_pid_ns()) {
             region.mixed_word().store(1, Ordering::SeqCst);
+        }
+        if opts.register {
+            region.register()?;
         }
         Ok(region)
     }

@@ -13,11 +13,12 @@ use nix::fcntl::AtFlags;
 use super::error::RegionError;
 use super::header::{
     layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, PID_NS_OFFSET,
-    RAW_HEADER_SIZE, READ_SIZE, STATE_READY,
+    RAW_HEADER_SIZE, READ_SIZE, REGISTRY_OFFSET, STATE_READY,
 };
 use super::liveness::own_pid_ns;
 use super::mapping::{io_err, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 use super::name::RegionName;
+use super::registry::{default_slots, registry_bytes, MAX_SLOTS};
 use super::SHM_DIR;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{self, Platform};
@@ -29,6 +30,8 @@ pub struct CreateOptions {
     persist: bool,
     layout: u64,
     group: Option<u32>,
+    /// Slots of the process registry (`None`: [`default_slots`] of the size).
+    registry: Option<u32>,
     /// Build in an unnamed file where the system allows it (always, but for tests of the
     /// private-name fallback).
     unnamed: bool,
@@ -41,6 +44,7 @@ impl Default for CreateOptions {
             persist: false,
             layout: 0,
             group: None,
+            registry: None,
             unnamed: true,
         }
     }
@@ -66,6 +70,15 @@ impl CreateOptions {
     /// [`AttachOptions::group`]: super::AttachOptions::group
     pub fn group(mut self, gid: u32) -> Self {
         self.group = Some(gid);
+        self
+    }
+
+    /// Slots of the process registry: how many processes may be attached at once (default:
+    /// [`default_slots`] of the size, at most 512). Each takes 64 bytes after the header;
+    /// 0 makes a region without a registry, whose processes' holdings are not recorded
+    /// and so not given back when they die.
+    pub fn registry(mut self, slots: u32) -> Self {
+        self.registry = Some(slots);
         self
     }
 
@@ -349,6 +362,19 @@ impl Region {
                 why: "smaller than the header and one cache line (192 bytes)",
             });
         }
+        let slots = opts.registry.unwrap_or_else(|| default_slots(size));
+        if slots > MAX_SLOTS {
+            return Err(RegionError::BadSize {
+                size,
+                why: "a registry of more than 65536 slots asked for",
+            });
+        }
+        if HEADER_SIZE + registry_bytes(slots) + 64 > size {
+            return Err(RegionError::BadSize {
+                size,
+                why: "smaller than the header, the registry asked for and one cache line",
+            });
+        }
         if size > MAX_REGION_SIZE {
             return Err(RegionError::BadSize {
                 size,
@@ -419,6 +445,7 @@ impl Region {
             creator_start: sync::process_start_key(pid).unwrap_or(0),
             creator_pid_ns: own_pid_ns(),
             mixed_namespaces: false,
+            registry_slots: opts.registry.unwrap_or_else(|| default_slots(size)),
         };
         let raw = RawHeader {
             magic: MAGIC,
@@ -435,6 +462,8 @@ impl Region {
         image[..RAW_HEADER_SIZE].copy_from_slice(&raw.to_bytes());
         let ns = PID_NS_OFFSET as usize;
         image[ns..ns + 8].copy_from_slice(&info.creator_pid_ns.to_ne_bytes());
+        let reg = REGISTRY_OFFSET as usize;
+        image[reg..reg + 4].copy_from_slice(&info.registry_slots.to_ne_bytes());
         file.write_all_at(&image, 0)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ENOSPC) => no_space(),
@@ -459,13 +488,14 @@ impl Region {
             .map_raw(file)
             .map_err(|e| io_err("mmap", name, e))?;
         crate::fault::pause_point("region.build.mapped");
+        // A second descriptor of the same open file description: the registry's liveness
+        // lock belongs to it, and it lives as long as the handle.
+        let own = file.try_clone().map_err(|e| io_err("dup", name, e))?;
         // Not linked under its name yet: nothing to unlink until `publish`.
-        Ok(Region::from_mapping(
-            map,
-            name.clone(),
-            info,
-            (meta.dev(), meta.ino()),
-            true,
-        ))
+        let region =
+            Region::from_mapping(map, own, name.clone(), info, (meta.dev(), meta.ino()), true);
+        region.format_registry();
+        region.register()?;
+        Ok(region)
     }
 }

@@ -156,6 +156,17 @@ pub enum RegionError {
         /// What was found wrong.
         what: String,
     },
+    /// Every slot of the region's process registry belongs to a live process.
+    #[error(
+        "region {name:?} has {slots} registry slots, all taken by live processes: \
+         make it with more (CreateOptions::registry, ShmMain::processes)"
+    )]
+    RegistryFull {
+        /// The region's name.
+        name: String,
+        /// Its slots.
+        slots: u32,
+    },
     /// An offset read from the region points outside it or is misaligned for its type.
     #[error(
         "bad offset {offset:#x} for {len} bytes aligned to {align} in a region of {size} bytes"

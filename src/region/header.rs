@@ -17,7 +17,8 @@
 //! | 72     | 8    | root offset, atomic: the root object of the layers above      |
 //! | 80     | 8    | creator's pid namespace: the inode of its `/proc/self/ns/pid` |
 //! |        |      | (0 if it could not read it)                                   |
-//! | 88     | 40   | reserved (0)                                                  |
+//! | 88     | 4    | slots of the process registry that follows the header (0: none) |
+//! | 92     | 36   | reserved (0)                                                  |
 //!
 //! Everything but the three atomic words is written once, before the region is
 //! published, and never changed. An attacher copies the header once and checks the copy,
@@ -31,9 +32,8 @@ use std::mem::{align_of, size_of};
 
 /// The first 8 bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMVAL\x00\x01";
-/// The layout version this build writes and reads (2: the creator's pid namespace and the
-/// mixed word).
-pub const LAYOUT_VERSION: u32 = 2;
+/// The layout version this build writes and reads (3: the process registry).
+pub const LAYOUT_VERSION: u32 = 3;
 /// Bytes reserved for the header; the layers above start here (64-aligned).
 pub const HEADER_SIZE: u64 = 128;
 
@@ -45,9 +45,11 @@ pub(crate) const MIXED_OFFSET: u64 = 68;
 pub(crate) const ROOT_OFFSET: u64 = 72;
 /// Offset of the creator's pid namespace.
 pub(crate) const PID_NS_OFFSET: u64 = 80;
-/// Bytes from the start of the header through the creator's pid namespace: what a reader
-/// that does not map the region reads.
-pub(crate) const READ_SIZE: usize = 88;
+/// Offset of the registry's slot count.
+pub(crate) const REGISTRY_OFFSET: u64 = 88;
+/// Bytes from the start of the header through the registry's slot count (and 4 reserved
+/// bytes): what a reader that does not map the region reads.
+pub(crate) const READ_SIZE: usize = 96;
 
 /// State word: the creator is still building the region.
 pub(crate) const STATE_BUILDING: u32 = 0;
@@ -70,8 +72,8 @@ pub(crate) struct RawHeader {
 }
 
 const _: () = assert!(size_of::<RawHeader>() == 64);
-// What is read without mapping ends with the pid namespace and is whole 8-byte words.
-const _: () = assert!(READ_SIZE as u64 == PID_NS_OFFSET + 8 && READ_SIZE % 8 == 0);
+// What is read without mapping ends with the registry's word and is whole 8-byte words.
+const _: () = assert!(READ_SIZE as u64 == REGISTRY_OFFSET + 8 && READ_SIZE % 8 == 0);
 
 /// Bytes of the plain part of the header.
 pub(crate) const RAW_HEADER_SIZE: usize = size_of::<RawHeader>();

@@ -2,8 +2,10 @@
 //! offsets, and unlinking. Creating, attaching and stale regions are in the sibling
 //! modules `create`, `attach` and `stale`.
 
+use std::fs::File;
 use std::mem::{align_of, size_of};
 use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
 
 use memmap2::MmapRaw;
 
@@ -11,6 +13,7 @@ use super::error::RegionError;
 use super::header::{HEADER_SIZE, MIXED_OFFSET, ROOT_OFFSET, STATE_OFFSET};
 use super::name::RegionName;
 use super::offset::{Offset, Shared};
+use super::registry::Registration;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{LivenessVeto, MadeIn};
 
@@ -56,6 +59,9 @@ pub struct RegionInfo {
     /// this snapshot; once set, it stays set). Then no process sharing the region judges a
     /// lock owner or the creator dead, since `/proc` cannot show them all.
     pub mixed_namespaces: bool,
+    /// Slots of the process registry (0: the region has none; see
+    /// [`Region::slots`]).
+    pub registry_slots: u32,
 }
 
 impl RegionInfo {
@@ -104,6 +110,27 @@ pub struct Region {
     pub(super) unlink_on_drop: AtomicU32,
     /// A child forked from the process that made this handle never unlinks the name.
     made_in: MadeIn,
+    /// The region file, open for as long as the handle lives: the registry's liveness
+    /// lock is held on its open file description.
+    pub(super) file: File,
+    /// Slots of the registry (as the header says, checked).
+    pub(super) registry_slots: u32,
+    /// This handle's slot in the registry, once registered.
+    pub(super) registration: OnceLock<Registration>,
+    /// The layers above's per-process state for this handle (what it holds).
+    ext: OnceLock<Box<dyn RegionExt>>,
+    /// Set when this process saw a process of the region die (it took over a lock): the
+    /// layers above then look for what to give back.
+    death_noted: AtomicU32,
+}
+
+/// Per-process state the layers above keep with a region handle, told when the handle
+/// goes (while the region is still mapped) so it can give back what it keeps there.
+pub(crate) trait RegionExt: Send + Sync + 'static {
+    /// As `Any`, to find the concrete state again.
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The handle is being dropped; the region is still mapped.
+    fn detach(&self, region: &Region);
 }
 
 impl std::fmt::Debug for Region {
@@ -138,6 +165,7 @@ impl Region {
     /// registered as a liveness veto for as long as the handle lives.
     pub(super) fn from_mapping(
         map: MmapRaw,
+        file: File,
         name: RegionName,
         info: RegionInfo,
         inode: (u64, u64),
@@ -160,7 +188,33 @@ impl Region {
             creator,
             unlink_on_drop: AtomicU32::new(0),
             made_in: MadeIn::this_process(),
+            file,
+            registry_slots: info.registry_slots,
+            registration: OnceLock::new(),
+            ext: OnceLock::new(),
+            death_noted: AtomicU32::new(0),
         }
+    }
+
+    /// The layers above's state for this handle, made by `init` on first use.
+    pub(crate) fn ext_or_init(&self, init: impl FnOnce() -> Box<dyn RegionExt>) -> &dyn RegionExt {
+        self.ext.get_or_init(init).as_ref()
+    }
+
+    /// Notes that a process of the region died (a lock was taken over from it).
+    pub(crate) fn note_death(&self) {
+        self.death_noted.store(1, Ordering::Relaxed);
+    }
+
+    /// Whether a death was noted since the last call (and clears the note).
+    pub(crate) fn take_death_note(&self) -> bool {
+        self.death_noted.load(Ordering::Relaxed) != 0
+            && self.death_noted.swap(0, Ordering::Relaxed) != 0
+    }
+
+    /// Whether this handle was made in the calling process (not inherited by `fork`).
+    pub(crate) fn made_in_this_process(&self) -> bool {
+        self.made_in.is_this_process()
     }
 
     /// The region's name.
@@ -232,9 +286,10 @@ impl Region {
         }
     }
 
-    /// First offset past the header: where the layers above start (64-aligned).
+    /// First offset past the header and the process registry: where the layers above
+    /// start (64-aligned).
     pub fn data_start(&self) -> Offset {
-        Offset::new(HEADER_SIZE)
+        Offset::new(HEADER_SIZE + super::registry::registry_bytes(self.registry_slots))
     }
 
     /// The header's root word: the offset of the root object of the layers above
@@ -391,6 +446,15 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        // A normal detach gives back what the layers above keep in the region, then the
+        // registry slot, before the file closes (a forked child's copy has no slot of its
+        // own and gives back nothing).
+        if self.made_in.is_this_process() {
+            if let Some(ext) = self.ext.get() {
+                ext.detach(self);
+            }
+            self.unregister();
+        }
         // A forked child's copy of the handle leaves the name to the parent.
         if self.unlink_on_drop.load(Ordering::Relaxed) != 0 && self.made_in.is_this_process() {
             // Unlink only if the name still stands for our file (a file that replaced ours

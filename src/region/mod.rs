@@ -93,16 +93,19 @@ mod liveness;
 mod mapping;
 mod name;
 mod offset;
+mod registry;
 mod stale;
 mod trust;
 
 pub use attach::AttachOptions;
 pub use create::{CreateOptions, Unpublished};
 pub use error::RegionError;
+pub(crate) use mapping::RegionExt;
 pub use mapping::{Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 pub(crate) use name::name_problem;
 pub use name::{RegionName, MAX_NAME_LEN};
 pub use offset::{Offset, Shared};
+pub use registry::{DeadSlot, SlotInfo, SlotState, DEFAULT_SLOTS, MAX_SLOTS};
 pub use stale::{remove_unfinished_build, unfinished_builds, UnfinishedBuild};
 
 /// Where `shm_open` names live on Linux.

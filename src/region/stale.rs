@@ -10,10 +10,12 @@ use std::path::Path;
 use super::error::RegionError;
 use super::header::{
     RawHeader, HEADER_SIZE, MAGIC, MIXED_OFFSET, PID_NS_OFFSET, RAW_HEADER_SIZE, READ_SIZE,
+    REGISTRY_OFFSET,
 };
 use super::liveness::{creator_alive, pid_alive};
 use super::mapping::{Region, RegionId, RegionInfo};
 use super::name::RegionName;
+use super::registry;
 use super::trust::{self, FileOwner};
 use super::SHM_DIR;
 
@@ -52,6 +54,7 @@ struct FileHeader {
     raw: RawHeader,
     pid_ns: u64,
     mixed: bool,
+    registry_slots: u32,
 }
 
 impl FileHeader {
@@ -80,6 +83,11 @@ fn read_header(mut file: &File, meta: &Metadata) -> Option<FileHeader> {
         raw,
         pid_ns: u64::from_ne_bytes(word(PID_NS_OFFSET)?),
         mixed: buf[mixed_at..mixed_at + 4] != [0; 4],
+        registry_slots: u32::from_ne_bytes(
+            buf[REGISTRY_OFFSET as usize..REGISTRY_OFFSET as usize + 4]
+                .try_into()
+                .ok()?,
+        ),
     })
 }
 
@@ -249,13 +257,16 @@ impl Region {
             creator_start: h.raw.creator_start,
             creator_pid_ns: h.pid_ns,
             mixed_namespaces: h.mixed,
+            registry_slots: h.registry_slots,
         })
     }
 
     /// Removes a region left behind by a dead creator: only if the file is ours, is a
-    /// shmval region, and its creator is provably no longer running (see
+    /// shmval region, its creator is provably no longer running (see
     /// [`RegionInfo::creator_alive`]: never across pid namespaces, nor on a region whose
-    /// processes live in several). Returns whether it removed it.
+    /// processes live in several), and no process of its registry is alive (its slot's
+    /// lock held, which the kernel sees whatever the pid namespace). Returns whether it
+    /// removed it.
     ///
     /// # Errors
     ///
@@ -289,7 +300,7 @@ impl Region {
         )?;
         let header =
             read_header(&file, &meta).ok_or_else(|| RegionError::BadMagic(name.to_string()))?;
-        if header.creator_alive() {
+        if header.creator_alive() || registry::file_has_live_process(&file, header.registry_slots) {
             return Ok(false);
         }
         // Unlink only the file we checked: the name may have been replaced meanwhile.

@@ -27,9 +27,12 @@ impl ClientSideBuilder {
     /// [`SidesError::NoDirectory`] for a region not made by `ShmMain`.
     #[must_use = "dropping a side releases its pipe"]
     pub fn start(self) -> Result<ClientSide, SidesError> {
-        let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name, by| {
-            dir.open_pipe(name, by)
-        })?;
+        let side = Side::start(
+            &self.region,
+            &self.pipe,
+            &self.wait,
+            |dir, name, by, user| dir.open_pipe(name, by, user),
+        )?;
         Ok(ClientSide { side })
     }
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::error::SidesError;
 use super::name::PipeName;
 use crate::alloc::{AllocError, Pool};
+use crate::ledger::{flags, Entry as LedgerEntry, Kind as LedgerKind, E_AUX, E_INDEX, E_PIPE};
 use crate::queue::{Pipe, PipeError, PipeStats};
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -96,6 +97,19 @@ pub struct DirEntry {
     pub persist: bool,
     /// The thread holding its lock when listed, if any.
     pub lock_owner: Option<crate::sync::Owner>,
+}
+
+/// How [`Directory::create_pipe`] makes a pipe.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PipeSpec {
+    /// Slots of a new pipe.
+    pub(crate) capacity: u64,
+    /// Open a live pipe of the name instead of failing.
+    pub(crate) reattach: bool,
+    /// Keep the pipe when its last user goes.
+    pub(crate) persist: bool,
+    /// Send a dead receiver's values back into the pipe.
+    pub(crate) redeliver: bool,
 }
 
 /// A region's pipe directory.
@@ -307,11 +321,16 @@ impl Directory {
     pub(crate) fn create_pipe(
         &self,
         name: &PipeName,
-        capacity: u64,
-        reattach: bool,
-        persist: bool,
+        spec: PipeSpec,
         deadline: Option<Instant>,
+        user: Option<LedgerEntry<'_>>,
     ) -> Result<(Pipe, usize), SidesError> {
+        let PipeSpec {
+            capacity,
+            reattach,
+            persist,
+            redeliver,
+        } = spec;
         let started = Instant::now();
         self.with_lock(deadline, |head| {
             if let Some(i) = Self::find(head, name) {
@@ -320,7 +339,9 @@ impl Directory {
                 }
                 let e = &head.entries[i];
                 let pipe = self.open_entry(e)?;
-                e.users.fetch_add(1, Ordering::Relaxed);
+                self.count_user(e, user, || {
+                    e.users.fetch_add(1, Ordering::Relaxed);
+                });
                 return Ok((pipe, i));
             }
             let i = head
@@ -328,8 +349,8 @@ impl Directory {
                 .iter()
                 .position(|e| e.state.load(Ordering::Relaxed) == FREE)
                 .ok_or(SidesError::DirectoryFull(MAX_PIPES))?;
-            let pipe =
-                Pipe::create_by(&self.pool, capacity, persist, deadline).map_err(|e| match e {
+            let pipe = Pipe::create_by(&self.pool, capacity, persist, redeliver, deadline)
+                .map_err(|e| match e {
                     PipeError::Alloc(AllocError::TimedOut) => SidesError::Timeout {
                         what: format!(
                             "the pool of region {} (its lock is held by a live thread)",
@@ -346,7 +367,7 @@ impl Directory {
             // The entry's own reference.
             e.pipe
                 .store(pipe.clone().into_listed().get(), Ordering::Relaxed);
-            e.users.store(1, Ordering::Relaxed);
+            self.count_user(e, user, || e.users.store(1, Ordering::Relaxed));
             e.flags
                 .store(if persist { PERSIST } else { 0 }, Ordering::Relaxed);
             // The entry becomes live last: a holder dying before this leaves a free entry
@@ -364,6 +385,7 @@ impl Directory {
         &self,
         name: &PipeName,
         deadline: Option<Instant>,
+        user: Option<LedgerEntry<'_>>,
     ) -> Result<Option<(Pipe, usize)>, SidesError> {
         self.with_lock(deadline, |head| {
             let Some(i) = Self::find(head, name) else {
@@ -371,9 +393,51 @@ impl Directory {
             };
             let e = &head.entries[i];
             let pipe = self.open_entry(e)?;
-            e.users.fetch_add(1, Ordering::Relaxed);
+            self.count_user(e, user, || {
+                e.users.fetch_add(1, Ordering::Relaxed);
+            });
             Ok(Some((pipe, i)))
         })
+    }
+
+    /// Counts a user of entry `e` by `change`, recorded in the caller's ledger entry
+    /// `user` (if any) as the directory entry and its pipe.
+    fn count_user(&self, e: &Entry, user: Option<LedgerEntry<'_>>, change: impl FnOnce()) {
+        if let Some(u) = user {
+            let at = self.pool.region().offset_of(e).map_or(0, |o| o.get());
+            u.set(E_PIPE, e.pipe.load(Ordering::Relaxed));
+            u.set(E_AUX, at);
+            u.set(E_INDEX, 0);
+            u.set_kind(LedgerKind::DirUser);
+        }
+        crate::queue::count_change(user, flags::HELD_REF, true, change);
+    }
+
+    /// Takes back a user count of the pipe at `pipe` listed in the entry at `at` that a
+    /// dead process held (a reclaimer). Nothing if the entry no longer lists that pipe.
+    pub(crate) fn give_back_user(&self, at: Offset, pipe: Offset) -> Result<(), SidesError> {
+        let head = self.head()?;
+        let Some(e) = head
+            .entries
+            .iter()
+            .find(|e| self.pool.region().offset_of(*e) == Some(at))
+        else {
+            return Ok(());
+        };
+        if e.state.load(Ordering::Relaxed) != LIVE || e.pipe.load(Ordering::Relaxed) != pipe.get() {
+            return Ok(());
+        }
+        let was = e
+            .users
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1))
+            .unwrap_or(0);
+        if was == 1 && e.flags.load(Ordering::Relaxed) & PERSIST == 0 {
+            if let Ok((g, removed)) = self.lock(head, Some(Instant::now() + DROP_WAIT)) {
+                drop(g);
+                self.release_removed(removed);
+            }
+        }
+        Ok(())
     }
 
     /// A handle to the live pipe `name`, if there is one, without counting the caller as
@@ -397,7 +461,12 @@ impl Directory {
     /// The caller stops using the pipe in entry `slot`: one user fewer, counted without
     /// the lock. A pipe left with no user that is not kept is removed at once if the lock
     /// comes within a short bound, else by the next holder of the lock.
-    pub(crate) fn release(&self, slot: usize, pipe: &Pipe) -> Result<(), SidesError> {
+    pub(crate) fn release(
+        &self,
+        slot: usize,
+        pipe: &Pipe,
+        user: Option<LedgerEntry<'_>>,
+    ) -> Result<(), SidesError> {
         let head = self.head()?;
         let e = head
             .entries
@@ -409,10 +478,13 @@ impl Directory {
             // Removed by a repair meanwhile: nothing of ours left there.
             return Ok(());
         }
-        let was = e
-            .users
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1))
-            .unwrap_or(0);
+        let mut was = 0;
+        crate::queue::count_change(user, flags::HELD_REF, false, || {
+            was = e
+                .users
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1))
+                .unwrap_or(0);
+        });
         if was == 1 && e.flags.load(Ordering::Relaxed) & PERSIST == 0 {
             // The lock's sweep removes the entry; a holder in the way does it later.
             if let Ok((g, removed)) = self.lock(head, Some(Instant::now() + DROP_WAIT)) {

@@ -1,5 +1,6 @@
 //! [`ServerSide`]: creates a named pipe in a region and sends (or receives) through it.
 
+use super::directory::PipeSpec;
 use super::error::SidesError;
 use super::side::{side_accessors, wait_options, Side};
 use super::wait::WaitPolicy;
@@ -15,6 +16,7 @@ pub struct ServerSideBuilder {
     wait: WaitPolicy,
     persist: bool,
     reattach: bool,
+    redeliver: bool,
 }
 
 wait_options!(ServerSideBuilder);
@@ -23,6 +25,17 @@ impl ServerSideBuilder {
     /// Keep the pipe (and what is in it) when its last user goes (default: remove it).
     pub fn persist(mut self, persist: bool) -> Self {
         self.persist = persist;
+        self
+    }
+
+    /// Whether a value its receiver held when it died goes back into the pipe for another
+    /// receiver (default: no, it is dropped, as the original does): delivery at least once,
+    /// with duplicates only of values a dead process had received. A value counts as held
+    /// until its handles are dropped, sent on, or moved into a container, or
+    /// [`ShmVal::acknowledge`](crate::ShmVal::acknowledge)d, and is sent back only while
+    /// the dead process still had a handle of the pipe. Set when the pipe is made.
+    pub fn redeliver(mut self, redeliver: bool) -> Self {
+        self.redeliver = redeliver;
         self
     }
 
@@ -43,10 +56,18 @@ impl ServerSideBuilder {
     /// [`SidesError::Alloc`] if the pool has no room for the pipe.
     #[must_use = "dropping a side releases its pipe"]
     pub fn start(self) -> Result<ServerSide, SidesError> {
-        let (cap, reattach, persist) = (self.capacity, self.reattach, self.persist);
-        let side = Side::start(&self.region, &self.pipe, &self.wait, |dir, name, by| {
-            dir.create_pipe(name, cap, reattach, persist, by).map(Some)
-        })?;
+        let spec = PipeSpec {
+            capacity: self.capacity,
+            reattach: self.reattach,
+            persist: self.persist,
+            redeliver: self.redeliver,
+        };
+        let side = Side::start(
+            &self.region,
+            &self.pipe,
+            &self.wait,
+            |dir, name, by, user| dir.create_pipe(name, spec, by, user).map(Some),
+        )?;
         Ok(ServerSide { side })
     }
 }
@@ -80,6 +101,7 @@ impl ServerSide {
             },
             persist: false,
             reattach: false,
+            redeliver: false,
         }
     }
 }

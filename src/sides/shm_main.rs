@@ -68,8 +68,10 @@ impl ShmMainBuilder {
             .persist(self.persist)
             .build(&name, self.bytes)?;
         let pool = Pool::create(building.region().clone())?;
+        super::recover::install_resolvers();
         Directory::format(&pool)?;
         let region = building.publish()?;
+        super::wait::remember(&region);
         self.log(format_args!(
             "created region {name}: {} bytes, id {}",
             self.bytes,
@@ -120,6 +122,16 @@ pub struct ShmMain {
 }
 
 impl ShmMain {
+    /// Gives back now what every dead process attached to the region held (see
+    /// [`crate::ledger`]), as far as it can: what waits on a lock a live process holds, or
+    /// on room in a full pipe to redeliver into, is given back later. Recovery also runs
+    /// by itself (when a process attaches, takes a lock over from a dead one, wakes from a
+    /// wait, or makes a call 50 ms after its last look); this is for a caller that wants it
+    /// done at a known point. Returns what recovery has given back in the region so far.
+    pub fn recover(&self) -> crate::ledger::Recovered {
+        super::recover::recover(&self.pool)
+    }
+
     /// Starts building the pool `name` of `bytes` bytes.
     // The seed's vocabulary: `new(...)` takes the required arguments, options follow,
     // `start()` makes the thing.
@@ -179,6 +191,8 @@ impl ShmMain {
         let deadline = Instant::now() + timeout;
         loop {
             let seen = dir.generation()?;
+            // A user that died is no user: give back what it held first.
+            super::recover::reclaim(&self.pool);
             let busy = match dir.list(Some(deadline)) {
                 Ok(l) => l.iter().any(|e| e.users > 0 || e.stats.len > 0),
                 Err(SidesError::Timeout { .. }) => return Ok(false),

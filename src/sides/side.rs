@@ -8,8 +8,9 @@ use super::error::SidesError;
 use super::name::PipeName;
 use super::wait::{attach_region, WaitPolicy, Waiting};
 use crate::alloc::Pool;
+use crate::ledger::Entry as LedgerEntry;
 use crate::queue::Pipe;
-use crate::region::{Region, RegionName};
+use crate::region::{Offset, Region, RegionName};
 use crate::sync::MadeIn;
 use std::time::Instant;
 
@@ -115,6 +116,8 @@ pub(crate) struct Side {
     name: PipeName,
     /// A child forked from the process that started the side does not release it.
     made_in: MadeIn,
+    /// The ledger entry recording the side's user count (null: not recorded).
+    user: Offset,
 }
 
 impl Side {
@@ -128,6 +131,7 @@ impl Side {
             &Directory,
             &PipeName,
             Option<Instant>,
+            Option<LedgerEntry<'_>>,
         ) -> Result<Option<(Pipe, usize)>, SidesError>,
     ) -> Result<Side, SidesError> {
         let region_name = RegionName::new(region)?;
@@ -138,10 +142,25 @@ impl Side {
             let region = attach_region(&region_name, wait, seen_region)?;
             seen_region = true;
             let pool = Pool::attach(region.clone())?;
+            // A process attaching gives back what dead ones held.
+            super::recover::reclaim(&pool);
             let dir = Directory::open(&pool)?;
+            let user = super::recover::user_entry(&pool);
             loop {
                 let seen = dir.generation()?;
-                if let Some((pipe, slot)) = get(&dir, &name, waiting.deadline())? {
+                let got = match get(
+                    &dir,
+                    &name,
+                    waiting.deadline(),
+                    LedgerEntry::at(pool.region(), user),
+                ) {
+                    Ok(got) => got,
+                    Err(e) => {
+                        super::recover::put_entry(&pool, user);
+                        return Err(e);
+                    }
+                };
+                if let Some((pipe, slot)) = got {
                     wait.log(format_args!(
                         "attached to pipe {name} in region {region_name}"
                     ));
@@ -163,6 +182,7 @@ impl Side {
                         slot,
                         name,
                         made_in: MadeIn::this_process(),
+                        user,
                     });
                 }
                 let slice = waiting.next_slice(|| {
@@ -173,12 +193,25 @@ impl Side {
                     } else {
                         "the region has no pipe of that name (a ServerSide creates it)".into()
                     }
-                })?;
+                });
+                let slice = match slice {
+                    Ok(s) => s,
+                    Err(e) => {
+                        super::recover::put_entry(&pool, user);
+                        return Err(e);
+                    }
+                };
+                // A blocked call that wakes gives back what dead processes held.
+                super::recover::reclaim(&pool);
                 if !region.is_current() {
                     // A newer region replaced this one under the name: wait on that.
+                    super::recover::put_entry(&pool, user);
                     continue 'region;
                 }
-                dir.wait_change(seen, slice)?;
+                if let Err(e) = dir.wait_change(seen, slice) {
+                    super::recover::put_entry(&pool, user);
+                    return Err(e);
+                }
             }
         }
     }
@@ -204,7 +237,9 @@ impl Drop for Side {
     fn drop(&mut self) {
         if self.made_in.is_this_process() {
             // One user fewer; the pipe's own handle lets go of its reference after this.
-            let _ = self.dir.release(self.slot, &self.pipe);
+            let user = LedgerEntry::at(self.pool.region(), self.user);
+            let _ = self.dir.release(self.slot, &self.pipe, user);
+            super::recover::put_entry(&self.pool, self.user);
         }
     }
 }

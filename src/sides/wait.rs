@@ -136,11 +136,35 @@ impl<'a> Waiting<'a> {
 /// wait as soon as a file appears there; without inotify the wait sleeps a slice at a
 /// time. `seen_before` says whether this side had already attached to a region of that
 /// name, which the messages then call removed rather than never made.
+/// The regions this process holds handles of (made by `ShmMain` or attached by a side),
+/// so that its sides share one handle per region: one registry slot and one ledger per
+/// process, not one per side.
+static HELD: std::sync::Mutex<Vec<std::sync::Weak<Region>>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers `region` as held by this process, for sides to share.
+pub(crate) fn remember(region: &Arc<Region>) {
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    held.retain(|w| w.strong_count() > 0);
+    held.push(Arc::downgrade(region));
+}
+
+/// A handle this process holds of the region `name`, if it still stands under the name.
+fn held(name: &RegionName) -> Option<Arc<Region>> {
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    held.retain(|w| w.strong_count() > 0);
+    held.iter()
+        .filter_map(|w| w.upgrade())
+        .find(|r| r.name() == name && r.made_in_this_process() && r.is_current())
+}
+
 pub(crate) fn attach_region(
     name: &RegionName,
     policy: &WaitPolicy,
     seen_before: bool,
 ) -> Result<Arc<Region>, SidesError> {
+    if let Some(r) = held(name) {
+        return Ok(r);
+    }
     let waiting = Waiting::new(policy, format!("region {name}"));
     let why = || {
         if seen_before {
@@ -164,7 +188,9 @@ pub(crate) fn attach_region(
         match opts.attach(name) {
             Ok(r) => {
                 policy.log(format_args!("attached to region {name}"));
-                return Ok(Arc::new(r));
+                let r = Arc::new(r);
+                remember(&r);
+                return Ok(r);
             }
             Err(RegionError::NotFound(_)) => {}
             Err(RegionError::Broken(_)) => {

@@ -4,10 +4,35 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::atomic::{AtomicU32, Ordering};
+use super::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::mutex::{duration_ns, relock, LockTimeout, ShmMutexGuard};
 use super::platform::{Platform, Wake};
 use super::DefaultPlatform;
+
+/// Where a waiter keeps the steps of its waiting, for survivors of its process: a word
+/// (of the waiter's process's own records) that holds `tag` and the step, or 0 when not
+/// waiting. A survivor gives back the count of a waiter recorded [`COUNTED`](Self::COUNTED)
+/// ([`ShmCondvar::forget_waiter`]); one that died at [`ARMING`](Self::ARMING) or
+/// [`LEAVING`](Self::LEAVING) may or may not be counted, and is left so (the count only
+/// saves system calls).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WaitRecord<'a> {
+    pub(crate) word: &'a AtomicU64,
+    /// Which condition variable (low byte, chosen by the caller).
+    pub(crate) tag: u64,
+}
+
+impl WaitRecord<'_> {
+    /// About to count itself a waiter.
+    pub(crate) const ARMING: u64 = 1 << 8;
+    /// Counted as a waiter.
+    pub(crate) const COUNTED: u64 = 2 << 8;
+    /// About to take its count back.
+    pub(crate) const LEAVING: u64 = 3 << 8;
+    /// The step's bits.
+    #[cfg_attr(shmval_loom, allow(dead_code))]
+    pub(crate) const STEP: u64 = 0xff << 8;
+}
 
 /// Whether a timed wait ended because its deadline passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +128,7 @@ impl<P: Platform> ShmCondvar<P> {
         timeout: Duration,
     ) -> Result<(ShmMutexGuard<'a, P>, WaitTimeoutResult), LockTimeout> {
         let deadline = P::now_ns().saturating_add(duration_ns(timeout));
-        self.wait_inner(guard, Some(deadline), false)
+        self.wait_inner(guard, Some(deadline), false, None)
     }
 
     /// Like [`wait_timeout`](Self::wait_timeout) with an absolute deadline.
@@ -127,7 +152,26 @@ impl<P: Platform> ShmCondvar<P> {
         guard: ShmMutexGuard<'a, P>,
         deadline: Option<u64>,
     ) -> Result<(ShmMutexGuard<'a, P>, WaitTimeoutResult), LockTimeout> {
-        self.wait_inner(guard, deadline, true)
+        self.wait_inner(guard, deadline, true, None)
+    }
+
+    /// [`wait_polling`](Self::wait_polling), keeping a record of the waiter count in
+    /// `record` (see [`WaitRecord`]) for survivors of the waiting process.
+    pub(crate) fn wait_polling_recorded<'a>(
+        &self,
+        guard: ShmMutexGuard<'a, P>,
+        deadline: Option<u64>,
+        record: Option<WaitRecord<'_>>,
+    ) -> Result<(ShmMutexGuard<'a, P>, WaitTimeoutResult), LockTimeout> {
+        self.wait_inner(guard, deadline, true, record)
+    }
+
+    /// Takes back the count of a waiter that died while counted (a survivor giving back
+    /// what the dead process held). Never below zero.
+    pub(crate) fn forget_waiter(&self) {
+        let _ = self
+            .waiters
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
     fn wait_inner<'a>(
@@ -135,11 +179,19 @@ impl<P: Platform> ShmCondvar<P> {
         guard: ShmMutexGuard<'a, P>,
         deadline: Option<u64>,
         poll: bool,
+        record: Option<WaitRecord<'_>>,
     ) -> Result<(ShmMutexGuard<'a, P>, WaitTimeoutResult), LockTimeout> {
         // Read under the lock: a notifier changes the predicate under the same lock, so
         // any notification after this point changes `seq`.
         let seq = self.seq.load(Ordering::SeqCst);
+        let note = |step: u64| {
+            if let Some(r) = record {
+                r.word.store(r.tag | step, Ordering::Release);
+            }
+        };
+        note(WaitRecord::ARMING);
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        note(WaitRecord::COUNTED);
         let mutex = guard.into_unlocked();
         let mut timed_out = false;
         while self.seq.load(Ordering::SeqCst) == seq {
@@ -161,7 +213,11 @@ impl<P: Platform> ShmCondvar<P> {
                 break;
             }
         }
+        note(WaitRecord::LEAVING);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
+        if let Some(r) = record {
+            r.word.store(0, Ordering::Release);
+        }
         let g = relock(mutex, deadline)?;
         Ok((g, WaitTimeoutResult(timed_out)))
     }

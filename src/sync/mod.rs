@@ -33,6 +33,7 @@ mod model;
 #[cfg(all(test, shmval_loom))]
 mod loom_tests;
 
+pub(crate) use condvar::WaitRecord;
 pub use condvar::{ShmCondvar, WaitTimeoutResult};
 pub use mutex::{Acquired, LockTimeout, ShmMutex, ShmMutexGuard};
 pub use owner::Owner;

@@ -197,8 +197,11 @@ impl Drop for Watchdog {
 
 /// A pool's use: bytes in used blocks, and their number.
 pub fn in_use(pool: &shmval::alloc::Pool) -> (u64, u64) {
+    // What this process's ledgers keep is not counted: it grows with the values held at
+    // once, and stays while the region handle lives.
     let s = pool.stats().expect("pool stats");
-    (s.used, s.live_allocations)
+    let k = shmval::ledger::kept(pool);
+    (s.used - k.bytes, s.live_allocations - k.blocks)
 }
 
 /// Asserts that the pool lock, a pipe's lock or the directory's lock (whose owner is

@@ -4,15 +4,39 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use shmval::alloc::{Pool, PoolStats};
-use shmval::region::{Offset, Region};
+use shmval::region::{CreateOptions, Offset, Region};
 
 use super::TestName;
 
 /// A new pool of `size` bytes in a region named after `tag`, removed when the name drops.
+/// The region has no process registry, so handles are not recorded in a ledger: the pool
+/// holds exactly the values (see [`new_recorded_pool`] for one that records).
 pub fn new_pool(tag: &str, size: u64) -> (TestName, Pool) {
+    let name = TestName::new(tag);
+    let region = Arc::new(
+        CreateOptions::new()
+            .registry(0)
+            .create(&name, size)
+            .unwrap(),
+    );
+    (name, Pool::create(region).unwrap())
+}
+
+/// A new pool of `size` bytes whose region has a registry: this process's handles are
+/// recorded in its ledger, whose chunks [`recorded_use`] leaves out.
+#[allow(dead_code)]
+pub fn new_recorded_pool(tag: &str, size: u64) -> (TestName, Pool) {
     let name = TestName::new(tag);
     let region = Arc::new(Region::create(&name, size).unwrap());
     (name, Pool::create(region).unwrap())
+}
+
+/// The pool's use (bytes, blocks) but for this process's ledger chunks.
+#[allow(dead_code)]
+pub fn recorded_use(pool: &Pool) -> (u64, u64) {
+    let s: PoolStats = pool.stats().unwrap();
+    let k = shmval::ledger::kept(pool);
+    (s.used - k.bytes, s.live_allocations - k.blocks)
 }
 
 /// The stats that must come back after everything is freed (the high-water mark stays).

@@ -10,6 +10,7 @@ use super::mutate::write_array;
 use super::share::share_child;
 use super::{region_id, table, too_large};
 use crate::alloc::Pool;
+use crate::region::Offset;
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::val::{Elem, ElemType, Tag, Val, ValError};
 
@@ -104,8 +105,8 @@ pub trait PoolExt {
 impl PoolExt for Pool {
     fn share(&self, v: &Val) -> Result<ShmVal, ValError> {
         match share_child(self, v)? {
-            Child::Obj(h) => Ok(h),
-            Child::Inline(cell) => new_box(self, cell),
+            Child::Obj(h) => Ok(h.tracked()),
+            Child::Inline(cell) => new_box(self, cell).map(ShmVal::tracked),
         }
     }
 
@@ -128,7 +129,7 @@ impl PoolExt for Pool {
     fn with_capacity(&self, tag: Tag, capacity: usize) -> Result<ShmVal, ValError> {
         match Kind::of_tag(tag) {
             Some(kind) if kind.is_table() || kind.is_seq() => {
-                new_container(self, kind, None, capacity as u64)
+                new_container(self, kind, None, capacity as u64).map(ShmVal::tracked)
             }
             _ => Err(ValError::WrongType {
                 expected: "Tab, OTab, Arr or Tup",
@@ -140,7 +141,7 @@ impl PoolExt for Pool {
     fn array<T: Elem>(&self, len: usize) -> Result<ShmVal, ValError> {
         let h = new_container(self, Kind::Array, Some(T::TYPE), len as u64)?;
         write_array::<T>(self, h.obj()?, len as u64, true, |_| {})?;
-        Ok(h)
+        Ok(h.tracked())
     }
 
     fn array_from<T: Elem>(&self, data: &[T]) -> Result<ShmVal, ValError> {
@@ -148,7 +149,7 @@ impl PoolExt for Pool {
         write_array::<T>(self, h.obj()?, data.len() as u64, false, |dst| {
             dst.copy_from_slice(data)
         })?;
-        Ok(h)
+        Ok(h.tracked())
     }
 }
 
@@ -210,25 +211,31 @@ impl Child {
     /// The cell was written: its reference now belongs to the container.
     pub(crate) fn commit(self) {
         if let Child::Obj(h) = self {
-            let _ = h.into_raw();
+            h.into_moved();
         }
     }
 }
 
-/// Turns an item into a child for a container in `pool`'s region.
-pub(crate) fn child_of(pool: &Pool, item: ShmItem) -> Result<Child, ValError> {
+/// Turns an item into a child for the container at `into` in `pool`'s region. A recorded
+/// handle's entry says from now on that its reference moves into the container (see
+/// [`crate::ledger`]).
+pub(crate) fn child_of(pool: &Pool, item: ShmItem, into: Offset) -> Result<Child, ValError> {
     match item {
         ShmItem::Val(v) => share_child(pool, &v),
-        ShmItem::Shared(h) => {
+        ShmItem::Shared(mut h) => {
             let (expected, found) = (region_id(pool), region_id(h.pool()));
             if expected != found {
                 return Err(ValError::ForeignRegion { expected, found });
             }
             // A boxed scalar is stored inline; the box itself is dropped.
-            Ok(match h.kind() {
-                Kind::Boxed => Child::Inline(h.cell()),
-                _ => Child::Obj(h),
-            })
+            if h.kind() == Kind::Boxed {
+                return Ok(Child::Inline(h.cell()));
+            }
+            if let Some(e) = h.sole_entry() {
+                e.set(crate::ledger::E_AUX, into.get());
+                e.set_kind(crate::ledger::Kind::Moving);
+            }
+            Ok(Child::Obj(h))
         }
     }
 }

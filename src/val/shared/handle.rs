@@ -5,11 +5,13 @@ use std::fmt;
 use super::layout::{boxed_cell, Cell, Kind, Obj, BOX_CELL, MAX_REFCOUNT, W_RC};
 use super::mutate::ShmValMut;
 use super::release::{inc, release};
+use super::tracked;
 use super::{corrupt, region_id};
 use super::{IntoShm, Key, ShmArray, ShmRef, ShmSeq, ShmStr, ShmTab};
 use crate::alloc::Pool;
+use crate::ledger::{Entry, E_LOCAL};
 use crate::region::Offset;
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::{fence, AtomicU64, Ordering};
 use crate::sync::MadeIn;
 use crate::val::{Elem, Tag, Val, ValError};
 
@@ -70,6 +72,9 @@ pub struct ShmVal {
     /// A child forked from the process that made the handle inherits a copy of it, which
     /// it must not drop: the reference is the parent's.
     made_in: MadeIn,
+    /// The ledger entry recording the reference, shared by this process's clones of the
+    /// handle (null: not recorded; see [`crate::ledger`]).
+    entry: Offset,
 }
 
 impl ShmVal {
@@ -86,7 +91,86 @@ impl ShmVal {
             kind,
             cell,
             made_in: MadeIn::this_process(),
+            entry: Offset::NULL,
         }
+    }
+
+    /// This handle with its reference recorded in the process's ledger (a handle a user
+    /// gets: made, received, or taken from a view).
+    pub(crate) fn tracked(mut self) -> ShmVal {
+        if self.entry.is_null() && !self.off.is_null() {
+            self.entry = tracked::record(&self.pool, self.off);
+        }
+        self
+    }
+
+    /// A handle for the reference that entry `entry` already records.
+    pub(crate) fn with_entry(mut self, entry: Offset) -> ShmVal {
+        self.entry = entry;
+        self
+    }
+
+    /// The entry recording this handle's reference, made its own first: a handle whose
+    /// entry other clones of this process share gets a new reference and entry of its own
+    /// (so it can be sent or moved alone). `None` for a handle not recorded.
+    pub(crate) fn sole_entry(&mut self) -> Option<Entry<'_>> {
+        if self.entry.is_null() {
+            return None;
+        }
+        if !tracked::sole(&self.pool, self.entry) {
+            let obj = self.obj().ok()?;
+            let new = tracked::acquire(&self.pool, &obj);
+            let old = std::mem::replace(&mut self.entry, new);
+            // The entry keeps its own reference for the other clones (or, if they all went
+            // meanwhile, drops it as their last).
+            let _ = self.drop_local(old);
+            if new.is_null() {
+                return None;
+            }
+        }
+        tracked::entry(&self.pool, self.entry)
+    }
+
+    /// Gives up the handle after its reference left by the operation its entry recorded
+    /// (a send that committed, a move into a container): the entry, which records nothing
+    /// any more, goes back to the free list.
+    pub(crate) fn into_moved(mut self) {
+        if let Some(e) = tracked::entry(&self.pool, self.entry) {
+            tracked::put(&self.pool, e);
+        }
+        self.entry = Offset::NULL;
+        self.off = Offset::NULL;
+    }
+
+    /// Drops one of this process's handles sharing entry `e` (the last drops the
+    /// reference the entry records).
+    fn drop_local(&self, e: Offset) -> Result<(), ValError> {
+        let Some(entry) = tracked::entry(&self.pool, e) else {
+            return Ok(());
+        };
+        // SYNC POINT: release, so this handle's uses happen before the last local drop
+        // (acquire below), which then drops the shared reference with a release.
+        if entry.word(E_LOCAL).fetch_sub(1, Ordering::Release) == 1 {
+            fence(Ordering::Acquire);
+            return tracked::release_recorded(&self.pool, self.off, entry);
+        }
+        Ok(())
+    }
+
+    /// Drops the reference this handle holds (through its entry, or directly).
+    fn drop_ref(&mut self) -> Result<(), ValError> {
+        let off = std::mem::replace(&mut self.off, Offset::NULL);
+        if off.is_null() {
+            return Ok(());
+        }
+        let e = std::mem::replace(&mut self.entry, Offset::NULL);
+        if e.is_null() {
+            return release(&self.pool, off);
+        }
+        self.off = off;
+        let r = self.drop_local(e);
+        self.off = Offset::NULL;
+        r
     }
 
     /// The pool the value lives in.
@@ -119,9 +203,14 @@ impl ShmVal {
     }
 
     /// The number of references to the value now: handles in every process plus containers
-    /// holding it. A snapshot: other processes may change it at any time.
+    /// and pipes holding it. A snapshot: other processes may change it at any time. The
+    /// clones of a handle in another process count once (they share one reference there,
+    /// see [`crate::ledger`]); this handle's own clones count each.
     pub fn ref_count(&self) -> u64 {
-        self.rc().map_or(0, |rc| rc.load(Ordering::Relaxed))
+        let shared = self.rc().map_or(0, |rc| rc.load(Ordering::Relaxed));
+        let local = tracked::entry(&self.pool, self.entry)
+            .map_or(1, |e| e.word(E_LOCAL).load(Ordering::Relaxed));
+        shared.saturating_add(local.saturating_sub(1))
     }
 
     /// The kind of value.
@@ -226,6 +315,7 @@ impl ShmVal {
         // SYNC POINT: acquire, pairing with the release decrements of references dropped
         // by other threads or processes, so their reads happen before this one's writes.
         self.rc().is_some_and(|rc| rc.load(Ordering::Acquire) == 1)
+            && (self.entry.is_null() || tracked::sole(&self.pool, self.entry))
     }
 
     /// Write access, if this is the only reference to the value (its refcount is 1):
@@ -294,6 +384,17 @@ impl ShmVal {
     /// slot, or any word of the region). [`from_raw`](Self::from_raw) takes the reference
     /// over again; until then the value cannot be freed.
     pub fn into_raw(mut self) -> Offset {
+        let e = std::mem::replace(&mut self.entry, Offset::NULL);
+        if let Some(entry) = tracked::entry(&self.pool, e) {
+            if entry.word(E_LOCAL).fetch_sub(1, Ordering::AcqRel) == 1 {
+                // The last of this process's handles: the entry's reference is the raw
+                // one now, no longer recorded.
+                tracked::put(&self.pool, entry);
+            } else if let Some(rc) = self.rc() {
+                // Other clones keep the entry's reference: the raw offset carries a new one.
+                inc(rc);
+            }
+        }
         // A null offset tells `drop` that the reference was given up.
         std::mem::replace(&mut self.off, Offset::NULL)
     }
@@ -317,6 +418,21 @@ impl ShmVal {
     /// each see a count of 1 and could write the value ([`get_mut`](Self::get_mut)) while
     /// the other reads it.
     pub unsafe fn from_raw(pool: &Pool, off: Offset) -> Result<ShmVal, ValError> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { Self::from_raw_unrecorded(pool, off) }.map(ShmVal::tracked)
+    }
+
+    /// [`from_raw`](Self::from_raw) without recording the reference in the ledger: for a
+    /// reference whose entry the caller manages (a receive), or that is dropped at once.
+    ///
+    /// # Errors
+    ///
+    /// As for [`from_raw`](Self::from_raw).
+    ///
+    /// # Safety
+    ///
+    /// As for [`from_raw`](Self::from_raw).
+    pub(crate) unsafe fn from_raw_unrecorded(pool: &Pool, off: Offset) -> Result<ShmVal, ValError> {
         let obj = Obj::open(pool.region(), off, None)?;
         let rc = obj.rc().load(Ordering::Relaxed);
         if rc == 0 || rc > MAX_REFCOUNT {
@@ -345,10 +461,21 @@ impl ShmVal {
     /// # Errors
     ///
     /// [`ValError::Corrupt`], or [`ValError::Pool`] if the pool refused a free.
-    pub fn release(self) -> Result<(), ValError> {
-        let pool = self.pool.clone();
-        let off = self.into_raw();
-        release(&pool, off)
+    pub fn release(mut self) -> Result<(), ValError> {
+        self.drop_ref()
+    }
+
+    /// Settles a value received from a pipe that redelivers (see
+    /// [`ServerSideBuilder::redeliver`](crate::sides::ServerSideBuilder::redeliver)): if
+    /// this process dies from now on while it holds the value, the value is dropped, not
+    /// sent back to the pipe. Does nothing for any other value. Sending the value on,
+    /// moving it into a container, or dropping every handle of it settles it too.
+    pub fn acknowledge(&self) {
+        if let Some(e) = tracked::entry(&self.pool, self.entry) {
+            if e.kind() == Some(crate::ledger::Kind::Received) {
+                e.set_kind(crate::ledger::Kind::Value);
+            }
+        }
     }
 
     /// Whether the two handles name the same object (as `Arc::ptr_eq`).
@@ -362,8 +489,17 @@ impl Clone for ShmVal {
     fn clone(&self) -> ShmVal {
         // The count lies in the header checked when this handle was made; the region's size
         // never changes, so it resolves.
-        if let Some(rc) = self.rc() {
-            inc(rc);
+        match tracked::entry(&self.pool, self.entry) {
+            // Another handle of this process: the entry's count, a line only this process
+            // writes.
+            Some(e) => {
+                e.word(E_LOCAL).fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                if let Some(rc) = self.rc() {
+                    inc(rc);
+                }
+            }
         }
         ShmVal {
             pool: self.pool.clone(),
@@ -371,6 +507,7 @@ impl Clone for ShmVal {
             kind: self.kind,
             cell: self.cell,
             made_in: MadeIn::this_process(),
+            entry: self.entry,
         }
     }
 }
@@ -381,7 +518,7 @@ impl Drop for ShmVal {
             return;
         }
         // Errors cannot be reported from a drop; `release` reports them.
-        let _ = release(&self.pool, self.off);
+        let _ = self.drop_ref();
     }
 }
 

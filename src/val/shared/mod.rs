@@ -257,6 +257,7 @@ mod share;
 mod show;
 mod table;
 mod to_val;
+pub(crate) mod tracked;
 mod validate;
 mod views;
 mod walk;

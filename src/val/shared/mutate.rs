@@ -86,7 +86,7 @@ impl<'a> ShmValMut<'a> {
         }
         let key = key.into();
         let (pool, obj) = self.parts()?;
-        let child = child_of(pool, value.into_shm())?;
+        let child = child_of(pool, value.into_shm(), obj.off)?;
         let replaced = table::insert(pool, obj, &key, &child.cell(), || share_child(pool, &key))?;
         child.commit();
         Ok(replaced)
@@ -119,7 +119,7 @@ impl<'a> ShmValMut<'a> {
         let kind = self.h.kind();
         let (pool, obj) = self.parts()?;
         if kind.is_seq() {
-            let child = child_of(pool, value.into_shm())?;
+            let child = child_of(pool, value.into_shm(), obj.off)?;
             seq_push(pool, obj, &child.cell())?;
             child.commit();
             return Ok(());
@@ -157,7 +157,7 @@ impl<'a> ShmValMut<'a> {
                 target: "an index of the sequence",
             });
         }
-        let child = child_of(pool, value.into_shm())?;
+        let child = child_of(pool, value.into_shm(), obj.off)?;
         let at = nth(c.data, i as u64, CELL_BYTES)?;
         let w = words(obj.region, at, 2)?;
         let old = Cell::decode(load_cell(w), at.get())?;

@@ -53,6 +53,12 @@ pub(crate) fn release(pool: &Pool, off: Offset) -> Result<(), ValError> {
     if !dec(obj.rc(), off)? {
         return Ok(());
     }
+    free_graph(pool, off)
+}
+
+/// Frees the object at `off`, whose count just reached zero, and every object only it
+/// kept alive (see [`release`]).
+pub(crate) fn free_graph(pool: &Pool, off: Offset) -> Result<(), ValError> {
     // The work list allocates only when a child's count reaches zero too: freeing a leaf
     // (the common case) costs no heap allocation.
     let mut work = Vec::new();

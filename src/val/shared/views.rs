@@ -12,7 +12,6 @@ use super::eq::cell_eq_val;
 use super::handle::ShmVal;
 use super::layout::{add, elem_size, mul, words, Cell, Kind, Obj, MAX_REFCOUNT, SHORT_MAX, W_LEN};
 use super::leaves::{ShmArray, ShmStr};
-use super::release::inc;
 use super::table::TableRef;
 use super::to_val::copy_out;
 use super::{corrupt, MAX_COPY_BYTES};
@@ -283,11 +282,11 @@ impl<'a> ShmRef<'a> {
                 if rc == 0 || rc >= MAX_REFCOUNT {
                     return Err(corrupt(off.get(), format!("refcount {rc}")));
                 }
-                inc(obj.rc());
-                Ok(ShmVal::adopt(self.pool, off, obj.kind, self.cell))
+                let entry = super::tracked::acquire(self.pool, &obj);
+                Ok(ShmVal::adopt(self.pool, off, obj.kind, self.cell).with_entry(entry))
             }
             Cell::Empty => Err(corrupt(0, "an empty cell")),
-            _ => new_box(self.pool, self.cell),
+            _ => new_box(self.pool, self.cell).map(ShmVal::tracked),
         }
     }
 }

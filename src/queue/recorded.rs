@@ -1,0 +1,380 @@
+//! Sends, receives and pipe handles recorded in the process's ledger (see
+//! [`crate::ledger`]), and giving back what a dead process's pipe entries recorded.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use super::ring::{OpRecord, OpResolver, Ring, Wait};
+use crate::alloc::Pool;
+use crate::ledger::{
+    self, flags, Ctx, Entry, Kind, Ledger, Outcome, E_AUX, E_INDEX, E_NEXT, E_OBJ, E_PIPE, E_WAIT,
+    NO_INDEX,
+};
+use crate::region::{Offset, Region};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{Os, Platform, WaitRecord};
+use crate::val::shared::tracked;
+
+/// Low bits of a ring's operation word: what the named entry does.
+const OP_SEND: u64 = 1;
+const OP_RECV: u64 = 2;
+const OP_KIND: u64 = 63;
+
+/// How long a reclaimer waits for a pipe's lock before leaving the pipe for later.
+const RECOVERY_LOCK_WAIT: Duration = Duration::from_millis(20);
+
+/// Installs the resolvers of the pipe kinds, and the value kinds (once per process).
+pub(crate) fn install_resolvers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracked::install_resolvers();
+        ledger::install(Kind::Sending, resolve_sending);
+        ledger::install(Kind::Receiving, resolve_receiving);
+        ledger::install(Kind::Received, resolve_received);
+        ledger::install(Kind::Pipe, resolve_pipe);
+    });
+}
+
+/// This process's ledger for `pool`'s region, with the resolvers installed.
+pub(crate) fn ledger_of(pool: &Pool) -> Option<&Ledger> {
+    install_resolvers();
+    Ledger::of(pool.region())
+}
+
+/// A value's send, recorded in its entry.
+pub(crate) struct SendRecord<'a> {
+    pub(crate) e: Entry<'a>,
+}
+
+impl OpRecord for SendRecord<'_> {
+    fn begin(&self, at: u64) -> u64 {
+        self.e.set(E_INDEX, at);
+        self.e.offset().get() | OP_SEND
+    }
+
+    fn committed(&self) {
+        self.e.set_kind(Kind::Free);
+    }
+
+    fn wait_word(&self) -> Option<&AtomicU64> {
+        Some(self.e.word(E_WAIT))
+    }
+}
+
+/// A receive of one or more values: an entry per value, chained from the last.
+pub(crate) struct RecvRecord<'a> {
+    pool: &'a Pool,
+    /// The entry taken before the receive: the first value's, and where a wait is recorded.
+    first: Entry<'a>,
+    /// The pipe and its generation.
+    pipe: u64,
+    generation: u64,
+    /// What a committed entry records: [`Kind::Received`] for a pipe that redelivers.
+    then: Kind,
+    /// The last entry of the chain (0 before the first value).
+    last: Cell<u64>,
+    /// The values, each with its entry (null: none could be taken).
+    pub(crate) got: RefCell<Vec<(u64, Offset)>>,
+}
+
+impl<'a> RecvRecord<'a> {
+    /// A record for a receive from the pipe at `pipe`; `first` is a free entry.
+    pub(crate) fn new(
+        pool: &'a Pool,
+        first: Entry<'a>,
+        pipe: u64,
+        generation: u64,
+        redelivers: bool,
+    ) -> RecvRecord<'a> {
+        first.set(E_INDEX, NO_INDEX);
+        first.set(E_WAIT, 0);
+        first.set(E_PIPE, pipe);
+        first.set(E_AUX, generation);
+        first.set_kind(Kind::Receiving);
+        RecvRecord {
+            pool,
+            first,
+            pipe,
+            generation,
+            then: if redelivers {
+                Kind::Received
+            } else {
+                Kind::Value
+            },
+            last: Cell::new(0),
+            got: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Records an item seen under the lock, before the commit.
+    pub(crate) fn see(&self, item: u64) {
+        let e = if self.last.get() == 0 {
+            Some(self.first)
+        } else {
+            Ledger::of(self.pool.region()).and_then(|l| l.take_quiet(self.pool))
+        };
+        let Some(e) = e else {
+            self.got.borrow_mut().push((item, Offset::NULL));
+            return;
+        };
+        e.set(E_OBJ, item);
+        e.set(crate::ledger::E_LOCAL, 1);
+        e.set(E_PIPE, self.pipe);
+        e.set(E_AUX, self.generation);
+        e.set(E_NEXT, self.last.get());
+        e.set(E_INDEX, NO_INDEX);
+        e.set_kind_then(Kind::Receiving, self.then);
+        self.last.set(e.offset().get());
+        self.got.borrow_mut().push((item, e.offset()));
+    }
+
+    /// The receive failed: the first entry goes back (nothing was taken).
+    pub(crate) fn abandon(self) {
+        debug_assert_eq!(self.last.get(), 0);
+        tracked::put(self.pool, self.first);
+    }
+}
+
+impl OpRecord for RecvRecord<'_> {
+    fn begin(&self, at: u64) -> u64 {
+        let last = Entry::at(self.pool.region(), Offset::new(self.last.get()));
+        match last {
+            Some(e) => {
+                e.set(E_INDEX, at);
+                e.offset().get() | OP_RECV
+            }
+            // No value was recorded: nothing to resolve.
+            None => 0,
+        }
+    }
+
+    fn committed(&self) {
+        for &(_, off) in self.got.borrow().iter() {
+            if let Some(e) = Entry::at(self.pool.region(), off) {
+                e.set_kind(self.then);
+            }
+        }
+    }
+
+    fn wait_word(&self) -> Option<&AtomicU64> {
+        Some(self.first.word(E_WAIT))
+    }
+}
+
+/// A region resolves the operations of dead pipe lock holders: the entries are its own.
+impl OpResolver for Region {
+    fn resolve(&self, op: u64, head: u64, tail: u64) {
+        self.note_death();
+        let Some(e) = Entry::at(self, Offset::new(op & !OP_KIND)) else {
+            return;
+        };
+        match op & OP_KIND {
+            OP_SEND => {
+                let at = e.get(E_INDEX);
+                if e.kind() == Some(Kind::Sending) && at != NO_INDEX && tail > at {
+                    // Committed: the ring holds the reference.
+                    e.set_kind(Kind::Free);
+                }
+            }
+            OP_RECV => {
+                let at = e.get(E_INDEX);
+                let committed = at != NO_INDEX && head > at;
+                let mut next = Some(e);
+                let mut budget = 1u64 << 24;
+                while let Some(en) = next {
+                    if en.kind() == Some(Kind::Receiving) {
+                        let then = en.then_kind().unwrap_or(Kind::Value);
+                        en.set_kind(if committed { then } else { Kind::Free });
+                    }
+                    budget -= 1;
+                    next = (budget > 0)
+                        .then(|| Entry::at(self, Offset::new(en.get(E_NEXT))))
+                        .flatten();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The ring of the pipe block at `off` whose generation is `generation`, if it checks out.
+fn ring_at(pool: &Pool, off: u64, generation: u64) -> Option<Ring<'_>> {
+    super::pipe::ring_of(pool, Offset::new(off), generation).ok()
+}
+
+/// Gives back a dead process's waiter count recorded in `e`, if it was counted.
+fn forget_wait(ring: &Ring<'_>, e: Entry<'_>, ctx: &mut Ctx) {
+    let w = e.get(E_WAIT);
+    if w & WaitRecord::STEP == WaitRecord::COUNTED {
+        e.set(E_WAIT, 0);
+        ring.forget_waiter(w & 0xff);
+        ctx.tally.waiters += 1;
+    }
+}
+
+/// A send in progress: under the pipe's lock (whose repair resolves a dead holder's
+/// operation word), a `Sending` entry left as it was never committed: the value is still
+/// the sender's, and dropped.
+fn resolve_sending(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    let (pipe, generation) = (e.get(E_PIPE), e.get(E_AUX));
+    if !ctx.holds_pipe(pipe, generation) {
+        // The pipe may be gone: whether the send committed cannot be read. Leave the value.
+        ctx.tally.suspects += 1;
+        e.set_kind(Kind::Free);
+        return Outcome::Done;
+    }
+    let Some(ring) = ring_at(pool, pipe, generation) else {
+        ctx.tally.suspects += 1;
+        e.set_kind(Kind::Free);
+        return Outcome::Done;
+    };
+    let Some(g) = ring.lock_for_recovery(deadline()) else {
+        return Outcome::Later;
+    };
+    forget_wait(&ring, e, ctx);
+    ctx.tally.operations += 1;
+    if e.kind() == Some(Kind::Sending) {
+        tracked::release_dead(pool, e, &mut ctx.tally);
+    }
+    drop(g);
+    Outcome::Done
+}
+
+/// A receive in progress: under the pipe's lock, entries still `Receiving` never had
+/// their receive committed (the values are still in the pipe); committed ones were turned
+/// into values by the lock's repair and are given back with the values.
+fn resolve_receiving(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    let (pipe, generation) = (e.get(E_PIPE), e.get(E_AUX));
+    let ring = ctx
+        .holds_pipe(pipe, generation)
+        .then(|| ring_at(pool, pipe, generation))
+        .flatten();
+    let Some(ring) = ring else {
+        // A receive that never committed holds nothing; one that did cannot be told
+        // without the pipe: leave its value.
+        ctx.tally.suspects += 1;
+        e.set_kind(Kind::Free);
+        return Outcome::Done;
+    };
+    let Some(g) = ring.lock_for_recovery(deadline()) else {
+        return Outcome::Later;
+    };
+    forget_wait(&ring, e, ctx);
+    if e.kind() == Some(Kind::Receiving) {
+        e.set_kind(Kind::Free);
+        ctx.tally.operations += 1;
+    }
+    drop(g);
+    Outcome::Done
+}
+
+/// A value a dead process received from a pipe that redelivers: back into the pipe, if
+/// the process still held a handle of it (so the pipe is there), else dropped.
+fn resolve_received(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    let (pipe, generation) = (e.get(E_PIPE), e.get(E_AUX));
+    let ring = ctx
+        .holds_pipe(pipe, generation)
+        .then(|| ring_at(pool, pipe, generation))
+        .flatten();
+    let Some(ring) = ring.filter(|r| r.redelivers()) else {
+        tracked::release_dead(pool, e, &mut ctx.tally);
+        return Outcome::Done;
+    };
+    // Sent back as the dead process would have sent it: a reclaimer that dies meanwhile
+    // leaves a `Sending` entry, resolved like any other.
+    e.set(E_INDEX, NO_INDEX);
+    e.set(E_WAIT, 0);
+    e.set_kind(Kind::Sending);
+    crate::fault::pause_point("reap.redeliver.marked");
+    let rec = SendRecord { e };
+    match ring.send_recorded(e.get(E_OBJ), Wait::Until(deadline()), Some(&rec)) {
+        Ok(()) => {
+            ctx.tally.redelivered += 1;
+            Outcome::Done
+        }
+        Err(super::error::SendFail::Timeout(_) | super::error::SendFail::Full(_)) => {
+            // Full, or its lock held: the value stays the dead process's for now.
+            e.set_kind(Kind::Received);
+            Outcome::Later
+        }
+        Err(_) => {
+            tracked::release_dead(pool, e, &mut ctx.tally);
+            Outcome::Done
+        }
+    }
+}
+
+/// A dead process's pipe handle: its sending and receiving ends, then its reference (the
+/// last of which destroys the pipe, dropping what is queued).
+fn resolve_pipe(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    let (pipe, generation) = (e.get(E_PIPE), e.get(E_AUX));
+    let held = e.get(E_INDEX);
+    let unknown = held & (flags::MOVING_REF | flags::MOVING_SENDER | flags::MOVING_RECEIVER);
+    ctx.tally.suspects += u64::from(unknown.count_ones());
+    if let Some(ring) = ring_at(pool, pipe, generation) {
+        if held & flags::HELD_SENDER != 0 {
+            e.set(
+                E_INDEX,
+                e.get(E_INDEX) ^ (flags::HELD_SENDER | flags::MOVING_SENDER),
+            );
+            ring.drop_sender();
+            ctx.tally.pipe_counts += 1;
+        }
+        if held & flags::HELD_RECEIVER != 0 {
+            e.set(
+                E_INDEX,
+                e.get(E_INDEX) ^ (flags::HELD_RECEIVER | flags::MOVING_RECEIVER),
+            );
+            ring.drop_receiver();
+            ctx.tally.pipe_counts += 1;
+        }
+    }
+    if held & flags::HELD_REF != 0 {
+        e.set(E_INDEX, flags::MOVING_REF);
+        crate::fault::pause_point("reap.pipe.marked");
+        super::pipe::Pipe::drop_dead_ref(pool, Offset::new(pipe), generation);
+        ctx.tally.pipe_counts += 1;
+    }
+    e.set_kind(Kind::Free);
+    Outcome::Done
+}
+
+fn deadline() -> u64 {
+    Os::now_ns().saturating_add(RECOVERY_LOCK_WAIT.as_nanos() as u64)
+}
+
+/// Records in entry `e` (this process's, free) a pipe handle's reference to the pipe at
+/// `pipe` of `generation`, about to be counted (`taken`: already counted).
+pub(crate) fn record_pipe(e: Entry<'_>, pipe: Offset, generation: u64, taken: bool) {
+    e.set(E_PIPE, pipe.get());
+    e.set(E_AUX, generation);
+    e.set(
+        E_INDEX,
+        if taken {
+            flags::HELD_REF
+        } else {
+            flags::MOVING_REF
+        },
+    );
+    e.set_kind(Kind::Pipe);
+}
+
+/// Sets `flag` (one of the `HELD_*`) of a pipe entry around `change`, which changes the
+/// count it stands for: `MOVING_*` while it runs (`flag << 8`).
+pub(crate) fn count_change(
+    e: Option<Entry<'_>>,
+    flag: u64,
+    held_after: bool,
+    change: impl FnOnce(),
+) {
+    let Some(e) = e else {
+        change();
+        return;
+    };
+    let moving = flag << 8;
+    e.set(E_INDEX, (e.get(E_INDEX) & !flag) | moving);
+    e.word(E_INDEX).fetch_or(0, Ordering::Release);
+    change();
+    let after = if held_after { flag } else { 0 };
+    e.set(E_INDEX, (e.get(E_INDEX) & !moving) | after);
+}

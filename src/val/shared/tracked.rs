@@ -1,0 +1,168 @@
+//! Handles recorded in the process's ledger (see [`crate::ledger`]): making, moving and
+//! dropping the reference an entry records, and giving back what a dead process's value
+//! entries recorded.
+
+use super::layout::Obj;
+use super::release::{dec, free_graph, inc, release};
+use super::walk::Children;
+use crate::alloc::Pool;
+use crate::ledger::{
+    self, Ctx, Entry, Kind, Ledger, Outcome, Tally, E_AUX, E_LOCAL, E_OBJ, E_PIPE,
+};
+use crate::region::Offset;
+use crate::sync::atomic::Ordering;
+use crate::val::ValError;
+
+/// Installs the resolvers of the value kinds (once per process).
+pub(crate) fn install_resolvers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        ledger::install(Kind::Value, resolve_value);
+        ledger::install(Kind::Releasing, resolve_unknown);
+        ledger::install(Kind::Freeing, resolve_unknown);
+        ledger::install(Kind::Acquiring, resolve_unknown);
+        ledger::install(Kind::Moving, resolve_moving);
+    });
+}
+
+/// This process's ledger for `pool`'s region, with the value resolvers installed.
+pub(crate) fn ledger_of(pool: &Pool) -> Option<&Ledger> {
+    install_resolvers();
+    Ledger::of(pool.region())
+}
+
+/// Records a reference to `off` that the caller already holds (an object just made, or a
+/// value just taken over) in a new entry; [`Offset::NULL`] if the region has no ledger for
+/// this process (or no room for one more entry: the reference is then not recorded).
+pub(crate) fn record(pool: &Pool, off: Offset) -> Offset {
+    let Some(e) = ledger_of(pool).and_then(|l| l.take(pool)) else {
+        return Offset::NULL;
+    };
+    e.set(E_OBJ, off.get());
+    e.set(E_LOCAL, 1);
+    e.set(E_PIPE, 0);
+    e.set(E_AUX, 0);
+    e.set_kind(Kind::Value);
+    e.offset()
+}
+
+/// Makes one more reference to the object `obj` and records it in a new entry: the entry
+/// says `Acquiring` while the count goes up, so a death then leaves the reference counted
+/// (at worst one reference too many: never freed early). Returns the entry (or
+/// [`Offset::NULL`], the reference then made but not recorded).
+pub(crate) fn acquire(pool: &Pool, obj: &Obj<'_>) -> Offset {
+    let Some(e) = ledger_of(pool).and_then(|l| l.take(pool)) else {
+        inc(obj.rc());
+        return Offset::NULL;
+    };
+    e.set(E_OBJ, obj.off.get());
+    e.set(E_LOCAL, 1);
+    e.set(E_PIPE, 0);
+    e.set(E_AUX, 0);
+    e.set_kind(Kind::Acquiring);
+    inc(obj.rc());
+    crate::fault::pause_point("val.acquire.counted");
+    e.set_kind(Kind::Value);
+    e.offset()
+}
+
+/// The entry at `off` of `pool`'s region (an entry this process took).
+pub(crate) fn entry(pool: &Pool, off: Offset) -> Option<Entry<'_>> {
+    Entry::at(pool.region(), off)
+}
+
+/// Gives an entry that records nothing any more back to the process's free list.
+pub(crate) fn put(pool: &Pool, e: Entry<'_>) {
+    e.set_kind(Kind::Free);
+    if let Some(l) = Ledger::of(pool.region()) {
+        l.put(e);
+    }
+}
+
+/// Drops the reference entry `e` records for the object at `off` (the process's last
+/// handle sharing the entry went), freeing the graph if it was the last reference
+/// anywhere, and gives the entry back.
+pub(crate) fn release_recorded(pool: &Pool, off: Offset, e: Entry<'_>) -> Result<(), ValError> {
+    e.set_kind(Kind::Releasing);
+    crate::fault::pause_point("val.release.marked");
+    let result = Obj::open(pool.region(), off, None).and_then(|obj| dec(obj.rc(), off));
+    let result = match result {
+        Ok(true) => {
+            e.set_kind(Kind::Freeing);
+            crate::fault::pause_point("val.release.freeing");
+            free_graph(pool, off)
+        }
+        Ok(false) => Ok(()),
+        Err(err) => Err(err),
+    };
+    put(pool, e);
+    result
+}
+
+/// A dead process's reference: dropped. Marked `Releasing` first, so a reclaimer that
+/// dies meanwhile leaves it counted rather than dropped twice.
+fn resolve_value(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    release_dead(pool, e, &mut ctx.tally);
+    Outcome::Done
+}
+
+/// Drops the reference to `E_OBJ` that a dead process's entry `e` records, and frees the
+/// entry (see [`resolve_value`]).
+pub(crate) fn release_dead(pool: &Pool, e: Entry<'_>, t: &mut Tally) {
+    let off = Offset::new(e.get(E_OBJ));
+    e.set_kind(Kind::Releasing);
+    crate::fault::pause_point("reap.value.marked");
+    let _ = release(pool, off);
+    t.handles = t.handles.saturating_add(1);
+    e.set_kind(Kind::Free);
+}
+
+/// A death came between recording a step and finishing it, where it cannot be known
+/// whether the shared count changed: the reference stays counted ("not freed yet").
+fn resolve_unknown(_pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    ctx.tally.suspects = ctx.tally.suspects.saturating_add(1);
+    e.set_kind(Kind::Free);
+    Outcome::Done
+}
+
+/// A reference moving into a container: the container is the dead process's own (it was
+/// writing it), so nobody changes it; if it holds the object, the reference is the
+/// container's, otherwise the entry's, and dropped.
+fn resolve_moving(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    let child = Offset::new(e.get(E_OBJ));
+    let container = Offset::new(e.get(E_AUX));
+    match holds(pool, container, child) {
+        Ok(true) => {}
+        Ok(false) => {
+            e.set_kind(Kind::Releasing);
+            let _ = release(pool, child);
+            ctx.tally.handles = ctx.tally.handles.saturating_add(1);
+        }
+        Err(_) => ctx.tally.suspects = ctx.tally.suspects.saturating_add(1),
+    }
+    e.set_kind(Kind::Free);
+    Outcome::Done
+}
+
+/// Whether the container at `container` links to the object at `child`.
+fn holds(pool: &Pool, container: Offset, child: Offset) -> Result<bool, ValError> {
+    let obj = Obj::open(pool.region(), container, None)?;
+    if !(obj.kind.is_seq() || obj.kind.is_table()) {
+        return Ok(false);
+    }
+    let mut children = Children::open(pool, obj)?;
+    while let Some(cell) = children.next_cell()? {
+        if let super::layout::Cell::Obj(_, off) = cell {
+            if off == child {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Whether the entry at `e` is the only one of the process for its handle's clones (its
+/// local count is 1).
+pub(crate) fn sole(pool: &Pool, e: Offset) -> bool {
+    entry(pool, e).is_some_and(|e| e.word(E_LOCAL).load(Ordering::Acquire) == 1)
+}
