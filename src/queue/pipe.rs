@@ -778,9 +778,9 @@ impl Pipe {
     }
 
     fn recv_val(&self, limit: Limit) -> Result<ShmVal, RecvFail> {
-        let mut got = Vec::with_capacity(1);
-        self.recv_recorded(limit, 1, &mut got)?;
-        got.pop().ok_or(RecvFail::Corrupted)?
+        let mut got = None;
+        self.recv_recorded(limit, 1, |v| got = Some(v))?;
+        got.ok_or(RecvFail::Corrupted)?
     }
 
     /// Receives up to `max` handles into `out`; see [`dequeue_batch`](Self::dequeue_batch).
@@ -790,16 +790,11 @@ impl Pipe {
         max: usize,
         out: &mut Vec<ShmVal>,
     ) -> Result<usize, RecvFail> {
-        let mut got = Vec::new();
-        let n = self.recv_recorded(limit, max, &mut got)?;
-        out.reserve(n);
         let mut corrupt = false;
-        for v in got {
-            match v {
-                Ok(v) => out.push(v),
-                Err(_) => corrupt = true,
-            }
-        }
+        let n = self.recv_recorded(limit, max, |v| match v {
+            Ok(v) => out.push(v),
+            Err(_) => corrupt = true,
+        })?;
         if corrupt {
             return Err(RecvFail::Corrupted);
         }
@@ -813,7 +808,7 @@ impl Pipe {
         &self,
         limit: Limit,
         max: usize,
-        out: &mut Vec<Result<ShmVal, RecvFail>>,
+        mut out: impl FnMut(Result<ShmVal, RecvFail>),
     ) -> Result<usize, RecvFail> {
         let ring = self.ring().map_err(|_| RecvFail::Corrupted)?;
         if self.ends.load(Ordering::Relaxed) & RECEIVED == 0
@@ -830,7 +825,7 @@ impl Pipe {
             let n = self.recv_raw(&ring, limit, max, None, |r| raws.push(r))?;
             for raw in raws {
                 // SAFETY: each was taken by the receive that just committed, once.
-                out.push(unsafe { self.adopt(raw, Offset::NULL) });
+                out(unsafe { self.adopt(raw, Offset::NULL) });
             }
             return Ok(n);
         };
@@ -843,11 +838,11 @@ impl Pipe {
         );
         match self.recv_raw(&ring, limit, max, Some(&rec), |r| rec.see(r)) {
             Ok(n) => {
-                for (raw, entry) in rec.got.take() {
+                rec.for_each(|raw, entry| {
                     // SAFETY: each was taken by the receive that just committed, once; its
                     // entry (if any) records the reference.
-                    out.push(unsafe { self.adopt(raw, entry) });
-                }
+                    out(unsafe { self.adopt(raw, entry) });
+                });
                 Ok(n)
             }
             Err(e) => {

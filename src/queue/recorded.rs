@@ -73,8 +73,10 @@ pub(crate) struct RecvRecord<'a> {
     then: Kind,
     /// The last entry of the chain (0 before the first value).
     last: Cell<u64>,
-    /// The values, each with its entry (null: none could be taken).
-    pub(crate) got: RefCell<Vec<(u64, Offset)>>,
+    /// The first value (the first entry's), then the others, each with its entry (null:
+    /// none could be taken): a single receive allocates nothing.
+    first_item: Cell<u64>,
+    rest: RefCell<Vec<(u64, Offset)>>,
 }
 
 impl<'a> RecvRecord<'a> {
@@ -102,19 +104,33 @@ impl<'a> RecvRecord<'a> {
                 Kind::Value
             },
             last: Cell::new(0),
-            got: RefCell::new(Vec::new()),
+            first_item: Cell::new(0),
+            rest: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The values received, in order, each with the entry recording it.
+    pub(crate) fn for_each(self, mut f: impl FnMut(u64, Offset)) {
+        if self.last.get() == 0 {
+            return;
+        }
+        f(self.first_item.get(), self.first.offset());
+        for (item, e) in self.rest.take() {
+            f(item, e);
         }
     }
 
     /// Records an item seen under the lock, before the commit.
     pub(crate) fn see(&self, item: u64) {
-        let e = if self.last.get() == 0 {
+        let first = self.last.get() == 0;
+        let e = if first {
+            self.first_item.set(item);
             Some(self.first)
         } else {
             Ledger::of(self.pool.region()).and_then(|l| l.take_quiet(self.pool))
         };
         let Some(e) = e else {
-            self.got.borrow_mut().push((item, Offset::NULL));
+            self.rest.borrow_mut().push((item, Offset::NULL));
             return;
         };
         e.set(E_OBJ, item);
@@ -125,7 +141,9 @@ impl<'a> RecvRecord<'a> {
         e.set(E_INDEX, NO_INDEX);
         e.set_kind_then(Kind::Receiving, self.then);
         self.last.set(e.offset().get());
-        self.got.borrow_mut().push((item, e.offset()));
+        if !first {
+            self.rest.borrow_mut().push((item, e.offset()));
+        }
     }
 
     /// The receive failed: the first entry goes back (nothing was taken).
@@ -149,7 +167,10 @@ impl OpRecord for RecvRecord<'_> {
     }
 
     fn committed(&self) {
-        for &(_, off) in self.got.borrow().iter() {
+        if self.last.get() != 0 {
+            self.first.set_kind(self.then);
+        }
+        for &(_, off) in self.rest.borrow().iter() {
             if let Some(e) = Entry::at(self.pool.region(), off) {
                 e.set_kind(self.then);
             }
