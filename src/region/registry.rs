@@ -46,6 +46,7 @@ use super::header::HEADER_SIZE;
 use super::mapping::Region;
 use super::offset::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::slots::{self, reclaimer_id, SlotTable, CLAIMING, FREE, LIVE, RECLAIMING};
 
 /// Slots a region of at least 2 MiB gets by default: enough for hundreds of processes.
 pub const DEFAULT_SLOTS: u32 = 512;
@@ -82,11 +83,6 @@ const H_DATA: usize = 3;
 /// Head words the layers above keep.
 pub(crate) const HEAD_DATA_WORDS: usize = 13;
 
-const FREE: u64 = 0;
-const CLAIMING: u64 = 1;
-const LIVE: u64 = 2;
-const RECLAIMING: u64 = 3;
-
 /// Slot words (see the module docs).
 const W_STATE: usize = 0;
 const W_PID: usize = 1;
@@ -98,15 +94,6 @@ const W_DATA: usize = 4;
 pub(crate) const SLOT_DATA_WORDS: usize = 2;
 const W_ATTACHED: usize = 6;
 const W_RECLAIMER: usize = 7;
-
-fn pack(state: u64, incarnation: u64) -> u64 {
-    state | incarnation << 8
-}
-
-/// Names a registered process: its slot plus one (never 0) and the slot's incarnation.
-fn reclaimer_id(slot: u32, incarnation: u64) -> u64 {
-    (u64::from(slot) + 1) | incarnation << 20
-}
 
 /// Bytes a registry of `slots` slots takes after the header.
 pub(crate) fn registry_bytes(slots: u32) -> u64 {
@@ -288,58 +275,16 @@ impl Region {
 
     fn try_claim(&self, i: u32) -> Option<Registration> {
         let w = self.slot_words(i)?;
-        let cur = w[W_STATE].load(Ordering::Acquire);
-        if cur & 0xff != FREE {
-            return None;
-        }
-        let inc = (cur >> 8) + 1;
-        w[W_STATE]
-            .compare_exchange(
-                cur,
-                pack(CLAIMING, inc),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .ok()?;
-        let fd = self.file.as_raw_fd();
-        if fcntl(fd, FcntlArg::F_OFD_SETLK(&lock_arg(i, libc::F_WRLCK as _))).is_err() {
-            // Someone still holds the byte (a process between leaving and closing, or
-            // another of our own handles): give the slot back and try another.
-            let _ = w[W_STATE].compare_exchange(
-                pack(CLAIMING, inc),
-                pack(FREE, inc),
-                Ordering::AcqRel,
+        let inc = slots::claim(&Table(self), i, || {
+            let pid = std::process::id();
+            w[W_PID].store(u64::from(pid), Ordering::Relaxed);
+            w[W_START].store(
+                crate::sync::process_start_key(pid).unwrap_or(0),
                 Ordering::Relaxed,
             );
-            return None;
-        }
-        crate::fault::pause_point("registry.claim.locked");
-        let pid = std::process::id();
-        w[W_PID].store(u64::from(pid), Ordering::Relaxed);
-        w[W_START].store(
-            crate::sync::process_start_key(pid).unwrap_or(0),
-            Ordering::Relaxed,
-        );
-        w[W_PID_NS].store(super::liveness::own_pid_ns(), Ordering::Relaxed);
-        for d in &w[W_DATA..W_DATA + SLOT_DATA_WORDS] {
-            d.store(0, Ordering::Relaxed);
-        }
-        w[W_ATTACHED].store(now_ns(), Ordering::Relaxed);
-        w[W_RECLAIMER].store(0, Ordering::Relaxed);
-        // SYNC POINT: release, publishing the identity with the live state.
-        if w[W_STATE]
-            .compare_exchange(
-                pack(CLAIMING, inc),
-                pack(LIVE, inc),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
-            // A survivor took the slot for a dead claimer before the lock was ours: leave it.
-            let _ = fcntl(fd, FcntlArg::F_OFD_SETLK(&lock_arg(i, libc::F_UNLCK as _)));
-            return None;
-        }
+            w[W_PID_NS].store(super::liveness::own_pid_ns(), Ordering::Relaxed);
+            w[W_ATTACHED].store(now_ns(), Ordering::Relaxed);
+        })?;
         Some(Registration {
             slot: i,
             incarnation: inc,
@@ -420,34 +365,12 @@ impl Region {
             .any(|s| s.alive && !s.own && s.state != SlotState::Reclaiming)
     }
 
-    /// Whether the reclaimer word `r` names a handle that is still registered and alive.
-    fn reclaimer_live(&self, r: u64) -> bool {
-        let (slot, inc) = ((r & 0xfffff) as u32, r >> 20);
-        slot != 0
-            && self
-                .slot_words(slot - 1)
-                .is_some_and(|rw| rw[W_STATE].load(Ordering::Acquire) == pack(LIVE, inc))
-            && self.slot_locked(slot - 1)
-    }
-
-    /// Whether slot `i` waits to be reclaimed: claiming or live while its lock is free (its
-    /// process died), or reclaiming without a live reclaimer. Returns its state word.
-    fn dead_state(&self, i: u32) -> Option<u64> {
-        let w = self.slot_words(i)?;
-        let s = w[W_STATE].load(Ordering::Acquire);
-        let waiting = match s & 0xff {
-            CLAIMING | LIVE => !self.slot_locked(i),
-            RECLAIMING => true,
-            _ => false,
-        };
-        (waiting && !self.reclaimer_live(w[W_RECLAIMER].load(Ordering::Acquire))).then_some(s)
-    }
-
     /// Whether some slot belongs to a dead process and waits to be reclaimed (a scan of
     /// the slots, one `F_OFD_GETLK` per taken slot).
     pub fn has_dead_slots(&self) -> bool {
         let own = self.process_slot();
-        (0..self.registry_slots).any(|i| Some(i) != own && self.dead_state(i).is_some())
+        (0..self.registry_slots)
+            .any(|i| Some(i) != own && slots::dead_state(&Table(self), i).is_some())
     }
 
     /// Claims every slot of a dead process that nobody else reclaims, naming this handle
@@ -464,75 +387,33 @@ impl Region {
             return Vec::new();
         };
         let my_id = reclaimer_id(me, reg.incarnation);
-        let mut out = Vec::new();
-        for i in 0..self.registry_slots {
-            if i == me {
-                continue;
-            }
-            let Some(w) = self.slot_words(i) else { break };
-            let r = w[W_RECLAIMER].load(Ordering::Acquire);
-            let Some(s) = self.dead_state(i) else {
-                continue;
-            };
-            if w[W_RECLAIMER]
-                .compare_exchange(r, my_id, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            let inc = s >> 8;
-            let reclaiming = s & 0xff == RECLAIMING
-                || w[W_STATE]
-                    .compare_exchange(
-                        s,
-                        pack(RECLAIMING, inc),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok();
-            if !reclaiming {
-                // The slot changed under us (its claimer finished claiming): let it go.
-                let _ =
-                    w[W_RECLAIMER].compare_exchange(my_id, r, Ordering::AcqRel, Ordering::Relaxed);
-                continue;
-            }
-            crate::fault::pause_point("registry.reclaim.claimed");
-            out.push(DeadSlot {
-                index: i,
-                incarnation: inc,
-                pid: w[W_PID].load(Ordering::Relaxed) as u32,
-            });
-        }
-        out
+        let table = Table(self);
+        (0..self.registry_slots)
+            .filter(|&i| i != me)
+            .filter_map(|i| {
+                let incarnation = slots::claim_dead(&table, i, my_id)?;
+                let pid = self.slot_words(i)?[W_PID].load(Ordering::Relaxed) as u32;
+                Some(DeadSlot {
+                    index: i,
+                    incarnation,
+                    pid,
+                })
+            })
+            .collect()
     }
 
     /// Ends the reclaiming of `dead`: with `done`, frees the slot (its holdings all given
     /// back, the layers above's words cleared); otherwise leaves it reclaiming with no
     /// reclaimer, so the next survivor tries again.
     pub(crate) fn finish_reclaim(&self, dead: DeadSlot, done: bool) {
-        let Some(w) = self.slot_words(dead.index) else {
+        let (Some(me), Some(reg)) = (self.process_slot(), self.registration.get()) else {
             return;
         };
-        if done {
-            for d in &w[W_DATA..W_DATA + SLOT_DATA_WORDS] {
-                d.store(0, Ordering::Relaxed);
+        let my_id = reclaimer_id(me, reg.incarnation);
+        if slots::finish(&Table(self), dead.index, dead.incarnation, my_id, done) {
+            if let Some(h) = self.registry_head() {
+                h[H_RECLAIMED].fetch_add(1, Ordering::Relaxed);
             }
-            // SYNC POINT: release, so a process claiming the slot sees it cleared.
-            if w[W_STATE]
-                .compare_exchange(
-                    pack(RECLAIMING, dead.incarnation),
-                    pack(FREE, dead.incarnation),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                if let Some(h) = self.registry_head() {
-                    h[H_RECLAIMED].fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        } else {
-            w[W_RECLAIMER].store(0, Ordering::Release);
         }
     }
 
@@ -558,11 +439,38 @@ impl Region {
         {
             return;
         }
-        let _ = w[W_STATE].compare_exchange(
-            pack(LIVE, r.incarnation),
-            pack(FREE, r.incarnation),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        slots::leave(&Table(self), r.slot, r.incarnation);
+    }
+}
+
+/// The region's slots, with the file's byte-range locks as their liveness.
+struct Table<'a>(&'a Region);
+
+impl SlotTable for Table<'_> {
+    fn words(&self, i: u32) -> Option<(&AtomicU64, &AtomicU64)> {
+        let w = self.0.slot_words(i)?;
+        Some((&w[W_STATE], &w[W_RECLAIMER]))
+    }
+
+    fn lock(&self, i: u32) -> bool {
+        let fd = self.0.file.as_raw_fd();
+        fcntl(fd, FcntlArg::F_OFD_SETLK(&lock_arg(i, libc::F_WRLCK as _))).is_ok()
+    }
+
+    fn unlock(&self, i: u32) {
+        let fd = self.0.file.as_raw_fd();
+        let _ = fcntl(fd, FcntlArg::F_OFD_SETLK(&lock_arg(i, libc::F_UNLCK as _)));
+    }
+
+    fn locked(&self, i: u32) -> bool {
+        self.0.slot_locked(i)
+    }
+
+    fn clear_data(&self, i: u32) {
+        if let Some(w) = self.0.slot_words(i) {
+            for d in &w[W_DATA..W_DATA + SLOT_DATA_WORDS] {
+                d.store(0, Ordering::Relaxed);
+            }
+        }
     }
 }

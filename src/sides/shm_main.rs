@@ -19,9 +19,19 @@ pub struct ShmMainBuilder {
     mode: u32,
     persist: bool,
     debug: bool,
+    processes: Option<u32>,
 }
 
 impl ShmMainBuilder {
+    /// How many processes may be attached at once: the slots of the region's process
+    /// registry, 64 bytes each (default: one per 4 KiB of the region, 16 to 512). A
+    /// process attaching when all are taken gets [`RegionError::RegistryFull`]; a dead
+    /// process's slot is reclaimed by the survivors.
+    pub fn processes(mut self, n: u32) -> Self {
+        self.processes = Some(n.max(1));
+        self
+    }
+
     /// Permission bits of the region file (default 0600).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
@@ -63,10 +73,11 @@ impl ShmMainBuilder {
             }
             Err(e) => return Err(e.into()),
         }
-        let building = CreateOptions::new()
-            .mode(self.mode)
-            .persist(self.persist)
-            .build(&name, self.bytes)?;
+        let mut options = CreateOptions::new().mode(self.mode).persist(self.persist);
+        if let Some(n) = self.processes {
+            options = options.registry(n);
+        }
+        let building = options.build(&name, self.bytes)?;
         let pool = Pool::create(building.region().clone())?;
         super::recover::install_resolvers();
         Directory::format(&pool)?;
@@ -143,6 +154,7 @@ impl ShmMain {
             mode: 0o600,
             persist: false,
             debug: false,
+            processes: None,
         }
     }
 

@@ -19,6 +19,9 @@ mod condvar;
 mod mutex;
 mod owner;
 mod platform;
+// Under loom only the models use the slot protocol (the registry is not built).
+#[cfg_attr(shmval_loom, allow(dead_code))]
+pub(crate) mod slots;
 
 #[cfg(not(shmval_loom))]
 mod futex;
@@ -30,6 +33,8 @@ mod std_shim;
 #[cfg(shmval_loom)]
 mod model;
 
+#[cfg(all(test, shmval_loom))]
+mod loom_slots;
 #[cfg(all(test, shmval_loom))]
 mod loom_tests;
 
