@@ -18,6 +18,8 @@ mod recorded;
 mod ring;
 
 #[cfg(all(test, shmval_loom))]
+mod loom_records;
+#[cfg(all(test, shmval_loom))]
 mod loom_tests;
 
 #[cfg(not(shmval_loom))]

@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use super::ring::{OpRecord, OpResolver, Ring, Wait};
+use super::ring::{op_committed, OpRecord, OpResolver, Ring, Wait};
 use crate::alloc::Pool;
 use crate::ledger::{
     self, flags, Ctx, Entry, Kind, Ledger, Outcome, E_AUX, E_INDEX, E_NEXT, E_OBJ, E_PIPE, E_WAIT,
@@ -192,14 +192,14 @@ impl OpResolver for Region {
         match op & OP_KIND {
             OP_SEND => {
                 let at = e.get(E_INDEX);
-                if e.kind() == Some(Kind::Sending) && at != NO_INDEX && tail > at {
+                if e.kind() == Some(Kind::Sending) && at != NO_INDEX && op_committed(at, tail) {
                     // Committed: the ring holds the reference.
                     e.set_kind(Kind::Free);
                 }
             }
             OP_RECV => {
                 let at = e.get(E_INDEX);
-                let committed = at != NO_INDEX && head > at;
+                let committed = at != NO_INDEX && op_committed(at, head);
                 let mut next = Some(e);
                 let mut budget = 1u64 << 24;
                 while let Some(en) = next {

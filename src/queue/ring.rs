@@ -198,6 +198,15 @@ pub trait OpRecord {
     }
 }
 
+/// Whether the operation that recorded position `at` ([`OpRecord::begin`]: `tail` for a
+/// send, `head` for a receive) had committed when its holder died, given that count as
+/// the holder left it. Counts only grow, and only under the lock, which the holder kept
+/// from `begin` to its death: the count is past `at` exactly when its own commit store
+/// happened.
+pub(crate) fn op_committed(at: u64, count_now: u64) -> bool {
+    count_now > at
+}
+
 /// Resolves the operation a dead holder of the ring's lock left in the operation word.
 pub trait OpResolver {
     /// `op` (as [`OpRecord::begin`] returned it) was in progress when its process died
