@@ -47,8 +47,9 @@
 //!   built with [`PoolExt`].
 //!
 //! Beneath them, each a layer that uses only the ones before it: [`sync`] (process-shared
-//! locks that survive a dead owner), [`region`] (named regions with a validated header),
-//! [`alloc`] (the pool allocator).
+//! locks that survive a dead owner), [`region`] (named regions with a validated header
+//! and a registry of the processes attached), [`alloc`] (the pool allocator), [`ledger`]
+//! (what each process holds, given back when it dies).
 //!
 //! # Lifetimes and waits
 //!
@@ -63,7 +64,11 @@
 //!   (dropping what it holds). Its memory lives while any handle to it, in any process,
 //!   lives. Dropping things never destroys a queued value.
 //! - **A value** lives while a handle or a container holds it, in any process; sending
-//!   moves the handle (no copy, no count change), and the last drop frees it.
+//!   moves the handle (no copy, no count change), and the last drop frees it. What a
+//!   process that dies held (handles, values it had received, its pipe ends) is given
+//!   back by the survivors ([`ledger`]); a pipe made with
+//!   [`redeliver(true)`](sides::ServerSideBuilder::redeliver) puts an item its dead
+//!   receiver still held back in the pipe instead.
 //! - **A receive ends** with a value; with `Closed` once the pipe was
 //!   [`close`](queue::Pipe::close)d and drained; with `Disconnected` once every sender has
 //!   gone and it is drained (never for a persisted pipe, whose senders may come back).

@@ -31,9 +31,9 @@
 //!   count is shared with other processes, which change it meanwhile): the survivor
 //!   leaves the reference counted. That is the one kind of uncertainty this design has,
 //!   and it always resolves to "not freed yet", never to a double free: the value stays
-//!   until a quiescent trace (`shmval clean --recover` with no process attached) finds it
-//!   unreachable. The window is a few instructions per value, against the whole time a
-//!   value is held.
+//!   allocated, counted in what recovery reports ([`Tally::suspects`]), a leak of one value
+//!   rather than a risk to every reader. The window is a few instructions per value,
+//!   against the whole time a value is held.
 //! - A send (`Sending`): the entry names the pipe; under the pipe's lock the sender writes
 //!   the ring position into the entry and the entry's offset into the ring's operation
 //!   word, commits (advances `tail`), marks the entry free and clears the operation word.
