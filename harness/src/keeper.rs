@@ -223,6 +223,7 @@ impl Held {
         for p in &self.spec.pipes {
             let side = ServerSide::new(self.name.as_str(), p.name.as_str(), p.capacity)
                 .persist(p.persist)
+                .redeliver(p.redeliver)
                 .timeout(Duration::from_secs(5))
                 .start();
             match side {

@@ -28,6 +28,21 @@ pub enum Event {
         /// Items handled before.
         item: u64,
     },
+    /// Sink: a packet received, announced before the sink works on it (only when asked).
+    Got {
+        /// Its source's id.
+        src: u32,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// Sink: the work on the packet last announced with `got` is done; it drops it next
+    /// (its acknowledgement on a pipe that redelivers).
+    Done {
+        /// Its source's id.
+        src: u32,
+        /// Its sequence number.
+        seq: u64,
+    },
     /// The end: what it did.
     Report(ProcReport),
 }
@@ -166,8 +181,12 @@ pub struct FaultSummary {
     pub action: String,
     /// When it was to happen.
     pub trigger: String,
-    /// Seconds into the run when it fired (none if it never did).
+    /// Seconds into the run when it first fired (none if it never did).
     pub fired_at: Option<f64>,
+    /// How many times it fired.
+    pub fired: u32,
+    /// How many times it was to fire (a restart may hit several starts).
+    pub times: u32,
     /// Kill in lock: milliseconds until the pipe moved again.
     pub recovered_ms: Option<f64>,
     /// Anything else worth knowing.
@@ -303,9 +322,13 @@ impl RunSummary {
             );
         }
         for f in &self.faults {
-            let when = f
-                .fired_at
-                .map_or("never fired".to_string(), |t| format!("fired at {t:.3} s"));
+            let when = match f.fired_at {
+                None => "never fired".to_string(),
+                Some(t) if f.times > 1 => {
+                    format!("fired {} of {} times, first at {t:.3} s", f.fired, f.times)
+                }
+                Some(t) => format!("fired at {t:.3} s"),
+            };
             let rec = f.recovered_ms.map_or(String::new(), |ms| {
                 format!(", pipe moving again after {ms:.1} ms")
             });
