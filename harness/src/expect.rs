@@ -272,10 +272,27 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
         out.push(match &o.pool {
             Some(p) => check(
                 "no_leak",
-                p.end_used == p.baseline_used && p.end_live == p.baseline_live,
+                p.end_used == p.baseline_used && p.end_live == p.baseline_live && !p.dead_left,
                 format!(
-                    "pool used {} B in {} blocks at the end, {} B in {} blocks before the run",
-                    p.end_used, p.end_live, p.baseline_used, p.baseline_live
+                    "pool used {} B in {} blocks at the end, {} B in {} blocks before the \
+                     run{}{}",
+                    p.end_used,
+                    p.end_live,
+                    p.baseline_used,
+                    p.baseline_live,
+                    if p.recovered_processes > 0 {
+                        format!(
+                            ", after recovery gave back what {} dead processes held ({} B)",
+                            p.recovered_processes, p.recovered_bytes
+                        )
+                    } else {
+                        String::new()
+                    },
+                    if p.dead_left {
+                        "; dead processes' slots still wait to be reclaimed"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             None => check("no_leak", false, "the runner never saw the pool"),

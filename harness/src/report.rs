@@ -170,6 +170,12 @@ pub struct PoolSummary {
     pub end_live: u64,
     /// Largest use seen.
     pub high_water: u64,
+    /// Dead processes whose holdings recovery gave back during the run.
+    pub recovered_processes: u64,
+    /// Pool bytes recovery gave back.
+    pub recovered_bytes: u64,
+    /// Dead processes' slots still waiting to be reclaimed at the end.
+    pub dead_left: bool,
 }
 
 /// One fault, as it happened.
@@ -320,6 +326,18 @@ impl RunSummary {
                 pool.end_live,
                 pool.high_water
             );
+            if pool.recovered_processes > 0 || pool.dead_left {
+                outln!(
+                    "  recovery: gave back what {} dead processes held ({} B){}",
+                    pool.recovered_processes,
+                    pool.recovered_bytes,
+                    if pool.dead_left {
+                        "; some still wait to be reclaimed"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
         for f in &self.faults {
             let when = match f.fired_at {

@@ -35,6 +35,9 @@ impl Run {
                 end_used: e.used,
                 end_live: e.live_allocations,
                 high_water: self.high_water,
+                recovered_processes: e.recovered_processes.saturating_sub(b.recovered_processes),
+                recovered_bytes: e.recovered_bytes.saturating_sub(b.recovered_bytes),
+                dead_left: e.dead_left,
             }),
             _ => None,
         };
