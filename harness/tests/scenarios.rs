@@ -69,6 +69,9 @@ scenarios! {
     late_joiner => "late-joiner.toml",
     stale_region => "stale-region.toml",
     stop_consumer => "stop-consumer.toml",
+    crash_restart_loop => "crash-restart-loop.toml",
+    kill_middle_redeliver => "kill-middle-redeliver.toml",
+    kill_after_receive => "kill-after-receive.toml",
 }
 
 #[test]
