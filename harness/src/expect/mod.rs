@@ -455,3 +455,6 @@ fn at_least_once(
         ),
     )
 }
+
+#[cfg(test)]
+mod tests;
