@@ -29,6 +29,11 @@ pub struct Inspection {
     pool: PoolView,
     pipes: Vec<PipeView>,
     blocks: Vec<BlockKind>,
+    /// The process registry: slots, and each registered process.
+    registry_slots: u32,
+    processes: Vec<crate::registry::SlotView>,
+    /// What recovery has given back in the region so far.
+    recovered: crate::registry::RecoveredView,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +84,14 @@ pub enum InspectError {
 
 /// Reads region `arg` (`NAME` or `/dev/shm/NAME`).
 pub fn inspect(arg: &str) -> Result<Inspection, InspectError> {
+    let name = region_name(arg)?;
+    read(&name).map_err(InspectError::Failed)
+}
+
+/// The region `arg` names (`NAME` or `/dev/shm/NAME`), if a region file is there: its
+/// header is read first, without mapping the file, so that a file that is not a region is
+/// said to be none before attaching finds fault with its mode or size.
+pub fn region_name(arg: &str) -> Result<RegionName, InspectError> {
     let name = crate::shmdir::region_arg(arg).map_err(InspectError::Usage)?;
     let name = RegionName::new(name).map_err(|e| InspectError::Usage(e.to_string()))?;
     // The header first, read without mapping the file: a file that is not a region is
@@ -95,7 +108,7 @@ pub fn inspect(arg: &str) -> Result<Inspection, InspectError> {
         }
         _ => {}
     }
-    read(&name).map_err(InspectError::Failed)
+    Ok(name)
 }
 
 fn read(name: &RegionName) -> Result<Inspection, String> {
@@ -111,6 +124,7 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
     let s = pool.stats().map_err(|e| format!("pool: {e}"))?;
     let mut pipes = vec![];
     let mut pipe_blocks = HashSet::new();
+    let mut pipe_offsets = vec![];
     let dir_off = Offset::new(region.root().load(Ordering::Acquire));
     if let Ok(dir) = Directory::open(&pool) {
         let deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
@@ -119,6 +133,7 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
             .map_err(|e| format!("pipe directory: {e}"))?
         {
             pipe_blocks.insert(e.offset);
+            pipe_offsets.push(e.offset.get());
             let st = e.stats;
             pipes.push(PipeView {
                 name: e.name.to_string(),
@@ -137,6 +152,12 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
             });
         }
     }
+    let names: Vec<(u64, String)> = pipes
+        .iter()
+        .zip(&pipe_offsets)
+        .map(|(p, off)| (*off, p.name.clone()))
+        .collect();
+    let processes = crate::registry::slots(&pool, &names);
     let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for (block, tag) in live_blocks(&pool).map_err(|e| format!("pool: {e}"))? {
         let kind = if block.offset == dir_off {
@@ -175,6 +196,9 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
             .into_iter()
             .map(|(kind, (count, bytes))| BlockKind { kind, count, bytes })
             .collect(),
+        registry_slots: region.registry_slots(),
+        processes,
+        recovered: crate::registry::RecoveredView::of(&region),
     })
 }
 
@@ -261,5 +285,6 @@ impl Inspection {
         for b in &self.blocks {
             outln!("  {:<24} {:>6} blocks {:>10} B", b.kind, b.count, b.bytes);
         }
+        crate::registry::print(self.registry_slots, &self.processes, &self.recovered);
     }
 }

@@ -95,6 +95,16 @@ pub struct Figures {
     pub live_allocations: u64,
     /// The most `used` has been.
     pub high_water: u64,
+    /// Dead processes whose holdings recovery has given back in the region so far.
+    #[serde(default)]
+    pub recovered_processes: u64,
+    /// Pool bytes it gave back.
+    #[serde(default)]
+    pub recovered_bytes: u64,
+    /// Dead processes' slots still waiting to be reclaimed after this recovery (what they
+    /// hold is not given back yet).
+    #[serde(default)]
+    pub dead_left: bool,
 }
 
 impl From<PoolStats> for Figures {
@@ -104,6 +114,9 @@ impl From<PoolStats> for Figures {
             used: s.used,
             live_allocations: s.live_allocations,
             high_water: s.high_water,
+            recovered_processes: 0,
+            recovered_bytes: 0,
+            dead_left: false,
         }
     }
 }
@@ -165,13 +178,18 @@ pub fn serve(spec_json: &str) -> i32 {
 /// freed, without what the keeper's own ledger keeps (its chunks, which it keeps while it
 /// runs): what the processes of the run hold.
 fn settled_stats(pool: &Pool) -> Result<Figures, shmval::alloc::AllocError> {
-    shmval::sides::recover(pool);
+    let recovered = shmval::sides::recover(pool);
     pool.free_deferred()?;
     let mut s = pool.stats()?;
     let kept = shmval::ledger::kept(pool);
     s.used -= kept.bytes;
     s.live_allocations -= kept.blocks;
-    Ok(Figures::from(s))
+    Ok(Figures {
+        recovered_processes: recovered.processes,
+        recovered_bytes: recovered.total.bytes,
+        dead_left: pool.region().has_dead_slots(),
+        ..Figures::from(s)
+    })
 }
 
 /// What the keeper holds: the region it made (if it made it) and its attached view.
@@ -223,6 +241,7 @@ impl Held {
         for p in &self.spec.pipes {
             let side = ServerSide::new(self.name.as_str(), p.name.as_str(), p.capacity)
                 .persist(p.persist)
+                .redeliver(p.redeliver)
                 .timeout(Duration::from_secs(5))
                 .start();
             match side {

@@ -9,6 +9,7 @@ mod expect;
 mod inspect;
 mod keeper;
 mod output;
+mod registry;
 mod report;
 mod roles;
 mod runner;
@@ -64,11 +65,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a region whose creator is dead (only one of ours, checked by owner and inode).
+    /// Remove a region whose creator is dead (only one of ours, checked by owner and inode),
+    /// or with --recover give back what the dead processes of a live region held.
     Clean {
-        /// The region to remove: its name, or its path in /dev/shm.
+        /// The region to remove (or recover): its name, or its path in /dev/shm.
         #[arg(required_unless_present = "stale", conflicts_with = "stale")]
         region: Option<String>,
+        /// Keep the region: attach to it and give back what its dead processes held
+        /// (values, sends and receives in progress, pipe ends, counts), and say what.
+        #[arg(long, conflicts_with = "stale")]
+        recover: bool,
+        /// With --recover: print the report as JSON.
+        #[arg(long, requires = "recover")]
+        json: bool,
         /// Remove every region of ours whose creator is dead, and every unfinished build
         /// of ours whose builder is.
         #[arg(long)]
@@ -153,9 +162,16 @@ fn main() {
             }
         },
         Cmd::Clean {
+            region: Some(region),
+            recover: true,
+            json,
+            ..
+        } => registry::recover(&region, json),
+        Cmd::Clean {
             region,
             stale,
             prefix,
+            ..
         } => shmdir::clean(region.as_deref(), stale, prefix.as_deref().unwrap_or("")),
         Cmd::Demo {
             bytes,

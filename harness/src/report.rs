@@ -28,6 +28,21 @@ pub enum Event {
         /// Items handled before.
         item: u64,
     },
+    /// Sink: a packet received, announced before the sink works on it (only when asked).
+    Got {
+        /// Its source's id.
+        src: u32,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// Sink: the work on the packet last announced with `got` is done; it drops it next
+    /// (its acknowledgement on a pipe that redelivers).
+    Done {
+        /// Its source's id.
+        src: u32,
+        /// Its sequence number.
+        seq: u64,
+    },
     /// The end: what it did.
     Report(ProcReport),
 }
@@ -155,6 +170,12 @@ pub struct PoolSummary {
     pub end_live: u64,
     /// Largest use seen.
     pub high_water: u64,
+    /// Dead processes whose holdings recovery gave back during the run.
+    pub recovered_processes: u64,
+    /// Pool bytes recovery gave back.
+    pub recovered_bytes: u64,
+    /// Dead processes' slots still waiting to be reclaimed at the end.
+    pub dead_left: bool,
 }
 
 /// One fault, as it happened.
@@ -166,8 +187,12 @@ pub struct FaultSummary {
     pub action: String,
     /// When it was to happen.
     pub trigger: String,
-    /// Seconds into the run when it fired (none if it never did).
+    /// Seconds into the run when it first fired (none if it never did).
     pub fired_at: Option<f64>,
+    /// How many times it fired.
+    pub fired: u32,
+    /// How many times it was to fire (a restart may hit several starts).
+    pub times: u32,
     /// Kill in lock: milliseconds until the pipe moved again.
     pub recovered_ms: Option<f64>,
     /// Anything else worth knowing.
@@ -301,11 +326,27 @@ impl RunSummary {
                 pool.end_live,
                 pool.high_water
             );
+            if pool.recovered_processes > 0 || pool.dead_left {
+                outln!(
+                    "  recovery: gave back what {} dead processes held ({} B){}",
+                    pool.recovered_processes,
+                    pool.recovered_bytes,
+                    if pool.dead_left {
+                        "; some still wait to be reclaimed"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
         for f in &self.faults {
-            let when = f
-                .fired_at
-                .map_or("never fired".to_string(), |t| format!("fired at {t:.3} s"));
+            let when = match f.fired_at {
+                None => "never fired".to_string(),
+                Some(t) if f.times > 1 => {
+                    format!("fired {} of {} times, first at {t:.3} s", f.fired, f.times)
+                }
+                Some(t) => format!("fired at {t:.3} s"),
+            };
             let rec = f.recovered_ms.map_or(String::new(), |ms| {
                 format!(", pipe moving again after {ms:.1} ms")
             });

@@ -36,6 +36,12 @@ pub struct RoleSpec {
     pub arm: Option<(u64, String)>,
     /// The runner's pid: the process stops when its parent is no longer the runner.
     pub runner_pid: u32,
+    /// Sink: announce each packet with a `got` event once received and a `done` event
+    /// before dropping it (its acknowledgement on a pipe that redelivers), so that the
+    /// runner knows what a sink it kills had received, and which packet it may have died
+    /// holding.
+    #[serde(default)]
+    pub each_item: bool,
 }
 
 /// How often progress is reported.
@@ -230,6 +236,7 @@ fn middle(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
         .map(|(k, v)| Ok((k.clone(), Val::parse(v).map_err(|e| e.to_string())?)))
         .collect::<Result<_, String>>()?;
     ctx.ready();
+    let hold = p.hold_for();
     let mut n = 0;
     loop {
         let mut v = match inp.pipe().deq() {
@@ -237,6 +244,10 @@ fn middle(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
             Err(RecvError::Closed | RecvError::Disconnected) => return Ok(()),
             Err(e) => return Err(format!("receiving: {e}")),
         };
+        if let Some(h) = hold {
+            // Its work on the item, while it holds it.
+            std::thread::sleep(h);
+        }
         {
             let mut w = v
                 .try_mut()
@@ -264,6 +275,7 @@ fn sink(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
         .iter()
         .map(|(k, v)| Ok((k.clone(), Val::parse(v).map_err(|e| e.to_string())?)))
         .collect::<Result<_, String>>()?;
+    let hold = p.hold_for();
     ctx.ready();
     let mut n = 0;
     while p.take.is_none_or(|t| n < t) {
@@ -273,16 +285,30 @@ fn sink(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
             Err(e) => return Err(format!("receiving: {e}")),
         };
         let now = now_ns();
+        let mut packet = None;
         match read_packet(&v, &expect) {
             Ok((src, seq, sent)) => {
                 ctx.report.record(src, seq);
                 ctx.latencies.push(now.saturating_sub(sent));
+                packet = Some((src, seq));
+                if spec.each_item {
+                    ctx.emit(&Event::Got { src, seq });
+                }
             }
             Err(why) => {
                 ctx.report.bad_items += 1;
                 ctx.report.first_bad.get_or_insert(why);
             }
         }
+        if let Some(h) = hold {
+            // Its work on the packet, while it holds it.
+            std::thread::sleep(h);
+        }
+        if let (true, Some((src, seq))) = (spec.each_item, packet) {
+            // Before the drop: every packet acknowledged was announced done.
+            ctx.emit(&Event::Done { src, seq });
+        }
+        // On a pipe that redelivers, the acknowledgement.
         drop(v);
         n += 1;
         ctx.tick(n);
@@ -373,6 +399,7 @@ fn main_role(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
         .map(|pipe| {
             ServerSide::new(spec.region.as_str(), pipe.name.as_str(), pipe.capacity)
                 .persist(pipe.persist)
+                .redeliver(pipe.redeliver)
                 .timeout(Duration::from_secs(5))
                 .start()
                 .map_err(|e| format!("creating pipe {}: {e}", pipe.name))

@@ -200,3 +200,66 @@ fn a_start_after_chain_that_comes_back_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_hold_is_refused_where_it_means_nothing_or_is_no_duration() {
+    refused(
+        "hold-on-a-source",
+        "count = 10\n",
+        "count = 10\nhold = \"2ms\"\n",
+        &["process \"s\" (a source): `hold` does not belong there"],
+    );
+    refused(
+        "hold-not-a-duration",
+        "in = \"p\"\n",
+        "in = \"p\"\nhold = \"forever\"\n",
+        &["process \"k\": hold: bad duration \"forever\""],
+    );
+}
+
+#[test]
+fn times_is_refused_but_on_a_restart_and_must_count_starts() {
+    refused(
+        "times-on-a-kill",
+        "in = \"p\"\n",
+        "in = \"p\"\n[[fault]]\nprocess = \"k\"\naction = \"kill\"\nat_item = 3\ntimes = 2\n",
+        &[
+            "fault on \"k\" (kill): `times` does not belong there",
+            "at_item",
+        ],
+    );
+    refused(
+        "times-zero",
+        "in = \"p\"\n",
+        "in = \"p\"\n[[fault]]\nprocess = \"k\"\naction = \"restart\"\nat_item = 3\ntimes = 0\n",
+        &["fault on \"k\": times is the number of starts it hits, 1 or more"],
+    );
+    refused(
+        "times-with-at",
+        "in = \"p\"\n",
+        "in = \"p\"\n[[fault]]\nprocess = \"k\"\naction = \"restart\"\nat = \"1s\"\ntimes = 3\n",
+        &["fault on \"k\": times needs at_item or on"],
+    );
+}
+
+#[test]
+fn redeliver_belongs_to_a_pipe_and_at_least_once_to_the_expectations() {
+    refused(
+        "redeliver-on-a-sink",
+        "in = \"p\"\n",
+        "in = \"p\"\nredeliver = true\n",
+        &["unknown field `redeliver`"],
+    );
+    refused(
+        "redeliver-not-a-bool",
+        "capacity = 4\n",
+        "capacity = 4\nredeliver = \"yes\"\n",
+        &["redeliver"],
+    );
+    refused(
+        "at-least-once-misspelt",
+        "in = \"p\"\n",
+        "in = \"p\"\n[expect]\nat_least_one = true\n",
+        &["at_least_one"],
+    );
+}

@@ -59,6 +59,7 @@
 mod book;
 mod entry;
 mod reap;
+mod view;
 
 pub(crate) use book::Ledger;
 pub use book::{kept, kept_by, Kept};
@@ -67,3 +68,4 @@ pub(crate) use entry::{
 };
 pub(crate) use reap::{install, reap, Ctx, Outcome};
 pub use reap::{recovered, Recovered, Tally};
+pub use view::{holdings, Holdings, PipeHold};

@@ -11,7 +11,7 @@ use shmval::region::{Region, RegionName, SHM_DIR};
 
 use super::faults::trigger;
 use super::{Proc, Run, Stop, ASK_WAIT};
-use crate::expect::{self, Outcome, SourceAck};
+use crate::expect::{self, Outcome, Receipts, SourceAck};
 use crate::report::{Check, FaultSummary, PoolSummary, ProcReport, ProcSummary, RunSummary};
 use crate::scenario::Kind;
 
@@ -35,6 +35,9 @@ impl Run {
                 end_used: e.used,
                 end_live: e.live_allocations,
                 high_water: self.high_water,
+                recovered_processes: e.recovered_processes.saturating_sub(b.recovered_processes),
+                recovered_bytes: e.recovered_bytes.saturating_sub(b.recovered_bytes),
+                dead_left: e.dead_left,
             }),
             _ => None,
         };
@@ -52,6 +55,8 @@ impl Run {
                 action: f.spec.action.clone(),
                 trigger: trigger(&f.spec),
                 fired_at: f.fired_at.map(|d| d.as_secs_f64()),
+                fired: f.fired,
+                times: f.spec.times(),
                 recovered_ms: f.recovered_ms,
                 note: f.note.clone(),
             })
@@ -74,6 +79,7 @@ impl Run {
             sc: &self.sc,
             processes: &processes,
             reports: self.procs.iter().map(|p| p.report.as_ref()).collect(),
+            receipts: self.procs.iter().map(receipts_of).collect(),
             sources,
             pool,
             faults: &faults,
@@ -244,4 +250,14 @@ pub fn files_of(name: &RegionName) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What each start of `p` received: what it announced, and for the start that ended with
+/// its report, the report (a sink announces packets only when asked to).
+fn receipts_of(p: &Proc) -> Vec<Receipts> {
+    let mut r = p.receipts.clone();
+    if let (Some(report), Some(last)) = (&p.report, r.last_mut()) {
+        last.received = report.received.clone();
+    }
+    r
 }

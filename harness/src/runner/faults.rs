@@ -26,6 +26,8 @@ pub(super) struct Fault {
     resume: Duration,
     pub(super) stage: Stage,
     pub(super) fired_at: Option<Duration>,
+    /// How many times it has fired (a restart may hit several starts).
+    pub(super) fired: u32,
     pub(super) recovered_ms: Option<f64>,
     pub(super) note: String,
     /// A lock-holder kill: the page through which the process reports reaching its pause
@@ -50,6 +52,7 @@ impl Fault {
                 .unwrap_or_default(),
             stage: Stage::Waiting,
             fired_at: None,
+            fired: 0,
             recovered_ms: None,
             note: String::new(),
             notice: None,
@@ -57,12 +60,30 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// Whether it hits the process's start number `start` (1, 2, ...): one of its first
+    /// `times`, the next it has not hit yet.
+    pub(super) fn hits(&self, start: u32) -> bool {
+        start <= self.spec.times() && start == self.fired + 1
+    }
+}
+
 impl Run {
-    pub(super) fn waiting_faults(&self, i: usize, pick: impl Fn(&FaultSpec) -> bool) -> Vec<usize> {
+    /// The faults on process `i` waiting to hit its start `inst` whose trigger `pick` says
+    /// has come.
+    pub(super) fn waiting_faults(
+        &self,
+        i: usize,
+        inst: u32,
+        pick: impl Fn(&FaultSpec) -> bool,
+    ) -> Vec<usize> {
         (0..self.faults.len())
             .filter(|&f| {
                 let ft = &self.faults[f];
-                ft.proc_ == i && matches!(ft.stage, Stage::Waiting) && pick(&ft.spec)
+                ft.proc_ == i
+                    && matches!(ft.stage, Stage::Waiting)
+                    && ft.hits(inst)
+                    && pick(&ft.spec)
             })
             .collect()
     }
@@ -82,11 +103,18 @@ impl Run {
             _ => {
                 self.signal(i, Signal::SIGKILL);
                 self.procs[i].killed_by_fault = true;
+                if let Some(r) = self.procs[i].receipts.last_mut() {
+                    r.killed = true;
+                }
                 self.procs[i].restart = action == "restart";
-                self.faults[f].stage = Stage::Done;
+                // A restart that hits more starts waits for the next one.
+                let again =
+                    action == "restart" && self.faults[f].fired + 1 < self.faults[f].spec.times();
+                self.faults[f].stage = if again { Stage::Waiting } else { Stage::Done };
             }
         }
-        self.faults[f].fired_at = Some(now);
+        self.faults[f].fired += 1;
+        self.faults[f].fired_at.get_or_insert(now);
         let name = self.procs[i].spec.name.clone();
         self.say(format_args!("fault: {action} {name}"));
     }
@@ -195,6 +223,9 @@ pub(super) fn trigger(f: &FaultSpec) -> String {
     }
     if let Some(r) = &f.resume_after {
         t.push_str(&format!(", for {r}"));
+    }
+    if f.times() > 1 {
+        t.push_str(&format!(", in each of the first {} starts", f.times()));
     }
     t
 }

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use shmval::region::RegionName;
 
+use crate::expect::Receipts;
 use crate::keeper::{Figures, Keeper, KeeperSpec, Reply, Request};
 use crate::output::outln;
 use crate::report::{Event, ProcReport, RunSummary};
@@ -168,6 +169,9 @@ struct Proc {
     ready: bool,
     items: u64,
     report: Option<ProcReport>,
+    /// Per start: the packets it announced receiving (a sink asked to), and whether a
+    /// fault killed it.
+    receipts: Vec<Receipts>,
     exit: Option<ExitStatus>,
     killed_by_fault: bool,
     /// Killed at the end of a run that timed out or was stopped.
@@ -231,6 +235,7 @@ impl Run {
                     ready: false,
                     items: 0,
                     report: None,
+                    receipts: vec![],
                     exit: None,
                     killed_by_fault: false,
                     killed_by_runner: false,

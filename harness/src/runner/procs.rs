@@ -12,33 +12,37 @@ use nix::unistd::Pid;
 use shmval::fault::Notice;
 
 use super::{Run, St, Stage, STDERR_LINES};
+use crate::expect::Receipts;
 use crate::report::Event;
 use crate::roles::RoleSpec;
 use crate::scenario::Kind;
 
 impl Run {
     pub(super) fn spawn(&mut self, i: usize) {
-        let first = self.procs[i].starts == 0;
+        let starts = self.procs[i].starts;
         let mut notify_at = vec![];
         let mut arm = None;
         let mut env = vec![];
-        if first {
-            for f in self.faults.iter_mut().filter(|f| f.proc_ == i) {
-                if let Some(k) = f.spec.at_item {
-                    if f.spec.action == "kill_in_lock" {
-                        arm = Some((k, f.spec.point.clone().unwrap_or_default()));
-                        // The process reports reaching its pause point through this page.
-                        match Notice::new() {
-                            Ok(n) => {
-                                env.push(n.env());
-                                f.notice = Some(n);
-                            }
-                            Err(e) => f.note = format!("no fault notice: {e}"),
-                        }
-                    } else {
-                        notify_at.push(k);
+        // The faults that hit this start: a fault hits its process's first `times` starts,
+        // each once.
+        for f in self
+            .faults
+            .iter_mut()
+            .filter(|f| f.proc_ == i && f.hits(starts + 1))
+        {
+            let Some(k) = f.spec.at_item else { continue };
+            if f.spec.action == "kill_in_lock" {
+                arm = Some((k, f.spec.point.clone().unwrap_or_default()));
+                // The process reports reaching its pause point through this page.
+                match Notice::new() {
+                    Ok(n) => {
+                        env.push(n.env());
+                        f.notice = Some(n);
                     }
+                    Err(e) => f.note = format!("no fault notice: {e}"),
                 }
+            } else {
+                notify_at.push(k);
             }
         }
         let p = &self.procs[i].spec;
@@ -61,6 +65,8 @@ impl Run {
             notify_at,
             arm,
             runner_pid: std::process::id(),
+            each_item: p.kind == Kind::Sink
+                && (self.sc.expect.at_least_once || !self.sc.faults.is_empty()),
         };
         let json = serde_json::to_string(&spec).unwrap_or_default();
         let child = Command::new(&self.exe)
@@ -73,6 +79,7 @@ impl Run {
             .spawn();
         let proc_ = &mut self.procs[i];
         proc_.starts += 1;
+        proc_.receipts.push(Receipts::default());
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -142,22 +149,30 @@ impl Run {
 
     pub(super) fn event(&mut self, i: usize, inst: u32, ev: Event) {
         let p = &mut self.procs[i];
+        if let Event::Got { src, seq } | Event::Done { src, seq } = ev {
+            if let Some(r) = p.receipts.get_mut(inst as usize - 1) {
+                match ev {
+                    Event::Got { .. } => r.record(src, seq),
+                    _ => r.done(src, seq),
+                }
+            }
+            return;
+        }
         if inst != p.starts {
             return;
         }
-        // Faults fire on the first start only.
-        let first = inst == 1;
         let mut due = vec![];
         match ev {
             Event::Ready => {
                 p.ready = true;
-                due = self.waiting_faults(i, |f| f.on.as_deref() == Some("ready"));
+                due = self.waiting_faults(i, inst, |f| f.on.as_deref() == Some("ready"));
             }
             Event::Items { n } => p.items = p.items.max(n),
             Event::At { item } => {
                 p.items = p.items.max(item);
-                due = self
-                    .waiting_faults(i, |f| f.at_item == Some(item) && f.action != "kill_in_lock");
+                due = self.waiting_faults(i, inst, |f| {
+                    f.at_item == Some(item) && f.action != "kill_in_lock"
+                });
             }
             Event::Armed { item } => {
                 p.items = p.items.max(item);
@@ -175,11 +190,10 @@ impl Run {
                 p.items = r.items;
                 p.report = Some(r);
             }
+            Event::Got { .. } | Event::Done { .. } => {}
         }
-        if first {
-            for f in due {
-                self.fire(f);
-            }
+        for f in due {
+            self.fire(f);
         }
     }
 

@@ -31,8 +31,15 @@ const PROCESS_FIELDS: [&str; 6] = [
 fn kind_fields(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Source => &["out", "count", "payload", "rate"],
-        Kind::Middle => &["in", "out", "add"],
-        Kind::Sink => &["in", "take", "sees_all", "max_drops", "expect_fields"],
+        Kind::Middle => &["in", "out", "add", "hold"],
+        Kind::Sink => &[
+            "in",
+            "take",
+            "sees_all",
+            "max_drops",
+            "expect_fields",
+            "hold",
+        ],
         Kind::Fanout => &["in", "outs", "policy", "drop_after"],
         Kind::Main => &["pipes", "hold"],
     }
@@ -46,6 +53,7 @@ fn action_fields(action: &str) -> &'static [&'static str] {
     match action {
         "stop" => &["resume_after"],
         "kill_in_lock" => &["point"],
+        "restart" => &["times"],
         _ => &[],
     }
 }
@@ -200,6 +208,9 @@ impl Scenario {
             {
                 duration(d).map_err(|e| format!("process {n:?}: {e}"))?;
             }
+            if let (Kind::Sink | Kind::Middle, Some(h)) = (p.kind, &p.hold) {
+                duration(h).map_err(|e| format!("process {n:?}: hold: {e}"))?;
+            }
             if let Some(a) = &p.start_after {
                 if self.process(a).is_none() {
                     return Err(format!("process {n:?}: start_after names no process {a:?}"));
@@ -236,7 +247,22 @@ impl Scenario {
                 duration(d).map_err(|e| format!("fault on {:?}: {e}", f.process))?;
             }
             match f.action.as_str() {
-                "kill" | "restart" => {}
+                "kill" => {}
+                "restart" => {
+                    if f.times == Some(0) {
+                        return Err(format!(
+                            "fault on {:?}: times is the number of starts it hits, 1 or more",
+                            f.process
+                        ));
+                    }
+                    if f.times() > 1 && f.at.is_some() {
+                        return Err(format!(
+                            "fault on {:?}: times needs at_item or on (a time since the run \
+                             started comes once)",
+                            f.process
+                        ));
+                    }
+                }
                 "stop" => {
                     if f.resume_after.is_none() {
                         return Err(format!("fault on {:?}: stop needs resume_after", f.process));

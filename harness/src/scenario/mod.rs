@@ -66,6 +66,10 @@ pub struct PipeSpec {
     /// Kept when its last user goes (the runner then holds no reference to it either).
     #[serde(default)]
     pub persist: bool,
+    /// A value its receiver held when it died goes back into the pipe for another receiver
+    /// (`ServerSide::redeliver`): delivery at least once.
+    #[serde(default)]
+    pub redeliver: bool,
 }
 
 /// What a process does.
@@ -147,7 +151,9 @@ pub struct ProcessSpec {
     #[serde(default)]
     pub pipes: Vec<String>,
     /// Main: `"none"` (exit at once, default), `"idle"` (wait until readers are done)
-    /// or `"forever"` (until killed).
+    /// or `"forever"` (until killed). Sink and middle: how long it keeps each item it
+    /// received before dropping (sink) or forwarding (middle) it (`"2ms"`): the work it
+    /// does on the item, while holding it.
     #[serde(default)]
     pub hold: Option<String>,
 }
@@ -178,6 +184,17 @@ pub struct FaultSpec {
     /// `ring.recv.read`, `ring.recv.committed`).
     #[serde(default)]
     pub point: Option<String>,
+    /// Restart: how many of the process's starts it hits, each at its trigger (default 1:
+    /// the first start only).
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+impl FaultSpec {
+    /// How many starts of its process the fault hits.
+    pub fn times(&self) -> u32 {
+        self.times.unwrap_or(1)
+    }
 }
 
 /// Expectations checked at the end.
@@ -191,6 +208,11 @@ pub struct Expect {
     /// No packet arrives twice (across all sinks), none from nowhere.
     #[serde(default)]
     pub at_most_once: bool,
+    /// Every packet a source had sent (acknowledged) reaches some sink; a packet arrives
+    /// twice only as the last one a killed sink reported receiving (which it may not have
+    /// acknowledged yet), once more per such kill; none from nowhere.
+    #[serde(default)]
+    pub at_least_once: bool,
     /// Every sink gets each source's packets in the order they were sent.
     #[serde(default)]
     pub in_order: bool,
@@ -219,6 +241,7 @@ impl Default for Expect {
         Expect {
             exactly_once: false,
             at_most_once: false,
+            at_least_once: false,
             in_order: false,
             no_leak: false,
             survivors_finish: true,
@@ -359,6 +382,14 @@ impl ProcessSpec {
         match self.kind {
             Kind::Source => self.out.as_deref(),
             _ => self.input.as_deref(),
+        }
+    }
+
+    /// Sink and middle: how long it holds each item (checked when the scenario was read).
+    pub fn hold_for(&self) -> Option<Duration> {
+        match self.kind {
+            Kind::Sink | Kind::Middle => self.hold.as_deref().and_then(|d| duration(d).ok()),
+            _ => None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The scenario's expectations, judged from what the processes reported and what the
 //! runner saw. Each verdict carries the figure behind it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::report::{Check, FaultSummary, PoolSummary, ProcReport, ProcSummary};
 use crate::scenario::{duration, Kind, Scenario};
@@ -17,6 +17,56 @@ pub struct SourceAck {
     pub acked: u64,
 }
 
+/// What one start of a process received: the packets it announced (a sink announces each
+/// before it drops it, when the runner asks it to), or its report's for a start that ended
+/// with one.
+#[derive(Clone, Debug, Default)]
+pub struct Receipts {
+    /// Per source id, the sequence numbers received, as inclusive runs in arrival order.
+    pub received: BTreeMap<u32, Vec<[u64; 2]>>,
+    /// The last packet it announced.
+    pub last: Option<(u32, u64)>,
+    /// It announced its work on that packet done.
+    pub last_done: bool,
+    /// A fault killed this start.
+    pub killed: bool,
+}
+
+impl Receipts {
+    /// Records `seq` from source `src`.
+    pub fn record(&mut self, src: u32, seq: u64) {
+        let runs = self.received.entry(src).or_default();
+        match runs.last_mut() {
+            Some(r) if r[1].checked_add(1) == Some(seq) => r[1] = seq,
+            _ => runs.push([seq, seq]),
+        }
+        self.last = Some((src, seq));
+        self.last_done = false;
+    }
+
+    /// Records that the work on `seq` from `src` is done.
+    pub fn done(&mut self, src: u32, seq: u64) {
+        if self.last == Some((src, seq)) {
+            self.last_done = true;
+        }
+    }
+
+    /// The packet a killed start may have held, not acknowledged, when it died: the last
+    /// it announced. A sink receives a packet, announces it (`got`), works on it, announces
+    /// the work done (`done`), drops it (its acknowledgement), and only then receives the
+    /// next: every other packet it announced was acknowledged, and one it had received but
+    /// not announced is not among its arrivals.
+    fn held_at_death(&self) -> Option<(u32, u64)> {
+        self.last.filter(|_| self.killed)
+    }
+
+    /// The packet a killed start died working on: announced, never announced done. It
+    /// did not get through that sink, and must arrive elsewhere.
+    fn unfinished(&self) -> Option<(u32, u64)> {
+        self.held_at_death().filter(|_| !self.last_done)
+    }
+}
+
 /// Everything the expectations look at.
 pub struct Outcome<'a> {
     /// The scenario.
@@ -25,6 +75,8 @@ pub struct Outcome<'a> {
     pub processes: &'a [ProcSummary],
     /// Their reports, in the same order.
     pub reports: Vec<Option<&'a ProcReport>>,
+    /// What each start of each process received, in the same order.
+    pub receipts: Vec<Vec<Receipts>>,
     /// The sources.
     pub sources: Vec<SourceAck>,
     /// The pool.
@@ -47,13 +99,19 @@ fn check(name: impl Into<String>, pass: bool, figure: impl Into<String>) -> Chec
     }
 }
 
-/// How often each (source, sequence number) arrived, over every sink.
+/// The starts of every sink, with the sink's name.
+fn sink_starts<'a>(o: &'a Outcome<'_>) -> impl Iterator<Item = (&'a str, &'a Receipts)> {
+    o.sc.processes
+        .iter()
+        .zip(&o.receipts)
+        .filter(|(p, _)| p.kind == Kind::Sink)
+        .flat_map(|(p, starts)| starts.iter().map(move |r| (p.name.as_str(), r)))
+}
+
+/// How often each (source, sequence number) arrived, over every start of every sink.
 fn arrivals(o: &Outcome<'_>) -> HashMap<(u32, u64), u32> {
     let mut n = HashMap::new();
-    for (p, r) in o.sc.processes.iter().zip(&o.reports) {
-        let (Kind::Sink, Some(r)) = (p.kind, r) else {
-            continue;
-        };
+    for (_, r) in sink_starts(o) {
         for (src, runs) in &r.received {
             for [a, b] in runs {
                 for seq in *a..=*b {
@@ -125,17 +183,14 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
     }
     if e.in_order {
         let mut bad = vec![];
-        let mut sinks = 0;
-        for (p, r) in o.sc.processes.iter().zip(&o.reports) {
-            let (Kind::Sink, Some(r)) = (p.kind, r) else {
-                continue;
-            };
-            sinks += 1;
+        let mut starts = 0;
+        for (name, r) in sink_starts(o) {
+            starts += 1;
             for (src, runs) in &r.received {
                 if let Some(w) = runs.windows(2).find(|w| w[1][0] <= w[0][1]) {
                     bad.push(format!(
-                        "{}: source {src} went from {} back to {}",
-                        p.name, w[0][1], w[1][0]
+                        "{name}: source {src} went from {} back to {}",
+                        w[0][1], w[1][0]
                     ));
                 }
             }
@@ -144,11 +199,14 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
             "in_order",
             bad.is_empty(),
             if bad.is_empty() {
-                format!("{sinks} sinks reporting, each source's packets in order")
+                format!("{starts} sink starts reporting, each source's packets in order")
             } else {
                 bad.join("; ")
             },
         ));
+    }
+    if e.at_least_once {
+        out.push(at_least_once(o, &got, acked, unknown));
     }
     for (i, p) in o.sc.processes.iter().enumerate() {
         if p.kind != Kind::Sink {
@@ -214,10 +272,27 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
         out.push(match &o.pool {
             Some(p) => check(
                 "no_leak",
-                p.end_used == p.baseline_used && p.end_live == p.baseline_live,
+                p.end_used == p.baseline_used && p.end_live == p.baseline_live && !p.dead_left,
                 format!(
-                    "pool used {} B in {} blocks at the end, {} B in {} blocks before the run",
-                    p.end_used, p.end_live, p.baseline_used, p.baseline_live
+                    "pool used {} B in {} blocks at the end, {} B in {} blocks before the \
+                     run{}{}",
+                    p.end_used,
+                    p.end_live,
+                    p.baseline_used,
+                    p.baseline_live,
+                    if p.recovered_processes > 0 {
+                        format!(
+                            ", after recovery gave back what {} dead processes held ({} B)",
+                            p.recovered_processes, p.recovered_bytes
+                        )
+                    } else {
+                        String::new()
+                    },
+                    if p.dead_left {
+                        "; dead processes' slots still wait to be reclaimed"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             None => check("no_leak", false, "the runner never saw the pool"),
@@ -244,10 +319,29 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
     }
     if !o.faults.is_empty() {
         let fired = o.faults.iter().filter(|f| f.fired_at.is_some()).count();
+        let short: Vec<String> = o
+            .faults
+            .iter()
+            .filter(|f| f.fired_at.is_some() && f.fired < f.times)
+            .map(|f| {
+                format!(
+                    "{} {} fired {} of {} times",
+                    f.action, f.process, f.fired, f.times
+                )
+            })
+            .collect();
         out.push(check(
             "faults_fired",
-            fired == o.faults.len(),
-            format!("{fired} of {} faults fired", o.faults.len()),
+            fired == o.faults.len() && short.is_empty(),
+            if short.is_empty() {
+                format!("{fired} of {} faults fired", o.faults.len())
+            } else {
+                format!(
+                    "{fired} of {} faults fired; {}",
+                    o.faults.len(),
+                    short.join("; ")
+                )
+            },
         ));
     }
     if let Some(r) = &e.recover_within {
@@ -300,3 +394,67 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
     }
     out
 }
+
+/// Every acknowledged packet got through some sink: it arrived at a sink that did not
+/// die working on it ([`Receipts::unfinished`]); a packet arrived more than once only as
+/// the packet a killed sink may have held at its death ([`Receipts::held_at_death`]), once
+/// more per such death; none from nowhere.
+fn at_least_once(
+    o: &Outcome<'_>,
+    got: &HashMap<(u32, u64), u32>,
+    acked: u64,
+    unknown: u64,
+) -> Check {
+    let mut excuses: HashMap<(u32, u64), u32> = HashMap::new();
+    let mut unfinished: HashMap<(u32, u64), u32> = HashMap::new();
+    for (_, r) in sink_starts(o) {
+        if let Some(k) = r.held_at_death() {
+            *excuses.entry(k).or_insert(0) += 1;
+        }
+        if let Some(k) = r.unfinished() {
+            *unfinished.entry(k).or_insert(0) += 1;
+        }
+    }
+    let mut missing = 0u64;
+    let mut lost_at_death = 0u64;
+    for s in &o.sources {
+        for seq in 0..s.acked.min(s.count) {
+            let k = (s.id, seq);
+            let n = got.get(&k).copied().unwrap_or(0);
+            let dead = unfinished.get(&k).copied().unwrap_or(0);
+            if n <= dead {
+                missing += 1;
+                lost_at_death += u64::from(n > 0);
+            }
+        }
+    }
+    let (mut redelivered, mut bad, mut first_bad) = (0u64, 0u64, None);
+    for (k, &n) in got {
+        let extra = n.saturating_sub(1);
+        let allowed = excuses.get(k).copied().unwrap_or(0);
+        redelivered += u64::from(extra.min(allowed));
+        if extra > allowed {
+            bad += u64::from(extra - allowed);
+            first_bad.get_or_insert(*k);
+        }
+    }
+    let delivered = acked - missing;
+    let deaths: u32 = excuses.values().sum();
+    check(
+        "at_least_once",
+        missing == 0 && bad == 0 && unknown == 0,
+        format!(
+            "{delivered} of {acked} acknowledged packets got through a sink; {missing} \
+             missing ({lost_at_death} of them last seen at a sink killed working on them), \
+             {redelivered} delivered again after the death of a sink that had received them \
+             ({deaths} killed sinks had received one), {bad} duplicated otherwise{}, \
+             {unknown} unknown",
+            first_bad.map_or(String::new(), |(src, seq)| format!(
+                " (e.g. packet {seq} of source {src})"
+            ))
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests;
