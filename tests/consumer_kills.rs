@@ -35,9 +35,25 @@ fn consume(args: &[String]) {
     panic!("received {r:?} while waiting to be killed (holding {held:?})");
 }
 
+/// args: region, in, out. Receives one value from `in` and forwards it to `out`, which is
+/// full: it waits in the send until killed.
+fn forward(args: &[String]) {
+    let c = ClientSide::new(args[0].clone(), args[1].clone())
+        .timeout(Duration::from_secs(30))
+        .start()
+        .unwrap();
+    let out = ClientSide::new(args[0].clone(), args[2].clone())
+        .timeout(Duration::from_secs(30))
+        .start()
+        .unwrap();
+    let v = c.pipe().deq().unwrap();
+    let r = out.pipe().enq(v);
+    panic!("sent ({r:?}) while waiting to be killed");
+}
+
 #[test]
 fn child_role() {
-    role_entry(&[("consume", consume)]);
+    role_entry(&[("consume", consume), ("forward", forward)]);
 }
 
 /// Waits until the consumers have taken `n` items and one sleeps waiting for the next.
@@ -205,5 +221,81 @@ fn a_pipe_that_redelivers_gets_a_dead_consumers_packet_back() {
     let again = server.pipe().try_dequeue().unwrap();
     assert_eq!(again.field("seq").unwrap().as_i64().unwrap(), 7);
     drop(again);
+    assert_eq!(in_use(pool), base);
+}
+
+#[test]
+fn a_packet_a_dead_middle_was_forwarding_goes_back_to_the_pipe_it_came_from() {
+    let name = TestName::new("kill-forward");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let first = ServerSide::new(name.as_str(), "p1", 4)
+        .redeliver(true)
+        .start()
+        .unwrap();
+    let second = ServerSide::new(name.as_str(), "p2", 1).start().unwrap();
+    let pool = main.pool();
+    let base = baseline(pool);
+    // The next pipe is full: the middle will wait in its send.
+    second
+        .pipe()
+        .enq(pool.share(&Val::from(0u64)).unwrap())
+        .unwrap();
+    let middle = spawn_role("forward", &[name.as_str(), "p1", "p2"]);
+    first
+        .pipe()
+        .enq(pool.share(&val!({"seq": 1})).unwrap())
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let s = second.pipe().stats().unwrap();
+            s.senders_waiting > 0
+        }),
+        "the middle never waited in its send: {:?}",
+        second.pipe().stats()
+    );
+    middle.kill();
+    let r = main.recover();
+    assert_eq!((r.processes, r.total.redelivered), (1, 1), "{r:?}");
+    assert_eq!(second.pipe().len(), 1, "nothing was added to the next pipe");
+    let again = first.pipe().try_dequeue().unwrap();
+    assert_eq!(again.field("seq").unwrap().as_i64().unwrap(), 1);
+    drop(again);
+    drop(second.pipe().try_dequeue().unwrap());
+    pool.verify().unwrap();
+    assert_eq!(in_use(pool), base);
+}
+
+#[test]
+fn a_packet_a_dead_receiver_held_reaches_the_others_after_the_pipe_is_closed() {
+    let name = TestName::new("kill-closed");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 4)
+        .redeliver(true)
+        .start()
+        .unwrap();
+    let pool = main.pool();
+    let base = baseline(pool);
+    let consumer = spawn_role("consume", &[name.as_str(), "p", "1", "hold"]);
+    server
+        .pipe()
+        .enq(pool.share(&val!({"seq": 3})).unwrap())
+        .unwrap();
+    wait_for_receiver(&server, 1);
+    // The sender is done: the pipe is closed while the packet is out.
+    server.pipe().close().unwrap();
+    consumer.kill();
+    // A receiver still draining gets the dead one's packet, then `Closed`.
+    let client = ClientSide::new(name.as_str(), "p").start().unwrap();
+    let got = client
+        .pipe()
+        .dequeue(Duration::from_secs(10))
+        .expect("the dead receiver's packet comes back");
+    assert_eq!(got.field("seq").unwrap().as_i64().unwrap(), 3);
+    assert!(matches!(
+        client.pipe().dequeue(Duration::from_secs(10)),
+        Err(shmval::queue::RecvTimeoutError::Closed)
+    ));
+    drop(got);
+    drop(client);
     assert_eq!(in_use(pool), base);
 }

@@ -736,11 +736,15 @@ impl Pipe {
         // the send fails.
         let before = v.sole_entry().map(|e| {
             let was = (e.kind(), e.get(E_PIPE), e.get(E_AUX));
-            e.set(E_PIPE, self.off.get());
-            e.set(E_AUX, self.generation);
-            e.set(E_INDEX, NO_INDEX);
-            e.set(E_WAIT, 0);
-            e.set_kind(Kind::Sending);
+            if was.0 == Some(Kind::Received) {
+                recorded::mark_sending_received(e, self.off.get(), self.generation);
+            } else {
+                e.set(E_PIPE, self.off.get());
+                e.set(E_AUX, self.generation);
+                e.set(E_INDEX, NO_INDEX);
+                e.set(E_WAIT, 0);
+                e.set_kind(Kind::Sending);
+            }
             (e, was)
         });
         let rec = before.map(|(e, _)| SendRecord { e });
@@ -768,9 +772,13 @@ impl Pipe {
             }
             Err(e) => {
                 if let Some((en, (kind, pipe, aux))) = before {
-                    en.set(E_PIPE, pipe);
-                    en.set(E_AUX, aux);
-                    en.set_kind(kind.unwrap_or(Kind::Value));
+                    if kind == Some(Kind::Received) {
+                        recorded::restore_origin(en);
+                    } else {
+                        en.set(E_PIPE, pipe);
+                        en.set(E_AUX, aux);
+                        en.set_kind(kind.unwrap_or(Kind::Value));
+                    }
                 }
                 Err(e.map(|_| v))
             }
@@ -863,7 +871,7 @@ impl Pipe {
         mut f: impl FnMut(u64),
     ) -> Result<usize, RecvFail> {
         // Once without waiting: a pipe with items gives them without a clock read.
-        match ring.recv_many_recorded(Wait::No, max, &mut f, rec) {
+        let r = match ring.recv_many_recorded(Wait::No, max, &mut f, rec) {
             Err(RecvFail::Empty) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
                 Dir::Recv,
@@ -872,6 +880,46 @@ impl Pipe {
                 || RecvFail::Broken,
             ),
             r => r,
+        };
+        match r {
+            Err(RecvFail::Closed | RecvFail::Disconnected) if self.recovery_pending(ring) => {
+                self.recv_after_recovery(ring, limit, max, rec, f)
+            }
+            r => r,
+        }
+    }
+
+    /// Whether a dead process may still have items of this pipe to give back: the pipe
+    /// redelivers and some process's death is not fully recovered yet.
+    fn recovery_pending(&self, ring: &Ring<'_>) -> bool {
+        ring.redelivers() && self.pool.region().recovery_pending()
+    }
+
+    /// The pipe looked closed (or without senders) and drained while a dead process's
+    /// items may be on their way back into it: recovers (waiting for another survivor's
+    /// recovery within the call's limit, at most [`RECOVERY_WAIT`]), then receives again.
+    fn recv_after_recovery(
+        &self,
+        ring: &Ring<'_>,
+        limit: Limit,
+        max: usize,
+        rec: Option<&dyn OpRecord>,
+        mut f: impl FnMut(u64),
+    ) -> Result<usize, RecvFail> {
+        let bound = Os::now_ns().saturating_add(nanos(RECOVERY_WAIT));
+        let until = limit.deadline().map_or(bound, |d| d.min(bound));
+        loop {
+            crate::ledger::reap(&self.pool);
+            match ring.recv_many_recorded(Wait::No, max, &mut f, rec) {
+                Err(RecvFail::Closed | RecvFail::Disconnected)
+                    if limit != Limit::Once
+                        && Os::now_ns() < until
+                        && self.recovery_pending(ring) =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                r => return r,
+            }
         }
     }
 
@@ -1015,6 +1063,10 @@ fn try_error(e: RecvFail) -> TryRecvError {
         RecvFail::Broken | RecvFail::Corrupted => TryRecvError::Corrupted,
     }
 }
+
+/// The longest a receive that found its pipe closed waits for another process's
+/// recovery of a dead receiver, whose items go back into the pipe.
+const RECOVERY_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a pipe call may wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::ring::{op_committed, OpRecord, OpResolver, Ring, Wait};
 use crate::alloc::Pool;
 use crate::ledger::{
-    self, flags, Ctx, Entry, Kind, Ledger, Outcome, E_AUX, E_INDEX, E_NEXT, E_OBJ, E_PIPE, E_WAIT,
-    NO_INDEX,
+    self, flags, Ctx, Entry, Kind, Ledger, Outcome, E_AUX, E_INDEX, E_LOCAL, E_NEXT, E_OBJ, E_PIPE,
+    E_WAIT, NO_INDEX,
 };
 use crate::region::{Offset, Region};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -255,10 +255,42 @@ fn resolve_sending(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     forget_wait(&ring, e, ctx);
     ctx.tally.operations += 1;
     if e.kind() == Some(Kind::Sending) {
-        tracked::release_dead(pool, e, &mut ctx.tally);
+        if e.then_kind() == Some(Kind::Received) {
+            // A value received from a pipe that redelivers, on its way on (or back):
+            // still the one it came from, to go back there.
+            restore_origin(e);
+        } else {
+            tracked::release_dead(pool, e, &mut ctx.tally);
+        }
     }
     drop(g);
     Outcome::Done
+}
+
+/// Marks entry `e`, which records a value received from a pipe that redelivers
+/// ([`Kind::Received`]), as being sent to the pipe at `pipe` of `generation`, keeping
+/// where it came from: a send that does not commit leaves it received from there, to be
+/// put back if its process dies. The origin is in `E_NEXT` and `E_LOCAL` meanwhile (an
+/// entry being sent is not on a free list, and its value has no other handle).
+pub(crate) fn mark_sending_received(e: Entry<'_>, pipe: u64, generation: u64) {
+    e.set(E_NEXT, e.get(E_PIPE));
+    e.set(E_LOCAL, e.get(E_AUX));
+    e.set(E_INDEX, NO_INDEX);
+    e.set(E_WAIT, 0);
+    // The kind first: a death from here on is resolved from the origin, whatever
+    // `E_PIPE` says yet.
+    e.set_kind_then(Kind::Sending, Kind::Received);
+    e.set(E_PIPE, pipe);
+    e.set(E_AUX, generation);
+}
+
+/// Undoes [`mark_sending_received`]: the entry records the received value again.
+pub(crate) fn restore_origin(e: Entry<'_>) {
+    e.set(E_PIPE, e.get(E_NEXT));
+    e.set(E_AUX, e.get(E_LOCAL));
+    e.set(E_LOCAL, 1);
+    e.set(E_NEXT, 0);
+    e.set_kind(Kind::Received);
 }
 
 /// A receive in progress: under the pipe's lock, entries still `Receiving` never had
@@ -301,21 +333,21 @@ fn resolve_received(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
         tracked::release_dead(pool, e, &mut ctx.tally);
         return Outcome::Done;
     };
-    // Sent back as the dead process would have sent it: a reclaimer that dies meanwhile
-    // leaves a `Sending` entry, resolved like any other.
-    e.set(E_INDEX, NO_INDEX);
-    e.set(E_WAIT, 0);
-    e.set_kind(Kind::Sending);
+    // Sent back as the dead process would have sent it on: a reclaimer that dies
+    // meanwhile leaves a `Sending` entry that still knows its origin, resolved like any
+    // other. Even into a closed pipe: its receivers drain it, and check for recovery
+    // before they report it closed.
+    mark_sending_received(e, pipe, generation);
     crate::fault::pause_point("reap.redeliver.marked");
     let rec = SendRecord { e };
-    match ring.send_recorded(e.get(E_OBJ), Wait::Until(deadline()), Some(&rec)) {
+    match ring.send_back(e.get(E_OBJ), Wait::Until(deadline()), Some(&rec)) {
         Ok(()) => {
             ctx.tally.redelivered += 1;
             Outcome::Done
         }
         Err(super::error::SendFail::Timeout(_) | super::error::SendFail::Full(_)) => {
             // Full, or its lock held: the value stays the dead process's for now.
-            e.set_kind(Kind::Received);
+            restore_origin(e);
             Outcome::Later
         }
         Err(_) => {

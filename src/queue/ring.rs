@@ -616,6 +616,28 @@ impl<'a, P: Platform> Ring<'a, P> {
         wait: Wait,
         record: Option<&dyn OpRecord>,
     ) -> Result<(), SendFail<u64>> {
+        self.send_inner(item, wait, record, false)
+    }
+
+    /// [`send_recorded`](Self::send_recorded) even into a closed ring: recovery putting
+    /// back an item a dead receiver had taken, which the receivers still draining the
+    /// ring must get.
+    pub(crate) fn send_back(
+        &self,
+        item: u64,
+        wait: Wait,
+        record: Option<&dyn OpRecord>,
+    ) -> Result<(), SendFail<u64>> {
+        self.send_inner(item, wait, record, true)
+    }
+
+    fn send_inner(
+        &self,
+        item: u64,
+        wait: Wait,
+        record: Option<&dyn OpRecord>,
+        even_closed: bool,
+    ) -> Result<(), SendFail<u64>> {
         if wait != Wait::No {
             self.spin(&self.hdr.receiver_cpu, |head, tail| {
                 tail.wrapping_sub(head) < self.cap
@@ -628,7 +650,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             Err(Locked::TimedOut) => return Err(self.timed_out(wait, SendFail::Timeout(item))),
         };
         let tail = loop {
-            if self.hdr.closed.load(Ordering::Relaxed) != 0 {
+            if !even_closed && self.hdr.closed.load(Ordering::Relaxed) != 0 {
                 return Err(SendFail::Closed(item));
             }
             let Ok((head, tail)) = self.counts() else {

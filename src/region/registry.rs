@@ -373,6 +373,21 @@ impl Region {
             .any(|i| Some(i) != own && slots::dead_state(&Table(self), i).is_some())
     }
 
+    /// Whether what a dead process held may not all be given back yet: a slot of a dead
+    /// process waits to be reclaimed, or a survivor is reclaiming one.
+    pub fn recovery_pending(&self) -> bool {
+        let own = self.process_slot();
+        let t = Table(self);
+        (0..self.registry_slots)
+            .filter(|&i| Some(i) != own)
+            .any(|i| {
+                slots::dead_state(&t, i).is_some()
+                    || self
+                        .slot_words(i)
+                        .is_some_and(|w| w[W_STATE].load(Ordering::Acquire) & 0xff == RECLAIMING)
+            })
+    }
+
     /// Claims every slot of a dead process that nobody else reclaims, naming this handle
     /// as its reclaimer, and returns them for the layers above to give back what each
     /// held, then [`finish_reclaim`](Self::finish_reclaim). Needs a registered handle made

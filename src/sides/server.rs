@@ -32,8 +32,11 @@ impl ServerSideBuilder {
     /// receiver (default: no, it is dropped, as the original does): delivery at least once,
     /// with duplicates only of values a dead process had received. A value counts as held
     /// until its handles are dropped, sent on, or moved into a container, or
-    /// [`ShmVal::acknowledge`](crate::ShmVal::acknowledge)d, and is sent back only while
-    /// the dead process still had a handle of the pipe. Set when the pipe is made.
+    /// [`ShmVal::acknowledge`](crate::ShmVal::acknowledge)d (a send on that its process
+    /// dies in before it commits leaves it held), and is sent back only while the dead
+    /// process still had a handle of the pipe, even into a closed pipe: a receiver that
+    /// finds the pipe closed and drained first waits for such a recovery (at most 1 s).
+    /// Set when the pipe is made.
     pub fn redeliver(mut self, redeliver: bool) -> Self {
         self.redeliver = redeliver;
         self
