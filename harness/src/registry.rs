@@ -289,9 +289,9 @@ pub fn print(registry_slots: u32, processes: &[SlotView], recovered: &RecoveredV
         outln!("recovery: nothing given back yet");
     } else {
         outln!(
-            "recovery: gave back what {} dead processes held: {}; last: pid {}, {} ({} \
+            "recovery: gave back what {} held: {}; last: pid {}, {} ({} \
              handles, {} B)",
-            recovered.processes,
+            dead_processes(recovered.processes),
             recovered.given_back.describe(),
             recovered.last_pid,
             ago(recovered.last_at_ns),
@@ -369,8 +369,8 @@ pub fn recover(arg: &str, json: bool) -> i32 {
         outln!("{name}: no dead process held anything");
     } else {
         outln!(
-            "{name}: gave back what {} dead processes held: {}",
-            report.processes,
+            "{name}: gave back what {} held: {}",
+            dead_processes(report.processes),
             report.given_back.describe()
         );
     }
@@ -382,4 +382,13 @@ pub fn recover(arg: &str, json: bool) -> i32 {
         return 1;
     }
     0
+}
+
+/// "1 dead process", "3 dead processes".
+pub fn dead_processes(n: u64) -> String {
+    if n == 1 {
+        "1 dead process".into()
+    } else {
+        format!("{n} dead processes")
+    }
 }

@@ -328,8 +328,8 @@ impl RunSummary {
             );
             if pool.recovered_processes > 0 || pool.dead_left {
                 outln!(
-                    "  recovery: gave back what {} dead processes held ({} B){}",
-                    pool.recovered_processes,
+                    "  recovery: gave back what {} held ({} B){}",
+                    crate::registry::dead_processes(pool.recovered_processes),
                     pool.recovered_bytes,
                     if pool.dead_left {
                         "; some still wait to be reclaimed"

@@ -161,7 +161,7 @@ fn inspect_shows_a_dead_process_and_clean_recover_gives_back_what_it_held() {
     assert_eq!(i["recovered"]["last_pid"], pid);
     let text = String::from_utf8_lossy(&shmval(&["inspect", &name]).stdout).into_owned();
     assert!(
-        text.contains("recovery: gave back what 1 dead processes held: ")
+        text.contains("recovery: gave back what 1 dead process held: ")
             && text.contains("1 values redelivered"),
         "{text}"
     );

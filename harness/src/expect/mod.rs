@@ -282,8 +282,9 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
                     p.baseline_live,
                     if p.recovered_processes > 0 {
                         format!(
-                            ", after recovery gave back what {} dead processes held ({} B)",
-                            p.recovered_processes, p.recovered_bytes
+                            ", after recovery gave back what {} held ({} B)",
+                            crate::registry::dead_processes(p.recovered_processes),
+                            p.recovered_bytes
                         )
                     } else {
                         String::new()
