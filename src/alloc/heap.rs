@@ -358,7 +358,13 @@ impl<'a> Heap<'a> {
     /// Allocates a block for `size` bytes at `align` (already checked: a power of two of at
     /// most 64) and returns its payload's offset. `object` marks a block whose first payload
     /// word is only ever accessed atomically ([`OBJECT`]).
-    pub fn alloc(&self, size: u64, align: u64, object: bool) -> Result<Offset, AllocError> {
+    pub fn alloc(
+        &self,
+        size: u64,
+        align: u64,
+        object: bool,
+        record: Option<&AtomicU64>,
+    ) -> Result<Offset, AllocError> {
         let needed = match block_size(size) {
             Some(n) if n <= self.geo.capacity() => n,
             _ => return Err(AllocError::TooLarge { size }),
@@ -387,6 +393,11 @@ impl<'a> Heap<'a> {
             self.split(b, avail, needed, prev_free, 0)?;
             self.insert(b + needed, avail - needed)?;
             avail = needed;
+        }
+        // The record names the block before it is used: a holder that dies from here on
+        // leaves the repair to tell whether the block was marked used.
+        if let Some(r) = record {
+            r.store(b + BLOCK_HEADER, Relaxed);
         }
         // The check word before the used bit: a crash between leaves a free block.
         let h = self.header(b)?;

@@ -73,9 +73,13 @@ pub(crate) mod word {
     /// The deferred block being freed by the lock holder now (0 = none), so that a holder
     /// killed between taking it off the list and freeing it loses nothing.
     pub const DRAINING: usize = 13;
+    /// The recorded allocation or free in progress: the region offset of the word that
+    /// records its block (0 = none), so that a holder killed inside it is resolved exactly
+    /// (see [`Pool::alloc_recorded`](crate::alloc::Pool::alloc_recorded)).
+    pub const OP: usize = 14;
     /// Words up to here; the second-level bitmaps follow, one word per first-level class,
     /// then the list heads, [`SL_COUNT`](super::SL_COUNT) per class.
-    pub const FIXED: usize = 14;
+    pub const FIXED: usize = 15;
 }
 
 /// `FLAGS` bit: the heap was found broken beyond repair; every operation fails.

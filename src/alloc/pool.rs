@@ -150,11 +150,65 @@ impl Pool {
         self.alloc_flagged(size, 16, true)
     }
 
+    /// Like [`alloc`](Self::alloc) (for a value object if `object`), writing the block's
+    /// offset into `record` (the word at region offset `at`, 0 before) inside the pool's
+    /// critical section, before the block is marked used. A holder killed in between is
+    /// resolved by the next locker, after its repair: the record keeps the offset only if
+    /// the block was marked used. So whoever reads the record after the call, or after
+    /// the caller's death, finds the block exactly when it is allocated to the caller:
+    /// how the ledger gives back what a process had just allocated.
+    ///
+    /// # Errors
+    ///
+    /// As [`alloc`](Self::alloc); the record is then still 0.
+    pub(crate) fn alloc_recorded(
+        &self,
+        size: u64,
+        align: u64,
+        object: bool,
+        at: Offset,
+        record: &AtomicU64,
+    ) -> Result<Offset, AllocError> {
+        if !align.is_power_of_two() || align > MAX_ALIGN {
+            return Err(AllocError::BadAlign { align });
+        }
+        self.with_heap(|h| {
+            h.store(word::OP, at.get())?;
+            let r = h.alloc(size, align, object, Some(record));
+            h.store(word::OP, 0)?;
+            r
+        })
+    }
+
+    /// Frees the block at `off` and clears `record` (the word at region offset `at`, which
+    /// names it) in one critical section, waiting for the pool lock (never deferred): a
+    /// holder killed in between is resolved by the next locker, which clears the record
+    /// if the block is free. Whoever reads the record later finds the block exactly when
+    /// it is still allocated.
+    ///
+    /// # Safety
+    ///
+    /// As [`free`](Self::free).
+    pub(crate) unsafe fn free_recorded(
+        &self,
+        off: Offset,
+        at: Offset,
+        record: &AtomicU64,
+    ) -> Result<(), AllocError> {
+        self.with_heap(|h| {
+            h.store(word::OP, at.get())?;
+            h.free(off)?;
+            pause_point("alloc.free_recorded");
+            record.store(0, Ordering::Relaxed);
+            h.store(word::OP, 0)
+        })
+    }
+
     fn alloc_flagged(&self, size: u64, align: u64, object: bool) -> Result<Offset, AllocError> {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
-        self.with_heap(|h| h.alloc(size, align, object))
+        self.with_heap(|h| h.alloc(size, align, object, None))
     }
 
     /// Like [`alloc_block`](Self::alloc_block), but gives up at `deadline` if a live
@@ -176,7 +230,7 @@ impl Pool {
         let guard = lock
             .lock_deadline(deadline)
             .map_err(|_| AllocError::TimedOut)?;
-        let off = self.locked(guard, &heap, true, |h| h.alloc(size, align, false))?;
+        let off = self.locked(guard, &heap, true, |h| h.alloc(size, align, false, None))?;
         let len = self.usable_size_unlocked(off)?;
         Ok(Block {
             pool: self.clone(),
@@ -403,7 +457,9 @@ impl Pool {
             self.region.note_death();
             let mut result = Ok(());
             if !poisoned(heap)? {
-                result = recover::rebuild(heap).and_then(|()| recover::finish_draining(heap));
+                result = recover::rebuild(heap)
+                    .and_then(|()| recover::resolve_op(heap))
+                    .and_then(|()| recover::finish_draining(heap));
                 if result.is_err() {
                     poison(heap)?;
                 }

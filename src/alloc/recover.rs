@@ -91,6 +91,23 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
     heap.store(word::HIGH_WATER, high)
 }
 
+/// Resolves the recorded allocation or free a dead holder was in (`OP`, see
+/// [`Pool::alloc_recorded`](super::Pool::alloc_recorded)), after the chain is rebuilt: the
+/// record keeps the block it names only if that block is used now.
+pub(crate) fn resolve_op(heap: &Heap<'_>) -> Result<(), AllocError> {
+    let op = heap.load(word::OP)?;
+    if op == 0 {
+        return Ok(());
+    }
+    if let Ok(rec) = heap.resolve::<crate::sync::atomic::AtomicU64>(op) {
+        let b = rec.load(Relaxed);
+        if b != 0 && heap.used_block(crate::region::Offset::new(b)).is_err() {
+            rec.store(0, Relaxed);
+        }
+    }
+    heap.store(word::OP, 0)
+}
+
 /// Finishes a deferred free cut short by a dead holder: the block named in `DRAINING` is
 /// freed if it is still allocated and no longer on the deferred list (taken off, not yet
 /// freed); one still on the list is left for the next drain.

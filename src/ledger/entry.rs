@@ -63,10 +63,14 @@ pub(crate) enum Kind {
     /// As [`Kind::Value`], for a value received from the pipe at `E_PIPE` (generation
     /// `E_AUX`) that redelivers: if the process dies holding it, it goes back into the pipe.
     Received = 10,
+    /// A block this process allocated (its offset in `E_OBJ`, written by the allocator
+    /// under the pool lock; 0 while not allocated), not yet a value anyone counts: freed
+    /// raw, unless the container at `E_AUX` (if not 0) links to it as its data block.
+    Building = 11,
 }
 
 impl Kind {
-    pub(crate) const COUNT: usize = 11;
+    pub(crate) const COUNT: usize = 12;
 
     pub(crate) fn from_word(w: u64) -> Option<Kind> {
         Some(match w & 0xff {
@@ -81,6 +85,7 @@ impl Kind {
             8 => Kind::Pipe,
             9 => Kind::DirUser,
             10 => Kind::Received,
+            11 => Kind::Building,
             _ => return None,
         })
     }

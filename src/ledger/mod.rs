@@ -44,9 +44,21 @@
 //! - A receive (`Receiving`): the same, with `head`; the entry records the value's offset
 //!   before the commit, so a committed receive's value is known, and dropped (or sent
 //!   back into a pipe that redelivers). A batch chains its entries from the first.
+//! - A block being allocated (`Building`): the entry is taken first; the allocator
+//!   writes the block's offset into it under the pool lock before marking the block used,
+//!   with the entry's word named in the pool's operation word, so a survivor that takes
+//!   the pool lock over from the dead process keeps the offset only if the block was
+//!   marked used (the same record, cleared under the lock, frees a block). Until the
+//!   object in it is whole the block is freed raw; then the entry becomes its `Value`,
+//!   before anything can link to it. A container's new data block carries the container
+//!   too, and so does its old one while it moves: whichever the container does not link
+//!   to when the process dies is freed. Every block a value's build makes is so recorded
+//!   from before its allocation until it is counted, by an entry or by its container.
 //! - A value moving into a container (`Moving`): the container is the process's own
 //!   (unique) one, so the survivor looks for the value's offset in it: found, the
-//!   container holds the reference; not found, the entry does.
+//!   container holds the reference; not found, the entry does. Values a build makes for a
+//!   container move in the same way. Blocks and moves are resolved before the process's
+//!   values are dropped, while their containers are still alive.
 //! - Counts on pipes and the directory, and a condition variable's waiters: the entry
 //!   records the count held, and a step in progress (`MOVING_*` flags, the waiting
 //!   steps); a death inside such a step leaves the count as it may be ("not given back

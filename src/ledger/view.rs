@@ -117,7 +117,8 @@ pub fn holdings(pool: &Pool, slot: &SlotInfo) -> Holdings {
                 | Kind::Moving
                 | Kind::Sending
                 | Kind::Receiving
-                | Kind::Acquiring => h.operations += 1,
+                | Kind::Acquiring
+                | Kind::Building => h.operations += 1,
             }
         }
     }

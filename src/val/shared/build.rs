@@ -8,6 +8,7 @@ use super::layout::{
 };
 use super::mutate::write_array;
 use super::share::share_child;
+use super::tracked;
 use super::{region_id, table, too_large};
 use crate::alloc::Pool;
 use crate::region::Offset;
@@ -208,6 +209,18 @@ impl Child {
         }
     }
 
+    /// Records that the object's reference is moving into the container at `into`: from
+    /// here until [`commit`](Self::commit), a death is resolved by looking in the
+    /// container (see [`crate::ledger`]).
+    pub(crate) fn moving_into(&mut self, into: Offset) {
+        if let Child::Obj(h) = self {
+            if let Some(e) = h.sole_entry() {
+                e.set(crate::ledger::E_AUX, into.get());
+                e.set_kind(crate::ledger::Kind::Moving);
+            }
+        }
+    }
+
     /// The cell was written: its reference now belongs to the container.
     pub(crate) fn commit(self) {
         if let Child::Obj(h) = self {
@@ -221,8 +234,12 @@ impl Child {
 /// [`crate::ledger`]).
 pub(crate) fn child_of(pool: &Pool, item: ShmItem, into: Offset) -> Result<Child, ValError> {
     match item {
-        ShmItem::Val(v) => share_child(pool, &v),
-        ShmItem::Shared(mut h) => {
+        ShmItem::Val(v) => {
+            let mut child = share_child(pool, &v)?;
+            child.moving_into(into);
+            Ok(child)
+        }
+        ShmItem::Shared(h) => {
             let (expected, found) = (region_id(pool), region_id(h.pool()));
             if expected != found {
                 return Err(ValError::ForeignRegion { expected, found });
@@ -231,11 +248,9 @@ pub(crate) fn child_of(pool: &Pool, item: ShmItem, into: Offset) -> Result<Child
             if h.kind() == Kind::Boxed {
                 return Ok(Child::Inline(h.cell()));
             }
-            if let Some(e) = h.sole_entry() {
-                e.set(crate::ledger::E_AUX, into.get());
-                e.set_kind(crate::ledger::Kind::Moving);
-            }
-            Ok(Child::Obj(h))
+            let mut child = Child::Obj(h);
+            child.moving_into(into);
+            Ok(child)
         }
     }
 }
@@ -254,7 +269,16 @@ fn new_obj(
         .header_bytes()
         .checked_add(extra)
         .ok_or_else(too_large)?;
-    let off = pool.alloc_object(size)?;
+    // Recorded from before the allocation (see `tracked::begin_block`): a death at any
+    // step gives the block back.
+    let entry = tracked::begin_block(pool, Offset::NULL, Offset::NULL);
+    let off = match tracked::alloc_block(pool, entry.as_ref(), size, 16, true) {
+        Ok(off) => off,
+        Err(e) => {
+            tracked::end_block(pool, entry);
+            return Err(e.into());
+        }
+    };
     let init = words(pool.region(), off, kind.header_words() as u64).map(|w| {
         w[W_KIND].store(kind_word(kind, elem.map_or(0, |e| e as u8)), Relaxed);
         w[W_RC].store(1, Relaxed);
@@ -266,12 +290,25 @@ fn new_obj(
         }
     });
     match init {
-        Ok(()) => Ok(ShmVal::adopt(pool, off, kind, cell)),
-        Err(e) => {
+        Ok(()) => {
+            crate::fault::pause_point("val.build.allocated");
+            let h = ShmVal::adopt(pool, off, kind, cell);
+            Ok(match entry {
+                // The object is whole: the entry holds its one reference from now on.
+                Some(e) => {
+                    e.set(crate::ledger::E_LOCAL, 1);
+                    e.set_kind(crate::ledger::Kind::Value);
+                    h.with_entry(e.offset())
+                }
+                None => h,
+            })
+        }
+        Err(err) => {
             // SAFETY: the block was allocated just above and its offset has not left this
             // function: nothing else refers to it.
-            let _ = unsafe { pool.free(off) };
-            Err(e)
+            let _ = unsafe { tracked::free_block(pool, entry.as_ref(), off) };
+            tracked::end_block(pool, entry);
+            Err(err)
         }
     }
 }

@@ -10,6 +10,7 @@ use super::layout::{
 use super::plain::cast_mut;
 use super::release::release_cell;
 use super::share::share_child;
+use super::tracked;
 use super::views::{Key, ShmRef};
 use super::{corrupt, table, too_large};
 use crate::alloc::Pool;
@@ -236,7 +237,16 @@ fn grow(pool: &Pool, obj: Obj<'_>, c: Container, need: u64) -> Result<(), ValErr
     };
     let cap = c.cap.saturating_mul(2).max(need).max(4);
     let bytes = cap.checked_mul(size).ok_or_else(too_large)?;
-    let data = pool.alloc(bytes, 16)?;
+    // Both blocks are recorded while the container moves from one to the other: a death
+    // at any step gives back whichever the container does not link to.
+    let rec = tracked::begin_block(pool, obj.off, Offset::NULL);
+    let data = match tracked::alloc_block(pool, rec.as_ref(), bytes, 16, false) {
+        Ok(d) => d,
+        Err(e) => {
+            tracked::end_block(pool, rec);
+            return Err(e.into());
+        }
+    };
     let copied = (|| {
         let at = obj.off.get();
         if obj.kind == Kind::Array {
@@ -260,15 +270,20 @@ fn grow(pool: &Pool, obj: Obj<'_>, c: Container, need: u64) -> Result<(), ValErr
     })();
     if let Err(e) = copied {
         // SAFETY: the new block was allocated above and never linked: nothing refers to it.
-        let _ = unsafe { pool.free(data) };
+        let _ = unsafe { tracked::free_block(pool, rec.as_ref(), data) };
+        tracked::end_block(pool, rec);
         return Err(e);
     }
+    let old = (!c.inline).then(|| tracked::begin_block(pool, obj.off, c.data));
     obj.store(W_DATA, data.get());
     obj.store(W_CAP, cap);
-    if !c.inline {
+    tracked::end_block(pool, rec);
+    crate::fault::pause_point("val.grow.linked");
+    if let Some(old) = old {
         // SAFETY: the old data block belonged to this container alone, which the caller
         // holds uniquely (no view of it lives), and the container now links to the new one.
-        unsafe { pool.free(c.data) }?;
+        unsafe { tracked::free_block(pool, old.as_ref(), c.data) }?;
+        tracked::end_block(pool, old);
     }
     Ok(())
 }

@@ -106,7 +106,7 @@ impl<'v, 'p> Level<'v, 'p> {
     }
 
     /// Links the copy of the item [`next_item`](Self::next_item) gave last.
-    fn put(&mut self, child: Child) -> Result<(), ValError> {
+    fn put(&mut self, mut child: Child) -> Result<(), ValError> {
         match &mut self.fill {
             Fill::Seq {
                 cells, obj, len, ..
@@ -116,6 +116,7 @@ impl<'v, 'p> Level<'v, 'p> {
                     .and_then(|i| i.checked_mul(2))
                     .and_then(|i| cells.get(i..i.checked_add(2)?))
                     .ok_or_else(|| corrupt(obj.off.get(), "more elements than its size"))?;
+                child.moving_into(obj.off);
                 store_cell(at, &child.cell());
                 *len = len.saturating_add(1);
                 obj.store(W_LEN, *len);
@@ -127,7 +128,9 @@ impl<'v, 'p> Level<'v, 'p> {
                     let hash = value.map_or(0, |(_, h)| h);
                     *key = Some((hash, child));
                 }
-                Some((hash, k)) => {
+                Some((hash, mut k)) => {
+                    k.moving_into(t.obj.off);
+                    child.moving_into(t.obj.off);
                     t.push(hash, &k.cell(), &child.cell())?;
                     k.commit();
                     child.commit();

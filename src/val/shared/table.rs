@@ -18,8 +18,10 @@ use super::layout::{
     Container, Obj, ENTRY_BYTES, ENTRY_WORDS, MAX_TABLE_CAP, W_CAP, W_DATA, W_LEN, W_USED,
 };
 use super::release::release_cell;
+use super::tracked;
 use super::{corrupt, too_large};
 use crate::alloc::Pool;
+use crate::ledger::Entry as LedgerEntry;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::val::{Val, ValError};
@@ -277,13 +279,14 @@ impl TableRef<'_> {
     }
 }
 
-/// Allocates a table's data for `cap` entries (empty index) and returns its offset.
-pub(crate) fn alloc_data(pool: &Pool, cap: u64) -> Result<Offset, ValError> {
+/// Allocates a table's data for `cap` entries (empty index), recorded in `rec` (see
+/// `tracked::begin_block`) if given, and returns its offset.
+fn alloc_data(pool: &Pool, rec: Option<&LedgerEntry<'_>>, cap: u64) -> Result<Offset, ValError> {
     let bytes = table_data_bytes(cap).ok_or_else(too_large)?;
-    let data = pool.alloc(bytes, 16)?;
+    let data = tracked::alloc_block(pool, rec, bytes, 16, false)?;
     if let Err(e) = clear_index(pool, data, cap) {
         // SAFETY: the block was allocated just above and never linked: nothing refers to it.
-        let _ = unsafe { pool.free(data) };
+        let _ = unsafe { tracked::free_block(pool, rec, data) };
         return Err(e);
     }
     Ok(data)
@@ -400,7 +403,16 @@ fn grown_cap(len: u64, old: u64, extra: u64) -> Result<u64, ValError> {
 /// [`ValError::Corrupt`], and is left as it was.
 pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValError> {
     let cap = grown_cap(t.c.len, t.c.cap, extra)?;
-    let data = alloc_data(pool, cap)?;
+    // Both blocks are recorded while the table moves from one to the other: a death at
+    // any step gives back whichever the table does not link to.
+    let rec = tracked::begin_block(pool, t.obj.off, Offset::NULL);
+    let data = match alloc_data(pool, rec.as_ref(), cap) {
+        Ok(d) => d,
+        Err(e) => {
+            tracked::end_block(pool, rec);
+            return Err(e);
+        }
+    };
     let fresh = (|| {
         let region = t.obj.region;
         let at = t.obj.off.get();
@@ -447,19 +459,24 @@ pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValE
         Err(e) => {
             // SAFETY: the new block was allocated above and never linked: nothing refers
             // to it.
-            let _ = unsafe { pool.free(data) };
+            let _ = unsafe { tracked::free_block(pool, rec.as_ref(), data) };
+            tracked::end_block(pool, rec);
             return Err(e);
         }
     };
     let obj = t.obj;
+    let old = (!t.c.inline).then(|| tracked::begin_block(pool, obj.off, t.c.data));
     obj.store(W_DATA, data.get());
     obj.store(W_CAP, cap);
     obj.store(W_LEN, n);
     obj.store(W_USED, n);
-    if !t.c.inline {
+    tracked::end_block(pool, rec);
+    crate::fault::pause_point("val.grow.linked");
+    if let Some(old) = old {
         // SAFETY: the old data block belonged to this table alone, which the caller holds
         // uniquely (no view of it lives), and the table now links to the new one.
-        unsafe { pool.free(t.c.data) }?;
+        unsafe { tracked::free_block(pool, old.as_ref(), t.c.data) }?;
+        tracked::end_block(pool, old);
     }
     Ok(())
 }

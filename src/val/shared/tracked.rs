@@ -22,7 +22,97 @@ pub(crate) fn install_resolvers() {
         ledger::install(Kind::Freeing, resolve_unknown);
         ledger::install(Kind::Acquiring, resolve_unknown);
         ledger::install(Kind::Moving, resolve_moving);
+        ledger::install(Kind::Building, resolve_building);
     });
+}
+
+/// A new entry for a block ([`Kind::Building`]): the data block of the container at
+/// `container`, or (with [`Offset::NULL`]) an object. `block` is [`Offset::NULL`] for one
+/// about to be allocated (see [`alloc_block`]), or a data block the container links to
+/// now and is about to let go of. `None` without a ledger (the block is then not
+/// recorded).
+pub(crate) fn begin_block(pool: &Pool, container: Offset, block: Offset) -> Option<Entry<'_>> {
+    let e = ledger_of(pool)?.take(pool)?;
+    e.set(E_OBJ, block.get());
+    e.set(E_AUX, container.get());
+    e.set(E_PIPE, 0);
+    e.set_kind(Kind::Building);
+    Some(e)
+}
+
+/// Byte offset of `E_OBJ` in an entry.
+const OBJ_WORD_BYTES: u64 = 8 * E_OBJ as u64;
+
+/// The region offset of entry `e`'s `E_OBJ` word, where the allocator records a block.
+fn block_word(e: &Entry<'_>) -> Offset {
+    Offset::new(e.offset().get().saturating_add(OBJ_WORD_BYTES))
+}
+
+/// Allocates `size` bytes at `align` (a value object if `object`), recorded in `e` (see
+/// [`begin_block`]) if given.
+pub(crate) fn alloc_block(
+    pool: &Pool,
+    e: Option<&Entry<'_>>,
+    size: u64,
+    align: u64,
+    object: bool,
+) -> Result<Offset, crate::alloc::AllocError> {
+    match e {
+        Some(e) => pool.alloc_recorded(size, align, object, block_word(e), e.word(E_OBJ)),
+        None if object => pool.alloc_object(size),
+        None => pool.alloc(size, align),
+    }
+}
+
+/// Frees the block at `off`, clearing `e`'s record of it if given.
+///
+/// # Safety
+///
+/// As [`Pool::free`]: the block is the caller's, and nothing refers to it any more.
+pub(crate) unsafe fn free_block(
+    pool: &Pool,
+    e: Option<&Entry<'_>>,
+    off: Offset,
+) -> Result<(), crate::alloc::AllocError> {
+    match e {
+        // SAFETY: the caller's promise.
+        Some(e) => unsafe { pool.free_recorded(off, block_word(e), e.word(E_OBJ)) },
+        // SAFETY: the caller's promise.
+        None => unsafe { pool.free(off) },
+    }
+}
+
+/// Gives back entry `e` of [`begin_block`], if any, once its block is someone's.
+pub(crate) fn end_block(pool: &Pool, e: Option<Entry<'_>>) {
+    if let Some(e) = e {
+        put(pool, e);
+    }
+}
+
+/// A block a dead process had allocated and not yet made a value: freed, unless the
+/// container it was for links to it (the container is the dead process's own value,
+/// still alive in this pass).
+fn resolve_building(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    let block = e.get(E_OBJ);
+    if block != 0 {
+        let container = Offset::new(e.get(E_AUX));
+        let linked = !container.is_null()
+            && Obj::open(pool.region(), container, None)
+                .is_ok_and(|c| c.load(super::layout::W_DATA) == block);
+        if !linked {
+            // SAFETY: the allocator's record (resolved under the pool lock) says the block
+            // was allocated to the dead process, which had not made it a value anyone
+            // counts, nor linked it into its container: nothing refers to it.
+            let freed = unsafe { free_block(pool, Some(&e), Offset::new(block)) };
+            if freed.is_ok() {
+                ctx.tally.operations = ctx.tally.operations.saturating_add(1);
+            } else {
+                ctx.tally.suspects = ctx.tally.suspects.saturating_add(1);
+            }
+        }
+    }
+    e.set_kind(Kind::Free);
+    Outcome::Done
 }
 
 /// This process's ledger for `pool`'s region, with the value resolvers installed.
