@@ -12,6 +12,7 @@
 #![allow(clippy::disallowed_types)]
 
 pub mod held;
+pub mod kills;
 pub mod pools;
 pub mod vals;
 

@@ -1,0 +1,151 @@
+//! Processes killed in the middle of the ledger's steps: the role a child plays (an
+//! operation on a pipe or a value, paused at a named point), and the pool's accounting
+//! the survivor checks afterwards.
+
+use std::time::Duration;
+
+use shmval::alloc::Pool;
+use shmval::queue::Pipe;
+use shmval::sides::ClientSide;
+use shmval::{val, PoolExt, ShmVal, Val};
+
+use super::held::in_use;
+
+/// A packet of several blocks, told apart by `seq`.
+pub fn packet(seq: u64) -> Val {
+    val!({"seq": seq, "xs": [1.5, 2.5], "name": "a packet of several blocks"})
+}
+
+/// The `seq` of a packet.
+pub fn seq_of(v: &ShmVal) -> u64 {
+    v.field("seq").unwrap().as_i64().unwrap() as u64
+}
+
+/// The pool's use once this process's ledger has room and the pool's deferred frees (a
+/// dead process's ledger chunks) are drained: one allocation does both.
+pub fn settled(pool: &Pool) -> (u64, u64) {
+    drop(pool.share(&Val::from(0u64)).unwrap());
+    in_use(pool)
+}
+
+/// The bytes and blocks `v` takes once shared.
+pub fn size_of(pool: &Pool, v: &Val) -> (u64, u64) {
+    let before = settled(pool);
+    let h = pool.share(v).unwrap();
+    let with = in_use(pool);
+    drop(h);
+    assert_eq!(settled(pool), before);
+    (with.0 - before.0, with.1 - before.1)
+}
+
+/// Adds two uses.
+pub fn plus(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+    (a.0 + b.0, a.1 + b.1)
+}
+
+/// Takes everything in the pipe now, returning the packets' `seq`s in order.
+pub fn drain(pipe: &Pipe) -> Vec<u64> {
+    let mut out = Vec::new();
+    while let Ok(v) = pipe.try_dequeue() {
+        out.push(seq_of(&v));
+    }
+    out
+}
+
+/// Sends packets `seqs` into the pipe.
+pub fn fill(pool: &Pool, pipe: &Pipe, seqs: impl IntoIterator<Item = u64>) {
+    for s in seqs {
+        pipe.try_enqueue(pool.share(&packet(s)).unwrap()).unwrap();
+    }
+}
+
+/// The child's side of the pipe.
+fn client(args: &[String]) -> ClientSide {
+    ClientSide::new(args[0].clone(), args[1].clone())
+        .timeout(Duration::from_secs(30))
+        .start()
+        .unwrap()
+}
+
+/// Arms `point` unless it is "-".
+fn arm(point: &str) {
+    if point != "-" {
+        shmval::fault::arm(point);
+    }
+}
+
+/// The role `act`: args region, pipe, action, point, then the action's own. Each action
+/// arms `point` right before the step that reaches it, so nothing earlier pauses there;
+/// a child that gets past it panics (the test sees it end instead of pausing).
+///
+/// - `attach`: arms, then attaches (registry and first ledger chunk).
+/// - `drop`: shares a packet, clones and drops the clone, arms, drops the last handle.
+/// - `to-handle`: shares `{"inner": [1, 2, 3]}`, arms, makes a handle of the inner list.
+/// - `send`: shares packet 100, arms, sends it.
+/// - `recv`: arms, receives one packet.
+/// - `batch`: arms, receives a batch of up to 3.
+/// - `hold N ACK`: receives N packets one by one, acknowledging those whose index is in
+///   the comma-separated ACK (or "-"), keeps them all, arms, then receives again (blocking
+///   in the wait, or pausing at the point).
+/// - `reap`: arms, then attaches: attaching gives back what the dead held.
+pub fn act(args: &[String]) {
+    let point = args[3].as_str();
+    if matches!(args[2].as_str(), "attach" | "reap") {
+        arm(point);
+        let c = client(args);
+        panic!("attached without pausing at {point}: {:?}", c.pipe_name());
+    }
+    let c = client(args);
+    let pool = c.pool();
+    let pipe = c.pipe();
+    match args[2].as_str() {
+        "drop" => {
+            let v = pool.share(&packet(1)).unwrap();
+            drop(v.clone());
+            arm(point);
+            drop(v);
+        }
+        "to-handle" => {
+            let v = pool.share(&val!({"inner": [1, 2, 3]})).unwrap();
+            arm(point);
+            let inner = v.field("inner").unwrap().to_handle().unwrap();
+            drop((inner, v));
+        }
+        "send" => {
+            let v = pool.share(&packet(100)).unwrap();
+            arm(point);
+            pipe.try_enqueue(v).unwrap();
+        }
+        "recv" => {
+            arm(point);
+            drop(pipe.dequeue(Duration::from_secs(30)).unwrap());
+        }
+        "batch" => {
+            let mut out = Vec::new();
+            arm(point);
+            pipe.dequeue_batch(&mut out, 3, Duration::from_secs(30))
+                .unwrap();
+        }
+        "hold" => {
+            let n: usize = args[4].parse().unwrap();
+            let ack: Vec<usize> = args[5]
+                .split(',')
+                .filter(|s| *s != "-")
+                .map(|s| s.parse().unwrap())
+                .collect();
+            let mut held = Vec::new();
+            for i in 0..n {
+                let v = pipe.dequeue(Duration::from_secs(30)).unwrap();
+                if ack.contains(&i) {
+                    v.acknowledge();
+                }
+                held.push(v);
+            }
+            arm(point);
+            let r = pipe.deq();
+            panic!("received {r:?} while waiting to be killed (holding {held:?})");
+        }
+        other => panic!("unknown action {other}"),
+    }
+    panic!("{} went past {point}", args[2]);
+}

@@ -1,0 +1,285 @@
+//! A process killed at each pause point of the ledger's protocol (registering, growing its
+//! ledger, making and dropping references, sending, receiving one or a batch, and a
+//! survivor giving back another dead process's holdings), and what the survivor finds
+//! after recovery: the pool at its baseline (or, at the few steps where a death leaves it
+//! unknown whether a count changed, the one value left allocated and counted as a
+//! suspect, never freed twice), the pipe holding exactly what it should (a pipe that
+//! redelivers gets back what the dead receiver held unacknowledged), and the pipe working
+//! on.
+
+mod common;
+
+use std::time::Duration;
+
+use common::kills::{act, drain, fill, packet, plus, settled, size_of};
+use common::{role_entry, spawn_paused, spawn_role, wait_until, TestName};
+use shmval::sides::{ServerSide, ShmMain};
+use shmval::{val, PoolExt, Val};
+
+const BYTES: u64 = 1 << 20;
+
+#[test]
+fn child_role() {
+    role_entry(&[("act", act)]);
+}
+
+/// One kill: what the child does and where it dies, and what the survivor must find.
+struct Case {
+    /// The child's action and its own arguments (see `common::kills::act`).
+    action: &'static [&'static str],
+    /// Where it is killed; "-": while it waits in a receive.
+    point: &'static str,
+    redeliver: bool,
+    /// Packets 0.. in the pipe before the child starts.
+    queued: u64,
+    /// References left counted after recovery, each a value left allocated.
+    suspects: u64,
+    /// What the pipe holds after recovery (sorted).
+    after: &'static [u64],
+    /// The value each suspect leaves allocated.
+    leak: Option<fn() -> Val>,
+}
+
+/// Runs one kill and checks what the survivor finds.
+fn run(tag: &str, c: &Case) {
+    let name = TestName::new(tag);
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 8)
+        .redeliver(c.redeliver)
+        .start()
+        .unwrap();
+    let (pool, pipe) = (main.pool(), server.pipe());
+    let leak = c.leak.map_or((0, 0), |f| size_of(pool, &f()));
+    let base = settled(pool);
+    let before = pipe.stats().unwrap();
+    let refs = pipe.ref_count();
+    fill(pool, pipe, 0..c.queued);
+    let mut args = vec![name.as_str(), "p", c.action[0], c.point];
+    args.extend_from_slice(&c.action[1..]);
+    let child = if c.point == "-" {
+        let child = spawn_role("act", &args);
+        let n: u64 = c.action[1].parse().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(60), || {
+                let s = pipe.stats().unwrap();
+                s.dequeued == n && s.receivers_waiting > 0
+            }),
+            "the child never took {n} packets and waited: {:?}",
+            pipe.stats()
+        );
+        child
+    } else {
+        spawn_paused("act", &args, c.point)
+    };
+    child.kill();
+    let r = main.recover();
+    assert_eq!(r.processes, 1, "{r:?}");
+    assert_eq!(r.total.suspects, c.suspects, "{r:?}");
+    check_pipe(&main, &server, c.after, (before, refs));
+    assert_eq!(
+        settled(pool),
+        plus(base, (leak.0 * c.suspects, leak.1 * c.suspects)),
+        "the pool is back at its baseline, but for what the suspects leave ({r:?})"
+    );
+    pool.verify().unwrap();
+    works_on(&main, &server);
+}
+
+/// The pipe after recovery: its contents as `after` (then taken), nobody's lock, the
+/// dead's counts given back (`was`: the stats and reference count before the child).
+fn check_pipe(
+    main: &ShmMain,
+    server: &ServerSide,
+    after: &[u64],
+    was: (shmval::queue::PipeStats, u64),
+) {
+    let pipe = server.pipe();
+    assert!(pipe.lock_owner().is_none(), "{:?}", pipe.lock_owner());
+    let s = pipe.stats().unwrap();
+    assert_eq!(
+        (
+            s.senders,
+            s.receivers,
+            s.senders_waiting,
+            s.receivers_waiting
+        ),
+        (was.0.senders, was.0.receivers, 0, 0),
+        "the dead child's ends and waits are given back: {s:?}"
+    );
+    assert_eq!(pipe.ref_count(), was.1, "its pipe handle is given back");
+    assert_eq!(main.pipes().unwrap()[0].users, 1, "only the server uses it");
+    let mut got = drain(pipe);
+    got.sort_unstable();
+    assert_eq!(got, after, "what the pipe holds after recovery");
+}
+
+/// The pipe carries a packet from another child to the survivor, and back.
+fn works_on(main: &ShmMain, server: &ServerSide) {
+    let (pool, pipe) = (main.pool(), server.pipe());
+    let name = main.region().name().to_string();
+    fill(pool, pipe, [7]);
+    let child = spawn_role("act", &[&name, "p", "hold", "-", "1", "0"]);
+    assert!(
+        wait_until(Duration::from_secs(60), || pipe.is_empty()
+            && pipe.stats().unwrap().receivers_waiting > 0),
+        "a new consumer never took the packet: {:?}",
+        pipe.stats()
+    );
+    child.kill();
+    main.recover();
+    assert!(pipe.is_empty(), "an acknowledged packet is not redelivered");
+    fill(pool, pipe, [8]);
+    assert_eq!(drain(pipe), [8]);
+}
+
+fn inner() -> Val {
+    val!([1, 2, 3])
+}
+
+fn packet1() -> Val {
+    packet(1)
+}
+
+macro_rules! cases {
+    ($($name:ident: $case:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            run(stringify!($name), &$case);
+        }
+    )*};
+}
+
+const NONE: Case = Case {
+    action: &["recv"],
+    point: "-",
+    redeliver: false,
+    queued: 0,
+    suspects: 0,
+    after: &[],
+    leak: None,
+};
+
+cases! {
+    // Registering and the ledger's first chunk: nothing held yet.
+    attach_registry_claim_locked: Case { action: &["attach"], point: "registry.claim.locked", ..NONE };
+    attach_ledger_chunk_listed: Case { action: &["attach"], point: "ledger.chunk.listed", ..NONE };
+    // The last handle of a value: marked releasing (the count not yet down) or freeing
+    // (down to 0, the graph not yet freed). Either way the survivor cannot know which,
+    // so the value stays allocated: one suspect, never a double free.
+    drop_release_marked: Case {
+        action: &["drop"], point: "val.release.marked", suspects: 1, leak: Some(packet1), ..NONE
+    };
+    drop_release_freeing: Case {
+        action: &["drop"], point: "val.release.freeing", suspects: 1, leak: Some(packet1), ..NONE
+    };
+    // A new reference to a value inside another: counted, not yet recorded as held. The
+    // outer value is given back; the inner one keeps the uncertain reference.
+    to_handle_acquire_counted: Case {
+        action: &["to-handle"], point: "val.acquire.counted", suspects: 1, leak: Some(inner), ..NONE
+    };
+    // A send: before its commit the value is the sender's and is given back; after it, in
+    // the pipe.
+    send_slot_written: Case { action: &["send"], point: "ring.send.slot_written", ..NONE };
+    send_committed: Case { action: &["send"], point: "ring.send.committed", after: &[100], ..NONE };
+    send_recorded: Case { action: &["send"], point: "ring.send.recorded", after: &[100], ..NONE };
+    send_slot_written_redeliver: Case {
+        action: &["send"], point: "ring.send.slot_written", redeliver: true, ..NONE
+    };
+    send_committed_redeliver: Case {
+        action: &["send"], point: "ring.send.committed", redeliver: true, after: &[100], ..NONE
+    };
+    // A receive: before its commit the packet stays in the pipe; after it, the dead
+    // receiver's, freed (or back in a pipe that redelivers).
+    recv_read: Case { action: &["recv"], point: "ring.recv.read", queued: 2, after: &[0, 1], ..NONE };
+    recv_committed: Case { action: &["recv"], point: "ring.recv.committed", queued: 2, after: &[1], ..NONE };
+    recv_recorded: Case { action: &["recv"], point: "ring.recv.recorded", queued: 2, after: &[1], ..NONE };
+    recv_read_redeliver: Case {
+        action: &["recv"], point: "ring.recv.read", redeliver: true, queued: 2, after: &[0, 1], ..NONE
+    };
+    recv_committed_redeliver: Case {
+        action: &["recv"], point: "ring.recv.committed", redeliver: true, queued: 2, after: &[0, 1], ..NONE
+    };
+    recv_recorded_redeliver: Case {
+        action: &["recv"], point: "ring.recv.recorded", redeliver: true, queued: 2, after: &[0, 1], ..NONE
+    };
+    // A batch of three out of four: the same, for each packet of the batch.
+    batch_read: Case {
+        action: &["batch"], point: "ring.recv.read", queued: 4, after: &[0, 1, 2, 3], ..NONE
+    };
+    batch_committed: Case { action: &["batch"], point: "ring.recv.committed", queued: 4, after: &[3], ..NONE };
+    batch_recorded: Case { action: &["batch"], point: "ring.recv.recorded", queued: 4, after: &[3], ..NONE };
+    batch_read_redeliver: Case {
+        action: &["batch"], point: "ring.recv.read", redeliver: true, queued: 4, after: &[0, 1, 2, 3], ..NONE
+    };
+    batch_committed_redeliver: Case {
+        action: &["batch"], point: "ring.recv.committed", redeliver: true, queued: 4, after: &[0, 1, 2, 3], ..NONE
+    };
+    batch_recorded_redeliver: Case {
+        action: &["batch"], point: "ring.recv.recorded", redeliver: true, queued: 4, after: &[0, 1, 2, 3], ..NONE
+    };
+    // A consumer holding three packets, the first and last acknowledged, killed in its next
+    // receive: waiting, before its commit, after it. What it acknowledged is done with;
+    // the rest comes back to a pipe that redelivers.
+    hold_waiting: Case { action: &["hold", "3", "0,2"], queued: 3, ..NONE };
+    hold_read: Case { action: &["hold", "3", "0,2"], point: "ring.recv.read", queued: 4, after: &[3], ..NONE };
+    hold_committed: Case { action: &["hold", "3", "0,2"], point: "ring.recv.committed", queued: 4, ..NONE };
+    hold_waiting_redeliver: Case {
+        action: &["hold", "3", "0,2"], redeliver: true, queued: 3, after: &[1], ..NONE
+    };
+    hold_read_redeliver: Case {
+        action: &["hold", "3", "0,2"], point: "ring.recv.read", redeliver: true, queued: 4, after: &[1, 3], ..NONE
+    };
+    hold_committed_redeliver: Case {
+        action: &["hold", "3", "0,2"], point: "ring.recv.committed", redeliver: true, queued: 4, after: &[1, 3], ..NONE
+    };
+}
+
+/// A receiver killed after its receive committed and was recorded, before it cleared the
+/// ring's operation word, leaves the pipe's lock with the word naming its ledger entry.
+/// Recovery must resolve that word before it frees the dead's ledger: otherwise the next
+/// lock's repair writes into whatever the pool made of the freed chunk since. Here the
+/// pool's free space is filled with arrays of 6 (the number of a receive in progress)
+/// before the pipe is locked again: none may change.
+#[test]
+fn a_late_repair_never_writes_into_a_dead_receivers_freed_ledger() {
+    let name = TestName::new("late-repair");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 8).start().unwrap();
+    let (pool, pipe) = (main.pool(), server.pipe());
+    // Entries enough for every array below, so that this process's ledger does not grow
+    // into the freed chunk.
+    let many: Vec<_> = (0..600u64)
+        .map(|i| pool.share(&Val::from(i)).unwrap())
+        .collect();
+    drop(many);
+    let base = settled(pool);
+    fill(pool, pipe, [0]);
+    let child = spawn_paused(
+        "act",
+        &[name.as_str(), "p", "recv", "ring.recv.recorded"],
+        "ring.recv.recorded",
+    );
+    child.kill();
+    assert_eq!(main.recover().processes, 1);
+    assert_eq!(settled(pool), base);
+    let next = pool.share(&packet(5)).unwrap();
+    let sixes = Val::Array(vec![6u64; 120].into());
+    let mut arrays = Vec::new();
+    while let Ok(a) = pool.share(&sixes) {
+        arrays.push(a);
+    }
+    assert!(arrays.len() > 100, "{} arrays", arrays.len());
+    // The next lock of the pipe.
+    pipe.try_enqueue(next).unwrap();
+    for a in &arrays {
+        let words = a.as_slice::<u64>().unwrap();
+        assert!(
+            words.iter().all(|&w| w == 6),
+            "a repair wrote into a live value: {words:?}"
+        );
+    }
+    drop(arrays);
+    assert_eq!(drain(pipe), [5]);
+    assert_eq!(settled(pool), base);
+    pool.verify().unwrap();
+}
