@@ -255,7 +255,13 @@ fn resolve_sending(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     forget_wait(&ring, e, ctx);
     ctx.tally.operations += 1;
     if e.kind() == Some(Kind::Sending) {
-        tracked::release_dead(pool, e, &mut ctx.tally);
+        if e.then_kind() == Some(Kind::Received) {
+            // A reclaimer died sending back a value a dead receiver held: it is still
+            // that receiver's, unacknowledged; the next pass sends it back again.
+            e.set_kind(Kind::Received);
+        } else {
+            tracked::release_dead(pool, e, &mut ctx.tally);
+        }
     }
     drop(g);
     Outcome::Done
@@ -302,10 +308,11 @@ fn resolve_received(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
         return Outcome::Done;
     };
     // Sent back as the dead process would have sent it: a reclaimer that dies meanwhile
-    // leaves a `Sending` entry, resolved like any other.
+    // leaves a `Sending` entry, resolved like any other but for its value, which an
+    // uncommitted send leaves `Received` (to be sent back), not dropped.
     e.set(E_INDEX, NO_INDEX);
     e.set(E_WAIT, 0);
-    e.set_kind(Kind::Sending);
+    e.set_kind_then(Kind::Sending, Kind::Received);
     crate::fault::pause_point("reap.redeliver.marked");
     let rec = SendRecord { e };
     match ring.send_recorded(e.get(E_OBJ), Wait::Until(deadline()), Some(&rec)) {
