@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::kills::{act, drain, fill, packet, plus, settled, size_of};
-use common::{role_entry, spawn_paused, spawn_role, wait_until, TestName};
+use common::kills::{
+    act, check_pipe, drain, fill, packet, plus, settled, size_of, spawn_holder, works_on,
+};
+use common::{role_entry, spawn_paused, TestName};
 use shmval::sides::{ServerSide, ShmMain};
 use shmval::{val, PoolExt, Val};
 
@@ -57,18 +57,15 @@ fn run(tag: &str, c: &Case) {
     let mut args = vec![name.as_str(), "p", c.action[0], c.point];
     args.extend_from_slice(&c.action[1..]);
     let child = if c.point == "-" {
-        let child = spawn_role("act", &args);
-        let n: u64 = c.action[1].parse().unwrap();
-        assert!(
-            wait_until(Duration::from_secs(60), || {
-                let s = pipe.stats().unwrap();
-                s.dequeued == n && s.receivers_waiting > 0
-            }),
-            "the child never took {n} packets and waited: {:?}",
-            pipe.stats()
-        );
-        child
+        spawn_holder(
+            name.as_str(),
+            pipe,
+            c.action[1].parse().unwrap(),
+            c.action[2],
+        )
     } else {
+        let mut args = vec![name.as_str(), "p", c.action[0], c.point];
+        args.extend_from_slice(&c.action[1..]);
         spawn_paused("act", &args, c.point)
     };
     child.kill();
@@ -83,53 +80,6 @@ fn run(tag: &str, c: &Case) {
     );
     pool.verify().unwrap();
     works_on(&main, &server);
-}
-
-/// The pipe after recovery: its contents as `after` (then taken), nobody's lock, the
-/// dead's counts given back (`was`: the stats and reference count before the child).
-fn check_pipe(
-    main: &ShmMain,
-    server: &ServerSide,
-    after: &[u64],
-    was: (shmval::queue::PipeStats, u64),
-) {
-    let pipe = server.pipe();
-    assert!(pipe.lock_owner().is_none(), "{:?}", pipe.lock_owner());
-    let s = pipe.stats().unwrap();
-    assert_eq!(
-        (
-            s.senders,
-            s.receivers,
-            s.senders_waiting,
-            s.receivers_waiting
-        ),
-        (was.0.senders, was.0.receivers, 0, 0),
-        "the dead child's ends and waits are given back: {s:?}"
-    );
-    assert_eq!(pipe.ref_count(), was.1, "its pipe handle is given back");
-    assert_eq!(main.pipes().unwrap()[0].users, 1, "only the server uses it");
-    let mut got = drain(pipe);
-    got.sort_unstable();
-    assert_eq!(got, after, "what the pipe holds after recovery");
-}
-
-/// The pipe carries a packet from another child to the survivor, and back.
-fn works_on(main: &ShmMain, server: &ServerSide) {
-    let (pool, pipe) = (main.pool(), server.pipe());
-    let name = main.region().name().to_string();
-    fill(pool, pipe, [7]);
-    let child = spawn_role("act", &[&name, "p", "hold", "-", "1", "0"]);
-    assert!(
-        wait_until(Duration::from_secs(60), || pipe.is_empty()
-            && pipe.stats().unwrap().receivers_waiting > 0),
-        "a new consumer never took the packet: {:?}",
-        pipe.stats()
-    );
-    child.kill();
-    main.recover();
-    assert!(pipe.is_empty(), "an acknowledged packet is not redelivered");
-    fill(pool, pipe, [8]);
-    assert_eq!(drain(pipe), [8]);
 }
 
 fn inner() -> Val {

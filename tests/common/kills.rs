@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use shmval::alloc::Pool;
 use shmval::queue::Pipe;
-use shmval::sides::ClientSide;
+use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{val, PoolExt, ShmVal, Val};
 
 use super::held::in_use;
+use super::{spawn_role, wait_until};
 
 /// A packet of several blocks, told apart by `seq`.
 pub fn packet(seq: u64) -> Val {
@@ -88,8 +89,13 @@ fn arm(point: &str) {
 ///   the comma-separated ACK (or "-"), keeps them all, arms, then receives again (blocking
 ///   in the wait, or pausing at the point).
 /// - `reap`: arms, then attaches: attaching gives back what the dead held.
+/// - `visit`: attaches (giving back what the dead held), leaves and exits.
 pub fn act(args: &[String]) {
     let point = args[3].as_str();
+    if args[2] == "visit" {
+        drop(client(args));
+        return;
+    }
     if matches!(args[2].as_str(), "attach" | "reap") {
         arm(point);
         let c = client(args);
@@ -148,4 +154,68 @@ pub fn act(args: &[String]) {
         other => panic!("unknown action {other}"),
     }
     panic!("{} went past {point}", args[2]);
+}
+
+/// The pipe after recovery: its contents as `after` (then taken), nobody's lock, the
+/// dead's counts given back (`was`: the stats and reference count before the child).
+pub fn check_pipe(
+    main: &ShmMain,
+    server: &ServerSide,
+    after: &[u64],
+    was: (shmval::queue::PipeStats, u64),
+) {
+    let pipe = server.pipe();
+    assert!(pipe.lock_owner().is_none(), "{:?}", pipe.lock_owner());
+    let s = pipe.stats().unwrap();
+    assert_eq!(
+        (
+            s.senders,
+            s.receivers,
+            s.senders_waiting,
+            s.receivers_waiting
+        ),
+        (was.0.senders, was.0.receivers, 0, 0),
+        "the dead child's ends and waits are given back: {s:?}"
+    );
+    assert_eq!(pipe.ref_count(), was.1, "its pipe handle is given back");
+    assert_eq!(main.pipes().unwrap()[0].users, 1, "only the server uses it");
+    let mut got = drain(pipe);
+    got.sort_unstable();
+    assert_eq!(got, after, "what the pipe holds after recovery");
+}
+
+/// The pipe carries a packet from another child to the survivor, and back.
+pub fn works_on(main: &ShmMain, server: &ServerSide) {
+    let (pool, pipe) = (main.pool(), server.pipe());
+    let name = main.region().name().to_string();
+    fill(pool, pipe, [7]);
+    let child = spawn_role("act", &[&name, "p", "hold", "-", "1", "0"]);
+    assert!(
+        wait_until(Duration::from_secs(60), || pipe.is_empty()
+            && pipe.stats().unwrap().receivers_waiting > 0),
+        "a new consumer never took the packet: {:?}",
+        pipe.stats()
+    );
+    child.kill();
+    main.recover();
+    assert!(pipe.is_empty(), "an acknowledged packet is not redelivered");
+    fill(pool, pipe, [8]);
+    assert_eq!(drain(pipe), [8]);
+}
+
+/// Starts a child that receives `n` packets from the pipe (`ack` as in `act`'s `hold`)
+/// and returns once it holds them and waits in its next receive.
+pub fn spawn_holder(region: &str, pipe: &Pipe, n: u64, ack: &str) -> super::ChildGuard {
+    let was = pipe.stats().unwrap().dequeued;
+    let count = n.to_string();
+    let child = spawn_role("act", &[region, "p", "hold", "-", &count, ack]);
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let s = pipe.stats().unwrap();
+            s.dequeued == was + n && s.receivers_waiting > 0
+        }),
+        "the child never took {n} packets and waited: {:?}",
+        pipe.stats()
+    );
+    child
 }
