@@ -211,6 +211,7 @@ impl Child {
     /// The cell was written: its reference now belongs to the container.
     pub(crate) fn commit(self) {
         if let Child::Obj(h) = self {
+            crate::fault::pause_point("val.move.stored");
             h.into_moved();
         }
     }
@@ -234,6 +235,7 @@ pub(crate) fn child_of(pool: &Pool, item: ShmItem, into: Offset) -> Result<Child
             if let Some(e) = h.sole_entry() {
                 e.set(crate::ledger::E_AUX, into.get());
                 e.set_kind(crate::ledger::Kind::Moving);
+                crate::fault::pause_point("val.move.marked");
             }
             Ok(Child::Obj(h))
         }
