@@ -127,6 +127,12 @@ cases! {
     to_handle_acquire_counted: Case {
         action: &["to-handle"], point: "val.acquire.counted", suspects: 1, leak: Some(inner), ..NONE
     };
+    // A value moving into a container: before the container holds it, the reference is
+    // the moving entry's; after, the container's. Both are given back.
+    push_move_marked: Case { action: &["push"], point: "val.move.marked", ..NONE };
+    push_move_stored: Case { action: &["push"], point: "val.move.stored", ..NONE };
+    push_clone_move_marked: Case { action: &["push-clone"], point: "val.move.marked", ..NONE };
+    push_clone_move_stored: Case { action: &["push-clone"], point: "val.move.stored", ..NONE };
     // A send: before its commit the value is the sender's and is given back; after it, in
     // the pipe.
     send_slot_written: Case { action: &["send"], point: "ring.send.slot_written", ..NONE };

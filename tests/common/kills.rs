@@ -82,6 +82,8 @@ fn arm(point: &str) {
 /// - `attach`: arms, then attaches (registry and first ledger chunk).
 /// - `drop`: shares a packet, clones and drops the clone, arms, drops the last handle.
 /// - `to-handle`: shares `{"inner": [1, 2, 3]}`, arms, makes a handle of the inner list.
+/// - `push`: shares a list and a packet, arms, moves the packet into the list;
+///   `push-clone` moves a clone of it (a reference of its own is made first).
 /// - `send`: shares packet 100, arms, sends it.
 /// - `recv`: arms, receives one packet.
 /// - `batch`: arms, receives a batch of up to 3.
@@ -116,6 +118,18 @@ pub fn act(args: &[String]) {
             arm(point);
             let inner = v.field("inner").unwrap().to_handle().unwrap();
             drop((inner, v));
+        }
+        "push" | "push-clone" => {
+            let mut outer = pool.share(&val!([1])).unwrap();
+            let inner = pool.share(&packet(2)).unwrap();
+            arm(point);
+            if args[2] == "push" {
+                outer.push(inner).unwrap();
+            } else {
+                outer.push(inner.clone()).unwrap();
+                drop(inner);
+            }
+            drop(outer);
         }
         "send" => {
             let v = pool.share(&packet(100)).unwrap();
