@@ -239,3 +239,34 @@ fn a_late_repair_never_writes_into_a_dead_receivers_freed_ledger() {
     assert_eq!(settled(pool), base);
     pool.verify().unwrap();
 }
+
+/// A process forwarding a packet it received unacknowledged from a pipe that redelivers
+/// into another pipe, killed before that send commits: the packet was still its own, and
+/// goes back where it came from (or on where it was going), never lost.
+#[test]
+#[ignore = "fails: the send's record overwrites where the packet came from, and a send that never committed drops it"]
+fn a_forwarder_killed_before_its_send_commits_loses_nothing() {
+    let name = TestName::new("forward");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let from = ServerSide::new(name.as_str(), "p", 8)
+        .redeliver(true)
+        .start()
+        .unwrap();
+    let to = ServerSide::new(name.as_str(), "q", 8).start().unwrap();
+    let pool = main.pool();
+    let base = settled(pool);
+    fill(pool, from.pipe(), [0]);
+    let child = spawn_paused(
+        "act",
+        &[name.as_str(), "p", "forward", "ring.send.slot_written", "q"],
+        "ring.send.slot_written",
+    );
+    child.kill();
+    let r = main.recover();
+    assert_eq!(r.processes, 1, "{r:?}");
+    let mut got = drain(from.pipe());
+    got.extend(drain(to.pipe()));
+    assert_eq!(got, [0], "the packet is back in p or on in q ({r:?})");
+    assert_eq!(settled(pool), base);
+    pool.verify().unwrap();
+}

@@ -86,6 +86,7 @@ fn arm(point: &str) {
 ///   `push-clone` moves a clone of it (a reference of its own is made first).
 /// - `send`: shares packet 100, arms, sends it.
 /// - `recv`: arms, receives one packet.
+/// - `forward Q`: receives one packet, arms, sends it into pipe Q.
 /// - `batch`: arms, receives a batch of up to 3.
 /// - `hold N ACK`: receives N packets one by one, acknowledging those whose index is in
 ///   the comma-separated ACK (or "-"), keeps them all, arms, then receives again (blocking
@@ -130,6 +131,16 @@ pub fn act(args: &[String]) {
                 drop(inner);
             }
             drop(outer);
+        }
+        "forward" => {
+            // args[4]: the pipe to forward into.
+            let to = ClientSide::new(args[0].clone(), args[4].clone())
+                .timeout(Duration::from_secs(30))
+                .start()
+                .unwrap();
+            let v = pipe.dequeue(Duration::from_secs(30)).unwrap();
+            arm(point);
+            to.pipe().try_enqueue(v).unwrap();
         }
         "send" => {
             let v = pool.share(&packet(100)).unwrap();
