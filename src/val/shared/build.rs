@@ -268,7 +268,10 @@ fn new_obj(
         }
     });
     match init {
-        Ok(()) => Ok(ShmVal::adopt(pool, off, kind, cell)),
+        Ok(()) => {
+            crate::fault::pause_point("val.build.allocated");
+            Ok(ShmVal::adopt(pool, off, kind, cell))
+        }
         Err(e) => {
             // SAFETY: the block was allocated just above and its offset has not left this
             // function: nothing else refers to it.
