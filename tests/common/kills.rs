@@ -84,6 +84,7 @@ fn arm(point: &str) {
 /// - `to-handle`: shares `{"inner": [1, 2, 3]}`, arms, makes a handle of the inner list.
 /// - `push`: shares a list and a packet, arms, moves the packet into the list;
 ///   `push-clone` moves a clone of it (a reference of its own is made first).
+/// - `share`: arms, shares a packet.
 /// - `send`: shares packet 100, arms, sends it.
 /// - `recv`: arms, receives one packet.
 /// - `forward Q`: receives one packet, arms, sends it into pipe Q.
@@ -141,6 +142,10 @@ pub fn act(args: &[String]) {
             let v = pipe.dequeue(Duration::from_secs(30)).unwrap();
             arm(point);
             to.pipe().try_enqueue(v).unwrap();
+        }
+        "share" => {
+            arm(point);
+            drop(pool.share(&packet(3)).unwrap());
         }
         "send" => {
             let v = pool.share(&packet(100)).unwrap();
