@@ -12,7 +12,9 @@ mod common;
 use common::kills::{
     act, check_pipe, drain, fill, packet, plus, settled, size_of, spawn_holder, works_on,
 };
-use common::{role_entry, spawn_paused, TestName};
+use std::time::Duration;
+
+use common::{role_entry, spawn_paused, spawn_role, wait_until, TestName};
 use shmval::sides::{ServerSide, ShmMain};
 use shmval::{val, PoolExt, Val};
 
@@ -56,7 +58,19 @@ fn run(tag: &str, c: &Case) {
     fill(pool, pipe, 0..c.queued);
     let mut args = vec![name.as_str(), "p", c.action[0], c.point];
     args.extend_from_slice(&c.action[1..]);
-    let child = if c.point == "-" {
+    let child = if c.point == "-" && c.action[0] == "send-wait" {
+        let child = spawn_role("act", &[name.as_str(), "p", "send-wait", "-"]);
+        assert!(
+            wait_until(Duration::from_secs(60), || pipe
+                .stats()
+                .unwrap()
+                .senders_waiting
+                > 0),
+            "the child never waited to send: {:?}",
+            pipe.stats()
+        );
+        child
+    } else if c.point == "-" {
         spawn_holder(
             name.as_str(),
             pipe,
@@ -88,6 +102,10 @@ fn inner() -> Val {
 
 fn packet1() -> Val {
     packet(1)
+}
+
+fn packet100() -> Val {
+    packet(100)
 }
 
 macro_rules! cases {
@@ -144,6 +162,18 @@ cases! {
     send_committed_redeliver: Case {
         action: &["send"], point: "ring.send.committed", redeliver: true, after: &[100], ..NONE
     };
+    // A send of one of two clones: the sent one first gets a reference of its own. Killed
+    // once that is counted but not yet recorded, the count stays (one suspect, the
+    // packet left allocated).
+    send_clone_acquire_counted: Case {
+        action: &["send-clone"], point: "val.acquire.counted", suspects: 1, leak: Some(packet100), ..NONE
+    };
+    send_clone_committed: Case {
+        action: &["send-clone"], point: "ring.send.committed", after: &[100], ..NONE
+    };
+    // A sender waiting for room in a full pipe: its value and its count as a waiter are
+    // given back.
+    send_waiting: Case { action: &["send-wait"], queued: 8, after: &[0, 1, 2, 3, 4, 5, 6, 7], ..NONE };
     // A receive: before its commit the packet stays in the pipe; after it, the dead
     // receiver's, freed (or back in a pipe that redelivers).
     recv_read: Case { action: &["recv"], point: "ring.recv.read", queued: 2, after: &[0, 1], ..NONE };
@@ -284,4 +314,48 @@ fn a_value_half_built_is_given_back() {
             ..NONE
         },
     );
+}
+
+/// A fan-out sending a packet to two pipes, killed at each step of the first send: the
+/// packet is in the first pipe once that send committed, in neither before; never in the
+/// second; the pool at its baseline but for a suspect's packet.
+#[test]
+fn a_fanout_killed_in_its_first_send() {
+    for (point, first, suspects) in [
+        ("val.acquire.counted", &[][..], 1),
+        ("ring.send.slot_written", &[][..], 0),
+        ("ring.send.committed", &[100][..], 0),
+        ("ring.send.recorded", &[100][..], 0),
+    ] {
+        let name = TestName::new("fanout");
+        let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+        let servers: Vec<ServerSide> = ["p", "a", "b"]
+            .iter()
+            .map(|p| ServerSide::new(name.as_str(), *p, 8).start().unwrap())
+            .collect();
+        let pool = main.pool();
+        let leak = size_of(pool, &packet(100));
+        let base = settled(pool);
+        let child = spawn_paused(
+            "act",
+            &[name.as_str(), "p", "fanout", point, "a", "b"],
+            point,
+        );
+        child.kill();
+        let r = main.recover();
+        assert_eq!(
+            (r.processes, r.total.suspects),
+            (1, suspects),
+            "{point}: {r:?}"
+        );
+        assert_eq!(drain(servers[1].pipe()), first, "{point}");
+        assert_eq!(drain(servers[2].pipe()), [0u64; 0], "{point}");
+        assert!(servers.iter().all(|s| s.pipe().lock_owner().is_none()));
+        assert_eq!(
+            settled(pool),
+            plus(base, (leak.0 * suspects, leak.1 * suspects)),
+            "{point}: {r:?}"
+        );
+        pool.verify().unwrap();
+    }
 }

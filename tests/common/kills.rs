@@ -86,6 +86,9 @@ fn arm(point: &str) {
 ///   `push-clone` moves a clone of it (a reference of its own is made first).
 /// - `share`: arms, shares a packet.
 /// - `send`: shares packet 100, arms, sends it.
+/// - `send-clone`: shares packet 100, keeps a clone, arms, sends the other.
+/// - `send-wait`: shares packet 100 and sends it into a full pipe, waiting there.
+/// - `fanout A B`: shares packet 100, arms, sends it to pipes A and B through a fan-out.
 /// - `recv`: arms, receives one packet.
 /// - `forward Q`: receives one packet, arms, sends it into pipe Q.
 /// - `batch`: arms, receives a batch of up to 3.
@@ -146,6 +149,38 @@ pub fn act(args: &[String]) {
         "share" => {
             arm(point);
             drop(pool.share(&packet(3)).unwrap());
+        }
+        "send-clone" => {
+            let v = pool.share(&packet(100)).unwrap();
+            let keep = v.clone();
+            arm(point);
+            pipe.try_enqueue(v).unwrap();
+            drop(keep);
+        }
+        "send-wait" => {
+            let v = pool.share(&packet(100)).unwrap();
+            let r = pipe.enq(v);
+            panic!("sent ({r:?}) while waiting to be killed");
+        }
+        "fanout" => {
+            // args[4], args[5]: the outputs.
+            let outs: Vec<ClientSide> = args[4..6]
+                .iter()
+                .map(|o| {
+                    ClientSide::new(args[0].clone(), o.clone())
+                        .timeout(Duration::from_secs(30))
+                        .start()
+                        .unwrap()
+                })
+                .collect();
+            let mut f = shmval::sides::Fanout::new(
+                pipe.clone(),
+                outs.iter().map(|o| o.pipe().clone()).collect(),
+                shmval::sides::Policy::Block,
+            );
+            let v = pool.share(&packet(100)).unwrap();
+            arm(point);
+            f.send(v).unwrap();
         }
         "send" => {
             let v = pool.share(&packet(100)).unwrap();
