@@ -1,7 +1,8 @@
 //! A model of who holds what, against real processes: random sequences of share, clone,
-//! drop, send, receive, batch receive, acknowledge and death, run by worker processes the
-//! test drives one command at a time over their standard input, against two pipes (one
-//! that redelivers). After each death the survivors recover, and the pipes' lengths and the
+//! drop, send, receive, batch receive, acknowledge and death (between commands, or inside
+//! a send or receive, before or after its commit), run by worker processes the test drives
+//! one command at a time over their standard input, against two pipes (one that
+//! redelivers). After each death the survivors recover, and the pipes' lengths and the
 //! pool's value objects match the model: a dead worker's references are dropped, but for
 //! what it received unacknowledged from the pipe that redelivers, which goes back there. At
 //! the end the pipes hold what the model says, and once the workers drop everything the
@@ -107,6 +108,10 @@ fn worker(args: &[String]) {
                 held.extend(got);
                 reply(format!("got {}", ids.join(" ")));
             }
+            "arm" => {
+                shmval::fault::arm(w[1]);
+                reply("ok".into());
+            }
             "quit" => {
                 held.clear();
                 reply("ok".into());
@@ -152,9 +157,13 @@ impl Worker {
         }
     }
 
-    fn ask(&mut self, cmd: &str) -> String {
+    fn tell(&mut self, cmd: &str) {
         writeln!(self.stdin, "{cmd}").unwrap();
         self.stdin.flush().unwrap();
+    }
+
+    fn ask(&mut self, cmd: &str) -> String {
+        self.tell(cmd);
         self.read()
     }
 }
@@ -169,6 +178,20 @@ enum Op {
     Send(usize, usize, usize),
     Recv(usize, usize, usize),
     Kill(usize),
+    /// Killed inside a send of a handle (to a pipe) or a receive (of up to k from a pipe),
+    /// at one of the ring's steps: 0 before the send's commit, 1 after it, 2 before the
+    /// receive's commit, 3 after it.
+    KillIn(usize, u8, usize, usize, usize),
+}
+
+/// The pause point and the command of a [`Op::KillIn`].
+fn kill_in(which: u8, h: usize, p: usize, k: usize) -> (&'static str, String) {
+    match which {
+        0 => ("ring.send.slot_written", format!("send {h} {p}")),
+        1 => ("ring.send.committed", format!("send {h} {p}")),
+        2 => ("ring.recv.read", format!("recv {p} {k}")),
+        _ => ("ring.recv.committed", format!("recv {p} {k}")),
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -179,9 +202,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (w.clone(), h.clone()).prop_map(|(w, h)| Op::Clone(w, h)),
         1 => (w.clone(), h.clone()).prop_map(|(w, h)| Op::Drop(w, h)),
         1 => (w.clone(), h.clone()).prop_map(|(w, h)| Op::Ack(w, h)),
-        4 => (w.clone(), h, 0..2usize).prop_map(|(w, h, p)| Op::Send(w, h, p)),
+        4 => (w.clone(), h.clone(), 0..2usize).prop_map(|(w, h, p)| Op::Send(w, h, p)),
         4 => (w.clone(), 0..2usize, 1..4usize).prop_map(|(w, p, k)| Op::Recv(w, p, k)),
-        2 => w.prop_map(Op::Kill),
+        1 => w.clone().prop_map(Op::Kill),
+        2 => (w, 0..4u8, h, 0..2usize, 1..4usize)
+            .prop_map(|(w, i, h, p, k)| Op::KillIn(w, i, h, p, k)),
     ]
 }
 
@@ -324,6 +349,7 @@ fn run_case(ops: &[Op]) {
                         .iter()
                         .position(|&x| x == id)
                         .unwrap_or_else(|| panic!("{ctx}: {id} was not in pipe {p}"));
+                    assert!(p == 1 || at == 0, "{ctx}: pipe 0 gives its oldest first");
                     m.pipes[p].remove(at);
                     let entry = m.entry();
                     if p == 1 {
@@ -335,31 +361,47 @@ fn run_case(ops: &[Op]) {
             Op::Kill(w) => {
                 let dead = std::mem::replace(&mut workers[w], Worker::start(name.as_str()));
                 dead.child.kill();
-                let mut back: Vec<u64> = Vec::new();
-                let mut seen = std::collections::BTreeSet::new();
-                for h in std::mem::take(&mut m.held[w]) {
-                    if m.unacked.remove(&h.entry) && seen.insert(h.entry) {
-                        back.push(h.id);
-                    }
-                }
-                m.pipes[1].extend(back);
+                died(w, &mut m);
+                check_after_death(&ctx, &main, &servers, &m, expected_objects(&m));
+            }
+            Op::KillIn(w, which, h, p, k) => {
+                let h = match which {
+                    0 | 1 if m.held[w].is_empty() => continue,
+                    0 | 1 => h % m.held[w].len(),
+                    _ if m.pipes[p].is_empty() => continue,
+                    _ => h,
+                };
+                let (point, cmd) = kill_in(which, h, p, k);
+                assert_eq!(workers[w].ask(&format!("arm {point}")), "ok", "{ctx}");
+                workers[w].tell(&cmd);
+                let pid = workers[w].child.pid();
+                let pipe = servers[p].pipe();
                 assert!(
-                    wait_until(LIMIT, || {
-                        main.recover();
-                        !main.region().has_dead_slots()
-                    }),
-                    "{ctx}: the dead worker is never reclaimed"
+                    wait_until(LIMIT, || pipe.lock_owner().is_some_and(|o| {
+                        std::path::Path::new(&format!("/proc/{pid}/task/{}", o.tid())).exists()
+                    })),
+                    "{ctx}: the worker never paused at {point}"
                 );
-                let r = shmval::ledger::recovered(main.region());
-                assert_eq!(r.total.suspects, 0, "{ctx}: {r:?}");
-                for (p, s) in servers.iter().enumerate() {
-                    assert_eq!(
-                        s.pipe().len(),
-                        m.pipes[p].len() as u64,
-                        "{ctx}: pipe {p} after the death ({r:?})"
-                    );
+                match which {
+                    // The value is still the sender's, and dropped with the rest.
+                    0 => {
+                        m.held[w].remove(h);
+                    }
+                    1 => {
+                        let handle = m.held[w].remove(h);
+                        m.pipes[p].push(handle.id);
+                    }
+                    // The oldest are taken: freed, or back in the pipe that redelivers.
+                    3 if p == 0 => {
+                        let n = k.min(m.pipes[0].len());
+                        m.pipes[0].drain(..n);
+                    }
+                    _ => {}
                 }
-                assert_eq!(objects(pool), expected_objects(&m), "{ctx}: {r:?}");
+                let dead = std::mem::replace(&mut workers[w], Worker::start(name.as_str()));
+                dead.child.kill();
+                died(w, &mut m);
+                check_after_death(&ctx, &main, &servers, &m, expected_objects(&m));
             }
         }
     }
@@ -439,4 +481,45 @@ fn a_dead_workers_values_are_freed() {
         Op::Kill(1),
         Op::Kill(0),
     ]);
+}
+
+/// The model after worker `w` died: its handles go, but for values it received
+/// unacknowledged from the pipe that redelivers, which go back there (once per entry).
+fn died(w: usize, m: &mut Model) {
+    let mut seen = std::collections::BTreeSet::new();
+    for h in std::mem::take(&mut m.held[w]) {
+        if m.unacked.contains(&h.entry) && seen.insert(h.entry) {
+            m.pipes[1].push(h.id);
+        }
+    }
+    m.unacked.retain(|e| !seen.contains(e));
+}
+
+/// Recovers until no dead worker is left, then checks the pipes' lengths and the pool's
+/// value objects against the model.
+fn check_after_death(
+    ctx: &str,
+    main: &ShmMain,
+    servers: &[ServerSide],
+    m: &Model,
+    expected_objects: usize,
+) {
+    assert!(
+        wait_until(LIMIT, || {
+            main.recover();
+            !main.region().has_dead_slots()
+        }),
+        "{ctx}: the dead worker is never reclaimed"
+    );
+    let r = shmval::ledger::recovered(main.region());
+    assert_eq!(r.total.suspects, 0, "{ctx}: {r:?}");
+    for (p, s) in servers.iter().enumerate() {
+        assert!(s.pipe().lock_owner().is_none(), "{ctx}: pipe {p}'s lock");
+        assert_eq!(
+            s.pipe().len(),
+            m.pipes[p].len() as u64,
+            "{ctx}: pipe {p} after the death ({r:?})"
+        );
+    }
+    assert_eq!(objects(main.pool()), expected_objects, "{ctx}: {r:?}");
 }
