@@ -25,9 +25,10 @@ const BYTES: u64 = 1 << 20;
 const PACKETS: u64 = 1000;
 /// Most packets a consumer receives at once.
 const BATCH: usize = 4;
-/// A producer killed while it shares a packet leaves the objects made so far allocated
-/// (see `a_value_half_built_is_given_back` in `ledger_kills.rs`, ignored while it fails):
-/// counted apart, and allowed, while the library does that.
+/// A producer killed while it shares a packet (building it, or once built before it is
+/// recorded) leaves the objects made so far allocated (see
+/// `a_value_half_built_is_given_back` in `ledger_kills.rs`, ignored while it fails):
+/// counted apart, in blocks, and allowed, while the library does that.
 const TOLERATE_HALF_BUILT: bool = true;
 /// Limit of every wait: generous, for a loaded machine.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -292,7 +293,7 @@ fn trial(i: u64, rng: &mut Rng) -> Trial {
         && r == 0
         && !extra.is_empty()
         && extra.iter().all(|b| b.2)
-        && used.0 - base.0 <= leak.0;
+        && used.1 - base.1 <= leak.1;
     if !(TOLERATE_HALF_BUILT && half_built) {
         assert!(
             used.1 >= base.1
