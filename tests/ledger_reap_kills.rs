@@ -125,3 +125,50 @@ cases! {
     // down, so it stays counted (the pipe outlives its last handle).
     pipe_marked: Case { point: "reap.pipe.marked", pipe_refs: 1, ..NONE };
 }
+
+/// A producer or consumer killed inside its send or receive, holding the pipe's lock, then
+/// the first survivor killed before it resolves anything: the second finds the operation
+/// where the first left it and resolves it as it would have.
+#[test]
+fn a_dead_operation_survives_its_first_reclaimer() {
+    for (action, victim_point, redeliver, queued, after) in [
+        ("send", "ring.send.slot_written", false, 0, &[][..]),
+        ("send", "ring.send.committed", false, 0, &[100][..]),
+        ("recv", "ring.recv.read", true, 1, &[0][..]),
+        ("recv", "ring.recv.committed", false, 1, &[][..]),
+        ("recv", "ring.recv.committed", true, 1, &[0][..]),
+        ("batch", "ring.recv.recorded", true, 2, &[0, 1][..]),
+    ] {
+        let ctx = format!("{action} at {victim_point} (redeliver: {redeliver})");
+        let name = TestName::new("dead-op");
+        let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+        let server = ServerSide::new(name.as_str(), "p", 8)
+            .redeliver(redeliver)
+            .start()
+            .unwrap();
+        let (pool, pipe) = (main.pool(), server.pipe());
+        let base = settled(pool);
+        let before = pipe.stats().unwrap();
+        let refs = pipe.ref_count();
+        fill(pool, pipe, 0..queued);
+        let victim = spawn_paused(
+            "act",
+            &[name.as_str(), "p", action, victim_point],
+            victim_point,
+        );
+        victim.kill();
+        let reaper = spawn_paused(
+            "act",
+            &[name.as_str(), "p", "reap", "reap.entry"],
+            "reap.entry",
+        );
+        reaper.kill();
+        spawn_role("act", &[name.as_str(), "p", "visit", "-"]).wait_ok(Duration::from_secs(60));
+        let r = shmval::ledger::recovered(main.region());
+        assert_eq!((r.processes, r.total.suspects), (2, 0), "{ctx}: {r:?}");
+        check_pipe(&main, &server, after, (before, refs));
+        assert_eq!(settled(pool), base, "{ctx}: {r:?}");
+        pool.verify().unwrap();
+        works_on(&main, &server);
+    }
+}
