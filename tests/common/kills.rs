@@ -85,6 +85,7 @@ fn arm(point: &str) {
 /// - `push`: shares a list and a packet, arms, moves the packet into the list;
 ///   `push-clone` moves a clone of it (a reference of its own is made first).
 /// - `share`: arms, shares a packet.
+/// - `share-many`: arms, shares 64 packets, holding them (the ledger grows).
 /// - `send`: shares packet 100, arms, sends it.
 /// - `send-clone`: shares packet 100, keeps a clone, arms, sends the other.
 /// - `send-wait`: shares packet 100 and sends it into a full pipe, waiting there.
@@ -149,6 +150,11 @@ pub fn act(args: &[String]) {
         "share" => {
             arm(point);
             drop(pool.share(&packet(3)).unwrap());
+        }
+        "share-many" => {
+            arm(point);
+            let held: Vec<ShmVal> = (0..64).map(|i| pool.share(&packet(i)).unwrap()).collect();
+            drop(held);
         }
         "send-clone" => {
             let v = pool.share(&packet(100)).unwrap();
