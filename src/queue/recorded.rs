@@ -365,6 +365,13 @@ fn resolve_pipe(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     let unknown = held & (flags::MOVING_REF | flags::MOVING_SENDER | flags::MOVING_RECEIVER);
     ctx.tally.suspects += u64::from(unknown.count_ones());
     if let Some(ring) = ring_at(pool, pipe, generation) {
+        // A process killed after its send or receive committed and recorded, before it
+        // cleared the ring's operation word, still holds the lock with the word naming
+        // its entry: the repair must run now, while the entry is there, not at the next
+        // lock, after the dead's chunks are freed (and maybe reused).
+        if ring.lock_for_recovery(deadline()).is_none() && ring.lock_owner().is_some() {
+            return Outcome::Later;
+        }
         if held & flags::HELD_SENDER != 0 {
             e.set(
                 E_INDEX,

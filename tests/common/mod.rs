@@ -12,6 +12,7 @@
 #![allow(clippy::disallowed_types)]
 
 pub mod held;
+pub mod kills;
 pub mod pools;
 pub mod vals;
 
@@ -172,6 +173,28 @@ pub fn spawn_role_env(role: &str, args: &[&str], env: &[(&str, String)]) -> Chil
         .env(ARGS_VAR, args.join("\u{1f}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    ChildGuard(Some(child))
+}
+
+/// Like [`spawn_role`], with the child's standard input and output piped to this process
+/// (take them from the guard's `Child`). The child's test harness prints its own lines to
+/// standard output too: a protocol over it must tell its lines apart.
+pub fn spawn_role_stdio(role: &str, args: &[&str]) -> ChildGuard {
+    let exe = std::env::current_exe().expect("current_exe");
+    let child = Command::new(exe)
+        .args([
+            "--exact",
+            "child_role",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_VAR, role)
+        .env(ARGS_VAR, args.join("\u{1f}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("spawn child");
     ChildGuard(Some(child))

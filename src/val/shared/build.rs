@@ -3,8 +3,8 @@
 
 use super::handle::ShmVal;
 use super::layout::{
-    add, data_bytes, kind_word, store_cell, words, Cell, Kind, PAIR_WORDS, W_CAP, W_DATA, W_KIND,
-    W_LEN, W_RC, W_USED,
+    add, data_bytes, kind_word, store_cell, words, Cell, Kind, Obj, PAIR_WORDS, W_CAP, W_DATA,
+    W_KIND, W_LEN, W_RC, W_USED,
 };
 use super::mutate::write_array;
 use super::share::share_child;
@@ -217,6 +217,7 @@ impl Child {
             if let Some(e) = h.sole_entry() {
                 e.set(crate::ledger::E_AUX, into.get());
                 e.set_kind(crate::ledger::Kind::Moving);
+                crate::fault::pause_point("val.move.marked");
             }
         }
     }
@@ -224,6 +225,7 @@ impl Child {
     /// The cell was written: its reference now belongs to the container.
     pub(crate) fn commit(self) {
         if let Child::Obj(h) = self {
+            crate::fault::pause_point("val.move.stored");
             h.into_moved();
         }
     }
@@ -256,14 +258,17 @@ pub(crate) fn child_of(pool: &Pool, item: ShmItem, into: Offset) -> Result<Child
 }
 
 /// Allocates an object of `kind` with `extra` bytes after its header, writes its first
-/// word and a refcount of 1, zeroes the rest of the header (a box gets `cell`), and
-/// adopts it.
+/// word and a refcount of 1, zeroes the rest of the header (a box gets `cell`), lets
+/// `finish` complete it, and adopts it. The object is counted (its entry says `Value`)
+/// only once it is whole, so that a death before frees the bare block and a death after
+/// drops a value whose every word is readable.
 fn new_obj(
     pool: &Pool,
     kind: Kind,
     elem: Option<ElemType>,
     extra: u64,
     cell: Cell,
+    finish: impl FnOnce(Obj<'_>) -> Result<(), ValError>,
 ) -> Result<ShmVal, ValError> {
     let size = kind
         .header_bytes()
@@ -289,6 +294,9 @@ fn new_obj(
             store_cell(&w[W_LEN..W_LEN + 2], &cell);
         }
     });
+    let init = init
+        .and_then(|()| Obj::open(pool.region(), off, Some(kind)))
+        .and_then(finish);
     match init {
         Ok(()) => {
             crate::fault::pause_point("val.build.allocated");
@@ -315,32 +323,32 @@ fn new_obj(
 
 /// A box holding one inline cell: what a handle to a scalar points at.
 pub(crate) fn new_box(pool: &Pool, cell: Cell) -> Result<ShmVal, ValError> {
-    new_obj(pool, Kind::Boxed, None, 0, cell)
+    new_obj(pool, Kind::Boxed, None, 0, cell, |_| Ok(()))
 }
 
 /// A string or big integer: its bytes after a three-word header.
 pub(crate) fn new_bytes(pool: &Pool, kind: Kind, bytes: &[u8]) -> Result<ShmVal, ValError> {
     let len = bytes.len() as u64;
-    let h = new_obj(pool, kind, None, len, Cell::Empty)?;
-    let obj = h.obj()?;
-    obj.store(W_LEN, len);
-    let at = add(obj.off, kind.header_bytes())?;
-    // SAFETY: the block was just allocated for this object and no reference to it has
-    // left this function: nobody else reads or writes these bytes.
-    let dst = unsafe { pool.region().bytes_mut(at, len) }
-        .map_err(|e| super::corrupt(at.get(), e.to_string()))?;
-    dst.copy_from_slice(bytes);
-    Ok(h)
+    new_obj(pool, kind, None, len, Cell::Empty, |obj| {
+        obj.store(W_LEN, len);
+        let at = add(obj.off, kind.header_bytes())?;
+        // SAFETY: the block was just allocated for this object and no reference to it has
+        // left `new_obj`: nobody else reads or writes these bytes.
+        let dst = unsafe { pool.region().bytes_mut(at, len) }
+            .map_err(|e| super::corrupt(at.get(), e.to_string()))?;
+        dst.copy_from_slice(bytes);
+        Ok(())
+    })
 }
 
 /// A complex of two `f64`: the bits of its parts after the refcount.
 pub(crate) fn new_pair(pool: &Pool, kind: Kind, parts: [u64; 2]) -> Result<ShmVal, ValError> {
     debug_assert_eq!(kind.header_words(), PAIR_WORDS);
-    let h = new_obj(pool, kind, None, 0, Cell::Empty)?;
-    let obj = h.obj()?;
-    obj.store(W_LEN, parts[0]);
-    obj.store(W_CAP, parts[1]);
-    Ok(h)
+    new_obj(pool, kind, None, 0, Cell::Empty, |obj| {
+        obj.store(W_LEN, parts[0]);
+        obj.store(W_CAP, parts[1]);
+        Ok(())
+    })
 }
 
 /// An empty container of `kind` with inline room for `cap` elements or entries.
@@ -351,14 +359,14 @@ pub(crate) fn new_container(
     cap: u64,
 ) -> Result<ShmVal, ValError> {
     let bytes = data_bytes(kind, elem, cap).ok_or_else(too_large)?;
-    let h = new_obj(pool, kind, elem, bytes, Cell::Empty)?;
-    let obj = h.obj()?;
-    let data = obj.inline_data()?;
-    obj.store(W_CAP, cap);
-    obj.store(W_DATA, data.get());
-    obj.store(W_USED, 0);
-    if kind.is_table() {
-        table::clear_index(pool, data, cap)?;
-    }
-    Ok(h)
+    new_obj(pool, kind, elem, bytes, Cell::Empty, |obj| {
+        let data = obj.inline_data()?;
+        obj.store(W_CAP, cap);
+        obj.store(W_DATA, data.get());
+        obj.store(W_USED, 0);
+        if kind.is_table() {
+            table::clear_index(pool, data, cap)?;
+        }
+        Ok(())
+    })
 }
