@@ -347,14 +347,15 @@ impl Region {
 
     /// A slice of `count` `T`s at `off`, checked like [`at`](Self::at).
     pub(crate) fn at_slice<T: Shared>(&self, off: Offset, count: u64) -> Result<&[T], RegionError> {
-        let len = count
-            .checked_mul(size_of::<T>() as u64)
-            .ok_or(RegionError::BadOffset {
-                offset: off.get(),
-                len: u64::MAX,
-                align: align_of::<T>() as u64,
-                size: self.info.size,
-            })?;
+        let len =
+            count
+                .checked_mul(size_of::<T>() as u64)
+                .ok_or_else(|| RegionError::BadOffset {
+                    offset: off.get(),
+                    len: u64::MAX,
+                    align: align_of::<T>() as u64,
+                    size: self.info.size,
+                })?;
         let at = self.check_range(off, len, align_of::<T>() as u64)?;
         // SAFETY: as in `at`, for `count` consecutive elements: the whole range was checked
         // to lie inside the mapping, and alignment holds for every element.

@@ -332,7 +332,7 @@ fn write_elems<T: Elem>(
 
 /// Appends a scalar of exactly type `T` to an array of `T`.
 fn array_push<T: Elem>(pool: &Pool, obj: Obj<'_>, x: &Val) -> Result<(), ValError> {
-    let e = T::from_val(x).ok_or(ValError::WrongType {
+    let e = T::from_val(x).ok_or_else(|| ValError::WrongType {
         expected: "a scalar of the array's element type",
         found: x.tag(),
     })?;
