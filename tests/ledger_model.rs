@@ -383,9 +383,15 @@ fn run_case(ops: &[Op]) {
                     "{ctx}: the worker never paused at {point}"
                 );
                 match which {
-                    // The value is still the sender's, and dropped with the rest.
+                    // The value is still the sender's, and dropped with the rest; but one
+                    // received unacknowledged from the pipe that redelivers, sent alone (no
+                    // clone shares its entry), goes back to that pipe.
                     0 => {
-                        m.held[w].remove(h);
+                        let handle = m.held[w].remove(h);
+                        let alone = m.held[w].iter().all(|o| o.entry != handle.entry);
+                        if alone && m.unacked.remove(&handle.entry) {
+                            m.pipes[1].push(handle.id);
+                        }
                     }
                     1 => {
                         let handle = m.held[w].remove(h);

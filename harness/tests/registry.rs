@@ -2,27 +2,14 @@
 //! and `shmval clean --recover` gives that back, on a region this test makes and a real
 //! process it kills.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::{json, shmval};
 use shmval::sides::{ServerSide, ShmMain};
 use shmval::{PoolExt, Val};
-
-fn shmval(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shmval"))
-        .args(args)
-        .output()
-        .expect("run shmval")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 /// A child killed and reaped when dropped (a failing test leaves no process behind).
 struct Killed(Child);

@@ -1,28 +1,15 @@
 //! `shmval inspect`, `list` and `clean`, run as a user runs them, on regions this test
 //! makes.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{json, shmval};
 use shmval::region::header::encode_for_tests;
 use shmval::sides::{ServerSide, ShmMain};
 use shmval::{PoolExt, Val};
-
-fn shmval(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shmval"))
-        .args(args)
-        .output()
-        .expect("run shmval")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 /// A region file removed when dropped.
 struct File(PathBuf);

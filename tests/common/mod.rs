@@ -159,6 +159,24 @@ pub fn spawn_role(role: &str, args: &[&str]) -> ChildGuard {
 
 /// Like [`spawn_role`], with extra environment variables (e.g. a fault notice's).
 pub fn spawn_role_env(role: &str, args: &[&str], env: &[(&str, String)]) -> ChildGuard {
+    role_command(role, args, env, Stdio::null)
+}
+
+/// Like [`spawn_role`], with the child's standard input and output piped to this process
+/// (take them from the guard's `Child`). The child's test harness prints its own lines to
+/// standard output too: a protocol over it must tell its lines apart.
+pub fn spawn_role_stdio(role: &str, args: &[&str]) -> ChildGuard {
+    role_command(role, args, &[], Stdio::piped)
+}
+
+/// Starts this test binary as a child running `role`, its standard input and output
+/// made by `stdio`.
+fn role_command(
+    role: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    stdio: fn() -> Stdio,
+) -> ChildGuard {
     let exe = std::env::current_exe().expect("current_exe");
     let child = Command::new(exe)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -171,30 +189,8 @@ pub fn spawn_role_env(role: &str, args: &[&str], env: &[(&str, String)]) -> Chil
         ])
         .env(ROLE_VAR, role)
         .env(ARGS_VAR, args.join("\u{1f}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    ChildGuard(Some(child))
-}
-
-/// Like [`spawn_role`], with the child's standard input and output piped to this process
-/// (take them from the guard's `Child`). The child's test harness prints its own lines to
-/// standard output too: a protocol over it must tell its lines apart.
-pub fn spawn_role_stdio(role: &str, args: &[&str]) -> ChildGuard {
-    let exe = std::env::current_exe().expect("current_exe");
-    let child = Command::new(exe)
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_VAR, role)
-        .env(ARGS_VAR, args.join("\u{1f}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdin(stdio())
+        .stdout(stdio())
         .spawn()
         .expect("spawn child");
     ChildGuard(Some(child))

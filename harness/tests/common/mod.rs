@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
@@ -268,4 +268,22 @@ impl Drop for LongRun {
 /// by init.
 pub fn adopt_orphans() {
     nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+}
+
+/// Runs the `shmval` binary with `args` to the end.
+pub fn shmval(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmval"))
+        .args(args)
+        .output()
+        .expect("run shmval")
+}
+
+/// A successful run's standard output, as JSON.
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
 }
