@@ -195,7 +195,7 @@ impl Ledger {
         if now >= self.next_scan.load(Ordering::Relaxed) || pool.region().take_death_note() {
             self.next_scan
                 .store(now.saturating_add(SCAN_EVERY_NS), Ordering::Relaxed);
-            super::reap::reap(pool);
+            super::reap::reap_quick(pool);
         }
     }
 }

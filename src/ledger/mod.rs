@@ -78,6 +78,6 @@ pub use book::{kept, kept_by, Kept};
 pub(crate) use entry::{
     flags, Entry, Kind, E_AUX, E_INDEX, E_LOCAL, E_NEXT, E_OBJ, E_PIPE, E_WAIT, NO_INDEX,
 };
-pub(crate) use reap::{install, reap, Ctx, Outcome};
+pub(crate) use reap::{install, reap, reap_quick, Ctx, Outcome};
 pub use reap::{recovered, Recovered, Tally};
 pub use view::{holdings, Holdings, PipeHold};

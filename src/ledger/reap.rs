@@ -29,6 +29,9 @@ pub(crate) type Resolver = fn(&Pool, Entry<'_>, &mut Ctx) -> Outcome;
 pub(crate) struct Ctx {
     pub(crate) tally: Tally,
     held_pipes: Vec<(u64, u64)>,
+    /// Whether the resolvers may wait (briefly) for a lock: not inside a caller's own
+    /// call, which promises its bound (a `try_` call never waits for a lock).
+    pub(crate) patient: bool,
 }
 
 impl Ctx {
@@ -146,6 +149,16 @@ pub fn recovered(region: &Region) -> Recovered {
 /// how many slots it freed. Does nothing without a registered handle, or while another
 /// thread of this process reclaims.
 pub(crate) fn reap(pool: &Pool) -> usize {
+    reap_with(pool, true)
+}
+
+/// [`reap`] from inside a caller's own call: the resolvers take locks only when they are
+/// free or their holder is dead, and leave for later what a live holder keeps.
+pub(crate) fn reap_quick(pool: &Pool) -> usize {
+    reap_with(pool, false)
+}
+
+fn reap_with(pool: &Pool, patient: bool) -> usize {
     let region = pool.region();
     let Some(ledger) = Ledger::of(region) else {
         return 0;
@@ -156,7 +169,10 @@ pub(crate) fn reap(pool: &Pool) -> usize {
     let mut freed = 0;
     for dead in region.claim_dead() {
         let before = pool.stats().map(|s| s.used).ok();
-        let mut ctx = Ctx::default();
+        let mut ctx = Ctx {
+            patient,
+            ..Ctx::default()
+        };
         let done = give_back(pool, &dead, &mut ctx);
         if let (Some(b), Ok(s)) = (before, pool.stats()) {
             ctx.tally.bytes = b.saturating_sub(s.used);

@@ -90,7 +90,7 @@ fn ring<'a>(h: &'a Heap, res: &'a Resolver) -> Ring<'a, Model> {
 /// record the repair resolves), then every item left.
 fn drain(r: &Ring<'_, Model>) -> Vec<u64> {
     drop(
-        r.lock_for_recovery(u64::MAX)
+        r.lock_for_recovery(Wait::Until(u64::MAX))
             .expect("nobody alive holds the lock"),
     );
     let mut out = Vec::new();

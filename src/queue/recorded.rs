@@ -249,7 +249,7 @@ fn resolve_sending(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
         e.set_kind(Kind::Free);
         return Outcome::Done;
     };
-    let Some(g) = ring.lock_for_recovery(deadline()) else {
+    let Some(g) = ring.lock_for_recovery(recovery_wait(ctx)) else {
         return Outcome::Later;
     };
     forget_wait(&ring, e, ctx);
@@ -309,7 +309,7 @@ fn resolve_receiving(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
         e.set_kind(Kind::Free);
         return Outcome::Done;
     };
-    let Some(g) = ring.lock_for_recovery(deadline()) else {
+    let Some(g) = ring.lock_for_recovery(recovery_wait(ctx)) else {
         return Outcome::Later;
     };
     forget_wait(&ring, e, ctx);
@@ -340,7 +340,7 @@ fn resolve_received(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     mark_sending_received(e, pipe, generation);
     crate::fault::pause_point("reap.redeliver.marked");
     let rec = SendRecord { e };
-    match ring.send_back(e.get(E_OBJ), Wait::Until(deadline()), Some(&rec)) {
+    match ring.send_back(e.get(E_OBJ), recovery_wait(ctx), Some(&rec)) {
         Ok(()) => {
             ctx.tally.redelivered += 1;
             Outcome::Done
@@ -369,7 +369,7 @@ fn resolve_pipe(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
         // cleared the ring's operation word, still holds the lock with the word naming
         // its entry: the repair must run now, while the entry is there, not at the next
         // lock, after the dead's chunks are freed (and maybe reused).
-        if ring.lock_for_recovery(deadline()).is_none() && ring.lock_owner().is_some() {
+        if ring.lock_for_recovery(recovery_wait(ctx)).is_none() && ring.lock_owner().is_some() {
             return Outcome::Later;
         }
         if held & flags::HELD_SENDER != 0 {
@@ -399,8 +399,15 @@ fn resolve_pipe(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     Outcome::Done
 }
 
-fn deadline() -> u64 {
-    Os::now_ns().saturating_add(RECOVERY_LOCK_WAIT.as_nanos() as u64)
+/// How long recovery may wait for a pipe's lock: [`RECOVERY_LOCK_WAIT`] (a dead holder is
+/// taken over within it), or not at all inside a caller's own call (a free lock, or one
+/// whose holder is dead, is still taken).
+fn recovery_wait(ctx: &Ctx) -> Wait {
+    if ctx.patient {
+        Wait::Until(Os::now_ns().saturating_add(RECOVERY_LOCK_WAIT.as_nanos() as u64))
+    } else {
+        Wait::No
+    }
 }
 
 /// Records in entry `e` (this process's, free) a pipe handle's reference to the pipe at

@@ -69,6 +69,9 @@ const REGISTRY_MAGIC: u64 = u64::from_le_bytes(*b"SHMREG01");
 const HEAD_BYTES: u64 = 128;
 /// Bytes of a slot: one cache line.
 const SLOT_BYTES: u64 = 64;
+/// How long attaching retries a free slot whose lock is still held (see
+/// `Region::register`).
+const FREE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 /// The lock byte of slot `i` is `LOCK_BASE + i`: far past any region's end.
 const LOCK_BASE: i64 = 1 << 62;
 
@@ -260,12 +263,27 @@ impl Region {
         if self.registry_slots == 0 || self.registration.get().is_some() {
             return Ok(());
         }
-        // A dead process's slot is free again once a survivor has reclaimed it.
-        for i in 0..self.registry_slots {
-            if let Some(reg) = self.try_claim(i) {
-                let _ = self.registration.set(reg);
-                return Ok(());
+        // A dead process's slot is free again once a survivor has reclaimed it. A free
+        // slot's lock may still be held for a moment by a process that just left (or by
+        // a child forked, between its fork and its exec, by any process that had the
+        // file open): such slots are tried again for a while before the registry counts
+        // as full.
+        let give_up = std::time::Instant::now() + FREE_LOCK_WAIT;
+        loop {
+            for i in 0..self.registry_slots {
+                if let Some(reg) = self.try_claim(i) {
+                    let _ = self.registration.set(reg);
+                    return Ok(());
+                }
             }
+            let free_but_locked = (0..self.registry_slots).any(|i| {
+                self.slot_words(i)
+                    .is_some_and(|w| w[W_STATE].load(Ordering::Acquire) & 0xff == FREE)
+            });
+            if !free_but_locked || std::time::Instant::now() >= give_up {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Err(RegionError::RegistryFull {
             name: self.name.to_string(),

@@ -202,7 +202,7 @@ impl Pipe {
         let bound = Os::now_ns().saturating_add(nanos(RECOVERY_WAIT));
         let until = limit.deadline().map_or(bound, |d| d.min(bound));
         loop {
-            crate::ledger::reap(&self.pool);
+            crate::ledger::reap_quick(&self.pool);
             match ring.recv_many_recorded(Wait::No, max, &mut f, rec) {
                 Err(RecvFail::Closed | RecvFail::Disconnected)
                     if limit != Limit::Once

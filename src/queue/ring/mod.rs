@@ -377,11 +377,12 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
     }
 
-    /// Takes the lock until `deadline` (on the platform's clock) for a survivor's look at
-    /// what a dead process left: the lock's repair resolves a dead holder's operation.
-    /// `None` if a live thread holds it until then, or the ring is poisoned.
-    pub(crate) fn lock_for_recovery(&self, deadline: u64) -> Option<ShmMutexGuard<'a, P>> {
-        self.lock(Wait::Until(deadline)).ok()
+    /// Takes the lock as `wait` allows, for a survivor's look at what a dead process left:
+    /// the lock's repair resolves a dead holder's operation. `None` if a live thread holds
+    /// it meanwhile, or the ring is poisoned. (With [`Wait::No`], a lock whose holder is
+    /// dead is still taken.)
+    pub(crate) fn lock_for_recovery(&self, wait: Wait) -> Option<ShmMutexGuard<'a, P>> {
+        self.lock(wait).ok()
     }
 
     /// Items in the ring at one instant: `tail - head` from a `tail` read between two reads
