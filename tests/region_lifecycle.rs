@@ -362,6 +362,25 @@ fn remove_stale_removes_a_dead_creators_region() {
 }
 
 #[test]
+fn remove_stale_keeps_a_region_a_live_process_is_attached_to_whatever_its_creator() {
+    let name = TestName::new("stale-attached");
+    let child = spawn_role("create_persisted", &[name.as_str()]);
+    child.wait_ok(Duration::from_secs(30));
+    // Its creator is dead, but a registered process (this one) is attached.
+    let attached = Region::attach(&name).unwrap();
+    assert!(!attached.info().creator_alive());
+    assert!(!Region::remove_stale(&name).unwrap());
+    assert!(name.file_path().exists());
+    // Once nobody is attached it is stale (polled: a child that another test thread is
+    // forking may hold the file's lock until it execs).
+    drop(attached);
+    assert!(wait_until(Duration::from_secs(10), || {
+        Region::remove_stale(&name).unwrap()
+    }));
+    assert!(!name.file_path().exists());
+}
+
+#[test]
 fn remove_stale_keeps_a_live_creators_region() {
     let name = TestName::new("live");
     let r = Region::create(&name, SIZE).unwrap();
