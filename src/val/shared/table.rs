@@ -466,10 +466,13 @@ pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValE
     };
     let obj = t.obj;
     let old = (!t.c.inline).then(|| tracked::begin_block(pool, obj.off, t.c.data));
-    obj.store(W_DATA, data.get());
-    obj.store(W_CAP, cap);
+    // The count of entries to read first (`n` is the live count, at most the old one):
+    // a death before the data switch leaves the old block read only as far as `n`
+    // (some children left counted, never one read from memory the table does not own).
     obj.store(W_LEN, n);
     obj.store(W_USED, n);
+    obj.store(W_DATA, data.get());
+    obj.store(W_CAP, cap);
     tracked::end_block(pool, rec);
     crate::fault::pause_point("val.grow.linked");
     if let Some(old) = old {
