@@ -294,9 +294,11 @@ fn new_obj(
             store_cell(&w[W_LEN..W_LEN + 2], &cell);
         }
     });
-    let init = init
-        .and_then(|()| Obj::open(pool.region(), off, Some(kind)))
-        .and_then(finish);
+    // A box is whole with its header (it has nothing to finish).
+    let init = init.and_then(|()| match kind {
+        Kind::Boxed => Ok(()),
+        _ => Obj::open(pool.region(), off, Some(kind)).and_then(finish),
+    });
     match init {
         Ok(()) => {
             crate::fault::pause_point("val.build.allocated");
