@@ -74,7 +74,7 @@ impl CreateOptions {
     }
 
     /// Slots of the process registry: how many processes may be attached at once (default:
-    /// [`default_slots`] of the size, at most 512). Each takes 64 bytes after the header;
+    /// one per 4 KiB of the region, 16 to 512, as many as fit). Each takes 64 bytes after the header;
     /// 0 makes a region without a registry, whose processes' holdings are not recorded
     /// and so not given back when they die.
     pub fn registry(mut self, slots: u32) -> Self {

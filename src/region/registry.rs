@@ -150,7 +150,7 @@ pub(crate) struct Registration {
     pub(crate) incarnation: u64,
 }
 
-/// A dead process's slot that this handle now reclaims: see [`Region::claim_dead`].
+/// A dead process's slot that this handle now reclaims (see `Region::claim_dead`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeadSlot {
     /// The slot's index.

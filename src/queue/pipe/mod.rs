@@ -340,7 +340,7 @@ impl Pipe {
     /// Counts this handle as one of the pipe's sending ends from now until it is dropped
     /// (a handle that sends is counted from its first send anyway). While a pipe that is not
     /// kept has sending ends, its receivers wait for more; once the last has gone and the
-    /// pipe is empty, they get [`RecvFail::Disconnected`].
+    /// pipe is empty, they get `Disconnected` ([`RecvTimeoutError::Disconnected`]).
     pub fn count_as_sender(&self) {
         if let Ok(ring) = self.ring() {
             self.count_as_sender_in(&ring);
@@ -689,9 +689,9 @@ impl Pipe {
         self.len() >= self.cap
     }
 
-    /// Closes the pipe: blocked and later senders get their value back in
-    /// [`SendFail::Closed`]; receivers drain what is left, then get
-    /// [`RecvFail::Closed`]. Waits for the pipe's lock as long as a live thread holds it
+    /// Closes the pipe: blocked and later senders get their value back in `Closed`
+    /// ([`SendTimeoutError::Closed`]); receivers drain what is left, then get `Closed`
+    /// ([`RecvTimeoutError::Closed`]). Waits for the pipe's lock as long as a live thread holds it
     /// (one killed inside it is taken over).
     ///
     /// # Errors
