@@ -57,6 +57,11 @@ fn build(args: &[String]) {
             }
             panic!("grew without pausing");
         }
+        // A new pipe made in the region.
+        "pipe" => {
+            let s = shmval::sides::ServerSide::new(args[0].clone(), "another", 4).start();
+            panic!("made a pipe ({:?}) without pausing", s.map(|_| ()));
+        }
         w => panic!("unknown build {w}"),
     }
 }
@@ -128,4 +133,9 @@ fn killed_inside_the_pool_lock_freeing_a_tables_old_data_block() {
 #[test]
 fn killed_after_an_array_moved_to_its_new_data_block() {
     killed_at("push", "val.grow.linked");
+}
+
+#[test]
+fn killed_after_a_pipe_block_is_formatted_and_before_it_is_counted() {
+    killed_at("pipe", "pipe.create.formatted");
 }

@@ -158,21 +158,24 @@ impl Pool {
     /// the caller's death, finds the block exactly when it is allocated to the caller:
     /// how the ledger gives back what a process had just allocated.
     ///
+    /// Waits for the pool lock as long as a live thread holds it, or until `deadline`.
+    ///
     /// # Errors
     ///
-    /// As [`alloc`](Self::alloc); the record is then still 0.
+    /// As [`alloc`](Self::alloc), and [`AllocError::TimedOut`] at the deadline; the record
+    /// is then still 0.
     pub(crate) fn alloc_recorded(
         &self,
         size: u64,
         align: u64,
         object: bool,
-        at: Offset,
-        record: &AtomicU64,
+        (at, record): (Offset, &AtomicU64),
+        deadline: Option<Instant>,
     ) -> Result<Offset, AllocError> {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
-        self.with_heap(|h| {
+        self.with_heap_by(deadline, |h| {
             h.store(word::OP, at.get())?;
             let r = h.alloc(size, align, object, Some(record));
             h.store(word::OP, 0)?;
@@ -181,10 +184,15 @@ impl Pool {
     }
 
     /// Frees the block at `off` and clears `record` (the word at region offset `at`, which
-    /// names it) in one critical section, waiting for the pool lock (never deferred): a
-    /// holder killed in between is resolved by the next locker, which clears the record
-    /// if the block is free. Whoever reads the record later finds the block exactly when
-    /// it is still allocated.
+    /// names it) in one critical section, never deferred: a holder killed in between is
+    /// resolved by the next locker, which clears the record if the block is free. Whoever
+    /// reads the record later finds the block exactly when it is still allocated. Waits
+    /// for the pool lock as long as a live thread holds it, or until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::TimedOut`] at the deadline (the block and the record as they were),
+    /// or as [`free`](Self::free).
     ///
     /// # Safety
     ///
@@ -194,8 +202,9 @@ impl Pool {
         off: Offset,
         at: Offset,
         record: &AtomicU64,
+        deadline: Option<Instant>,
     ) -> Result<(), AllocError> {
-        self.with_heap(|h| {
+        self.with_heap_by(deadline, |h| {
             h.store(word::OP, at.get())?;
             h.free(off)?;
             pause_point("alloc.free_recorded");
@@ -226,11 +235,7 @@ impl Pool {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
-        let (lock, heap) = self.view()?;
-        let guard = lock
-            .lock_deadline(deadline)
-            .map_err(|_| AllocError::TimedOut)?;
-        let off = self.locked(guard, &heap, true, |h| h.alloc(size, align, false, None))?;
+        let off = self.with_heap_by(Some(deadline), |h| h.alloc(size, align, false, None))?;
         let len = self.usable_size_unlocked(off)?;
         Ok(Block {
             pool: self.clone(),
@@ -431,6 +436,21 @@ impl Pool {
     ) -> Result<R, AllocError> {
         let (lock, heap) = self.view()?;
         self.locked(lock.lock(), &heap, true, op)
+    }
+
+    /// [`with_heap`](Self::with_heap), giving up at `deadline` (if any) while a live
+    /// thread holds the lock ([`AllocError::TimedOut`]).
+    fn with_heap_by<R>(
+        &self,
+        deadline: Option<Instant>,
+        op: impl FnOnce(&Heap<'_>) -> Result<R, AllocError>,
+    ) -> Result<R, AllocError> {
+        let (lock, heap) = self.view()?;
+        let guard = match deadline {
+            Some(d) => lock.lock_deadline(d).map_err(|_| AllocError::TimedOut)?,
+            None => lock.lock(),
+        };
+        self.locked(guard, &heap, true, op)
     }
 
     /// [`with_heap`](Self::with_heap) for diagnostics: leaves the deferred frees for the

@@ -29,7 +29,7 @@ use crate::ledger::flags;
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
 use crate::sync::{MadeIn, Os, Owner, Platform};
-use crate::val::shared::ShmVal;
+use crate::val::shared::{tracked, ShmVal};
 
 mod transfer;
 
@@ -150,42 +150,64 @@ impl Pipe {
             return Err(PipeError::BadCapacity(capacity));
         }
         let len = HEAD + capacity * 8;
-        let block = match deadline {
-            Some(d) => pool.alloc_block_by(len, 64, d)?,
-            None => pool.alloc_block(len, 64)?,
-        };
-        let region = pool.region();
-        let head: &PipeHead = region.at(block.offset())?;
-        for w in region.at_slice::<AtomicU64>(block.offset(), len / 8)? {
-            w.store(0, Ordering::Relaxed);
-        }
-        head.ring.init(capacity);
-        if kept {
-            head.ring.keep();
-        }
-        if redeliver {
-            head.ring.redeliver();
-        }
-        let generation = random_generation(pool);
-        head.generation.store(generation, Ordering::Relaxed);
-        head.refs.store(1, Ordering::Relaxed);
-        // SYNC POINT: the release store publishes the formatted block to whoever reads the
-        // magic with acquire (Pipe::open).
-        head.magic.store(PIPE_MAGIC, Ordering::Release);
-        let off = block.into_offset();
-        // The first reference is recorded once counted (a death before leaves the block
-        // unreferenced: not freed, never freed twice).
-        let entry = match recorded::ledger_of(pool).and_then(|l| l.take(pool)) {
-            Some(e) => {
-                recorded::record_pipe(e, off, generation, true);
-                e.offset()
+        // Recorded from before the allocation (see `tracked::begin_block`): a death before
+        // the pipe's first reference is recorded frees the bare block.
+        let rec = tracked::begin_block(pool, Offset::NULL, Offset::NULL);
+        let off = match tracked::alloc_block_by(pool, rec.as_ref(), len, 64, false, deadline) {
+            Ok(off) => off,
+            Err(e) => {
+                tracked::end_block(pool, rec);
+                return Err(e.into());
             }
-            None => Offset::NULL,
         };
-        Ok(Pipe {
+        let formatted = (|| {
+            let region = pool.region();
+            let head: &PipeHead = region.at(off)?;
+            for w in region.at_slice::<AtomicU64>(off, len / 8)? {
+                w.store(0, Ordering::Relaxed);
+            }
+            head.ring.init(capacity);
+            if kept {
+                head.ring.keep();
+            }
+            if redeliver {
+                head.ring.redeliver();
+            }
+            let generation = random_generation(pool);
+            head.generation.store(generation, Ordering::Relaxed);
+            head.refs.store(1, Ordering::Relaxed);
+            // SYNC POINT: the release store publishes the formatted block to whoever reads
+            // the magic with acquire (Pipe::open).
+            head.magic.store(PIPE_MAGIC, Ordering::Release);
+            Ok::<u64, PipeError>(generation)
+        })();
+        let generation = match formatted {
+            Ok(g) => g,
+            Err(e) => {
+                // SAFETY: the block was allocated above and its offset has not left this
+                // function: nothing refers to it.
+                let _ = unsafe { tracked::free_block(pool, rec.as_ref(), off) };
+                tracked::end_block(pool, rec);
+                return Err(e);
+            }
+        };
+        crate::fault::pause_point("pipe.create.formatted");
+        // The same entry now records the pipe's first reference (it names the block until
+        // then, so a death at any step gives the block back).
+        let entry = rec.map_or(Offset::NULL, |e| {
+            recorded::record_pipe(e, off, generation, true);
+            e.offset()
+        });
+        Ok(Pipe::handle(pool, off, capacity, generation, entry))
+    }
+
+    /// A handle of the pipe at `off` for the reference `entry` records (or none), with
+    /// the default options.
+    fn handle(pool: &Pool, off: Offset, cap: u64, generation: u64, entry: Offset) -> Pipe {
+        Pipe {
             pool: pool.clone(),
             off,
-            cap: capacity,
+            cap,
             generation,
             brk: None,
             micro_sleep: DEFAULT_MICRO_SLEEP,
@@ -194,7 +216,7 @@ impl Pipe {
             ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
             entry,
-        })
+        }
     }
 
     /// Makes and records one more reference to the pipe block at `off` (whose head is
@@ -233,19 +255,7 @@ impl Pipe {
             return;
         }
         // A handle that takes the dead reference over, and lets it go.
-        drop(Pipe {
-            pool: pool.clone(),
-            off,
-            cap,
-            generation,
-            brk: None,
-            micro_sleep: DEFAULT_MICRO_SLEEP,
-            label: None,
-            notice_after: None,
-            ends: AtomicU8::new(0),
-            made_in: MadeIn::this_process(),
-            entry: Offset::NULL,
-        });
+        drop(Pipe::handle(pool, off, cap, generation, Offset::NULL));
     }
 
     /// A new handle to the pipe at `off`: one more reference to it.
@@ -279,19 +289,8 @@ impl Pipe {
             return Err(PipeError::BadPipe("reference count out of range"));
         }
         let entry = Self::count_new_ref(pool, off, head);
-        let pipe = Pipe {
-            pool: pool.clone(),
-            off,
-            cap,
-            generation: head.generation.load(Ordering::Relaxed),
-            brk: None,
-            micro_sleep: DEFAULT_MICRO_SLEEP,
-            label: None,
-            notice_after: Some(DEFAULT_NOTICE_AFTER),
-            ends: AtomicU8::new(0),
-            made_in: MadeIn::this_process(),
-            entry,
-        };
+        let generation = head.generation.load(Ordering::Relaxed);
+        let pipe = Pipe::handle(pool, off, cap, generation, entry);
         pipe.ring()?;
         Ok(pipe)
     }

@@ -12,6 +12,7 @@ use crate::ledger::{
 use crate::region::Offset;
 use crate::sync::atomic::Ordering;
 use crate::val::ValError;
+use std::time::Instant;
 
 /// Installs the resolvers of the value kinds (once per process).
 pub(crate) fn install_resolvers() {
@@ -43,6 +44,10 @@ pub(crate) fn begin_block(pool: &Pool, container: Offset, block: Offset) -> Opti
 /// Byte offset of `E_OBJ` in an entry.
 const OBJ_WORD_BYTES: u64 = 8 * E_OBJ as u64;
 
+/// How long recovery inside a caller's own call waits for the pool lock to free a dead
+/// process's block (as long as a drop waits before it defers).
+const RECORDED_FREE_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// The region offset of entry `e`'s `E_OBJ` word, where the allocator records a block.
 fn block_word(e: &Entry<'_>) -> Offset {
     Offset::new(e.offset().get().saturating_add(OBJ_WORD_BYTES))
@@ -57,10 +62,32 @@ pub(crate) fn alloc_block(
     align: u64,
     object: bool,
 ) -> Result<Offset, crate::alloc::AllocError> {
+    alloc_block_by(pool, e, size, align, object, None)
+}
+
+/// [`alloc_block`], giving up at `deadline` (if any) while a live thread holds the pool
+/// lock.
+pub(crate) fn alloc_block_by(
+    pool: &Pool,
+    e: Option<&Entry<'_>>,
+    size: u64,
+    align: u64,
+    object: bool,
+    deadline: Option<Instant>,
+) -> Result<Offset, crate::alloc::AllocError> {
     match e {
-        Some(e) => pool.alloc_recorded(size, align, object, block_word(e), e.word(E_OBJ)),
-        None if object => pool.alloc_object(size),
-        None => pool.alloc(size, align),
+        Some(e) => pool.alloc_recorded(
+            size,
+            align,
+            object,
+            (block_word(e), e.word(E_OBJ)),
+            deadline,
+        ),
+        None => match deadline {
+            Some(d) => pool.alloc_block_by(size, align, d).map(|b| b.into_offset()),
+            None if object => pool.alloc_object(size),
+            None => pool.alloc(size, align),
+        },
     }
 }
 
@@ -76,7 +103,7 @@ pub(crate) unsafe fn free_block(
 ) -> Result<(), crate::alloc::AllocError> {
     match e {
         // SAFETY: the caller's promise.
-        Some(e) => unsafe { pool.free_recorded(off, block_word(e), e.word(E_OBJ)) },
+        Some(e) => unsafe { pool.free_recorded(off, block_word(e), e.word(E_OBJ), None) },
         // SAFETY: the caller's promise.
         None => unsafe { pool.free(off) },
     }
@@ -100,14 +127,23 @@ fn resolve_building(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
             && Obj::open(pool.region(), container, None)
                 .is_ok_and(|c| c.load(super::layout::W_DATA) == block);
         if !linked {
+            // Inside a caller's own call, a stopped holder of the pool lock is waited for
+            // only as briefly as a drop waits; the block is then freed later.
+            let deadline = if ctx.patient {
+                None
+            } else {
+                Instant::now().checked_add(RECORDED_FREE_WAIT)
+            };
             // SAFETY: the allocator's record (resolved under the pool lock) says the block
             // was allocated to the dead process, which had not made it a value anyone
             // counts, nor linked it into its container: nothing refers to it.
-            let freed = unsafe { free_block(pool, Some(&e), Offset::new(block)) };
-            if freed.is_ok() {
-                ctx.tally.operations = ctx.tally.operations.saturating_add(1);
-            } else {
-                ctx.tally.suspects = ctx.tally.suspects.saturating_add(1);
+            let freed = unsafe {
+                pool.free_recorded(Offset::new(block), block_word(&e), e.word(E_OBJ), deadline)
+            };
+            match freed {
+                Ok(()) => ctx.tally.operations = ctx.tally.operations.saturating_add(1),
+                Err(crate::alloc::AllocError::TimedOut) => return Outcome::Later,
+                Err(_) => ctx.tally.suspects = ctx.tally.suspects.saturating_add(1),
             }
         }
     }
