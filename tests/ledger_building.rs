@@ -57,6 +57,13 @@ fn build(args: &[String]) {
             }
             panic!("grew without pausing");
         }
+        // Values held until the ledger needs another chunk.
+        "hold" => {
+            let held: Vec<_> = (0..64)
+                .map(|_| pool.share(&Val::from(LONG)).unwrap())
+                .collect();
+            panic!("held {} values without pausing", held.len());
+        }
         // A new pipe made in the region.
         "pipe" => {
             let s = shmval::sides::ServerSide::new(args[0].clone(), "another", 4).start();
@@ -138,4 +145,9 @@ fn killed_after_an_array_moved_to_its_new_data_block() {
 #[test]
 fn killed_after_a_pipe_block_is_formatted_and_before_it_is_counted() {
     killed_at("pipe", "pipe.create.formatted");
+}
+
+#[test]
+fn killed_after_its_ledger_allocated_a_chunk_and_before_it_is_listed() {
+    killed_at("hold", "ledger.chunk.allocated");
 }

@@ -165,9 +165,16 @@ impl Ledger {
         let Some(list) = region.own_slot_data() else {
             return false;
         };
-        let Ok(chunk) = pool.alloc(CHUNK_BYTES, 64) else {
+        // The slot's second word records the chunk from its allocation until it is listed
+        // (see `Pool::alloc_recorded`): a death between gives it back.
+        let Some(pending_at) = region.offset_of(&list[1]) else {
             return false;
         };
+        let Ok(chunk) = pool.alloc_recorded(CHUNK_BYTES, 64, false, (pending_at, &list[1]), None)
+        else {
+            return false;
+        };
+        crate::fault::pause_point("ledger.chunk.allocated");
         let Ok(words) = region.at_slice::<AtomicU64>(chunk, CHUNK_BYTES / 8) else {
             return false;
         };
@@ -180,6 +187,7 @@ impl Ledger {
         // formatted: all entries free.
         list[0].store(chunk.get(), Ordering::Release);
         crate::fault::pause_point("ledger.chunk.listed");
+        list[1].store(0, Ordering::Release);
         for i in 1..=PER_CHUNK {
             if let Some(e) = Entry::at(region, Offset::new(chunk.get() + i * ENTRY_BYTES)) {
                 self.put(e);

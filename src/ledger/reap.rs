@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::book::{chunks, entries_of, Ledger};
 use super::entry::{flags, Entry, Kind, E_AUX, E_INDEX, E_PIPE};
 use crate::alloc::Pool;
-use crate::region::{DeadSlot, Region};
+use crate::region::{DeadSlot, Offset, Region};
 use crate::sync::atomic::Ordering;
 
 /// What a resolver did with an entry.
@@ -23,6 +23,10 @@ pub(crate) enum Outcome {
 /// [`Outcome::Done`].
 pub(crate) type Resolver = fn(&Pool, Entry<'_>, &mut Ctx) -> Outcome;
 
+/// How long recovery inside a caller's own call waits for the pool lock: as long as a
+/// drop waits before it defers.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// What the resolvers of one dead process share: the tally, and the pipes the process
 /// held a handle of (alive, then, until its pipe entries are resolved in the last passes).
 #[derive(Debug, Default)]
@@ -35,6 +39,16 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// How long a resolver may wait for the pool lock: as long as a live holder keeps it
+    /// when patient, else no longer than a drop waits ([`POOL_WAIT`]).
+    pub(crate) fn pool_deadline(&self) -> Option<std::time::Instant> {
+        if self.patient {
+            None
+        } else {
+            std::time::Instant::now().checked_add(POOL_WAIT)
+        }
+    }
+
     /// Whether the dead process held a handle of the pipe at `off` with `generation`:
     /// its block is then still that pipe's, and may be read.
     pub(crate) fn holds_pipe(&self, off: u64, generation: u64) -> bool {
@@ -228,6 +242,30 @@ fn give_back(pool: &Pool, dead: &DeadSlot, ctx: &mut Ctx) -> bool {
             return true;
         }
     };
+    // A chunk allocated and not yet listed (its entries were never used): given back.
+    let pending = data[1].load(Ordering::Acquire);
+    if pending != 0 {
+        let listed = list.iter().any(|c| c.get() == pending);
+        let at = region.offset_of(&data[1]);
+        match at {
+            Some(at) if !listed => {
+                // SAFETY: the allocator's record says the chunk was allocated to the dead
+                // process, which had not listed it: nothing refers to it.
+                let freed = unsafe {
+                    pool.free_recorded(Offset::new(pending), at, &data[1], ctx.pool_deadline())
+                };
+                match freed {
+                    Ok(()) => {}
+                    Err(crate::alloc::AllocError::TimedOut) => return false,
+                    Err(_) => {
+                        ctx.tally.suspects += 1;
+                        data[1].store(0, Ordering::Relaxed);
+                    }
+                }
+            }
+            _ => data[1].store(0, Ordering::Relaxed),
+        }
+    }
     for &c in &list {
         for e in entries_of(region, c) {
             if e.kind() == Some(Kind::Pipe) && e.get(E_INDEX) & flags::HELD_REF != 0 {

@@ -44,10 +44,6 @@ pub(crate) fn begin_block(pool: &Pool, container: Offset, block: Offset) -> Opti
 /// Byte offset of `E_OBJ` in an entry.
 const OBJ_WORD_BYTES: u64 = 8 * E_OBJ as u64;
 
-/// How long recovery inside a caller's own call waits for the pool lock to free a dead
-/// process's block (as long as a drop waits before it defers).
-const RECORDED_FREE_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
-
 /// The region offset of entry `e`'s `E_OBJ` word, where the allocator records a block.
 fn block_word(e: &Entry<'_>) -> Offset {
     Offset::new(e.offset().get().saturating_add(OBJ_WORD_BYTES))
@@ -129,16 +125,16 @@ fn resolve_building(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
         if !linked {
             // Inside a caller's own call, a stopped holder of the pool lock is waited for
             // only as briefly as a drop waits; the block is then freed later.
-            let deadline = if ctx.patient {
-                None
-            } else {
-                Instant::now().checked_add(RECORDED_FREE_WAIT)
-            };
             // SAFETY: the allocator's record (resolved under the pool lock) says the block
             // was allocated to the dead process, which had not made it a value anyone
             // counts, nor linked it into its container: nothing refers to it.
             let freed = unsafe {
-                pool.free_recorded(Offset::new(block), block_word(&e), e.word(E_OBJ), deadline)
+                pool.free_recorded(
+                    Offset::new(block),
+                    block_word(&e),
+                    e.word(E_OBJ),
+                    ctx.pool_deadline(),
+                )
             };
             match freed {
                 Ok(()) => ctx.tally.operations = ctx.tally.operations.saturating_add(1),
