@@ -198,30 +198,50 @@ fn a_dead_consumers_packet_comes_back_by_itself_on_the_survivors_next_calls() {
     eprintln!("given back after {:?} and {calls} calls", t.elapsed());
 }
 
-#[test]
-fn a_pipe_that_redelivers_gets_a_dead_consumers_packet_back() {
-    let name = TestName::new("kill-redeliver");
+/// A region with a pipe "p" that redelivers, whose consumer process received the packet
+/// `{"seq": seq}` and was killed holding it (after `before_kill`).
+struct KilledHolding {
+    main: ShmMain,
+    server: ServerSide,
+    /// The pool's use before the packet was made.
+    base: (u64, u64),
+    name: TestName,
+}
+
+fn killed_holding(tag: &str, seq: i64, before_kill: impl FnOnce(&ServerSide)) -> KilledHolding {
+    let name = TestName::new(tag);
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let server = ServerSide::new(name.as_str(), "p", 4)
         .redeliver(true)
         .start()
         .unwrap();
-    let pool = main.pool();
-    let base = baseline(pool);
+    let base = baseline(main.pool());
     let consumer = spawn_role("consume", &[name.as_str(), "p", "1", "hold"]);
     server
         .pipe()
-        .enq(pool.share(&val!({"seq": 7})).unwrap())
+        .enq(main.pool().share(&val!({ "seq": seq })).unwrap())
         .unwrap();
     wait_for_receiver(&server, 1);
+    before_kill(&server);
     consumer.kill();
-    let r = main.recover();
+    KilledHolding {
+        main,
+        server,
+        base,
+        name,
+    }
+}
+
+#[test]
+fn a_pipe_that_redelivers_gets_a_dead_consumers_packet_back() {
+    let k = killed_holding("kill-redeliver", 7, |_| {});
+    let r = k.main.recover();
     assert_eq!((r.processes, r.total.redelivered), (1, 1), "{r:?}");
-    assert_eq!(server.pipe().len(), 1, "the packet is back in the pipe");
-    let again = server.pipe().try_dequeue().unwrap();
+    assert_eq!(k.server.pipe().len(), 1, "the packet is back in the pipe");
+    let again = k.server.pipe().try_dequeue().unwrap();
     assert_eq!(again.field("seq").unwrap().as_i64().unwrap(), 7);
     drop(again);
-    assert_eq!(in_use(pool), base);
+    assert_eq!(in_use(k.main.pool()), k.base);
 }
 
 #[test]
@@ -267,25 +287,10 @@ fn a_packet_a_dead_middle_was_forwarding_goes_back_to_the_pipe_it_came_from() {
 
 #[test]
 fn a_packet_a_dead_receiver_held_reaches_the_others_after_the_pipe_is_closed() {
-    let name = TestName::new("kill-closed");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let server = ServerSide::new(name.as_str(), "p", 4)
-        .redeliver(true)
-        .start()
-        .unwrap();
-    let pool = main.pool();
-    let base = baseline(pool);
-    let consumer = spawn_role("consume", &[name.as_str(), "p", "1", "hold"]);
-    server
-        .pipe()
-        .enq(pool.share(&val!({"seq": 3})).unwrap())
-        .unwrap();
-    wait_for_receiver(&server, 1);
     // The sender is done: the pipe is closed while the packet is out.
-    server.pipe().close().unwrap();
-    consumer.kill();
+    let k = killed_holding("kill-closed", 3, |server| server.pipe().close().unwrap());
     // A receiver still draining gets the dead one's packet, then `Closed`.
-    let client = ClientSide::new(name.as_str(), "p").start().unwrap();
+    let client = ClientSide::new(k.name.as_str(), "p").start().unwrap();
     let got = client
         .pipe()
         .dequeue(Duration::from_secs(10))
@@ -297,5 +302,5 @@ fn a_packet_a_dead_receiver_held_reaches_the_others_after_the_pipe_is_closed() {
     ));
     drop(got);
     drop(client);
-    assert_eq!(in_use(pool), base);
+    assert_eq!(in_use(k.main.pool()), k.base);
 }

@@ -372,21 +372,17 @@ fn resolve_pipe(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
         if ring.lock_for_recovery(recovery_wait(ctx)).is_none() && ring.lock_owner().is_some() {
             return Outcome::Later;
         }
-        if held & flags::HELD_SENDER != 0 {
-            e.set(
-                E_INDEX,
-                e.get(E_INDEX) ^ (flags::HELD_SENDER | flags::MOVING_SENDER),
-            );
-            ring.drop_sender();
-            ctx.tally.pipe_counts += 1;
-        }
-        if held & flags::HELD_RECEIVER != 0 {
-            e.set(
-                E_INDEX,
-                e.get(E_INDEX) ^ (flags::HELD_RECEIVER | flags::MOVING_RECEIVER),
-            );
-            ring.drop_receiver();
-            ctx.tally.pipe_counts += 1;
+        // Each end: marked as moving (held, unknown once a death interrupts), then dropped.
+        let ends: [(u64, &dyn Fn()); 2] = [
+            (flags::HELD_SENDER, &|| ring.drop_sender()),
+            (flags::HELD_RECEIVER, &|| ring.drop_receiver()),
+        ];
+        for (flag, drop_end) in ends {
+            if held & flag != 0 {
+                e.set(E_INDEX, e.get(E_INDEX) ^ (flag | flag << 8));
+                drop_end();
+                ctx.tally.pipe_counts += 1;
+            }
         }
     }
     if held & flags::HELD_REF != 0 {

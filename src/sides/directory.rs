@@ -427,16 +427,8 @@ impl Directory {
         if e.state.load(Ordering::Relaxed) != LIVE || e.pipe.load(Ordering::Relaxed) != pipe.get() {
             return Ok(());
         }
-        let was = e
-            .users
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1))
-            .unwrap_or(0);
-        if was == 1 && e.flags.load(Ordering::Relaxed) & PERSIST == 0 {
-            if let Ok((g, removed)) = self.lock(head, Some(Instant::now() + DROP_WAIT)) {
-                drop(g);
-                self.release_removed(removed);
-            }
-        }
+        let was = take_user(e);
+        self.remove_if_unused(head, e, was);
         Ok(())
     }
 
@@ -479,20 +471,21 @@ impl Directory {
             return Ok(());
         }
         let mut was = 0;
-        crate::queue::count_change(user, flags::HELD_REF, false, || {
-            was = e
-                .users
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1))
-                .unwrap_or(0);
-        });
+        crate::queue::count_change(user, flags::HELD_REF, false, || was = take_user(e));
+        self.remove_if_unused(head, e, was);
+        Ok(())
+    }
+
+    /// After a user count of entry `e` went from `was`: a pipe left with no user that is
+    /// not kept is removed by the lock's sweep if the lock comes within [`DROP_WAIT`], else
+    /// by the next holder of the lock.
+    fn remove_if_unused(&self, head: &DirHead, e: &Entry, was: u64) {
         if was == 1 && e.flags.load(Ordering::Relaxed) & PERSIST == 0 {
-            // The lock's sweep removes the entry; a holder in the way does it later.
             if let Ok((g, removed)) = self.lock(head, Some(Instant::now() + DROP_WAIT)) {
                 drop(g);
                 self.release_removed(removed);
             }
         }
-        Ok(())
     }
 
     /// The generation word's value now; see [`wait_change`](Self::wait_change).
@@ -540,4 +533,11 @@ fn words(e: &Entry) -> [u64; 8] {
         *o = n.load(Ordering::Relaxed);
     }
     w
+}
+
+/// Takes one user count off entry `e` (never below 0); returns the count before.
+fn take_user(e: &Entry) -> u64 {
+    e.users
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1))
+        .unwrap_or(0)
 }
