@@ -6,7 +6,7 @@ use super::layout::{
     add, data_bytes, kind_word, store_cell, words, Cell, Kind, Obj, PAIR_WORDS, W_CAP, W_DATA,
     W_KIND, W_LEN, W_RC, W_USED,
 };
-use super::mutate::write_array;
+use super::ops::write_array;
 use super::share::share_child;
 use super::tracked;
 use super::{region_id, table, too_large};

@@ -251,6 +251,7 @@ mod hash;
 mod layout;
 mod leaves;
 mod mutate;
+mod ops;
 mod plain;
 mod release;
 mod share;
@@ -261,6 +262,7 @@ pub(crate) mod tracked;
 mod validate;
 mod views;
 mod walk;
+mod writes;
 
 pub use build::{IntoShm, PoolExt, ShmItem};
 pub use containers::{SeqIter, ShmSeq, ShmTab, TabIter};

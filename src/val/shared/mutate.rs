@@ -1,21 +1,13 @@
-//! [`ShmValMut`]: writing a value through its unique handle, and the container writes it
-//! and [`share`](super::PoolExt::share) use.
+//! [`ShmValMut`]: writing a value through its unique handle.
 
-use super::build::{child_of, IntoShm, ShmItem};
+use super::build::IntoShm;
 use super::handle::ShmVal;
-use super::layout::{
-    elem_size, load_cell, mul, nth, store_cell, words, Cell, Container, Kind, Obj, CELL_BYTES,
-    W_CAP, W_DATA, W_LEN,
-};
+use super::layout::{elem_size, mul, Kind, Obj};
 use super::plain::cast_mut;
-use super::release::release_cell;
-use super::share::share_child;
-use super::tracked;
 use super::views::{Key, ShmRef};
-use super::{corrupt, table, too_large};
+use super::writes::Direct;
+use super::{corrupt, ops, table};
 use crate::alloc::Pool;
-use crate::region::Offset;
-use crate::sync::atomic::Ordering::Relaxed;
 use crate::val::{Elem, Val, ValError};
 
 /// Write access to a shared value through its only handle, from
@@ -87,10 +79,7 @@ impl<'a> ShmValMut<'a> {
         }
         let key = key.into();
         let (pool, obj) = self.parts()?;
-        let child = child_of(pool, value.into_shm(), obj.off)?;
-        let replaced = table::insert(pool, obj, &key, &child.cell(), || share_child(pool, &key))?;
-        child.commit();
-        Ok(replaced)
+        ops::tab_insert(pool, &Direct, obj, &key, value.into_shm())
     }
 
     /// Removes `key`'s entry from a `Tab` or `OTab`; returns whether there was one. An
@@ -105,7 +94,7 @@ impl<'a> ShmValMut<'a> {
             return Err(self.wrong("Tab or OTab"));
         }
         let (pool, obj) = self.parts()?;
-        table::remove(pool, obj, &key.key())
+        table::remove(pool, &Direct, obj, &key.key())
     }
 
     /// Appends `value` to an `Arr` or `Tup`, or to an `Array` when it is a scalar of exactly
@@ -118,24 +107,11 @@ impl<'a> ShmValMut<'a> {
     pub fn push(&mut self, value: impl IntoShm) -> Result<(), ValError> {
         self.still_unique()?;
         let kind = self.h.kind();
-        let (pool, obj) = self.parts()?;
-        if kind.is_seq() {
-            let child = child_of(pool, value.into_shm(), obj.off)?;
-            seq_push(pool, obj, &child.cell())?;
-            child.commit();
-            return Ok(());
-        }
-        if kind != Kind::Array {
+        if !kind.is_seq() && kind != Kind::Array {
             return Err(self.wrong("Arr, Tup or Array"));
         }
-        let x = match value.into_shm() {
-            ShmItem::Val(v) => v,
-            ShmItem::Shared(h) => h.view().to_val()?,
-        };
-        let et = obj
-            .elem_type()
-            .ok_or_else(|| corrupt(obj.off.get(), "array without element type"))?;
-        super::plain::with_elem!(et, T => array_push::<T>(pool, obj, &x))
+        let (pool, obj) = self.parts()?;
+        ops::push(pool, &Direct, obj, value.into_shm())
     }
 
     /// Replaces element `i` of an `Arr` or `Tup` (the old one is dropped).
@@ -151,22 +127,7 @@ impl<'a> ShmValMut<'a> {
             return Err(self.wrong("Arr or Tup"));
         }
         let (pool, obj) = self.parts()?;
-        let c = obj.container(pool)?;
-        if i as u64 >= c.len {
-            return Err(ValError::OutOfRange {
-                value: i.to_string(),
-                target: "an index of the sequence",
-            });
-        }
-        let child = child_of(pool, value.into_shm(), obj.off)?;
-        let at = nth(c.data, i as u64, CELL_BYTES)?;
-        let w = words(obj.region, at, 2)?;
-        let old = Cell::decode(load_cell(w), at.get())?;
-        store_cell(w, &child.cell());
-        child.commit();
-        // The new value is in; a corrupt old one can only leak.
-        let _ = release_cell(pool, &old);
-        Ok(())
+        ops::set(pool, &Direct, obj, i, value.into_shm())
     }
 
     /// The elements of a typed array of `T`, writable in place. The slice borrows this
@@ -196,149 +157,4 @@ impl<'a> ShmValMut<'a> {
             .map_err(|e| corrupt(c.data.get(), e.to_string()))?;
         cast_mut::<T>(bytes, obj.off.get())
     }
-}
-
-/// Appends a cell to a sequence, growing its data if full. On success the sequence holds
-/// the reference the cell carries; on error nothing changed.
-pub(crate) fn seq_push(pool: &Pool, obj: Obj<'_>, cell: &Cell) -> Result<(), ValError> {
-    let c = room_for_one(pool, obj)?;
-    let at = nth(c.data, c.len, CELL_BYTES)?;
-    store_cell(words(obj.region, at, 2)?, cell);
-    obj.store(W_LEN, one_more(obj, c.len)?);
-    Ok(())
-}
-
-/// `len + 1`, or a corruption error: a length at `u64::MAX` cannot be real.
-fn one_more(obj: Obj<'_>, len: u64) -> Result<u64, ValError> {
-    len.checked_add(1)
-        .ok_or_else(|| corrupt(obj.off.get(), format!("length {len}")))
-}
-
-/// The container's geometry once it has room for one more element (grown if full).
-fn room_for_one(pool: &Pool, obj: Obj<'_>) -> Result<Container, ValError> {
-    let c = obj.container(pool)?;
-    if c.len < c.cap {
-        return Ok(c);
-    }
-    grow(pool, obj, c, one_more(obj, c.len)?)?;
-    obj.container(pool)
-}
-
-/// Moves a sequence's or array's data to a new block with room for at least `need`
-/// elements (doubling), and frees the old block unless it was the object's own.
-fn grow(pool: &Pool, obj: Obj<'_>, c: Container, need: u64) -> Result<(), ValError> {
-    let size = match obj.kind {
-        Kind::Arr | Kind::Tup => CELL_BYTES,
-        Kind::Array => elem_size(
-            obj.elem_type()
-                .ok_or_else(|| corrupt(obj.off.get(), "array without element type"))?,
-        ),
-        _ => return Err(corrupt(obj.off.get(), "not a sequence")),
-    };
-    let cap = c.cap.saturating_mul(2).max(need).max(4);
-    let bytes = cap.checked_mul(size).ok_or_else(too_large)?;
-    // Both blocks are recorded while the container moves from one to the other: a death
-    // at any step gives back whichever the container does not link to.
-    let rec = tracked::begin_block(pool, obj.off, Offset::NULL);
-    let data = match tracked::alloc_block(pool, rec.as_ref(), bytes, 16, false) {
-        Ok(d) => d,
-        Err(e) => {
-            tracked::end_block(pool, rec);
-            return Err(e.into());
-        }
-    };
-    let copied = (|| {
-        let at = obj.off.get();
-        if obj.kind == Kind::Array {
-            let n = mul(c.len, size, at)?;
-            // SAFETY: the caller holds the array uniquely (a fresh object or a
-            // `ShmValMut`); the old and new blocks are distinct live blocks, so the two
-            // slices do not overlap, and nobody else touches either.
-            let (src, dst) =
-                unsafe { (obj.region.bytes(c.data, n), obj.region.bytes_mut(data, n)) };
-            let map = |e: crate::region::RegionError| corrupt(obj.off.get(), e.to_string());
-            dst.map_err(map)?.copy_from_slice(src.map_err(map)?);
-        } else {
-            let n = mul(c.len, 2, at)?;
-            let src = words(obj.region, c.data, n)?;
-            let dst = words(obj.region, data, n)?;
-            for (d, s) in dst.iter().zip(src) {
-                d.store(s.load(Relaxed), Relaxed);
-            }
-        }
-        Ok::<(), ValError>(())
-    })();
-    if let Err(e) = copied {
-        // SAFETY: the new block was allocated above and never linked: nothing refers to it.
-        let _ = unsafe { tracked::free_block(pool, rec.as_ref(), data) };
-        tracked::end_block(pool, rec);
-        return Err(e);
-    }
-    let old = (!c.inline).then(|| tracked::begin_block(pool, obj.off, c.data));
-    obj.store(W_DATA, data.get());
-    obj.store(W_CAP, cap);
-    tracked::end_block(pool, rec);
-    crate::fault::pause_point("val.grow.linked");
-    if let Some(old) = old {
-        // SAFETY: the old data block belonged to this container alone, which the caller
-        // holds uniquely (no view of it lives), and the container now links to the new one.
-        unsafe { tracked::free_block(pool, old.as_ref(), c.data) }?;
-        tracked::end_block(pool, old);
-    }
-    Ok(())
-}
-
-/// Sets an array's length to `len` (within its capacity) and lets `f` write the elements
-/// in place; `zero` fills them with zeros first (bool arrays always are, since their bytes
-/// must be 0 or 1 before they are viewed as `bool`).
-pub(crate) fn write_array<T: Elem>(
-    pool: &Pool,
-    obj: Obj<'_>,
-    len: u64,
-    zero: bool,
-    f: impl FnOnce(&mut [T]),
-) -> Result<(), ValError> {
-    if obj.elem_type() != Some(T::TYPE) {
-        return Err(corrupt(obj.off.get(), "array of another element type"));
-    }
-    let c = obj.container(pool)?;
-    if len > c.cap {
-        return Err(corrupt(obj.off.get(), "array written past its capacity"));
-    }
-    write_elems::<T>(obj, c.data, len, zero, f)?;
-    obj.store(W_LEN, len);
-    Ok(())
-}
-
-fn write_elems<T: Elem>(
-    obj: Obj<'_>,
-    at: Offset,
-    n: u64,
-    zero: bool,
-    f: impl FnOnce(&mut [T]),
-) -> Result<(), ValError> {
-    let len = mul(n, elem_size(T::TYPE), at.get())?;
-    // SAFETY: callers hold the array uniquely (a fresh object, or a `ShmValMut` that just
-    // checked the count is 1) and hold no other slice over its data, which `container`
-    // checked lies in its block.
-    let bytes =
-        unsafe { obj.region.bytes_mut(at, len) }.map_err(|e| corrupt(at.get(), e.to_string()))?;
-    if zero || T::TYPE == crate::val::ElemType::Bool {
-        bytes.fill(0);
-    }
-    f(cast_mut::<T>(bytes, obj.off.get())?);
-    Ok(())
-}
-
-/// Appends a scalar of exactly type `T` to an array of `T`.
-fn array_push<T: Elem>(pool: &Pool, obj: Obj<'_>, x: &Val) -> Result<(), ValError> {
-    let e = T::from_val(x).ok_or_else(|| ValError::WrongType {
-        expected: "a scalar of the array's element type",
-        found: x.tag(),
-    })?;
-    let c = room_for_one(pool, obj)?;
-    let at = nth(c.data, c.len, elem_size(T::TYPE))?;
-    write_elems::<T>(obj, at, 1, false, |d| d.fill(e))?;
-    obj.store(W_LEN, one_more(obj, c.len)?);
-    Ok(())
 }

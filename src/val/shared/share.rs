@@ -11,7 +11,7 @@ use std::slice;
 use super::build::{new_bytes, new_container, new_pair, Child};
 use super::handle::ShmVal;
 use super::layout::{store_cell, words, Cell, Kind, Obj, W_LEN};
-use super::mutate::write_array;
+use super::ops::write_array;
 use super::table::TableRef;
 use super::{corrupt, too_large, MAX_NESTING};
 use crate::alloc::Pool;

@@ -12,13 +12,14 @@
 //! is bounded by the index size, and a stored hash that does not match only makes a
 //! lookup miss.
 
+use super::build::Child;
 use super::eq::cell_eq_val;
 use super::layout::{
-    at, index_cap, load_cell, mul, nth, slots, store_cell, table_data_bytes, to_usize, words, Cell,
-    Container, Obj, ENTRY_BYTES, ENTRY_WORDS, MAX_TABLE_CAP, W_CAP, W_DATA, W_LEN, W_USED,
+    at, index_cap, load_cell, mul, nth, slots, table_data_bytes, to_usize, words, Cell, Container,
+    Obj, ENTRY_BYTES, ENTRY_WORDS, MAX_TABLE_CAP, W_CAP, W_DATA, W_LEN, W_USED,
 };
-use super::release::release_cell;
 use super::tracked;
+use super::writes::{Direct, Writes};
 use super::{corrupt, too_large};
 use crate::alloc::Pool;
 use crate::ledger::Entry as LedgerEntry;
@@ -238,20 +239,26 @@ impl<'a> TableRef<'a> {
     }
 }
 
-/// Writes through a table the caller holds uniquely.
+/// Writes through a table the caller holds uniquely or under its lock.
 impl TableRef<'_> {
     /// Writes entry `e`'s words; the counts and the index slot are the caller's.
-    fn write_entry(&self, e: u64, hash: u64, key: &Cell, value: &Cell) -> Result<(), ValError> {
-        let w = self.slot_words(e)?;
-        w[0].store(hash, Relaxed);
-        store_cell(&w[1..3], key);
-        store_cell(&w[3..5], value);
-        Ok(())
+    fn write_entry(
+        &self,
+        w: &impl Writes,
+        e: u64,
+        hash: u64,
+        key: &Cell,
+        value: &Cell,
+    ) -> Result<(), ValError> {
+        let words = self.slot_words(e)?;
+        w.store(&words[0], hash)?;
+        w.store_cell(&words[1..3], key)?;
+        w.store_cell(&words[3..5], value)
     }
 
-    fn set_counts(&self, len: u64, used: u64) {
-        self.obj.store(W_LEN, len);
-        self.obj.store(W_USED, used);
+    fn set_counts(&self, w: &impl Writes, len: u64, used: u64) -> Result<(), ValError> {
+        w.store(&self.obj.words[W_LEN], len)?;
+        w.store(&self.obj.words[W_USED], used)
     }
 
     /// Appends an entry whose key is known to be absent, if there is room (else
@@ -259,6 +266,17 @@ impl TableRef<'_> {
     /// with the header, so a caller filling a table opens it once. On success the table
     /// holds the references the cells carry; on error nothing changed.
     pub(crate) fn push(&mut self, hash: u64, key: &Cell, value: &Cell) -> Result<(), ValError> {
+        self.push_with(&Direct, hash, key, value)
+    }
+
+    /// [`push`](Self::push) through `w`.
+    fn push_with(
+        &mut self,
+        w: &impl Writes,
+        hash: u64,
+        key: &Cell,
+        value: &Cell,
+    ) -> Result<(), ValError> {
         let e = self.c.used;
         if e >= self.c.cap {
             return Err(too_large());
@@ -270,12 +288,12 @@ impl TableRef<'_> {
         let (Some(len), Some(used)) = (self.c.len.checked_add(1), e.checked_add(1)) else {
             return Err(corrupt(off, "entry counts overflow"));
         };
-        self.write_entry(e, hash, key, value)?;
-        self.index[slot].store(mark, Relaxed);
+        // Entry `e` is past `used`: nobody reads it until the counts say so.
+        self.write_entry(&Direct, e, hash, key, value)?;
+        w.store32(&self.index[slot], mark)?;
         self.c.used = used;
         self.c.len = len;
-        self.set_counts(len, used);
-        Ok(())
+        self.set_counts(w, len, used)
     }
 }
 
@@ -302,60 +320,49 @@ pub(crate) fn clear_index(pool: &Pool, data: Offset, cap: u64) -> Result<(), Val
     Ok(())
 }
 
-/// Appends an entry whose key is known to be absent (sharing a heap table, whose keys are
-/// distinct), growing if full. On success the table holds the references the cells carry;
-/// on error nothing changed and they are still the caller's.
-pub(crate) fn push_new(
-    pool: &Pool,
-    obj: Obj<'_>,
-    hash: u64,
-    key: &Cell,
-    value: &Cell,
-) -> Result<(), ValError> {
-    let mut t = TableRef::open(pool, obj)?;
-    if t.c.used == t.c.cap {
-        grow(pool, &t, 1)?;
-        t = TableRef::open(pool, obj)?;
-    }
-    t.push(hash, key, value)
-}
-
 /// Inserts or replaces `key`'s value. `make_key` gives the key's cell (called only when the
 /// key is new). Returns whether a value was replaced (its reference is dropped).
 ///
-/// On success the table holds the reference `value` carries; on error nothing changed and
-/// it is still the caller's.
+/// On success the table holds the reference `value` carries; on error it is given back.
 pub(crate) fn insert(
     pool: &Pool,
+    w: &impl Writes,
     obj: Obj<'_>,
     key: &Val,
-    value: &Cell,
-    make_key: impl FnOnce() -> Result<super::build::Child, ValError>,
+    value: Child,
+    make_key: impl FnOnce() -> Result<Child, ValError>,
 ) -> Result<bool, ValError> {
     let hash = key.stable_hash();
     let t = TableRef::open(pool, obj)?;
     if let Some(e) = t.find(pool, key, hash, 0)? {
-        let w = t.entry_words(e)?;
-        let old = Cell::decode(load_cell(&w[3..5]), at(t.entry_at(e), VALUE_AT))?;
-        store_cell(&w[3..5], value);
+        let words = t.entry_words(e)?;
+        let old = Cell::decode(load_cell(&words[3..5]), at(t.entry_at(e), VALUE_AT))?;
+        w.place(value, |cell| w.store_cell(&words[3..5], cell))?;
         // The new value is in: from here the call succeeds. A corrupt old value can only
         // leak, which `validate` would have reported.
-        let _ = release_cell(pool, &old);
+        let _ = w.drop_cell(pool, old);
         return Ok(true);
     }
+    let mut t = t;
     if t.c.used == t.c.cap {
-        grow(pool, &t, 1)?;
+        grow(pool, w, &t, 1)?;
+        t = TableRef::open(pool, obj)?;
     }
     let key = make_key()?;
-    push_new(pool, obj, hash, &key.cell(), value)?;
-    key.commit();
+    // The key goes in with the value: both are placed by the push's stores.
+    w.place(key, |kc| w.place(value, |vc| t.push_with(w, hash, kc, vc)))?;
     Ok(false)
 }
 
 /// Removes `key`'s entry; returns whether there was one. Its cells' references are
 /// dropped; the entry stays as a tombstone until the table grows. A live entry in a table
 /// whose count says it has none is [`ValError::Corrupt`], and nothing is changed.
-pub(crate) fn remove(pool: &Pool, obj: Obj<'_>, key: &Val) -> Result<bool, ValError> {
+pub(crate) fn remove(
+    pool: &Pool,
+    w: &impl Writes,
+    obj: Obj<'_>,
+    key: &Val,
+) -> Result<bool, ValError> {
     let t = TableRef::open(pool, obj)?;
     let Some(e) = t.find(pool, key, key.stable_hash(), 0)? else {
         return Ok(false);
@@ -367,10 +374,10 @@ pub(crate) fn remove(pool: &Pool, obj: Obj<'_>, key: &Val) -> Result<bool, ValEr
             "a live entry in a table that counts no entries",
         )
     })?;
-    t.write_entry(e, 0, &Cell::Empty, &Cell::Empty)?;
-    t.set_counts(len, t.c.used);
-    let r1 = release_cell(pool, &old.key);
-    let r2 = release_cell(pool, &old.value);
+    t.write_entry(w, e, 0, &Cell::Empty, &Cell::Empty)?;
+    t.set_counts(w, len, t.c.used)?;
+    let r1 = w.drop_cell(pool, old.key);
+    let r2 = w.drop_cell(pool, old.value);
     r1.and(r2)?;
     Ok(true)
 }
@@ -401,15 +408,20 @@ fn grown_cap(len: u64, old: u64, extra: u64) -> Result<u64, ValError> {
 /// order (tombstones dropped) with a rebuilt index. The old data block is freed if it was
 /// not the object's own. A table whose live entries do not match its count is
 /// [`ValError::Corrupt`], and is left as it was.
-pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValError> {
+pub(crate) fn grow(
+    pool: &Pool,
+    w: &impl Writes,
+    t: &TableRef<'_>,
+    extra: u64,
+) -> Result<(), ValError> {
     let cap = grown_cap(t.c.len, t.c.cap, extra)?;
     // Both blocks are recorded while the table moves from one to the other: a death at
     // any step gives back whichever the table does not link to.
-    let rec = tracked::begin_block(pool, t.obj.off, Offset::NULL);
+    let rec = w.new_block(pool, t.obj.off);
     let data = match alloc_data(pool, rec.as_ref(), cap) {
         Ok(d) => d,
         Err(e) => {
-            tracked::end_block(pool, rec);
+            w.done_block(pool, rec);
             return Err(e);
         }
     };
@@ -460,26 +472,28 @@ pub(crate) fn grow(pool: &Pool, t: &TableRef<'_>, extra: u64) -> Result<(), ValE
             // SAFETY: the new block was allocated above and never linked: nothing refers
             // to it.
             let _ = unsafe { tracked::free_block(pool, rec.as_ref(), data) };
-            tracked::end_block(pool, rec);
+            w.done_block(pool, rec);
             return Err(e);
         }
     };
     let obj = t.obj;
-    let old = (!t.c.inline).then(|| tracked::begin_block(pool, obj.off, t.c.data));
+    let old = (!t.c.inline).then(|| w.old_block(pool, obj.off, t.c.data));
     // The count of entries to read first (`n` is the live count, at most the old one):
     // a death before the data switch leaves the old block read only as far as `n`
     // (some children left counted, never one read from memory the table does not own).
-    obj.store(W_LEN, n);
-    obj.store(W_USED, n);
-    obj.store(W_DATA, data.get());
-    obj.store(W_CAP, cap);
-    tracked::end_block(pool, rec);
+    let switched = (|| {
+        w.store(&obj.words[W_LEN], n)?;
+        w.store(&obj.words[W_USED], n)?;
+        w.store(&obj.words[W_DATA], data.get())?;
+        w.store(&obj.words[W_CAP], cap)
+    })();
+    w.done_block(pool, rec);
+    switched?;
     crate::fault::pause_point("val.grow.linked");
     if let Some(old) = old {
         // SAFETY: the old data block belonged to this table alone, which the caller holds
-        // uniquely (no view of it lives), and the table now links to the new one.
-        unsafe { tracked::free_block(pool, old.as_ref(), t.c.data) }?;
-        tracked::end_block(pool, old);
+        // uniquely or under its lock, and the table now links to the new one.
+        unsafe { w.drop_block(pool, old, t.c.data) }?;
     }
     Ok(())
 }
