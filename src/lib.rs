@@ -107,5 +107,5 @@ pub mod sync;
 pub mod val;
 
 #[cfg(not(shmval_loom))]
-pub use val::shared::{PoolExt, ShmVal};
+pub use val::shared::{LockedGuard, LockedMut, LockedStatus, PoolExt, ShmLocked, ShmVal};
 pub use val::{Arr, Array, Elem, ElemType, FixedState, OTab, Tab, Tag, Tup, Val, ValError};

@@ -67,10 +67,18 @@ pub(crate) enum Kind {
     /// under the pool lock; 0 while not allocated), not yet a value anyone counts: freed
     /// raw, unless the container at `E_AUX` (if not 0) links to it as its data block.
     Building = 11,
+    /// A handle of the locked value at `E_OBJ`; `E_INDEX` is 1 while this process holds
+    /// its lock, when the value's journal may hold records naming this process's entries.
+    Locking = 12,
+    /// The reference (`E_AUX` 0) or data block (`E_AUX` 1) at `E_OBJ` that a locked
+    /// value's operation gives up: the value's until the operation commits, this
+    /// process's after. The value's journal lists the entry; whoever settles the journal
+    /// turns it into a [`Kind::Value`] or [`Kind::Building`] (committed) or frees it.
+    Detaching = 13,
 }
 
 impl Kind {
-    pub(crate) const COUNT: usize = 12;
+    pub(crate) const COUNT: usize = 14;
 
     pub(crate) fn from_word(w: u64) -> Option<Kind> {
         Some(match w & 0xff {
@@ -86,6 +94,8 @@ impl Kind {
             9 => Kind::DirUser,
             10 => Kind::Received,
             11 => Kind::Building,
+            12 => Kind::Locking,
+            13 => Kind::Detaching,
             _ => return None,
         })
     }
@@ -162,6 +172,16 @@ impl<'a> Entry<'a> {
     /// commits (a receive: [`Kind::Value`] or [`Kind::Received`]).
     pub(crate) fn set_kind_then(&self, kind: Kind, then: Kind) {
         self.w[E_STATE].store(kind as u64 | (then as u64) << 8, Ordering::Release);
+    }
+
+    /// Changes the kind from `from` to `to` if it is `from` now; whether it did. For a
+    /// survivor settling another process's entry, which may have moved on meanwhile.
+    pub(crate) fn swap_kind(&self, from: Kind, to: Kind) -> bool {
+        let w = self.word(E_STATE);
+        let now = w.load(Ordering::Acquire);
+        (now & 0xff) == from as u64
+            && w.compare_exchange(now, to as u64, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// The kind recorded by [`set_kind_then`](Self::set_kind_then) as the next one.

@@ -83,14 +83,17 @@ pub(crate) fn install(kind: Kind, f: Resolver) {
     let _ = RESOLVERS[kind as usize].set(f);
 }
 
-/// The order kinds are resolved in: operations on pipes first (they decide whether a
+/// The order kinds are resolved in: the locks of locked values the process held first (their
+/// next holder settles the value's journal, which decides the entries it lists), then
+/// operations on pipes (they decide whether a
 /// value was sent or received), then blocks and values on their way into a container
 /// (decided by reading the container, which the dead process's values still keep alive),
 /// then values, then the pipes' own counts (a value may go back into its pipe, which must
 /// still be there), then directory users.
-const PASSES: [&[Kind]; 5] = [
+const PASSES: [&[Kind]; 6] = [
+    &[Kind::Locking],
     &[Kind::Sending, Kind::Receiving],
-    &[Kind::Building, Kind::Moving],
+    &[Kind::Building, Kind::Moving, Kind::Detaching],
     &[
         Kind::Acquiring,
         Kind::Releasing,

@@ -41,6 +41,10 @@ pub struct Holdings {
     pub pipes: Vec<PipeHold>,
     /// Directory user counts (one per pipe it uses through the sides).
     pub dir_users: u64,
+    /// Handles of locked values.
+    pub locked_handles: u64,
+    /// Locks of locked values it holds.
+    pub locks_held: u64,
     /// The ledger's chunks: blocks of the pool, and their bytes as the pool counts them.
     pub chunks: u64,
     /// Bytes of the chunks.
@@ -112,7 +116,12 @@ pub fn holdings(pool: &Pool, slot: &SlotInfo) -> Holdings {
                     p.receiver |= held & flags::HELD_RECEIVER != 0;
                 }
                 Kind::DirUser => h.dir_users += 1,
+                Kind::Locking => {
+                    h.locked_handles += 1;
+                    h.locks_held += u64::from(e.get(E_INDEX) != 0);
+                }
                 Kind::Releasing
+                | Kind::Detaching
                 | Kind::Freeing
                 | Kind::Moving
                 | Kind::Sending

@@ -14,6 +14,7 @@
 //! - [`ShmMutex`]: a lock whose word names its owner, so a dead owner is detected and the
 //!   lock taken over ([`Acquired::OwnerDied`]).
 //! - [`ShmCondvar`]: a condition variable on a sequence word, with deadlines.
+//! - `undo`: an undo journal that makes a lock holder's stores all or nothing when it dies.
 
 mod condvar;
 mod mutex;
@@ -22,6 +23,9 @@ mod platform;
 // Under loom only the models use the slot protocol (the registry is not built).
 #[cfg_attr(shmval_loom, allow(dead_code))]
 pub(crate) mod slots;
+// Under loom only the models use the journal (the values are not built).
+#[cfg_attr(shmval_loom, allow(dead_code))]
+pub(crate) mod undo;
 
 #[cfg(not(shmval_loom))]
 mod futex;
@@ -37,6 +41,8 @@ mod model;
 mod loom_slots;
 #[cfg(all(test, shmval_loom))]
 mod loom_tests;
+#[cfg(all(test, shmval_loom))]
+mod loom_undo;
 
 pub(crate) use condvar::WaitRecord;
 pub use condvar::{ShmCondvar, WaitTimeoutResult};

@@ -178,6 +178,16 @@ impl<P: Platform> ShmMutex<P> {
         self.state.load(Ordering::Relaxed) & OWNER_MASK != 0
     }
 
+    /// Whether the calling thread holds the lock (locking it again would wait for itself).
+    pub(crate) fn held_by_me(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & OWNER_MASK == P::current().bits()
+    }
+
+    /// Whether a waiter may be sleeping on the lock (a snapshot, for diagnostics).
+    pub fn is_contended(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & CONTENDED != 0
+    }
+
     /// The current holder, if any (a snapshot, for diagnostics).
     pub fn owner(&self) -> Option<Owner> {
         Owner::from_bits(self.state.load(Ordering::Relaxed) & OWNER_MASK)

@@ -138,6 +138,21 @@ pub enum ValError {
     /// is read-only.
     #[error("the shared value has other references: it is read-only")]
     NotUnique,
+    /// A locked value is read and written only under its lock
+    /// ([`ShmLocked::lock`](crate::ShmLocked::lock)), or copied out by
+    /// [`snapshot`](crate::ShmLocked::snapshot); and it is never put inside another value.
+    #[error("a locked value: read it under its lock, or take a snapshot; it cannot be put inside another value")]
+    Locked,
+    /// The calling thread already holds this locked value's lock: taking it again would
+    /// wait for itself.
+    #[error("this thread already holds the locked value's lock")]
+    Relock,
+    /// A locked value's lock stayed held by a live thread until the deadline.
+    #[error("timed out after {waited:?} waiting for a locked value's lock, held by a live thread")]
+    LockTimeout {
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
     /// A shared value failed a check: a bad offset, tag, length, refcount or string. The
     /// memory was written by a process that did not follow the format (or was changed
     /// since); nothing was read past the check.

@@ -222,6 +222,19 @@ impl Child {
         }
     }
 
+    /// The cell to write and, for an object, its offset and the entry recording its
+    /// reference (null if none), the handle given up: for a locked value's journal, which
+    /// settles the reference once the operation's outcome is known.
+    pub(crate) fn into_journal(self) -> (Cell, Option<(Offset, Offset)>) {
+        match self {
+            Child::Inline(c) => (c, None),
+            Child::Obj(h) => {
+                let cell = h.cell();
+                (cell, Some(h.into_parts()))
+            }
+        }
+    }
+
     /// The cell was written: its reference now belongs to the container.
     pub(crate) fn commit(self) {
         if let Child::Obj(h) = self {
@@ -250,6 +263,11 @@ pub(crate) fn child_of(pool: &Pool, item: ShmItem, into: Offset) -> Result<Child
             if h.kind() == Kind::Boxed {
                 return Ok(Child::Inline(h.cell()));
             }
+            // A locked value is reached only through handles, never through a cell: so
+            // no reader of a container meets it, and no cycle goes through one.
+            if h.kind() == Kind::Locked {
+                return Err(ValError::Locked);
+            }
             let mut child = Child::Obj(h);
             child.moving_into(into);
             Ok(child)
@@ -262,7 +280,7 @@ pub(crate) fn child_of(pool: &Pool, item: ShmItem, into: Offset) -> Result<Child
 /// `finish` complete it, and adopts it. The object is counted (its entry says `Value`)
 /// only once it is whole, so that a death before frees the bare block and a death after
 /// drops a value whose every word is readable.
-fn new_obj(
+pub(crate) fn new_obj(
     pool: &Pool,
     kind: Kind,
     elem: Option<ElemType>,

@@ -50,6 +50,7 @@ fn step<'v>(
 ) -> Result<bool, ValError> {
     match *c {
         Cell::Empty => Ok(false),
+        Cell::Locked(_) => Err(ValError::Locked),
         Cell::Scalar(tag, bits) => Ok(scalar_val(tag, bits) == *x),
         Cell::Short(s) => Ok(x.as_str().is_some_and(|x| x.as_bytes() == s.as_bytes())),
         Cell::Obj(tag, off) => {

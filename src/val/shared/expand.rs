@@ -140,6 +140,7 @@ impl<'p> Measure<'p> {
 fn leaf_size(pool: &Pool, cell: &Cell) -> Result<Size, ValError> {
     Ok(match *cell {
         Cell::Empty => return Err(corrupt(0, "an empty cell where a value belongs")),
+        Cell::Locked(_) => return Err(ValError::Locked),
         Cell::Scalar(..) => Size::one(0),
         Cell::Short(s) => Size::one(s.as_bytes().len() as u64),
         Cell::Obj(tag, off) => {

@@ -83,6 +83,7 @@ impl ShmVal {
     pub(crate) fn adopt(pool: &Pool, off: Offset, kind: Kind, cell: Cell) -> ShmVal {
         let cell = match kind.tag() {
             Some(tag) => Cell::Obj(tag, off),
+            None if kind == Kind::Locked => Cell::Locked(off),
             None => cell,
         };
         ShmVal {
@@ -134,6 +135,16 @@ impl ShmVal {
     /// Gives up the handle after its reference left by the operation its entry recorded
     /// (a send that committed, a move into a container): the entry, which records nothing
     /// any more, goes back to the free list.
+    /// Gives up this handle without touching its reference or entry: the object's offset
+    /// and the entry recording the reference (null if none), for a caller that records
+    /// them elsewhere (a locked value's journal).
+    pub(crate) fn into_parts(mut self) -> (Offset, Offset) {
+        let parts = (self.off, self.entry);
+        self.entry = Offset::NULL;
+        self.off = Offset::NULL;
+        parts
+    }
+
     pub(crate) fn into_moved(mut self) {
         if let Some(e) = tracked::entry(&self.pool, self.entry) {
             tracked::put(&self.pool, e);

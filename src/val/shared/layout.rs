@@ -35,6 +35,13 @@ pub(crate) const BYTES_WORDS: usize = 3;
 /// Words of a boxed complex (two `f64`) or a boxed scalar (one cell).
 pub(crate) const PAIR_WORDS: usize = 4;
 
+/// Words of a locked value's header: kind, refcount, the lock (two words), the journal's
+/// state, the count of committed operations, the value's cell (two words), then the
+/// journal's [`JOURNAL_CAP`] records of two words (see `locked`).
+pub(crate) const LOCKED_WORDS: usize = 8 + 2 * JOURNAL_CAP;
+/// Records a locked value's journal holds: more than any one operation writes.
+pub(crate) const JOURNAL_CAP: usize = 32;
+
 /// Bytes of a cell: two words.
 pub(crate) const CELL_BYTES: u64 = 16;
 /// Words of a table entry: the key's hash, the key cell, the value cell.
@@ -58,6 +65,9 @@ pub(crate) enum Kind {
     /// A scalar or short string held in a cell of its own: what a handle to such a value
     /// points at.
     Boxed = 1,
+    /// A value several processes write under a lock (see `locked`): what a handle to it
+    /// points at, never linked from a cell.
+    Locked = 2,
     Str = b'a',
     BigInt = b'q',
     BigUint = b'Q',
@@ -70,8 +80,9 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::Boxed,
+        Kind::Locked,
         Kind::Str,
         Kind::BigInt,
         Kind::BigUint,
@@ -106,7 +117,7 @@ impl Kind {
     /// The tag of the values this kind holds (`None` for a box: its cell says).
     pub(crate) fn tag(self) -> Option<Tag> {
         Some(match self {
-            Kind::Boxed => return None,
+            Kind::Boxed | Kind::Locked => return None,
             Kind::Str => Tag::Str,
             Kind::BigInt => Tag::BigInt,
             Kind::BigUint => Tag::BigUint,
@@ -125,6 +136,7 @@ impl Kind {
             Kind::Str | Kind::BigInt | Kind::BigUint => BYTES_WORDS,
             Kind::Boxed | Kind::C64 => PAIR_WORDS,
             Kind::Tab | Kind::OTab | Kind::Arr | Kind::Tup | Kind::Array => CONTAINER_WORDS,
+            Kind::Locked => LOCKED_WORDS,
         }
     }
 
@@ -133,10 +145,12 @@ impl Kind {
         const BYTES: u64 = 8 * BYTES_WORDS as u64;
         const PAIR: u64 = 8 * PAIR_WORDS as u64;
         const CONTAINER: u64 = 8 * CONTAINER_WORDS as u64;
+        const LOCKED: u64 = 8 * LOCKED_WORDS as u64;
         match self {
             Kind::Str | Kind::BigInt | Kind::BigUint => BYTES,
             Kind::Boxed | Kind::C64 => PAIR,
             Kind::Tab | Kind::OTab | Kind::Arr | Kind::Tup | Kind::Array => CONTAINER,
+            Kind::Locked => LOCKED,
         }
     }
 
@@ -244,13 +258,15 @@ pub(crate) enum Cell {
     Short(Short),
     /// A value held in an object: its tag and the object's offset.
     Obj(Tag, Offset),
+    /// A locked value (what a handle to one sees; never stored in a cell): its object.
+    Locked(Offset),
 }
 
 impl Cell {
     /// The tag of the value (`None` for an empty cell).
     pub(crate) fn tag(&self) -> Option<Tag> {
         match self {
-            Cell::Empty => None,
+            Cell::Empty | Cell::Locked(_) => None,
             Cell::Scalar(t, _) | Cell::Obj(t, _) => Some(*t),
             Cell::Short(_) => Some(Tag::Str),
         }
@@ -259,7 +275,9 @@ impl Cell {
     /// The two words that store the cell.
     pub(crate) fn encode(&self) -> [u64; 2] {
         match *self {
-            Cell::Empty => [0, 0],
+            // A locked value is never put in a cell (`child_of` refuses it): were it
+            // written, it would read back as a dead entry, never as a link.
+            Cell::Empty | Cell::Locked(_) => [0, 0],
             Cell::Scalar(t, bits) => [t as u64, bits],
             Cell::Obj(t, off) => [t as u64, off.get()],
             Cell::Short(s) => {

@@ -248,8 +248,10 @@ mod eq;
 mod expand;
 mod handle;
 mod hash;
+mod journal;
 mod layout;
 mod leaves;
+mod locked;
 mod mutate;
 mod ops;
 mod plain;
@@ -268,6 +270,7 @@ pub use build::{IntoShm, PoolExt, ShmItem};
 pub use containers::{SeqIter, ShmSeq, ShmTab, TabIter};
 pub use handle::ShmVal;
 pub use leaves::{ShmArray, ShmStr};
+pub use locked::{LockedGuard, LockedMut, LockedStatus, ShmLocked};
 pub use mutate::ShmValMut;
 pub use views::{Key, ShmRef};
 

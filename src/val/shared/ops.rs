@@ -130,11 +130,11 @@ fn grow(
     let bytes = cap.checked_mul(size).ok_or_else(too_large)?;
     // Both blocks are recorded while the container moves from one to the other: a death
     // at any step gives back whichever the container does not link to.
-    let rec = w.new_block(pool, obj.off);
+    let rec = w.new_block(pool, obj.off)?;
     let data = match tracked::alloc_block(pool, rec.as_ref(), bytes, 16, false) {
         Ok(d) => d,
         Err(e) => {
-            w.done_block(pool, rec);
+            w.done_block(pool, rec, Offset::NULL);
             return Err(e.into());
         }
     };
@@ -162,14 +162,18 @@ fn grow(
     if let Err(e) = copied {
         // SAFETY: the new block was allocated above and never linked: nothing refers to it.
         let _ = unsafe { tracked::free_block(pool, rec.as_ref(), data) };
-        w.done_block(pool, rec);
+        w.done_block(pool, rec, Offset::NULL);
         return Err(e);
     }
-    let old = (!c.inline).then(|| w.old_block(pool, obj.off, c.data));
+    let old = if c.inline {
+        None
+    } else {
+        Some(w.old_block(pool, obj.off, c.data)?)
+    };
     let switched = w
         .store(&obj.words[W_DATA], data.get())
         .and_then(|()| w.store(&obj.words[W_CAP], cap));
-    w.done_block(pool, rec);
+    w.done_block(pool, rec, data);
     switched?;
     crate::fault::pause_point("val.grow.linked");
     if let Some(old) = old {

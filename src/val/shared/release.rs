@@ -146,6 +146,20 @@ fn free_one(freer: &mut Freer<'_>, o: Offset, work: &mut Vec<Offset>) -> Result<
                 first_err.get_or_insert(e);
             }
         }
+    } else if obj.kind == Kind::Locked {
+        // Nobody holds the lock any more (every handle is gone, and a dead holder's
+        // journal was settled by its recovery before its reference was dropped): the
+        // container is dropped like a child.
+        let root = &obj.words[super::journal::W_ROOT..super::journal::W_ROOT + 2];
+        if let Ok(Cell::Obj(tag, child)) = Cell::decode(load_cell(root), o.get()) {
+            match Obj::open_linked(region, tag, child).and_then(|ch| dec(ch.rc(), child)) {
+                Ok(true) => work.push(child),
+                Ok(false) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
     } else if obj.kind == Kind::Array {
         let c = obj.container(pool)?;
         if !c.inline {

@@ -67,6 +67,7 @@ impl<'w, W: Write> Printer<'w, W> {
     fn value(&mut self, r: ShmRef<'_>, depth: usize) -> fmt::Result {
         let shown = match r.cell {
             Cell::Empty => return self.write_str("<empty cell>"),
+            Cell::Locked(_) => return self.write_str("<locked value>"),
             Cell::Scalar(tag, bits) => return write_scalar(self, &scalar_val(tag, bits), false),
             Cell::Short(_) => r.as_str().map(|s| self.string(&s)),
             Cell::Obj(tag, off) => match tag {

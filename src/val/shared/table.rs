@@ -417,11 +417,11 @@ pub(crate) fn grow(
     let cap = grown_cap(t.c.len, t.c.cap, extra)?;
     // Both blocks are recorded while the table moves from one to the other: a death at
     // any step gives back whichever the table does not link to.
-    let rec = w.new_block(pool, t.obj.off);
+    let rec = w.new_block(pool, t.obj.off)?;
     let data = match alloc_data(pool, rec.as_ref(), cap) {
         Ok(d) => d,
         Err(e) => {
-            w.done_block(pool, rec);
+            w.done_block(pool, rec, Offset::NULL);
             return Err(e);
         }
     };
@@ -472,12 +472,16 @@ pub(crate) fn grow(
             // SAFETY: the new block was allocated above and never linked: nothing refers
             // to it.
             let _ = unsafe { tracked::free_block(pool, rec.as_ref(), data) };
-            w.done_block(pool, rec);
+            w.done_block(pool, rec, Offset::NULL);
             return Err(e);
         }
     };
     let obj = t.obj;
-    let old = (!t.c.inline).then(|| w.old_block(pool, obj.off, t.c.data));
+    let old = if t.c.inline {
+        None
+    } else {
+        Some(w.old_block(pool, obj.off, t.c.data)?)
+    };
     // The count of entries to read first (`n` is the live count, at most the old one):
     // a death before the data switch leaves the old block read only as far as `n`
     // (some children left counted, never one read from memory the table does not own).
@@ -487,7 +491,7 @@ pub(crate) fn grow(
         w.store(&obj.words[W_DATA], data.get())?;
         w.store(&obj.words[W_CAP], cap)
     })();
-    w.done_block(pool, rec);
+    w.done_block(pool, rec, data);
     switched?;
     crate::fault::pause_point("val.grow.linked");
     if let Some(old) = old {

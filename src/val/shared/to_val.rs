@@ -155,6 +155,7 @@ fn cell_offset(cell: &Cell) -> u64 {
 pub(crate) fn leaf_to_val(pool: &Pool, cell: &Cell) -> Result<Val, ValError> {
     match *cell {
         Cell::Empty => Err(corrupt(0, "an empty cell where a value belongs")),
+        Cell::Locked(_) => Err(ValError::Locked),
         Cell::Scalar(tag, bits) => Ok(scalar_val(tag, bits)),
         Cell::Short(s) => std::str::from_utf8(s.as_bytes())
             .map(|x| Val::Str(x.to_owned()))
@@ -168,6 +169,7 @@ pub(crate) fn obj_leaf(pool: &Pool, obj: Obj<'_>) -> Result<Val, ValError> {
     let at = obj.off.get();
     Ok(match obj.kind {
         Kind::Boxed => return leaf_to_val(pool, &boxed_cell(&obj)?),
+        Kind::Locked => return Err(ValError::Locked),
         Kind::Str => Val::Str(
             std::str::from_utf8(byte_payload(pool, &obj)?)
                 .map_err(|_| corrupt(at, "a string is not UTF-8"))?

@@ -24,6 +24,8 @@ pub(crate) fn install_resolvers() {
         ledger::install(Kind::Acquiring, resolve_unknown);
         ledger::install(Kind::Moving, resolve_moving);
         ledger::install(Kind::Building, resolve_building);
+        ledger::install(Kind::Locking, super::journal::resolve_locking);
+        ledger::install(Kind::Detaching, super::journal::resolve_detaching);
     });
 }
 
@@ -269,6 +271,11 @@ fn resolve_moving(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
 /// Whether the container at `container` links to the object at `child`.
 fn holds(pool: &Pool, container: Offset, child: Offset) -> Result<bool, ValError> {
     let obj = Obj::open(pool.region(), container, None)?;
+    if obj.kind == super::layout::Kind::Locked {
+        // A locked value being made: its own cell links its container.
+        let root = super::journal::LockedObj { obj }.root();
+        return Ok(super::layout::load_cell(root)[1] == child.get());
+    }
     if !(obj.kind.is_seq() || obj.kind.is_table()) {
         return Ok(false);
     }

@@ -52,15 +52,24 @@ pub(crate) trait Writes {
 
     /// A record for a data block about to be allocated for the container at `container`
     /// (see [`tracked::begin_block`]).
-    fn new_block<'p>(&self, pool: &'p Pool, container: Offset) -> Option<Entry<'p>>;
+    fn new_block<'p>(
+        &self,
+        pool: &'p Pool,
+        container: Offset,
+    ) -> Result<Option<Entry<'p>>, ValError>;
 
     /// Done with `rec` of [`new_block`](Self::new_block): the container links to its
-    /// block now, or it was never allocated, or it was freed (its record cleared by the
-    /// free).
-    fn done_block(&self, pool: &Pool, rec: Option<Entry<'_>>);
+    /// block `block` now, or (`block` null) it was never allocated or was freed (its
+    /// record cleared by the free).
+    fn done_block(&self, pool: &Pool, rec: Option<Entry<'_>>, block: Offset);
 
     /// A record for the container's data block `block`, about to be let go.
-    fn old_block<'p>(&self, pool: &'p Pool, container: Offset, block: Offset) -> Option<Entry<'p>>;
+    fn old_block<'p>(
+        &self,
+        pool: &'p Pool,
+        container: Offset,
+        block: Offset,
+    ) -> Result<Option<Entry<'p>>, ValError>;
 
     /// The container no longer links to `block` (recorded in `rec`): freed now, or once
     /// the operation commits.
@@ -115,16 +124,25 @@ impl Writes for Direct {
         release_cell(pool, &old)
     }
 
-    fn new_block<'p>(&self, pool: &'p Pool, container: Offset) -> Option<Entry<'p>> {
-        tracked::begin_block(pool, container, Offset::NULL)
+    fn new_block<'p>(
+        &self,
+        pool: &'p Pool,
+        container: Offset,
+    ) -> Result<Option<Entry<'p>>, ValError> {
+        Ok(tracked::begin_block(pool, container, Offset::NULL))
     }
 
-    fn done_block(&self, pool: &Pool, rec: Option<Entry<'_>>) {
+    fn done_block(&self, pool: &Pool, rec: Option<Entry<'_>>, _block: Offset) {
         tracked::end_block(pool, rec);
     }
 
-    fn old_block<'p>(&self, pool: &'p Pool, container: Offset, block: Offset) -> Option<Entry<'p>> {
-        tracked::begin_block(pool, container, block)
+    fn old_block<'p>(
+        &self,
+        pool: &'p Pool,
+        container: Offset,
+        block: Offset,
+    ) -> Result<Option<Entry<'p>>, ValError> {
+        Ok(tracked::begin_block(pool, container, block))
     }
 
     unsafe fn drop_block(
