@@ -22,18 +22,24 @@ use crate::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Whether any point is armed in this process: the fast path reads only this.
 static ARMED: AtomicU8 = AtomicU8::new(0);
-/// The armed point's name.
-static POINT: Mutex<String> = Mutex::new(String::new());
+/// The armed point's name, and how many more times it is passed before it pauses.
+static POINT: Mutex<(String, u32)> = Mutex::new((String::new(), 0));
 
 /// The environment variable through which a child finds its parent's [`Notice`].
 pub const NOTICE_ENV: &str = "SHMVAL_FAULT_NOTICE_FD";
 
 /// Arms the pause point `point` in this process: the next thread to reach it reports it and
-/// sleeps forever.
+/// sleeps forever. `name#n` pauses at the `n`th time the point `name` is reached (from 1),
+/// for a step an operation passes several times.
 pub fn arm(point: &str) {
+    let (name, nth) = match point.rsplit_once('#') {
+        Some((name, n)) => (name, n.parse::<u32>().unwrap_or(1).max(1)),
+        None => (point, 1),
+    };
     let mut p = POINT.lock().unwrap_or_else(|e| e.into_inner());
-    p.clear();
-    p.push_str(point);
+    p.0.clear();
+    p.0.push_str(name);
+    p.1 = nth - 1;
     ARMED.store(1, Ordering::SeqCst);
 }
 
@@ -54,7 +60,17 @@ pub(crate) fn pause_point(name: &'static str) {
 #[cold]
 #[inline(never)]
 fn pause_if_armed(name: &'static str) {
-    let hit = *POINT.lock().unwrap_or_else(|e| e.into_inner()) == name;
+    let hit = {
+        let mut p = POINT.lock().unwrap_or_else(|e| e.into_inner());
+        if p.0 != name {
+            false
+        } else if p.1 > 0 {
+            p.1 -= 1;
+            false
+        } else {
+            true
+        }
+    };
     if hit {
         if let Some(page) = child_page() {
             page.publish(name);

@@ -252,3 +252,39 @@ fn scalars_are_refused_and_recorded_pools_give_back_every_entry() {
     assert_eq!(recorded_use(&pool), before);
     assert!(k.blocks > 0);
 }
+
+#[test]
+fn a_write_that_fails_leaves_the_table_and_the_pool_as_they_were() {
+    let (_n, pool) = new_recorded_pool("locked-fail", 1 << 20);
+    let board = ShmLocked::new(
+        &pool,
+        val!({"cfg": {"rate": 1}, "k": "a long string value"}),
+    )
+    .unwrap();
+    let mut g = board.lock(T).unwrap();
+    // A handle outside keeps `cfg` shared: the write below copies it first, then fails
+    // building the value, so the copy must go back and the table keep the original.
+    let outside = g.get("cfg").unwrap().unwrap().to_handle().unwrap();
+    let before = recorded_use(&pool);
+    let table = g.to_val().unwrap();
+    let huge = "x".repeat(2 << 20);
+    let e = g
+        .child_mut("cfg")
+        .unwrap()
+        .insert("huge", huge.as_str())
+        .unwrap_err();
+    assert!(
+        matches!(e, ValError::OutOfMemory { .. } | ValError::Pool { .. }),
+        "{e}"
+    );
+    let e = g.insert("huge", huge.as_str()).unwrap_err();
+    assert!(
+        matches!(e, ValError::OutOfMemory { .. } | ValError::Pool { .. }),
+        "{e}"
+    );
+    assert_eq!(g.to_val().unwrap(), table);
+    assert_eq!(recorded_use(&pool), before);
+    assert_eq!(outside.ref_count(), 2, "the table still holds the original");
+    drop(g);
+    assert!(!board.status().unwrap().in_operation);
+}

@@ -231,6 +231,19 @@ pub const PAUSE_LIMIT: Duration = Duration::from_secs(60);
 /// killed). Panics if the child ends first, reports another point, or takes longer than
 /// [`PAUSE_LIMIT`].
 pub fn spawn_paused(role: &str, args: &[&str], point: &str) -> ChildGuard {
+    match try_spawn_paused(role, args, point) {
+        Ok(child) => child,
+        Err(status) => panic!("the child ended ({status}) without reaching {point}"),
+    }
+}
+
+/// As [`spawn_paused`], but a child that ends without reaching the point is its exit
+/// status (for a test that walks a point's every passing until the operation is done).
+pub fn try_spawn_paused(
+    role: &str,
+    args: &[&str],
+    point: &str,
+) -> Result<ChildGuard, std::process::ExitStatus> {
     let notice = Notice::new().expect("a fault notice");
     let mut child = spawn_role_env(role, args, &[notice.env()]);
     let start = Instant::now();
@@ -238,10 +251,10 @@ pub fn spawn_paused(role: &str, args: &[&str], point: &str) -> ChildGuard {
         if let Some(r) = notice.wait(Duration::from_millis(50)) {
             assert_eq!(r.point, point, "the child paused at another point");
             assert_eq!(r.pid, child.pid(), "another process reported {point}");
-            return child;
+            return Ok(child);
         }
         if let Some(status) = child.try_wait() {
-            panic!("the child ended ({status}) without reaching {point}");
+            return Err(status);
         }
         assert!(
             start.elapsed() < PAUSE_LIMIT,
