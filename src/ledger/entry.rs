@@ -10,7 +10,7 @@
 //! | 4 | the ring position of a send or receive, or a pipe handle's counted flags |
 //! | 5 | a wait in progress on one of the pipe's condition variables |
 //! | 6 | the next entry: of the free list, or of a batch being received |
-//! | 7 | kind-specific: the container a value moves into, the pipe's generation |
+//! | 7 | kind-specific: the container a value moves into, the pipe's generation, the names entry a reference moves to or from |
 
 use crate::region::{Offset, Region};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -67,10 +67,15 @@ pub(crate) enum Kind {
     /// under the pool lock; 0 while not allocated), not yet a value anyone counts: freed
     /// raw, unless the container at `E_AUX` (if not 0) links to it as its data block.
     Building = 11,
+    /// A reference moving between a handle of this process and the entry of the names
+    /// directory at `E_AUX` (see `sides::names`): the value `E_OBJ` moving in or out, and
+    /// for a replacement the value `E_PIPE` moving out; the direction, and whether the
+    /// entry was written, in `E_INDEX`.
+    Naming = 14,
 }
 
 impl Kind {
-    pub(crate) const COUNT: usize = 12;
+    pub(crate) const COUNT: usize = 15;
 
     pub(crate) fn from_word(w: u64) -> Option<Kind> {
         Some(match w & 0xff {
@@ -86,6 +91,7 @@ impl Kind {
             9 => Kind::DirUser,
             10 => Kind::Received,
             11 => Kind::Building,
+            14 => Kind::Naming,
             _ => return None,
         })
     }
