@@ -22,7 +22,7 @@ use common::{
 };
 use shmval::alloc::Pool;
 use shmval::region::{AttachOptions, RegionName};
-use shmval::sides::{Lookup, Names, ShmMain, SidesError, MAX_NAMES};
+use shmval::sides::{ClientSide, Lookup, Names, ServerSide, ShmMain, SidesError, MAX_NAMES};
 use shmval::{PoolExt, Tag, Val};
 
 const BYTES: u64 = 1 << 20;
@@ -234,6 +234,23 @@ fn publish_get_replace_and_unpublish() {
     assert!(names.list().unwrap().is_empty());
     assert_eq!(settled(pool), base, "everything given back");
     pool.verify().unwrap();
+}
+
+#[test]
+fn every_side_sees_the_same_names() {
+    let (name, main) = region("names-sides");
+    let server = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
+    let client = ClientSide::new(name.as_str(), "p").start().unwrap();
+    server
+        .names()
+        .unwrap()
+        .publish("t", server.pool().share(&packet(4)).unwrap())
+        .unwrap();
+    let got = client.names().unwrap().get("t").unwrap().unwrap();
+    assert_eq!(seq_of(&got), 4);
+    assert_eq!(main.names().unwrap().list().unwrap()[0].refs, 2);
+    drop(got);
+    assert!(main.names().unwrap().unpublish("t").unwrap().is_some());
 }
 
 #[test]
