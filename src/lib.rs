@@ -39,7 +39,8 @@
 //! # Where to start
 //!
 //! - [`sides`]: [`ShmMain`](sides::ShmMain), [`ServerSide`](sides::ServerSide),
-//!   [`ClientSide`](sides::ClientSide): the pool and its named pipes.
+//!   [`ClientSide`](sides::ClientSide): the pool and its named pipes;
+//!   [`Names`](sides::Names) and [`Lookup`](sides::Lookup): values published by name.
 //! - [`queue`]: [`Pipe`](queue::Pipe), what a side gives you to send and receive with,
 //!   and its errors.
 //! - [`val`](mod@val) and [`val::shared`](mod@val::shared): [`Val`] (a value on the heap,
@@ -69,6 +70,9 @@
 //!   back by the survivors ([`ledger`]); a pipe made with
 //!   [`redeliver(true)`](sides::ServerSideBuilder::redeliver) puts an item its dead
 //!   receiver still held back in the pipe instead.
+//! - **A named value** lives while it is published ([`Names`](sides::Names)), whoever
+//!   published it and whether that process still runs; unpublishing hands its reference
+//!   back to the caller.
 //! - **A receive ends** with a value; with `Closed` once the pipe was
 //!   [`close`](queue::Pipe::close)d and drained; with `Disconnected` once every sender has
 //!   gone and it is drained (never for a persisted pipe, whose senders may come back).
@@ -79,6 +83,8 @@
 //! | `enqueue(v, t)`, `dequeue(t)`, `dequeue_batch` | room, a value, the pipe's lock | `t` (plus the 20 ms liveness poll) |
 //! | `try_enqueue`, `try_dequeue` | nothing, not even a held lock | no wait |
 //! | `enq`, `deq` | room or a value, close, disconnection, the break checker | no limit; says so on stderr after 10 s |
+//! | `Names::lookup(name, t)`, `Lookup` `start` | the name (and the region), the names lock | `t` (`Lookup`: its timeout, 60 s by default) |
+//! | `publish`, `replace`, `unpublish`, `get`, `list` of [`Names`](sides::Names) | the names lock | while a live process holds it, or its `lock_timeout` |
 //! | `share`, `alloc`, building values | the pool lock | while a live process holds it |
 //! | `close` | the pipe's lock | while a live process holds it |
 //! | dropping anything | the pool or directory lock, briefly | 200 us, then the work is deferred |

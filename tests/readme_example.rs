@@ -1,4 +1,4 @@
-//! The README's example, run as written (with a unique region name).
+//! The README's examples, run as written (with a unique region name).
 
 mod common;
 
@@ -19,5 +19,27 @@ fn the_readme_example_runs() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(got.field("seq")?.as_i64()?, 1); // errors name the key
     assert_eq!(got.field("xs")?.as_slice::<f64>()?, &[1.5, 2.5]);
     drop((client, server, main));
+    Ok(())
+}
+
+#[test]
+fn the_readme_names_example_runs() -> Result<(), Box<dyn std::error::Error>> {
+    use shmval::sides::Lookup;
+    use std::time::Duration;
+    let name = common::TestName::new("readme-names");
+    let mempool = name.as_str();
+    // The process that made the pool publishes its configuration table...
+    let main = ShmMain::new(mempool, 1 << 20).start()?;
+    let config = main
+        .pool()
+        .share(&val!({"rate": 48000, "channels": ["left", "right"]}))?;
+    main.names()?.publish("config", config)?; // the entry takes the handle's reference
+
+    // ...and another process waits up to 10 s for the region, then for the name.
+    let config = Lookup::new(mempool, "config")
+        .timeout(Duration::from_secs(10))
+        .start()?;
+    assert_eq!(config.field("rate")?.as_i64()?, 48000); // read in place, no copy
+    drop((config, main));
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! `shmval inspect REGION`: what a live region holds, read without disturbing it.
 //!
 //! It attaches like any process (every header field checked), but never becomes a user of
-//! a pipe and writes nothing: the pool and directory locks are each taken once, briefly,
-//! to read their state.
+//! a pipe and writes nothing: the pool, pipe directory and names directory locks are each
+//! taken once, briefly, to read their state.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use shmval::alloc::Pool;
 use shmval::region::{AttachOptions, Offset, Region, RegionError, RegionName, SHM_DIR};
-use shmval::sides::Directory;
+use shmval::sides::{Directory, Names};
 use shmval::val::shared::live_blocks;
 
 use crate::output::outln;
@@ -28,6 +28,8 @@ pub struct Inspection {
     creator_alive: bool,
     pool: PoolView,
     pipes: Vec<PipeView>,
+    /// The named values, in directory order.
+    names: Vec<NameView>,
     blocks: Vec<BlockKind>,
     /// The process registry: slots, and each registered process.
     registry_slots: u32,
@@ -63,6 +65,16 @@ struct PipeView {
     closed: bool,
     poisoned: bool,
     lock_holder: Option<u32>,
+}
+
+/// A named value.
+#[derive(Debug, Serialize)]
+struct NameView {
+    name: String,
+    tag: String,
+    offset: u64,
+    /// Its references: the names entry's own, and every other holder's.
+    refs: u64,
 }
 
 /// Live pool blocks of one kind.
@@ -152,16 +164,35 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
             });
         }
     }
-    let names: Vec<(u64, String)> = pipes
+    let mut names = vec![];
+    let mut names_off = None;
+    if let Ok(n) = Names::open(&pool) {
+        names_off = Some(n.block());
+        for e in n
+            .lock_timeout(Duration::from_secs(1))
+            .list()
+            .map_err(|e| format!("names directory: {e}"))?
+        {
+            names.push(NameView {
+                name: e.name.to_string(),
+                tag: e.tag.name().to_string(),
+                offset: e.offset.get(),
+                refs: e.refs,
+            });
+        }
+    }
+    let pipe_names: Vec<(u64, String)> = pipes
         .iter()
         .zip(&pipe_offsets)
         .map(|(p, off)| (*off, p.name.clone()))
         .collect();
-    let processes = crate::registry::slots(&pool, &names);
+    let processes = crate::registry::slots(&pool, &pipe_names);
     let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for (block, tag) in live_blocks(&pool).map_err(|e| format!("pool: {e}"))? {
         let kind = if block.offset == dir_off {
             "pipe directory".to_string()
+        } else if Some(block.offset) == names_off {
+            "names directory".to_string()
         } else if pipe_blocks.contains(&block.offset) {
             "pipe".to_string()
         } else {
@@ -192,6 +223,7 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
             poisoned: pool.is_poisoned(),
         },
         pipes,
+        names,
         blocks: kinds
             .into_iter()
             .map(|(kind, (count, bytes))| BlockKind { kind, count, bytes })
@@ -279,6 +311,26 @@ impl Inspection {
                 q.timeouts,
                 q.users,
                 state.join(", ")
+            );
+        }
+        if self.names.is_empty() {
+            outln!("names: none");
+        } else {
+            outln!(
+                "names:\n  {:<24} {:<8} {:>12} {:>6}",
+                "name",
+                "tag",
+                "offset",
+                "refs"
+            );
+        }
+        for n in &self.names {
+            outln!(
+                "  {:<24} {:<8} {:>12} {:>6}",
+                n.name,
+                n.tag,
+                n.offset,
+                n.refs
             );
         }
         outln!("live blocks by kind:");

@@ -111,6 +111,52 @@ fn inspect_shows_a_live_region_and_leaves_it_as_it_was() {
 }
 
 #[test]
+fn inspect_lists_the_named_values() {
+    let name = format!("shmval-test-inspect-names-{}", std::process::id());
+    let main = ShmMain::new(name.as_str(), 1 << 20).start().unwrap();
+    let names = main.names().unwrap();
+    let pool = main.pool();
+    let table = pool
+        .share(&Val::parse("{'rate': 48000, 'name': 'a string too long for a cell'}").unwrap())
+        .unwrap();
+    let off = table.offset().get();
+    let held = table.clone();
+    names.publish("config", table).unwrap();
+    names
+        .publish("list", pool.share(&Val::parse("[1, 2]").unwrap()).unwrap())
+        .unwrap();
+
+    let i = json(&shmval(&["inspect", &name, "--json"]));
+    let listed = i["names"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let config = listed.iter().find(|n| n["name"] == "config").unwrap();
+    assert_eq!(config["tag"], "Tab");
+    assert_eq!(config["offset"], off);
+    assert_eq!(config["refs"], 2, "the entry's and this test's handle");
+    let list = listed.iter().find(|n| n["name"] == "list").unwrap();
+    assert_eq!((&list["tag"], &list["refs"]), (&"Arr".into(), &1.into()));
+    let blocks = i["blocks"].as_array().unwrap();
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b["kind"] == "names directory" && b["count"] == 1),
+        "{blocks:?}"
+    );
+
+    let text = shmval(&["inspect", &name]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("config"))
+        .unwrap_or_else(|| panic!("no line for config in {text}"));
+    assert!(
+        line.contains("Tab") && line.contains(&off.to_string()),
+        "{line}"
+    );
+    drop(held);
+}
+
+#[test]
 fn list_shows_regions_and_clean_removes_only_stale_ones() {
     let live_name = format!("shmval-test-list-live-{}", std::process::id());
     let dead_name = format!("shmval-test-list-dead-{}", std::process::id());

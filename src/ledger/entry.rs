@@ -10,7 +10,7 @@
 //! | 4 | the ring position of a send or receive, or a pipe handle's counted flags |
 //! | 5 | a wait in progress on one of the pipe's condition variables |
 //! | 6 | the next entry: of the free list, or of a batch being received |
-//! | 7 | kind-specific: the container a value moves into, the pipe's generation |
+//! | 7 | kind-specific: the container a value moves into, the pipe's generation, the names entry a reference moves to or from |
 
 use crate::region::{Offset, Region};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -75,10 +75,15 @@ pub(crate) enum Kind {
     /// process's after. The value's journal lists the entry; whoever settles the journal
     /// turns it into a [`Kind::Value`] or [`Kind::Building`] (committed) or frees it.
     Detaching = 13,
+    /// A reference moving between a handle of this process and the entry of the names
+    /// directory at `E_AUX` (see `sides::names`): the value `E_OBJ` moving in or out, and
+    /// for a replacement the value `E_PIPE` moving out; the direction, and whether the
+    /// entry was written, in `E_INDEX`.
+    Naming = 14,
 }
 
 impl Kind {
-    pub(crate) const COUNT: usize = 14;
+    pub(crate) const COUNT: usize = 15;
 
     pub(crate) fn from_word(w: u64) -> Option<Kind> {
         Some(match w & 0xff {
@@ -96,6 +101,7 @@ impl Kind {
             11 => Kind::Building,
             12 => Kind::Locking,
             13 => Kind::Detaching,
+            14 => Kind::Naming,
             _ => return None,
         })
     }

@@ -5,8 +5,8 @@
 //! keeps its entries in chunks of the pool, listed from its registry slot. An entry is one
 //! cache line that records one thing the process holds, or one operation it is in the
 //! middle of: a reference to a value (a handle and its clones share one), a send or a
-//! receive, a value moving into a container, a pipe handle's counts, a directory user, a
-//! wait on a condition variable. Only its process writes an entry while it lives, so the
+//! receive, a value moving into a container or to and from a names entry, a pipe handle's
+//! counts, a directory user, a wait on a condition variable. Only its process writes an entry while it lives, so the
 //! line stays in that process's cache: a clone or a drop of a handle that is not the last
 //! in the process touches no shared line (biased counting), and the value's shared count
 //! counts entries, containers and pipe slots, not handles.
@@ -59,6 +59,12 @@
 //!   container holds the reference; not found, the entry does. Values a build makes for a
 //!   container move in the same way. Blocks and moves are resolved before the process's
 //!   values are dropped, while their containers are still alive.
+//! - A reference moving between a handle and an entry of the region's named values
+//!   (`Naming`): the move is recorded before the store, named in the names directory's
+//!   operation word while the names lock is held, and marked stored after it; the lock's
+//!   repair after a dead holder reads the names entry to settle the mark, so the survivor
+//!   knows exactly which side holds the reference (see
+//!   [`Names`](crate::sides::Names)' module).
 //! - Counts on pipes and the directory, and a condition variable's waiters: the entry
 //!   records the count held, and a step in progress (`MOVING_*` flags, the waiting
 //!   steps); a death inside such a step leaves the count as it may be ("not given back

@@ -88,7 +88,8 @@ pub(crate) fn install(kind: Kind, f: Resolver) {
 /// operations on pipes (they decide whether a
 /// value was sent or received), then blocks and values on their way into a container
 /// (decided by reading the container, which the dead process's values still keep alive),
-/// then values, then the pipes' own counts (a value may go back into its pipe, which must
+/// then values (and references moving to or from a names entry, decided under the names
+/// lock), then the pipes' own counts (a value may go back into its pipe, which must
 /// still be there), then directory users.
 const PASSES: [&[Kind]; 6] = [
     &[Kind::Locking],
@@ -100,6 +101,7 @@ const PASSES: [&[Kind]; 6] = [
         Kind::Freeing,
         Kind::Value,
         Kind::Received,
+        Kind::Naming,
     ],
     &[Kind::Pipe],
     &[Kind::DirUser],

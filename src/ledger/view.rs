@@ -32,8 +32,8 @@ pub struct Holdings {
     /// Of those, values received from a pipe that redelivers: back into it if the
     /// process dies holding them.
     pub redeliverable: u64,
-    /// Operations in progress: sends, receives, values moving into containers, counts
-    /// being taken or dropped.
+    /// Operations in progress: sends, receives, values moving into containers or a names
+    /// entry, counts being taken or dropped.
     pub operations: u64,
     /// Operations waiting on a pipe's condition variable.
     pub waits: u64,
@@ -127,7 +127,8 @@ pub fn holdings(pool: &Pool, slot: &SlotInfo) -> Holdings {
                 | Kind::Sending
                 | Kind::Receiving
                 | Kind::Acquiring
-                | Kind::Building => h.operations += 1,
+                | Kind::Building
+                | Kind::Naming => h.operations += 1,
             }
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! The directory is a pool block found through the region's root word. It holds a lock, a
 //! generation word that changes (with a futex wake) whenever a pipe is added or removed,
-//! so a client waiting for a pipe sleeps instead of polling, and 64 entries:
+//! so a client waiting for a pipe sleeps instead of polling, the offset of the region's
+//! [`Names`](super::Names) directory, and 64 entries:
 //!
 //! | word  | field                                                |
 //! |-------|------------------------------------------------------|
@@ -41,8 +42,8 @@ use crate::sync::{Os, Platform, ShmMutex, ShmMutexGuard};
 /// Pipes one region can hold.
 pub const MAX_PIPES: usize = 64;
 
-/// "SHMDIR03", little-endian.
-const DIR_MAGIC: u64 = u64::from_le_bytes(*b"SHMDIR03");
+/// "SHMDIR04", little-endian.
+const DIR_MAGIC: u64 = u64::from_le_bytes(*b"SHMDIR04");
 const FREE: u64 = 0;
 const LIVE: u64 = 1;
 const PERSIST: u64 = 1;
@@ -66,6 +67,8 @@ struct DirHead {
     lock: ShmMutex,
     generation: AtomicU32,
     _pad: AtomicU32,
+    /// The offset of the region's names directory (see [`Names`](super::Names)).
+    names: AtomicU64,
     entries: [Entry; MAX_PIPES],
     /// The names of the last [`REMOVED`] pipes removed, in a ring, so that a side waiting
     /// for one can say it was removed rather than never made.
@@ -120,9 +123,11 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Allocates and formats a directory in `pool` and points the region's root word at
-    /// it. Called by the creator before the region is published.
+    /// Allocates and formats a directory in `pool`, with the names directory it links to,
+    /// and points the region's root word at it. Called by the creator before the region is
+    /// published.
     pub(crate) fn format(pool: &Pool) -> Result<Directory, SidesError> {
+        let names = super::names::format(pool)?;
         let len = size_of::<DirHead>() as u64;
         // The directory lives as long as the region: its block is never given back.
         let off = pool.alloc_block(len, 64)?.into_offset();
@@ -131,6 +136,7 @@ impl Directory {
             w.store(0, Ordering::Relaxed);
         }
         let head: &DirHead = region.at(off)?;
+        head.names.store(names.get(), Ordering::Relaxed);
         head.magic.store(DIR_MAGIC, Ordering::Release);
         region.root().store(off.get(), Ordering::Release);
         Ok(Directory {
@@ -163,6 +169,11 @@ impl Directory {
 
     fn head(&self) -> Result<&DirHead, SidesError> {
         Ok(self.pool.region().at(self.off)?)
+    }
+
+    /// The offset of the region's names directory (unchecked: see `names::check`).
+    pub(crate) fn names_block(&self) -> Result<Offset, SidesError> {
+        Ok(Offset::new(self.head()?.names.load(Ordering::Relaxed)))
     }
 
     /// Locks the directory (until `deadline`, if given), re-checking every entry if a

@@ -1,4 +1,5 @@
-//! Giving back what dead processes held, from the sides: the resolvers of directory users,
+//! Giving back what dead processes held, from the sides: the resolvers of directory users
+//! (and of moves to and from the names directory, in [`names`](super::names)),
 //! and the calls that run recovery (a process attaching, a blocked call waking,
 //! [`ShmMain::recover`](super::ShmMain::recover)).
 
@@ -7,12 +8,14 @@ use crate::alloc::Pool;
 use crate::ledger::{self, Ctx, Entry, Kind, Ledger, Outcome, E_AUX, E_INDEX, E_PIPE};
 use crate::region::Offset;
 
-/// Installs every resolver (once per process): values, pipes, directory users.
+/// Installs every resolver (once per process): values, pipes, directory users, moves to
+/// and from the names directory.
 pub(crate) fn install_resolvers() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         crate::queue::install_resolvers();
         ledger::install(Kind::DirUser, resolve_user);
+        ledger::install(Kind::Naming, super::names::resolve_naming);
     });
 }
 

@@ -1,4 +1,4 @@
-//! [`ShmMain`]: creates the named pool once, with its pipe directory.
+//! [`ShmMain`]: creates the named pool once, with its pipe and names directories.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,6 +166,16 @@ impl ShmMain {
     /// The region.
     pub fn region(&self) -> &Arc<Region> {
         &self.region
+    }
+
+    /// The region's named values: publish a value under a name, find one by name.
+    ///
+    /// # Errors
+    ///
+    /// [`SidesError::NamesCorrupted`] or a region error if the directory does not check
+    /// out.
+    pub fn names(&self) -> Result<super::Names, SidesError> {
+        super::Names::open(&self.pool)
     }
 
     /// The pipes in the region's directory now.

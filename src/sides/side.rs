@@ -77,7 +77,8 @@ macro_rules! wait_options {
 }
 pub(crate) use wait_options;
 
-/// What both sides give access to: the pipe, the pool, the region, the pipe's name.
+/// What both sides give access to: the pipe, the pool, the region, the pipe's name, the
+/// region's named values.
 macro_rules! side_accessors {
     ($side:ty) => {
         impl $side {
@@ -99,6 +100,16 @@ macro_rules! side_accessors {
             /// The pipe's name.
             pub fn pipe_name(&self) -> &str {
                 self.side.name().as_str()
+            }
+
+            /// The region's named values: publish a value under a name, find one by name.
+            ///
+            /// # Errors
+            ///
+            /// [`SidesError::NamesCorrupted`](crate::sides::SidesError::NamesCorrupted) or
+            /// a region error if the directory does not check out.
+            pub fn names(&self) -> Result<$crate::sides::Names, $crate::sides::SidesError> {
+                $crate::sides::Names::open(self.side.pool())
             }
         }
     };

@@ -10,12 +10,12 @@ use super::{duration, policy_of, Kind, Scenario, LOCK_POINTS, MAX_DURATION};
 
 /// The smallest region a scenario may ask for: what `ShmMain` needs to start, the
 /// region's header (128 bytes), its process registry (16 slots, 1152 bytes), the pool's
-/// header, and the pipe directory's block (7208 bytes for its 64 entries). Below it the
-/// region's, the pool's or the directory's own check fails, each with another figure;
-/// this one is what they add up to, checked against the library by a test. The pipes,
-/// and each process's ledger (a 1 KiB chunk for every 15 values it holds at once), need
-/// room beyond it.
-pub const MIN_REGION_BYTES: u64 = 10288;
+/// header, the pipe directory's block (7216 bytes for its 64 entries) and the names
+/// directory's (10280 bytes for its 128 names). Below it the region's, the pool's or the
+/// directories' own check fails, each with another figure; this one is what they add up
+/// to, checked against the library by a test. The pipes, and each process's ledger (a 1
+/// KiB chunk for every 15 values it holds at once), need room beyond it.
+pub const MIN_REGION_BYTES: u64 = 20848;
 
 /// Fields every process may have.
 const PROCESS_FIELDS: [&str; 6] = [
@@ -114,7 +114,8 @@ impl Scenario {
         if bytes < MIN_REGION_BYTES {
             return Err(format!(
                 "region.bytes = {bytes} is below the minimum of {MIN_REGION_BYTES} bytes (the \
-                 region's header, the pool's and the pipe directory's; the pipes need more)"
+                 region's header, the pool's and the pipe and names directories'; the pipes \
+                 need more)"
             ));
         }
         if bytes > shmval::region::MAX_REGION_SIZE {

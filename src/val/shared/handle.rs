@@ -153,6 +153,14 @@ impl ShmVal {
         self.off = Offset::NULL;
     }
 
+    /// Gives up the handle leaving its reference and its entry as they are: the caller
+    /// takes both over (an entry about to record another reference, once the one it
+    /// records has moved elsewhere). Returns the entry (null: not recorded).
+    pub(crate) fn into_entry(mut self) -> Offset {
+        self.off = Offset::NULL;
+        std::mem::replace(&mut self.entry, Offset::NULL)
+    }
+
     /// Drops one of this process's handles sharing entry `e` (the last drops the
     /// reference the entry records).
     fn drop_local(&self, e: Offset) -> Result<(), ValError> {
