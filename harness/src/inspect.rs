@@ -13,7 +13,7 @@ use serde::Serialize;
 use shmval::alloc::Pool;
 use shmval::region::{AttachOptions, Offset, Region, RegionError, RegionName, SHM_DIR};
 use shmval::sides::{Directory, Names};
-use shmval::val::shared::live_blocks;
+use shmval::val::shared::{live_blocks, locked_status};
 
 use crate::output::outln;
 
@@ -75,6 +75,25 @@ struct NameView {
     offset: u64,
     /// Its references: the names entry's own, and every other holder's.
     refs: u64,
+    /// For a locked value: its lock and what it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked: Option<LockedView>,
+}
+
+/// A locked value's lock and container, read without taking the lock.
+#[derive(Debug, Serialize)]
+struct LockedView {
+    /// The thread holding the lock, if any.
+    holder: Option<u32>,
+    /// Whether a thread may be waiting for it.
+    waiters: bool,
+    /// Whether an operation is under way (or was cut short and awaits the next locker).
+    in_operation: bool,
+    /// Operations committed since it was made.
+    operations: u64,
+    /// The container it holds, and its length.
+    holds: String,
+    len: u64,
 }
 
 /// Live pool blocks of one kind.
@@ -173,11 +192,27 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
             .list()
             .map_err(|e| format!("names directory: {e}"))?
         {
+            let locked = locked_status(&pool, e.offset)
+                .ok()
+                .flatten()
+                .map(|st| LockedView {
+                    holder: st.holder.map(|o| o.tid()),
+                    waiters: st.contended,
+                    in_operation: st.in_operation,
+                    operations: st.operations,
+                    holds: st.tag.name().to_string(),
+                    len: st.len,
+                });
             names.push(NameView {
                 name: e.name.to_string(),
-                tag: e.tag.name().to_string(),
+                tag: if locked.is_some() {
+                    "locked".to_string()
+                } else {
+                    e.tag.name().to_string()
+                },
                 offset: e.offset.get(),
                 refs: e.refs,
+                locked,
             });
         }
     }
@@ -195,6 +230,8 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
             "names directory".to_string()
         } else if pipe_blocks.contains(&block.offset) {
             "pipe".to_string()
+        } else if block.object && matches!(locked_status(&pool, block.offset), Ok(Some(_))) {
+            "locked value".to_string()
         } else {
             match tag {
                 Some(tag) => format!("value: {}", tag.name()),
@@ -325,12 +362,29 @@ impl Inspection {
             );
         }
         for n in &self.names {
+            let lock = n.locked.as_ref().map_or(String::new(), |l| {
+                format!(
+                    "  {} of {}, {} operations, lock {}{}{}",
+                    l.holds,
+                    l.len,
+                    l.operations,
+                    l.holder
+                        .map_or("free".to_string(), |t| format!("held by thread {t}")),
+                    if l.waiters { ", waiters" } else { "" },
+                    if l.in_operation {
+                        ", an operation under way"
+                    } else {
+                        ""
+                    }
+                )
+            });
             outln!(
-                "  {:<24} {:<8} {:>12} {:>6}",
+                "  {:<24} {:<8} {:>12} {:>6}{}",
                 n.name,
                 n.tag,
                 n.offset,
-                n.refs
+                n.refs,
+                lock
             );
         }
         outln!("live blocks by kind:");

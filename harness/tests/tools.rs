@@ -5,6 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use common::{json, shmval};
 use shmval::region::header::encode_for_tests;
@@ -154,6 +155,63 @@ fn inspect_lists_the_named_values() {
         "{line}"
     );
     drop(held);
+}
+
+#[test]
+fn inspect_shows_a_locked_tables_lock_and_size() {
+    let name = format!("shmval-test-inspect-locked-{}", std::process::id());
+    let main = ShmMain::new(name.as_str(), 1 << 20).start().unwrap();
+    let board =
+        shmval::ShmLocked::new(main.pool(), Val::parse("{'a': 1, 'b': 2}").unwrap()).unwrap();
+    for _ in 0..3 {
+        board
+            .lock(Duration::from_secs(5))
+            .unwrap()
+            .increment("a", 1)
+            .unwrap();
+    }
+    main.names()
+        .unwrap()
+        .publish("board", board.clone().into_val())
+        .unwrap();
+    let g = board.lock(Duration::from_secs(5)).unwrap();
+    let me = common_tid();
+
+    let i = json(&shmval(&["inspect", &name, "--json"]));
+    let b = i["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "board")
+        .unwrap()
+        .clone();
+    assert_eq!(b["tag"], "locked");
+    let l = &b["locked"];
+    assert_eq!(l["holds"], "Tab");
+    assert_eq!(l["len"], 2);
+    assert_eq!(l["operations"], 3);
+    assert_eq!(l["holder"], me, "{b}");
+    assert_eq!(l["in_operation"], false);
+    let blocks = i["blocks"].as_array().unwrap();
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b["kind"] == "locked value" && b["count"] == 1),
+        "{blocks:?}"
+    );
+    drop(g);
+    let text = shmval(&["inspect", &name]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("board"))
+        .unwrap_or_else(|| panic!("no line for board in {text}"));
+    assert!(line.contains("Tab of 2, 3 operations, lock free"), "{line}");
+}
+
+/// The calling thread's kernel id.
+fn common_tid() -> u64 {
+    nix::unistd::gettid().as_raw() as u64
 }
 
 #[test]

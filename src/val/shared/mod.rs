@@ -270,7 +270,7 @@ pub use build::{IntoShm, PoolExt, ShmItem};
 pub use containers::{SeqIter, ShmSeq, ShmTab, TabIter};
 pub use handle::ShmVal;
 pub use leaves::{ShmArray, ShmStr};
-pub use locked::{LockedGuard, LockedMut, LockedStatus, ShmLocked};
+pub use locked::{locked_status, LockedGuard, LockedMut, LockedStatus, ShmLocked};
 pub use mutate::ShmValMut;
 pub use views::{Key, ShmRef};
 
@@ -331,6 +331,10 @@ fn object_tag(pool: &Pool, off: Offset) -> Option<Tag> {
         return None;
     }
     let kind = layout::Kind::from_u8((w0 >> 32) as u8)?;
+    if kind == layout::Kind::Locked {
+        // No value of its own: what it holds is read under its lock (see `locked_status`).
+        return None;
+    }
     match kind.tag() {
         Some(tag) => Some(tag),
         None => {

@@ -285,25 +285,43 @@ impl ShmLocked {
     ///
     /// [`ValError::Corrupt`].
     pub fn status(&self) -> Result<LockedStatus, ValError> {
-        let l = self.obj()?;
-        let m = l.mutex()?;
-        let root = Cell::decode(super::layout::load_cell(l.root()), 0)?;
-        let (tag, len) = match root {
-            Cell::Obj(tag, off) => {
-                let obj = super::layout::Obj::open_linked(l.obj.region, tag, off)?;
-                (tag, obj.load(super::layout::W_LEN))
-            }
-            c => (c.tag().unwrap_or(Tag::None), 0),
-        };
-        Ok(LockedStatus {
-            holder: m.owner(),
-            contended: m.is_contended(),
-            operations: l.ops().load(Ordering::Relaxed),
-            in_operation: !l.undo().is_idle(),
-            tag,
-            len,
-        })
+        status_of(self.obj()?)
     }
+}
+
+/// What the lock and journal of the locked value at `off` say now, if a locked value is
+/// there: for a tool that shows a region without taking references (everything read is
+/// checked, and a value freed meanwhile reads as `None` or an error, never as memory
+/// misread).
+///
+/// # Errors
+///
+/// [`ValError::Corrupt`] if the object there is a locked value that does not check out.
+pub fn locked_status(pool: &Pool, off: Offset) -> Result<Option<LockedStatus>, ValError> {
+    match LockedObj::open(pool.region(), off) {
+        Ok(l) => status_of(l).map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+fn status_of(l: LockedObj<'_>) -> Result<LockedStatus, ValError> {
+    let m = l.mutex()?;
+    let root = Cell::decode(super::layout::load_cell(l.root()), 0)?;
+    let (tag, len) = match root {
+        Cell::Obj(tag, off) => {
+            let obj = super::layout::Obj::open_linked(l.obj.region, tag, off)?;
+            (tag, obj.load(super::layout::W_LEN))
+        }
+        c => (c.tag().unwrap_or(Tag::None), 0),
+    };
+    Ok(LockedStatus {
+        holder: m.owner(),
+        contended: m.is_contended(),
+        operations: l.ops().load(Ordering::Relaxed),
+        in_operation: !l.undo().is_idle(),
+        tag,
+        len,
+    })
 }
 
 impl Clone for ShmLocked {
