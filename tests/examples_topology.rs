@@ -219,3 +219,30 @@ fn wrong_arguments_print_usage_and_fail() {
         assert!(err.contains("usage:"), "{name}: {err}");
     }
 }
+
+/// The blackboard example: the board and two writers as three processes, the writers
+/// started before the board exists (they wait for the region, then for the name). Every
+/// update of both lands: the board ends with each writer's count and their sum.
+#[test]
+fn two_processes_write_one_table() {
+    let region = TestName::new("blackboard");
+    let r = region.as_str();
+    let w1 = start("blackboard", &[r, "writer1", "500"]);
+    let w2 = start("blackboard", &[r, "writer2", "500"]);
+    let board = start("blackboard", &[r, "2"]);
+    finish(w1, "writer1");
+    finish(w2, "writer2");
+    let out = finish(board, "board");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let last = text.lines().last().expect("the board printed the table");
+    let v = shmval::Val::parse(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!(v["a"], shmval::Val::from("hello"), "{last}");
+    assert_eq!(v["updates"], shmval::Val::from(1000), "{last}");
+    assert_eq!(v["writer1"], shmval::Val::from(500), "{last}");
+    assert_eq!(v["writer2"], shmval::Val::from(500), "{last}");
+    assert_eq!(v["done"], shmval::Val::from(2), "{last}");
+    assert!(
+        !region.file_path().exists(),
+        "the region outlived the board"
+    );
+}

@@ -43,3 +43,31 @@ fn the_readme_names_example_runs() -> Result<(), Box<dyn std::error::Error>> {
     drop((config, main));
     Ok(())
 }
+
+#[test]
+fn the_readme_locked_table_example_runs() -> Result<(), Box<dyn std::error::Error>> {
+    use shmval::sides::Lookup;
+    use shmval::ShmLocked;
+    use std::time::Duration;
+    let name = common::TestName::new("readme-locked");
+    let mempool = name.as_str();
+    // One process: the pool, a table in it with its own lock, published by name.
+    let main = ShmMain::new(mempool, 1 << 20).start()?;
+    let v = ShmLocked::new(main.pool(), val!({}))?; // Shared(pool, Tab()), locked
+    v.lock(Duration::from_secs(1))?.insert("a", "hello")?; // v["a"] = "hello"
+    main.names()?.publish("board", v.clone().into_val())?;
+
+    // Any other process: finds it by name and writes to it too.
+    let v = Lookup::new(mempool, "board")
+        .timeout(Duration::from_secs(10))
+        .start()?
+        .into_locked()?;
+    let mut g = v.lock(Duration::from_secs(1))?; // the guard: reads and writes
+    g.insert("b", "world")?;
+    g.increment("visits", 1)?;
+    assert_eq!(g.get("a")?.unwrap().as_str()?, "hello"); // borrowed from the guard
+    assert_eq!(g.to_val()?, val!({"a": "hello", "b": "world", "visits": 1}));
+    drop(g);
+    drop((v, main));
+    Ok(())
+}

@@ -38,7 +38,7 @@ const VALUE_AT: u64 = 24;
 /// Each write is one operation, committed before the call returns: a holder killed at any
 /// point of it leaves the value as before the call or as after it, and the next holder
 /// finds it so ([`owner_died`](Self::owner_died) tells it a holder died). Writes and reads
-/// follow [`ShmValMut`](crate::ShmValMut)'s and [`ShmRef`]'s; nested containers are
+/// follow [`ShmValMut`](crate::val::shared::ShmValMut)'s and [`ShmRef`]'s; nested containers are
 /// written through [`child_mut`](Self::child_mut) and [`item_mut`](Self::item_mut).
 pub struct LockedGuard<'a> {
     pub(super) h: &'a ShmLocked,

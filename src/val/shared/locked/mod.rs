@@ -9,58 +9,7 @@
 //! taken out of a locked table is an ordinary handle, and a container some handle still
 //! holds is copied before it is written.
 //!
-//! # Why a holder killed at any step leaves the value whole
-//!
-//! Every write is one operation, recorded in the value's journal as it goes (see
-//! [`Undo`](crate::sync) for the format):
-//!
-//! 1. Each store to a word a reader can reach (a count, an index slot, a cell, a data
-//!    link) records the word's old value first; the record is counted before the store.
-//! 2. A value placed into the container is listed with its ledger entry before its cell
-//!    is stored; the entry says `Moving`, so the value is still its process's.
-//! 3. A block allocated for the container (a grown table's data) is listed with its
-//!    ledger entry (`Building`, no container) before it is allocated.
-//! 4. A reference or block the container gives up is listed with a new entry
-//!    (`Detaching`): the container's until the commit.
-//! 5. The commit is one store of the journal's state. Then the entries are turned over
-//!    (what the container took is its own, what it gave up is the process's), the journal
-//!    is cleared, and only then are the references dropped and the blocks freed.
-//!
-//! Whoever takes the lock next and finds the journal not cleared settles it: before the
-//! commit, it stores every old value back (newest first), so the container is as before
-//! the operation, and turns the entries back (the placed values are their process's
-//! `Value`s, the blocks stay `Building` and are freed, the `Detaching` entries are freed);
-//! after it, it finishes turning the entries over. A death at any step therefore leaves
-//! the container as before or as after, and each reference and block with exactly one
-//! owner, which the dead process's recovery then gives back. Settling again after a
-//! settler died does the same thing: stores of old values are idempotent, and entries are
-//! turned over only from the kind the operation left them in.
-//!
-//! A process's recovery must not resolve those entries before the journal is settled, so
-//! each handle records in the process's ledger (`Locking`) whether it holds the lock, and
-//! recovery takes such a lock first (over from the dead process), before anything else.
-//! A process with no ledger (a pool not attached through a registry) still gets whole
-//! values, but what it held when it died is not given back.
-//!
-//! ```
-//! # use std::sync::Arc;
-//! # use std::time::Duration;
-//! # use shmval::{alloc::Pool, region::{Region, RegionName}, val, ShmLocked};
-//! # let name = RegionName::new(format!("shmval-doc-locked-{}", std::process::id())).unwrap();
-//! # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
-//! let board = ShmLocked::new(&pool, val!({"status": "starting", "done": 0}))?;
-//! let other = board.clone(); // another handle: send it through a pipe, or publish it
-//!
-//! let mut g = other.lock(Duration::from_secs(1))?;
-//! g.insert("status", "running")?;
-//! g.increment("done", 1)?;
-//! assert_eq!(g.get("done")?.unwrap().as_i64()?, 1);
-//! drop(g); // unlocks
-//!
-//! let copy = board.snapshot(Duration::from_secs(1))?; // a read-only handle of a copy
-//! assert_eq!(copy.field("status")?.as_str()?, "running");
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! The argument for crash atomicity is on [`ShmLocked`].
 
 mod guard;
 mod write;
@@ -83,11 +32,63 @@ use crate::val::{Tag, ValError};
 pub use guard::{LockedGuard, LockedMut};
 
 /// A handle to a locked value: a container any holder of its lock, in any process, reads
-/// and writes (see the [module docs](self)).
+/// and writes through a [`LockedGuard`].
 ///
 /// Cloning makes another handle (the value is counted, as [`ShmVal`]'s);
 /// [`into_val`](Self::into_val) turns it into a [`ShmVal`] to send through a pipe or
 /// publish, and [`ShmVal::into_locked`] back.
+///
+/// # Why a holder killed at any step leaves the value whole
+///
+/// Every write is one operation, recorded in the value's journal as it goes:
+///
+/// 1. Each store to a word a reader can reach (a count, an index slot, a cell, a data
+///    link) records the word's old value first; the record is counted before the store.
+/// 2. A value placed into the container is listed with its ledger entry before its cell
+///    is stored; the entry says `Moving`, so the value is still its process's.
+/// 3. A block allocated for the container (a grown table's data) is listed with its
+///    ledger entry (`Building`, no container) before it is allocated.
+/// 4. A reference or block the container gives up is listed with a new entry
+///    (`Detaching`): the container's until the commit.
+/// 5. The commit is one store of the journal's state. Then the entries are turned over
+///    (what the container took is its own, what it gave up is the process's), the journal
+///    is cleared, and only then are the references dropped and the blocks freed.
+///
+/// Whoever takes the lock next and finds the journal not cleared settles it: before the
+/// commit, it stores every old value back (newest first), so the container is as before
+/// the operation, and turns the entries back (the placed values are their process's
+/// `Value`s, the blocks stay `Building` and are freed, the `Detaching` entries are freed);
+/// after it, it finishes turning the entries over. A death at any step therefore leaves
+/// the container as before or as after, and each reference and block with exactly one
+/// owner, which the dead process's recovery then gives back. Settling again after a
+/// settler died does the same thing: stores of old values are idempotent, and entries are
+/// turned over only from the kind the operation left them in.
+///
+/// A process's recovery must not resolve those entries before the journal is settled, so
+/// each handle records in the process's ledger (`Locking`) whether it holds the lock, and
+/// recovery takes such a lock first (over from the dead process), before anything else.
+/// A process with no ledger (a pool not attached through a registry) still gets whole
+/// values, but what it held when it died is not given back.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use std::time::Duration;
+/// # use shmval::{alloc::Pool, region::{Region, RegionName}, val, ShmLocked};
+/// # let name = RegionName::new(format!("shmval-doc-locked-{}", std::process::id())).unwrap();
+/// # let pool = Pool::create(Arc::new(Region::create(&name, 1 << 20)?))?;
+/// let board = ShmLocked::new(&pool, val!({"status": "starting", "done": 0}))?;
+/// let other = board.clone(); // another handle: send it through a pipe, or publish it
+///
+/// let mut g = other.lock(Duration::from_secs(1))?;
+/// g.insert("status", "running")?;
+/// g.increment("done", 1)?;
+/// assert_eq!(g.get("done")?.unwrap().as_i64()?, 1);
+/// drop(g); // unlocks
+///
+/// let copy = board.snapshot(Duration::from_secs(1))?; // a read-only handle of a copy
+/// assert_eq!(copy.field("status")?.as_str()?, "running");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "dropping the last handle frees the value"]
 pub struct ShmLocked {
     h: ShmVal,
@@ -191,7 +192,7 @@ impl ShmLocked {
         LockedObj::open(self.pool().region(), self.h.offset())
     }
 
-    /// Records whether this handle holds the lock (see the [module docs](self)).
+    /// Records whether this handle holds the lock (see [`ShmLocked`]).
     pub(super) fn set_holding(&self, on: bool) {
         if let Some(e) = tracked::entry(self.pool(), self.entry) {
             e.word(E_INDEX).store(u64::from(on), Ordering::Release);

@@ -20,7 +20,7 @@ use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::undo::{Full, Rec, Undo};
 use crate::val::ValError;
 
-/// One operation on a locked value, under its lock (see the [module docs](self)).
+/// One operation on a locked value, under its lock (see the module docs).
 /// Dropped without [`commit`](Self::commit) (an error, or a panic unwinding), it rolls
 /// the operation back.
 pub(crate) struct Journal<'a> {
