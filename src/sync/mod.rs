@@ -44,6 +44,19 @@ mod loom_tests;
 #[cfg(all(test, shmval_loom))]
 mod loom_undo;
 
+/// A crash-test pause point of a protocol (see `crate::fault`); under loom, where a model
+/// thread may die (`Model::die_at`).
+#[cfg(not(shmval_loom))]
+pub(crate) fn pause(name: &'static str) {
+    crate::fault::pause_point(name);
+}
+
+/// A crash-test pause point of a protocol: under loom, where a model thread may die.
+#[cfg(shmval_loom)]
+pub(crate) fn pause(name: &'static str) {
+    Model::pause(name);
+}
+
 pub(crate) use condvar::WaitRecord;
 pub use condvar::{ShmCondvar, WaitTimeoutResult};
 pub use mutex::{Acquired, LockTimeout, ShmMutex, ShmMutexGuard};

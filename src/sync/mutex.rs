@@ -179,6 +179,7 @@ impl<P: Platform> ShmMutex<P> {
     }
 
     /// Whether the calling thread holds the lock (locking it again would wait for itself).
+    #[cfg_attr(shmval_loom, allow(dead_code))]
     pub(crate) fn held_by_me(&self) -> bool {
         self.state.load(Ordering::Relaxed) & OWNER_MASK == P::current().bits()
     }

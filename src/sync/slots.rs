@@ -25,6 +25,7 @@
 //!   done, clear the reclaimer word so the next survivor tries again.
 
 use super::atomic::{AtomicU64, Ordering};
+use super::pause;
 
 /// Nobody's: may be claimed.
 pub(crate) const FREE: u64 = 0;
@@ -44,17 +45,6 @@ pub(crate) fn pack(state: u64, incarnation: u64) -> u64 {
 /// incarnation.
 pub(crate) fn reclaimer_id(slot: u32, incarnation: u64) -> u64 {
     (u64::from(slot) + 1) | incarnation << 20
-}
-
-/// A crash-test pause point (see `crate::fault`); under loom, where a model thread may die.
-#[cfg(not(shmval_loom))]
-fn pause(name: &'static str) {
-    crate::fault::pause_point(name);
-}
-
-#[cfg(shmval_loom)]
-fn pause(name: &'static str) {
-    super::Model::pause(name);
 }
 
 /// A table of slots and their liveness locks.

@@ -20,6 +20,7 @@
 //! nothing, so a taker that dies while rolling back leaves work the next one redoes.
 
 use super::atomic::{AtomicU32, AtomicU64, Ordering};
+use super::pause;
 
 /// The state bit that says the operation committed.
 pub(crate) const COMMITTED: u64 = 1 << 32;
@@ -51,16 +52,6 @@ pub(crate) struct Rec {
 pub(crate) struct Undo<'a> {
     state: &'a AtomicU64,
     log: &'a [AtomicU64],
-}
-
-#[cfg(not(shmval_loom))]
-fn pause(name: &'static str) {
-    crate::fault::pause_point(name);
-}
-
-#[cfg(shmval_loom)]
-fn pause(name: &'static str) {
-    super::Model::pause(name);
 }
 
 impl<'a> Undo<'a> {

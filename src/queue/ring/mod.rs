@@ -30,6 +30,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::pause;
 use crate::sync::{
     DefaultPlatform, Owner, Platform, ShmCondvar, ShmMutex, ShmMutexGuard, WaitRecord,
 };
@@ -41,19 +42,6 @@ const DROP_WAIT: Duration = Duration::from_micros(200);
 
 /// Spins (checking `head` and `tail`) before taking the lock to wait.
 const SPINS: u32 = if cfg!(shmval_loom) { 0 } else { 200 };
-
-/// A crash-test pause point inside the critical section (see `crate::fault`); the loom
-/// build has none.
-#[cfg(not(shmval_loom))]
-fn pause(name: &'static str) {
-    crate::fault::pause_point(name);
-}
-
-/// Under loom a pause point is where a test thread may be killed (`Model::die_at`).
-#[cfg(shmval_loom)]
-fn pause(name: &'static str) {
-    crate::sync::Model::pause(name);
-}
 
 /// The CPU the calling thread runs on, plus one (0: unknown).
 #[cfg(not(shmval_loom))]

@@ -160,14 +160,8 @@ impl<'a> LockedGuard<'a> {
     /// As [`LockedMut::child_mut`].
     pub fn child_mut(&mut self, key: impl Key) -> Result<LockedMut<'_>, ValError> {
         let r = self.root();
-        let (link, parent) = r.child_link(key)?;
-        Ok(LockedMut {
-            pool: self.h.pool(),
-            l: self.l,
-            link,
-            parent,
-            _guard: PhantomData,
-        })
+        let at = r.child_link(key)?;
+        Ok(r.at(at))
     }
 
     /// Write access to element `i` of the value's sequence, a container.
@@ -177,14 +171,8 @@ impl<'a> LockedGuard<'a> {
     /// As [`LockedMut::item_mut`].
     pub fn item_mut(&mut self, i: usize) -> Result<LockedMut<'_>, ValError> {
         let r = self.root();
-        let (link, parent) = r.item_link(i)?;
-        Ok(LockedMut {
-            pool: self.h.pool(),
-            l: self.l,
-            link,
-            parent,
-            _guard: PhantomData,
-        })
+        let at = r.item_link(i)?;
+        Ok(r.at(at))
     }
 
     /// Lets `f` change the elements of a typed array of `T` in place, as one operation.
@@ -226,6 +214,18 @@ impl std::fmt::Debug for LockedMut<'_> {
 }
 
 impl<'g> LockedMut<'g> {
+    /// Write access to the container linked from the cell `link` of the object `parent`:
+    /// for the callers that borrow this access mutably for as long as it lives.
+    fn at(&self, (link, parent): (Offset, Offset)) -> LockedMut<'g> {
+        LockedMut {
+            pool: self.pool,
+            l: self.l,
+            link,
+            parent,
+            _guard: PhantomData,
+        }
+    }
+
     fn cell(&self) -> Result<(Cell, &'g [crate::sync::atomic::AtomicU64]), ValError> {
         let w = words(self.pool.region(), self.link, 2)?;
         Ok((Cell::decode(load_cell(w), self.link.get())?, w))
@@ -415,14 +415,8 @@ impl<'g> LockedMut<'g> {
     /// [`ValError::MissingKey`], [`ValError::Corrupt`]. Whether the child is a container
     /// is checked by each write.
     pub fn child_mut(&mut self, key: impl Key) -> Result<LockedMut<'_>, ValError> {
-        let (link, parent) = self.child_link(key)?;
-        Ok(LockedMut {
-            pool: self.pool,
-            l: self.l,
-            link,
-            parent,
-            _guard: PhantomData,
-        })
+        let at = self.child_link(key)?;
+        Ok(self.at(at))
     }
 
     /// Write access to element `i` of this sequence.
@@ -432,14 +426,8 @@ impl<'g> LockedMut<'g> {
     /// [`ValError::WrongType`] unless this is an `Arr` or `Tup`, [`ValError::OutOfRange`],
     /// [`ValError::Corrupt`].
     pub fn item_mut(&mut self, i: usize) -> Result<LockedMut<'_>, ValError> {
-        let (link, parent) = self.item_link(i)?;
-        Ok(LockedMut {
-            pool: self.pool,
-            l: self.l,
-            link,
-            parent,
-            _guard: PhantomData,
-        })
+        let at = self.item_link(i)?;
+        Ok(self.at(at))
     }
 
     /// Lets `f` change the elements of this typed array of `T`, as one operation: `f`
