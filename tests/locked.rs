@@ -288,3 +288,25 @@ fn a_write_that_fails_leaves_the_table_and_the_pool_as_they_were() {
     drop(g);
     assert!(!board.status().unwrap().in_operation);
 }
+
+#[test]
+fn a_handle_of_the_table_put_into_it_closes_no_cycle() {
+    let (_n, pool) = new_pool("locked-cycle", 1 << 20);
+    let before = baseline(&pool);
+    let board = ShmLocked::new(&pool, val!({"cfg": {"rate": 1}, "log": []})).unwrap();
+    {
+        let mut g = board.lock(T).unwrap();
+        let root = g.view().to_handle().unwrap();
+        let cfg = g.get("cfg").unwrap().unwrap().to_handle().unwrap();
+        // The root, held by a handle, is copied before the child is reached: the copy
+        // links the old root, which does not link the copy.
+        g.child_mut("cfg").unwrap().insert("root", root).unwrap();
+        g.child_mut("log").unwrap().push(cfg.clone()).unwrap();
+        g.child_mut("cfg").unwrap().insert("cfg", cfg).unwrap();
+        let v = g.to_val().unwrap();
+        assert_eq!(v["cfg"]["root"], val!({"cfg": {"rate": 1}, "log": []}));
+        assert_eq!(v["cfg"]["cfg"], val!({"rate": 1}));
+    }
+    drop(board);
+    assert_eq!(baseline(&pool), before, "nothing is kept alive by a cycle");
+}

@@ -159,7 +159,7 @@ impl<'a> LockedGuard<'a> {
     ///
     /// As [`LockedMut::child_mut`].
     pub fn child_mut(&mut self, key: impl Key) -> Result<LockedMut<'_>, ValError> {
-        let r = self.root();
+        let mut r = self.root();
         let at = r.child_link(key)?;
         Ok(r.at(at))
     }
@@ -170,7 +170,7 @@ impl<'a> LockedGuard<'a> {
     ///
     /// As [`LockedMut::item_mut`].
     pub fn item_mut(&mut self, i: usize) -> Result<LockedMut<'_>, ValError> {
-        let r = self.root();
+        let mut r = self.root();
         let at = r.item_link(i)?;
         Ok(r.at(at))
     }
@@ -194,7 +194,9 @@ impl<'a> LockedGuard<'a> {
 ///
 /// A container that a handle outside the value also holds (taken out with
 /// [`ShmRef::to_handle`]) is read-only to that handle's holders, so it is copied first
-/// and the copy written, the handle keeping what it saw.
+/// and the copy written, the handle keeping what it saw. The same holds for every
+/// container on the way down to the one written, so no handle leads to a container above
+/// it, and a handle put in cannot close a cycle.
 pub struct LockedMut<'g> {
     pool: &'g Pool,
     l: LockedObj<'g>,
@@ -360,8 +362,24 @@ impl<'g> LockedMut<'g> {
         self.op(|j, obj| ops::set(pool, j, obj, i, value.into_shm()))
     }
 
-    /// Where the container under `key` is linked from: its cell, and this container.
-    fn child_link(&self, key: impl Key) -> Result<(Offset, Offset), ValError> {
+    /// Makes this container writable now (copying it if anything outside the value holds
+    /// it), so that a container reached through it is reached only through the value: no
+    /// handle then leads to an ancestor of what is written, and a handle put in cannot
+    /// close a cycle.
+    fn ensure_unique(&mut self) -> Result<(), ValError> {
+        if let (Cell::Obj(tag, off), _) = self.cell()? {
+            let obj = Obj::open_linked(self.pool.region(), tag, off)?;
+            if obj.rc().load(crate::sync::atomic::Ordering::Acquire) == 1 {
+                return Ok(());
+            }
+        }
+        self.op(|_, _| Ok(()))
+    }
+
+    /// Where the container under `key` is linked from: its cell, and this container
+    /// (made writable first).
+    fn child_link(&mut self, key: impl Key) -> Result<(Offset, Offset), ValError> {
+        self.ensure_unique()?;
         let (cell, _) = self.cell()?;
         let Cell::Obj(tag, off) = cell else {
             return Err(self.wrong("Tab or OTab"));
@@ -384,8 +402,10 @@ impl<'g> LockedMut<'g> {
         Ok((Offset::new(at), off))
     }
 
-    /// Where element `i` of this sequence is linked from: its cell, and this sequence.
-    fn item_link(&self, i: usize) -> Result<(Offset, Offset), ValError> {
+    /// Where element `i` of this sequence is linked from: its cell, and this sequence
+    /// (made writable first).
+    fn item_link(&mut self, i: usize) -> Result<(Offset, Offset), ValError> {
+        self.ensure_unique()?;
         let (cell, _) = self.cell()?;
         let Cell::Obj(tag, off) = cell else {
             return Err(self.wrong("Arr or Tup"));
