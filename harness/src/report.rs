@@ -236,6 +236,8 @@ pub struct RunSummary {
     pub pool: Option<PoolSummary>,
     /// Faults.
     pub faults: Vec<FaultSummary>,
+    /// The seed of the run's random choices, when it made some.
+    pub seed: Option<u64>,
     /// Expectations.
     pub checks: Vec<Check>,
     /// Files of the run left in `/dev/shm` and removed by the cleanup.
@@ -361,6 +363,9 @@ impl RunSummary {
                     format!(" ({})", f.note)
                 }
             );
+        }
+        if let Some(seed) = self.seed {
+            outln!("  seed {seed} (random choices; `--seed {seed}` makes them again)");
         }
         if !self.cleaned.is_empty() {
             outln!("  cleaned up: {}", self.cleaned.join(", "));

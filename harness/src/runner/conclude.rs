@@ -118,6 +118,7 @@ impl Run {
             processes,
             pool,
             faults,
+            seed: self.seed,
             checks,
             cleaned,
         }

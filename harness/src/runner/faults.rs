@@ -8,7 +8,7 @@ use shmval::fault::Notice;
 
 use super::{Run, St, HOLD_WAIT, RECOVERY_WAIT};
 use crate::keeper::{Reply, Request};
-use crate::scenario::{duration, FaultSpec, ProcessSpec};
+use crate::scenario::{duration, FaultSpec, ProcessSpec, Scenario};
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Stage {
@@ -209,9 +209,43 @@ impl Run {
     }
 }
 
+/// Picks the item of each fault with `at_random_item` (into its `at_item`) from the seed
+/// given, the scenario's, or else a fresh one; returns the seed if it picked any.
+pub(super) fn pick_random_items(sc: &mut Scenario, given: Option<u64>) -> Option<u64> {
+    if sc.faults.iter().all(|f| f.at_random_item.is_none()) {
+        return None;
+    }
+    let seed = given.or(sc.seed).unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        t ^ u64::from(std::process::id()).rotate_left(32)
+    });
+    let mut state = seed;
+    for f in &mut sc.faults {
+        if let Some([lo, hi]) = f.at_random_item {
+            // Checked when the scenario was read: lo <= hi.
+            let span = (hi - lo).saturating_add(1);
+            f.at_item = Some(lo + splitmix(&mut state) % span);
+        }
+    }
+    Some(seed)
+}
+
+/// The next number of the splitmix64 sequence from `state`.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// When a fault is to fire, for the summary.
 pub(super) fn trigger(f: &FaultSpec) -> String {
-    let mut t = if let Some(k) = f.at_item {
+    let mut t = if let (Some(k), Some([lo, hi])) = (f.at_item, f.at_random_item) {
+        format!("at item {k} (picked in {lo}..={hi})")
+    } else if let Some(k) = f.at_item {
         format!("at item {k}")
     } else if let Some(a) = &f.at {
         format!("at {a}")
@@ -228,4 +262,74 @@ pub(super) fn trigger(f: &FaultSpec) -> String {
         t.push_str(&format!(", in each of the first {} starts", f.times()));
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCENARIO: &str = r#"
+        name = "t"
+        [region]
+        prefix = "t"
+        bytes = 65536
+        [[pipe]]
+        name = "p"
+        capacity = 4
+        [[process]]
+        name = "s"
+        kind = "source"
+        out = "p"
+        count = 1000
+        [[process]]
+        name = "k"
+        kind = "sink"
+        in = "p"
+        [[fault]]
+        process = "k"
+        action = "kill"
+        at_random_item = [100, 200]
+        [[fault]]
+        process = "s"
+        action = "stop"
+        at_random_item = [7, 7]
+        resume_after = "1ms"
+    "#;
+
+    fn picks(given: Option<u64>, text: &str) -> (Option<u64>, Vec<Option<u64>>) {
+        let mut sc = Scenario::parse(text).unwrap();
+        let seed = pick_random_items(&mut sc, given);
+        (seed, sc.faults.iter().map(|f| f.at_item).collect())
+    }
+
+    #[test]
+    fn random_items_come_from_the_seed_within_their_range() {
+        let (seed, items) = picks(Some(42), SCENARIO);
+        assert_eq!(seed, Some(42));
+        assert!(
+            items[0].is_some_and(|k| (100..=200).contains(&k)),
+            "{items:?}"
+        );
+        assert_eq!(items[1], Some(7));
+        // The same seed, the same items; the scenario's seed when none is given.
+        assert_eq!(picks(Some(42), SCENARIO).1, items);
+        let with_seed = format!("seed = 42\n{SCENARIO}");
+        assert_eq!(picks(None, &with_seed), (Some(42), items.clone()));
+        // Over many seeds, the whole range and nothing outside it.
+        let sc = Scenario::parse(SCENARIO).unwrap();
+        let all: Vec<u64> = (0..2000)
+            .filter_map(|s| {
+                let mut sc = sc.clone();
+                pick_random_items(&mut sc, Some(s));
+                sc.faults[0].at_item
+            })
+            .collect();
+        assert_eq!(all.iter().min(), Some(&100));
+        assert_eq!(all.iter().max(), Some(&200));
+        // No random choice: no seed to report.
+        let fixed = SCENARIO
+            .replace("at_random_item = [100, 200]", "at_item = 5")
+            .replace("at_random_item = [7, 7]", "at_item = 7");
+        assert_eq!(picks(Some(1), &fixed), (None, vec![Some(5), Some(7)]));
+    }
 }

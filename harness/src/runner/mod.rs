@@ -47,6 +47,8 @@ pub struct Options {
     pub json: bool,
     /// Overrides the scenario's region name prefix.
     pub prefix: Option<String>,
+    /// Overrides the scenario's seed of random choices.
+    pub seed: Option<u64>,
 }
 
 /// Why a run could not even be judged.
@@ -142,7 +144,7 @@ pub fn run_file(path: &Path, opts: &Options) -> Result<Ran, RunError> {
         .map_err(|e| RunError::Scenario(format!("{}: region name: {e}", path.display())))?;
     let exe = std::env::current_exe()
         .map_err(|e| RunError::Failed(format!("cannot find own binary: {e}")))?;
-    let mut run = Run::new(scenario, name, exe, opts.json, path.to_path_buf());
+    let mut run = Run::new(scenario, name, exe, opts, path.to_path_buf());
     let result = run.drive();
     // Whatever happened: every child reaped, the region let go of, the files removed.
     run.kill_all();
@@ -190,6 +192,8 @@ struct Run {
     json: bool,
     procs: Vec<Proc>,
     faults: Vec<Fault>,
+    /// The seed of the run's random choices, if it made some.
+    seed: Option<u64>,
     tx: Sender<(usize, u32, Event)>,
     rx: Receiver<(usize, u32, Event)>,
     t0: Instant,
@@ -214,7 +218,8 @@ struct Run {
 }
 
 impl Run {
-    fn new(sc: Scenario, name: RegionName, exe: PathBuf, json: bool, file: PathBuf) -> Run {
+    fn new(mut sc: Scenario, name: RegionName, exe: PathBuf, opts: &Options, file: PathBuf) -> Run {
+        let seed = faults::pick_random_items(&mut sc, opts.seed);
         let mut next_source = 0;
         let procs = sc
             .processes
@@ -258,9 +263,10 @@ impl Run {
             file,
             name,
             exe,
-            json,
+            json: opts.json,
             procs,
             faults,
+            seed,
             tx,
             rx,
             t0: Instant::now(),

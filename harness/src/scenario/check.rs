@@ -46,7 +46,7 @@ fn kind_fields(kind: Kind) -> &'static [&'static str] {
 }
 
 /// Fields every fault may have.
-const FAULT_FIELDS: [&str; 5] = ["process", "action", "at_item", "at", "on"];
+const FAULT_FIELDS: [&str; 6] = ["process", "action", "at_item", "at_random_item", "at", "on"];
 
 /// The fields a fault doing `action` may have besides [`FAULT_FIELDS`].
 fn action_fields(action: &str) -> &'static [&'static str] {
@@ -232,12 +232,26 @@ impl Scenario {
             let Some(p) = self.process(&f.process) else {
                 return Err(format!("fault: no process {:?}", f.process));
             };
-            let triggers = [f.at_item.is_some(), f.at.is_some(), f.on.is_some()];
+            let triggers = [
+                f.at_item.is_some(),
+                f.at_random_item.is_some(),
+                f.at.is_some(),
+                f.on.is_some(),
+            ];
             if triggers.iter().filter(|t| **t).count() != 1 {
                 return Err(format!(
-                    "fault on {:?}: give exactly one of at_item, at, on",
+                    "fault on {:?}: give exactly one of at_item, at_random_item, at, on",
                     f.process
                 ));
+            }
+            if let Some([lo, hi]) = f.at_random_item {
+                if lo > hi {
+                    return Err(format!(
+                        "fault on {:?}: at_random_item = [{lo}, {hi}] is not a range \
+                         [lowest, highest]",
+                        f.process
+                    ));
+                }
             }
             if let Some(on) = &f.on {
                 if on != "ready" {
@@ -278,9 +292,9 @@ impl Scenario {
                             LOCK_POINTS.join(", ")
                         ));
                     }
-                    if f.at_item.is_none() {
+                    if f.at_item.is_none() && f.at_random_item.is_none() {
                         return Err(format!(
-                            "fault on {:?}: kill_in_lock needs at_item",
+                            "fault on {:?}: kill_in_lock needs at_item or at_random_item",
                             f.process
                         ));
                     }
