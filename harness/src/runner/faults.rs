@@ -8,7 +8,7 @@ use shmval::fault::Notice;
 
 use super::{Run, St, HOLD_WAIT, RECOVERY_WAIT};
 use crate::keeper::{Reply, Request};
-use crate::scenario::{duration, FaultSpec, ProcessSpec, Scenario};
+use crate::scenario::{duration, FaultSpec, LockOf, ProcessSpec, Scenario};
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Stage {
@@ -106,6 +106,9 @@ impl Run {
                 if let Some(r) = self.procs[i].receipts.last_mut() {
                     r.killed = true;
                 }
+                if let Some(u) = self.procs[i].updates.last_mut() {
+                    u.cut_short = true;
+                }
                 self.procs[i].restart = action == "restart";
                 // A restart that hits more starts waits for the next one.
                 let again =
@@ -151,18 +154,18 @@ impl Run {
                     let point = self.faults[f].spec.point.clone().unwrap_or_default();
                     let reached = self.faults[f].notice.as_ref().and_then(Notice::reached);
                     if let Some(r) = reached.filter(|r| r.pid == pid) {
-                        let name = self.procs[i].spec.lock_pipe().unwrap_or("?").to_string();
-                        let (moved, owner) = self.pipe_state(&name).unwrap_or((0, None));
-                        // Paused inside the critical section, it holds the pipe's lock.
+                        let what = self.lock_name(i);
+                        let (moved, owner) = self.lock_state(i).unwrap_or((0, None));
+                        // Paused inside the critical section, it holds the lock.
                         let holds = owner == Some(pid);
                         self.fire(f);
                         self.faults[f].stage = Stage::Recovering(Instant::now(), moved);
                         self.faults[f].notice = None;
                         self.faults[f].note = if holds {
-                            format!("killed at {}, holding the lock of pipe {name}", r.point)
+                            format!("killed at {}, holding the lock of {what}", r.point)
                         } else {
                             format!(
-                                "killed at {}, but not seen holding the lock of pipe {name}",
+                                "killed at {}, but not seen holding the lock of {what}",
                                 r.point
                             )
                         };
@@ -180,8 +183,7 @@ impl Run {
                 }
                 Stage::Recovering(since, from) => {
                     let pid = self.procs[i].pid;
-                    let pipe = self.procs[i].spec.lock_pipe().map(String::from);
-                    if let Some((moved, owner)) = pipe.and_then(|n| self.pipe_state(&n)) {
+                    if let Some((moved, owner)) = self.lock_state(i) {
                         if owner != Some(pid) && moved > from {
                             self.faults[f].recovered_ms = Some(since.elapsed().as_secs_f64() * 1e3);
                             self.faults[f].stage = Stage::Done;
@@ -189,9 +191,10 @@ impl Run {
                         }
                     }
                     if since.elapsed() > RECOVERY_WAIT {
+                        let what = self.lock_name(i);
                         self.faults[f]
                             .note
-                            .push_str("; the pipe did not move again");
+                            .push_str(&format!("; the {what} did not move again"));
                         self.faults[f].stage = Stage::Done;
                     }
                 }
@@ -200,10 +203,28 @@ impl Run {
         }
     }
 
-    /// Items pipe `name` has moved so far (both ways) and the thread holding its lock.
-    pub(super) fn pipe_state(&mut self, name: &str) -> Option<(u64, Option<u32>)> {
-        match self.ask(Request::Pipe(name.to_string()), super::ASK_WAIT)? {
+    /// The lock process `i`'s lock faults refer to, in words: `pipe p`, `table board`.
+    fn lock_name(&self, i: usize) -> String {
+        match self.procs[i].spec.lock_of() {
+            Some(LockOf::Pipe(p)) => format!("pipe {p}"),
+            Some(LockOf::Table(t)) => format!("table {t}"),
+            None => "?".into(),
+        }
+    }
+
+    /// How far the pipe or table of process `i`'s lock faults has moved so far (items
+    /// both ways, or operations) and the thread holding its lock.
+    pub(super) fn lock_state(&mut self, i: usize) -> Option<(u64, Option<u32>)> {
+        let req = match self.procs[i].spec.lock_of()? {
+            LockOf::Pipe(p) => Request::Pipe(p.to_string()),
+            LockOf::Table(t) => Request::Table(t.to_string()),
+        };
+        match self.ask(req, super::ASK_WAIT)? {
             Reply::Pipe { moved, lock_owner } => Some((moved, lock_owner)),
+            Reply::Table {
+                operations,
+                lock_owner,
+            } => Some((operations, lock_owner)),
             _ => None,
         }
     }

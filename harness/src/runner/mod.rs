@@ -19,7 +19,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
+use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use shmval::region::RegionName;
 
-use crate::expect::Receipts;
+use crate::expect::{Receipts, WriterStart};
 use crate::keeper::{Figures, Keeper, KeeperSpec, Reply, Request};
 use crate::output::outln;
 use crate::report::{Event, ProcReport, RunSummary};
@@ -174,6 +174,11 @@ struct Proc {
     /// Per start: the packets it announced receiving (a sink asked to), and whether a
     /// fault killed it.
     receipts: Vec<Receipts>,
+    /// Per start of a writer: the updates it acknowledged, and whether a fault killed it.
+    updates: Vec<WriterStart>,
+    /// The standard input of a reader, or of the main that made the tables: closed once
+    /// what it waits for has ended.
+    stdin: Option<ChildStdin>,
     exit: Option<ExitStatus>,
     killed_by_fault: bool,
     /// Killed at the end of a run that timed out or was stopped.
@@ -241,6 +246,8 @@ impl Run {
                     items: 0,
                     report: None,
                     receipts: vec![],
+                    updates: vec![],
+                    stdin: None,
                     exit: None,
                     killed_by_fault: false,
                     killed_by_runner: false,
@@ -312,6 +319,7 @@ impl Run {
                 region: self.name.to_string(),
                 bytes: self.sc.region.bytes,
                 pipes: self.sc.pipes.clone(),
+                tables: self.sc.tables.clone(),
                 runner_pid: std::process::id(),
             },
         )
@@ -333,6 +341,7 @@ impl Run {
             self.reap();
             self.run_faults();
             self.close_finished_pipes();
+            self.release_waiting();
             self.observe();
             if self.procs.iter().all(|p| p.st == St::Done) {
                 return Ok(());
@@ -410,14 +419,15 @@ impl Run {
         self.stale_replaced = replaced;
         self.baseline = stats;
         self.say(format_args!(
-            "region {} created{}, {} pipes",
+            "region {} created{}, {} pipes, {} tables",
             self.name,
             if replaced {
                 " (replacing a stale one)"
             } else {
                 ""
             },
-            self.sc.pipes.len()
+            self.sc.pipes.len(),
+            self.sc.tables.len()
         ));
         Ok(())
     }

@@ -98,3 +98,201 @@ fn the_minimum_region_is_the_smallest_shm_main_starts() {
         MIN_REGION_BYTES - 1
     );
 }
+
+/// A table, two writers, a reader, and faults on the writers.
+const TABLES: &str = r#"
+    name = "t"
+    seed = 7
+    [region]
+    prefix = "t"
+    bytes = 65536
+    [[table]]
+    name = "board"
+    value = "{'a': 0, 'b': 5, 'log': ['first']}"
+    [[process]]
+    name = "w1"
+    kind = "writer"
+    table = "board"
+    ops = 10
+    increment = ["a", "b"]
+    append = "log"
+    hold = "1ms"
+    item_bytes = 20
+    [[process]]
+    name = "w2"
+    kind = "writer"
+    table = "board"
+    ops = 10
+    increment = ["a"]
+    [[process]]
+    name = "r"
+    kind = "reader"
+    table = "board"
+    read = "snapshot"
+    reads = 3
+    [[fault]]
+    process = "w1"
+    action = "kill_in_lock"
+    at_item = 4
+    point = "undo.stored#3"
+    [[fault]]
+    process = "w2"
+    action = "restart"
+    at_random_item = [2, 8]
+    times = 2
+    [expect]
+    counters_exact = true
+"#;
+
+#[test]
+fn tables_writers_and_readers_read() {
+    let s = Scenario::parse(TABLES).unwrap();
+    assert_eq!(s.seed, Some(7));
+    assert_eq!(s.tables.len(), 1);
+    assert_eq!(
+        s.tables[0].value_val().unwrap().get("b"),
+        Some(&Val::from(5))
+    );
+    let w1 = s.process("w1").unwrap();
+    assert_eq!(w1.kind, Kind::Writer);
+    assert_eq!((w1.ops, w1.item_bytes), (Some(10), Some(20)));
+    assert_eq!(w1.increment, ["a", "b"]);
+    assert_eq!(w1.append.as_deref(), Some("log"));
+    assert_eq!(w1.hold_for(), Some(Duration::from_millis(1)));
+    assert_eq!(w1.lock_of(), Some(LockOf::Table("board")));
+    let r = s.process("r").unwrap();
+    assert_eq!(
+        (r.kind, r.reads, r.read.as_deref()),
+        (Kind::Reader, Some(3), Some("snapshot"))
+    );
+    assert_eq!(s.faults[1].at_random_item, Some([2, 8]));
+    assert!(s.expect.counters_exact);
+    let writers: Vec<&str> = s.writers_of("board").map(|p| p.name.as_str()).collect();
+    assert_eq!(writers, ["w1", "w2"]);
+    assert_eq!(
+        (s.kills_of("w1"), s.kills_of("w2"), s.kills_of("r")),
+        (1, 2, 0)
+    );
+}
+
+#[test]
+fn table_problems_are_named() {
+    let cases = [
+        (
+            "table = \"board\"\n    ops = 10\n    increment = [\"a\", \"b\"]",
+            "table = \"nope\"\n    ops = 10\n    increment = [\"a\", \"b\"]",
+            "table = \"nope\" is not a declared table",
+        ),
+        (
+            "ops = 10\n    increment = [\"a\", \"b\"]",
+            "increment = [\"a\", \"b\"]",
+            "writer \"w1\" needs `ops`",
+        ),
+        (
+            "increment = [\"a\", \"b\"]",
+            "increment = [\"a\", \"c\"]",
+            "no integer under \"c\"",
+        ),
+        (
+            "increment = [\"a\", \"b\"]",
+            "increment = [\"a\", \"a\"]",
+            "names \"a\" twice",
+        ),
+        (
+            "append = \"log\"\n    hold",
+            "append = \"b\"\n    hold",
+            "no list under \"b\"",
+        ),
+        (
+            "increment = [\"a\"]\n",
+            "",
+            "give `increment`, `append` or both",
+        ),
+        (
+            "reads = 3",
+            "reads = 3\n    ops = 1",
+            "`ops` does not belong there",
+        ),
+        (
+            "read = \"snapshot\"",
+            "read = \"copy\"",
+            "read is \"lock\" or \"snapshot\"",
+        ),
+        (
+            "value = \"{'a'",
+            "value = \"[1, 2]\"\n    x = \"{'a'",
+            "`x`",
+        ),
+        (
+            "item_bytes = 20",
+            "item_bytes = 5000",
+            "item_bytes is at most 4096",
+        ),
+        (
+            "point = \"undo.stored#3\"",
+            "point = \"undo.stored#0\"",
+            "1 or more",
+        ),
+        (
+            "point = \"undo.stored#3\"",
+            "point = \"undo.flushed\"",
+            "point must be one of",
+        ),
+        (
+            "point = \"undo.stored#3\"",
+            "point = \"ring.send.committed\"",
+            "ring.send.committed needs a source",
+        ),
+        (
+            "at_random_item = [2, 8]",
+            "at_random_item = [8, 2]",
+            "is not a range",
+        ),
+        (
+            "at_random_item = [2, 8]",
+            "at_random_item = [2, 8]\n    at_item = 3",
+            "exactly one of",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(TABLES.contains(from), "{from}");
+        let e = Scenario::parse(&TABLES.replacen(from, to, 1)).unwrap_err();
+        assert!(e.contains(want), "{to}: {e}");
+    }
+    let twice = TABLES.replace(
+        "[[process]]\n    name = \"w1\"",
+        "[[table]]\n    name = \"board\"\n    value = \"{}\"\n    [[process]]\n    name = \"w1\"",
+    );
+    let e = Scenario::parse(&twice).unwrap_err();
+    assert!(e.contains("table \"board\" is declared twice"), "{e}");
+    let not_dict = TABLES.replace(
+        "value = \"{'a': 0, 'b': 5, 'log': ['first']}\"",
+        "value = \"[1]\"",
+    );
+    let e = Scenario::parse(&not_dict).unwrap_err();
+    assert!(e.contains("not a dict"), "{e}");
+    let e = Scenario::parse(&format!("{MINIMAL}\n[expect]\ncounters_exact = true")).unwrap_err();
+    assert!(
+        e.contains("counters_exact needs a [[table]] with a writer"),
+        "{e}"
+    );
+    // A source may not pause inside a table's lock.
+    let e = Scenario::parse(&format!(
+        "{MINIMAL}\n[[fault]]\nprocess = \"s\"\naction = \"kill_in_lock\"\nat_item = 1\n\
+         point = \"undo.committed\""
+    ))
+    .unwrap_err();
+    assert!(e.contains("undo.committed needs a writer"), "{e}");
+}
+
+#[test]
+fn items_name_their_writer_start_and_update() {
+    assert_eq!(item_of("w1", 2, 17, None), "w1-2-17");
+    let long = item_of("w-x", 1, 5, Some(20));
+    assert_eq!(long, "w-x-1-5.............");
+    assert_eq!(long.len(), 20);
+    assert_eq!(item_parts(&long), Some(("w-x", 1, 5)));
+    assert_eq!(item_parts("w1-2-17"), Some(("w1", 2, 17)));
+    assert_eq!(item_parts("first"), None);
+    assert_eq!(item_parts("a-b-c"), None);
+}
