@@ -1,6 +1,7 @@
 //! The region's keeper: the one process of a run that maps the run's region for the
-//! runner. It creates the region and its pipes (when the runner owns them), holds them,
-//! reads the pool's and the pipes' figures and closes pipes, on the runner's requests.
+//! runner. It creates the region, its pipes and its tables (when the runner owns them),
+//! holds them, reads the pool's, the pipes' and the tables' figures, closes pipes, and at
+//! the end reads the tables and takes them down, on the runner's requests.
 //!
 //! Why a process of its own: a mapping faults (SIGBUS) on any page past the end of its
 //! file, and anyone who may write to `/dev/shm` can truncate a region under a run. A
@@ -25,9 +26,10 @@ use serde::{Deserialize, Serialize};
 use shmval::alloc::{Pool, PoolStats};
 use shmval::queue::Pipe;
 use shmval::region::{AttachOptions, Region, RegionName};
-use shmval::sides::{Directory, PipeName, ServerSide, ShmMain};
+use shmval::sides::{Directory, Names, PipeName, ServerSide, ShmMain};
+use shmval::ShmLocked;
 
-use crate::scenario::PipeSpec;
+use crate::scenario::{PipeSpec, TableSpec};
 
 /// What the keeper is started with (one JSON argument).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -38,6 +40,9 @@ pub struct KeeperSpec {
     pub bytes: u64,
     /// The pipes `make` creates.
     pub pipes: Vec<PipeSpec>,
+    /// The tables `make` creates and publishes, which `take_tables` reads at the end.
+    #[serde(default)]
+    pub tables: Vec<TableSpec>,
     /// The runner: the keeper ends when its parent is no longer it.
     pub runner_pid: u32,
 }
@@ -54,6 +59,11 @@ pub enum Request {
     Pipe(String),
     /// Close a pipe (its readers drain it and end).
     Close(String),
+    /// A table's operations and lock owner.
+    Table(String),
+    /// Read every declared table under its lock, then unpublish and drop it (the end of
+    /// the run: the pool is then measured without them).
+    TakeTables,
     /// Let go of everything (the region's name goes with it) and end.
     Quit,
 }
@@ -78,6 +88,15 @@ pub enum Reply {
         /// The thread holding its lock, if any.
         lock_owner: Option<u32>,
     },
+    /// A table's state.
+    Table {
+        /// Operations committed on it so far.
+        operations: u64,
+        /// The thread holding its lock, if any.
+        lock_owner: Option<u32>,
+    },
+    /// The declared tables, read.
+    Tables(Vec<TableRead>),
     /// Done (`close`, `quit`).
     Done,
     /// The request failed.
@@ -120,6 +139,21 @@ impl From<PoolStats> for Figures {
         }
     }
 }
+
+/// A table as the keeper read it at the end.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct TableRead {
+    /// Its name.
+    pub name: String,
+    /// Its value as a Python literal, or why it could not be read.
+    pub value: Result<String, String>,
+    /// Its last holder had died: the keeper's lock took it over and settled it.
+    pub owner_died: bool,
+}
+
+/// How long the keeper waits for a table's lock at the end (every process has ended: a
+/// holder that died is taken over at once).
+const TABLE_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Deserialize, Serialize)]
 struct Tagged<T> {
@@ -222,6 +256,17 @@ impl Held {
                 Some(Err(e)) => Reply::Error(format!("closing pipe {name}: {e}")),
                 None => Reply::Error(format!("no pipe {name}")),
             },
+            Request::Table(name) => match self.table(&name, Duration::from_millis(100)) {
+                Ok(t) => match t.status() {
+                    Ok(s) => Reply::Table {
+                        operations: s.operations,
+                        lock_owner: s.holder.map(|o| o.tid()),
+                    },
+                    Err(e) => Reply::Error(format!("table {name}: {e}")),
+                },
+                Err(e) => Reply::Error(e),
+            },
+            Request::TakeTables => Reply::Tables(self.take_tables()),
             Request::Quit => {
                 self.sides.clear();
                 self.main = None;
@@ -251,15 +296,80 @@ impl Held {
                 Err(e) => return Reply::Error(format!("creating pipe {}: {e}", p.name)),
             }
         }
+        // The baseline is the pool before the tables: at the end they are taken down, and
+        // with them everything written into them.
         let stats = self
             .refresh()
             .and_then(|(_, pool, _)| settled_stats(pool).ok());
+        if let Some(main) = &self.main {
+            for t in &self.spec.tables {
+                let made = t.value_val().and_then(|v| {
+                    let board = ShmLocked::new(main.pool(), v).map_err(|e| e.to_string())?;
+                    main.names()
+                        .and_then(|n| n.publish(&t.name, board.into_val()))
+                        .map_err(|e| e.to_string())
+                });
+                if let Err(e) = made {
+                    return Reply::Error(format!("making table {}: {e}", t.name));
+                }
+            }
+        }
         Reply::Made { replaced, stats }
     }
 
-    /// The region, attached again if its name now stands for another file.
+    /// The names directory: through the region the keeper made, else its view.
+    fn names(&mut self, lock_wait: Duration) -> Result<Names, String> {
+        let names = match &self.main {
+            Some(main) => main.names().map_err(|e| e.to_string())?,
+            None => {
+                let unattached = format!("region {} not attached", self.name);
+                let (_, pool, _) = self.refresh().ok_or(unattached)?;
+                Names::open(pool).map_err(|e| e.to_string())?
+            }
+        };
+        Ok(names.lock_timeout(lock_wait))
+    }
+
+    /// A handle to the table published as `name`.
+    fn table(&mut self, name: &str, lock_wait: Duration) -> Result<ShmLocked, String> {
+        self.names(lock_wait)?
+            .get(name)
+            .map_err(|e| format!("table {name}: {e}"))?
+            .ok_or_else(|| format!("no table {name} is published"))?
+            .into_locked()
+            .map_err(|e| format!("table {name}: {e}"))
+    }
+
+    /// Reads each declared table under its lock, then unpublishes it and lets go of it.
+    fn take_tables(&mut self) -> Vec<TableRead> {
+        let tables: Vec<String> = self.spec.tables.iter().map(|t| t.name.clone()).collect();
+        tables
+            .into_iter()
+            .map(|name| {
+                let mut owner_died = false;
+                let value = self.table(&name, TABLE_LOCK_WAIT).and_then(|t| {
+                    let g = t.lock(TABLE_LOCK_WAIT).map_err(|e| e.to_string())?;
+                    owner_died = g.owner_died();
+                    g.to_val().map(|v| v.to_string()).map_err(|e| e.to_string())
+                });
+                if let Ok(names) = self.names(TABLE_LOCK_WAIT) {
+                    drop(names.unpublish(&name));
+                }
+                TableRead {
+                    name,
+                    value,
+                    owner_died,
+                }
+            })
+            .collect()
+    }
+
+    /// The region, attached again if its name now stands for another file. A name that
+    /// is gone leaves the view as it is: a creator that exits unlinks it, and the region
+    /// lives on in those still attached (the end still reads its tables).
     fn refresh(&mut self) -> Option<&(Arc<Region>, Pool, Directory)> {
-        if self.view.as_ref().is_some_and(|(r, _, _)| !r.is_current()) {
+        let other = |r: &Region| !r.is_current() && self.name.file_path().exists();
+        if self.view.as_ref().is_some_and(|(r, _, _)| other(r)) {
             self.view = None;
         }
         if self.view.is_none() {

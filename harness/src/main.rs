@@ -49,6 +49,10 @@ enum Cmd {
         /// Region name prefix, instead of the scenario's.
         #[arg(long)]
         prefix: Option<String>,
+        /// Seed of the random choices (a fault's `at_random_item`), instead of the
+        /// scenario's `seed` or a fresh one.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Show a live region without disturbing it: header, pool, pipes, live values.
     Inspect {
@@ -121,12 +125,14 @@ fn main() {
         scenarios: vec![],
         json: false,
         prefix: None,
+        seed: None,
     }) {
         Cmd::Run {
             scenarios,
             json,
             prefix,
-        } => run(scenarios, json, prefix),
+            seed,
+        } => run(scenarios, runner::Options { json, prefix, seed }),
         Cmd::Role { spec } => roles::run(&spec),
         Cmd::Keeper { spec } => keeper::serve(&spec),
         Cmd::Inspect { region, json } => match inspect::inspect(&region) {
@@ -223,7 +229,8 @@ fn print_json(v: &impl serde::Serialize) {
 /// `shmval run`: each scenario in turn; exit 0 if all pass, 1 if one fails, 2 if a scenario
 /// file is wrong; 130, 143 or 129 when stopped by SIGINT, SIGTERM or SIGHUP, 141 when its
 /// standard output was closed (the run is stopped and cleaned up in every case).
-fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
+fn run(mut files: Vec<String>, opts: runner::Options) -> i32 {
+    let json = opts.json;
     if let Err(e) = signals::catch() {
         errln!("shmval run: {e}");
         return 1;
@@ -231,7 +238,6 @@ fn run(mut files: Vec<String>, json: bool, prefix: Option<String>) -> i32 {
     if files.is_empty() {
         files.push(DEFAULT_SCENARIO.to_string());
     }
-    let opts = runner::Options { json, prefix };
     let mut code = 0;
     let mut summaries = vec![];
     for f in &files {

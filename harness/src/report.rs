@@ -43,6 +43,12 @@ pub enum Event {
         /// Its sequence number.
         seq: u64,
     },
+    /// Writer: update `seq` (0, 1, ... in this start) is committed and the table
+    /// unlocked: its increments and its item are acknowledged.
+    Updated {
+        /// The update's number.
+        seq: u64,
+    },
     /// The end: what it did.
     Report(ProcReport),
 }
@@ -99,10 +105,15 @@ pub struct ProcReport {
     /// Sink: per source id, the sequence numbers received, as inclusive runs in arrival
     /// order.
     pub received: BTreeMap<u32, Vec<[u64; 2]>>,
-    /// Sink: packets that were unreadable or lacked an expected field.
+    /// Sink: packets that were unreadable or lacked an expected field. Reader: reads
+    /// that broke one of its checks.
     pub bad_items: u64,
-    /// Sink: the first such packet and what was wrong.
+    /// Sink: the first such packet and what was wrong. Reader: the first such read.
     pub first_bad: Option<String>,
+    /// Writer and reader: how often it took the table's lock over from a holder that
+    /// had died.
+    #[serde(default)]
+    pub owner_died: u64,
     /// Fan-out: per output.
     pub outputs: Vec<OutputReport>,
 }
@@ -151,6 +162,8 @@ pub struct ProcSummary {
     pub latency_us: Option<Latency>,
     /// Items dropped: by a fan-out for its outputs, or upstream for a sink's input.
     pub drops: u64,
+    /// Writer and reader: how often it took its table's lock over from a dead holder.
+    pub owner_died: u64,
     /// The last lines it wrote on standard error (when it did not finish well).
     pub stderr_tail: Vec<String>,
 }
@@ -193,10 +206,32 @@ pub struct FaultSummary {
     pub fired: u32,
     /// How many times it was to fire (a restart may hit several starts).
     pub times: u32,
-    /// Kill in lock: milliseconds until the pipe moved again.
+    /// Kill in lock: milliseconds until the pipe or table moved again.
     pub recovered_ms: Option<f64>,
     /// Anything else worth knowing.
     pub note: String,
+}
+
+/// A declared table at the end of the run, read by name under its lock.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TableSummary {
+    /// Its name.
+    pub name: String,
+    /// Why it could not be read, if it could not.
+    pub error: Option<String>,
+    /// Whether the last holder of its lock had died (the end's read settled it).
+    pub owner_died: bool,
+    /// The counters the writers increment: their values at the end.
+    pub counters: BTreeMap<String, i64>,
+    /// The lists the writers append to: their lengths at the end.
+    pub lists: BTreeMap<String, u64>,
+    /// Whether the counters and lists match what the writers acknowledged
+    /// (`counters_exact`).
+    pub exact: bool,
+    /// The figures behind that verdict.
+    pub figure: String,
+    /// Every way they do not match (the first 100).
+    pub problems: Vec<String>,
 }
 
 /// One expectation's verdict.
@@ -236,6 +271,10 @@ pub struct RunSummary {
     pub pool: Option<PoolSummary>,
     /// Faults.
     pub faults: Vec<FaultSummary>,
+    /// The seed of the run's random choices, when it made some.
+    pub seed: Option<u64>,
+    /// The declared tables, as read at the end.
+    pub tables: Vec<TableSummary>,
     /// Expectations.
     pub checks: Vec<Check>,
     /// Files of the run left in `/dev/shm` and removed by the cleanup.
@@ -304,6 +343,14 @@ impl RunSummary {
             );
         }
         for p in &self.processes {
+            if p.owner_died > 0 {
+                outln!(
+                    "  {}: took the table's lock over from a dead holder {} time{}",
+                    p.name,
+                    p.owner_died,
+                    if p.owner_died == 1 { "" } else { "s" }
+                );
+            }
             let clipped = p.outcome.chars().count() > 16;
             if clipped || (!p.finished && !p.killed_by_fault) {
                 outln!("  {}: {}", p.name, p.outcome);
@@ -348,7 +395,7 @@ impl RunSummary {
                 Some(t) => format!("fired at {t:.3} s"),
             };
             let rec = f.recovered_ms.map_or(String::new(), |ms| {
-                format!(", pipe moving again after {ms:.1} ms")
+                format!(", moving again after {ms:.1} ms")
             });
             outln!(
                 "  fault: {} {} {}: {when}{rec}{}",
@@ -361,6 +408,32 @@ impl RunSummary {
                     format!(" ({})", f.note)
                 }
             );
+        }
+        for t in &self.tables {
+            match &t.error {
+                Some(e) => outln!("  table {}: not read at the end: {e}", t.name),
+                None => {
+                    let parts: Vec<String> = t
+                        .counters
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .chain(t.lists.iter().map(|(k, n)| format!("{k}: {n} items")))
+                        .collect();
+                    outln!(
+                        "  table {}: {}{}",
+                        t.name,
+                        parts.join(", "),
+                        if t.owner_died {
+                            " (its last holder had died)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        if let Some(seed) = self.seed {
+            outln!("  seed {seed} (random choices; `--seed {seed}` makes them again)");
         }
         if !self.cleaned.is_empty() {
             outln!("  cleaned up: {}", self.cleaned.join(", "));

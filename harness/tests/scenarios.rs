@@ -75,6 +75,8 @@ scenarios! {
     crash_restart_loop => "crash-restart-loop.toml",
     kill_middle_redeliver => "kill-middle-redeliver.toml",
     kill_after_receive => "kill-after-receive.toml",
+    blackboard => "blackboard.toml",
+    kill_writer => "kill-writer.toml",
 }
 
 #[test]
@@ -166,4 +168,26 @@ fn at_least_once_fails_when_the_pipe_does_not_redeliver() {
     assert_eq!(check("exactly_once")["pass"], false);
     assert_eq!(check("no_leak")["pass"], true, "{}", check("no_leak"));
     assert_eq!(check("recover_within")["pass"], true);
+}
+
+/// The blackboard's summary carries the table as read at the end and each reader's reads.
+#[test]
+fn the_blackboard_summary_carries_the_table() {
+    let s = run_scenario("blackboard.toml");
+    let board = &s["tables"][0];
+    assert_eq!(board["name"], "board");
+    assert_eq!(board["exact"], true, "{board}");
+    assert_eq!(board["counters"]["counter_a"], 2000, "{board}");
+    assert_eq!(board["counters"]["counter_b"], 1500, "{board}");
+    assert_eq!(board["lists"]["log"], 2000, "{board}");
+    let checks = s["checks"].as_array().unwrap();
+    for name in ["counters_exact board", "reads r-lock", "reads r-snap"] {
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["name"] == name && c["pass"] == true),
+            "{name}: {checks:#?}"
+        );
+    }
+    assert!(s["seed"].is_null(), "no random choice, no seed");
 }

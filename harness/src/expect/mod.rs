@@ -3,8 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::report::{Check, FaultSummary, PoolSummary, ProcReport, ProcSummary};
+use crate::report::{Check, FaultSummary, PoolSummary, ProcReport, ProcSummary, TableSummary};
 use crate::scenario::{duration, Kind, Scenario};
+
+mod tables;
+
+pub use tables::{tally, WriterRecord, WriterStart};
 
 /// What a source had sent when it ended.
 #[derive(Clone, Debug)]
@@ -89,6 +93,8 @@ pub struct Outcome<'a> {
     pub seconds: f64,
     /// Whether the runner's region replaced a stale one.
     pub stale_replaced: bool,
+    /// The declared tables as read at the end, each with its `counters_exact` verdict.
+    pub tables: &'a [TableSummary],
 }
 
 fn check(name: impl Into<String>, pass: bool, figure: impl Into<String>) -> Check {
@@ -299,6 +305,7 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
             None => check("no_leak", false, "the runner never saw the pool"),
         });
     }
+    tables::checks(o, &mut out);
     if e.survivors_finish {
         let failed: Vec<String> = o
             .processes
@@ -360,9 +367,9 @@ pub fn check_all(o: &Outcome<'_>) -> Vec<Check> {
             "recover_within",
             !lock_kills.is_empty() && worst <= limit,
             if worst.is_finite() {
-                format!("pipe moving again {worst:.1} ms after the kill (limit {r})")
+                format!("moving again {worst:.1} ms after the kill (limit {r})")
             } else {
-                format!("the pipe never moved again after the kill (limit {r})")
+                format!("the pipe or table never moved again after the kill (limit {r})")
             },
         ));
     }
@@ -457,5 +464,7 @@ fn at_least_once(
     )
 }
 
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;

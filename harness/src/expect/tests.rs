@@ -60,6 +60,7 @@ fn verdict(a: Vec<Receipts>, b: Vec<Receipts>) -> Check {
         files_left: vec![],
         seconds: 0.0,
         stale_replaced: false,
+        tables: &[],
     };
     at_least_once(&o, &arrivals(&o), 10, 0)
 }

@@ -11,16 +11,33 @@ use shmval::region::{Region, RegionName, SHM_DIR};
 
 use super::faults::trigger;
 use super::{Proc, Run, Stop, ASK_WAIT};
-use crate::expect::{self, Outcome, Receipts, SourceAck};
-use crate::report::{Check, FaultSummary, PoolSummary, ProcReport, ProcSummary, RunSummary};
+use crate::expect::{self, Outcome, Receipts, SourceAck, WriterRecord, WriterStart};
+use crate::keeper::{Reply, Request, TableRead};
+use crate::report::{
+    Check, FaultSummary, PoolSummary, ProcReport, ProcSummary, RunSummary, TableSummary,
+};
 use crate::scenario::Kind;
+
+/// How long the keeper may take to read and take down the tables at the end.
+const TABLES_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Run {
     /// Tears the region down, removes what is left in `/dev/shm`, judges the run.
     pub(super) fn conclude(mut self) -> RunSummary {
         let seconds = self.t0.elapsed().as_secs_f64();
         // A truncated region faults: the keeper is not asked to read it again.
-        if !matches!(self.stop, Some(Stop::Truncated { .. })) {
+        let truncated = matches!(self.stop, Some(Stop::Truncated { .. }));
+        // The tables first: they are read, then taken down, and the pool measured without
+        // them.
+        let reads = if truncated || self.sc.tables.is_empty() {
+            vec![]
+        } else {
+            match self.ask(Request::TakeTables, TABLES_WAIT) {
+                Some(Reply::Tables(t)) => t,
+                _ => vec![],
+            }
+        };
+        if !truncated {
             self.read_stats();
         }
         let end = self.last_stats;
@@ -75,6 +92,12 @@ impl Run {
                 },
             })
             .collect();
+        let tables: Vec<TableSummary> = self
+            .sc
+            .tables
+            .iter()
+            .map(|t| self.table_summary(&t.name, reads.iter().find(|r| r.name == t.name)))
+            .collect();
         let outcome = Outcome {
             sc: &self.sc,
             processes: &processes,
@@ -86,6 +109,7 @@ impl Run {
             files_left: left,
             seconds,
             stale_replaced: self.stale_replaced,
+            tables: &tables,
         };
         let mut checks = expect::check_all(&outcome);
         let stopped = self.stop.as_ref().map(|stop| {
@@ -118,9 +142,49 @@ impl Run {
             processes,
             pool,
             faults,
+            seed: self.seed,
+            tables,
             checks,
             cleaned,
         }
+    }
+
+    /// Table `name` as the keeper read it at the end, judged against what its writers
+    /// acknowledged.
+    fn table_summary(&self, name: &str, read: Option<&TableRead>) -> TableSummary {
+        let failed = |e: String| TableSummary {
+            name: name.to_string(),
+            error: Some(e),
+            ..TableSummary::default()
+        };
+        let Some(read) = read else {
+            return failed("the keeper did not read it".into());
+        };
+        let end = match &read.value {
+            Ok(text) => shmval::Val::parse(text).map_err(|e| format!("its value: {e}")),
+            Err(e) => Err(e.clone()),
+        };
+        let first = self
+            .sc
+            .table(name)
+            .ok_or_else(|| "not declared".to_string())
+            .and_then(|t| t.value_val());
+        let (end, first) = match (end, first) {
+            (Ok(e), Ok(f)) => (e, f),
+            (Err(e), _) | (_, Err(e)) => return failed(e),
+        };
+        let writers: Vec<WriterRecord<'_>> = self
+            .procs
+            .iter()
+            .filter(|p| p.spec.kind == Kind::Writer && p.spec.table.as_deref() == Some(name))
+            .map(|p| WriterRecord {
+                spec: &p.spec,
+                starts: starts_of(p),
+            })
+            .collect();
+        let mut t = expect::tally(name, &first, &end, &writers);
+        t.owner_died = read.owner_died;
+        t
     }
 
     /// Removes the run's leftovers: the region through `remove_stale` (ours, creator
@@ -209,6 +273,7 @@ impl Run {
             throughput: if secs > 0.0 { items as f64 / secs } else { 0.0 },
             latency_us: report.and_then(|r| r.latency_us),
             drops,
+            owner_died: report.map_or(0, |r| r.owner_died),
             stderr_tail,
         }
     }
@@ -260,4 +325,15 @@ fn receipts_of(p: &Proc) -> Vec<Receipts> {
         last.received = report.received.clone();
     }
     r
+}
+
+/// What each start of writer `p` acknowledged; a start is cut short if a fault killed it,
+/// or (the last) if it ended without its report or with an error.
+fn starts_of(p: &Proc) -> Vec<WriterStart> {
+    let mut starts = p.updates.clone();
+    let ended_well = p.report.as_ref().is_some_and(|r| r.error.is_none());
+    if let Some(last) = starts.last_mut() {
+        last.cut_short |= !ended_well;
+    }
+    starts
 }

@@ -8,7 +8,7 @@ use shmval::fault::Notice;
 
 use super::{Run, St, HOLD_WAIT, RECOVERY_WAIT};
 use crate::keeper::{Reply, Request};
-use crate::scenario::{duration, FaultSpec, ProcessSpec};
+use crate::scenario::{duration, FaultSpec, LockOf, ProcessSpec, Scenario};
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Stage {
@@ -106,6 +106,9 @@ impl Run {
                 if let Some(r) = self.procs[i].receipts.last_mut() {
                     r.killed = true;
                 }
+                if let Some(u) = self.procs[i].updates.last_mut() {
+                    u.cut_short = true;
+                }
                 self.procs[i].restart = action == "restart";
                 // A restart that hits more starts waits for the next one.
                 let again =
@@ -151,18 +154,18 @@ impl Run {
                     let point = self.faults[f].spec.point.clone().unwrap_or_default();
                     let reached = self.faults[f].notice.as_ref().and_then(Notice::reached);
                     if let Some(r) = reached.filter(|r| r.pid == pid) {
-                        let name = self.procs[i].spec.lock_pipe().unwrap_or("?").to_string();
-                        let (moved, owner) = self.pipe_state(&name).unwrap_or((0, None));
-                        // Paused inside the critical section, it holds the pipe's lock.
+                        let what = self.lock_name(i);
+                        let (moved, owner) = self.lock_state(i).unwrap_or((0, None));
+                        // Paused inside the critical section, it holds the lock.
                         let holds = owner == Some(pid);
                         self.fire(f);
                         self.faults[f].stage = Stage::Recovering(Instant::now(), moved);
                         self.faults[f].notice = None;
                         self.faults[f].note = if holds {
-                            format!("killed at {}, holding the lock of pipe {name}", r.point)
+                            format!("killed at {}, holding the lock of {what}", r.point)
                         } else {
                             format!(
-                                "killed at {}, but not seen holding the lock of pipe {name}",
+                                "killed at {}, but not seen holding the lock of {what}",
                                 r.point
                             )
                         };
@@ -180,8 +183,7 @@ impl Run {
                 }
                 Stage::Recovering(since, from) => {
                     let pid = self.procs[i].pid;
-                    let pipe = self.procs[i].spec.lock_pipe().map(String::from);
-                    if let Some((moved, owner)) = pipe.and_then(|n| self.pipe_state(&n)) {
+                    if let Some((moved, owner)) = self.lock_state(i) {
                         if owner != Some(pid) && moved > from {
                             self.faults[f].recovered_ms = Some(since.elapsed().as_secs_f64() * 1e3);
                             self.faults[f].stage = Stage::Done;
@@ -189,9 +191,10 @@ impl Run {
                         }
                     }
                     if since.elapsed() > RECOVERY_WAIT {
+                        let what = self.lock_name(i);
                         self.faults[f]
                             .note
-                            .push_str("; the pipe did not move again");
+                            .push_str(&format!("; the {what} did not move again"));
                         self.faults[f].stage = Stage::Done;
                     }
                 }
@@ -200,18 +203,70 @@ impl Run {
         }
     }
 
-    /// Items pipe `name` has moved so far (both ways) and the thread holding its lock.
-    pub(super) fn pipe_state(&mut self, name: &str) -> Option<(u64, Option<u32>)> {
-        match self.ask(Request::Pipe(name.to_string()), super::ASK_WAIT)? {
+    /// The lock process `i`'s lock faults refer to, in words: `pipe p`, `table board`.
+    fn lock_name(&self, i: usize) -> String {
+        match self.procs[i].spec.lock_of() {
+            Some(LockOf::Pipe(p)) => format!("pipe {p}"),
+            Some(LockOf::Table(t)) => format!("table {t}"),
+            None => "?".into(),
+        }
+    }
+
+    /// How far the pipe or table of process `i`'s lock faults has moved so far (items
+    /// both ways, or operations) and the thread holding its lock.
+    pub(super) fn lock_state(&mut self, i: usize) -> Option<(u64, Option<u32>)> {
+        let req = match self.procs[i].spec.lock_of()? {
+            LockOf::Pipe(p) => Request::Pipe(p.to_string()),
+            LockOf::Table(t) => Request::Table(t.to_string()),
+        };
+        match self.ask(req, super::ASK_WAIT)? {
             Reply::Pipe { moved, lock_owner } => Some((moved, lock_owner)),
+            Reply::Table {
+                operations,
+                lock_owner,
+            } => Some((operations, lock_owner)),
             _ => None,
         }
     }
 }
 
+/// Picks the item of each fault with `at_random_item` (into its `at_item`) from the seed
+/// given, the scenario's, or else a fresh one; returns the seed if it picked any.
+pub(super) fn pick_random_items(sc: &mut Scenario, given: Option<u64>) -> Option<u64> {
+    if sc.faults.iter().all(|f| f.at_random_item.is_none()) {
+        return None;
+    }
+    let seed = given.or(sc.seed).unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        t ^ u64::from(std::process::id()).rotate_left(32)
+    });
+    let mut state = seed;
+    for f in &mut sc.faults {
+        if let Some([lo, hi]) = f.at_random_item {
+            // Checked when the scenario was read: lo <= hi.
+            let span = (hi - lo).saturating_add(1);
+            f.at_item = Some(lo + splitmix(&mut state) % span);
+        }
+    }
+    Some(seed)
+}
+
+/// The next number of the splitmix64 sequence from `state`.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// When a fault is to fire, for the summary.
 pub(super) fn trigger(f: &FaultSpec) -> String {
-    let mut t = if let Some(k) = f.at_item {
+    let mut t = if let (Some(k), Some([lo, hi])) = (f.at_item, f.at_random_item) {
+        format!("at item {k} (picked in {lo}..={hi})")
+    } else if let Some(k) = f.at_item {
         format!("at item {k}")
     } else if let Some(a) = &f.at {
         format!("at {a}")
@@ -228,4 +283,74 @@ pub(super) fn trigger(f: &FaultSpec) -> String {
         t.push_str(&format!(", in each of the first {} starts", f.times()));
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCENARIO: &str = r#"
+        name = "t"
+        [region]
+        prefix = "t"
+        bytes = 65536
+        [[pipe]]
+        name = "p"
+        capacity = 4
+        [[process]]
+        name = "s"
+        kind = "source"
+        out = "p"
+        count = 1000
+        [[process]]
+        name = "k"
+        kind = "sink"
+        in = "p"
+        [[fault]]
+        process = "k"
+        action = "kill"
+        at_random_item = [100, 200]
+        [[fault]]
+        process = "s"
+        action = "stop"
+        at_random_item = [7, 7]
+        resume_after = "1ms"
+    "#;
+
+    fn picks(given: Option<u64>, text: &str) -> (Option<u64>, Vec<Option<u64>>) {
+        let mut sc = Scenario::parse(text).unwrap();
+        let seed = pick_random_items(&mut sc, given);
+        (seed, sc.faults.iter().map(|f| f.at_item).collect())
+    }
+
+    #[test]
+    fn random_items_come_from_the_seed_within_their_range() {
+        let (seed, items) = picks(Some(42), SCENARIO);
+        assert_eq!(seed, Some(42));
+        assert!(
+            items[0].is_some_and(|k| (100..=200).contains(&k)),
+            "{items:?}"
+        );
+        assert_eq!(items[1], Some(7));
+        // The same seed, the same items; the scenario's seed when none is given.
+        assert_eq!(picks(Some(42), SCENARIO).1, items);
+        let with_seed = format!("seed = 42\n{SCENARIO}");
+        assert_eq!(picks(None, &with_seed), (Some(42), items.clone()));
+        // Over many seeds, the whole range and nothing outside it.
+        let sc = Scenario::parse(SCENARIO).unwrap();
+        let all: Vec<u64> = (0..2000)
+            .filter_map(|s| {
+                let mut sc = sc.clone();
+                pick_random_items(&mut sc, Some(s));
+                sc.faults[0].at_item
+            })
+            .collect();
+        assert_eq!(all.iter().min(), Some(&100));
+        assert_eq!(all.iter().max(), Some(&200));
+        // No random choice: no seed to report.
+        let fixed = SCENARIO
+            .replace("at_random_item = [100, 200]", "at_item = 5")
+            .replace("at_random_item = [7, 7]", "at_item = 7");
+        assert_eq!(picks(Some(1), &fixed), (None, vec![Some(5), Some(7)]));
+    }
 }

@@ -19,7 +19,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
+use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use shmval::region::RegionName;
 
-use crate::expect::Receipts;
+use crate::expect::{Receipts, WriterStart};
 use crate::keeper::{Figures, Keeper, KeeperSpec, Reply, Request};
 use crate::output::outln;
 use crate::report::{Event, ProcReport, RunSummary};
@@ -47,6 +47,8 @@ pub struct Options {
     pub json: bool,
     /// Overrides the scenario's region name prefix.
     pub prefix: Option<String>,
+    /// Overrides the scenario's seed of random choices.
+    pub seed: Option<u64>,
 }
 
 /// Why a run could not even be judged.
@@ -142,7 +144,7 @@ pub fn run_file(path: &Path, opts: &Options) -> Result<Ran, RunError> {
         .map_err(|e| RunError::Scenario(format!("{}: region name: {e}", path.display())))?;
     let exe = std::env::current_exe()
         .map_err(|e| RunError::Failed(format!("cannot find own binary: {e}")))?;
-    let mut run = Run::new(scenario, name, exe, opts.json, path.to_path_buf());
+    let mut run = Run::new(scenario, name, exe, opts, path.to_path_buf());
     let result = run.drive();
     // Whatever happened: every child reaped, the region let go of, the files removed.
     run.kill_all();
@@ -172,6 +174,11 @@ struct Proc {
     /// Per start: the packets it announced receiving (a sink asked to), and whether a
     /// fault killed it.
     receipts: Vec<Receipts>,
+    /// Per start of a writer: the updates it acknowledged, and whether a fault killed it.
+    updates: Vec<WriterStart>,
+    /// The standard input of a reader, or of the main that made the tables: closed once
+    /// what it waits for has ended.
+    stdin: Option<ChildStdin>,
     exit: Option<ExitStatus>,
     killed_by_fault: bool,
     /// Killed at the end of a run that timed out or was stopped.
@@ -190,6 +197,8 @@ struct Run {
     json: bool,
     procs: Vec<Proc>,
     faults: Vec<Fault>,
+    /// The seed of the run's random choices, if it made some.
+    seed: Option<u64>,
     tx: Sender<(usize, u32, Event)>,
     rx: Receiver<(usize, u32, Event)>,
     t0: Instant,
@@ -214,7 +223,8 @@ struct Run {
 }
 
 impl Run {
-    fn new(sc: Scenario, name: RegionName, exe: PathBuf, json: bool, file: PathBuf) -> Run {
+    fn new(mut sc: Scenario, name: RegionName, exe: PathBuf, opts: &Options, file: PathBuf) -> Run {
+        let seed = faults::pick_random_items(&mut sc, opts.seed);
         let mut next_source = 0;
         let procs = sc
             .processes
@@ -236,6 +246,8 @@ impl Run {
                     items: 0,
                     report: None,
                     receipts: vec![],
+                    updates: vec![],
+                    stdin: None,
                     exit: None,
                     killed_by_fault: false,
                     killed_by_runner: false,
@@ -258,9 +270,10 @@ impl Run {
             file,
             name,
             exe,
-            json,
+            json: opts.json,
             procs,
             faults,
+            seed,
             tx,
             rx,
             t0: Instant::now(),
@@ -306,6 +319,7 @@ impl Run {
                 region: self.name.to_string(),
                 bytes: self.sc.region.bytes,
                 pipes: self.sc.pipes.clone(),
+                tables: self.sc.tables.clone(),
                 runner_pid: std::process::id(),
             },
         )
@@ -327,6 +341,7 @@ impl Run {
             self.reap();
             self.run_faults();
             self.close_finished_pipes();
+            self.release_waiting();
             self.observe();
             if self.procs.iter().all(|p| p.st == St::Done) {
                 return Ok(());
@@ -404,14 +419,15 @@ impl Run {
         self.stale_replaced = replaced;
         self.baseline = stats;
         self.say(format_args!(
-            "region {} created{}, {} pipes",
+            "region {} created{}, {} pipes, {} tables",
             self.name,
             if replaced {
                 " (replacing a stale one)"
             } else {
                 ""
             },
-            self.sc.pipes.len()
+            self.sc.pipes.len(),
+            self.sc.tables.len()
         ));
         Ok(())
     }

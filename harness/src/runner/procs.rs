@@ -12,10 +12,10 @@ use nix::unistd::Pid;
 use shmval::fault::Notice;
 
 use super::{Run, St, Stage, STDERR_LINES};
-use crate::expect::Receipts;
+use crate::expect::{Receipts, WriterStart};
 use crate::report::Event;
-use crate::roles::RoleSpec;
-use crate::scenario::Kind;
+use crate::roles::{RoleSpec, TableRole, WriterInfo};
+use crate::scenario::{Kind, ProcessSpec};
 
 impl Run {
     pub(super) fn spawn(&mut self, i: usize) {
@@ -56,11 +56,21 @@ impl Run {
                 .collect(),
             _ => vec![],
         };
+        // The main that creates the region makes the tables with it.
+        let tables = if p.kind == Kind::Main && self.sc.region.created_by.as_ref() == Some(&p.name)
+        {
+            self.sc.tables.clone()
+        } else {
+            vec![]
+        };
         let spec = RoleSpec {
             process: p.clone(),
             region: self.name.to_string(),
             bytes: self.sc.region.bytes,
             pipes,
+            tables,
+            table: self.table_role(p),
+            start: starts + 1,
             source_id: self.procs[i].source_id,
             notify_at,
             arm,
@@ -69,17 +79,20 @@ impl Run {
                 && (self.sc.expect.at_least_once || !self.sc.faults.is_empty()),
         };
         let json = serde_json::to_string(&spec).unwrap_or_default();
+        // Told through standard input when what it waits for has ended.
+        let waits = p.kind == Kind::Reader || !spec.tables.is_empty();
         let child = Command::new(&self.exe)
             .arg("role")
             .arg(json)
             .envs(env)
-            .stdin(Stdio::null())
+            .stdin(if waits { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn();
         let proc_ = &mut self.procs[i];
         proc_.starts += 1;
         proc_.receipts.push(Receipts::default());
+        proc_.updates.push(WriterStart::default());
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -88,6 +101,7 @@ impl Run {
                 return;
             }
         };
+        proc_.stdin = child.stdin.take();
         proc_.pid = child.id();
         proc_.pids.push(child.id());
         proc_.ready = false;
@@ -149,6 +163,12 @@ impl Run {
 
     pub(super) fn event(&mut self, i: usize, inst: u32, ev: Event) {
         let p = &mut self.procs[i];
+        if let Event::Updated { seq } = ev {
+            if let Some(u) = p.updates.get_mut(inst as usize - 1) {
+                u.acked.push(seq);
+            }
+            return;
+        }
         if let Event::Got { src, seq } | Event::Done { src, seq } = ev {
             if let Some(r) = p.receipts.get_mut(inst as usize - 1) {
                 match ev {
@@ -166,6 +186,11 @@ impl Run {
             Event::Ready => {
                 p.ready = true;
                 due = self.waiting_faults(i, inst, |f| f.on.as_deref() == Some("ready"));
+                if self.sc.region.created_by.as_ref() == Some(&self.procs[i].spec.name) {
+                    // The keeper attaches while the creator holds the region: it reads the
+                    // tables at the end even if the creator has unlinked its name by then.
+                    self.read_stats();
+                }
             }
             Event::Items { n } => p.items = p.items.max(n),
             Event::At { item } => {
@@ -190,7 +215,7 @@ impl Run {
                 p.items = r.items;
                 p.report = Some(r);
             }
-            Event::Got { .. } | Event::Done { .. } => {}
+            Event::Got { .. } | Event::Done { .. } | Event::Updated { .. } => {}
         }
         for f in due {
             self.fire(f);
@@ -240,6 +265,60 @@ impl Run {
         }
     }
 
+    /// A writer's or reader's table as its process is told: the declaration, and the
+    /// table's writers with the kills the faults may make of each.
+    fn table_role(&self, p: &ProcessSpec) -> Option<TableRole> {
+        if !matches!(p.kind, Kind::Writer | Kind::Reader) {
+            return None;
+        }
+        let name = p.table.as_deref()?;
+        Some(TableRole {
+            table: self.sc.table(name)?.clone(),
+            writers: self
+                .sc
+                .writers_of(name)
+                .map(|w| WriterInfo {
+                    name: w.name.clone(),
+                    increment: w.increment.clone(),
+                    append: w.append.clone(),
+                    kills: self.sc.kills_of(&w.name),
+                })
+                .collect(),
+        })
+    }
+
+    /// Closes the standard input of each running reader whose table's writers have all
+    /// ended (it reads once more and ends), and of the main that made the tables once
+    /// every writer and reader has ended.
+    pub(super) fn release_waiting(&mut self) {
+        for i in 0..self.procs.len() {
+            let p = &self.procs[i];
+            if p.stdin.is_none() {
+                continue;
+            }
+            let reader = p.spec.kind == Kind::Reader;
+            let table = p.spec.table.as_deref();
+            let busy = self.procs.iter().any(|w| {
+                let user = if reader {
+                    w.spec.kind == Kind::Writer && w.spec.table.as_deref() == table
+                } else {
+                    matches!(w.spec.kind, Kind::Writer | Kind::Reader)
+                };
+                user && w.st != St::Done
+            });
+            if !busy {
+                self.procs[i].stdin = None;
+                let name = self.procs[i].spec.name.clone();
+                let who = if reader {
+                    "its table's writers"
+                } else {
+                    "the tables' writers and readers"
+                };
+                self.say(format_args!("told {name} {who} have ended"));
+            }
+        }
+    }
+
     /// Kills (and reaps) every child still running.
     pub(super) fn kill_all(&mut self) {
         for i in 0..self.procs.len() {
@@ -248,6 +327,7 @@ impl Run {
                 self.signal(i, Signal::SIGCONT);
                 self.procs[i].killed_by_runner = !self.procs[i].killed_by_fault;
                 self.procs[i].restart = false;
+                self.procs[i].stdin = None;
                 if let Some(mut c) = self.procs[i].child.take() {
                     if let Ok(status) = c.wait() {
                         self.procs[i].child = Some(c);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use shmval::Val;
 
-use super::{duration, policy_of, Kind, Scenario, LOCK_POINTS, MAX_DURATION};
+use super::{duration, policy_of, Kind, ProcessSpec, Scenario, LOCK_POINTS, MAX_DURATION};
 
 /// The smallest region a scenario may ask for: what `ShmMain` needs to start, the
 /// region's header (128 bytes), its process registry (16 slots, 1152 bytes), the pool's
@@ -42,11 +42,13 @@ fn kind_fields(kind: Kind) -> &'static [&'static str] {
         ],
         Kind::Fanout => &["in", "outs", "policy", "drop_after"],
         Kind::Main => &["pipes", "hold"],
+        Kind::Writer => &["table", "ops", "increment", "append", "hold", "item_bytes"],
+        Kind::Reader => &["table", "reads", "read"],
     }
 }
 
 /// Fields every fault may have.
-const FAULT_FIELDS: [&str; 5] = ["process", "action", "at_item", "at", "on"];
+const FAULT_FIELDS: [&str; 6] = ["process", "action", "at_item", "at_random_item", "at", "on"];
 
 /// The fields a fault doing `action` may have besides [`FAULT_FIELDS`].
 fn action_fields(action: &str) -> &'static [&'static str] {
@@ -57,6 +59,9 @@ fn action_fields(action: &str) -> &'static [&'static str] {
         _ => &[],
     }
 }
+
+/// The longest item a writer may pad its items to.
+const MAX_ITEM_BYTES: u64 = 4096;
 
 /// Fields a packet gets from its source, which a payload may not carry.
 pub(super) const PACKET_FIELDS: [&str; 3] = ["src", "seq", "sent_ns"];
@@ -187,6 +192,7 @@ impl Scenario {
                     }
                     policy_of(p).map_err(|e| format!("fanout {n:?}: {e}"))?;
                 }
+                Kind::Writer | Kind::Reader => self.check_table_user(p)?,
                 Kind::Main => {
                     for o in &p.pipes {
                         pipe(n, "pipes", &Some(o.clone()))?;
@@ -209,7 +215,7 @@ impl Scenario {
             {
                 duration(d).map_err(|e| format!("process {n:?}: {e}"))?;
             }
-            if let (Kind::Sink | Kind::Middle, Some(h)) = (p.kind, &p.hold) {
+            if let (Kind::Sink | Kind::Middle | Kind::Writer, Some(h)) = (p.kind, &p.hold) {
                 duration(h).map_err(|e| format!("process {n:?}: hold: {e}"))?;
             }
             if let Some(a) = &p.start_after {
@@ -232,12 +238,26 @@ impl Scenario {
             let Some(p) = self.process(&f.process) else {
                 return Err(format!("fault: no process {:?}", f.process));
             };
-            let triggers = [f.at_item.is_some(), f.at.is_some(), f.on.is_some()];
+            let triggers = [
+                f.at_item.is_some(),
+                f.at_random_item.is_some(),
+                f.at.is_some(),
+                f.on.is_some(),
+            ];
             if triggers.iter().filter(|t| **t).count() != 1 {
                 return Err(format!(
-                    "fault on {:?}: give exactly one of at_item, at, on",
+                    "fault on {:?}: give exactly one of at_item, at_random_item, at, on",
                     f.process
                 ));
+            }
+            if let Some([lo, hi]) = f.at_random_item {
+                if lo > hi {
+                    return Err(format!(
+                        "fault on {:?}: at_random_item = [{lo}, {hi}] is not a range \
+                         [lowest, highest]",
+                        f.process
+                    ));
+                }
             }
             if let Some(on) = &f.on {
                 if on != "ready" {
@@ -271,31 +291,28 @@ impl Scenario {
                 }
                 "kill_in_lock" => {
                     let point = f.point.as_deref().unwrap_or("");
-                    if !LOCK_POINTS.contains(&point) {
+                    check_point(point).map_err(|e| format!("fault on {:?}: {e}", f.process))?;
+                    if f.at_item.is_none() && f.at_random_item.is_none() {
                         return Err(format!(
-                            "fault on {:?}: point must be one of {}",
-                            f.process,
-                            LOCK_POINTS.join(", ")
-                        ));
-                    }
-                    if f.at_item.is_none() {
-                        return Err(format!(
-                            "fault on {:?}: kill_in_lock needs at_item",
+                            "fault on {:?}: kill_in_lock needs at_item or at_random_item",
                             f.process
                         ));
                     }
-                    let sends = point.starts_with("ring.send");
-                    let ok = match p.kind {
-                        Kind::Source => sends,
-                        Kind::Sink => !sends,
-                        _ => false,
+                    let base = point.split('#').next().unwrap_or(point);
+                    let (ok, needs) = if base.starts_with("ring.send") {
+                        (p.kind == Kind::Source, "a source")
+                    } else if base.starts_with("ring.recv") {
+                        (p.kind == Kind::Sink, "a sink")
+                    } else if base == "locked.lock.taken" {
+                        (
+                            matches!(p.kind, Kind::Writer | Kind::Reader),
+                            "a writer or a reader",
+                        )
+                    } else {
+                        (p.kind == Kind::Writer, "a writer")
                     };
                     if !ok {
-                        return Err(format!(
-                            "fault on {:?}: {point} needs a {}",
-                            f.process,
-                            if sends { "source" } else { "sink" }
-                        ));
+                        return Err(format!("fault on {:?}: {point} needs {needs}", f.process));
                     }
                 }
                 other => {
@@ -307,6 +324,7 @@ impl Scenario {
                 }
             }
         }
+        self.check_tables()?;
         if let Some(r) = &self.expect.recover_within {
             duration(r).map_err(|e| format!("expect.recover_within: {e}"))?;
         }
@@ -334,6 +352,115 @@ impl Scenario {
                     None => break,
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a `kill_in_lock` point: one of [`LOCK_POINTS`], or `name#n` with `n` from 1.
+fn check_point(point: &str) -> Result<(), String> {
+    let (base, nth) = match point.split_once('#') {
+        Some((b, n)) => (b, Some(n)),
+        None => (point, None),
+    };
+    if !LOCK_POINTS.contains(&base) {
+        return Err(format!(
+            "point must be one of {} (or name#n, its nth passing)",
+            LOCK_POINTS.join(", ")
+        ));
+    }
+    if let Some(n) = nth {
+        if !n.parse::<u32>().is_ok_and(|n| n >= 1) {
+            return Err(format!(
+                "point {point:?}: after # comes the passing it pauses at, 1 or more"
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Scenario {
+    /// The tables: valid names declared once, each a dict; `counters_exact` needs one.
+    fn check_tables(&self) -> Result<(), String> {
+        let mut names = HashSet::new();
+        for t in &self.tables {
+            shmval::sides::ValueName::new(t.name.clone())
+                .map_err(|e| format!("table {:?}: {e}", t.name))?;
+            if !names.insert(t.name.as_str()) {
+                return Err(format!("table {:?} is declared twice", t.name));
+            }
+            t.value_val()?;
+        }
+        if self.tables.len() > shmval::sides::MAX_NAMES {
+            return Err(format!(
+                "{} tables: a region holds {} named values at most",
+                self.tables.len(),
+                shmval::sides::MAX_NAMES
+            ));
+        }
+        if self.expect.counters_exact
+            && !self
+                .tables
+                .iter()
+                .any(|t| self.writers_of(&t.name).next().is_some())
+        {
+            return Err("expect.counters_exact needs a [[table]] with a writer".into());
+        }
+        Ok(())
+    }
+
+    /// A writer's or reader's table and fields.
+    fn check_table_user(&self, p: &ProcessSpec) -> Result<(), String> {
+        let n = p.name.as_str();
+        let kind = format!("{:?}", p.kind).to_lowercase();
+        let Some(name) = &p.table else {
+            return Err(format!("{kind} {n:?} needs `table`"));
+        };
+        let Some(t) = self.table(name) else {
+            return Err(format!(
+                "{kind} {n:?}: table = {name:?} is not a declared table"
+            ));
+        };
+        let value = t.value_val()?;
+        if p.kind == Kind::Reader {
+            if p.reads == Some(0) {
+                return Err(format!("reader {n:?}: reads is 1 or more"));
+            }
+            if !matches!(p.read.as_deref(), None | Some("lock" | "snapshot")) {
+                return Err(format!("reader {n:?}: read is \"lock\" or \"snapshot\""));
+            }
+            return Ok(());
+        }
+        if p.ops.is_none() {
+            return Err(format!("writer {n:?} needs `ops`"));
+        }
+        if p.increment.is_empty() && p.append.is_none() {
+            return Err(format!(
+                "writer {n:?}: give `increment`, `append` or both (what each update does)"
+            ));
+        }
+        for (i, k) in p.increment.iter().enumerate() {
+            if p.increment[..i].contains(k) {
+                return Err(format!("writer {n:?}: increment names {k:?} twice"));
+            }
+            if value.get(k.as_str()).and_then(Val::as_i64).is_none() {
+                return Err(format!(
+                    "writer {n:?}: increment names {k:?}, but table {name:?} has no integer \
+                     under {k:?}"
+                ));
+            }
+        }
+        if let Some(k) = &p.append {
+            if !matches!(value.get(k.as_str()), Some(Val::Arr(_))) {
+                return Err(format!(
+                    "writer {n:?}: append = {k:?}, but table {name:?} has no list under {k:?}"
+                ));
+            }
+        }
+        if p.item_bytes.is_some_and(|b| b > MAX_ITEM_BYTES) {
+            return Err(format!(
+                "writer {n:?}: item_bytes is at most {MAX_ITEM_BYTES}"
+            ));
         }
         Ok(())
     }

@@ -27,6 +27,9 @@ pub struct Scenario {
     /// The pipes in it.
     #[serde(default, rename = "pipe")]
     pub pipes: Vec<PipeSpec>,
+    /// The locked tables made with it and published by name.
+    #[serde(default, rename = "table")]
+    pub tables: Vec<TableSpec>,
     /// The processes.
     #[serde(rename = "process")]
     pub processes: Vec<ProcessSpec>,
@@ -36,6 +39,10 @@ pub struct Scenario {
     /// What must hold at the end.
     #[serde(default)]
     pub expect: Expect,
+    /// The seed of the run's random choices (`at_random_item`); without it the runner
+    /// picks one and reports it.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 /// The region: its name is `<prefix>-<pid of the runner>`.
@@ -72,6 +79,38 @@ pub struct PipeSpec {
     pub redeliver: bool,
 }
 
+/// A locked table (`shmval::ShmLocked`) made with the region, before any process starts,
+/// and published under its name.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// The name it is published under.
+    pub name: String,
+    /// What it holds at first: a dict, as a Python literal.
+    pub value: String,
+}
+
+impl TableSpec {
+    /// The table's first value (a dict: checked when the scenario was read).
+    pub fn value_val(&self) -> Result<Val, String> {
+        let v = Val::parse(&self.value).map_err(|e| {
+            format!(
+                "table {:?}: value {:?} is not a Python literal: {e}",
+                self.name, self.value
+            )
+        })?;
+        if !matches!(v, Val::Tab(_) | Val::OTab(_)) {
+            return Err(format!(
+                "table {:?}: value {:?} is a {}, not a dict",
+                self.name,
+                self.value,
+                v.tag().name()
+            ));
+        }
+        Ok(v)
+    }
+}
+
 /// What a process does.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +125,11 @@ pub enum Kind {
     Fanout,
     /// Creates the region (and its `pipes`), as the seed's server does with `SHMMain`.
     Main,
+    /// Makes `ops` updates of a named locked table: each increments its counters and
+    /// appends an item, under the table's lock.
+    Writer,
+    /// Reads a named locked table (under its lock, or as a snapshot) and checks what it can.
+    Reader,
 }
 
 /// A process of the scenario.
@@ -153,9 +197,31 @@ pub struct ProcessSpec {
     /// Main: `"none"` (exit at once, default), `"idle"` (wait until readers are done)
     /// or `"forever"` (until killed). Sink and middle: how long it keeps each item it
     /// received before dropping (sink) or forwarding (middle) it (`"2ms"`): the work it
-    /// does on the item, while holding it.
+    /// does on the item, while holding it. Writer: how long it holds the table's lock in
+    /// each update.
     #[serde(default)]
     pub hold: Option<String>,
+    /// Writer and reader: the declared table it works on.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Writer: updates to make (per start).
+    #[serde(default)]
+    pub ops: Option<u64>,
+    /// Writer: the integer entries each update adds 1 to.
+    #[serde(default)]
+    pub increment: Vec<String>,
+    /// Writer: the list each update appends its item to.
+    #[serde(default)]
+    pub append: Option<String>,
+    /// Writer: each item padded with `.` to this many bytes.
+    #[serde(default)]
+    pub item_bytes: Option<u64>,
+    /// Reader: stop after this many reads (else once the table's writers have ended).
+    #[serde(default)]
+    pub reads: Option<u64>,
+    /// Reader: `"lock"` (read in place under the lock, the default) or `"snapshot"`.
+    #[serde(default)]
+    pub read: Option<String>,
 }
 
 /// A fault.
@@ -171,6 +237,10 @@ pub struct FaultSpec {
     /// When the process has handled this many items.
     #[serde(default)]
     pub at_item: Option<u64>,
+    /// When the process has handled a number of items picked at random (with the run's
+    /// seed) in this inclusive range; the runner sets `at_item` to it.
+    #[serde(default)]
+    pub at_random_item: Option<[u64; 2]>,
     /// At this time after the run started (`"300ms"`).
     #[serde(default)]
     pub at: Option<String>,
@@ -180,8 +250,8 @@ pub struct FaultSpec {
     /// Stop: how long it stays stopped.
     #[serde(default)]
     pub resume_after: Option<String>,
-    /// Kill in lock: the pause point (`ring.send.slot_written`, `ring.send.committed`,
-    /// `ring.recv.read`, `ring.recv.committed`).
+    /// Kill in lock: the pause point, one of [`LOCK_POINTS`], `name#n` for its `n`th
+    /// passing after the process armed it.
     #[serde(default)]
     pub point: Option<String>,
     /// Restart: how many of the process's starts it hits, each at its trigger (default 1:
@@ -219,6 +289,11 @@ pub struct Expect {
     /// The pool is back to its baseline once the processes are gone.
     #[serde(default)]
     pub no_leak: bool,
+    /// Each declared table's counters hold exactly the acknowledged increments (plus at
+    /// most one update per writer start cut short), and its lists every acknowledged item
+    /// once.
+    #[serde(default)]
+    pub counters_exact: bool,
     /// Every process no fault hit ends with success.
     #[serde(default = "yes")]
     pub survivors_finish: bool,
@@ -244,6 +319,7 @@ impl Default for Expect {
             at_least_once: false,
             in_order: false,
             no_leak: false,
+            counters_exact: false,
             survivors_finish: true,
             no_files_left: true,
             max_seconds: default_seconds(),
@@ -309,13 +385,33 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Pause points a `kill_in_lock` fault may name.
-pub const LOCK_POINTS: [&str; 4] = [
+/// Pause points a `kill_in_lock` fault may name: inside a pipe's lock (a source's send,
+/// a sink's receive), and inside a locked table's (a writer's update; a reader's lock at
+/// `locked.lock.taken`).
+pub const LOCK_POINTS: [&str; 13] = [
     "ring.send.slot_written",
     "ring.send.committed",
     "ring.recv.read",
     "ring.recv.committed",
+    "locked.lock.taken",
+    "locked.op.begun",
+    "undo.recorded",
+    "undo.stored",
+    "undo.committed",
+    "locked.op.converted",
+    "undo.cleared",
+    "val.grow.linked",
+    "val.move.marked",
 ];
+
+/// The lock a `kill_in_lock` fault's process holds at its pause point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockOf<'a> {
+    /// A pipe's.
+    Pipe(&'a str),
+    /// A locked table's.
+    Table(&'a str),
+}
 
 impl Scenario {
     /// Reads and checks a scenario file. The error names the file and the problem.
@@ -344,6 +440,51 @@ impl Scenario {
     pub fn runner_creates_region(&self) -> bool {
         matches!(self.region.created_by.as_deref(), None | Some("runner"))
     }
+
+    /// The table named `name`.
+    pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The writers of table `name`.
+    pub fn writers_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ProcessSpec> {
+        self.processes
+            .iter()
+            .filter(move |p| p.kind == Kind::Writer && p.table.as_deref() == Some(name))
+    }
+
+    /// How many of process `name`'s starts the faults may kill: a kill or a kill in a
+    /// lock hits one, a restart each start it hits.
+    pub fn kills_of(&self, name: &str) -> u64 {
+        self.faults
+            .iter()
+            .filter(|f| f.process == name)
+            .map(|f| match f.action.as_str() {
+                "kill" | "kill_in_lock" => 1,
+                "restart" => u64::from(f.times()),
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// The item a writer appends in update `seq` (0, 1, ...) of its start `start` (1, 2,
+/// ...): `<process>-<start>-<seq>`, padded with `.` to `bytes`; unique across the run.
+pub fn item_of(process: &str, start: u32, seq: u64, bytes: Option<u64>) -> String {
+    let mut s = format!("{process}-{start}-{seq}");
+    let want = usize::try_from(bytes.unwrap_or(0)).unwrap_or(usize::MAX);
+    while s.len() < want {
+        s.push('.');
+    }
+    s
+}
+
+/// The writer, start and update of an item [`item_of`] made, if it is one.
+pub fn item_parts(item: &str) -> Option<(&str, u32, u64)> {
+    let mut parts = item.trim_end_matches('.').rsplitn(3, '-');
+    let seq = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    Some((parts.next()?, start, seq))
 }
 
 impl ProcessSpec {
@@ -377,18 +518,22 @@ impl ProcessSpec {
         Ok(v)
     }
 
-    /// The pipe this process's lock faults refer to.
-    pub fn lock_pipe(&self) -> Option<&str> {
+    /// The lock this process's lock faults refer to.
+    pub fn lock_of(&self) -> Option<LockOf<'_>> {
         match self.kind {
-            Kind::Source => self.out.as_deref(),
-            _ => self.input.as_deref(),
+            Kind::Source => self.out.as_deref().map(LockOf::Pipe),
+            Kind::Writer | Kind::Reader => self.table.as_deref().map(LockOf::Table),
+            _ => self.input.as_deref().map(LockOf::Pipe),
         }
     }
 
-    /// Sink and middle: how long it holds each item (checked when the scenario was read).
+    /// Sink, middle and writer: how long it holds each item or the table's lock in each
+    /// update (checked when the scenario was read).
     pub fn hold_for(&self) -> Option<Duration> {
         match self.kind {
-            Kind::Sink | Kind::Middle => self.hold.as_deref().and_then(|d| duration(d).ok()),
+            Kind::Sink | Kind::Middle | Kind::Writer => {
+                self.hold.as_deref().and_then(|d| duration(d).ok())
+            }
             _ => None,
         }
     }
@@ -398,89 +543,10 @@ impl ProcessSpec {
         match self.kind {
             Kind::Source | Kind::Middle => self.out.iter().map(String::as_str).collect(),
             Kind::Fanout => self.outs.iter().map(String::as_str).collect(),
-            Kind::Sink | Kind::Main => vec![],
+            Kind::Sink | Kind::Main | Kind::Writer | Kind::Reader => vec![],
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::check::MIN_REGION_BYTES;
-    use super::*;
-
-    const MINIMAL: &str = r#"
-        name = "t"
-        [region]
-        prefix = "t"
-        bytes = 65536
-        [[pipe]]
-        name = "p"
-        capacity = 4
-        [[process]]
-        name = "s"
-        kind = "source"
-        out = "p"
-        count = 3
-        [[process]]
-        name = "k"
-        kind = "sink"
-        in = "p"
-    "#;
-
-    #[test]
-    fn a_minimal_scenario_reads() {
-        let s = Scenario::parse(MINIMAL).unwrap();
-        assert_eq!(s.processes.len(), 2);
-        assert!(s.expect.survivors_finish && s.expect.no_files_left);
-        assert!(s.runner_creates_region());
-    }
-
-    #[test]
-    fn problems_are_named() {
-        let bad_pipe = MINIMAL.replace("in = \"p\"", "in = \"q\"");
-        let e = Scenario::parse(&bad_pipe).unwrap_err();
-        assert!(e.contains("in = \"q\" is not a declared pipe"), "{e}");
-        let unknown = MINIMAL.replace("count = 3", "count = 3\ncolour = 1");
-        let e = Scenario::parse(&unknown).unwrap_err();
-        assert!(e.contains("colour"), "{e}");
-        let payload = MINIMAL.replace("count = 3", "count = 3\npayload = \"{'a': \"");
-        let e = Scenario::parse(&payload).unwrap_err();
-        assert!(e.contains("not a Python literal"), "{e}");
-    }
-
-    #[test]
-    fn durations_read() {
-        assert_eq!(duration("5ms").unwrap(), Duration::from_millis(5));
-        assert_eq!(duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(duration("200us").unwrap(), Duration::from_micros(200));
-        assert!(duration("5 parsecs").is_err());
-        assert!(duration("ms").is_err());
-        assert_eq!(duration("1440m").unwrap(), MAX_DURATION);
-        for absurd in [
-            "1441m",
-            "9999999999999999999s",
-            &format!("{}s", "9".repeat(400)),
-        ] {
-            let e = duration(absurd).unwrap_err();
-            assert!(e.contains("at most a day"), "{absurd}: {e}");
-        }
-    }
-
-    /// The minimum is what the library needs: a region of that size starts with its pool
-    /// and pipe directory, one byte less does not.
-    #[test]
-    fn the_minimum_region_is_the_smallest_shm_main_starts() {
-        let name = format!("shmval-test-min-region-{}", std::process::id());
-        let main = shmval::sides::ShmMain::new(name.as_str(), MIN_REGION_BYTES).start();
-        assert!(main.is_ok(), "{:?}", main.err());
-        drop(main);
-        let e = shmval::sides::ShmMain::new(name.as_str(), MIN_REGION_BYTES - 1)
-            .start()
-            .err();
-        assert!(
-            e.is_some(),
-            "a region of {} bytes started",
-            MIN_REGION_BYTES - 1
-        );
-    }
-}
+mod tests;

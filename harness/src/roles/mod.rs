@@ -11,11 +11,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use shmval::queue::RecvError;
 use shmval::sides::{ClientSide, Fanout, Forwarded, ServerSide, ShmMain};
-use shmval::{PoolExt, Val};
+use shmval::{PoolExt, ShmLocked, Val};
 
 use crate::output::errln;
 use crate::report::{Event, Latency, OutputReport, ProcReport};
-use crate::scenario::{duration, policy_of, Kind, PipeSpec, ProcessSpec};
+use crate::scenario::{duration, policy_of, Kind, PipeSpec, ProcessSpec, TableSpec};
+
+mod table;
+
+pub use table::{TableRole, WriterInfo};
 
 /// Everything a role process needs, passed as one JSON argument.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -28,6 +32,15 @@ pub struct RoleSpec {
     pub bytes: u64,
     /// Main: the pipes it creates.
     pub pipes: Vec<PipeSpec>,
+    /// Main: the tables it creates (the main that creates the region: every declared one).
+    #[serde(default)]
+    pub tables: Vec<TableSpec>,
+    /// Writer and reader: its table, and the table's writers.
+    #[serde(default)]
+    pub table: Option<TableRole>,
+    /// Which start of the process this is: 1, 2, ... (a writer's items carry it).
+    #[serde(default)]
+    pub start: u32,
     /// Source: the id its packets carry.
     pub source_id: u32,
     /// Item numbers to announce with an `at` event.
@@ -73,6 +86,8 @@ pub fn run(spec_json: &str) -> i32 {
         Kind::Sink => sink(&spec, &mut ctx),
         Kind::Fanout => fanout(&spec, &mut ctx),
         Kind::Main => main_role(&spec, &mut ctx),
+        Kind::Writer => table::writer(&spec, &mut ctx),
+        Kind::Reader => table::reader(&spec, &mut ctx),
     };
     let failed = result.is_err();
     ctx.finish(result.err());
@@ -405,6 +420,13 @@ fn main_role(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
                 .map_err(|e| format!("creating pipe {}: {e}", pipe.name))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    for t in &spec.tables {
+        let board = ShmLocked::new(main.pool(), t.value_val()?)
+            .map_err(|e| format!("making table {}: {e}", t.name))?;
+        main.names()
+            .and_then(|n| n.publish(&t.name, board.into_val()))
+            .map_err(|e| format!("publishing table {}: {e}", t.name))?;
+    }
     ctx.ready();
     match p.hold.as_deref() {
         Some("forever") => loop {
@@ -415,6 +437,18 @@ fn main_role(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
         },
         Some("idle") => {
             drop(sides);
+            if !spec.tables.is_empty() {
+                // The tables' users: the runner closes standard input once they have ended.
+                let closed = table::stdin_closed();
+                while !matches!(
+                    closed.recv_timeout(MICRO_SLEEP),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+                ) {
+                    if !runner_alive(spec.runner_pid) {
+                        return Err("the runner is gone".into());
+                    }
+                }
+            }
             let idle = main
                 .wait_idle(attach_timeout(p))
                 .map_err(|e| e.to_string())?;
