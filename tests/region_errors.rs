@@ -218,7 +218,12 @@ fn truncated_below_the_header() {
 #[test]
 fn truncated_below_the_declared_size() {
     let name = TestName::new("declared");
-    match attach_crafted(&name, |b| put_u64(b, field::SIZE, 2 * SIZE)) {
+    // A maximum past the file is a region that may grow: its committed size is what must
+    // be there.
+    match attach_crafted(&name, |b| {
+        put_u64(b, field::SIZE, 4 * SIZE);
+        put_u64(b, field::COMMITTED, 2 * SIZE);
+    }) {
         RegionError::Truncated {
             found, expected, ..
         } => {
@@ -466,4 +471,18 @@ fn bad_offsets() {
     }
     // SAFETY: nothing writes the last byte while the slice lives.
     assert_eq!(unsafe { r.bytes(Offset::new(SIZE - 1), 1) }.unwrap(), &[0]);
+}
+
+#[test]
+fn a_file_past_the_maximum_or_a_committed_size_past_it_is_refused() {
+    let name = TestName::new("pastmax");
+    match attach_crafted(&name, |b| put_u64(b, field::SIZE, SIZE / 2)) {
+        RegionError::Corrupted { what, .. } => assert!(what.contains("maximum"), "{what}"),
+        e => panic!("{e}"),
+    }
+    let name = TestName::new("committedmax");
+    match attach_crafted(&name, |b| put_u64(b, field::COMMITTED, 2 * SIZE)) {
+        RegionError::Corrupted { what, .. } => assert!(what.contains("committed"), "{what}"),
+        e => panic!("{e}"),
+    }
 }

@@ -33,7 +33,8 @@ fn attach_image(image: &[u8]) -> Result<(), RegionError> {
         .timeout(Duration::from_millis(20))
         .micro_sleep(Duration::from_millis(1))
         .attach(&name)?;
-    assert_eq!(r.len(), image.len() as u64);
+    // What may be touched is at most what the file holds, whatever the header says.
+    assert!(r.len() <= image.len() as u64 && r.len() <= r.max_len());
     let root = Offset::new(r.root().load(Ordering::Relaxed));
     // SAFETY: the test places only atomics at these offsets; no plain payload lies there while the
     // reference is used.

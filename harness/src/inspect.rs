@@ -23,7 +23,13 @@ pub struct Inspection {
     region: String,
     id: String,
     version: u32,
+    /// The committed size: the bytes the region's file holds now.
     bytes: u64,
+    /// The most it may grow to (what every process maps).
+    max_bytes: u64,
+    /// Growths of the file so far, and the bytes the last one added.
+    growths: u64,
+    last_growth: u64,
     creator_pid: u32,
     creator_alive: bool,
     pool: PoolView,
@@ -246,7 +252,10 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
         region: name.to_string(),
         id: info.id.to_string(),
         version: info.version,
-        bytes: info.size,
+        bytes: info.committed,
+        max_bytes: info.size,
+        growths: region.growths().0,
+        last_growth: region.growths().1,
         creator_pid: info.creator_pid,
         creator_alive: info.creator_alive(),
         pool: PoolView {
@@ -281,6 +290,14 @@ impl Inspection {
             self.version,
             self.id
         );
+        if self.max_bytes > self.bytes || self.growths > 0 {
+            outln!(
+                "  grows up to {} bytes; grown {} times (last by {} bytes)",
+                self.max_bytes,
+                self.growths,
+                self.last_growth
+            );
+        }
         outln!(
             "  created by pid {} ({})",
             self.creator_pid,

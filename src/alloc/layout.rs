@@ -206,8 +206,9 @@ pub(crate) fn tombstone(salt: u64, b: u64) -> u64 {
     key(salt, b, 4)
 }
 
-/// Where a pool lies in its region: fixed by the region's size, so an attacher computes it
-/// and compares it with what the header says.
+/// Where a pool lies in its region: its header and classes fixed by the region's maximum
+/// size, so an attacher computes them and compares them with what the header says; its
+/// end where the region's committed size put it when the pool was made or last grew.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
     /// Region offset of the pool header (its lock).
@@ -221,14 +222,18 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    /// The geometry of a pool at `base` in a region of `len` bytes.
-    pub fn new(base: u64, len: u64) -> Result<Geometry, AllocError> {
+    /// The geometry of a pool at `base` in a region of `len` bytes that grows to `max`.
+    pub fn new(base: u64, len: u64, max: u64) -> Result<Geometry, AllocError> {
         let heap_end = len & !(GRANULE - 1);
         let too_small = || AllocError::RegionTooSmall {
             size: len,
             needed: Geometry::smallest_region(base),
         };
-        let span = heap_end.checked_sub(base).ok_or_else(too_small)?;
+        heap_end.checked_sub(base).ok_or_else(too_small)?;
+        // Classes for the largest block the region will ever hold.
+        let span = (max.max(len) & !(GRANULE - 1))
+            .checked_sub(base)
+            .ok_or_else(too_small)?;
         // The largest block is smaller than the span, so its class is below this count.
         let fl_count = class_of(span.max(MIN_BLOCK) & !(GRANULE - 1)).0 as u64 + 1;
         let heap_start = round_up(base + Self::header_bytes(fl_count), 64).ok_or_else(too_small)?;
@@ -383,20 +388,28 @@ mod tests {
 
     #[test]
     fn geometry_fits_the_header_and_classes_in_the_region() {
-        let g = Geometry::new(128, 1 << 16).unwrap();
+        let g = Geometry::new(128, 1 << 16, 1 << 16).unwrap();
         assert_eq!(g.heap_start % 64, 0);
         assert_eq!(g.heap_end, 1 << 16);
         assert!(g.heap_start >= 128 + LOCK_BYTES + 8 * g.words() as u64);
         assert!((class_of(g.capacity() & !15).0 as u64) < g.fl_count);
-        let g = Geometry::new(128, (1 << 40) + 8).unwrap();
+        let g = Geometry::new(128, (1 << 40) + 8, (1 << 40) + 8).unwrap();
         assert_eq!(g.heap_end, 1 << 40);
         assert_eq!(g.fl_count, 32);
+        // A pool that grows has the classes of its maximum from the start.
+        let small = Geometry::new(128, 1 << 16, 1 << 30).unwrap();
+        assert_eq!(small.heap_end, 1 << 16);
+        let big = Geometry::new(128, 1 << 30, 1 << 30).unwrap();
+        assert_eq!(
+            (small.fl_count, small.heap_start),
+            (big.fl_count, big.heap_start)
+        );
         let min = Geometry::smallest_region(128);
-        assert!(Geometry::new(128, min).is_ok());
+        assert!(Geometry::new(128, min, min).is_ok());
         assert!(matches!(
-            Geometry::new(128, min - 16),
+            Geometry::new(128, min - 16, min - 16),
             Err(AllocError::RegionTooSmall { .. })
         ));
-        assert!(Geometry::new(128, 100).is_err());
+        assert!(Geometry::new(128, 100, 100).is_err());
     }
 }

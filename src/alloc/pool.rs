@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use super::error::AllocError;
 use super::heap::Heap;
 use super::layout::{
-    fingerprint, free_check, word, Geometry, LOCK_BYTES, MAX_ALIGN, POISONED, POOL_MAGIC,
+    fingerprint, free_check, word, Geometry, GRANULE, LOCK_BYTES, MAX_ALIGN, MIN_BLOCK, POISONED,
+    POOL_MAGIC,
 };
 use super::recover;
 use super::stats::{PoolStats, UsedBlock};
@@ -44,7 +45,7 @@ impl Pool {
     /// [`AllocError::AlreadyFormatted`] if the region holds a pool already,
     /// [`AllocError::RegionTooSmall`].
     pub fn create(region: Arc<Region>) -> Result<Pool, AllocError> {
-        let geo = Geometry::new(region.data_start().get(), region.len())?;
+        let geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
         let pool = Pool {
             salt: random_salt(&region),
             region,
@@ -84,7 +85,7 @@ impl Pool {
     /// [`AllocError::LayoutMismatch`], [`AllocError::Corrupted`],
     /// [`AllocError::RegionTooSmall`].
     pub fn attach(region: Arc<Region>) -> Result<Pool, AllocError> {
-        let geo = Geometry::new(region.data_start().get(), region.len())?;
+        let mut geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
         let fixed =
             region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), word::FIXED as u64)?;
         // SYNC POINT: pairs with the release store of the magic in `create`.
@@ -97,9 +98,10 @@ impl Pool {
         if found != expected {
             return Err(AllocError::LayoutMismatch { found, expected });
         }
+        geo.heap_end =
+            checked_heap_end(&region, &geo, fixed[word::HEAP_END].load(Ordering::Relaxed))?;
         for (name, i, want) in [
             ("heap start", word::HEAP_START, geo.heap_start),
-            ("heap end", word::HEAP_END, geo.heap_end),
             ("class count", word::FL_COUNT, geo.fl_count),
         ] {
             let got = fixed[i].load(Ordering::Relaxed);
@@ -514,7 +516,7 @@ impl Pool {
 ///
 /// As for [`Pool::free`].
 pub(crate) unsafe fn defer_free_in(region: &Region, off: Offset) -> Result<(), AllocError> {
-    let geo = Geometry::new(region.data_start().get(), region.len())?;
+    let mut geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
     let words =
         region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), geo.words() as u64)?;
     if words[word::MAGIC].load(Ordering::Acquire) != POOL_MAGIC {
@@ -522,8 +524,28 @@ pub(crate) unsafe fn defer_free_in(region: &Region, off: Offset) -> Result<(), A
             found: words[word::MAGIC].load(Ordering::Relaxed),
         });
     }
+    geo.heap_end = checked_heap_end(region, &geo, words[word::HEAP_END].load(Ordering::Relaxed))?;
     let salt = words[word::SALT].load(Ordering::Relaxed);
     defer_free(&Heap::new(region, geo, salt, words), off)
+}
+
+/// The pool's end as its header says, checked: past the first block, on a granule, and
+/// inside what the region's file holds.
+fn checked_heap_end(region: &Region, geo: &Geometry, end: u64) -> Result<u64, AllocError> {
+    let ok = end % GRANULE == 0
+        && geo
+            .heap_start
+            .checked_add(MIN_BLOCK)
+            .is_some_and(|m| m <= end)
+        && end <= region.len();
+    if ok {
+        Ok(end)
+    } else {
+        Err(AllocError::corrupted(format!(
+            "pool header says heap end {end:#x}; the region holds {} bytes",
+            region.len()
+        )))
+    }
 }
 
 /// How long a drop waits for the pool lock before it defers its free.

@@ -12,8 +12,8 @@ use nix::sys::stat::Mode;
 
 use super::error::RegionError;
 use super::header::{
-    layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, PID_NS_OFFSET,
-    RAW_HEADER_SIZE, READ_SIZE, REGISTRY_OFFSET, STATE_BUILDING, STATE_READY,
+    layout_fingerprint, RawHeader, COMMITTED_OFFSET, HEADER_SIZE, LAYOUT_VERSION, MAGIC,
+    PID_NS_OFFSET, RAW_HEADER_SIZE, READ_SIZE, REGISTRY_OFFSET, STATE_BUILDING, STATE_READY,
 };
 use super::liveness::{mixes, own_pid_ns};
 use super::mapping::{io_err, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
@@ -221,7 +221,17 @@ impl Region {
         let copy = copy_header(&map);
         let (plain, rest) = copy.split_at(RAW_HEADER_SIZE);
         let raw = RawHeader::from_bytes(plain.try_into().expect("the plain header's bytes"));
-        check_header(name, &raw, file_size, opts.layout)?;
+        let c = COMMITTED_OFFSET as usize - RAW_HEADER_SIZE;
+        let committed = u64::from_ne_bytes(rest[c..c + 8].try_into().expect("8 bytes"));
+        check_header(name, &raw, committed, file_size, opts.layout)?;
+        // The whole maximum is mapped once, so that a growth moves nothing; the file's
+        // first `file_size` bytes are what this process may touch until it sees more.
+        drop(map);
+        // `raw.size` <= MAX_REGION_SIZE (checked), which fits in usize.
+        let map = MmapOptions::new()
+            .len(raw.size as usize)
+            .map_raw(&file)
+            .map_err(|e| io_err("mmap", name, e))?;
         let ns = PID_NS_OFFSET as usize - RAW_HEADER_SIZE;
         let creator_pid_ns = u64::from_ne_bytes(rest[ns..ns + 8].try_into().expect("8 bytes"));
         let reg = REGISTRY_OFFSET as usize - RAW_HEADER_SIZE;
@@ -244,6 +254,7 @@ impl Region {
             RegionInfo {
                 id: RegionId(raw.id),
                 size: raw.size,
+                committed: committed.min(file_size),
                 version: raw.version,
                 creator_pid: raw.creator_pid,
                 creator_start: raw.creator_start,
@@ -322,6 +333,7 @@ fn copy_header(map: &MmapRaw) -> [u8; READ_SIZE] {
 fn check_header(
     name: &RegionName,
     raw: &RawHeader,
+    committed: u64,
     file_size: u64,
     layout: u64,
 ) -> Result<(), RegionError> {
@@ -354,18 +366,33 @@ fn check_header(
             ),
         });
     }
-    if raw.size > file_size {
-        return Err(RegionError::Truncated {
+    if raw.size > MAX_REGION_SIZE {
+        return Err(RegionError::Corrupted {
             name: name.to_string(),
-            found: file_size,
-            expected: raw.size,
+            what: format!("a maximum of {} bytes is larger than any region", raw.size),
         });
     }
-    if raw.size != file_size {
+    if committed < HEADER_SIZE || committed > raw.size {
         return Err(RegionError::Corrupted {
             name: name.to_string(),
             what: format!(
-                "header declares {} bytes, the file holds {file_size}",
+                "header declares {committed} bytes committed of a maximum of {}",
+                raw.size
+            ),
+        });
+    }
+    if committed > file_size {
+        return Err(RegionError::Truncated {
+            name: name.to_string(),
+            found: file_size,
+            expected: committed,
+        });
+    }
+    if file_size > raw.size {
+        return Err(RegionError::Corrupted {
+            name: name.to_string(),
+            what: format!(
+                "header declares a maximum of {} bytes, the file holds {file_size}",
                 raw.size
             ),
         });

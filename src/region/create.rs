@@ -12,8 +12,8 @@ use nix::fcntl::AtFlags;
 
 use super::error::RegionError;
 use super::header::{
-    layout_fingerprint, RawHeader, HEADER_SIZE, LAYOUT_VERSION, MAGIC, PID_NS_OFFSET,
-    RAW_HEADER_SIZE, READ_SIZE, REGISTRY_OFFSET, STATE_READY,
+    layout_fingerprint, RawHeader, COMMITTED_OFFSET, HEADER_SIZE, LAYOUT_VERSION, MAGIC,
+    PID_NS_OFFSET, RAW_HEADER_SIZE, READ_SIZE, REGISTRY_OFFSET, STATE_READY,
 };
 use super::liveness::own_pid_ns;
 use super::mapping::{io_err, Region, RegionId, RegionInfo, MAX_REGION_SIZE};
@@ -35,6 +35,8 @@ pub struct CreateOptions {
     /// Build in an unnamed file where the system allows it (always, but for tests of the
     /// private-name fallback).
     unnamed: bool,
+    /// The most the region may grow to (`None`: its starting size, no growth).
+    max: Option<u64>,
 }
 
 impl Default for CreateOptions {
@@ -46,6 +48,7 @@ impl Default for CreateOptions {
             group: None,
             registry: None,
             unnamed: true,
+            max: None,
         }
     }
 }
@@ -79,6 +82,14 @@ impl CreateOptions {
     /// and so not given back when they die.
     pub fn registry(mut self, slots: u32) -> Self {
         self.registry = Some(slots);
+        self
+    }
+
+    /// The most the region may grow to (default: its starting size). Every process maps
+    /// the maximum (address space, not memory), and the file holds only what
+    /// [`Region::grow`] allocated: a growing region never moves.
+    pub fn max_size(mut self, max: u64) -> Self {
+        self.max = Some(max);
         self
     }
 
@@ -375,15 +386,22 @@ impl Region {
                 why: "smaller than the header, the registry asked for and one cache line",
             });
         }
-        if size > MAX_REGION_SIZE {
+        let max = opts.max.unwrap_or(size);
+        if max < size {
             return Err(RegionError::BadSize {
-                size,
+                size: max,
+                why: "a maximum below the starting size",
+            });
+        }
+        if max > MAX_REGION_SIZE {
+            return Err(RegionError::BadSize {
+                size: max,
                 why: "larger than 1 TiB",
             });
         }
-        if usize::try_from(size).is_err() {
+        if usize::try_from(max).is_err() {
             return Err(RegionError::BadSize {
-                size,
+                size: max,
                 why: "larger than the address space",
             });
         }
@@ -437,9 +455,11 @@ impl Region {
         // The header goes in first, in the building state, so that even a file left under
         // a private name by a builder killed in the long allocation below says whose it is.
         let pid = std::process::id();
+        let max = opts.max.unwrap_or(size);
         let info = RegionInfo {
             id: RegionId(random_id()),
-            size,
+            size: max,
+            committed: size,
             version: LAYOUT_VERSION,
             creator_pid: pid,
             creator_start: sync::process_start_key(pid).unwrap_or(0),
@@ -452,7 +472,7 @@ impl Region {
             version: LAYOUT_VERSION,
             header_size: HEADER_SIZE as u32,
             fingerprint: layout_fingerprint(opts.layout),
-            size,
+            size: max,
             id: info.id.0,
             creator_pid: pid,
             reserved0: 0,
@@ -464,6 +484,8 @@ impl Region {
         image[ns..ns + 8].copy_from_slice(&info.creator_pid_ns.to_ne_bytes());
         let reg = REGISTRY_OFFSET as usize;
         image[reg..reg + 4].copy_from_slice(&info.registry_slots.to_ne_bytes());
+        let c = COMMITTED_OFFSET as usize;
+        image[c..c + 8].copy_from_slice(&size.to_ne_bytes());
         file.write_all_at(&image, 0)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ENOSPC) => no_space(),
@@ -471,20 +493,16 @@ impl Region {
             })?;
         crate::fault::pause_point("region.build.sized");
         // Reserve every page now: a full /dev/shm is an error here, not a SIGBUS on first
-        // touch later. tmpfs refuses a request larger than the whole filesystem up front;
-        // a signal may interrupt a long allocation, which is then retried.
-        loop {
-            match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len) {
-                Ok(()) => break,
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM) => return Err(no_space()),
-                Err(e) => return Err(io_err("posix_fallocate", name, e)),
-            }
-        }
+        // touch later.
+        allocate_pages(file, name, 0, size).map_err(|e| match e {
+            RegionError::NoSpaceToGrow { .. } => no_space(),
+            e => e,
+        })?;
         let meta = file.metadata().map_err(|e| io_err("fstat", name, e))?;
-        // `size` fits in usize: checked by `build_private`.
+        // The whole maximum is mapped once (`max` fits in usize: checked by
+        // `build_private`); nothing past the committed size is touched.
         let map = MmapOptions::new()
-            .len(size as usize)
+            .len(max as usize)
             .map_raw(file)
             .map_err(|e| io_err("mmap", name, e))?;
         crate::fault::pause_point("region.build.mapped");
@@ -498,4 +516,44 @@ impl Region {
         region.register()?;
         Ok(region)
     }
+}
+
+/// Allocates the pages of bytes `from..to` of a region's file (`posix_fallocate`), growing
+/// it to `to` if it is shorter: a full `/dev/shm` is an error now, never a SIGBUS on first
+/// touch later. tmpfs refuses a request larger than the whole file system up front; a
+/// signal may interrupt a long allocation, which is then retried. Allocating pages the
+/// file already holds changes nothing.
+pub(super) fn allocate_pages(
+    file: &File,
+    name: &RegionName,
+    from: u64,
+    to: u64,
+) -> Result<(), RegionError> {
+    let too_big = || RegionError::BadSize {
+        size: to,
+        why: "does not fit in off_t",
+    };
+    let start = libc::off_t::try_from(from).map_err(|_| too_big())?;
+    let len = libc::off_t::try_from(to.saturating_sub(from)).map_err(|_| too_big())?;
+    loop {
+        match nix::fcntl::posix_fallocate(file.as_raw_fd(), start, len) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM) => {
+                return Err(RegionError::NoSpaceToGrow {
+                    name: name.to_string(),
+                    from,
+                    to,
+                    free: shm_free_bytes().unwrap_or(0),
+                })
+            }
+            Err(e) => return Err(io_err("posix_fallocate", name, e)),
+        }
+    }
+}
+
+/// The bytes `/dev/shm` has free for an unprivileged process now, if it can tell.
+pub fn shm_free_bytes() -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(SHM_DIR).ok()?;
+    Some(st.blocks_available().saturating_mul(st.fragment_size()))
 }

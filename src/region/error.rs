@@ -107,6 +107,31 @@ pub enum RegionError {
         /// The size asked for.
         size: u64,
     },
+    /// Growing the region would pass the maximum it was made with.
+    #[error("region {name:?} cannot grow to {wanted} bytes: its maximum is {max}")]
+    MaxReached {
+        /// The region's name.
+        name: String,
+        /// Its maximum size.
+        max: u64,
+        /// The size a growth asked for.
+        wanted: u64,
+    },
+    /// `/dev/shm` has no room for the pages a growth needs.
+    #[error(
+        "no space in /dev/shm to grow region {name:?} from {from} to {to} bytes \
+         ({free} bytes free there)"
+    )]
+    NoSpaceToGrow {
+        /// The region's name.
+        name: String,
+        /// Its committed size.
+        from: u64,
+        /// The size asked for.
+        to: u64,
+        /// What `/dev/shm` had free when the growth failed.
+        free: u64,
+    },
     /// The file does not start with the region magic: not a shmval region.
     #[error("region {0:?} is not a shmval region (bad magic)")]
     BadMagic(String),

@@ -6,7 +6,7 @@
 //! | 8      | 4    | layout version ([`LAYOUT_VERSION`])                           |
 //! | 12     | 4    | header size ([`HEADER_SIZE`])                                 |
 //! | 16     | 8    | layout fingerprint (word size, sizes of shared structures)    |
-//! | 24     | 8    | total size of the region in bytes                             |
+//! | 24     | 8    | maximum size of the region in bytes: what every process maps   |
 //! | 32     | 16   | region id: 128 random bits                                    |
 //! | 48     | 4    | creator's pid                                                 |
 //! | 52     | 4    | reserved (0)                                                  |
@@ -18,10 +18,14 @@
 //! | 80     | 8    | creator's pid namespace: the inode of its `/proc/self/ns/pid` |
 //! |        |      | (0 if it could not read it)                                   |
 //! | 88     | 4    | slots of the process registry that follows the header (0: none) |
-//! | 92     | 36   | reserved (0)                                                  |
+//! | 92     | 4    | reserved (0)                                                  |
+//! | 96     | 8    | committed size, atomic: the bytes the file holds now (it only grows) |
+//! | 104    | 8    | growths, atomic: how many times the file was grown            |
+//! | 112    | 8    | last growth, atomic: bytes added by the last one              |
+//! | 120    | 8    | reserved (0)                                                  |
 //!
-//! Everything but the three atomic words is written once, before the region is
-//! published, and never changed. An attacher copies the header once and checks the copy,
+//! Everything but the atomic words is written once, before the region is published, and
+//! never changed. An attacher copies the header once and checks the copy,
 //! so a writer changing fields between check and use changes nothing.
 //!
 //! The mixed word exists because lock owners and creators are judged alive through
@@ -32,8 +36,8 @@ use std::mem::{align_of, size_of};
 
 /// The first 8 bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMVAL\x00\x01";
-/// The layout version this build writes and reads (3: the process registry).
-pub const LAYOUT_VERSION: u32 = 3;
+/// The layout version this build writes and reads (4: a region grows up to a maximum).
+pub const LAYOUT_VERSION: u32 = 4;
 /// Bytes reserved for the header; the layers above start here (64-aligned).
 pub const HEADER_SIZE: u64 = 128;
 
@@ -47,9 +51,15 @@ pub(crate) const ROOT_OFFSET: u64 = 72;
 pub(crate) const PID_NS_OFFSET: u64 = 80;
 /// Offset of the registry's slot count.
 pub(crate) const REGISTRY_OFFSET: u64 = 88;
-/// Bytes from the start of the header through the registry's slot count (and 4 reserved
-/// bytes): what a reader that does not map the region reads.
-pub(crate) const READ_SIZE: usize = 96;
+/// Offset of the committed size.
+pub(crate) const COMMITTED_OFFSET: u64 = 96;
+/// Offset of the count of growths.
+pub(crate) const GROWS_OFFSET: u64 = 104;
+/// Offset of the size of the last growth.
+pub(crate) const LAST_GROW_OFFSET: u64 = 112;
+/// Bytes from the start of the header through the growth words: what a reader that does
+/// not map the region reads.
+pub(crate) const READ_SIZE: usize = 120;
 
 /// State word: the creator is still building the region.
 pub(crate) const STATE_BUILDING: u32 = 0;
@@ -72,8 +82,8 @@ pub(crate) struct RawHeader {
 }
 
 const _: () = assert!(size_of::<RawHeader>() == 64);
-// What is read without mapping ends with the registry's word and is whole 8-byte words.
-const _: () = assert!(READ_SIZE as u64 == REGISTRY_OFFSET + 8 && READ_SIZE % 8 == 0);
+// What is read without mapping ends with the growth words and is whole 8-byte words.
+const _: () = assert!(READ_SIZE as u64 == LAST_GROW_OFFSET + 8 && READ_SIZE % 8 == 0);
 
 /// Bytes of the plain part of the header.
 pub(crate) const RAW_HEADER_SIZE: usize = size_of::<RawHeader>();
@@ -116,7 +126,8 @@ impl RawHeader {
 }
 
 /// A complete header image, as [`Region::create`](super::Region::create) would write it,
-/// for a region of `size` bytes whose layers above have layout fingerprint `layout`,
+/// for a region of `size` bytes (its maximum and its committed size) whose layers above
+/// have layout fingerprint `layout`,
 /// created by the calling process (in its pid namespace), in the ready state, with a fixed
 /// id.
 ///
@@ -143,6 +154,8 @@ pub fn encode_for_tests(size: u64, layout: u64) -> [u8; HEADER_SIZE as usize] {
     b[state..state + 4].copy_from_slice(&STATE_READY.to_ne_bytes());
     let ns = PID_NS_OFFSET as usize;
     b[ns..ns + 8].copy_from_slice(&super::liveness::own_pid_ns().to_ne_bytes());
+    let c = COMMITTED_OFFSET as usize;
+    b[c..c + 8].copy_from_slice(&size.to_ne_bytes());
     b
 }
 
@@ -229,6 +242,8 @@ mod tests {
             b[80..88],
             super::super::liveness::own_pid_ns().to_ne_bytes()
         );
-        assert!(b[88..].iter().all(|&x| x == 0));
+        assert!(b[88..96].iter().all(|&x| x == 0));
+        assert_eq!(b[96..104], 4096u64.to_ne_bytes());
+        assert!(b[104..].iter().all(|&x| x == 0));
     }
 }

@@ -30,6 +30,21 @@
 //! a header naming that builder or still empty). A private name held by another user is
 //! [`RegionError::BuildNameTaken`], naming the file and its owner.
 //!
+//! # Growing
+//!
+//! A region made with [`CreateOptions::max_size`] starts at its size and may grow up to
+//! the maximum. Every process maps the whole maximum once (address space, not memory),
+//! so a growth moves nothing and needs no remapping: offsets, references and handles stay
+//! valid. [`Region::grow`] allocates the new pages with `posix_fallocate` (a full
+//! `/dev/shm` is [`RegionError::NoSpaceToGrow`], with what it has free, never a `SIGBUS`
+//! later; past the maximum, [`RegionError::MaxReached`]), then publishes the committed
+//! size in the header. Offsets resolve only below the committed size this process has
+//! checked: one past it makes the process look at the header again and, if it says more,
+//! at the file's size (`fstat`), so a header word written wrongly by another process never
+//! lets a process touch pages past the file's end. A grower killed at any step leaves the
+//! file at least as large as the committed size says, and the next growth allocates
+//! again what it may have missed.
+//!
 //! # Attaching
 //!
 //! `/dev/shm` is writable by every user, so [`Region::attach`] trusts nothing it finds
@@ -37,7 +52,8 @@
 //! our effective uid, that its mode grants group and other users nothing beyond
 //! [`AttachOptions::allowed_mode`], and that it holds at least a header. After mapping it
 //! copies the header once and checks the copy: magic, layout version, layout fingerprint,
-//! and a declared size equal to the file's. Then it waits for the ready state, up to a
+//! and a committed size the file holds, within the declared maximum (which the file never
+//! passes). Then it waits for the ready state, up to a
 //! deadline, waking every `micro_sleep` to run the break checker. Each failed check is its
 //! own [`RegionError`] variant.
 //!
@@ -98,7 +114,7 @@ mod stale;
 mod trust;
 
 pub use attach::AttachOptions;
-pub use create::{CreateOptions, Unpublished};
+pub use create::{shm_free_bytes, CreateOptions, Unpublished};
 pub use error::RegionError;
 pub(crate) use mapping::RegionExt;
 pub use mapping::{Region, RegionId, RegionInfo, MAX_REGION_SIZE};

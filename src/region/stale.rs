@@ -9,8 +9,8 @@ use std::path::Path;
 
 use super::error::RegionError;
 use super::header::{
-    RawHeader, HEADER_SIZE, MAGIC, MIXED_OFFSET, PID_NS_OFFSET, RAW_HEADER_SIZE, READ_SIZE,
-    REGISTRY_OFFSET,
+    RawHeader, COMMITTED_OFFSET, HEADER_SIZE, MAGIC, MIXED_OFFSET, PID_NS_OFFSET, RAW_HEADER_SIZE,
+    READ_SIZE, REGISTRY_OFFSET,
 };
 use super::liveness::{creator_alive, pid_alive};
 use super::mapping::{Region, RegionId, RegionInfo};
@@ -55,6 +55,7 @@ struct FileHeader {
     pid_ns: u64,
     mixed: bool,
     registry_slots: u32,
+    committed: u64,
 }
 
 impl FileHeader {
@@ -88,6 +89,7 @@ fn read_header(mut file: &File, meta: &Metadata) -> Option<FileHeader> {
                 .try_into()
                 .ok()?,
         ),
+        committed: u64::from_ne_bytes(word(COMMITTED_OFFSET)?),
     })
 }
 
@@ -258,6 +260,7 @@ impl Region {
             creator_pid_ns: h.pid_ns,
             mixed_namespaces: h.mixed,
             registry_slots: h.registry_slots,
+            committed: h.committed.min(meta.len()),
         })
     }
 

@@ -330,6 +330,7 @@ pub mod field {
     pub const MIXED: usize = 68;
     pub const ROOT: usize = 72;
     pub const CREATOR_PID_NS: usize = 80;
+    pub const COMMITTED: usize = 96;
 }
 
 /// The bytes of a valid, ready region file of `size` bytes (at least the header): the
