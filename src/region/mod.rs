@@ -104,6 +104,7 @@
 mod attach;
 mod create;
 mod error;
+mod grow;
 pub mod header;
 mod liveness;
 mod mapping;
