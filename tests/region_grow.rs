@@ -63,6 +63,12 @@ fn grow(args: &[String]) {
     panic!("grew without pausing at {}", args[2]);
 }
 
+/// The size of the file system under `/dev/shm`.
+fn shm_total_bytes() -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs("/dev/shm").ok()?;
+    Some(st.blocks().saturating_mul(st.fragment_size()))
+}
+
 fn file_len(name: &TestName) -> u64 {
     std::fs::metadata(name.file_path()).unwrap().len()
 }
@@ -139,11 +145,15 @@ fn an_attached_process_sees_a_growth_without_remapping() {
 
 #[test]
 fn a_growth_past_the_free_space_of_dev_shm_is_an_error_at_the_growth() {
-    let Some(free) = shm_free_bytes() else {
+    // Past the whole of /dev/shm, so that it refuses at once (a growth merely past the
+    // free space would take pages until it fails, which a test must not do to a shared
+    // machine).
+    let Some(total) = shm_total_bytes() else {
         return;
     };
+    assert!(shm_free_bytes().is_some_and(|f| f <= total));
     let name = TestName::new("grow-full");
-    let max = free.saturating_add(64 * MIB);
+    let max = total.saturating_add(64 * MIB);
     let r = match CreateOptions::new().max_size(max).create(&name, MIB) {
         Ok(r) => r,
         // A maximum past what the address space or the limit allows: nothing to test.

@@ -20,6 +20,21 @@ pub enum AllocError {
         /// The largest size (at alignment 16 or less) an allocation could get now.
         largest_free: u64,
     },
+    /// No free block can hold the request, and the region could not grow to make one
+    /// (its maximum reached, or `/dev/shm` full: the cause says which, with the figures).
+    #[error(
+        "out of pool memory: {requested} bytes requested, the largest free block holds \
+         {largest_free}, and the pool cannot grow: {cause}"
+    )]
+    CannotGrow {
+        /// The size asked for.
+        requested: u64,
+        /// The largest size an allocation could get now.
+        largest_free: u64,
+        /// Why the region did not grow.
+        #[source]
+        cause: RegionError,
+    },
     /// The alignment is not a power of two of at most [`MAX_ALIGN`](super::MAX_ALIGN).
     #[error("bad alignment {align}: a power of two from 1 to 64 is required")]
     BadAlign {

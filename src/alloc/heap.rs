@@ -35,6 +35,45 @@ impl<'a> Heap<'a> {
         }
     }
 
+    /// The region the pool lives in.
+    pub fn region(&self) -> &'a Region {
+        self.region
+    }
+
+    /// This view with the heap ending at `end`.
+    pub fn with_end(&self, end: u64) -> Heap<'a> {
+        Heap {
+            region: self.region,
+            geo: Geometry {
+                heap_end: end,
+                ..self.geo
+            },
+            salt: self.salt,
+            words: self.words,
+        }
+    }
+
+    /// This view with the heap's end as the header says now (under the lock), checked: on
+    /// a granule, past a first block and the end block, within what the region's file
+    /// holds.
+    pub fn current(&self) -> Result<Heap<'a>, AllocError> {
+        let end = self.load(word::HEAP_END)?;
+        let ok = end % super::layout::GRANULE == 0
+            && self
+                .geo
+                .heap_start
+                .checked_add(2 * MIN_BLOCK)
+                .is_some_and(|m| m <= end)
+            && end <= self.region.committed_now();
+        if !ok {
+            return Err(AllocError::corrupted(format!(
+                "pool header says heap end {end:#x}; the region holds {} bytes",
+                self.region.len()
+            )));
+        }
+        Ok(self.with_end(end))
+    }
+
     // ---- header words ----
 
     #[inline(always)]
@@ -365,11 +404,18 @@ impl<'a> Heap<'a> {
         object: bool,
         record: Option<&AtomicU64>,
     ) -> Result<Offset, AllocError> {
+        let most = self
+            .max_end()
+            .saturating_sub(self.geo.heap_start + MIN_BLOCK);
         let needed = match block_size(size) {
-            Some(n) if n <= self.geo.capacity() => n,
+            Some(n) if n <= most => n,
             _ => return Err(AllocError::TooLarge { size }),
         };
         let Some((mut b, mut avail)) = self.find_fit(needed, align)? else {
+            // No room: grow the heap (up to the region's maximum) and try again there.
+            if let Some(grown) = self.grow_for(size, needed)? {
+                return grown.alloc(size, align, object, record);
+            }
             return Err(AllocError::OutOfMemory {
                 requested: size,
                 largest_free: self.largest_free()?,

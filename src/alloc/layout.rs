@@ -24,6 +24,8 @@ pub(crate) const PREV_FREE: u64 = 2;
 /// Size-word flag of a used block: its first payload word is only ever accessed through
 /// atomics (a value object's header word), so diagnostics may read it under the pool lock.
 pub(crate) const OBJECT: u64 = 4;
+/// Size-word flag of the used block that ends the heap (see `grow`): never handed out.
+pub(crate) const END: u64 = 8;
 /// The flag bits of a size word (below the granule; sizes are multiples of it).
 pub(crate) const FLAGS: u64 = GRANULE - 1;
 
@@ -36,8 +38,9 @@ pub(crate) const SMALL_LIMIT: u64 = GRANULE * SL_COUNT;
 /// log2 of [`SMALL_LIMIT`].
 const SMALL_LOG2: u32 = SMALL_LIMIT.trailing_zeros();
 
-/// Bumped whenever the meaning of any pool word changes.
-const POOL_VERSION: u64 = 2;
+/// Bumped whenever the meaning of any pool word changes (3: the heap ends with an end
+/// block, and grows).
+const POOL_VERSION: u64 = 3;
 /// The pool magic: `b"SHMPOOL\x01"` read as a little-endian word.
 pub(crate) const POOL_MAGIC: u64 = u64::from_le_bytes(*b"SHMPOOL\x01");
 
@@ -237,7 +240,8 @@ impl Geometry {
         // The largest block is smaller than the span, so its class is below this count.
         let fl_count = class_of(span.max(MIN_BLOCK) & !(GRANULE - 1)).0 as u64 + 1;
         let heap_start = round_up(base + Self::header_bytes(fl_count), 64).ok_or_else(too_small)?;
-        match heap_start.checked_add(MIN_BLOCK) {
+        // A first block and the end block.
+        match heap_start.checked_add(2 * MIN_BLOCK) {
             Some(end) if end <= heap_end => {}
             _ => return Err(too_small()),
         }
@@ -251,7 +255,15 @@ impl Geometry {
 
     /// The smallest region a pool at `base` fits in.
     pub fn smallest_region(base: u64) -> u64 {
-        round_up(base + Self::header_bytes(1), 64).unwrap_or(u64::MAX) + MIN_BLOCK
+        // The header grows with the classes, which grow with the span: the first class
+        // count whose header and two blocks make a span needing no more classes.
+        (1..64u64)
+            .find_map(|fl| {
+                let size = round_up(base + Self::header_bytes(fl), 64)? + 2 * MIN_BLOCK;
+                let need = class_of((size - base) & !(GRANULE - 1)).0 as u64 + 1;
+                (need <= fl).then_some(size)
+            })
+            .unwrap_or(u64::MAX)
     }
 
     /// Bytes of the pool header (lock and words) with `fl_count` first-level classes.

@@ -114,6 +114,7 @@
 //! - [`AllocError`]: every failure.
 
 mod error;
+mod grow;
 mod heap;
 mod layout;
 mod pool;
@@ -121,6 +122,7 @@ mod recover;
 mod stats;
 
 pub use error::AllocError;
+pub use grow::MIN_GROWTH;
 pub use layout::{fingerprint, BLOCK_HEADER, GRANULE, MAX_ALIGN, MIN_BLOCK};
 pub(crate) use pool::defer_free_in;
 pub use pool::{Block, Pool};

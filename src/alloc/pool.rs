@@ -51,7 +51,7 @@ impl Pool {
             region,
             geo,
         };
-        let (_, heap) = pool.view()?;
+        let heap = pool.view_unformatted()?;
         if heap.load(word::MAGIC)? != 0 {
             return Err(AllocError::AlreadyFormatted);
         }
@@ -63,10 +63,13 @@ impl Pool {
         heap.store(word::HEAP_START, geo.heap_start)?;
         heap.store(word::HEAP_END, geo.heap_end)?;
         heap.store(word::FL_COUNT, geo.fl_count)?;
+        // One free block, then the block that ends the heap (see `grow`).
+        let first = geo.capacity() - MIN_BLOCK;
         let h = heap.header(geo.heap_start)?;
-        h[0].store(geo.capacity(), Ordering::Relaxed);
+        h[0].store(first, Ordering::Relaxed);
         h[1].store(free_check(pool.salt, geo.heap_start), Ordering::Relaxed);
-        heap.insert(geo.heap_start, geo.capacity())?;
+        heap.insert(geo.heap_start, first)?;
+        heap.write_end_block(geo.heap_end, true)?;
         // SYNC POINT: publishes the header and the first block to attachers (acquire load
         // of the magic in `attach`).
         pool.magic()?.store(POOL_MAGIC, Ordering::Release);
@@ -426,7 +429,20 @@ impl Pool {
             Offset::new(self.geo.base + LOCK_BYTES),
             self.geo.words() as u64,
         )?;
-        Ok((lock, Heap::new(&self.region, self.geo, self.salt, words)))
+        // The heap's end as the header says now: another process may have grown it.
+        Ok((
+            lock,
+            Heap::new(&self.region, self.geo, self.salt, words).current()?,
+        ))
+    }
+
+    /// The header words with the heap's end of the geometry: for formatting a new pool.
+    fn view_unformatted(&self) -> Result<Heap<'_>, AllocError> {
+        let words = self.region.at_slice::<AtomicU64>(
+            Offset::new(self.geo.base + LOCK_BYTES),
+            self.geo.words() as u64,
+        )?;
+        Ok(Heap::new(&self.region, self.geo, self.salt, words))
     }
 
     /// Runs `op` under the pool lock: repairs first if the last holder died, refuses if
@@ -475,6 +491,15 @@ impl Pool {
         op: impl FnOnce(&Heap<'_>) -> Result<R, AllocError>,
     ) -> Result<R, AllocError> {
         let poisoned = |h: &Heap<'_>| h.load(word::FLAGS).map(|f| f & POISONED != 0);
+        // The heap's end as it is now, under the lock.
+        let current = match heap.current() {
+            Ok(h) => h,
+            Err(e) => {
+                poison(heap)?;
+                return Err(e);
+            }
+        };
+        let heap = &current;
         if guard.owner_died() {
             self.region.note_death();
             let mut result = Ok(());

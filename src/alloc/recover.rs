@@ -7,7 +7,7 @@
 use super::error::AllocError;
 use super::heap::Heap;
 use super::layout::{
-    class_of, free_check, tombstone, used_check, word, FLAGS, MIN_BLOCK, OBJECT, PREV_FREE,
+    class_of, free_check, tombstone, used_check, word, END, FLAGS, MIN_BLOCK, OBJECT, PREV_FREE,
     SL_COUNT, USED,
 };
 use crate::sync::atomic::Ordering::Relaxed;
@@ -44,12 +44,18 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
     let mut p = geo.heap_start;
     while p < geo.heap_end {
         let h = heap.header(p)?;
-        let w0 = h[0].load(Relaxed);
+        let mut w0 = h[0].load(Relaxed);
         let size = w0 & !FLAGS;
         if !geo.fits(p, size) {
             return Err(AllocError::corrupted(format!(
                 "the chain is broken: block {p:#x} has size word {w0:#x}"
             )));
+        }
+        if w0 & END != 0 && p + size < geo.heap_end {
+            // An end block a growth cut short left inside the heap: free space now.
+            h[1].store(free_check(heap.salt, p), Relaxed);
+            h[0].store(size, Relaxed);
+            w0 = size;
         }
         if w0 & USED != 0 {
             if h[1].load(Relaxed) != used_check(heap.salt, p, size) {
@@ -66,8 +72,10 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
             if let Some((q, qs)) = run.take() {
                 heap.insert(q, qs)?;
             }
-            used += size;
-            live += 1;
+            if w0 & END == 0 {
+                used += size;
+                live += 1;
+            }
         } else if let Some((q, qs)) = run {
             h[1].store(tombstone(heap.salt, p), Relaxed);
             heap.header(q)?[0].store(qs + size, Relaxed);
@@ -84,6 +92,12 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
     }
     if let Some((q, qs)) = run {
         heap.insert(q, qs)?;
+    }
+    let last = geo.heap_end.saturating_sub(MIN_BLOCK);
+    if heap.header(last)?[0].load(Relaxed) & (END | USED) != END | USED {
+        return Err(AllocError::corrupted(format!(
+            "the chain is broken: the heap does not end with its end block at {last:#x}"
+        )));
     }
     heap.store(word::USED, used)?;
     heap.store(word::LIVE, live)?;
@@ -157,8 +171,16 @@ pub(crate) fn verify(heap: &Heap<'_>) -> Result<(), AllocError> {
         if !geo.fits(p, size) {
             return bad(format!("block {p:#x} has size word {w0:#x}"));
         }
-        if w0 & FLAGS & !(USED | PREV_FREE | OBJECT) != 0 || (w0 & USED == 0 && w0 & OBJECT != 0) {
+        if w0 & FLAGS & !(USED | PREV_FREE | OBJECT | END) != 0
+            || (w0 & USED == 0 && w0 & (OBJECT | END) != 0)
+        {
             return bad(format!("block {p:#x} has unknown flags in {w0:#x}"));
+        }
+        // Exactly the last block is the end block.
+        if (w0 & END != 0) != (p + size == geo.heap_end) {
+            return bad(format!(
+                "block {p:#x} of {size} bytes: the end block misplaced"
+            ));
         }
         if (w0 & PREV_FREE != 0) != prev_free {
             return bad(format!("block {p:#x} has a wrong previous-free flag"));
@@ -167,8 +189,11 @@ pub(crate) fn verify(heap: &Heap<'_>) -> Result<(), AllocError> {
             if w1 != used_check(heap.salt, p, size) {
                 return bad(format!("used block {p:#x} has a wrong check word"));
             }
-            used += size;
-            live += 1;
+            // The end block is the pool's, not an allocation: not counted.
+            if w0 & END == 0 {
+                used += size;
+                live += 1;
+            }
             prev_free = false;
         } else {
             if w1 != free_check(heap.salt, p) {

@@ -2,7 +2,7 @@
 
 use super::error::AllocError;
 use super::heap::Heap;
-use super::layout::{word, BLOCK_HEADER, FLAGS, OBJECT, USED};
+use super::layout::{word, BLOCK_HEADER, END, FLAGS, OBJECT, USED};
 use crate::region::Offset;
 use crate::sync::atomic::Ordering::Relaxed;
 
@@ -34,7 +34,8 @@ pub struct PoolStats {
 
 impl PoolStats {
     pub(crate) fn read(heap: &Heap<'_>) -> Result<PoolStats, AllocError> {
-        let capacity = heap.geo.capacity();
+        // The block that ends the heap is the pool's own (see `grow`).
+        let capacity = heap.geo.capacity().saturating_sub(super::MIN_BLOCK);
         let used = heap.load(word::USED)?;
         Ok(PoolStats {
             capacity,
@@ -94,7 +95,8 @@ pub(crate) fn each_used_block(
                 "block {p:#x} has size word {w0:#x}"
             )));
         }
-        if w0 & USED != 0 {
+        // The end block is the pool's, not an allocation.
+        if w0 & USED != 0 && w0 & END == 0 {
             f(UsedBlock {
                 offset: Offset::new(p + BLOCK_HEADER),
                 size: size - BLOCK_HEADER,

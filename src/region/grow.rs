@@ -19,6 +19,11 @@ impl Region {
         [w(COMMITTED_OFFSET), w(GROWS_OFFSET), w(LAST_GROW_OFFSET)]
     }
 
+    /// The committed size now: what the header says, once the file is seen to hold it.
+    pub(crate) fn committed_now(&self) -> u64 {
+        self.refresh_committed()
+    }
+
     /// The growths of the file so far, and the bytes the last one added.
     pub fn growths(&self) -> (u64, u64) {
         let [_, n, last] = self.growth_words();

@@ -20,6 +20,7 @@ pub struct ShmMainBuilder {
     persist: bool,
     debug: bool,
     processes: Option<u32>,
+    max: Option<u64>,
 }
 
 impl ShmMainBuilder {
@@ -29,6 +30,16 @@ impl ShmMainBuilder {
     /// process's slot is reclaimed by the survivors.
     pub fn processes(mut self, n: u32) -> Self {
         self.processes = Some(n.max(1));
+        self
+    }
+
+    /// The most the pool may grow to (default: its starting size, no growth). The region
+    /// maps the maximum once in every process (address space, not memory) and its file
+    /// grows in steps of at least 2 MiB, doubling, when an allocation does not fit; a
+    /// growth past the free space of `/dev/shm` or the maximum is an error at that
+    /// allocation, never a SIGBUS later.
+    pub fn max_bytes(mut self, max: u64) -> Self {
+        self.max = Some(max);
         self
     }
 
@@ -76,6 +87,9 @@ impl ShmMainBuilder {
         let mut options = CreateOptions::new().mode(self.mode).persist(self.persist);
         if let Some(n) = self.processes {
             options = options.registry(n);
+        }
+        if let Some(max) = self.max {
+            options = options.max_size(max.max(self.bytes));
         }
         let building = options.build(&name, self.bytes)?;
         let pool = Pool::create(building.region().clone())?;
@@ -155,6 +169,7 @@ impl ShmMain {
             persist: false,
             debug: false,
             processes: None,
+            max: None,
         }
     }
 
