@@ -246,3 +246,23 @@ fn two_processes_write_one_table() {
         "the region outlived the board"
     );
 }
+
+/// The seed's examples in a pool that starts at 64 KiB with a maximum: every packet and
+/// both pipes of 200 slots fit only because the pool grows, and every packet arrives.
+#[test]
+fn the_seed_examples_run_in_a_64_kib_pool_that_grows() {
+    let region = TestName::new("seed-grow");
+    let r = region.as_str();
+    let server = start("serverside", &[r, "65536", "pipe1", "200", "1000000000"]);
+    let middle = start("middleside", &[r, "pipe1", "pipe2", "200"]);
+    finish(middle, "middle");
+    let mut server = server;
+    wait_until_waiting(&mut server, "server");
+    let peek = shmval::region::Region::peek(&shmval::region::RegionName::new(r).unwrap())
+        .expect("the region is there");
+    assert!(peek.committed > 65536, "the pool grew: {peek:?}");
+    let client = start("clientside", &[r, "pipe2"]);
+    let out = finish(client, "client");
+    check_client_output(&String::from_utf8(out.stdout).expect("utf-8"));
+    finish(server, "server");
+}

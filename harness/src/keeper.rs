@@ -38,6 +38,9 @@ pub struct KeeperSpec {
     pub region: String,
     /// Its size, for `make`.
     pub bytes: u64,
+    /// The most it may grow to.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
     /// The pipes `make` creates.
     pub pipes: Vec<PipeSpec>,
     /// The tables `make` creates and publishes, which `take_tables` reads at the end.
@@ -278,7 +281,11 @@ impl Held {
 
     fn make(&mut self) -> Reply {
         let replaced = self.name.file_path().exists();
-        let main = match ShmMain::new(self.name.as_str(), self.spec.bytes).start() {
+        let mut builder = ShmMain::new(self.name.as_str(), self.spec.bytes);
+        if let Some(max) = self.spec.max_bytes {
+            builder = builder.max_bytes(max);
+        }
+        let main = match builder.start() {
             Ok(m) => m,
             Err(e) => return Reply::Error(format!("creating region {}: {e}", self.name)),
         };

@@ -173,6 +173,8 @@ pub struct ProcSummary {
 pub struct PoolSummary {
     /// Heap bytes.
     pub capacity: u64,
+    /// Heap bytes at the end (more if the pool grew).
+    pub end_capacity: u64,
     /// Bytes used once the region and pipes were made, before any process started.
     pub baseline_used: u64,
     /// Blocks live then.
@@ -373,6 +375,13 @@ impl RunSummary {
                 pool.end_live,
                 pool.high_water
             );
+            if pool.end_capacity > pool.capacity {
+                outln!(
+                    "  the pool grew from {} KiB to {} KiB",
+                    pool.capacity / 1024,
+                    pool.end_capacity / 1024
+                );
+            }
             if pool.recovered_processes > 0 || pool.dead_left {
                 outln!(
                     "  recovery: gave back what {} held ({} B){}",

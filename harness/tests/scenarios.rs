@@ -77,6 +77,7 @@ scenarios! {
     kill_after_receive => "kill-after-receive.toml",
     blackboard => "blackboard.toml",
     kill_writer => "kill-writer.toml",
+    grow => "grow.toml",
 }
 
 #[test]

@@ -67,8 +67,9 @@ impl<'a> Heap<'a> {
             && end <= self.region.committed_now();
         if !ok {
             return Err(AllocError::corrupted(format!(
-                "pool header says heap end {end:#x}; the region holds {} bytes",
-                self.region.len()
+                "pool header says heap end {end:#x}; the region holds {} bytes (of at most {})",
+                self.region.committed_now(),
+                self.region.max_len()
             )));
         }
         Ok(self.with_end(end))

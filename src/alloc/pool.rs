@@ -562,7 +562,7 @@ fn checked_heap_end(region: &Region, geo: &Geometry, end: u64) -> Result<u64, Al
             .heap_start
             .checked_add(MIN_BLOCK)
             .is_some_and(|m| m <= end)
-        && end <= region.len();
+        && end <= region.committed_now();
     if ok {
         Ok(end)
     } else {

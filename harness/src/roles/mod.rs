@@ -30,6 +30,9 @@ pub struct RoleSpec {
     pub region: String,
     /// The region's size (for a main process).
     pub bytes: u64,
+    /// The most it may grow to (for a main process).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
     /// Main: the pipes it creates.
     pub pipes: Vec<PipeSpec>,
     /// Main: the tables it creates (the main that creates the region: every declared one).
@@ -230,6 +233,10 @@ fn source(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
         for (k, x) in fields {
             v.insert(k, x).map_err(|e| e.to_string())?;
         }
+        if let Some(most) = p.grow_to {
+            v.insert("pad", Val::from(".".repeat(pad_bytes(seq, count, most))))
+                .map_err(|e| e.to_string())?;
+        }
         let shared = out.pool().share(&v).map_err(|e| format!("sharing: {e}"))?;
         out.pipe()
             .enq(shared)
@@ -238,6 +245,15 @@ fn source(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
         ctx.slow_down();
     }
     Ok(())
+}
+
+/// The size of packet `seq`'s pad, of `count`, growing to `most` bytes: 1 KiB doubled in
+/// equal steps over the first third of the run, then `most`.
+fn pad_bytes(seq: u64, count: u64, most: u64) -> usize {
+    let doublings = u64::from((most.max(1024) / 1024).ilog2());
+    let ramp = (count / 3).max(1);
+    let step = doublings * seq / ramp;
+    usize::try_from((1024u64 << step.min(40)).min(most)).unwrap_or(usize::MAX)
 }
 
 /// Receives, adds the `add` entries in place, forwards.
@@ -405,7 +421,11 @@ fn fanout(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
 /// Creates the region and its pipes, as the seed's server does, then holds them as told.
 fn main_role(spec: &RoleSpec, ctx: &mut Ctx) -> RoleResult {
     let p = &spec.process;
-    let main = ShmMain::new(spec.region.as_str(), spec.bytes)
+    let mut builder = ShmMain::new(spec.region.as_str(), spec.bytes);
+    if let Some(max) = spec.max_bytes {
+        builder = builder.max_bytes(max);
+    }
+    let main = builder
         .start()
         .map_err(|e| format!("creating region {}: {e}", spec.region))?;
     let sides = spec

@@ -47,6 +47,7 @@ impl Run {
         let pool = match (self.baseline, end) {
             (Some(b), Some(e)) => Some(PoolSummary {
                 capacity: b.capacity,
+                end_capacity: e.capacity,
                 baseline_used: b.used,
                 baseline_live: b.live_allocations,
                 end_used: e.used,

@@ -318,6 +318,7 @@ impl Run {
             &KeeperSpec {
                 region: self.name.to_string(),
                 bytes: self.sc.region.bytes,
+                max_bytes: self.sc.region.max_bytes,
                 pipes: self.sc.pipes.clone(),
                 tables: self.sc.tables.clone(),
                 runner_pid: std::process::id(),

@@ -67,6 +67,7 @@ impl Run {
             process: p.clone(),
             region: self.name.to_string(),
             bytes: self.sc.region.bytes,
+            max_bytes: self.sc.region.max_bytes,
             pipes,
             tables,
             table: self.table_role(p),

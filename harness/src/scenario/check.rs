@@ -30,7 +30,7 @@ const PROCESS_FIELDS: [&str; 6] = [
 /// The fields a process of `kind` may have besides [`PROCESS_FIELDS`].
 fn kind_fields(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Source => &["out", "count", "payload", "rate"],
+        Kind::Source => &["out", "count", "payload", "rate", "grow_to"],
         Kind::Middle => &["in", "out", "add", "hold"],
         Kind::Sink => &[
             "in",
@@ -122,6 +122,15 @@ impl Scenario {
                  region's header, the pool's and the pipe and names directories'; the pipes \
                  need more)"
             ));
+        }
+        if let Some(max) = self.region.max_bytes {
+            if max < bytes || max > shmval::region::MAX_REGION_SIZE {
+                return Err(format!(
+                    "region.max_bytes = {max} must lie between region.bytes ({bytes}) and {} \
+                     bytes",
+                    shmval::region::MAX_REGION_SIZE
+                ));
+            }
         }
         if bytes > shmval::region::MAX_REGION_SIZE {
             return Err(format!(

@@ -53,6 +53,9 @@ pub struct RegionSpec {
     pub prefix: String,
     /// Size in bytes.
     pub bytes: u64,
+    /// The most the pool may grow to (default: `bytes`, no growth).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
     /// Who creates it: `"runner"` (the default: the runner creates the region and the
     /// pipes before any process starts) or the name of a `main` process.
     #[serde(default)]
@@ -161,6 +164,11 @@ pub struct ProcessSpec {
     /// Source: the payload, a Python literal; a dict's entries go into each packet.
     #[serde(default)]
     pub payload: Option<String>,
+    /// Source: packets grow to this many bytes: each carries a string `pad` whose size
+    /// doubles in steps from 1 KiB to this over the first third of the run, and stays
+    /// there (for a pool that grows).
+    #[serde(default)]
+    pub grow_to: Option<u64>,
     /// Source: packets per second (default: as fast as the pipe takes them).
     #[serde(default)]
     pub rate: Option<f64>,
