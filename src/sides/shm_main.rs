@@ -33,7 +33,9 @@ impl ShmMainBuilder {
         self
     }
 
-    /// The most the pool may grow to (default: its starting size, no growth). The region
+    /// The most the pool may grow to (default: its starting size: a pool grows only when
+    /// asked to, so that a full pool stays the bound on memory it was; any maximum up to
+    /// 1 TiB costs only address space until the pool grows into it). The region
     /// maps the maximum once in every process (address space, not memory) and its file
     /// grows in steps of at least 2 MiB, doubling, when an allocation does not fit; a
     /// growth past the free space of `/dev/shm` or the maximum is an error at that
