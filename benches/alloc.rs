@@ -11,6 +11,9 @@
 //!   The pool is one lock and one set of free lists shared by every process: under
 //!   contention its lock and metadata lines move between the CPUs on every pair, while
 //!   glibc's thread caches share nothing.
+//! - `grow/<what>/32MiB`: growing a pool by 32 MiB (its file's pages allocated, the heap
+//!   extended) beside `posix_fallocate` of 32 MiB alone: what a growth costs per MiB
+//!   over the floor every growth that never faults later pays.
 //!
 //! The child is this binary run again with `SHMVAL_BENCH_ROLE` set; it dies with this
 //! process and the region's name is unlinked as soon as it has attached.
@@ -25,13 +28,14 @@ mod common;
 use std::alloc::Layout;
 use std::env;
 use std::hint::black_box;
+use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use criterion::{BenchmarkId, Criterion};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use shmval::alloc::Pool;
 use shmval::region::{Offset, Region, RegionName};
 
@@ -150,6 +154,63 @@ fn pool_child() {
     contend(ctrl, || pool_pair(&pool, 16));
 }
 
+/// Bytes one growth figure grows by.
+const GROWTH: u64 = 32 << 20;
+
+/// `grow/<what>/32MiB`: a pool started at 1 MiB (maximum 64 MiB) grown by an allocation of
+/// 32 MiB (`shmval`: the file's pages allocated, the heap extended, the block handed out
+/// and freed), beside `posix_fallocate` of 32 MiB on a fresh file of `/dev/shm` alone
+/// (`fallocate`), the floor of any growth that never faults later. Each iteration starts
+/// from a fresh region or file (made outside the timing); throughput is per byte grown.
+fn growth(c: &mut Criterion) {
+    let mut g = c.benchmark_group("grow");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(GROWTH));
+    let fresh = || {
+        let name = RegionName::new(region_name("grow")).expect("a valid name");
+        let region = shmval::region::CreateOptions::new()
+            .max_size(64 << 20)
+            .create(&name, 1 << 20)
+            .expect("create a growing region");
+        Pool::create(Arc::new(region)).expect("format the pool")
+    };
+    g.bench_function(BenchmarkId::new("shmval", "32MiB"), |b| {
+        b.iter_batched(
+            fresh,
+            |pool| {
+                let off = pool
+                    .alloc(GROWTH - (1 << 20), 16)
+                    .expect("a growing allocation");
+                // SAFETY: the block was allocated just above and is used by nothing.
+                unsafe { pool.free(off) }.expect("free");
+                pool
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function(BenchmarkId::new("fallocate", "32MiB"), |b| {
+        b.iter_batched(
+            || {
+                let path = format!("/dev/shm/{}", region_name("grow-floor"));
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .expect("a fresh file");
+                let _ = std::fs::remove_file(&path);
+                f
+            },
+            |f| {
+                nix::fcntl::posix_fallocate(f.as_raw_fd(), 0, GROWTH as i64).expect("fallocate");
+                f
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 fn alloc_free(c: &mut Criterion, keep: &Pool) {
     let mut g = c.benchmark_group("alloc_free");
     for size in SIZES {
@@ -253,6 +314,7 @@ fn main() {
         .collect();
     alloc_free(&mut c, &pool);
     alloc_contended(&mut c, &pool, cpus);
+    growth(&mut c);
     for off in keep {
         // SAFETY: these blocks were allocated above for the set-up and are used by nothing.
         unsafe { pool.free(off) }.expect("teardown free");
