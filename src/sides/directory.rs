@@ -185,20 +185,9 @@ impl Directory {
         head: &'a DirHead,
         deadline: Option<Instant>,
     ) -> Result<(ShmMutexGuard<'a>, Vec<Offset>), SidesError> {
-        let start = Instant::now();
-        let mut g = match deadline {
-            None => head.lock.lock(),
-            Some(d) => head
-                .lock
-                .lock_deadline(d)
-                .map_err(|_| SidesError::Timeout {
-                    what: format!(
-                        "the pipe directory of region {} (its lock is held by a live thread)",
-                        self.pool.region().name()
-                    ),
-                    waited: start.elapsed(),
-                })?,
-        };
+        let mut g = super::wait::lock_until(&head.lock, deadline, || {
+            format!("the pipe directory of region {}", self.pool.region().name())
+        })?;
         if g.owner_died() {
             for e in &head.entries {
                 let state = e.state.load(Ordering::Relaxed);

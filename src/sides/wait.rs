@@ -228,3 +228,20 @@ pub(crate) fn attach_region(
         }
     }
 }
+
+/// Takes `lock` (until `deadline`, if any): a timeout names `what` as held by a live
+/// thread. The directories' locks are taken this way.
+pub(crate) fn lock_until<'a>(
+    lock: &'a crate::sync::ShmMutex,
+    deadline: Option<Instant>,
+    what: impl FnOnce() -> String,
+) -> Result<crate::sync::ShmMutexGuard<'a>, SidesError> {
+    let start = Instant::now();
+    match deadline {
+        None => Ok(lock.lock()),
+        Some(d) => lock.lock_deadline(d).map_err(|_| SidesError::Timeout {
+            what: format!("{} (its lock is held by a live thread)", what()),
+            waited: start.elapsed(),
+        }),
+    }
+}

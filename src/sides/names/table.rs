@@ -183,20 +183,12 @@ impl Names {
         head: &'a NamesHead,
         deadline: Option<Instant>,
     ) -> Result<ShmMutexGuard<'a>, SidesError> {
-        let start = Instant::now();
-        let g = match deadline {
-            None => head.lock.lock(),
-            Some(d) => head
-                .lock
-                .lock_deadline(d)
-                .map_err(|_| SidesError::Timeout {
-                    what: format!(
-                        "the names directory of region {} (its lock is held by a live thread)",
-                        self.pool.region().name()
-                    ),
-                    waited: start.elapsed(),
-                })?,
-        };
+        let g = super::super::wait::lock_until(&head.lock, deadline, || {
+            format!(
+                "the names directory of region {}",
+                self.pool.region().name()
+            )
+        })?;
         Ok(self.repaired(head, g))
     }
 
