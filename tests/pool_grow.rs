@@ -159,3 +159,36 @@ fn a_grower_killed_at_each_step_leaves_a_pool_the_others_go_on_using() {
         );
     }
 }
+
+#[test]
+fn a_growth_past_what_dev_shm_holds_is_an_error_naming_its_space_and_the_pool_goes_on() {
+    // Past the whole of /dev/shm, which refuses at once (a growth merely past its free
+    // space would take pages until it failed: not for a shared machine).
+    let Ok(st) = nix::sys::statvfs::statvfs("/dev/shm") else {
+        return;
+    };
+    let total = st.blocks().saturating_mul(st.fragment_size());
+    let max = total.saturating_add(64 * MIB);
+    if max > shmval::region::MAX_REGION_SIZE {
+        return;
+    }
+    let name = TestName::new("pool-full");
+    let main = ShmMain::new(name.as_str(), MIB)
+        .max_bytes(max)
+        .start()
+        .unwrap();
+    let e = main.pool().alloc(total, 16).unwrap_err();
+    match &e {
+        shmval::alloc::AllocError::CannotGrow { cause, .. } => {
+            assert!(
+                matches!(cause, shmval::region::RegionError::NoSpaceToGrow { .. }),
+                "{cause}"
+            );
+            assert!(e.to_string().contains("bytes free there"), "{e}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(main.region().len(), MIB, "nothing grew");
+    let v = main.pool().share(&sized(3, 64 << 10)).unwrap();
+    assert_eq!(v.to_val().unwrap(), sized(3, 64 << 10));
+}
