@@ -32,13 +32,14 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::floor::{self};
+use common::floor::{self, Mapping};
 use common::rigs::*;
 use common::*;
 use serde_json::{json, Value};
 use shmval::alloc::Pool;
 use shmval::region::{Region, RegionName};
-use shmval::{PoolExt, Tab, Val};
+use shmval::sides::ShmMain;
+use shmval::{val, PoolExt, ShmLocked, Tab, Val};
 
 /// Default allowed worsening of a ratio, as a fraction of its baseline.
 const DEFAULT_TOLERANCE: f64 = 0.30;
@@ -353,6 +354,52 @@ impl Gate {
         }
     }
 
+    /// An update of a counter under a lock, in this process (uncontended), measured in
+    /// turn: a locked table's (lock, `increment` of a `Tab`'s integer, unlock; the region
+    /// made by `ShmMain`, as the processes sharing it would) and the floor's (a
+    /// process-shared pthread mutex around a `u64` in a memfd mapping, `common/floor.rs`).
+    fn locked(&mut self, iters: u64) {
+        let main = ShmMain::new(region_name("glocked"), 1 << 20)
+            .start()
+            .expect("create the region");
+        // Nobody attaches: the name can go now.
+        main.region().unlink();
+        let board = ShmLocked::new(main.pool(), val!({"n": 0})).expect("the table");
+        let map = Mapping::create();
+        let lock_floor = map.pthread_counter(0);
+        // SAFETY: the mapping was just made and no other process has it.
+        unsafe { lock_floor.init() };
+        self.record_all(vec![
+            Timed::new(
+                "locked_update",
+                "one process, uncontended: lock, increment a Tab's integer, unlock".into(),
+                "ns/update",
+                iters,
+                |n| {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        let mut g = board.lock(WAIT).expect("lock");
+                        black_box(g.increment("n", 1).expect("increment"));
+                    }
+                    start.elapsed()
+                },
+            ),
+            Timed::new(
+                "pthread_update",
+                "one process, uncontended: process-shared pthread mutex around a u64".into(),
+                "ns/update",
+                iters * 20,
+                |n| {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        lock_floor.update();
+                    }
+                    start.elapsed()
+                },
+            ),
+        ]);
+    }
+
     fn get(&self, name: &str) -> f64 {
         self.figures
             .get(name)
@@ -435,10 +482,10 @@ fn byte_sink() {
 /// move with the placement). The spinning round trip is gated against crossbeam-channel's
 /// across the same two CPUs, also made of cache-line transfers. The other gated ratios
 /// divide by figures that stay put: same-core system calls (pipe(2), a Unix socket, the
-/// futex) and the system allocator. Streaming across the CPUs is reported, not gated: on
+/// futex), the system allocator and an uncontended pthread mutex. Streaming across the CPUs is reported, not gated: on
 /// some placements of the vCPUs (SMT siblings, it seems) a busy producer and consumer slow
 /// each other down threefold while a ping-pong does not; on one CPU it is steady.
-const RATIOS: [(&str, &str, &str, &str, bool); 10] = [
+const RATIOS: [(&str, &str, &str, &str, bool); 11] = [
     (
         "spin_rt/cacheline_floor",
         "shm_spin_diff_64",
@@ -508,6 +555,14 @@ const RATIOS: [(&str, &str, &str, &str, bool); 10] = [
         "alloc_pool_16",
         "alloc_system_16",
         "pool alloc+free pair over the system allocator's (16 B, one process)",
+        true,
+    ),
+    (
+        "locked_update/pthread_update",
+        "locked_update",
+        "pthread_update",
+        "locked table update (lock, increment a Tab's integer, unlock) over a \
+         process-shared pthread mutex around a u64 (one process, uncontended)",
         true,
     ),
 ];
@@ -605,6 +660,7 @@ fn main() -> ExitCode {
         g.pipe_stream("same", 200_000);
     }
     g.alloc(2_000_000);
+    g.locked(100_000);
     eprintln!(
         "bench-gate: measured in {:.0} s",
         started.elapsed().as_secs_f64()

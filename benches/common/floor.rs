@@ -7,13 +7,17 @@
 //! - `futex`: the same, but each side stores, always calls `FUTEX_WAKE`, and sleeps in
 //!   `FUTEX_WAIT` until the word changes (no spinning): one wake per hop, the least a
 //!   hand-off whose receiver sleeps must pay.
+//! - the lock floor ([`PthreadCounter`]): a process-shared pthread mutex around a plain
+//!   counter in the same kind of mapping, for the locked-value figures: an update is lock,
+//!   increment, unlock, the least a locked update shared by processes costs.
 //!
 //! The mapping is an anonymous `memfd` given to the child as its standard input, so
 //! nothing is created in `/dev/shm`. The parent ends the child by storing [`STOP`].
 
+use std::cell::UnsafeCell;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Patience, WAIT};
@@ -114,6 +118,89 @@ impl Mapping {
         // SAFETY: `at` is 4-aligned and within the mapping, which lives as long as `self`;
         // every access to the shared words is atomic.
         unsafe { &*self.ptr.add(at).cast::<AtomicU32>() }
+    }
+
+    /// The 64-bit word `at` bytes in (8-aligned), for control words shared with children.
+    pub fn word64(&self, at: usize) -> &AtomicU64 {
+        assert!(
+            at % 8 == 0 && at + 8 <= LEN,
+            "word {at} outside the mapping"
+        );
+        // SAFETY: `at` is 8-aligned (the mapping is page-aligned) and within the mapping,
+        // which lives as long as `self`; every access to the shared words is atomic.
+        unsafe { &*self.ptr.add(at).cast::<AtomicU64>() }
+    }
+
+    /// The lock floor `at` bytes in (64-aligned); [`PthreadCounter::init`] it once, before
+    /// any process uses it.
+    pub fn pthread_counter(&self, at: usize) -> &PthreadCounter {
+        assert!(
+            at % 64 == 0 && at + std::mem::size_of::<PthreadCounter>() <= LEN,
+            "lock floor at {at} outside the mapping"
+        );
+        // SAFETY: aligned and within the mapping, which lives as long as `self`. The memfd
+        // starts zeroed and all-zero bytes are a valid `PthreadCounter` (a C struct of
+        // integers and a zero count); its words are only accessed through the pthread calls
+        // and under the mutex (see `PthreadCounter`).
+        unsafe { &*self.ptr.add(at).cast::<PthreadCounter>() }
+    }
+}
+
+/// The lock floor: a process-shared pthread mutex (`PTHREAD_PROCESS_SHARED`, default type:
+/// not robust, no spinning, a futex sleep when taken) and the plain `u64` it guards, on
+/// one cache line of a shared [`Mapping`].
+#[repr(C, align(64))]
+pub struct PthreadCounter {
+    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    count: UnsafeCell<u64>,
+}
+
+impl PthreadCounter {
+    /// Makes the mutex process-shared and the count 0.
+    ///
+    /// # Safety
+    ///
+    /// No thread of any process uses the counter during the call (in practice: the parent
+    /// calls it before it gives the mapping to a child).
+    pub unsafe fn init(&self) {
+        // SAFETY: the attribute object is initialised before use and destroyed after; the
+        // mutex is not in use (the caller's promise), so initialising it is allowed.
+        unsafe {
+            let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+            assert_eq!(libc::pthread_mutexattr_init(attr.as_mut_ptr()), 0);
+            assert_eq!(
+                libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED),
+                0
+            );
+            assert_eq!(libc::pthread_mutex_init(self.mutex.get(), attr.as_ptr()), 0);
+            libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
+            *self.count.get() = 0;
+        }
+    }
+
+    /// One update: lock, add 1, unlock.
+    #[inline]
+    pub fn update(&self) {
+        // SAFETY: the mutex was initialised by `init` before the mapping was shared (or is
+        // still all zero, glibc's default initialiser); the count is only read and written
+        // while it is held, by whichever process holds it.
+        unsafe {
+            let r = libc::pthread_mutex_lock(self.mutex.get());
+            assert_eq!(r, 0, "pthread_mutex_lock");
+            *self.count.get() += 1;
+            libc::pthread_mutex_unlock(self.mutex.get());
+        }
+    }
+
+    /// The count, read under the mutex.
+    pub fn count(&self) -> u64 {
+        // SAFETY: as in `update`.
+        unsafe {
+            assert_eq!(libc::pthread_mutex_lock(self.mutex.get()), 0);
+            let n = *self.count.get();
+            libc::pthread_mutex_unlock(self.mutex.get());
+            n
+        }
     }
 }
 
