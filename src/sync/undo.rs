@@ -113,17 +113,20 @@ impl<'a> Undo<'a> {
     }
 
     /// The counted records, oldest first.
-    pub(crate) fn records(&self) -> Vec<Rec> {
-        (0..self.len())
-            .map(|i| {
-                let w0 = self.log[2 * i].load(Ordering::Relaxed);
-                Rec {
-                    tag: (w0 >> TAG_SHIFT) as u8,
-                    a: w0 & ((1 << TAG_SHIFT) - 1),
-                    b: self.log[2 * i + 1].load(Ordering::Relaxed),
-                }
-            })
-            .collect()
+    pub(crate) fn records(&self) -> impl DoubleEndedIterator<Item = Rec> + '_ {
+        (0..self.len()).map(|i| {
+            let w0 = self.log[2 * i].load(Ordering::Relaxed);
+            Rec {
+                tag: (w0 >> TAG_SHIFT) as u8,
+                a: w0 & ((1 << TAG_SHIFT) - 1),
+                b: self.log[2 * i + 1].load(Ordering::Relaxed),
+            }
+        })
+    }
+
+    /// Whether every counted record is a store (no other work to settle).
+    pub(crate) fn only_stores(&self) -> bool {
+        self.records().all(|r| matches!(r.tag, STORE64 | STORE32))
     }
 
     /// Commits the operation: from here a taker finishes it instead of rolling it back.
@@ -136,14 +139,13 @@ impl<'a> Undo<'a> {
 
     /// Stores back the old value of every store record, newest first, through `word` and
     /// `word32`, which find a recorded offset's word (`None`: not a word of the structure,
-    /// and skipped). Returns the records.
+    /// and skipped).
     pub(crate) fn roll_back<'w>(
         &self,
         word: impl Fn(u64) -> Option<&'w AtomicU64>,
         word32: impl Fn(u64) -> Option<&'w AtomicU32>,
-    ) -> Vec<Rec> {
-        let recs = self.records();
-        for r in recs.iter().rev() {
+    ) {
+        for r in self.records().rev() {
             match r.tag {
                 STORE64 => {
                     if let Some(w) = word(r.a) {
@@ -158,7 +160,6 @@ impl<'a> Undo<'a> {
                 _ => {}
             }
         }
-        recs
     }
 
     /// Ends the operation: the records mean nothing from here.

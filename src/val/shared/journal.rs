@@ -104,7 +104,7 @@ impl<'a> LockedObj<'a> {
 }
 
 /// Stores back every recorded store of the journal (offsets checked by the region).
-pub(crate) fn roll_back(region: &Region, u: &Undo<'_>) -> Vec<Rec> {
+pub(crate) fn roll_back(region: &Region, u: &Undo<'_>) {
     u.roll_back(
         |at| words(region, Offset::new(at), 1).ok().map(|w| &w[0]),
         |at| region.at::<AtomicU32>(Offset::new(at)).ok(),
@@ -115,6 +115,12 @@ pub(crate) fn roll_back(region: &Region, u: &Undo<'_>) -> Vec<Rec> {
 /// [module docs](self)). Only entries still in the kind the operation left are changed:
 /// settling again, after a settler died, changes nothing twice.
 pub(crate) fn convert(region: &Region, r: &Rec, committed: bool) {
+    if matches!(
+        r.tag,
+        crate::sync::undo::STORE64 | crate::sync::undo::STORE32
+    ) {
+        return;
+    }
     let Some(e) = Entry::at(region, Offset::new(r.a)) else {
         return;
     };
@@ -157,13 +163,11 @@ pub(crate) fn settle_gone(region: &Region, l: &LockedObj<'_>) -> bool {
         return false;
     }
     let committed = u.is_committed();
-    let recs = if committed {
-        u.records()
-    } else {
-        roll_back(region, &u)
-    };
-    for r in &recs {
-        convert(region, r, committed);
+    if !committed {
+        roll_back(region, &u);
+    }
+    for r in u.records() {
+        convert(region, &r, committed);
     }
     u.clear();
     true

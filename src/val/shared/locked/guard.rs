@@ -321,16 +321,36 @@ impl<'g> LockedMut<'g> {
     /// [`ValError::OutOfRange`] on overflow, and as [`insert`](Self::insert).
     pub fn increment(&mut self, key: impl Into<Val>, by: i64) -> Result<i64, ValError> {
         let key = key.into();
-        let now = match self.view().as_tab()?.get(&key)? {
-            Some(v) => v.as_i64()?,
-            None => 0,
+        let pool = self.pool;
+        if !is_table(self.view().tag()) {
+            return Err(self.wrong("Tab or OTab"));
+        }
+        let sum = |now: i64| {
+            now.checked_add(by).ok_or_else(|| ValError::OutOfRange {
+                value: format!("{now} + {by}"),
+                target: "i64",
+            })
         };
-        let new = now.checked_add(by).ok_or_else(|| ValError::OutOfRange {
-            value: format!("{now} + {by}"),
-            target: "i64",
+        let done = self.op(|j, obj| {
+            let t = TableRef::open(pool, obj)?;
+            let Some(e) = t.find(pool, &key, key.stable_hash(), 0)? else {
+                return Ok(None);
+            };
+            // In place: the value cell's words, one operation.
+            let now = ShmRef::new(pool, t.value_of(e)?).as_i64()?;
+            let new = sum(now)?;
+            let words = t.entry_words(e)?;
+            j.store_cell(&words[3..5], &Cell::Scalar(Tag::I64, new as u64))?;
+            Ok(Some(new))
         })?;
-        self.insert(key, new)?;
-        Ok(new)
+        match done {
+            Some(new) => Ok(new),
+            None => {
+                let new = sum(0)?;
+                self.insert(key, new)?;
+                Ok(new)
+            }
+        }
     }
 
     /// Appends `value` to an `Arr` or `Tup`, or to an `Array` when it is a scalar of exactly

@@ -238,20 +238,26 @@ impl ShmLocked {
     }
 
     fn acquire(&self, wait: Wait) -> Result<LockedGuard<'_>, ValError> {
-        let start = Instant::now();
         let l = self.obj()?;
         let m = l.mutex()?;
-        if m.held_by_me() {
-            return Err(ValError::Relock);
-        }
-        let g = match wait {
-            Wait::For(t) => m.lock_timeout(t).ok(),
-            Wait::Until(d) => m.lock_deadline(d).ok(),
-            Wait::No => m.try_lock(),
+        // Free and clean: one compare-and-swap, no clock.
+        let mut g = match m.try_lock_free() {
+            Some(g) => g,
+            None => {
+                if m.held_by_me() {
+                    return Err(ValError::Relock);
+                }
+                let start = Instant::now();
+                let g = match wait {
+                    Wait::For(t) => m.lock_timeout(t).ok(),
+                    Wait::Until(d) => m.lock_deadline(d).ok(),
+                    Wait::No => m.try_lock(),
+                };
+                g.ok_or_else(|| ValError::LockTimeout {
+                    waited: start.elapsed(),
+                })?
+            }
         };
-        let mut g = g.ok_or_else(|| ValError::LockTimeout {
-            waited: start.elapsed(),
-        })?;
         self.set_holding(true);
         crate::fault::pause_point("locked.lock.taken");
         let mut died = g.owner_died();

@@ -71,22 +71,34 @@ impl<'a> Journal<'a> {
     /// Commits the operation, then gives up what it let go.
     pub(crate) fn commit(self) {
         self.undo.commit();
-        self.l.ops().fetch_add(1, Ordering::Relaxed);
-        let recs = self.undo.records();
+        // Only the lock's holder writes it.
+        let ops = self.l.ops();
+        ops.store(
+            ops.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        self.done.set(true);
+        if self.undo.only_stores() {
+            // Nothing taken or given up: the common update of a number or a cell.
+            crate::fault::pause_point("locked.op.converted");
+            self.undo.clear();
+            return;
+        }
+        let recs: Vec<Rec> = self.undo.records().collect();
         let region = self.pool.region();
         for r in &recs {
             convert(region, r, true);
         }
         crate::fault::pause_point("locked.op.converted");
         self.undo.clear();
-        self.done.set(true);
         self.settle(&recs, true);
     }
 
     /// Rolls the operation back, and gives back what it had taken.
     fn abort(&self) {
         let region = self.pool.region();
-        let recs = roll_back(region, &self.undo);
+        roll_back(region, &self.undo);
+        let recs: Vec<Rec> = self.undo.records().collect();
         for r in &recs {
             convert(region, r, false);
         }
@@ -152,6 +164,10 @@ impl Drop for Journal<'_> {
 
 impl Writes for Journal<'_> {
     fn store(&self, w: &AtomicU64, v: u64) -> Result<(), ValError> {
+        // A word that keeps its value needs no record (a cell whose tag stays).
+        if w.load(Ordering::Relaxed) == v {
+            return Ok(());
+        }
         let at = self
             .pool
             .region()
