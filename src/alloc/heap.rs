@@ -64,7 +64,8 @@ impl<'a> Heap<'a> {
                 .heap_start
                 .checked_add(2 * MIN_BLOCK)
                 .is_some_and(|m| m <= end)
-            && end <= self.region.committed_now();
+            // What this process knows the file holds first: the header only past it.
+            && (end <= self.region.len() || end <= self.region.committed_now());
         if !ok {
             return Err(AllocError::corrupted(format!(
                 "pool header says heap end {end:#x}; the region holds {} bytes (of at most {})",

@@ -429,11 +429,13 @@ impl Pool {
             Offset::new(self.geo.base + LOCK_BYTES),
             self.geo.words() as u64,
         )?;
-        // The heap's end as the header says now: another process may have grown it.
-        Ok((
-            lock,
-            Heap::new(&self.region, self.geo, self.salt, words).current()?,
-        ))
+        // Without the lock the heap's end is not read (another process may be moving it):
+        // reads reach as far as the region's maximum, each through the region's checked
+        // resolver (which refuses what the file does not hold) and each block's check
+        // word. Under the lock, `locked` reads the end itself.
+        let heap = Heap::new(&self.region, self.geo, self.salt, words);
+        let end = heap.max_end().max(self.geo.heap_end);
+        Ok((lock, heap.with_end(end)))
     }
 
     /// The header words with the heap's end of the geometry: for formatting a new pool.
@@ -562,7 +564,7 @@ fn checked_heap_end(region: &Region, geo: &Geometry, end: u64) -> Result<u64, Al
             .heap_start
             .checked_add(MIN_BLOCK)
             .is_some_and(|m| m <= end)
-        && end <= region.committed_now();
+        && (end <= region.len() || end <= region.committed_now());
     if ok {
         Ok(end)
     } else {
