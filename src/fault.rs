@@ -25,6 +25,23 @@ static ARMED: AtomicU8 = AtomicU8::new(0);
 /// The armed point's name, and how many more times it is passed before it pauses.
 static POINT: Mutex<(String, u32)> = Mutex::new((String::new(), 0));
 
+/// The pause points inside an update of a locked table, in the order an update passes
+/// them (several may be passed more than once: `name#n`): from taking the lock, through
+/// the journal's records and stores, the commit and the settling, to a container's
+/// growth and a value moving in.
+pub const LOCKED_UPDATE_POINTS: [&str; 10] = [
+    "locked.lock.taken",
+    "locked.op.begun",
+    "undo.recorded",
+    "undo.stored",
+    "undo.committed",
+    "locked.op.converted",
+    "undo.cleared",
+    "val.build.allocated",
+    "val.move.marked",
+    "val.grow.linked",
+];
+
 /// The environment variable through which a child finds its parent's [`Notice`].
 pub const NOTICE_ENV: &str = "SHMVAL_FAULT_NOTICE_FD";
 

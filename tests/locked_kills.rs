@@ -193,18 +193,7 @@ fn kill_at(action: &str, point: &str, recover_first: bool) -> bool {
 
 /// The steps of an update where a death is interesting; each is walked at its every
 /// passing (`name#1`, `name#2`, ...) until the writer finishes without reaching it.
-const STEPS: &[&str] = &[
-    "locked.lock.taken",
-    "locked.op.begun",
-    "undo.recorded",
-    "undo.stored",
-    "undo.committed",
-    "locked.op.converted",
-    "undo.cleared",
-    "val.build.allocated",
-    "val.move.marked",
-    "val.grow.linked",
-];
+const STEPS: [&str; 10] = shmval::fault::LOCKED_UPDATE_POINTS;
 
 /// Kills a writer of `action` at every passing of every step; returns the kills.
 fn every_step(action: &str) -> usize {

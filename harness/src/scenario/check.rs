@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use shmval::Val;
 
-use super::{duration, policy_of, Kind, ProcessSpec, Scenario, LOCK_POINTS, MAX_DURATION};
+use super::{duration, lock_points, policy_of, Kind, ProcessSpec, Scenario, MAX_DURATION};
 
 /// The smallest region a scenario may ask for: what `ShmMain` needs to start, the
 /// region's header (128 bytes), its process registry (16 slots, 1152 bytes), the pool's
@@ -366,16 +366,16 @@ impl Scenario {
     }
 }
 
-/// Checks a `kill_in_lock` point: one of [`LOCK_POINTS`], or `name#n` with `n` from 1.
+/// Checks a `kill_in_lock` point: one of [`lock_points`], or `name#n` with `n` from 1.
 fn check_point(point: &str) -> Result<(), String> {
     let (base, nth) = match point.split_once('#') {
         Some((b, n)) => (b, Some(n)),
         None => (point, None),
     };
-    if !LOCK_POINTS.contains(&base) {
+    if !lock_points().any(|p| p == base) {
         return Err(format!(
             "point must be one of {} (or name#n, its nth passing)",
-            LOCK_POINTS.join(", ")
+            lock_points().collect::<Vec<_>>().join(", ")
         ));
     }
     if let Some(n) = nth {

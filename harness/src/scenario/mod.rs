@@ -258,7 +258,7 @@ pub struct FaultSpec {
     /// Stop: how long it stays stopped.
     #[serde(default)]
     pub resume_after: Option<String>,
-    /// Kill in lock: the pause point, one of [`LOCK_POINTS`], `name#n` for its `n`th
+    /// Kill in lock: the pause point, one of [`lock_points`], `name#n` for its `n`th
     /// passing after the process armed it.
     #[serde(default)]
     pub point: Option<String>,
@@ -393,24 +393,22 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Pause points a `kill_in_lock` fault may name: inside a pipe's lock (a source's send,
-/// a sink's receive), and inside a locked table's (a writer's update; a reader's lock at
-/// `locked.lock.taken`).
-pub const LOCK_POINTS: [&str; 13] = [
+/// Pause points a `kill_in_lock` fault may name inside a pipe's lock (a source's send, a
+/// sink's receive); inside a locked table's (a writer's update; a reader's lock at
+/// `locked.lock.taken`) they are [`shmval::fault::LOCKED_UPDATE_POINTS`].
+pub const RING_POINTS: [&str; 4] = [
     "ring.send.slot_written",
     "ring.send.committed",
     "ring.recv.read",
     "ring.recv.committed",
-    "locked.lock.taken",
-    "locked.op.begun",
-    "undo.recorded",
-    "undo.stored",
-    "undo.committed",
-    "locked.op.converted",
-    "undo.cleared",
-    "val.grow.linked",
-    "val.move.marked",
 ];
+
+/// Every pause point a `kill_in_lock` fault may name.
+pub fn lock_points() -> impl Iterator<Item = &'static str> {
+    RING_POINTS
+        .into_iter()
+        .chain(shmval::fault::LOCKED_UPDATE_POINTS)
+}
 
 /// The lock a `kill_in_lock` fault's process holds at its pause point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
