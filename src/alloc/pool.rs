@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use super::error::AllocError;
 use super::heap::Heap;
 use super::layout::{
-    fingerprint, free_check, word, Geometry, GRANULE, LOCK_BYTES, MAX_ALIGN, MIN_BLOCK, POISONED,
-    POOL_MAGIC,
+    fingerprint, free_check, word, Geometry, LOCK_BYTES, MAX_ALIGN, MIN_BLOCK, POISONED, POOL_MAGIC,
 };
 use super::recover;
 use super::stats::{PoolStats, UsedBlock};
@@ -101,8 +100,8 @@ impl Pool {
         if found != expected {
             return Err(AllocError::LayoutMismatch { found, expected });
         }
-        geo.heap_end =
-            checked_heap_end(&region, &geo, fixed[word::HEAP_END].load(Ordering::Relaxed))?;
+        let salt = fixed[word::SALT].load(Ordering::Relaxed);
+        geo.heap_end = Heap::new(&region, geo, salt, fixed).current()?.geo.heap_end;
         for (name, i, want) in [
             ("heap start", word::HEAP_START, geo.heap_start),
             ("class count", word::FL_COUNT, geo.fl_count),
@@ -121,7 +120,6 @@ impl Pool {
                 "unknown pool flags {flags:#x}"
             )));
         }
-        let salt = fixed[word::SALT].load(Ordering::Relaxed);
         Ok(Pool { region, geo, salt })
     }
 
@@ -543,7 +541,7 @@ impl Pool {
 ///
 /// As for [`Pool::free`].
 pub(crate) unsafe fn defer_free_in(region: &Region, off: Offset) -> Result<(), AllocError> {
-    let mut geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
+    let geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
     let words =
         region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), geo.words() as u64)?;
     if words[word::MAGIC].load(Ordering::Acquire) != POOL_MAGIC {
@@ -551,28 +549,8 @@ pub(crate) unsafe fn defer_free_in(region: &Region, off: Offset) -> Result<(), A
             found: words[word::MAGIC].load(Ordering::Relaxed),
         });
     }
-    geo.heap_end = checked_heap_end(region, &geo, words[word::HEAP_END].load(Ordering::Relaxed))?;
     let salt = words[word::SALT].load(Ordering::Relaxed);
-    defer_free(&Heap::new(region, geo, salt, words), off)
-}
-
-/// The pool's end as its header says, checked: past the first block, on a granule, and
-/// inside what the region's file holds.
-fn checked_heap_end(region: &Region, geo: &Geometry, end: u64) -> Result<u64, AllocError> {
-    let ok = end % GRANULE == 0
-        && geo
-            .heap_start
-            .checked_add(MIN_BLOCK)
-            .is_some_and(|m| m <= end)
-        && (end <= region.len() || end <= region.committed_now());
-    if ok {
-        Ok(end)
-    } else {
-        Err(AllocError::corrupted(format!(
-            "pool header says heap end {end:#x}; the region holds {} bytes",
-            region.len()
-        )))
-    }
+    defer_free(&Heap::new(region, geo, salt, words).current()?, off)
 }
 
 /// How long a drop waits for the pool lock before it defers its free.

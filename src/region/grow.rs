@@ -19,11 +19,6 @@ impl Region {
         [w(COMMITTED_OFFSET), w(GROWS_OFFSET), w(LAST_GROW_OFFSET)]
     }
 
-    /// The committed size now: what the header says, once the file is seen to hold it.
-    pub(crate) fn committed_now(&self) -> u64 {
-        self.refresh_committed()
-    }
-
     /// The growths of the file so far, and the bytes the last one added.
     pub fn growths(&self) -> (u64, u64) {
         let [_, n, last] = self.growth_words();
@@ -33,7 +28,7 @@ impl Region {
     /// Takes note of a larger committed size published by the process that grew the file,
     /// once the file is seen to hold it (a header word written wrongly by a buggy process
     /// never lets an offset past the file's end be resolved); returns the size now known.
-    pub(super) fn refresh_committed(&self) -> u64 {
+    pub(crate) fn committed_now(&self) -> u64 {
         let known = self.committed.load(Ordering::Relaxed);
         // SYNC POINT: acquires the grower's release store, which follows its allocation
         // of the file's new pages.
@@ -61,7 +56,7 @@ impl Region {
     /// `/dev/shm` cannot hold the new pages (with what it has free), [`RegionError::Io`].
     pub fn grow(&self, new_len: u64) -> Result<u64, RegionError> {
         let [committed, grows, last] = self.growth_words();
-        let now = self.refresh_committed();
+        let now = self.committed_now();
         if new_len <= now {
             return Ok(now);
         }

@@ -235,7 +235,7 @@ impl Region {
     pub fn info(&self) -> RegionInfo {
         RegionInfo {
             mixed_namespaces: self.mixed_word().load(Ordering::SeqCst) != 0,
-            committed: self.refresh_committed(),
+            committed: self.committed_now(),
             ..self.info
         }
     }
@@ -341,7 +341,7 @@ impl Region {
         if off.get() % align != 0 {
             return Err(bad());
         }
-        if end > self.committed.load(Ordering::Relaxed) && end > self.refresh_committed() {
+        if end > self.committed.load(Ordering::Relaxed) && end > self.committed_now() {
             return Err(bad());
         }
         Ok(off.get() as usize)
