@@ -85,7 +85,8 @@
 //! | `enq`, `deq` | room or a value, close, disconnection, the break checker | no limit; says so on stderr after 10 s |
 //! | `Names::lookup(name, t)`, `Lookup` `start` | the name (and the region), the names lock | `t` (`Lookup`: its timeout, 60 s by default) |
 //! | `publish`, `replace`, `unpublish`, `get`, `list` of [`Names`](sides::Names) | the names lock | while a live process holds it, or its `lock_timeout` |
-//! | `ShmLocked::lock(t)`, `lock_deadline`, `snapshot(t)` | the table's lock | `t` (plus the 20 ms liveness poll) |
+//! | `ShmLocked::lock(t)`, `lock_deadline` | the table's lock | `t` (plus the 20 ms liveness poll) |
+//! | `ShmLocked::snapshot(t)` | the table's lock, then the pool lock for the copy | `t` for the first; the second while a live process holds it |
 //! | `ShmLocked::try_lock` | nothing | no wait |
 //! | writes through a [`LockedGuard`] | the pool lock, when they allocate | while a live process holds it |
 //! | `share`, `alloc`, building values | the pool lock | while a live process holds it |

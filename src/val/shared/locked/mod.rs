@@ -274,7 +274,8 @@ impl ShmLocked {
     }
 
     /// A read-only handle of a copy of the value, made under the lock (waiting at most
-    /// `timeout` for it): a consistent picture that later writes do not change.
+    /// `timeout` for it): a consistent picture that later writes do not change. Sharing
+    /// the copy then takes the pool lock, waiting as long as a live process holds it.
     ///
     /// # Errors
     ///
