@@ -112,13 +112,65 @@ impl Locked {
     }
 }
 
+/// A value that stays on the thread that made it: reached and dropped only there. Dropped
+/// on another thread (a Python object collected there), it is forgotten instead: a lock
+/// guard left so keeps its lock until the process ends, which recovery then settles.
+struct ThreadBound<T> {
+    value: std::mem::ManuallyDrop<T>,
+    owner: std::thread::ThreadId,
+}
+
+// SAFETY: the value is only reached through `get`/`get_mut`, which check that the caller
+// runs on the owner thread, and dropped only there; elsewhere the wrapper is moved and
+// dropped without touching it.
+unsafe impl<T> Send for ThreadBound<T> {}
+// SAFETY: as for `Send`: a shared reference reaches the value only on the owner thread.
+unsafe impl<T> Sync for ThreadBound<T> {}
+
+impl<T> ThreadBound<T> {
+    fn new(value: T) -> ThreadBound<T> {
+        ThreadBound {
+            value: std::mem::ManuallyDrop::new(value),
+            owner: std::thread::current().id(),
+        }
+    }
+
+    fn check(&self) -> PyResult<()> {
+        if std::thread::current().id() == self.owner {
+            Ok(())
+        } else {
+            Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "a held lock belongs to the thread that took it",
+            ))
+        }
+    }
+
+    fn get(&self) -> PyResult<&T> {
+        self.check().map(|()| &*self.value)
+    }
+
+    fn get_mut(&mut self) -> PyResult<&mut T> {
+        self.check()?;
+        Ok(&mut *self.value)
+    }
+}
+
+impl<T> Drop for ThreadBound<T> {
+    fn drop(&mut self) {
+        if std::thread::current().id() == self.owner {
+            // SAFETY: dropped once, here, on the owner thread; never reached again.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.value) }
+        }
+    }
+}
+
 /// The lock of a `Locked` value, held; leaving the `with` block (or `unlock()`) releases
 /// it. Reads and writes go through it: `g[key]`, `g[key] = value`, `del g[key]`,
 /// `g.increment(key)`, `g.append(value)`. It belongs to the thread that took it.
-#[pyclass(module = "shmval", name = "LockedTable", unsendable)]
+#[pyclass(module = "shmval", name = "LockedTable")]
 pub struct LockedTable {
     // Dropped before `_l`, which it borrows.
-    g: Option<LockedGuard<'static>>,
+    g: Option<ThreadBound<LockedGuard<'static>>>,
     _l: Arc<ShmLocked>,
 }
 
@@ -126,21 +178,27 @@ impl LockedTable {
     fn new(l: Arc<ShmLocked>, g: LockedGuard<'_>) -> LockedTable {
         // SAFETY: the guard borrows the `ShmLocked` inside `l`'s allocation, which does
         // not move and lives as long as the `Arc` kept beside the guard; the guard is
-        // declared first, so it is dropped (or taken out by `unlock`) before that `Arc`.
+        // declared first, so it is dropped (or taken out by `unlock`, or forgotten) before
+        // that `Arc`.
         let g = unsafe { std::mem::transmute::<LockedGuard<'_>, LockedGuard<'static>>(g) };
-        LockedTable { g: Some(g), _l: l }
+        LockedTable {
+            g: Some(ThreadBound::new(g)),
+            _l: l,
+        }
     }
 
     fn guard(&self) -> PyResult<&LockedGuard<'static>> {
         self.g
             .as_ref()
-            .ok_or_else(|| Error::new_err("the lock was released"))
+            .ok_or_else(|| Error::new_err("the lock was released"))?
+            .get()
     }
 
     fn guard_mut(&mut self) -> PyResult<&mut LockedGuard<'static>> {
         self.g
             .as_mut()
-            .ok_or_else(|| Error::new_err("the lock was released"))
+            .ok_or_else(|| Error::new_err("the lock was released"))?
+            .get_mut()
     }
 
     /// The element at Python index `i` of a sequence's view.
@@ -168,14 +226,18 @@ impl LockedTable {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&mut self, _exc: &Bound<'_, PyTuple>) -> bool {
-        self.unlock();
-        false
+    fn __exit__(&mut self, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.unlock()?;
+        Ok(false)
     }
 
     /// Releases the lock (leaving the `with` block does it too).
-    fn unlock(&mut self) {
+    fn unlock(&mut self) -> PyResult<()> {
+        if let Some(g) = &self.g {
+            g.check()?;
+        }
         self.g = None;
+        Ok(())
     }
 
     /// Whether a previous holder died holding the lock; its last write was settled (made
