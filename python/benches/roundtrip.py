@@ -111,7 +111,7 @@ QUICK = Budget(cell_s=0.1, min_reps=3, max_reps=2000, warmup_s=0.02, warmup_min=
 
 def op_timeout(nbytes: int) -> float:
     """The timeout of one send or receive of a payload of nbytes bytes."""
-    return 20.0 + nbytes / (4 * MIB)
+    return 10.0 + nbytes / (4 * MIB)
 
 
 # --------------------------------------------------------------------------- payloads
@@ -635,8 +635,15 @@ class UltraDictEnd(End):
         self.seen = 0
 
     def send(self, obj, timeout):
+        # The write takes the shared lock inside; taking it first (it is reentrant)
+        # bounds that wait.
         self.sent += 1
-        self.d[self.out_key] = (self.sent, obj)
+        lock = self.d.lock
+        lock.acquire(timeout=timeout)
+        try:
+            self.d[self.out_key] = (self.sent, obj)
+        finally:
+            lock.release()
 
     def recv(self, timeout):
         deadline = time.monotonic() + timeout
@@ -681,8 +688,8 @@ class UltraDictCounter(Counter):
 
     def increment(self, timeout):
         # `with d.lock(timeout=t):` hands its arguments to acquire() in the wrong order
-        # in UltraDict 0.0.6 (timeout becomes the sleep between tries), so acquire is
-        # called with keywords; it polls the lock like `with d.lock:` does.
+        # in UltraDict 0.0.6: a waiter sleeps t seconds once, then gives up. So acquire
+        # is called with keywords; it polls the lock as `with d.lock:` does.
         lock = self.d.lock
         lock.acquire(timeout=timeout)
         try:
@@ -1306,7 +1313,9 @@ def report(results: Results, payloads: list[Payload], keys: list[str], cond: dic
                f"({cond['cpus_usable']} CPUs; {pin_text}; Python {cond['python']}, "
                f"NumPy {cond['numpy']}{'; --quick' if cond['quick'] else ''})")
     out.append("")
-    if cols:
+    if not cols:
+        out.append("(nothing measured)")
+    else:
         rows = [[p.name] + [cell_text(results, k, p.name) for k in cols] for p in payloads]
         out.append(render_table(["payload"] + cols, rows))
         base = results.round_trip.get("mp_queue", {})

@@ -9,7 +9,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 use shmval::val::shared::ShmRef;
-use shmval::{Array, ElemType, ShmVal, Tag, Val};
+use shmval::val::shared::{MAX_COPY_BYTES, MAX_NESTING};
+use shmval::{Array, ElemType, ShmVal, Tag, Val, ValError};
 
 use crate::errors::val_err;
 use crate::locked::Locked;
@@ -49,9 +50,88 @@ pub(crate) fn nested(py: Python<'_>, r: &ShmRef<'_>) -> PyResult<Py<PyAny>> {
     }
 }
 
+/// A plain Python copy of a value of the pool, read in place (no heap copy in between):
+/// `dict`/`OrderedDict`, `list`, `tuple`, writable NumPy arrays, scalars and strings.
+///
+/// As the crate's own copies, it stops at [`MAX_NESTING`] levels (a graph linking back to
+/// itself, which only a corrupted pool can hold) and after [`MAX_COPY_BYTES`] worth of
+/// values (a value holding the same child many times expands past any memory).
+pub(crate) fn plain(py: Python<'_>, r: &ShmRef<'_>) -> PyResult<Py<PyAny>> {
+    let mut budget = MAX_COPY_BYTES / 16;
+    plain_at(py, r, 0, &mut budget)
+}
+
+fn plain_at(py: Python<'_>, r: &ShmRef<'_>, depth: usize, budget: &mut u64) -> PyResult<Py<PyAny>> {
+    if depth > MAX_NESTING {
+        return Err(val_err(ValError::TooDeep { limit: MAX_NESTING }));
+    }
+    let tag = r.tag();
+    let n = match tag {
+        Tag::Tab | Tag::OTab | Tag::Arr | Tag::Tup => r.len().map_err(val_err)? as u64,
+        _ => 1,
+    };
+    *budget = budget.checked_sub(n.max(1)).ok_or_else(|| {
+        pyo3::exceptions::PyMemoryError::new_err(format!(
+            "the value expands past {MAX_COPY_BYTES} bytes when copied out (it holds the same \
+             parts many times); read it through its views instead"
+        ))
+    })?;
+    match tag {
+        Tag::Tab | Tag::OTab => {
+            let t = r.as_tab().map_err(val_err)?;
+            let d = if t.is_ordered() {
+                ordered_dict(py)?.call0()?
+            } else {
+                PyDict::new(py).into_any()
+            };
+            for kv in t.iter() {
+                let (k, v) = kv.map_err(val_err)?;
+                d.set_item(
+                    plain_at(py, &k, depth + 1, budget)?,
+                    plain_at(py, &v, depth + 1, budget)?,
+                )?;
+            }
+            Ok(d.unbind())
+        }
+        Tag::Arr | Tag::Tup => {
+            let s = r.as_seq().map_err(val_err)?;
+            let items = s
+                .iter()
+                .map(|x| plain_at(py, &x.map_err(val_err)?, depth + 1, budget))
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok(if s.is_tuple() {
+                PyTuple::new(py, items)?.into_any().unbind()
+            } else {
+                PyList::new(py, items)?.into_any().unbind()
+            })
+        }
+        Tag::Array => {
+            let a = r.as_array().map_err(val_err)?;
+            macro_rules! copy {
+                ($($e:ident => $t:ty),*) => {
+                    match a.elem_type() {
+                        $(ElemType::$e => PyArray1::from_slice(py, a.as_slice::<$t>().map_err(val_err)?)
+                            .into_any()
+                            .unbind(),)*
+                    }
+                };
+            }
+            Ok(copy!(
+                Bool => bool, I8 => i8, U8 => u8, I16 => i16, U16 => u16, I32 => i32,
+                U32 => u32, I64 => i64, U64 => u64, F32 => f32, F64 => f64,
+                C32 => Complex32, C64 => Complex64
+            ))
+        }
+        Tag::Str => Ok(PyString::new(py, r.as_str().map_err(val_err)?.as_str())
+            .into_any()
+            .unbind()),
+        _ => val(py, &r.to_val().map_err(val_err)?),
+    }
+}
+
 /// A table's key as a plain (hashable) Python value: a tuple key comes out as a tuple.
 pub(crate) fn key(py: Python<'_>, r: &ShmRef<'_>) -> PyResult<Py<PyAny>> {
-    val(py, &r.to_val().map_err(val_err)?)
+    plain(py, r)
 }
 
 /// A plain Python copy of a heap value: dict, OrderedDict, list, tuple, int, float,

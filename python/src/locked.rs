@@ -93,7 +93,7 @@ impl Locked {
     fn snapshot(&self, py: Python<'_>, timeout: f64) -> PyResult<Py<PyAny>> {
         let t = seconds(timeout)?;
         let h = py.detach(|| self.l.snapshot(t)).map_err(val_err)?;
-        from_pool::val(py, &h.to_val().map_err(val_err)?)
+        from_pool::plain(py, &h.view())
     }
 
     /// The lock's state: `held`, `holder_pid`, `owner_died`, as the crate reports it.
@@ -369,6 +369,6 @@ impl LockedTable {
 
     /// A plain copy of the value.
     fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        from_pool::val(py, &self.guard()?.to_val().map_err(val_err)?)
+        from_pool::plain(py, &self.guard()?.view())
     }
 }

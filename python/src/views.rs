@@ -117,7 +117,7 @@ impl TabView {
 
     /// A plain copy: a `dict`, or an `OrderedDict` for an `OTab`.
     fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        from_pool::val(py, &self.h.to_val().map_err(val_err)?)
+        from_pool::plain(py, &self.h.view())
     }
 
     /// References to the table: handles in any process, and containers holding it.
@@ -252,7 +252,7 @@ impl SeqView {
 
     /// A plain copy: a `list`, or a `tuple` for a `Tup`.
     fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        from_pool::val(py, &self.h.to_val().map_err(val_err)?)
+        from_pool::plain(py, &self.h.view())
     }
 
     /// References to the sequence: handles in any process, and containers holding it.

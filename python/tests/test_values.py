@@ -174,3 +174,25 @@ def test_exists_and_timeout_when_starting(region):
             shmval.ServerSide(region, "p", 2)
         with pytest.raises(shmval.Timeout):
             shmval.ClientSide(region, "nope", timeout=0.05)
+
+
+def test_to_python_copies_shared_parts_each_time_they_appear(pipe):
+    main = pipe[0]
+    inner = main.pool.share({"x": [1, 2]})
+    outer = main.pool.share({"a": inner, "b": inner, "arr": np.arange(3)})
+    plain = outer.to_python()
+    assert plain["a"] == plain["b"] == {"x": [1, 2]} and plain["a"] is not plain["b"]
+    assert plain["arr"].flags.writeable and not main.pool.holds(plain["arr"])
+
+
+def test_a_pool_with_a_maximum_grows_for_big_values(region):
+    with shmval.ShmMain(region, 64 << 10, max_bytes=64 << 20) as main:
+        with shmval.ServerSide(region, "p", 4) as server, shmval.ClientSide(region, "p", timeout=5.0) as client:
+            before = main.pool.stats()["capacity"]
+            server.pipe.enqueue(np.ones(4 << 20, dtype=np.uint8), timeout=5.0)
+            got = client.pipe.dequeue(timeout=5.0)
+            assert got.sum() == 4 << 20 and main.pool.stats()["capacity"] > before
+    with shmval.ShmMain(region, 64 << 10) as main:
+        with pytest.raises(shmval.OutOfMemory):
+            main.pool.share(np.ones(1 << 20, dtype=np.uint8))
+        assert main.pool.share([1, 2, 3]) == [1, 2, 3]
