@@ -1422,14 +1422,29 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def conditions(budget: Budget, quick: bool, cpus: list[int]) -> dict:
+DISTRIBUTIONS = {"numpy": "numpy", "faster-fifo": "faster_fifo", "UltraDict": "UltraDict",
+                 "atomics": "atomics", "iceoryx2": "iceoryx2", "shmval": "shmval",
+                 "matplotlib": "matplotlib"}
+
+
+def package_versions() -> dict:
+    """Installed versions; a module imported without package metadata gives its
+    __version__, or where it came from."""
     packages = {}
-    for dist in ("numpy", "faster-fifo", "UltraDict", "atomics", "iceoryx2", "shmval",
-                 "matplotlib"):
+    for dist, module in DISTRIBUTIONS.items():
         try:
             packages[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
-            packages[dist] = None
+            mod = sys.modules.get(module)
+            if mod is None:
+                packages[dist] = None
+            else:
+                packages[dist] = getattr(mod, "__version__", None) or (
+                    f"unknown version, imported from {os.path.dirname(mod.__file__)}")
+    return packages
+
+
+def conditions(budget: Budget, quick: bool, cpus: list[int]) -> dict:
     if len(cpus) >= 2:
         pinning = (f"parent on CPU {cpus[0]}, child on CPU {cpus[1]}; counter workers "
                    f"round-robin over CPUs {','.join(map(str, cpus))}")
@@ -1443,7 +1458,7 @@ def conditions(budget: Budget, quick: bool, cpus: list[int]) -> dict:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "numpy": np.__version__,
-        "packages": packages,
+        "packages": package_versions(),  # again at the end, with what was imported
         "pinning": pinning,
         "start_method": "spawn",
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -1540,6 +1555,9 @@ def main(argv=None) -> int:
         else:
             progress("/dev/shm: nothing left behind")
 
+    cond["packages"] = package_versions()
+    if hasattr(os, "getloadavg"):
+        cond["load_average_at_end"] = list(os.getloadavg())
     print(report(results, payloads, keys, cond))
     if args.json:
         doc = {

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use num_complex::{Complex32, Complex64};
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use shmval::val::shared::ShmRef;
-use shmval::{LockedGuard, ShmLocked, ShmVal, Tag, ValError};
+use shmval::{LockedGuard, LockedMut, ShmLocked, ShmVal, Tag, ValError};
 
 use crate::errors::{val_err, Error};
 use crate::from_pool;
@@ -219,6 +221,42 @@ fn is_table(view: &ShmRef<'_>) -> bool {
     matches!(view.tag(), Tag::Tab | Tag::OTab)
 }
 
+/// One step down: the container under key `k` of a table, or at index `k` of a sequence.
+fn step<'a>(m: &'a mut LockedMut<'_>, k: &Bound<'_, PyAny>) -> PyResult<LockedMut<'a>> {
+    let view = m.view();
+    if is_table(&view) {
+        let key = into_pool::key(k)?;
+        m.child_mut(&key).map_err(val_err)
+    } else {
+        let i = LockedTable::index(&view, k)?;
+        m.item_mut(i).map_err(val_err)
+    }
+}
+
+/// Runs `f` on the container at the end of `path`, walked down from `m`.
+fn at_path<R>(
+    mut m: LockedMut<'_>,
+    path: &[Bound<'_, PyAny>],
+    f: impl FnOnce(LockedMut<'_>) -> PyResult<R>,
+) -> PyResult<R> {
+    match path.split_first() {
+        None => f(m),
+        Some((k, rest)) => at_path(step(&mut m, k)?, rest, f),
+    }
+}
+
+/// A path's parent part and its last step (a path of at least one step).
+fn split_last<'a, 'py>(
+    path: &'a [Bound<'py, PyAny>],
+) -> PyResult<(&'a [Bound<'py, PyAny>], &'a Bound<'py, PyAny>)> {
+    match path.split_last() {
+        Some((last, parent)) => Ok((parent, last)),
+        None => Err(pyo3::exceptions::PyValueError::new_err(
+            "a path needs at least one key",
+        )),
+    }
+}
+
 #[pymethods]
 impl LockedTable {
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -339,6 +377,112 @@ impl LockedTable {
             Child::Handle(h) => g.push(h),
         }
         .map_err(val_err)
+    }
+
+    /// Sets the value at `path` (a list of keys and indexes from the top, the last one
+    /// naming the entry), in one atomic write: `g.set_in(["a", 0, "b"], 5)`.
+    fn set_in(&mut self, path: Vec<Bound<'_, PyAny>>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pool = self._l.pool().clone();
+        let c = into_pool::child(&pool, value)?;
+        let (parent, last) = split_last(&path)?;
+        at_path(self.guard_mut()?.root(), parent, |mut m| {
+            let view = m.view();
+            if is_table(&view) {
+                let k = into_pool::key(last)?;
+                match c {
+                    Child::Val(v) => m.insert(k, v),
+                    Child::Handle(h) => m.insert(k, h),
+                }
+                .map(|_| ())
+                .map_err(val_err)
+            } else {
+                let i = Self::index(&view, last)?;
+                match c {
+                    Child::Val(v) => m.set(i, v),
+                    Child::Handle(h) => m.set(i, h),
+                }
+                .map_err(val_err)
+            }
+        })
+    }
+
+    /// Adds `by` to the integer at `path` (a missing entry counts as 0); returns the new
+    /// value.
+    #[pyo3(signature = (path, by=1))]
+    fn increment_in(&mut self, path: Vec<Bound<'_, PyAny>>, by: i64) -> PyResult<i64> {
+        let (parent, last) = split_last(&path)?;
+        let k = into_pool::key(last)?;
+        at_path(self.guard_mut()?.root(), parent, |mut m| {
+            m.increment(k, by).map_err(val_err)
+        })
+    }
+
+    /// Appends `value` to the list at `path`.
+    fn append_in(&mut self, path: Vec<Bound<'_, PyAny>>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pool = self._l.pool().clone();
+        let c = into_pool::child(&pool, value)?;
+        at_path(self.guard_mut()?.root(), &path, |mut m| {
+            match c {
+                Child::Val(v) => m.push(v),
+                Child::Handle(h) => m.push(h),
+            }
+            .map_err(val_err)
+        })
+    }
+
+    /// Removes the entry at `path` (`KeyError` if it is not there).
+    fn delete_in(&mut self, path: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
+        let (parent, last) = split_last(&path)?;
+        let k = into_pool::key(last)?;
+        let removed = at_path(self.guard_mut()?.root(), parent, |mut m| {
+            m.remove(&k).map_err(val_err)
+        })?;
+        if removed {
+            Ok(())
+        } else {
+            Err(PyKeyError::new_err(last.clone().unbind()))
+        }
+    }
+
+    /// Copies NumPy array `values` into the typed array at `path` (`[]`: the value
+    /// itself), from element `start` on, as one atomic write. The dtypes must match.
+    #[pyo3(signature = (path, values, start=0))]
+    fn write_array(
+        &mut self,
+        path: Vec<Bound<'_, PyAny>>,
+        values: &Bound<'_, PyUntypedArray>,
+        start: usize,
+    ) -> PyResult<()> {
+        macro_rules! write_as {
+            ($($t:ty),*) => {$(
+                if let Ok(typed) = values.cast::<PyArray1<$t>>() {
+                    let ro = typed.readonly();
+                    let src = ro.as_slice()?;
+                    return at_path(self.guard_mut()?.root(), &path, |mut m| {
+                        m.update_slice::<$t, _>(|xs| {
+                            let end = start.checked_add(src.len()).filter(|&e| e <= xs.len());
+                            match end {
+                                Some(end) => {
+                                    xs[start..end].copy_from_slice(src);
+                                    Ok(())
+                                }
+                                None => Err(PyIndexError::new_err(format!(
+                                    "{} values from {start} do not fit an array of {}",
+                                    src.len(),
+                                    xs.len()
+                                ))),
+                            }
+                        })
+                        .map_err(val_err)?
+                    });
+                }
+            )*};
+        }
+        write_as!(f64, f32, i64, u64, i32, u32, i16, u16, i8, u8, bool, Complex64, Complex32);
+        Err(PyTypeError::new_err(format!(
+            "no shmval array of dtype {}",
+            values.dtype()
+        )))
     }
 
     /// The keys of a table, as a list.

@@ -75,3 +75,28 @@ def test_a_locked_table_reads_and_writes(region):
         assert names.replace("x", 3) == {"v": 1} and names.unpublish("x") == 3
         with pytest.raises(shmval.Timeout):
             names.lookup("x", 0.05)
+
+
+def test_nested_writes_by_path(region):
+    import numpy as np
+
+    with shmval.ShmMain(region, 1 << 20) as main:
+        t = shmval.Locked(main.pool, {"a": {"b": [1, {"c": 0}]}, "arr": np.zeros(6)})
+        with t.lock(timeout=1.0) as g:
+            seen = g["a"]  # a handle taken out keeps what it saw
+            g.set_in(["a", "b", 0], "one")
+            assert g.increment_in(["a", "b", 1, "c"], 5) == 5
+            g.append_in(["a", "b"], 3)
+            g.set_in(["a", "new"], {"x": 1})
+            g.delete_in(["a", "new"])
+            with pytest.raises(KeyError):
+                g.delete_in(["a", "new"])
+            g.write_array(["arr"], np.array([1.0, 2.0]), start=4)
+            with pytest.raises(IndexError):
+                g.write_array(["arr"], np.ones(3), start=4)
+            with pytest.raises(TypeError):
+                g.write_array(["arr"], np.ones(2, dtype=np.int32))
+        assert seen == {"b": [1, {"c": 0}]}
+        snap = t.snapshot()
+        assert snap["a"] == {"b": ["one", {"c": 5}, 3]}
+        assert list(snap["arr"]) == [0, 0, 0, 0, 1, 2]
