@@ -12,7 +12,8 @@ use shmval::queue::RecvError;
 use shmval::sides::{ClientSide, ServerSide};
 use shmval::PoolExt;
 
-const USAGE: &str = "usage: echo REGION IN_PIPE OUT_PIPE CAPACITY\n  e.g. echo mempool pipe1 pipe2 4";
+const USAGE: &str =
+    "usage: echo REGION IN_PIPE OUT_PIPE CAPACITY\n  e.g. echo mempool pipe1 pipe2 4";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
