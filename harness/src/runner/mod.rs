@@ -330,10 +330,7 @@ impl Run {
         self.t0 = Instant::now();
         loop {
             if let Some(stop) = self.stop_reason() {
-                self.stopped_while = self.progress();
-                let why = stop.describe(&self.name, self.sc.region.bytes);
-                self.say(format_args!("{why}: stopping the run"));
-                self.stop = Some(stop);
+                self.stop_for(stop);
                 return Ok(());
             }
             self.make_region()?;
@@ -345,6 +342,11 @@ impl Run {
             self.release_waiting();
             self.observe();
             if self.procs.iter().all(|p| p.st == St::Done) {
+                // A signal to the whole process group can end the processes before the
+                // runner has looked at its own: the run was stopped by it all the same.
+                if let Some(sig) = crate::signals::pending() {
+                    self.stop_for(Stop::Signal(sig));
+                }
                 return Ok(());
             }
             if self.t0.elapsed() > limit {
@@ -355,6 +357,14 @@ impl Run {
                 return Ok(());
             }
         }
+    }
+
+    /// Records that the run stops for `stop`, with each process's progress so far.
+    fn stop_for(&mut self, stop: Stop) {
+        self.stopped_while = self.progress();
+        let why = stop.describe(&self.name, self.sc.region.bytes);
+        self.say(format_args!("{why}: stopping the run"));
+        self.stop = Some(stop);
     }
 
     /// Whether the run must stop now, and why: a signal, a closed standard output, a
