@@ -5,6 +5,7 @@ import os
 import signal
 
 import numpy as np
+import pytest
 
 import shmval
 from conftest import child_script, wait_line
@@ -20,7 +21,8 @@ with shmval.ClientSide(region, "p", timeout=30.0) as c:
 """
 
 
-def test_a_killed_python_consumer_gives_back_what_it_held(region):
+@pytest.mark.parametrize("how", ["recover", "attach"])
+def test_a_killed_python_consumer_gives_back_what_it_held(region, how):
     with shmval.ShmMain(region, 4 << 20) as main, shmval.ServerSide(region, "p", 8) as server:
         baseline = main.pool.stats()["live_allocations"]
         for i in range(3):
@@ -34,8 +36,13 @@ def test_a_killed_python_consumer_gives_back_what_it_held(region):
             assert child.wait(timeout=30) == -signal.SIGKILL
         finally:
             child.kill()
-        main.recover()
-        assert main.pool.stats()["live_allocations"] == baseline
+        if how == "recover":
+            main.recover()
+            assert main.pool.stats()["live_allocations"] == baseline
+        else:
+            # A process attaching gives back what dead ones held, by itself.
+            with shmval.ClientSide(region, "p", timeout=5.0):
+                assert main.pool.stats()["live_allocations"] == baseline
 
 
 LOCKER = """
