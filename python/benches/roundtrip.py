@@ -61,7 +61,6 @@ import dataclasses
 import gc
 import json
 import multiprocessing as mp
-import multiprocessing.connection
 import os
 import pickle
 import platform
@@ -86,6 +85,7 @@ CTX = mp.get_context("spawn")
 START_TIMEOUT = 60.0  # a child starting up and attaching (imports included)
 CHILD_IDLE_TIMEOUT = 300.0  # an echoing child waiting for the parent's next message
 LOCK_TIMEOUT = 10.0  # one counter update waiting for the lock
+WATCH_S = 1.0  # a reply later than this: check the child is still there while waiting
 PIPE_CAPACITY = 2  # slots of each shmval pipe
 
 
@@ -254,15 +254,15 @@ def expect(conn, proc, what: str, timeout: float):
 
 
 def stop_process(proc, timeout: float = 5.0) -> None:
+    """Ends a child that still runs (SIGTERM, then SIGKILL) and reaps it."""
     if proc is None:
         return
-    proc.join(timeout if not proc.is_alive() else 0)
     if proc.is_alive():
         proc.terminate()
         proc.join(timeout)
     if proc.is_alive():
         proc.kill()
-        proc.join(timeout)
+    proc.join(timeout)
 
 
 def short_error(e: BaseException) -> str:
@@ -305,7 +305,6 @@ class Transport:
     """
 
     key = ""
-    dists: tuple[str, ...] = ()
     counter = None
     counter_na = ""
     in_counter_table = True
@@ -452,8 +451,8 @@ LENGTH = struct.Struct("<Q")
 
 
 def write_pickled(buf: memoryview, obj) -> None:
-    """Pickles obj into buf: the pickle stream in place, large buffers (NumPy array
-    data) copied straight from the object into the block, once."""
+    """Pickles obj into buf: the pickle stream, then the out-of-band buffers (an
+    array's data), each copied straight from the array into the block, once."""
     buffers = []
     data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     raws = [b.raw() for b in buffers]
@@ -528,9 +527,12 @@ class ShmPickleCounter(Counter):
     @classmethod
     def create(cls, tag):
         shm = create_segment(f"rtb{os.getpid()}{tag}pc", cls.SIZE)
-        c = cls(shm, CTX.Lock(), owner=True)
-        write_pickled(shm.buf, {"n": 0})
-        return c
+        try:
+            write_pickled(shm.buf, {"n": 0})
+            return cls(shm, CTX.Lock(), owner=True)
+        except BaseException:
+            remove_segment(shm)
+            raise
 
     def args(self):
         return (self.shm.name, self.lock)
@@ -571,8 +573,12 @@ class ShmPickle(Transport):
 
     def __init__(self, max_bytes, tag):
         self.shm = create_segment(f"rtb{os.getpid()}{tag}pk", max_bytes + MIB)
-        self.to_child = CTX.Semaphore(0)
-        self.to_parent = CTX.Semaphore(0)
+        try:
+            self.to_child = CTX.Semaphore(0)
+            self.to_parent = CTX.Semaphore(0)
+        except BaseException:
+            remove_segment(self.shm)
+            raise
 
     def child_args(self):
         return (self.shm.name, self.to_child, self.to_parent)
@@ -593,7 +599,6 @@ class ShmPickle(Transport):
 
 class FasterFifo(Transport):
     key = "faster_fifo"
-    dists = ("faster-fifo",)
     counter_na = "n/a: a FIFO queue only, no shared dict or lock"
 
     @staticmethod
@@ -674,7 +679,11 @@ class UltraDictCounter(Counter):
 
         d = UltraDict(name=f"rtb{os.getpid()}{tag}uc", create=True, buffer_size=MIB,
                       full_dump_size=MIB, shared_lock=True, auto_unlink=False)
-        d["n"] = 0
+        try:
+            d["n"] = 0
+        except BaseException:
+            d.close(unlink=True)
+            raise
         return cls(d, owner=True)
 
     def args(self):
@@ -711,7 +720,6 @@ class UltraDictCounter(Counter):
 
 class UltraDictTransport(Transport):
     key = "ultradict"
-    dists = ("UltraDict", "atomics")
     counter = UltraDictCounter
 
     @staticmethod
@@ -846,7 +854,6 @@ class IceoryxEnd(End):
 
 class Iceoryx2(Transport):
     key = "iceoryx2"
-    dists = ("iceoryx2",)
     counter_na = "n/a: no lock across processes (its blackboard has a single writer)"
 
     @staticmethod
@@ -880,6 +887,9 @@ class Iceoryx2(Transport):
 
 class ShmvalEnd(End):
     def __init__(self, sides, out_side, in_side, share: bool):
+        import shmval
+
+        self.timeout_error = shmval.Timeout
         self.sides = sides
         self.out_pipe = out_side.pipe
         self.in_pipe = in_side.pipe
@@ -893,7 +903,10 @@ class ShmvalEnd(End):
         self.out_pipe.enqueue(obj, timeout)
 
     def recv(self, timeout):
-        return self.in_pipe.dequeue(timeout)
+        try:
+            return self.in_pipe.dequeue(timeout)
+        except self.timeout_error:
+            raise TimeoutError(f"nothing received within {timeout:.0f} s") from None
 
     def close(self):
         self.out_pipe = self.in_pipe = self.pool = None
@@ -935,7 +948,11 @@ class ShmvalCounter(Counter):
         import shmval
 
         cli = shmval.ClientSide(args, "ctl", timeout=timeout)
-        return cls(cli.names().lookup("counter", timeout), [cli])
+        try:
+            return cls(cli.names().lookup("counter", timeout), [cli])
+        except BaseException:
+            cli.close()
+            raise
 
     def increment(self, timeout):
         with self.table.lock(timeout=timeout) as g:
@@ -955,7 +972,6 @@ class ShmvalCounter(Counter):
 
 class Shmval(Transport):
     key = "shmval"
-    dists = ("shmval",)
     counter = ShmvalCounter
     share = False
 
@@ -1030,8 +1046,8 @@ def echo_child(key, args, conn, cpu, idle_timeout):
             if end.is_stop(obj):
                 break
             end.send(obj, idle_timeout)
-            del obj
-        obj = None
+            del obj  # give back what it holds (a sample, a pool handle) before waiting
+        del obj
         conn.send(("done", None))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -1104,6 +1120,23 @@ class EchoSession:
             self.abort()
             raise
 
+    def wait_reply(self, timeout: float, waited: float):
+        """After a first receive timed out: goes on waiting, in slices, while the child
+        is there and has reported no error."""
+        deadline = time.monotonic() + timeout - waited
+        while True:
+            if self.conn.poll(0):
+                raise RuntimeError(f"child failed: {self.child_error()}")
+            if not self.proc.is_alive():
+                raise RuntimeError(f"child exited with code {self.proc.exitcode}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"nothing received within {timeout:.0f} s")
+            try:
+                return self.end.recv(min(WATCH_S, left))
+            except TimeoutError:
+                pass
+
     def child_error(self) -> str | None:
         """The child's own error, if it reported one."""
         try:
@@ -1138,24 +1171,29 @@ class EchoSession:
             self.conn = None
 
 
-def measure(end: End, payload: Payload, budget: Budget) -> list[int]:
+def measure(session: EchoSession, payload: Payload, budget: Budget) -> list[int]:
     """Round-trip times in ns for one cell: checked, warmed up, then timed."""
+    end = session.end
     original = payload.build()
     timeout = op_timeout(payload.nbytes)
+    first = min(WATCH_S, timeout)
     sent = end.prepare(original)
 
-    end.send(sent, timeout)
-    got = end.recv(timeout)
-    if not same(got, original):
+    def round_trip():
+        end.send(sent, timeout)
+        try:
+            return end.recv(first)
+        except TimeoutError:
+            return session.wait_reply(timeout, first)
+
+    if not same(round_trip(), original):
         raise AssertionError("the echo differs from what was sent")
     warm_until = time.perf_counter() + budget.warmup_s
     done = 1
     while done < budget.warmup_min or (
             done < budget.warmup_max and time.perf_counter() < warm_until):
-        end.send(sent, timeout)
-        got = end.recv(timeout)
+        round_trip()
         done += 1
-    got = None
 
     times = []
     gc.collect()
@@ -1166,7 +1204,10 @@ def measure(end: End, payload: Payload, budget: Budget) -> list[int]:
                 len(times) < budget.max_reps and time.perf_counter() < stop_at):
             t0 = time.perf_counter_ns()
             end.send(sent, timeout)
-            got = end.recv(timeout)
+            try:
+                got = end.recv(first)
+            except TimeoutError:  # slow, or the child is gone: the rare path
+                got = session.wait_reply(timeout, first)
             times.append(time.perf_counter_ns() - t0)
     finally:
         gc.enable()
@@ -1204,7 +1245,7 @@ def run_round_trips(cls, payloads, budget, results, progress, child_cpu, tags):
                         results.note(results.failed, cls.key, rest.name, why)
                     return
             try:
-                stats = summarize(measure(session.end, p, budget))
+                stats = summarize(measure(session, p, budget))
             except Exception as e:
                 why = short_error(e)
                 child = session.child_error()
@@ -1218,12 +1259,15 @@ def run_round_trips(cls, payloads, budget, results, progress, child_cpu, tags):
             results.note(results.round_trip, cls.key, p.name, stats)
             progress(f"{cls.key:<13} {p.name:<10} {fmt_us(stats['median_us']):>9} us "
                      f"median  ({stats['reps']} round trips)")
-    finally:
+    except BaseException:  # interrupted: no goodbyes, just clean up
         if session is not None:
-            try:
-                session.close()
-            except Exception as e:
-                progress(f"{cls.key:<13} stopping the child: {short_error(e)}")
+            session.abort()
+        raise
+    if session is not None:
+        try:
+            session.close()
+        except Exception as e:
+            progress(f"{cls.key:<13} stopping the child: {short_error(e)}")
 
 
 def run_counter(cls, procs: int, budget: Budget, cpus: list[int], tag: str) -> float:
@@ -1270,8 +1314,8 @@ def run_counters(cls, budget, results, progress, cpus, tags):
         try:
             rate = run_counter(cls, procs, budget, cpus, next(tags))
         except Exception as e:
-            why = f"failed: {short_error(e)}"
-            results.note(results.failed, cls.key, f"counter x{procs}", why)
+            why = short_error(e)
+            results.note(results.failed, cls.key, f"counter x{procs}", f"failed: {why}")
             progress(f"{cls.key:<13} counter x{procs} FAILED: {why}")
             continue
         results.note(results.updates, cls.key, str(procs), rate)
@@ -1362,7 +1406,8 @@ def report(results: Results, payloads: list[Payload], keys: list[str], cond: dic
     for k in cols:
         cls = TRANSPORTS[k]
         if cls.in_counter_table:
-            notes.append(f"  {k}: counter: {cls.counter.mechanism if cls.counter else cls.counter_na}")
+            how = cls.counter.mechanism if cls.counter else cls.counter_na
+            notes.append(f"  {k}: counter: {how}")
         for reason in sorted(set(results.na.get(k, {}).values())):
             cells = [c for c, r in results.na[k].items() if r == reason]
             notes.append(f"  {k}: {reason} ({', '.join(cells)})")
@@ -1515,9 +1560,17 @@ def parse_args(argv=None):
     return args, keys
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that everything is cleaned up."""
+
+
+def on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     args, keys = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, on_sigterm)
     budget = QUICK if args.quick else FULL
     cpus = usable_cpus()
     if len(cpus) >= 2:
@@ -1531,8 +1584,9 @@ def main(argv=None) -> int:
     tags = (f"s{i}" for i in range(1, 1 << 30))
     progress(f"transports: {', '.join(keys)}; {cond['pinning']}")
 
-    loaded = []
+    stopped_by = None
     try:
+        loaded = []
         for key in keys:
             cls = TRANSPORTS[key]
             try:
@@ -1548,12 +1602,21 @@ def main(argv=None) -> int:
             if cls.counter is not None:
                 progress(f"{cls.key:<13} shared counter")
                 run_counters(cls, budget, results, progress, cpus, tags)
-    finally:
-        left = check_dev_shm(shm_before)
-        if left:
-            progress(f"warning: new entries in /dev/shm since the start: {', '.join(left)}")
-        else:
-            progress("/dev/shm: nothing left behind")
+    except KeyboardInterrupt:
+        stopped_by = ("interrupted", 130)
+    except Terminated:
+        stopped_by = ("terminated", 143)
+    # Out of the except blocks, the frames of the interrupted cell are gone: whatever
+    # they held (views, semaphores, iceoryx2 ports) is released before the check.
+    gc.collect()
+    left = check_dev_shm(shm_before)
+    if left:
+        progress(f"warning: new entries in /dev/shm since the start: {', '.join(left)}")
+    else:
+        progress("/dev/shm: nothing left behind")
+    if stopped_by is not None:
+        progress(stopped_by[0])
+        return stopped_by[1]
 
     cond["packages"] = package_versions()
     if hasattr(os, "getloadavg"):
