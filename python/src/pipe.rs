@@ -2,12 +2,14 @@
 //! and end early on Ctrl-C (`KeyboardInterrupt`) or the side's break checker.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use shmval::alloc::Pool;
-use shmval::queue::Pipe as RawPipe;
+use shmval::queue::{Pipe as RawPipe, TryRecvError};
 use shmval::sides::{ClientSide, ServerSide};
+use shmval::ShmVal;
 
 use crate::errors;
 use crate::from_pool;
@@ -56,15 +58,35 @@ impl AnySide {
 pub struct PipeObj {
     side: Arc<AnySide>,
     brk: Interrupts,
+    spin: Duration,
 }
 
 impl PipeObj {
-    pub(crate) fn new(side: Arc<AnySide>, brk: Interrupts) -> PipeObj {
-        PipeObj { side, brk }
+    pub(crate) fn new(side: Arc<AnySide>, brk: Interrupts, spin: Duration) -> PipeObj {
+        PipeObj { side, brk, spin }
     }
 
     fn raw(&self) -> &RawPipe {
         self.side.pipe()
+    }
+
+    /// Polls for a value for up to the side's `spin` before a blocking receive goes to
+    /// sleep: a reply that comes within it is taken without the wake-up of a sleeping
+    /// thread. `None`: nothing came (or the pipe says more than "empty", which the
+    /// blocking receive then reports).
+    fn spin_recv(&self, within: Duration) -> Option<ShmVal> {
+        let spin = self.spin.min(within);
+        if spin.is_zero() {
+            return None;
+        }
+        let end = Instant::now() + spin;
+        loop {
+            match self.raw().try_dequeue() {
+                Ok(h) => return Some(h),
+                Err(TryRecvError::Empty) if Instant::now() < end => std::hint::spin_loop(),
+                Err(_) => return None,
+            }
+        }
     }
 }
 
@@ -112,12 +134,19 @@ impl PipeObj {
     fn dequeue(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let h = match timeout {
             None => py
-                .detach(|| self.raw().deq())
+                .detach(|| match self.spin_recv(Duration::MAX) {
+                    Some(h) => Ok(h),
+                    None => self.raw().deq(),
+                })
                 .map_err(|e| errors::recv_err(e, self.brk.take()))?,
             Some(t) => {
                 let t = seconds(t)?;
-                py.detach(|| self.raw().dequeue(t))
-                    .map_err(|e| errors::recv_timeout_err(e, self.brk.take()))?
+                let start = Instant::now();
+                py.detach(|| match self.spin_recv(t) {
+                    Some(h) => Ok(h),
+                    None => self.raw().dequeue(t.saturating_sub(start.elapsed())),
+                })
+                .map_err(|e| errors::recv_timeout_err(e, self.brk.take()))?
             }
         };
         from_pool::handle(py, h)

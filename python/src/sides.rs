@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -146,11 +148,17 @@ impl ShmMainObj {
     }
 }
 
+/// How long a blocking receive polls before it sleeps, by default (seconds): a reply
+/// from a Python peer typically comes within it, and is then taken without waking a
+/// sleeping thread (a wake-up costs tens of microseconds on a virtual machine).
+const DEFAULT_SPIN: f64 = 100e-6;
+
 /// What both sides hold: the started side (shared with their pipe objects) and the
 /// interrupts of its waits.
 struct Held {
     side: Mutex<Option<Arc<AnySide>>>,
     brk: Interrupts,
+    spin: Duration,
     what: String,
 }
 
@@ -192,7 +200,11 @@ macro_rules! side_methods {
             /// The pipe.
             #[getter]
             fn pipe(&self) -> PyResult<PipeObj> {
-                Ok(PipeObj::new(self.held.side()?, self.held.brk.clone()))
+                Ok(PipeObj::new(
+                    self.held.side()?,
+                    self.held.brk.clone(),
+                    self.held.spin,
+                ))
             }
 
             /// The pool, to share values in.
@@ -231,6 +243,9 @@ macro_rules! side_methods {
 /// Creates pipe `pipe` with `capacity` slots in region `region` (waiting up to `timeout`
 /// seconds for the region to appear; `None` waits as long as it takes) and sends and
 /// receives on it.
+///
+/// Waits wake every `micro_sleep` seconds to run Python's signal handlers (Ctrl-C) and
+/// `break_checker`; a blocking receive polls for `spin` seconds before it sleeps (0 never).
 #[pyclass(module = "shmval", name = "ServerSide", frozen)]
 pub struct ServerSideObj {
     held: Held,
@@ -240,7 +255,7 @@ pub struct ServerSideObj {
 impl ServerSideObj {
     #[new]
     #[pyo3(signature = (region, pipe, capacity, *, persist=false, redeliver=false, reattach=false,
-        timeout=Some(60.0), micro_sleep=0.1, notice_after=Some(5.0), break_checker=None, debug=false))]
+        timeout=Some(60.0), micro_sleep=0.1, notice_after=Some(5.0), spin=DEFAULT_SPIN, break_checker=None, debug=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -253,6 +268,7 @@ impl ServerSideObj {
         timeout: Option<f64>,
         micro_sleep: f64,
         notice_after: Option<f64>,
+        spin: f64,
         break_checker: Option<Py<PyAny>>,
         debug: bool,
     ) -> PyResult<ServerSideObj> {
@@ -275,6 +291,7 @@ impl ServerSideObj {
             held: Held {
                 side: Mutex::new(Some(Arc::new(AnySide::Server(side)))),
                 brk,
+                spin: seconds(spin)?,
                 what: format!("ServerSide of pipe {pipe:?} in region {region:?}"),
             },
         })
@@ -284,6 +301,9 @@ side_methods!(ServerSideObj);
 
 /// Attaches to pipe `pipe` of region `region`, waiting up to `timeout` seconds for both
 /// to appear (`None` waits as long as it takes), and sends and receives on it.
+///
+/// Waits wake every `micro_sleep` seconds to run Python's signal handlers (Ctrl-C) and
+/// `break_checker`; a blocking receive polls for `spin` seconds before it sleeps (0 never).
 #[pyclass(module = "shmval", name = "ClientSide", frozen)]
 pub struct ClientSideObj {
     held: Held,
@@ -293,7 +313,7 @@ pub struct ClientSideObj {
 impl ClientSideObj {
     #[new]
     #[pyo3(signature = (region, pipe, *, timeout=Some(60.0), micro_sleep=0.1, notice_after=Some(5.0),
-        sends=false, break_checker=None, debug=false))]
+        sends=false, spin=DEFAULT_SPIN, break_checker=None, debug=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -303,6 +323,7 @@ impl ClientSideObj {
         micro_sleep: f64,
         notice_after: Option<f64>,
         sends: bool,
+        spin: f64,
         break_checker: Option<Py<PyAny>>,
         debug: bool,
     ) -> PyResult<ClientSideObj> {
@@ -317,6 +338,7 @@ impl ClientSideObj {
             held: Held {
                 side: Mutex::new(Some(Arc::new(AnySide::Client(side)))),
                 brk,
+                spin: seconds(spin)?,
                 what: format!("ClientSide of pipe {pipe:?} in region {region:?}"),
             },
         })

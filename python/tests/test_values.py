@@ -196,3 +196,15 @@ def test_a_pool_with_a_maximum_grows_for_big_values(region):
         with pytest.raises(shmval.OutOfMemory):
             main.pool.share(np.ones(1 << 20, dtype=np.uint8))
         assert main.pool.share([1, 2, 3]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("spin", [0.0, 2.0])
+def test_a_receive_spins_no_longer_than_its_timeout(region, spin):
+    with shmval.ShmMain(region, 1 << 20), shmval.ServerSide(region, "p", 2) as server:
+        with shmval.ClientSide(region, "p", timeout=5.0, spin=spin) as client:
+            t0 = time.monotonic()
+            with pytest.raises(shmval.Timeout):
+                client.pipe.dequeue(timeout=0.05)
+            assert time.monotonic() - t0 < 1.5
+            server.pipe.enqueue("x", timeout=1.0)
+            assert client.pipe.dequeue(timeout=1.0) == "x"

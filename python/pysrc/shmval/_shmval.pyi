@@ -83,6 +83,7 @@ class ServerSide:
         timeout: Optional[float] = 60.0,
         micro_sleep: float = 0.1,
         notice_after: Optional[float] = 5.0,
+        spin: float = 0.0001,
         break_checker: Optional[Callable[[], bool]] = None,
         debug: bool = False,
     ) -> None: ...
@@ -108,6 +109,7 @@ class ClientSide:
         micro_sleep: float = 0.1,
         notice_after: Optional[float] = 5.0,
         sends: bool = False,
+        spin: float = 0.0001,
         break_checker: Optional[Callable[[], bool]] = None,
         debug: bool = False,
     ) -> None: ...
