@@ -163,6 +163,28 @@ struct Held {
 }
 
 impl Held {
+    /// Starts a side with the GIL released; a wait broken by Python's signal handler
+    /// raises that handler's exception.
+    fn start(
+        py: Python<'_>,
+        brk: Interrupts,
+        spin: f64,
+        what: String,
+        start: impl FnOnce() -> Result<AnySide, shmval::sides::SidesError> + Send,
+    ) -> PyResult<Held> {
+        let spin = seconds(spin)?;
+        let side = py.detach(start).map_err(|e| match brk.take() {
+            Some(p) => p,
+            None => sides_err(e),
+        })?;
+        Ok(Held {
+            side: Mutex::new(Some(Arc::new(side))),
+            brk,
+            spin,
+            what,
+        })
+    }
+
     fn side(&self) -> PyResult<Arc<AnySide>> {
         self.side
             .lock()
@@ -283,18 +305,9 @@ impl ServerSideObj {
             .redeliver(redeliver)
             .reattach(reattach);
         let b = wait_opts!(b, timeout, micro_sleep, notice_after, brk, debug);
-        let side = py.detach(|| b.start()).map_err(|e| match brk.take() {
-            Some(p) => p,
-            None => sides_err(e),
-        })?;
-        Ok(ServerSideObj {
-            held: Held {
-                side: Mutex::new(Some(Arc::new(AnySide::Server(side)))),
-                brk,
-                spin: seconds(spin)?,
-                what: format!("ServerSide of pipe {pipe:?} in region {region:?}"),
-            },
-        })
+        let what = format!("ServerSide of pipe {pipe:?} in region {region:?}");
+        let held = Held::start(py, brk, spin, what, || b.start().map(AnySide::Server))?;
+        Ok(ServerSideObj { held })
     }
 }
 side_methods!(ServerSideObj);
@@ -330,18 +343,9 @@ impl ClientSideObj {
         let brk = Interrupts::new(break_checker);
         let b = ClientSide::new(region.clone(), pipe.clone()).sends(sends);
         let b = wait_opts!(b, timeout, micro_sleep, notice_after, brk, debug);
-        let side = py.detach(|| b.start()).map_err(|e| match brk.take() {
-            Some(p) => p,
-            None => sides_err(e),
-        })?;
-        Ok(ClientSideObj {
-            held: Held {
-                side: Mutex::new(Some(Arc::new(AnySide::Client(side)))),
-                brk,
-                spin: seconds(spin)?,
-                what: format!("ClientSide of pipe {pipe:?} in region {region:?}"),
-            },
-        })
+        let what = format!("ClientSide of pipe {pipe:?} in region {region:?}");
+        let held = Held::start(py, brk, spin, what, || b.start().map(AnySide::Client))?;
+        Ok(ClientSideObj { held })
     }
 }
 side_methods!(ClientSideObj);

@@ -114,33 +114,6 @@ impl TabView {
     fn ordered(&self) -> PyResult<bool> {
         Ok(self.h.as_tab().map_err(val_err)?.is_ordered())
     }
-
-    /// A plain copy: a `dict`, or an `OrderedDict` for an `OTab`.
-    fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        from_pool::plain(py, &self.h.view())
-    }
-
-    /// References to the table: handles in any process, and containers holding it.
-    #[getter]
-    fn ref_count(&self) -> u64 {
-        self.h.ref_count()
-    }
-
-    fn __richcmp__(
-        &self,
-        py: Python<'_>,
-        other: &Bound<'_, PyAny>,
-        op: CompareOp,
-    ) -> PyResult<Py<PyAny>> {
-        compare(py, self.to_python(py)?, other, op)
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "shmval.Tab({})",
-            self.to_python(py)?.bind(py).repr()?
-        ))
-    }
 }
 
 /// A read-only view of an `Arr` or `Tup` in the pool, a `collections.abc.Sequence`.
@@ -249,34 +222,49 @@ impl SeqView {
     fn is_tuple(&self) -> PyResult<bool> {
         Ok(self.h.as_seq().map_err(val_err)?.is_tuple())
     }
-
-    /// A plain copy: a `list`, or a `tuple` for a `Tup`.
-    fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        from_pool::plain(py, &self.h.view())
-    }
-
-    /// References to the sequence: handles in any process, and containers holding it.
-    #[getter]
-    fn ref_count(&self) -> u64 {
-        self.h.ref_count()
-    }
-
-    fn __richcmp__(
-        &self,
-        py: Python<'_>,
-        other: &Bound<'_, PyAny>,
-        op: CompareOp,
-    ) -> PyResult<Py<PyAny>> {
-        compare(py, self.to_python(py)?, other, op)
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "shmval.Seq({})",
-            self.to_python(py)?.bind(py).repr()?
-        ))
-    }
 }
+
+/// What both views share: the plain copy, the reference count, `==` and `repr`.
+macro_rules! view_common {
+    ($ty:ty, $name:literal, $copy:literal) => {
+        #[pymethods]
+        impl $ty {
+            #[doc = concat!("A plain copy: ", $copy, ".")]
+            fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+                from_pool::plain(py, &self.h.view())
+            }
+
+            /// References to the value: handles in any process, and containers holding it.
+            #[getter]
+            fn ref_count(&self) -> u64 {
+                self.h.ref_count()
+            }
+
+            fn __richcmp__(
+                &self,
+                py: Python<'_>,
+                other: &Bound<'_, PyAny>,
+                op: CompareOp,
+            ) -> PyResult<Py<PyAny>> {
+                compare(py, self.to_python(py)?, other, op)
+            }
+
+            fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+                Ok(format!(
+                    concat!("shmval.", $name, "({})"),
+                    self.to_python(py)?.bind(py).repr()?
+                ))
+            }
+        }
+    };
+}
+
+view_common!(
+    TabView,
+    "Tab",
+    "a `dict`, or an `OrderedDict` for an `OTab`"
+);
+view_common!(SeqView, "Seq", "a `list`, or a `tuple` for a `Tup`");
 
 /// `==` and `!=` as between the plain copies; no ordering.
 fn compare(
