@@ -217,7 +217,8 @@ fn array(py: Python<'_>, h: ShmVal) -> PyResult<Py<PyAny>> {
                         (data.as_ptr(), data.len())
                     };
                     let bytes = n * std::mem::size_of::<$t>();
-                    let owner = Bound::new(py, ArrayOwner::new(h, ptr as usize, bytes))?;
+                    let dtype = numpy::dtype::<$t>(py).unbind();
+                    let owner = Bound::new(py, ArrayOwner::new(h, ptr as usize, bytes, dtype))?;
                     // SAFETY: `ptr` and `n` are those of the block's elements, a valid
                     // `[$t]` (`as_slice` checked it), which the handle now in `owner`
                     // keeps allocated; the view only carries them into NumPy.

@@ -3,9 +3,7 @@
 
 use num_bigint::BigInt;
 use num_complex::{Complex32, Complex64};
-use numpy::{
-    PyArray0, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
-};
+use numpy::{PyArray0, PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -286,15 +284,7 @@ fn viewed_handle(a: &Bound<'_, PyUntypedArray>) -> PyResult<Option<ShmVal>> {
     let Ok(owner) = base.cast::<ArrayOwner>() else {
         return Ok(None);
     };
-    let owner = owner.get();
-    let (start, len) = owner.extent();
-    let data = crate::pool::data_address(a);
-    let bytes = a.len() * a.dtype().itemsize();
-    if a.ndim() == 1 && data == start && bytes == len && a.is_c_contiguous() {
-        Ok(Some(owner.handle().clone()))
-    } else {
-        Ok(None)
-    }
+    Ok(owner.get().handle_if_whole(a).cloned())
 }
 
 fn is_numpy_scalar(obj: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -2,6 +2,7 @@
 //! a NumPy array over the pool (`shmval.ArrayOwner`). Each holds a handle: what it views
 //! stays allocated while the view lives.
 
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::basic::CompareOp;
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError};
 use pyo3::prelude::*;
@@ -294,21 +295,32 @@ pub struct ArrayOwner {
     h: ShmVal,
     start: usize,
     len: usize,
+    dtype: Py<PyArrayDescr>,
 }
 
 impl ArrayOwner {
-    /// The owner of `h`, whose elements take `len` bytes from address `start`.
-    pub(crate) fn new(h: ShmVal, start: usize, len: usize) -> ArrayOwner {
-        ArrayOwner { h, start, len }
+    /// The owner of `h`, whose elements of type `dtype` take `len` bytes from address
+    /// `start`.
+    pub(crate) fn new(h: ShmVal, start: usize, len: usize, dtype: Py<PyArrayDescr>) -> ArrayOwner {
+        ArrayOwner {
+            h,
+            start,
+            len,
+            dtype,
+        }
     }
 
-    pub(crate) fn handle(&self) -> &ShmVal {
-        &self.h
-    }
-
-    /// The address and byte length of the array's elements.
-    pub(crate) fn extent(&self) -> (usize, usize) {
-        (self.start, self.len)
+    /// The handle of the array, if `a` views all of it as it is: same start, length and
+    /// element type (not a slice of it, nor a view under another dtype).
+    pub(crate) fn handle_if_whole(&self, a: &Bound<'_, PyUntypedArray>) -> Option<&ShmVal> {
+        let data = crate::pool::data_address(a);
+        let bytes = a.len() * a.dtype().itemsize();
+        let whole = a.ndim() == 1
+            && data == self.start
+            && bytes == self.len
+            && a.is_c_contiguous()
+            && a.dtype().is_equiv_to(self.dtype.bind(a.py()));
+        whole.then_some(&self.h)
     }
 }
 

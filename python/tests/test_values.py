@@ -208,3 +208,14 @@ def test_a_receive_spins_no_longer_than_its_timeout(region, spin):
             assert time.monotonic() - t0 < 1.5
             server.pipe.enqueue("x", timeout=1.0)
             assert client.pipe.dequeue(timeout=1.0) == "x"
+
+
+def test_an_array_viewed_under_another_dtype_is_sent_as_seen(pipe):
+    main = pipe[0]
+    a = main.pool.share(np.arange(4, dtype=np.float64))
+    as_ints = a.view(np.int64)
+    got = through(pipe, as_ints)
+    assert got.dtype == np.int64 and np.array_equal(got, as_ints)
+    assert got.__array_interface__["data"][0] != a.__array_interface__["data"][0]
+    half = through(pipe, a[1:])
+    assert np.array_equal(half, [1.0, 2.0, 3.0])
