@@ -10,6 +10,7 @@ use shmval::ShmVal;
 
 use crate::errors::{sides_err, val_err};
 use crate::locked::Locked;
+use crate::views::ArrayOwner;
 use crate::wait::seconds;
 use crate::{from_pool, into_pool};
 
@@ -57,17 +58,18 @@ impl PoolObj {
         Ok(d)
     }
 
-    /// Whether the memory of NumPy array `array` lies inside this pool's region: true for
-    /// an array that came out of a pipe or `share` (no copy was made).
-    fn holds(&self, array: &Bound<'_, PyUntypedArray>) -> bool {
-        if array.len() == 0 {
-            return false;
-        }
-        let p = data_address(array) as *const u8;
-        // SAFETY: a non-empty NumPy array's data pointer points at its first element, at
-        // least one readable byte, which lives while `array` is borrowed here.
-        let first = unsafe { &*p };
-        self.pool.region().offset_of(first).is_some()
+    /// Whether NumPy array `array` views memory of this pool's region: true for an array
+    /// that came out of a pipe or `share` (no copy was made), and for views of one.
+    fn holds(&self, array: &Bound<'_, PyUntypedArray>) -> PyResult<bool> {
+        let base = array.getattr("base")?;
+        let Ok(owner) = base.cast::<ArrayOwner>() else {
+            return Ok(false);
+        };
+        let owner = owner.get();
+        Ok(
+            owner.handle().pool().region().id() == self.pool.region().id()
+                && owner.contains(data_address(array)),
+        )
     }
 
     /// The region's named values.

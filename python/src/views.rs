@@ -310,6 +310,16 @@ impl ArrayOwner {
         }
     }
 
+    /// The handle of the array.
+    pub(crate) fn handle(&self) -> &ShmVal {
+        &self.h
+    }
+
+    /// Whether address `at` lies among the array's elements.
+    pub(crate) fn contains(&self, at: usize) -> bool {
+        at >= self.start && at < self.start + self.len.max(1)
+    }
+
     /// The handle of the array, if `a` views all of it as it is: same start, length and
     /// element type (not a slice of it, nor a view under another dtype).
     pub(crate) fn handle_if_whole(&self, a: &Bound<'_, PyUntypedArray>) -> Option<&ShmVal> {
