@@ -220,6 +220,25 @@ impl Region {
     }
 
     /// The words of slot `i`.
+    /// The slots not free now, for the scans that look for dead processes (a free slot
+    /// holds nobody to reclaim): the table is resolved once and each state word read once,
+    /// so a scan of a registry with few processes costs little more than its loads. A slot
+    /// claimed after its word was read is seen by the next scan, as with any scan.
+    fn taken_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        let words = (SLOT_BYTES / 8) as usize;
+        let all = self
+            .at_slice::<AtomicU64>(
+                Offset::new(HEADER_SIZE + HEAD_BYTES),
+                u64::from(self.registry_slots) * (SLOT_BYTES / 8),
+            )
+            .ok();
+        (0..self.registry_slots).filter(move |&i| {
+            // Unresolvable: let the slot's own checks decide.
+            all.and_then(|a| a.get(i as usize * words + W_STATE))
+                .is_none_or(|w| w.load(Ordering::Acquire) & 0xff != slots::FREE)
+        })
+    }
+
     fn slot_words(&self, i: u32) -> Option<&[AtomicU64]> {
         if i >= self.registry_slots {
             return None;
@@ -387,7 +406,7 @@ impl Region {
     /// the slots, one `F_OFD_GETLK` per taken slot).
     pub fn has_dead_slots(&self) -> bool {
         let own = self.process_slot();
-        (0..self.registry_slots)
+        self.taken_slots()
             .any(|i| Some(i) != own && slots::dead_state(&Table(self), i).is_some())
     }
 
@@ -396,14 +415,12 @@ impl Region {
     pub fn recovery_pending(&self) -> bool {
         let own = self.process_slot();
         let t = Table(self);
-        (0..self.registry_slots)
-            .filter(|&i| Some(i) != own)
-            .any(|i| {
-                slots::dead_state(&t, i).is_some()
-                    || self
-                        .slot_words(i)
-                        .is_some_and(|w| w[W_STATE].load(Ordering::Acquire) & 0xff == RECLAIMING)
-            })
+        self.taken_slots().filter(|&i| Some(i) != own).any(|i| {
+            slots::dead_state(&t, i).is_some()
+                || self
+                    .slot_words(i)
+                    .is_some_and(|w| w[W_STATE].load(Ordering::Acquire) & 0xff == RECLAIMING)
+        })
     }
 
     /// Claims every slot of a dead process that nobody else reclaims, naming this handle
@@ -421,7 +438,7 @@ impl Region {
         };
         let my_id = reclaimer_id(me, reg.incarnation);
         let table = Table(self);
-        (0..self.registry_slots)
+        self.taken_slots()
             .filter(|&i| i != me)
             .filter_map(|i| {
                 let incarnation = slots::claim_dead(&table, i, my_id)?;
