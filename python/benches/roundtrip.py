@@ -419,13 +419,8 @@ class MpCounter(Counter):
             self.manager.shutdown()
 
 
-class MpQueue(Transport):
-    key = "mp_queue"
-    counter = MpCounter
-
-    def __init__(self, max_bytes, tag):
-        self.there = CTX.Queue()
-        self.back = CTX.Queue()
+class TwoQueues(Transport):
+    """A transport of two queues, `there` and `back`, each carrying (seq, value) one way."""
 
     def child_args(self):
         return (self.there, self.back)
@@ -437,6 +432,15 @@ class MpQueue(Transport):
     def child_end(cls, args, timeout):
         there, back = args
         return QueueEnd(back, there)
+
+
+class MpQueue(TwoQueues):
+    key = "mp_queue"
+    counter = MpCounter
+
+    def __init__(self, max_bytes, tag):
+        self.there = CTX.Queue()
+        self.back = CTX.Queue()
 
     def close(self):
         for q in (self.there, self.back):
@@ -597,7 +601,7 @@ class ShmPickle(Transport):
 
 # ---- faster-fifo
 
-class FasterFifo(Transport):
+class FasterFifo(TwoQueues):
     key = "faster_fifo"
     counter_na = "n/a: a FIFO queue only, no shared dict or lock"
 
@@ -613,17 +617,6 @@ class FasterFifo(Transport):
         size = max_bytes + MIB
         self.there = Queue(max_size_bytes=size)
         self.back = Queue(max_size_bytes=size)
-
-    def child_args(self):
-        return (self.there, self.back)
-
-    def parent_end(self, timeout):
-        return QueueEnd(self.there, self.back)
-
-    @classmethod
-    def child_end(cls, args, timeout):
-        there, back = args
-        return QueueEnd(back, there)
 
 
 # ---- UltraDict
