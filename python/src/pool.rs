@@ -42,7 +42,8 @@ impl PoolObj {
     }
 
     /// The allocator's figures: `capacity`, `used` and `free` bytes, `largest_free`,
-    /// `live_allocations`, `high_water`, `free_blocks`.
+    /// `live_allocations`, `high_water`, `free_blocks`. Waits for the pool lock (with the
+    /// GIL released) as long as a live process holds it; a dead holder is taken over.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = py
             .detach(|| self.pool.stats())

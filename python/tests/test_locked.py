@@ -84,6 +84,7 @@ def test_nested_writes_by_path(region):
         t = shmval.Locked(main.pool, {"a": {"b": [1, {"c": 0}]}, "arr": np.zeros(6)})
         with t.lock(timeout=1.0) as g:
             seen = g["a"]  # a handle taken out keeps what it saw
+            seen_arr = g["arr"]  # and so does an array over the pool
             g.set_in(["a", "b", 0], "one")
             assert g.increment_in(["a", "b", 1, "c"], 5) == 5
             g.append_in(["a", "b"], 3)
@@ -97,6 +98,7 @@ def test_nested_writes_by_path(region):
             with pytest.raises(TypeError):
                 g.write_array(["arr"], np.ones(2, dtype=np.int32))
         assert seen == {"b": [1, {"c": 0}]}
+        assert list(seen_arr) == [0, 0, 0, 0, 0, 0] and main.pool.holds(seen_arr)
         snap = t.snapshot()
         assert snap["a"] == {"b": ["one", {"c": 5}, 3]}
         assert list(snap["arr"]) == [0, 0, 0, 0, 1, 2]
