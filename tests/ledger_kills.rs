@@ -104,6 +104,11 @@ fn packet1() -> Val {
     packet(1)
 }
 
+/// The first child a packet's drop frees.
+fn packet_xs() -> Val {
+    val!([1.5, 2.5])
+}
+
 fn packet100() -> Val {
     packet(100)
 }
@@ -131,15 +136,20 @@ cases! {
     // Registering and the ledger's first chunk: nothing held yet.
     attach_registry_claim_locked: Case { action: &["attach"], point: "registry.claim.locked", ..NONE };
     attach_ledger_chunk_listed: Case { action: &["attach"], point: "ledger.chunk.listed", ..NONE };
-    // The last handle of a value: marked releasing (the count not yet down) or freeing
-    // (down to 0, the graph not yet freed). Either way the survivor cannot know which,
-    // so the value stays allocated: one suspect, never a double free.
+    // The last handle of a value, marked releasing: the survivor cannot know whether the
+    // count went down, so the value stays allocated: one suspect, never a double free.
     drop_release_marked: Case {
         action: &["drop"], point: "val.release.marked", suspects: 1, leak: Some(packet1), ..NONE
     };
-    drop_release_freeing: Case {
-        action: &["drop"], point: "val.release.freeing", suspects: 1, leak: Some(packet1), ..NONE
+    // Down to 0 and marked freeing: the survivor frees the graph, from wherever the walk
+    // stopped. Only a child's decrement in flight is uncertain: that child stays.
+    drop_release_freeing: Case { action: &["drop"], point: "val.release.freeing", ..NONE };
+    drop_free_released: Case {
+        action: &["drop"], point: "val.free.released", suspects: 1, leak: Some(packet_xs), ..NONE
     };
+    drop_free_zero: Case { action: &["drop"], point: "val.free.zero", ..NONE };
+    drop_free_recorded: Case { action: &["drop"], point: "alloc.free_recorded", ..NONE };
+    drop_free_data: Case { action: &["drop-big"], point: "val.free.data", ..NONE };
     // A new reference to a value inside another: counted, not yet recorded as held. The
     // outer value is given back; the inner one keeps the uncertain reference.
     to_handle_acquire_counted: Case {

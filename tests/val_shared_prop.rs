@@ -15,6 +15,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use shmval::alloc::Pool;
 use shmval::region::Region;
+use shmval::sides::ShmMain;
 use shmval::val::shared::{ShmRef, ShmVal};
 use shmval::{PoolExt, Tag, Val};
 
@@ -172,40 +173,65 @@ proptest! {
         order in vec(any::<usize>(), 0..64),
     ) {
         let (_n, pool) = pool();
-        let base = baseline(&pool);
-        let mut live = vec![pool.share(&v).unwrap()];
-        for op in ops {
-            match op {
-                Op::Clone(i) if !live.is_empty() => {
-                    let h = live[i % live.len()].clone();
-                    live.push(h);
-                }
-                Op::Drop(i) if !live.is_empty() => {
-                    let h = live.swap_remove(i % live.len());
-                    h.release().unwrap();
-                }
-                Op::Child(i, j) if !live.is_empty() => {
-                    if let Some(c) = child(&live[i % live.len()], j) {
-                        live.push(c);
-                    }
-                }
-                _ => {}
-            }
-            // Every handle still reads its whole value.
-            for h in &live {
-                h.validate().unwrap();
-            }
-        }
-        for i in order {
-            if live.is_empty() {
-                break;
-            }
-            live.swap_remove(i % live.len()).release().unwrap();
-        }
-        for h in live {
-            h.release().unwrap();
-        }
-        prop_assert_eq!(baseline(&pool), base);
-        pool.verify().unwrap();
+        clones_and_drops(&pool, &v, ops, order)?;
     }
+
+    /// The same through a started region, where each handle is recorded in the process's
+    /// ledger and the last drop frees the graph by the recorded walk.
+    #[test]
+    fn recorded_clones_and_drops_free_exactly_once(
+        v in val(),
+        ops in vec(op(), 0..40),
+        order in vec(any::<usize>(), 0..64),
+    ) {
+        let name = TestName::new("shared-prop-recorded");
+        let main = ShmMain::new(name.as_str(), 8 << 20).start().unwrap();
+        clones_and_drops(main.pool(), &v, ops, order)?;
+    }
+}
+
+/// Shares `v`, runs `ops` on the handles, drops the rest in `order`, and checks that the
+/// pool is back where it started.
+fn clones_and_drops(
+    pool: &Pool,
+    v: &Val,
+    ops: Vec<Op>,
+    order: Vec<usize>,
+) -> Result<(), TestCaseError> {
+    let base = baseline(pool);
+    let mut live = vec![pool.share(v).unwrap()];
+    for op in ops {
+        match op {
+            Op::Clone(i) if !live.is_empty() => {
+                let h = live[i % live.len()].clone();
+                live.push(h);
+            }
+            Op::Drop(i) if !live.is_empty() => {
+                let h = live.swap_remove(i % live.len());
+                h.release().unwrap();
+            }
+            Op::Child(i, j) if !live.is_empty() => {
+                if let Some(c) = child(&live[i % live.len()], j) {
+                    live.push(c);
+                }
+            }
+            _ => {}
+        }
+        // Every handle still reads its whole value.
+        for h in &live {
+            h.validate().unwrap();
+        }
+    }
+    for i in order {
+        if live.is_empty() {
+            break;
+        }
+        live.swap_remove(i % live.len()).release().unwrap();
+    }
+    for h in live {
+        h.release().unwrap();
+    }
+    prop_assert_eq!(baseline(pool), base);
+    pool.verify().unwrap();
+    Ok(())
 }

@@ -27,13 +27,16 @@
 //! - A handle's reference (`Value`): held until the entry says otherwise. Dropping the
 //!   last handle of the process writes `Releasing`, decrements the shared count, then
 //!   writes `Freeing` (if it was the last) and frees the graph, then `Free`. A death
-//!   between `Releasing` and `Free` leaves it unknown whether the decrement happened (the
-//!   count is shared with other processes, which change it meanwhile): the survivor
+//!   between `Releasing` and `Freeing` leaves it unknown whether the decrement happened
+//!   (the count is shared with other processes, which change it meanwhile): the survivor
 //!   leaves the reference counted. That is the one kind of uncertainty this design has,
 //!   and it always resolves to "not freed yet", never to a double free: the value stays
 //!   allocated, counted in what recovery reports ([`Tally::suspects`]), a leak of one value
-//!   rather than a risk to every reader. The window is a few instructions per value,
-//!   against the whole time a value is held.
+//!   rather than a risk to every reader. The window is the decrement's few instructions,
+//!   against the whole time a value is held. A `Freeing` entry is finished by the
+//!   survivor: the walk keeps its progress in the objects it frees, which are the
+//!   walker's alone, and frees each block with the pool's record (see the value layer's
+//!   `free_walk`); only a child's decrement in flight is uncertain in the same way.
 //! - A send (`Sending`): the entry names the pipe; under the pipe's lock the sender writes
 //!   the ring position into the entry and the entry's offset into the ring's operation
 //!   word, commits (advances `tail`), marks the entry free and clears the operation word.

@@ -119,6 +119,15 @@ pub fn act(args: &[String]) {
             arm(point);
             drop(v);
         }
+        "drop-big" => {
+            // Grown by pushes: its data is a block of its own.
+            let mut v = pool.share(&val!([])).unwrap();
+            for i in 0..64 {
+                v.push(pool.share(&packet(i)).unwrap()).unwrap();
+            }
+            arm(point);
+            drop(v);
+        }
         "to-handle" => {
             let v = pool.share(&val!({"inner": [1, 2, 3]})).unwrap();
             arm(point);

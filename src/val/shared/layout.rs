@@ -262,6 +262,12 @@ pub(crate) enum Cell {
     Locked(Offset),
 }
 
+/// Whether a cell's first word holds an inline string: its other bytes are the string's,
+/// where every other kind of cell has only the tag byte.
+pub(crate) fn is_short(w0: u64) -> bool {
+    w0 as u8 == Tag::Str as u8 && (w0 >> 8) & SHORT_FLAG != 0
+}
+
 impl Cell {
     /// The tag of the value (`None` for an empty cell).
     pub(crate) fn tag(&self) -> Option<Tag> {

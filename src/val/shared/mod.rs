@@ -246,6 +246,7 @@ mod build;
 mod containers;
 mod eq;
 mod expand;
+mod free_walk;
 mod handle;
 mod hash;
 mod journal;

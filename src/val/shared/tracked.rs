@@ -2,8 +2,9 @@
 //! dropping the reference an entry records, and giving back what a dead process's value
 //! entries recorded.
 
+use super::free_walk::{free_rooted, Stop, Walker};
 use super::layout::Obj;
-use super::release::{dec, free_graph, inc, release};
+use super::release::{dec, inc, release};
 use super::walk::Children;
 use crate::alloc::Pool;
 use crate::ledger::{
@@ -20,7 +21,7 @@ pub(crate) fn install_resolvers() {
     ONCE.call_once(|| {
         ledger::install(Kind::Value, resolve_value);
         ledger::install(Kind::Releasing, resolve_unknown);
-        ledger::install(Kind::Freeing, resolve_unknown);
+        ledger::install(Kind::Freeing, resolve_freeing);
         ledger::install(Kind::Acquiring, resolve_unknown);
         ledger::install(Kind::Moving, resolve_moving);
         ledger::install(Kind::Building, resolve_building);
@@ -207,20 +208,44 @@ pub(crate) fn put(pool: &Pool, e: Entry<'_>) {
 /// handle sharing the entry went), freeing the graph if it was the last reference
 /// anywhere, and gives the entry back.
 pub(crate) fn release_recorded(pool: &Pool, off: Offset, e: Entry<'_>) -> Result<(), ValError> {
+    // Opened before the mark, so that the step a death leaves uncertain is the decrement
+    // alone.
+    let obj = Obj::open(pool.region(), off, None);
     e.set_kind(Kind::Releasing);
     crate::fault::pause_point("val.release.marked");
-    let result = Obj::open(pool.region(), off, None).and_then(|obj| dec(obj.rc(), off));
+    let result = obj.and_then(|obj| dec(obj.rc(), off));
     let result = match result {
         Ok(true) => {
             e.set_kind(Kind::Freeing);
             crate::fault::pause_point("val.release.freeing");
-            free_graph(pool, off)
+            match free_rooted(pool, &e, Walker::Owner) {
+                Ok(()) => Ok(()),
+                Err(Stop::Corrupt(err)) => Err(err),
+                // Only a survivor's walk stops for later.
+                Err(Stop::Later) => Ok(()),
+            }
         }
         Ok(false) => Ok(()),
         Err(err) => Err(err),
     };
     put(pool, e);
     result
+}
+
+/// A dead process's walk freeing a graph whose last reference it dropped (see
+/// [`super::free_walk`]): finished from where it stopped.
+fn resolve_freeing(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
+    let walker = Walker::Survivor {
+        deadline: ctx.pool_deadline(),
+        tally: &mut ctx.tally,
+    };
+    match free_rooted(pool, &e, walker) {
+        Ok(()) => ctx.tally.handles = ctx.tally.handles.saturating_add(1),
+        Err(Stop::Later) => return Outcome::Later,
+        Err(Stop::Corrupt(_)) => ctx.tally.suspects = ctx.tally.suspects.saturating_add(1),
+    }
+    e.set_kind(Kind::Free);
+    Outcome::Done
 }
 
 /// A dead process's reference: dropped. Marked `Releasing` first, so a reclaimer that
