@@ -86,6 +86,39 @@ fn copying_out_refuses_past_the_limit_with_the_size() {
     assert_eq!(baseline(&pool), base);
 }
 
+/// A value whose containers are each linked once is copied in one walk, which counts what
+/// it builds as the measure does: the limit falls at the same byte either way, and a
+/// child container a handle also holds (its count above one) is copied the same.
+#[test]
+fn a_tree_is_refused_at_the_same_limit_as_a_measured_copy() {
+    let (_n, pool) = new_pool("dag-tree", 1 << 20);
+    let v = val!({"a": [1, 2.5, "three", [4, "a string longer than a cell holds"]], "b": {"c": (5, 6)}});
+    let h = pool.share(&v).unwrap();
+    let Err(ValError::TooLarge { values, bytes, .. }) = h.to_val_within(0) else {
+        panic!("a copy within 0 bytes");
+    };
+    assert_eq!(h.to_val_within(bytes).unwrap(), v);
+    assert_eq!(
+        h.to_val_within(bytes - 1),
+        Err(ValError::TooLarge {
+            values,
+            bytes,
+            limit: bytes - 1
+        })
+    );
+    let inner = h.field("a").unwrap().to_handle().unwrap();
+    assert_eq!(h.to_val_within(bytes).unwrap(), v);
+    assert_eq!(
+        h.to_val_within(bytes - 1),
+        Err(ValError::TooLarge {
+            values,
+            bytes,
+            limit: bytes - 1
+        })
+    );
+    drop(inner);
+}
+
 #[test]
 fn printing_refuses_past_the_limit() {
     let (_n, pool) = new_pool("dag-print", 1 << 20);

@@ -137,7 +137,7 @@ impl<'p> Measure<'p> {
 }
 
 /// The size of a value that is not a container: its header says it all.
-fn leaf_size(pool: &Pool, cell: &Cell) -> Result<Size, ValError> {
+pub(crate) fn leaf_size(pool: &Pool, cell: &Cell) -> Result<Size, ValError> {
     Ok(match *cell {
         Cell::Empty => return Err(corrupt(0, "an empty cell where a value belongs")),
         Cell::Locked(_) => return Err(ValError::Locked),

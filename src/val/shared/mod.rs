@@ -195,10 +195,12 @@
 //! objects and a billion values once expanded. Reading in place costs what the graph
 //! costs; what expands the value is bounded:
 //!
-//! - [`ShmVal::to_val`] (and so `Display`, which prints a copy) first measures the copy in
-//!   one walk of the graph, each container measured once, and refuses a copy past
+//! - [`ShmVal::to_val`] (and so `Display`, which prints a copy) refuses a copy past
 //!   [`MAX_COPY_BYTES`] with [`ValError::TooLarge`], which says how many values and bytes
-//!   the copy would take. [`ShmVal::to_val_within`] takes another limit.
+//!   the copy would take. A value whose containers are each linked once is copied in one
+//!   walk that stops at the limit; one that links a container from several places is
+//!   measured first, in one walk of the graph with each container measured once, and
+//!   refused before anything is built. [`ShmVal::to_val_within`] takes another limit.
 //! - `Debug` (of handles and views) copies nothing: it prints the Python literal in place,
 //!   cut to the first elements of each container and characters of each string, a few
 //!   levels deep and a few kilobytes long.

@@ -1,22 +1,25 @@
 //! Copying a shared value out to the heap.
 //!
-//! The copy is measured first ([`Measure`]): a value whose copy would pass the caller's
-//! limit is refused with [`ValError::TooLarge`] before anything is built, so a small graph
-//! sharing its children cannot make a copy (or a print, which copies) take exponential time
-//! or memory. The copy itself walks with an explicit stack, so any depth up to
-//! [`MAX_NESTING`] takes constant native stack, and a graph linking back to itself ends in
-//! [`ValError::TooDeep`].
+//! A value whose containers are each linked once (a tree: what sharing a heap value makes)
+//! is copied in one walk that counts what it builds against the caller's limit. A value
+//! that links one container from several places may expand far past its size in the pool,
+//! so the copy is measured first ([`Measure`]): one past the caller's limit is refused with
+//! [`ValError::TooLarge`] before anything is built, and a small graph sharing its children
+//! cannot make a copy (or a print, which copies) take exponential time or memory. Either
+//! walk uses an explicit stack, so any depth up to [`MAX_NESTING`] takes constant native
+//! stack, and a graph linking back to itself ends in [`ValError::TooDeep`].
 
 use num_bigint::{BigInt, BigUint};
 use num_complex::Complex64;
 
-use super::expand::{Measure, Size};
+use super::expand::{leaf_size, Measure, Size, VAL_BYTES};
 use super::layout::{boxed_cell, scalar_val, Cell, Kind, Obj, W_CAP, W_LEN};
 use super::plain::{cast, with_elem};
 use super::views::{array_data, byte_payload};
 use super::walk::{container_link, Children};
 use super::{corrupt, MAX_NESTING};
 use crate::alloc::Pool;
+use crate::sync::atomic::Ordering;
 use crate::val::{Elem, OTab, Tab, Val, ValError};
 
 /// The heap copy of the value `cell` holds, if its copy takes at most `limit` bytes (see
@@ -26,8 +29,96 @@ use crate::val::{Elem, OTab, Tab, Val, ValError};
 ///
 /// [`ValError::TooLarge`] past `limit`, [`ValError::TooDeep`], [`ValError::Corrupt`].
 pub(crate) fn copy_out(pool: &Pool, cell: &Cell, limit: u64) -> Result<Val, ValError> {
+    let mut tree = Tree {
+        pool,
+        bytes: 0,
+        limit,
+    };
+    if let Some(v) = copy_with(pool, cell, &mut tree)? {
+        return Ok(v);
+    }
+    // Shared containers, or past the limit: measured first (which also says how large).
     let size = Measure::new(pool).cell(cell)?.within(limit)?;
     copy_measured(pool, cell, size)
+}
+
+/// Copies a value measured to be `size`. Counts what it builds against `size`, so even a
+/// value changed since it was measured (by a writer breaking the protocol) cannot make the
+/// copy larger.
+pub(crate) fn copy_measured(pool: &Pool, cell: &Cell, size: Size) -> Result<Val, ValError> {
+    let mut measured = Measured {
+        at: cell_offset(cell),
+        made: 0,
+        values: size.values,
+    };
+    copy_with(pool, cell, &mut measured)?
+        .ok_or_else(|| corrupt(cell_offset(cell), "a measured copy gave up"))
+}
+
+/// What a copy checks before each value it builds; `Ok(false)` gives the copy up.
+trait Guard {
+    /// Before copying the container `obj` (the value copied itself if `root`).
+    fn container(&mut self, obj: &Obj<'_>, root: bool) -> Result<bool, ValError>;
+    /// Before copying the leaf `c`.
+    fn leaf(&mut self, c: &Cell) -> Result<bool, ValError>;
+}
+
+/// A copy in one walk: gives up at a container linked from elsewhere too (its count above
+/// one), or once what it built passes `limit` bytes (counted as [`Measure`] counts).
+struct Tree<'p> {
+    pool: &'p Pool,
+    bytes: u64,
+    limit: u64,
+}
+
+impl Tree<'_> {
+    fn add(&mut self, bytes: u64) -> bool {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.bytes <= self.limit
+    }
+}
+
+impl Guard for Tree<'_> {
+    fn container(&mut self, obj: &Obj<'_>, root: bool) -> Result<bool, ValError> {
+        // The root's count is its handles'; below it, a count above one is a link from
+        // elsewhere (or a handle), which a copy may expand many times.
+        if !root && obj.rc().load(Ordering::Relaxed) > 1 {
+            return Ok(false);
+        }
+        Ok(self.add(VAL_BYTES))
+    }
+
+    fn leaf(&mut self, c: &Cell) -> Result<bool, ValError> {
+        let bytes = leaf_size(self.pool, c)?.bytes;
+        Ok(self.add(bytes))
+    }
+}
+
+/// A copy measured first: at most the values measured.
+struct Measured {
+    at: u64,
+    made: u64,
+    values: u64,
+}
+
+impl Measured {
+    fn count(&mut self) -> Result<bool, ValError> {
+        self.made = self.made.saturating_add(1);
+        if self.made > self.values {
+            return Err(corrupt(self.at, "the value grew while it was copied"));
+        }
+        Ok(true)
+    }
+}
+
+impl Guard for Measured {
+    fn container(&mut self, _: &Obj<'_>, _: bool) -> Result<bool, ValError> {
+        self.count()
+    }
+
+    fn leaf(&mut self, _: &Cell) -> Result<bool, ValError> {
+        self.count()
+    }
 }
 
 /// A container being copied: its children still to copy, and the copy so far.
@@ -92,23 +183,26 @@ impl Out {
     }
 }
 
-/// Copies a value measured to be `size`. Counts what it builds against `size`, so even a
-/// value changed since it was measured (by a writer breaking the protocol) cannot make the
-/// copy larger.
-pub(crate) fn copy_measured(pool: &Pool, cell: &Cell, size: Size) -> Result<Val, ValError> {
+/// Copies the value `cell` holds, asking `guard` before each value; `None` if it gave up.
+fn copy_with(pool: &Pool, cell: &Cell, guard: &mut impl Guard) -> Result<Option<Val>, ValError> {
     let Some(root) = container_link(cell) else {
-        return leaf_to_val(pool, cell);
+        if !guard.leaf(cell)? {
+            return Ok(None);
+        }
+        return leaf_to_val(pool, cell).map(Some);
     };
-    // Values built so far, the root included.
-    let mut made = 1u64;
     let mut stack: Vec<Level<'_>> = Vec::new();
-    let mut next = Some(root);
+    let mut next = Some((root, true));
     loop {
-        if let Some((tag, off)) = next.take() {
+        if let Some(((tag, off), is_root)) = next.take() {
             if stack.len() >= MAX_NESTING {
                 return Err(ValError::TooDeep { limit: MAX_NESTING });
             }
-            let children = Children::open(pool, Obj::open_linked(pool.region(), tag, off)?)?;
+            let obj = Obj::open_linked(pool.region(), tag, off)?;
+            if !guard.container(&obj, is_root)? {
+                return Ok(None);
+            }
+            let children = Children::open(pool, obj)?;
             stack.push(Level {
                 out: Out::new(&children),
                 children,
@@ -118,25 +212,21 @@ pub(crate) fn copy_measured(pool: &Pool, cell: &Cell, size: Size) -> Result<Val,
             return Err(corrupt(0, "a copy without a value"));
         };
         match top.children.next_cell()? {
-            Some(c) => {
-                made = made.saturating_add(1);
-                if made > size.values {
-                    return Err(corrupt(
-                        cell_offset(cell),
-                        "the value grew while it was copied",
-                    ));
+            Some(c) => match container_link(&c) {
+                Some(link) => next = Some((link, false)),
+                None => {
+                    if !guard.leaf(&c)? {
+                        return Ok(None);
+                    }
+                    top.out.add(leaf_to_val(pool, &c)?)
                 }
-                match container_link(&c) {
-                    Some(link) => next = Some(link),
-                    None => top.out.add(leaf_to_val(pool, &c)?),
-                }
-            }
+            },
             None => {
                 let Some(done) = stack.pop() else { continue };
                 let v = done.out.finish();
                 match stack.last_mut() {
                     Some(top) => top.out.add(v),
-                    None => return Ok(v),
+                    None => return Ok(Some(v)),
                 }
             }
         }

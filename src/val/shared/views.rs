@@ -127,9 +127,9 @@ impl<'a> ShmRef<'a> {
         self.to_val_within(MAX_COPY_BYTES)
     }
 
-    /// A heap copy of the value, if it takes at most `limit` bytes: the copy is measured
-    /// first, in time proportional to the objects in the pool, so a value that shares its
-    /// children is refused before anything is built (see
+    /// A heap copy of the value, if it takes at most `limit` bytes. A value that shares
+    /// its children is measured first, in time proportional to the objects in the pool,
+    /// and refused before anything is built (see
     /// [shared children](super#shared-children-and-copies)).
     ///
     /// # Errors
