@@ -2,7 +2,7 @@
 //!
 //! A [`Tab`](super::Tab) in shared memory is read by processes that did not build it, so
 //! they must agree on every key's hash: std's `RandomState` draws new keys per process and
-//! cannot be used. [`FixedState`] builds [`ValHasher`]s, SipHash-1-3 (one compression and
+//! cannot be used. [`ValHasher`] is SipHash-1-3 (one compression and
 //! three finalization rounds, as std's own hasher) keyed with the reference test keys
 //! `k0 = 0x0706050403020100`, `k1 = 0x0f0e0d0c0b0a0908`. Values feed it a canonical byte
 //! encoding (see [`Val::stable_hash`](super::Val::stable_hash)), so the result depends on
@@ -18,15 +18,71 @@ pub const K0: u64 = 0x0706_0504_0302_0100;
 /// Second SipHash key (bytes 8..16).
 pub const K1: u64 = 0x0f0e_0d0c_0b0a_0908;
 
-/// Builds [`ValHasher`]s with the fixed keys; the hasher of [`Tab`](super::Tab) and
-/// [`OTab`](super::OTab).
+/// The hasher state of [`Tab`](super::Tab) and [`OTab`](super::OTab): builds
+/// [`TableHasher`]s, the same in every process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FixedState;
 
 impl BuildHasher for FixedState {
-    type Hasher = ValHasher;
-    fn build_hasher(&self) -> ValHasher {
-        ValHasher::new()
+    type Hasher = TableHasher;
+    fn build_hasher(&self) -> TableHasher {
+        TableHasher {
+            state: Table::Empty,
+        }
+    }
+}
+
+/// The hasher [`FixedState`] builds. A [`Val`](super::Val) key writes its
+/// [`stable_hash`](super::Val::stable_hash), already SipHash-1-3 of the key: eight bytes
+/// written alone are only mixed, not hashed again, so a table lookup hashes its key once.
+/// Any other stream of bytes is hashed as [`ValHasher`] hashes it.
+#[derive(Debug, Clone)]
+pub struct TableHasher {
+    state: Table,
+}
+
+#[derive(Debug, Clone)]
+enum Table {
+    Empty,
+    Word(u64),
+    Stream(ValHasher),
+}
+
+impl Hasher for TableHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.state = match std::mem::replace(&mut self.state, Table::Empty) {
+            Table::Empty => match <[u8; 8]>::try_from(bytes) {
+                Ok(word) => Table::Word(u64::from_le_bytes(word)),
+                Err(_) => {
+                    let mut h = ValHasher::new();
+                    h.write(bytes);
+                    Table::Stream(h)
+                }
+            },
+            Table::Word(w) => {
+                let mut h = ValHasher::new();
+                h.write(&w.to_le_bytes());
+                h.write(bytes);
+                Table::Stream(h)
+            }
+            Table::Stream(mut h) => {
+                h.write(bytes);
+                Table::Stream(h)
+            }
+        };
+    }
+
+    fn finish(&self) -> u64 {
+        match &self.state {
+            Table::Empty => ValHasher::new().finish(),
+            // A multiply folded on itself spreads a small integer's bits over the word
+            // (the table takes bits from both ends); a SipHash output stays as uniform.
+            Table::Word(w) => {
+                let m = u128::from(*w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                (m as u64) ^ ((m >> 64) as u64)
+            }
+            Table::Stream(h) => h.finish(),
+        }
     }
 }
 
@@ -60,6 +116,25 @@ impl Hasher for ValHasher {
     }
     fn finish(&self) -> u64 {
         self.inner.finish()
+    }
+}
+
+/// Up to eight bytes as a little-endian word, in at most two loads (overlapping ones
+/// agree where they overlap): no copy of a length known only at run time.
+fn load_le(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n >= 4 {
+        let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let hi = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
+        u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
+    } else if n >= 2 {
+        let lo = u16::from_le_bytes([b[0], b[1]]);
+        let hi = u16::from_le_bytes([b[n - 2], b[n - 1]]);
+        u64::from(lo) | (u64::from(hi) << (8 * (n - 2)))
+    } else if n == 1 {
+        u64::from(b[0])
+    } else {
+        0
     }
 }
 
@@ -111,27 +186,27 @@ impl<const C: usize, const D: usize> Sip<C, D> {
 
     pub(crate) fn write(&mut self, mut bytes: &[u8]) {
         self.length = self.length.wrapping_add(bytes.len() as u64);
-        while self.ntail != 0 && !bytes.is_empty() {
-            self.tail |= u64::from(bytes[0]) << (8 * self.ntail);
-            self.ntail += 1;
-            bytes = &bytes[1..];
-            if self.ntail == 8 {
-                let m = self.tail;
-                self.compress(m);
-                self.tail = 0;
-                self.ntail = 0;
+        if self.ntail != 0 {
+            // Tops the pending word up with as many bytes as fit, in one load.
+            let take = (8 - self.ntail).min(bytes.len());
+            self.tail |= load_le(&bytes[..take]) << (8 * self.ntail);
+            self.ntail += take;
+            bytes = &bytes[take..];
+            if self.ntail < 8 {
+                return;
             }
+            let m = self.tail;
+            self.compress(m);
+            self.tail = 0;
+            self.ntail = 0;
         }
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.compress(u64::from_le_bytes(word));
+            self.compress(load_le(chunk));
         }
-        for &b in chunks.remainder() {
-            self.tail |= u64::from(b) << (8 * self.ntail);
-            self.ntail += 1;
-        }
+        let rest = chunks.remainder();
+        self.tail = load_le(rest);
+        self.ntail = rest.len();
     }
 
     pub(crate) fn finish(&self) -> u64 {
@@ -149,6 +224,42 @@ impl<const C: usize, const D: usize> Sip<C, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table hasher fed one word mixes it; fed anything else, it is `ValHasher`, split
+    /// anywhere; and a `Tab` keyed by values finds what it holds.
+    #[test]
+    fn table_hasher_passes_a_word_and_streams_the_rest() {
+        let table = |parts: &[&[u8]]| {
+            let mut h = FixedState.build_hasher();
+            for p in parts {
+                h.write(p);
+            }
+            h.finish()
+        };
+        let sip = |bytes: &[u8]| {
+            let mut h = ValHasher::new();
+            h.write(bytes);
+            h.finish()
+        };
+        let data: Vec<u8> = (0..24u8).collect();
+        assert_ne!(table(&[&data[..8]]), sip(&data[..8]));
+        assert_eq!(table(&[&data[..8]]), table(&[&data[..8]]));
+        assert_ne!(table(&[&1u64.to_le_bytes()]), table(&[&2u64.to_le_bytes()]));
+        for split in [0, 3, 8, 9, 16] {
+            assert_eq!(
+                table(&[&data[..split], &data[split..]]),
+                sip(&data),
+                "{split}"
+            );
+        }
+        assert_eq!(table(&[]), sip(&[]));
+        let tab: crate::Tab = (0..1000)
+            .map(|i| (crate::Val::from(format!("k{i}")), crate::Val::from(i)))
+            .collect();
+        for i in 0..1000 {
+            assert_eq!(tab[&crate::Val::from(format!("k{i}"))], crate::Val::from(i));
+        }
+    }
 
     /// SipHash-2-4 shares every line with SipHash-1-3 but the round counts, and std still
     /// ships it: agreeing with std on every length and split checks the shared code.

@@ -82,7 +82,7 @@ mod value;
 pub use array::{Array, Elem};
 pub use convert::array_vec;
 pub use error::{Source, ValError};
-pub use hash::{FixedState, ValHasher, K0, K1};
+pub use hash::{FixedState, TableHasher, ValHasher, K0, K1};
 pub use parse::MAX_DEPTH;
 pub use pretty::Pretty;
 pub use tag::{ElemType, Tag};
