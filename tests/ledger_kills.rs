@@ -104,7 +104,7 @@ fn packet1() -> Val {
     packet(1)
 }
 
-/// The first child a packet's drop frees.
+/// The child of the value `drop-nested` drops.
 fn packet_xs() -> Val {
     val!([1.5, 2.5])
 }
@@ -145,7 +145,7 @@ cases! {
     // stopped. Only a child's decrement in flight is uncertain: that child stays.
     drop_release_freeing: Case { action: &["drop"], point: "val.release.freeing", ..NONE };
     drop_free_released: Case {
-        action: &["drop"], point: "val.free.released", suspects: 1, leak: Some(packet_xs), ..NONE
+        action: &["drop-nested"], point: "val.free.released", suspects: 1, leak: Some(packet_xs), ..NONE
     };
     drop_free_zero: Case { action: &["drop"], point: "val.free.zero", ..NONE };
     drop_free_recorded: Case { action: &["drop"], point: "alloc.free_recorded", ..NONE };

@@ -119,6 +119,13 @@ pub fn act(args: &[String]) {
             arm(point);
             drop(v);
         }
+        "drop-nested" => {
+            // One child object: the one whose decrement a kill at the walk's first step
+            // leaves in flight.
+            let v = pool.share(&val!({"seq": 1, "xs": [1.5, 2.5]})).unwrap();
+            arm(point);
+            drop(v);
+        }
         "drop-big" => {
             // Grown by pushes: its data is a block of its own.
             let mut v = pool.share(&val!([])).unwrap();

@@ -21,7 +21,7 @@
 //! a death then leaves what is left of the graph counted, as a drop did before.
 
 use super::layout::{
-    is_short, load_cell, mul, words, Cell, Kind, Obj, ENTRY_WORDS, W_DATA, W_KIND,
+    load_cell, may_link, mul, words, Cell, Kind, Obj, ENTRY_WORDS, W_DATA, W_KIND,
 };
 use super::release::dec;
 use crate::alloc::{AllocError, Pool};
@@ -195,8 +195,8 @@ impl<'a> Walk<'a, '_> {
             elem: 0,
             which: 0,
         };
-        if is_short(w0) {
-            // The marks' bits are the string's own in such a cell: never a link.
+        if !may_link(w0) {
+            // A scalar, or an inline string, whose bits the marks' would be: never a link.
             return Ok(None);
         }
         if w0 & RELEASED != 0 {

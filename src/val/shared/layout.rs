@@ -268,6 +268,13 @@ pub(crate) fn is_short(w0: u64) -> bool {
     w0 as u8 == Tag::Str as u8 && (w0 >> 8) & SHORT_FLAG != 0
 }
 
+/// Whether a cell's first word may be a link to an object: its tag is one an object holds
+/// and it is not an inline string. Cheaper than [`Cell::decode`], for walks that only
+/// follow links.
+pub(crate) fn may_link(w0: u64) -> bool {
+    TAGS[usize::from(w0 as u8)].is_some_and(|t| Kind::of_tag(t).is_some()) && !is_short(w0)
+}
+
 impl Cell {
     /// The tag of the value (`None` for an empty cell).
     pub(crate) fn tag(&self) -> Option<Tag> {
