@@ -194,6 +194,10 @@ impl Gate {
         let mut batch = stream_batch(&stream, "int");
         batch(1);
         stream.main.region().unlink();
+        let grown = ShmStream::start_in("gsg", cpu, 1, true);
+        let mut grown_batch = stream_batch(&grown, "int");
+        grown_batch(1);
+        grown.main.region().unlink();
         let figs = vec![
             futex.timed("same", 20_000),
             block.timed("same", 10_000),
@@ -218,9 +222,20 @@ impl Gate {
                 100_000,
                 &mut batch,
             ),
+            Timed::new(
+                "stream_int_same_grown",
+                format!(
+                    "{}, in a pool grown from 64 KiB",
+                    stream_conditions("same", "int")
+                ),
+                "ns/item",
+                100_000,
+                &mut grown_batch,
+            ),
         ];
         self.record_all(figs);
-        drop(batch);
+        drop((batch, grown_batch));
+        grown.finish();
         futex.finish();
         block.finish();
         uds.finish();
@@ -352,6 +367,29 @@ impl Gate {
             // SAFETY: set-up blocks used by nothing.
             unsafe { pool.free(off) }.expect("teardown free");
         }
+        // The same in a pool grown from 64 KiB past 16 MiB.
+        let main = ShmMain::new(region_name("galloc-grown"), 64 << 10)
+            .max_bytes(64 << 20)
+            .start()
+            .expect("create the region");
+        let pool = main.pool();
+        grow(pool);
+        main.region().unlink();
+        self.record(
+            "alloc_pool_16_grown",
+            "one process, uncontended, 16 B, in a pool grown from 64 KiB".into(),
+            "ns/pair",
+            iters,
+            |n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let off = pool.alloc(black_box(16), 8).expect("alloc");
+                    // SAFETY: allocated just above; nothing else uses it.
+                    unsafe { pool.free(black_box(off)) }.expect("free");
+                }
+                start.elapsed()
+            },
+        );
     }
 
     /// An update of a counter under a lock, in this process (uncontended), measured in
@@ -485,7 +523,7 @@ fn byte_sink() {
 /// futex), the system allocator and an uncontended pthread mutex. Streaming across the CPUs is reported, not gated: on
 /// some placements of the vCPUs (SMT siblings, it seems) a busy producer and consumer slow
 /// each other down threefold while a ping-pong does not; on one CPU it is steady.
-const RATIOS: [(&str, &str, &str, &str, bool); 11] = [
+const RATIOS: [(&str, &str, &str, &str, bool); 13] = [
     (
         "spin_rt/cacheline_floor",
         "shm_spin_diff_64",
@@ -555,6 +593,22 @@ const RATIOS: [(&str, &str, &str, &str, bool); 11] = [
         "alloc_pool_16",
         "alloc_system_16",
         "pool alloc+free pair over the system allocator's (16 B, one process)",
+        true,
+    ),
+    (
+        "alloc_grown/alloc_pair",
+        "alloc_pool_16_grown",
+        "alloc_pool_16",
+        "pool alloc+free pair in a pool grown from 64 KiB over the same in a pool made at its \
+         size (16 B, one process)",
+        true,
+    ),
+    (
+        "stream_grown/stream_same",
+        "stream_int_same_grown",
+        "stream_int_same",
+        "streamed item 1 -> 1 (same-core) in a pool grown from 64 KiB over the same in a pool \
+         made at its size",
         true,
     ),
     (

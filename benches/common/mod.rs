@@ -371,10 +371,25 @@ pub struct ShmStream {
 impl ShmStream {
     /// Creates the region (named with `tag`) and its pipes, and starts the child.
     pub fn start(tag: &str, cpu: usize, threads: usize) -> ShmStream {
+        ShmStream::start_in(tag, cpu, threads, false)
+    }
+
+    /// As [`start`](Self::start); if `grown`, the region starts at 64 KiB and has grown
+    /// past 16 MiB (by a block allocated and freed) before the child starts.
+    pub fn start_in(tag: &str, cpu: usize, threads: usize, grown: bool) -> ShmStream {
         let name = region_name(tag);
-        let main = ShmMain::new(name.as_str(), 16 << 20)
-            .start()
-            .expect("create the bench region");
+        let main = if grown {
+            let main = ShmMain::new(name.as_str(), 64 << 10)
+                .max_bytes(64 << 20)
+                .start()
+                .expect("create the bench region");
+            grow(main.pool());
+            main
+        } else {
+            ShmMain::new(name.as_str(), 16 << 20)
+                .start()
+                .expect("create the bench region")
+        };
         let items = ServerSide::new(name.as_str(), "items", STREAM_CAP)
             .start()
             .expect("pipe items");
@@ -401,6 +416,17 @@ impl ShmStream {
         self.items.pipe().close().expect("close items");
         self.child.finish();
     }
+}
+
+/// Grows `pool`'s region past 16 MiB: a block that does not fit, allocated and freed.
+pub fn grow(pool: &shmval::alloc::Pool) {
+    let before = pool.region().growths().0;
+    let big = pool
+        .alloc(16 << 20, 8)
+        .expect("a block that grows the pool");
+    // SAFETY: allocated just above; nothing else uses it.
+    unsafe { pool.free(big) }.expect("free");
+    assert!(pool.region().growths().0 > before, "the pool did not grow");
 }
 
 /// (ours to write, ours to read, child's stdin, child's stdout) for `pipe2` or `uds`.
