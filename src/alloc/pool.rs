@@ -216,6 +216,42 @@ impl Pool {
         })
     }
 
+    /// [`free_recorded`](Self::free_recorded) as a drop does it: waits for the pool lock
+    /// only briefly (as [`free_soon`](Self::free_soon)), and returns `Ok(false)`, the block
+    /// and the record as they were, if a live thread still holds it then.
+    ///
+    /// # Errors
+    ///
+    /// As for [`free`](Self::free).
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free).
+    pub(crate) unsafe fn free_recorded_soon(
+        &self,
+        off: Offset,
+        at: Offset,
+        record: &AtomicU64,
+    ) -> Result<bool, AllocError> {
+        let (lock, heap) = self.view()?;
+        // Reading the clock only when the lock is taken: the common free reads none.
+        let guard = match lock.try_lock_free() {
+            Some(g) => g,
+            None => match lock.lock_timeout(DEFER_AFTER) {
+                Ok(g) => g,
+                Err(_) => return Ok(false),
+            },
+        };
+        self.locked(guard, &heap, true, |h| {
+            h.store(word::OP, at.get())?;
+            h.free(off)?;
+            pause_point("alloc.free_recorded");
+            record.store(0, Ordering::Relaxed);
+            h.store(word::OP, 0)
+        })
+        .map(|()| true)
+    }
+
     fn alloc_flagged(&self, size: u64, align: u64, object: bool) -> Result<Offset, AllocError> {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });

@@ -29,7 +29,7 @@ use crate::ledger::{Entry, Kind as EntryKind, Tally, E_AUX, E_OBJ};
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::val::ValError;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Marks a cell of an object being freed whose child's count this walk decrements. A link
 /// cell's first word is its tag byte alone, so these bits are free in it (an inline
@@ -37,9 +37,6 @@ use std::time::{Duration, Instant};
 const RELEASED: u64 = 1 << 62;
 /// Marks a `RELEASED` cell whose decrement was the last: the child is the walker's.
 const ZERO: u64 = 1 << 61;
-
-/// How long a live process's drop waits for the pool lock before it defers its frees.
-const DEFER_AFTER: Duration = Duration::from_micros(200);
 
 /// Who walks: the process that dropped the last reference, or a survivor finishing a dead
 /// process's walk.
@@ -95,26 +92,32 @@ pub(crate) fn free_rooted(pool: &Pool, e: &Entry<'_>, walker: Walker<'_>) -> Res
         walker,
         exact: true,
     };
-    let mut stack = vec![Frame {
+    // The path above the object in hand: no allocation for a graph of one object.
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut cur = Frame {
         node: root,
         link,
         elem: 0,
         which: 0,
-    }];
+    };
     let mut first_err = None;
-    while let Some(top) = stack.last_mut() {
-        match w.step(top) {
-            Ok(Some(child)) => stack.push(child),
-            Ok(None) => {
-                stack.pop();
-            }
+    loop {
+        match w.step(&mut cur) {
+            Ok(Some(child)) => stack.push(std::mem::replace(&mut cur, child)),
+            Ok(None) => match stack.pop() {
+                Some(parent) => cur = parent,
+                None => break,
+            },
             Err(Stop::Later) => return Err(Stop::Later),
             Err(Stop::Corrupt(err)) => {
                 first_err.get_or_insert(err);
-                stack.pop();
                 // What lies below a corrupt object is left; its parent goes on past it.
-                if let Some(parent) = stack.last_mut() {
-                    parent.which = parent.which.saturating_add(1);
+                match stack.pop() {
+                    Some(mut parent) => {
+                        parent.which = parent.which.saturating_add(1);
+                        cur = parent;
+                    }
+                    None => break,
                 }
             }
         }
@@ -255,17 +258,24 @@ impl<'a> Walk<'a, '_> {
     /// Frees `block`, clearing `record` (the word at `at` that links it) with it.
     fn free(&mut self, block: Offset, at: Offset, record: &AtomicU64) -> Result<(), Stop> {
         if self.exact {
-            let deadline = match &self.walker {
-                Walker::Owner => Instant::now().checked_add(DEFER_AFTER),
-                Walker::Survivor { deadline, .. } => *deadline,
-            };
             // SAFETY: `block` belongs to an object whose count this walk saw reach zero
             // (the root by the entry's own drop, a child by the decrement its `ZERO` cell
             // records); the object is the walker's alone, and `record` names the block
             // until this free clears it, so no run frees it twice.
-            match unsafe { self.pool.free_recorded(block, at, record, deadline) } {
-                Ok(()) => return Ok(()),
-                Err(AllocError::TimedOut) => match self.walker {
+            let freed = match &self.walker {
+                // SAFETY: as above.
+                Walker::Owner => unsafe { self.pool.free_recorded_soon(block, at, record) },
+                Walker::Survivor { deadline, .. } => {
+                    // SAFETY: as above.
+                    match unsafe { self.pool.free_recorded(block, at, record, *deadline) } {
+                        Err(AllocError::TimedOut) => Ok(false),
+                        other => other.map(|()| true),
+                    }
+                }
+            };
+            match freed {
+                Ok(true) => return Ok(()),
+                Ok(false) => match self.walker {
                     Walker::Survivor { .. } => return Err(Stop::Later),
                     // From here on a death leaves the rest counted, as an unrecorded
                     // drop does: the walk does not wait behind a stopped holder.
