@@ -340,15 +340,7 @@ impl Gate {
             "one process, uncontended, 16 B".into(),
             "ns/pair",
             iters,
-            |n| {
-                let start = Instant::now();
-                for _ in 0..n {
-                    let off = pool.alloc(black_box(16), 8).expect("alloc");
-                    // SAFETY: allocated just above; nothing else uses it.
-                    unsafe { pool.free(black_box(off)) }.expect("free");
-                }
-                start.elapsed()
-            },
+            |n| alloc_pairs(&pool, n),
         );
         self.record(
             "alloc_system_16",
@@ -380,15 +372,7 @@ impl Gate {
             "one process, uncontended, 16 B, in a pool grown from 64 KiB".into(),
             "ns/pair",
             iters,
-            |n| {
-                let start = Instant::now();
-                for _ in 0..n {
-                    let off = pool.alloc(black_box(16), 8).expect("alloc");
-                    // SAFETY: allocated just above; nothing else uses it.
-                    unsafe { pool.free(black_box(off)) }.expect("free");
-                }
-                start.elapsed()
-            },
+            |n| alloc_pairs(pool, n),
         );
     }
 
@@ -620,6 +604,17 @@ const RATIOS: [(&str, &str, &str, &str, bool); 13] = [
         true,
     ),
 ];
+
+/// `n` alloc+free pairs of 16 bytes from `pool`; their time.
+fn alloc_pairs(pool: &Pool, n: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        let off = pool.alloc(black_box(16), 8).expect("alloc");
+        // SAFETY: allocated just above; nothing else uses it.
+        unsafe { pool.free(black_box(off)) }.expect("free");
+    }
+    start.elapsed()
+}
 
 fn main() -> ExitCode {
     if let Ok(role) = env::var(ROLE) {

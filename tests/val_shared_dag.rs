@@ -97,25 +97,19 @@ fn a_tree_is_refused_at_the_same_limit_as_a_measured_copy() {
     let Err(ValError::TooLarge { values, bytes, .. }) = h.to_val_within(0) else {
         panic!("a copy within 0 bytes");
     };
-    assert_eq!(h.to_val_within(bytes).unwrap(), v);
-    assert_eq!(
-        h.to_val_within(bytes - 1),
-        Err(ValError::TooLarge {
+    let check = || {
+        assert_eq!(h.to_val_within(bytes).unwrap(), v);
+        let limit = bytes - 1;
+        let refused = ValError::TooLarge {
             values,
             bytes,
-            limit: bytes - 1
-        })
-    );
+            limit,
+        };
+        assert_eq!(h.to_val_within(limit), Err(refused));
+    };
+    check();
     let inner = h.field("a").unwrap().to_handle().unwrap();
-    assert_eq!(h.to_val_within(bytes).unwrap(), v);
-    assert_eq!(
-        h.to_val_within(bytes - 1),
-        Err(ValError::TooLarge {
-            values,
-            bytes,
-            limit: bytes - 1
-        })
-    );
+    check();
     drop(inner);
 }
 
