@@ -75,8 +75,8 @@ const FREE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200
 /// The lock byte of slot `i` is `LOCK_BASE + i`: far past any region's end.
 const LOCK_BASE: i64 = 1 << 62;
 
-/// Head words: the magic, the slot count, slots reclaimed so far, and the layers above's
-/// words (from [`H_DATA`] on).
+/// Head words: the magic, the slot count, slots reclaimed so far, the layers above's
+/// words (from [`H_DATA`] on), and the slots' high-water mark.
 const H_MAGIC: usize = 0;
 const H_SLOTS: usize = 1;
 const H_RECLAIMED: usize = 2;
@@ -84,7 +84,12 @@ const H_RECLAIMED: usize = 2;
 /// back): [`HEAD_DATA_WORDS`] of them.
 const H_DATA: usize = 3;
 /// Head words the layers above keep.
-pub(crate) const HEAD_DATA_WORDS: usize = 13;
+pub(crate) const HEAD_DATA_WORDS: usize = 12;
+/// One more than the highest slot any process has tried to claim (raised before the
+/// claim): the slots past it have never been taken, and the scans stop there. 0 in a
+/// registry made without it: the scans then read every slot.
+const H_HIGH: usize = 15;
+const _: () = assert!(H_DATA + HEAD_DATA_WORDS <= H_HIGH && H_HIGH < (HEAD_BYTES / 8) as usize);
 
 /// Slot words (see the module docs).
 const W_STATE: usize = 0;
@@ -221,9 +226,10 @@ impl Region {
 
     /// The words of slot `i`.
     /// The slots not free now, for the scans that look for dead processes (a free slot
-    /// holds nobody to reclaim): the table is resolved once and each state word read once,
-    /// so a scan of a registry with few processes costs little more than its loads. A slot
-    /// claimed after its word was read is seen by the next scan, as with any scan.
+    /// holds nobody to reclaim): up to the high-water mark ([`H_HIGH`]), the table resolved
+    /// once and each state word read once, so a scan of a registry with few processes
+    /// costs little more than its loads. A slot claimed after the mark or its word was
+    /// read is seen by the next scan, as with any scan.
     fn taken_slots(&self) -> impl Iterator<Item = u32> + '_ {
         let words = (SLOT_BYTES / 8) as usize;
         let all = self
@@ -232,7 +238,14 @@ impl Region {
                 u64::from(self.registry_slots) * (SLOT_BYTES / 8),
             )
             .ok();
-        (0..self.registry_slots).filter(move |&i| {
+        let high = self
+            .registry_head()
+            .map_or(0, |h| h[H_HIGH].load(Ordering::Acquire));
+        let end = match u32::try_from(high) {
+            Ok(h) if h != 0 => h.min(self.registry_slots),
+            _ => self.registry_slots,
+        };
+        (0..end).filter(move |&i| {
             // Unresolvable: let the slot's own checks decide.
             all.and_then(|a| a.get(i as usize * words + W_STATE))
                 .is_none_or(|w| w.load(Ordering::Acquire) & 0xff != slots::FREE)
@@ -312,6 +325,10 @@ impl Region {
 
     fn try_claim(&self, i: u32) -> Option<Registration> {
         let w = self.slot_words(i)?;
+        if let Some(h) = self.registry_head() {
+            // Before the claim, so that a scan that sees the slot taken scans that far.
+            h[H_HIGH].fetch_max(u64::from(i) + 1, Ordering::AcqRel);
+        }
         let inc = slots::claim(&Table(self), i, || {
             let pid = std::process::id();
             w[W_PID].store(u64::from(pid), Ordering::Relaxed);
