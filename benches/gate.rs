@@ -23,6 +23,10 @@
 #![allow(clippy::disallowed_types)]
 
 mod common;
+#[path = "gate/ratios.rs"]
+mod ratios;
+#[path = "gate/report.rs"]
+mod report;
 
 use std::collections::BTreeMap;
 use std::env;
@@ -35,14 +39,11 @@ use std::time::{Duration, Instant};
 use common::floor::{self, Mapping};
 use common::rigs::*;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use shmval::alloc::Pool;
 use shmval::region::{Region, RegionName};
 use shmval::sides::ShmMain;
 use shmval::{val, PoolExt, ShmLocked, Tab, Val};
-
-/// Default allowed worsening of a ratio, as a fraction of its baseline.
-const DEFAULT_TOLERANCE: f64 = 0.30;
 
 fn run_child(role: &str) {
     child_setup();
@@ -494,117 +495,6 @@ fn byte_sink() {
     }
 }
 
-/// The ratios: name, numerator figure, denominator figure, what it says, whether it is
-/// gated. Lower is better for each.
-///
-/// The cache-line floor across the two vCPUs of a virtual machine moves with the host's
-/// placement of them (35 ns to 500 ns seen on one machine), and our spinning round trip
-/// moves with it but not in proportion, so ratios to the floor are reported, not gated;
-/// nor is the spinning round trip over a same-core pipe(2) (a system call, which does not
-/// move with the placement). The spinning round trip is gated against crossbeam-channel's
-/// across the same two CPUs, also made of cache-line transfers. The other gated ratios
-/// divide by figures that stay put: same-core system calls (pipe(2), a Unix socket, the
-/// futex), the system allocator and an uncontended pthread mutex. Streaming across the CPUs is reported, not gated: on
-/// some placements of the vCPUs (SMT siblings, it seems) a busy producer and consumer slow
-/// each other down threefold while a ping-pong does not; on one CPU it is steady.
-const RATIOS: [(&str, &str, &str, &str, bool); 13] = [
-    (
-        "spin_rt/cacheline_floor",
-        "shm_spin_diff_64",
-        "floor_cacheline_diff",
-        "spinning handle round trip over the cache-line floor (diff-core)",
-        false,
-    ),
-    (
-        "spin_rt/crossbeam_spin",
-        "shm_spin_diff_64",
-        "cb_spin_diff_64",
-        "spinning handle round trip over crossbeam-channel's spinning round trip between \
-         two threads (both diff-core)",
-        true,
-    ),
-    (
-        "spin_rt/pipe2_same",
-        "shm_spin_diff_64",
-        "pipe2_same_64",
-        "spinning handle round trip (diff-core) over a same-core pipe(2) 64 B round trip",
-        false,
-    ),
-    (
-        "spin_rt_1MiB/spin_rt_64B",
-        "shm_spin_diff_1048576",
-        "shm_spin_diff_64",
-        "handle round trip, 1 MiB over 64 B payload (diff-core, spinning)",
-        true,
-    ),
-    (
-        "block_rt/futex_floor_same",
-        "shm_block_same_64",
-        "floor_futex_same",
-        "blocking round trip over the futex floor (same-core)",
-        true,
-    ),
-    (
-        "block_rt/uds_same",
-        "shm_block_same_64",
-        "uds_same_64",
-        "blocking round trip over a Unix socket's 64 B round trip (same-core)",
-        true,
-    ),
-    (
-        "stream_item/cacheline_floor",
-        "stream_int_diff",
-        "floor_cacheline_diff",
-        "streamed item 1 -> 1 (share, send, receive, drop) over the cache-line floor",
-        false,
-    ),
-    (
-        "stream_item/pipe2_same",
-        "stream_int_diff",
-        "pipe2_same_64",
-        "streamed item 1 -> 1 (diff-core) over a same-core pipe(2) 64 B round trip",
-        false,
-    ),
-    (
-        "stream_item_same/pipe2_same",
-        "stream_int_same",
-        "pipe2_same_64",
-        "streamed item 1 -> 1 (same-core) over a same-core pipe(2) 64 B round trip",
-        true,
-    ),
-    (
-        "alloc_pair/system_pair",
-        "alloc_pool_16",
-        "alloc_system_16",
-        "pool alloc+free pair over the system allocator's (16 B, one process)",
-        true,
-    ),
-    (
-        "alloc_grown/alloc_pair",
-        "alloc_pool_16_grown",
-        "alloc_pool_16",
-        "pool alloc+free pair in a pool grown from 64 KiB over the same in a pool made at its \
-         size (16 B, one process)",
-        true,
-    ),
-    (
-        "stream_grown/stream_same",
-        "stream_int_same_grown",
-        "stream_int_same",
-        "streamed item 1 -> 1 (same-core) in a pool grown from 64 KiB over the same in a pool \
-         made at its size",
-        true,
-    ),
-    (
-        "locked_update/pthread_update",
-        "locked_update",
-        "pthread_update",
-        "locked table update (lock, increment a Tab's integer, unlock) over a \
-         process-shared pthread mutex around a u64 (one process, uncontended)",
-        true,
-    ),
-];
-
 /// `n` alloc+free pairs of 16 bytes from `pool`; their time.
 fn alloc_pairs(pool: &Pool, n: u64) -> Duration {
     let start = Instant::now();
@@ -716,91 +606,20 @@ fn main() -> ExitCode {
     );
 
     if let Some(p) = &figures_path {
-        let figs: serde_json::Map<String, Value> = g
-            .figures
-            .iter()
-            .map(|(k, f)| {
-                let min = f.runs.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = f.runs.iter().copied().fold(0.0, f64::max);
-                (
-                    k.clone(),
-                    json!({"median": f.median(), "min": min, "max": max, "unit": f.unit,
-                           "conditions": f.conditions}),
-                )
-            })
-            .collect();
-        std::fs::write(
-            p,
-            serde_json::to_string_pretty(&Value::Object(figs)).expect("json"),
-        )
-        .expect("write the figures");
+        report::write_figures(p, &g.figures);
     }
-
     let old: Value = std::fs::read_to_string(&baseline_path)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or(Value::Null);
-    let measured: Vec<(&str, f64, &str, bool)> = RATIOS
+    let measured: Vec<(&str, f64, &str, bool)> = ratios::RATIOS
         .iter()
         .map(|&(name, num, den, what, gated)| (name, g.ratio(num, den), what, gated))
         .collect();
-
     if update {
-        let mut ratios = serde_json::Map::new();
-        for &(name, value, what, gated) in &measured {
-            let tol = old["ratios"][name]["tolerance"]
-                .as_f64()
-                .unwrap_or(DEFAULT_TOLERANCE);
-            ratios.insert(
-                name.into(),
-                json!({"value": (value * 1000.0).round() / 1000.0, "tolerance": tol,
-                       "gated": gated, "what": what}),
-            );
-        }
-        let doc = json!({
-            "note": "Ratios (lower is better) measured by ci/bench-gate; rewrite with \
-                     ci/bench-gate --update after a deliberate performance change.",
-            "ratios": ratios,
-        });
-        std::fs::write(
-            &baseline_path,
-            serde_json::to_string_pretty(&doc).expect("json") + "\n",
-        )
-        .expect("write the baseline");
-        println!("bench-gate: baseline written to {baseline_path}");
+        report::write_baseline(&baseline_path, &old, &measured);
     }
-
-    println!(
-        "{:<28} {:>9} {:>9} {:>6} {:>9}  status",
-        "ratio", "baseline", "measured", "tol", "limit"
-    );
-    let mut failed = 0;
-    for &(name, value, _, gated) in &measured {
-        let base = old["ratios"][name]["value"].as_f64();
-        let tol = old["ratios"][name]["tolerance"]
-            .as_f64()
-            .unwrap_or(DEFAULT_TOLERANCE);
-        let (b, limit, status) = match base {
-            Some(b) => {
-                let limit = b * (1.0 + tol);
-                let ok = value <= limit;
-                if !ok && gated && !update {
-                    failed += 1;
-                }
-                let status = match (gated, ok) {
-                    (false, _) => "info (not gated)",
-                    (true, true) => "ok",
-                    (true, false) => "WORSE",
-                };
-                (format!("{b:.3}"), format!("{limit:.3}"), status)
-            }
-            None => ("-".into(), "-".into(), "new"),
-        };
-        println!(
-            "{name:<28} {b:>9} {value:>9.3} {:>5.0}% {limit:>9}  {status}",
-            tol * 100.0
-        );
-    }
+    let failed = report::compare(&old, &measured, update);
     if failed > 0 && !update {
         println!("bench-gate: {failed} ratio(s) worse than the baseline beyond tolerance");
         return ExitCode::FAILURE;
