@@ -113,6 +113,7 @@
 //! - [`PoolStats`]: a snapshot of use.
 //! - [`AllocError`]: every failure.
 
+mod block;
 mod error;
 mod grow;
 mod heap;
@@ -121,11 +122,12 @@ mod pool;
 mod recover;
 mod stats;
 
+pub use block::Block;
 pub use error::AllocError;
 pub use grow::MIN_GROWTH;
 pub use layout::{fingerprint, BLOCK_HEADER, GRANULE, MAX_ALIGN, MIN_BLOCK};
 pub(crate) use pool::defer_free_in;
-pub use pool::{Block, Pool};
+pub use pool::Pool;
 pub use stats::{PoolStats, UsedBlock};
 
 #[cfg(test)]
