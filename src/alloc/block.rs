@@ -25,13 +25,7 @@ impl Pool {
             return Err(AllocError::BadAlign { align });
         }
         let off = self.with_heap_by(Some(deadline), |h| h.alloc(size, align, false, None))?;
-        let len = self.usable_size_unlocked(off)?;
-        Ok(Block {
-            pool: self.clone(),
-            off,
-            len,
-            made_in: MadeIn::this_process(),
-        })
+        self.owned(off)
     }
 
     /// An owned block of at least `size` bytes at `align`: its bytes are the caller's to
@@ -43,6 +37,11 @@ impl Pool {
     /// As [`alloc`](Self::alloc).
     pub fn alloc_block(&self, size: u64, align: u64) -> Result<Block, AllocError> {
         let off = self.alloc(size, align)?;
+        self.owned(off)
+    }
+
+    /// The block at `off`, just allocated by this process, as an owned [`Block`].
+    fn owned(&self, off: Offset) -> Result<Block, AllocError> {
         let len = self.usable_size_unlocked(off)?;
         Ok(Block {
             pool: self.clone(),
