@@ -207,13 +207,7 @@ impl Pool {
         record: &AtomicU64,
         deadline: Option<Instant>,
     ) -> Result<(), AllocError> {
-        self.with_heap_by(deadline, |h| {
-            h.store(word::OP, at.get())?;
-            h.free(off)?;
-            pause_point("alloc.free_recorded");
-            record.store(0, Ordering::Relaxed);
-            h.store(word::OP, 0)
-        })
+        self.with_heap_by(deadline, |h| free_with_record(h, off, at, record))
     }
 
     /// [`free_recorded`](Self::free_recorded) as a drop does it: waits for the pool lock
@@ -234,22 +228,12 @@ impl Pool {
         record: &AtomicU64,
     ) -> Result<bool, AllocError> {
         let (lock, heap) = self.view()?;
-        // Reading the clock only when the lock is taken: the common free reads none.
-        let guard = match lock.try_lock_free() {
-            Some(g) => g,
-            None => match lock.lock_timeout(DEFER_AFTER) {
-                Ok(g) => g,
-                Err(_) => return Ok(false),
-            },
-        };
-        self.locked(guard, &heap, true, |h| {
-            h.store(word::OP, at.get())?;
-            h.free(off)?;
-            pause_point("alloc.free_recorded");
-            record.store(0, Ordering::Relaxed);
-            h.store(word::OP, 0)
-        })
-        .map(|()| true)
+        match lock_soon(lock, false) {
+            Some(g) => self
+                .locked(g, &heap, true, |h| free_with_record(h, off, at, record))
+                .map(|()| true),
+            None => Ok(false),
+        }
     }
 
     fn alloc_flagged(&self, size: u64, align: u64, object: bool) -> Result<Offset, AllocError> {
@@ -292,12 +276,7 @@ impl Pool {
     /// As for [`free`](Self::free).
     pub(crate) unsafe fn free_soon(&self, off: Offset, hurry: bool) -> Result<bool, AllocError> {
         let (lock, heap) = self.view()?;
-        let guard = match lock.try_lock_free() {
-            Some(g) => Some(g),
-            None if hurry => None,
-            None => lock.lock_timeout(DEFER_AFTER).ok(),
-        };
-        match guard {
+        match lock_soon(lock, hurry) {
             Some(g) => self.locked(g, &heap, true, |h| h.free(off)).map(|()| false),
             None => {
                 defer_free(&heap, off)?;
@@ -610,6 +589,33 @@ fn drain_deferred_slow(heap: &Heap<'_>, head: &AtomicU64) -> Result<(), AllocErr
         heap.free(Offset::new(b))?;
         heap.store(word::DRAINING, 0)?;
     }
+}
+
+/// The pool lock as a drop takes it: at once if it is free; else, unless `hurry`, within
+/// [`DEFER_AFTER`] while a live thread holds it; `None` otherwise. The clock is read only
+/// when the lock is busy.
+fn lock_soon(lock: &ShmMutex, hurry: bool) -> Option<ShmMutexGuard<'_>> {
+    match lock.try_lock_free() {
+        Some(g) => Some(g),
+        None if hurry => None,
+        None => lock.lock_timeout(DEFER_AFTER).ok(),
+    }
+}
+
+/// Frees `off` under the pool lock with its record: the operation word names `at` (the
+/// word `record`, which names the block) until the record is cleared, so that the repair
+/// after a holder that died here keeps the record only if the block is still used.
+fn free_with_record(
+    h: &Heap<'_>,
+    off: Offset,
+    at: Offset,
+    record: &AtomicU64,
+) -> Result<(), AllocError> {
+    h.store(word::OP, at.get())?;
+    h.free(off)?;
+    pause_point("alloc.free_recorded");
+    record.store(0, Ordering::Relaxed);
+    h.store(word::OP, 0)
 }
 
 fn poison(heap: &Heap<'_>) -> Result<(), AllocError> {
