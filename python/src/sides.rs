@@ -133,16 +133,6 @@ impl ShmMainObj {
         py.detach(|| drop(m));
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
-        self.close(py);
-        false
-    }
-
     fn __repr__(&self) -> String {
         format!("<shmval.ShmMain {:?}>", self.name)
     }
@@ -215,6 +205,29 @@ macro_rules! wait_opts {
     }};
 }
 
+/// `with` support for a type whose `close(py)` releases what it holds: `__enter__` gives
+/// the object back, `__exit__` closes it and lets an exception through.
+macro_rules! closes_on_exit {
+    ($ty:ty) => {
+        #[pymethods]
+        impl $ty {
+            fn __enter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+
+            #[pyo3(signature = (*_exc))]
+            fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+                self.close(py);
+                false
+            }
+        }
+    };
+}
+
+closes_on_exit!(ShmMainObj);
+closes_on_exit!(ServerSideObj);
+closes_on_exit!(ClientSideObj);
+
 macro_rules! side_methods {
     ($ty:ty) => {
         #[pymethods]
@@ -243,16 +256,6 @@ macro_rules! side_methods {
             /// Releases the side. The pipe objects taken from it keep it until they go.
             fn close(&self, py: Python<'_>) {
                 self.held.close(py)
-            }
-
-            fn __enter__(slf: Py<Self>) -> Py<Self> {
-                slf
-            }
-
-            #[pyo3(signature = (*_exc))]
-            fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
-                self.close(py);
-                false
             }
 
             fn __repr__(&self) -> String {
