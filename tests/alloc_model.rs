@@ -233,7 +233,7 @@ impl Harness {
 fn run(region_size: u64, ops: &[Op]) {
     let name = TestName::new("alloc-model");
     let region = Arc::new(Region::create(&name, region_size).unwrap());
-    let pool = Pool::create(region.clone()).unwrap();
+    let pool = Pool::create(region.clone()).unwrap().without_cache();
     let initial = pool.stats().unwrap();
     assert_eq!(initial.free_blocks, 1);
     let mut h = Harness {

@@ -15,7 +15,7 @@ use shmval::region::{Offset, Region, RegionName};
 
 fn attach(name: &str) -> Pool {
     let region = Region::attach(&RegionName::new(name.to_owned()).unwrap()).unwrap();
-    Pool::attach(Arc::new(region)).unwrap()
+    Pool::attach(Arc::new(region)).unwrap().without_cache()
 }
 
 fn word(pool: &Pool, at: u64) -> &AtomicU64 {
@@ -124,7 +124,7 @@ fn assert_pristine(pool: &Pool, initial: &PoolStats) {
 fn two_processes_churn_and_leave_the_pool_as_they_found_it() {
     let name = TestName::new("alloc-churn");
     let region = Arc::new(Region::create(&name, 1 << 20).unwrap());
-    let pool = Pool::create(region).unwrap();
+    let pool = Pool::create(region).unwrap().without_cache();
     let initial = pool.stats().unwrap();
     let a = spawn_role("churn", &[name.as_str(), "1"]);
     let b = spawn_role("churn", &[name.as_str(), "2"]);
@@ -151,7 +151,7 @@ enum Victim {
 fn crash_at(point: &str, victim: Victim) {
     let name = TestName::new("alloc-crash");
     let region = Arc::new(Region::create(&name, 1 << 20).unwrap());
-    let pool = Pool::create(region).unwrap();
+    let pool = Pool::create(region).unwrap().without_cache();
     let initial = pool.stats().unwrap();
     // 48-byte requests take 64-byte blocks: the heap's end stays 64-aligned, so an
     // allocation at alignment 64 there needs a leading gap.

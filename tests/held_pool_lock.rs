@@ -1,7 +1,8 @@
 //! Every timeout is honoured while a child process holds the pool's lock, paused inside an
 //! allocation or a free, then stopped as well (a stopped process is alive: nothing may take
 //! its lock). Values still move through pipes (they need only the pipe's lock), a side
-//! starts or gives up at its deadline, and a drop returns at once by deferring its free.
+//! starts or gives up at its deadline, and a drop returns at once by deferring its free
+//! (or keeping a small block in its process's cache).
 //! Once the holder is killed the next locker repairs the pool, the next allocation frees
 //! what was deferred, and the pool is back at its baseline. Each test prints the slack of
 //! every call (`-- --nocapture`).
@@ -147,7 +148,10 @@ fn held_pool(point: &str, op: &str) {
         t.elapsed()
     );
     table.print();
-    assert_eq!(s.deferred_frees, deferred, "{point}: {s:?}");
+    // Each free was deferred, or kept in this process's block cache (which needs no
+    // lock at all).
+    assert!(s.deferred_frees <= deferred, "{point}: {s:?}");
+    assert!(s.deferred_frees > 0 || s.cached > 0, "{point}: {s:?}");
     pool.verify().unwrap();
     // The next allocation frees them.
     let b = pool.alloc(16, 16).unwrap();

@@ -7,8 +7,9 @@
 
 use super::error::AllocError;
 use super::layout::{
-    align_slack, block_size, class_of, free_check, gap_for, round_to_class, tombstone, used_check,
-    word, Geometry, BLOCK_HEADER, FLAGS, MIN_BLOCK, OBJECT, PREV_FREE, SL_COUNT, USED,
+    align_slack, block_size, cached_check, class_of, free_check, gap_for, is_used_check,
+    round_to_class, tombstone, used_check, word, Geometry, BLOCK_HEADER, FLAGS, MIN_BLOCK, OBJECT,
+    PREV_FREE, SL_COUNT, USED,
 };
 use crate::fault::pause_point;
 use crate::region::{Offset, Region};
@@ -109,6 +110,18 @@ impl<'a> Heap<'a> {
         self.resolve(b)
     }
 
+    /// The header words and the first payload word of the block at `b` (the link of a
+    /// block in a cache).
+    #[inline(always)]
+    pub fn header_and_link(&self, b: u64) -> Result<&'a [AtomicU64; 3], AllocError> {
+        if !self.geo.is_block_start(b) {
+            return Err(AllocError::corrupted(format!(
+                "block offset {b:#x} outside the heap"
+            )));
+        }
+        self.resolve(b)
+    }
+
     /// The free-list links (next, prev) of the free block at `b`.
     #[inline(always)]
     pub fn links(&self, b: u64) -> Result<&'a [AtomicU64; 2], AllocError> {
@@ -152,9 +165,12 @@ impl<'a> Heap<'a> {
         }
         let h = self.header(b)?;
         let w = h[0].load(Relaxed);
-        let want = if free { w | PREV_FREE } else { w & !PREV_FREE };
-        if want != w {
-            h[0].store(want, Relaxed);
+        // A read-modify-write: the block may sit in a process's cache, whose owner changes
+        // its object flag without the lock (see `cache`).
+        if free && w & PREV_FREE == 0 {
+            h[0].fetch_or(PREV_FREE, Relaxed);
+        } else if !free && w & PREV_FREE != 0 {
+            h[0].fetch_and(!PREV_FREE, Relaxed);
         }
         Ok(())
     }
@@ -180,7 +196,10 @@ impl<'a> Heap<'a> {
                 )));
             }
             Ok((b, size))
-        } else if w1 == free_check(self.salt, b) || w1 == tombstone(self.salt, b) {
+        } else if w1 == free_check(self.salt, b)
+            || w1 == tombstone(self.salt, b)
+            || w1 == cached_check(self.salt, b)
+        {
             Err(AllocError::DoubleFree { offset: o })
         } else {
             Err(invalid)
@@ -485,7 +504,7 @@ impl<'a> Heap<'a> {
             let valid = if w0 & USED == 0 {
                 w1 == free_check(self.salt, n)
             } else {
-                w1 == used_check(self.salt, n, ns)
+                is_used_check(self.salt, n, ns, w1)
             };
             if !valid || !self.geo.fits(n, ns) {
                 return Err(AllocError::corrupted(format!(

@@ -39,8 +39,8 @@ pub(crate) const SMALL_LIMIT: u64 = GRANULE * SL_COUNT;
 const SMALL_LOG2: u32 = SMALL_LIMIT.trailing_zeros();
 
 /// Bumped whenever the meaning of any pool word changes (3: the heap ends with an end
-/// block, and grows).
-const POOL_VERSION: u64 = 3;
+/// block, and grows; 4: processes cache small blocks).
+const POOL_VERSION: u64 = 4;
 /// The pool magic: `b"SHMPOOL\x01"` read as a little-endian word.
 pub(crate) const POOL_MAGIC: u64 = u64::from_le_bytes(*b"SHMPOOL\x01");
 
@@ -80,9 +80,13 @@ pub(crate) mod word {
     /// records its block (0 = none), so that a holder killed inside it is resolved exactly
     /// (see [`Pool::alloc_recorded`](crate::alloc::Pool::alloc_recorded)).
     pub const OP: usize = 14;
+    /// The table of the processes' block caches: the payload offset of a block holding
+    /// a word per registry slot, with bit 0 set once it is zeroed (0 = none yet; see
+    /// `cache`).
+    pub const CACHES: usize = 15;
     /// Words up to here; the second-level bitmaps follow, one word per first-level class,
     /// then the list heads, [`SL_COUNT`](super::SL_COUNT) per class.
-    pub const FIXED: usize = 15;
+    pub const FIXED: usize = 16;
 }
 
 /// `FLAGS` bit: the heap was found broken beyond repair; every operation fails.
@@ -207,6 +211,19 @@ pub(crate) fn free_check(salt: u64, b: u64) -> u64 {
 /// matches it, and `free` reports it as a double free.
 pub(crate) fn tombstone(salt: u64, b: u64) -> u64 {
     key(salt, b, 4)
+}
+
+/// The check word of a used block at `b` that sits in a process's cache (see `cache`):
+/// still used for the heap, but a double free to `free`.
+pub(crate) fn cached_check(salt: u64, b: u64) -> u64 {
+    key(salt, b, 6)
+}
+
+/// Whether `w1` is a valid check word for the used block at `b` of `size` bytes: handed
+/// out, or in a process's cache.
+#[inline]
+pub(crate) fn is_used_check(salt: u64, b: u64, size: u64, w1: u64) -> bool {
+    w1 == used_check(salt, b, size) || w1 == cached_check(salt, b)
 }
 
 /// Where a pool lies in its region: its header and classes fixed by the region's maximum

@@ -25,11 +25,28 @@ use crate::sync::{Owner, ShmMutex, ShmMutexGuard};
 /// Every operation takes the pool lock. If the last holder died inside an operation, the
 /// next one repairs the heap first (or, if it is broken beyond repair, poisons the pool:
 /// from then on every operation fails with [`AllocError::Corrupted`]).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Pool {
-    region: Arc<Region>,
-    geo: Geometry,
-    salt: u64,
+    pub(super) region: Arc<Region>,
+    pub(super) geo: Geometry,
+    pub(super) salt: u64,
+    /// This process's block cache: its record's payload offset, 0 = none, [`UNKNOWN`]
+    /// before the first look (see `cache`).
+    pub(super) cache: AtomicU64,
+}
+
+/// [`Pool::cache`] before the handle first looked for its cache.
+pub(super) const UNKNOWN: u64 = u64::MAX;
+
+impl Clone for Pool {
+    fn clone(&self) -> Pool {
+        Pool {
+            region: self.region.clone(),
+            geo: self.geo,
+            salt: self.salt,
+            cache: AtomicU64::new(self.cache.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Pool {
@@ -49,6 +66,7 @@ impl Pool {
             salt: random_salt(&region),
             region,
             geo,
+            cache: AtomicU64::new(UNKNOWN),
         };
         let heap = pool.view_unformatted()?;
         if heap.load(word::MAGIC)? != 0 {
@@ -120,7 +138,12 @@ impl Pool {
                 "unknown pool flags {flags:#x}"
             )));
         }
-        Ok(Pool { region, geo, salt })
+        Ok(Pool {
+            region,
+            geo,
+            salt,
+            cache: AtomicU64::new(UNKNOWN),
+        })
     }
 
     /// The region the pool lives in.
@@ -178,11 +201,11 @@ impl Pool {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
+        if let Some(off) = self.cached_alloc((size, align), object, Some((at, record)))? {
+            return Ok(off);
+        }
         self.with_heap_by(deadline, |h| {
-            h.store(word::OP, at.get())?;
-            let r = h.alloc(size, align, object, Some(record));
-            h.store(word::OP, 0)?;
-            r
+            self.heap_alloc(h, size, align, object, Some((at, record)))
         })
     }
 
@@ -207,6 +230,9 @@ impl Pool {
         record: &AtomicU64,
         deadline: Option<Instant>,
     ) -> Result<(), AllocError> {
+        if self.cached_free(off, Some((at, record)))? {
+            return Ok(());
+        }
         self.with_heap_by(deadline, |h| free_with_record(h, off, at, record))
     }
 
@@ -227,6 +253,9 @@ impl Pool {
         at: Offset,
         record: &AtomicU64,
     ) -> Result<bool, AllocError> {
+        if self.cached_free(off, Some((at, record)))? {
+            return Ok(true);
+        }
         let (lock, heap) = self.view()?;
         match lock_soon(lock, false) {
             Some(g) => self
@@ -240,7 +269,10 @@ impl Pool {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
-        self.with_heap(|h| h.alloc(size, align, object, None))
+        if let Some(off) = self.cached_alloc((size, align), object, None)? {
+            return Ok(off);
+        }
+        self.with_heap(|h| self.heap_alloc(h, size, align, object, None))
     }
 
     /// Frees the block at `off`, which [`alloc`](Self::alloc) returned. Waits for the pool
@@ -261,6 +293,9 @@ impl Pool {
     /// another process) still uses its bytes, and nobody else frees it. Freeing a block
     /// under a live view would let the pool hand the bytes out again while they are read.
     pub unsafe fn free(&self, off: Offset) -> Result<(), AllocError> {
+        if self.cached_free(off, None)? {
+            return Ok(());
+        }
         self.with_heap(|h| h.free(off))
     }
 
@@ -275,6 +310,9 @@ impl Pool {
     ///
     /// As for [`free`](Self::free).
     pub(crate) unsafe fn free_soon(&self, off: Offset, hurry: bool) -> Result<bool, AllocError> {
+        if self.cached_free(off, None)? {
+            return Ok(false);
+        }
         let (lock, heap) = self.view()?;
         match lock_soon(lock, hurry) {
             Some(g) => self.locked(g, &heap, true, |h| h.free(off)).map(|()| false),
@@ -393,7 +431,7 @@ impl Pool {
 
     /// The lock and the header words. Both lie inside the region: the geometry was derived
     /// from its size.
-    fn view(&self) -> Result<(&ShmMutex, Heap<'_>), AllocError> {
+    pub(super) fn view(&self) -> Result<(&ShmMutex, Heap<'_>), AllocError> {
         let lock = self.region.at::<ShmMutex>(Offset::new(self.geo.base))?;
         let words = self.region.at_slice::<AtomicU64>(
             Offset::new(self.geo.base + LOCK_BYTES),
@@ -408,6 +446,15 @@ impl Pool {
         Ok((lock, heap.with_end(end)))
     }
 
+    /// The heap as [`view`](Self::view) gives it, without the lock or the header words:
+    /// for the block cache, which reads and writes only blocks it holds.
+    #[inline]
+    pub(super) fn block_view(&self) -> Heap<'_> {
+        let heap = Heap::new(&self.region, self.geo, self.salt, &[]);
+        let end = heap.max_end().max(self.geo.heap_end);
+        heap.with_end(end)
+    }
+
     /// The header words with the heap's end of the geometry: for formatting a new pool.
     fn view_unformatted(&self) -> Result<Heap<'_>, AllocError> {
         let words = self.region.at_slice::<AtomicU64>(
@@ -420,7 +467,7 @@ impl Pool {
     /// Runs `op` under the pool lock: repairs first if the last holder died, refuses if
     /// the pool is poisoned, frees what was deferred, and poisons the pool if `op` finds
     /// corruption.
-    fn with_heap<R>(
+    pub(super) fn with_heap<R>(
         &self,
         op: impl FnOnce(&Heap<'_>) -> Result<R, AllocError>,
     ) -> Result<R, AllocError> {
@@ -457,48 +504,61 @@ impl Pool {
     /// deferred first.
     fn locked<R>(
         &self,
-        mut guard: ShmMutexGuard<'_>,
+        guard: ShmMutexGuard<'_>,
         heap: &Heap<'_>,
         drain: bool,
         op: impl FnOnce(&Heap<'_>) -> Result<R, AllocError>,
     ) -> Result<R, AllocError> {
-        let poisoned = |h: &Heap<'_>| h.load(word::FLAGS).map(|f| f & POISONED != 0);
-        // The heap's end as it is now, under the lock.
-        let current = match heap.current() {
-            Ok(h) => h,
-            Err(e) => {
-                poison(heap)?;
-                return Err(e);
-            }
-        };
-        let heap = &current;
-        if guard.owner_died() {
-            self.region.note_death();
-            let mut result = Ok(());
-            if !poisoned(heap)? {
-                result = recover::rebuild(heap)
-                    .and_then(|()| recover::resolve_op(heap))
-                    .and_then(|()| recover::finish_draining(heap));
-                if result.is_err() {
-                    poison(heap)?;
-                }
-            }
-            // Repaired or poisoned: either way the next holder need not repair.
-            guard.mark_consistent();
-            result?;
-        }
-        if poisoned(heap)? {
-            return Err(AllocError::corrupted(
-                "the pool is poisoned: it was found broken earlier",
-            ));
-        }
-        let drained = if drain { drain_deferred(heap) } else { Ok(()) };
-        let result = drained.and_then(|()| op(heap));
-        if let Err(AllocError::Corrupted { .. }) = result {
-            poison(heap)?;
-        }
-        result
+        locked_in(&self.region, guard, heap, drain, op)
     }
+}
+
+/// [`Pool::with_heap`] with the lock already taken, given the region: repairs first if the
+/// last holder died, refuses if the pool is poisoned, frees what was deferred if `drain`,
+/// and poisons the pool if `op` finds corruption.
+pub(super) fn locked_in<R>(
+    region: &Region,
+    mut guard: ShmMutexGuard<'_>,
+    heap: &Heap<'_>,
+    drain: bool,
+    op: impl FnOnce(&Heap<'_>) -> Result<R, AllocError>,
+) -> Result<R, AllocError> {
+    let poisoned = |h: &Heap<'_>| h.load(word::FLAGS).map(|f| f & POISONED != 0);
+    // The heap's end as it is now, under the lock.
+    let current = match heap.current() {
+        Ok(h) => h,
+        Err(e) => {
+            poison(heap)?;
+            return Err(e);
+        }
+    };
+    let heap = &current;
+    if guard.owner_died() {
+        region.note_death();
+        let mut result = Ok(());
+        if !poisoned(heap)? {
+            result = recover::rebuild(heap)
+                .and_then(|()| recover::resolve_op(heap))
+                .and_then(|()| recover::finish_draining(heap));
+            if result.is_err() {
+                poison(heap)?;
+            }
+        }
+        // Repaired or poisoned: either way the next holder need not repair.
+        guard.mark_consistent();
+        result?;
+    }
+    if poisoned(heap)? {
+        return Err(AllocError::corrupted(
+            "the pool is poisoned: it was found broken earlier",
+        ));
+    }
+    let drained = if drain { drain_deferred(heap) } else { Ok(()) };
+    let result = drained.and_then(|()| op(heap));
+    if let Err(AllocError::Corrupted { .. }) = result {
+        poison(heap)?;
+    }
+    result
 }
 
 /// Hands the used block at `off` of the pool in `region` to the pool's deferred frees
@@ -513,7 +573,19 @@ impl Pool {
 ///
 /// As for [`Pool::free`].
 pub(crate) unsafe fn defer_free_in(region: &Region, off: Offset) -> Result<(), AllocError> {
+    let (_, heap) = region_view(region)?;
+    defer_free(&heap.current()?, off)
+}
+
+/// The pool lock and header of the pool in `region`, given only the region (for a handle
+/// that is going away). The heap's end is the geometry's: call `current` under the lock.
+///
+/// # Errors
+///
+/// [`AllocError::BadMagic`] if the region holds no pool.
+pub(super) fn region_view(region: &Region) -> Result<(&ShmMutex, Heap<'_>), AllocError> {
     let geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
+    let lock = region.at::<ShmMutex>(Offset::new(geo.base))?;
     let words =
         region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), geo.words() as u64)?;
     if words[word::MAGIC].load(Ordering::Acquire) != POOL_MAGIC {
@@ -522,7 +594,7 @@ pub(crate) unsafe fn defer_free_in(region: &Region, off: Offset) -> Result<(), A
         });
     }
     let salt = words[word::SALT].load(Ordering::Relaxed);
-    defer_free(&Heap::new(region, geo, salt, words).current()?, off)
+    Ok((lock, Heap::new(region, geo, salt, words)))
 }
 
 /// How long a drop waits for the pool lock before it defers its free.
@@ -594,7 +666,7 @@ fn drain_deferred_slow(heap: &Heap<'_>, head: &AtomicU64) -> Result<(), AllocErr
 /// The pool lock as a drop takes it: at once if it is free; else, unless `hurry`, within
 /// [`DEFER_AFTER`] while a live thread holds it; `None` otherwise. The clock is read only
 /// when the lock is busy.
-fn lock_soon(lock: &ShmMutex, hurry: bool) -> Option<ShmMutexGuard<'_>> {
+pub(super) fn lock_soon(lock: &ShmMutex, hurry: bool) -> Option<ShmMutexGuard<'_>> {
     match lock.try_lock_free() {
         Some(g) => Some(g),
         None if hurry => None,
@@ -605,7 +677,7 @@ fn lock_soon(lock: &ShmMutex, hurry: bool) -> Option<ShmMutexGuard<'_>> {
 /// Frees `off` under the pool lock with its record: the operation word names `at` (the
 /// word `record`, which names the block) until the record is cleared, so that the repair
 /// after a holder that died here keeps the record only if the block is still used.
-fn free_with_record(
+pub(super) fn free_with_record(
     h: &Heap<'_>,
     off: Offset,
     at: Offset,

@@ -7,7 +7,7 @@
 use super::error::AllocError;
 use super::heap::Heap;
 use super::layout::{
-    class_of, free_check, tombstone, used_check, word, END, FLAGS, MIN_BLOCK, OBJECT, PREV_FREE,
+    class_of, free_check, is_used_check, tombstone, word, END, FLAGS, MIN_BLOCK, OBJECT, PREV_FREE,
     SL_COUNT, USED,
 };
 use crate::sync::atomic::Ordering::Relaxed;
@@ -58,16 +58,17 @@ pub(crate) fn rebuild(heap: &Heap<'_>) -> Result<(), AllocError> {
             w0 = size;
         }
         if w0 & USED != 0 {
-            if h[1].load(Relaxed) != used_check(heap.salt, p, size) {
+            if !is_used_check(heap.salt, p, size, h[1].load(Relaxed)) {
                 return Err(AllocError::corrupted(format!(
                     "the chain is broken: used block {p:#x} has a wrong check word"
                 )));
             }
-            // The flag that says whether the block before is free, recomputed.
-            let prev_free = if run.is_some() { PREV_FREE } else { 0 };
-            let want = (w0 & !PREV_FREE) | prev_free;
-            if want != w0 {
-                h[0].store(want, Relaxed);
+            // The flag that says whether the block before is free, recomputed (one
+            // read-modify-write: a cached block's owner may change its object flag).
+            if run.is_some() && w0 & PREV_FREE == 0 {
+                h[0].fetch_or(PREV_FREE, Relaxed);
+            } else if run.is_none() && w0 & PREV_FREE != 0 {
+                h[0].fetch_and(!PREV_FREE, Relaxed);
             }
             if let Some((q, qs)) = run.take() {
                 heap.insert(q, qs)?;
@@ -186,7 +187,7 @@ pub(crate) fn verify(heap: &Heap<'_>) -> Result<(), AllocError> {
             return bad(format!("block {p:#x} has a wrong previous-free flag"));
         }
         if w0 & USED != 0 {
-            if w1 != used_check(heap.salt, p, size) {
+            if !is_used_check(heap.salt, p, size, w1) {
                 return bad(format!("used block {p:#x} has a wrong check word"));
             }
             // The end block is the pool's, not an allocation: not counted.

@@ -2,7 +2,7 @@
 
 use super::error::AllocError;
 use super::heap::Heap;
-use super::layout::{word, BLOCK_HEADER, END, FLAGS, OBJECT, USED};
+use super::layout::{cached_check, word, BLOCK_HEADER, END, FLAGS, OBJECT, USED};
 use crate::region::Offset;
 use crate::sync::atomic::Ordering::Relaxed;
 
@@ -13,9 +13,11 @@ use crate::sync::atomic::Ordering::Relaxed;
 pub struct PoolStats {
     /// Bytes of the heap: everything after the pool header.
     pub capacity: u64,
-    /// Bytes in used blocks, their headers and rounding included.
+    /// Bytes in used blocks, their headers and rounding included (not those in processes'
+    /// block caches).
     pub used: u64,
-    /// Bytes in free blocks, their headers included.
+    /// Bytes not in use: in free blocks and in processes' block caches (`cached`), headers
+    /// included.
     pub free: u64,
     /// The largest request (at alignment 16 or less) that would succeed now: the payload
     /// size of the largest free block, or 0.
@@ -24,12 +26,20 @@ pub struct PoolStats {
     pub live_allocations: u64,
     /// The largest `used` has been since the pool was created.
     pub high_water: u64,
-    /// Number of free blocks: 1 when everything has been freed (they coalesce).
+    /// Number of free blocks: 1 when everything has been freed and no process caches a
+    /// block (free blocks coalesce).
     pub free_blocks: u64,
     /// Blocks given back while the pool lock was not to be had (a holder stopped or slow),
     /// waiting for the next operation that takes the lock to free them. Counted in `used`
     /// until then.
     pub deferred_frees: u64,
+    /// Bytes the processes' block caches hold (small blocks a process freed and keeps for
+    /// its next allocations, see [`Pool::give_back_cache_now`](super::Pool::give_back_cache_now)),
+    /// with the caches' own records: counted in `free`, though only their process can
+    /// have them (or the first allocation that finds the pool full). Read while the owners
+    /// go on using their caches, so each cache is counted as it was at some moment of the
+    /// call.
+    pub cached: u64,
 }
 
 impl PoolStats {
@@ -37,15 +47,17 @@ impl PoolStats {
         // The block that ends the heap is the pool's own (see `grow`).
         let capacity = heap.geo.capacity().saturating_sub(super::MIN_BLOCK);
         let used = heap.load(word::USED)?;
+        let (cached, cached_blocks) = super::cache::overhead(heap)?;
         Ok(PoolStats {
             capacity,
-            used,
-            free: capacity.saturating_sub(used),
+            used: used.saturating_sub(cached),
+            free: capacity.saturating_sub(used.saturating_sub(cached)),
             largest_free: heap.largest_free()?,
-            live_allocations: heap.load(word::LIVE)?,
+            live_allocations: heap.load(word::LIVE)?.saturating_sub(cached_blocks),
             high_water: heap.load(word::HIGH_WATER)?,
             free_blocks: heap.load(word::FREE_BLOCKS)?,
             deferred_frees: deferred(heap)?,
+            cached,
         })
     }
 }
@@ -80,12 +92,14 @@ pub struct UsedBlock {
     pub object: bool,
 }
 
-/// Calls `f` on each used block, in heap order.
+/// Calls `f` on each used block, in heap order: not the blocks in processes' caches, nor
+/// the caches' records.
 pub(crate) fn each_used_block(
     heap: &Heap<'_>,
     mut f: impl FnMut(UsedBlock),
 ) -> Result<(), AllocError> {
     let geo = heap.geo;
+    let own = super::cache::own_blocks(heap)?;
     let mut p = geo.heap_start;
     while p < geo.heap_end {
         let w0 = heap.header(p)?[0].load(Relaxed);
@@ -96,7 +110,12 @@ pub(crate) fn each_used_block(
             )));
         }
         // The end block is the pool's, not an allocation.
-        if w0 & USED != 0 && w0 & END == 0 {
+        let h1 = heap.header(p)?[1].load(Relaxed);
+        if w0 & USED != 0
+            && w0 & END == 0
+            && h1 != cached_check(heap.salt, p)
+            && own.binary_search(&(p + BLOCK_HEADER)).is_err()
+        {
             f(UsedBlock {
                 offset: Offset::new(p + BLOCK_HEADER),
                 size: size - BLOCK_HEADER,

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use super::entry::{Entry, Kind, ENTRY_BYTES, E_NEXT};
 use crate::alloc::Pool;
-use crate::region::{Offset, Region, RegionExt};
+use crate::region::{ExtLayer, Offset, Region, RegionExt};
 use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of a chunk: a header line, then [`PER_CHUNK`] entries.
@@ -77,7 +77,7 @@ impl Ledger {
     pub(crate) fn of(region: &Region) -> Option<&Ledger> {
         region.process_slot()?;
         region
-            .ext_or_init(|| Box::new(Ledger::new()))
+            .ext_or_init(ExtLayer::Ledger, || Box::new(Ledger::new()))
             .as_any()
             .downcast_ref::<Ledger>()
     }

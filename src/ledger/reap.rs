@@ -194,7 +194,7 @@ fn reap_with(pool: &Pool, patient: bool) -> usize {
         };
         let done = give_back(pool, &dead, &mut ctx);
         if let (Some(b), Ok(s)) = (before, pool.stats()) {
-            ctx.tally.bytes = b.saturating_sub(s.used);
+            ctx.tally.bytes += b.saturating_sub(s.used);
         }
         record(region, &dead, &ctx.tally, done);
         region.finish_reclaim(dead, done);
@@ -235,6 +235,16 @@ fn record(region: &Region, dead: &DeadSlot, t: &Tally, done: bool) {
 /// `true` once all are free.
 fn give_back(pool: &Pool, dead: &DeadSlot, ctx: &mut Ctx) -> bool {
     let region = pool.region();
+    // The block cache first: it settles a block the process was moving between its cache
+    // and a record of the entries below, which are resolved after.
+    match pool.give_back_cache(dead.index, ctx.pool_deadline()) {
+        Ok(g) => {
+            ctx.tally.suspects += g.lost;
+            ctx.tally.bytes += g.bytes;
+        }
+        Err(crate::alloc::AllocError::TimedOut) => return false,
+        Err(_) => ctx.tally.suspects += 1,
+    }
     let Some(data) = region.dead_slot_data(dead) else {
         return true;
     };

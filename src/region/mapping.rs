@@ -119,8 +119,9 @@ pub struct Region {
     pub(super) registry_slots: u32,
     /// This handle's slot in the registry, once registered.
     pub(super) registration: OnceLock<Registration>,
-    /// The layers above's per-process state for this handle (what it holds).
-    ext: OnceLock<Box<dyn RegionExt>>,
+    /// The layers above's per-process state for this handle (what they hold), one per
+    /// [`ExtLayer`].
+    ext: [OnceLock<Box<dyn RegionExt>>; 2],
     /// Set when this process saw a process of the region die (it took over a lock): the
     /// layers above then look for what to give back.
     death_noted: AtomicU32,
@@ -128,6 +129,16 @@ pub struct Region {
     /// up to here, and past it only once the file is seen to hold them (see
     /// [`Region::len`]).
     pub(super) committed: AtomicU64,
+}
+
+/// Which layer's state a [`RegionExt`] is: a handle going away tells the higher one
+/// first, whose giving back may use the lower one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExtLayer {
+    /// The allocator (a process's block cache).
+    Alloc = 0,
+    /// The ledger (what a process holds).
+    Ledger = 1,
 }
 
 /// Per-process state the layers above keep with a region handle, told when the handle
@@ -198,15 +209,19 @@ impl Region {
             file,
             registry_slots: info.registry_slots,
             registration: OnceLock::new(),
-            ext: OnceLock::new(),
+            ext: [OnceLock::new(), OnceLock::new()],
             death_noted: AtomicU32::new(0),
             committed: AtomicU64::new(committed),
         }
     }
 
-    /// The layers above's state for this handle, made by `init` on first use.
-    pub(crate) fn ext_or_init(&self, init: impl FnOnce() -> Box<dyn RegionExt>) -> &dyn RegionExt {
-        self.ext.get_or_init(init).as_ref()
+    /// A layer's state for this handle, made by `init` on first use.
+    pub(crate) fn ext_or_init(
+        &self,
+        layer: ExtLayer,
+        init: impl FnOnce() -> Box<dyn RegionExt>,
+    ) -> &dyn RegionExt {
+        self.ext[layer as usize].get_or_init(init).as_ref()
     }
 
     /// Notes that a process of the region died (a lock was taken over from it).
@@ -330,6 +345,7 @@ impl Region {
             .expect("the header is always mapped")
     }
 
+    #[inline]
     fn check_range(&self, off: Offset, len: u64, align: u64) -> Result<usize, RegionError> {
         let bad = || RegionError::BadOffset {
             offset: off.get(),
@@ -355,6 +371,7 @@ impl Region {
     /// slots) only where it never accesses plain bytes, so a reference it makes never
     /// overlaps a string's, an array's or a block's payload while that is read or written
     /// as plain memory. [`resolve`](Self::resolve) is the public, `unsafe` form.
+    #[inline]
     pub(crate) fn at<T: Shared>(&self, off: Offset) -> Result<&T, RegionError> {
         let at = self.check_range(off, size_of::<T>() as u64, align_of::<T>() as u64)?;
         // SAFETY: `at..at+size_of::<T>()` lies inside the mapping and is aligned for T
@@ -366,6 +383,7 @@ impl Region {
     }
 
     /// A slice of `count` `T`s at `off`, checked like [`at`](Self::at).
+    #[inline]
     pub(crate) fn at_slice<T: Shared>(&self, off: Offset, count: u64) -> Result<&[T], RegionError> {
         let len =
             count
@@ -471,7 +489,7 @@ impl Drop for Region {
         // registry slot, before the file closes (a forked child's copy has no slot of its
         // own and gives back nothing).
         if self.made_in.is_this_process() {
-            if let Some(ext) = self.ext.get() {
+            for ext in self.ext.iter().rev().filter_map(OnceLock::get) {
                 ext.detach(self);
             }
             self.unregister();

@@ -117,7 +117,7 @@ mod trust;
 pub use attach::AttachOptions;
 pub use create::{shm_free_bytes, CreateOptions, Unpublished};
 pub use error::RegionError;
-pub(crate) use mapping::RegionExt;
+pub(crate) use mapping::{ExtLayer, RegionExt};
 pub use mapping::{Region, RegionId, RegionInfo, MAX_REGION_SIZE};
 pub(crate) use name::name_problem;
 pub use name::{RegionName, MAX_NAME_LEN};

@@ -15,7 +15,7 @@ use super::{duration, lock_points, policy_of, Kind, ProcessSpec, Scenario, MAX_D
 /// directories' own check fails, each with another figure; this one is what they add up
 /// to, checked against the library by a test. The pipes, and each process's ledger (a 1
 /// KiB chunk for every 15 values it holds at once), need room beyond it.
-pub const MIN_REGION_BYTES: u64 = 20880;
+pub const MIN_REGION_BYTES: u64 = 20944;
 
 /// Fields every process may have.
 const PROCESS_FIELDS: [&str; 6] = [

@@ -1,0 +1,534 @@
+//! Per-process caches of small blocks: most allocations and frees of small blocks take
+//! no lock and touch no line another process writes.
+//!
+//! A registered process (one with a registry slot) keeps, in a record of its own in the
+//! pool, a list per block size from 32 to [`MAX_BLOCK`] bytes of blocks it freed. A block
+//! in a list stays used for the heap (its size word keeps the used bit, so no neighbour
+//! merges with it) and carries a third kind of check word,
+//! [`cached_check`](super::layout::cached_check), which `free` reports as a double free
+//! and the heap's checks accept as used. An allocation of a cached size pops its list;
+//! a free pushes, while the list holds fewer than [`PER_LIST`] blocks and the record less
+//! than a 256th of the heap. Everything else, and every request when the list is empty,
+//! goes to the heap under the pool lock; a request the heap cannot serve first gives this
+//! process's cache back and tries again.
+//!
+//! Only the owner changes its record, under a flag in the record that serializes its
+//! threads (a thread that finds it taken goes to the heap). The lock holder may meanwhile
+//! read a cached block's header, and set or clear its flag saying whether the block before
+//! it is free; the owner changes only the check word and, with a read-modify-write, the
+//! object flag, so neither loses the other's store.
+//!
+//! # A record
+//!
+//! | word | meaning |
+//! |---|---|
+//! | 0 | taken by a thread of the owner (1) or not (0) |
+//! | 1 | the block (payload offset) being pushed or popped now, 0 = none |
+//! | 2 | the region offset of the word recording that block for the caller, 0 = none |
+//! | 3 | bytes the lists hold |
+//! | 4.. | a list per size: the first block's payload offset, its length in the top 16 bits; each block's first payload word links to the next |
+//!
+//! The records are found from a table with a word per registry slot (the pool header's
+//! `CACHES` word names it); each is made under the pool lock the first time its slot's
+//! process caches a block, and kept for the slot's next process. Both are allocated with
+//! the pool's record (a death in between is resolved exactly) and marked ready in bit 0
+//! only once zeroed, so nobody follows words that were never written.
+//!
+//! # A death at any step
+//!
+//! A push writes the operation words (the record word, then the block), then the check
+//! word, the link, the list head, and clears the caller's record and the block word. A
+//! pop writes the operation words, moves the list head, restores the check word and the
+//! object flag, writes the caller's record and clears the block word. Recovery of a dead
+//! owner's record ([`give_back`]) runs under the pool lock and settles the block word
+//! first: if the block heads its list, the list holds it (and a caller's record naming it
+//! is cleared, since the list will free it); otherwise its check word is restored and it
+//! is freed unless the caller's record names it (then whoever resolves the caller's
+//! record frees it, as after a death inside a recorded allocation or free of the heap).
+//! Then each list is freed a block at a time, each named in the block word while it
+//! moves, so that a recoverer that dies in turn leaves work the next one finishes. No
+//! step frees a block twice: a block is freed either from a list or from the block word,
+//! and one heading its list is never freed from the word.
+
+use super::error::AllocError;
+use super::heap::Heap;
+use super::layout::{
+    cached_check, used_check, word, BLOCK_HEADER, END, FLAGS, GRANULE, MIN_BLOCK, OBJECT, USED,
+};
+use crate::fault::pause_point;
+use crate::region::Offset;
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// What giving back a cache did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CacheGiven {
+    /// Bytes freed into the heap.
+    pub bytes: u64,
+    /// Blocks left allocated because a list did not check out.
+    pub lost: u64,
+}
+
+/// Cached sizes: one list per granule from [`MIN_BLOCK`].
+const CLASSES: usize = 12;
+/// The largest cached block: payloads up to 192 bytes.
+pub(crate) const MAX_BLOCK: u64 = MIN_BLOCK + GRANULE * (CLASSES as u64 - 1);
+/// Pools smaller than this keep no caches: a cache there would hold too large a share.
+pub(crate) const MIN_CAPACITY: u64 = 512 << 10;
+/// Blocks a list holds at most.
+pub(crate) const PER_LIST: u64 = 64;
+
+const R_BUSY: usize = 0;
+const R_BLOCK: usize = 1;
+const R_RECORD: usize = 2;
+const R_BYTES: usize = 3;
+const R_HEADS: usize = 4;
+/// Words of a record.
+pub(crate) const RECORD_WORDS: usize = R_HEADS + CLASSES;
+
+const OFF_BITS: u32 = 48;
+const OFF_MASK: u64 = (1 << OFF_BITS) - 1;
+/// Bit 0 of a table word (and of the `CACHES` word): the block is zeroed.
+const READY: u64 = 1;
+
+/// The list of blocks of `size` bytes, if that size is cached.
+#[inline]
+fn class(size: u64) -> Option<usize> {
+    (MIN_BLOCK..=MAX_BLOCK)
+        .contains(&size)
+        .then(|| ((size - MIN_BLOCK) / GRANULE) as usize)
+}
+
+/// The most bytes a process's cache holds in a heap of `capacity` bytes.
+#[inline]
+pub(crate) fn byte_cap(capacity: u64) -> u64 {
+    capacity / 256
+}
+
+/// A process's record, taken by one of its threads until dropped.
+pub(crate) struct Taken<'a> {
+    words: &'a [AtomicU64],
+    /// Region offset of the block word, for the pool's record of a free.
+    block_at: Offset,
+}
+
+impl<'a> Taken<'a> {
+    /// Takes the record at payload offset `at`, unless another thread of this process has
+    /// it.
+    #[inline]
+    pub fn take(heap: &Heap<'a>, at: u64) -> Option<Taken<'a>> {
+        let words = heap
+            .region()
+            .at_slice::<AtomicU64>(Offset::new(at), RECORD_WORDS as u64)
+            .ok()?;
+        // SYNC POINT: acquire, pairing with the release in `drop`: this thread sees what
+        // the process's last taker wrote.
+        words[R_BUSY]
+            .compare_exchange(0, 1, crate::sync::atomic::Ordering::Acquire, Relaxed)
+            .ok()?;
+        Some(Taken {
+            words,
+            block_at: Offset::new(at + 8 * R_BLOCK as u64),
+        })
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        // SYNC POINT: release, pairing with the acquire in `take`.
+        self.words[R_BUSY].store(0, crate::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Pops a block of `size` bytes (a block size; or 16 more if there is none) whose
+/// payload lies at a multiple of `align` from the cache, marks it used (an object block if `object`) and writes it into
+/// `record` (the word at region offset `at`) if given. `Ok(None)` if the size is not
+/// cached, or its list is empty or starts with a block not so aligned.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`] if the list names something that is not a cached block.
+#[inline]
+pub(crate) fn pop(
+    heap: &Heap<'_>,
+    t: &Taken<'_>,
+    (size, align): (u64, u64),
+    object: bool,
+    record: Option<(Offset, &AtomicU64)>,
+) -> Result<Option<Offset>, AllocError> {
+    let Some(c) = class(size) else {
+        return Ok(None);
+    };
+    let w = t.words;
+    let mut head = w[R_HEADS + c].load(Relaxed);
+    let (mut c, mut size) = (c, size);
+    if head & OFF_MASK == 0 && c + 1 < CLASSES {
+        // A block 16 bytes larger: what the heap hands out where a split would leave a
+        // sliver.
+        (c, size) = (c + 1, size + GRANULE);
+        head = w[R_HEADS + c].load(Relaxed);
+    }
+    let off = head & OFF_MASK;
+    if off == 0 || off % align != 0 {
+        return Ok(None);
+    }
+    let b = off.wrapping_sub(BLOCK_HEADER);
+    let h = heap.header_and_link(b)?;
+    let w0 = h[0].load(Relaxed);
+    if w0 & !FLAGS != size
+        || w0 & (USED | END) != USED
+        || h[1].load(Relaxed) != cached_check(heap.salt, b)
+    {
+        return Err(AllocError::corrupted(format!(
+            "the block cache names {off:#x}, not a cached block of {size} bytes"
+        )));
+    }
+    let next = h[2].load(Relaxed);
+    w[R_RECORD].store(record.map_or(0, |(at, _)| at.get()), Relaxed);
+    w[R_BLOCK].store(off, Relaxed);
+    pause_point("alloc.cache.pop.noted");
+    w[R_HEADS + c].store(
+        next & OFF_MASK | ((head >> OFF_BITS).saturating_sub(1) << OFF_BITS),
+        Relaxed,
+    );
+    w[R_BYTES].store(w[R_BYTES].load(Relaxed).saturating_sub(size), Relaxed);
+    pause_point("alloc.cache.popped");
+    if (w0 & OBJECT != 0) != object {
+        if object {
+            h[0].fetch_or(OBJECT, Relaxed);
+        } else {
+            h[0].fetch_and(!OBJECT, Relaxed);
+        }
+    }
+    h[1].store(used_check(heap.salt, b, size), Relaxed);
+    pause_point("alloc.cache.pop.used");
+    if let Some((_, r)) = record {
+        r.store(off, Relaxed);
+        pause_point("alloc.cache.pop.recorded");
+    }
+    w[R_BLOCK].store(0, Relaxed);
+    Ok(Some(Offset::new(off)))
+}
+
+/// Pushes the used block at `off` on the cache and clears `record` (the word at region
+/// offset `at`, which names the block) if given. `false`, with nothing changed, if the
+/// block is not one to cache (its size, a full list, a full cache) or does not check out
+/// as a used block: the caller frees it under the lock, which reports what is wrong.
+#[inline]
+pub(crate) fn push(
+    heap: &Heap<'_>,
+    t: &Taken<'_>,
+    off: Offset,
+    record: Option<(Offset, &AtomicU64)>,
+) -> Result<bool, AllocError> {
+    let off = off.get();
+    let b = off.wrapping_sub(BLOCK_HEADER);
+    if !heap.geo.is_block_start(b) {
+        return Ok(false);
+    }
+    let h = heap.header_and_link(b)?;
+    let w0 = h[0].load(Relaxed);
+    let size = w0 & !FLAGS;
+    let Some(c) = class(size) else {
+        return Ok(false);
+    };
+    if w0 & (USED | END) != USED || h[1].load(Relaxed) != used_check(heap.salt, b, size) {
+        return Ok(false);
+    }
+    let w = t.words;
+    let head = w[R_HEADS + c].load(Relaxed);
+    let bytes = w[R_BYTES].load(Relaxed).saturating_add(size);
+    if head >> OFF_BITS >= PER_LIST || bytes > byte_cap(heap.geo.capacity()) {
+        return Ok(false);
+    }
+    w[R_RECORD].store(record.map_or(0, |(at, _)| at.get()), Relaxed);
+    w[R_BLOCK].store(off, Relaxed);
+    pause_point("alloc.cache.push.noted");
+    h[1].store(cached_check(heap.salt, b), Relaxed);
+    pause_point("alloc.cache.push.marked");
+    h[2].store(head & OFF_MASK, Relaxed);
+    w[R_HEADS + c].store(off | ((head >> OFF_BITS) + 1) << OFF_BITS, Relaxed);
+    w[R_BYTES].store(bytes, Relaxed);
+    pause_point("alloc.cache.pushed");
+    if let Some((_, r)) = record {
+        r.store(0, Relaxed);
+        pause_point("alloc.cache.push.unrecorded");
+    }
+    w[R_BLOCK].store(0, Relaxed);
+    Ok(true)
+}
+
+/// What a record holds: (bytes, blocks).
+fn held(words: &[AtomicU64]) -> (u64, u64) {
+    let blocks = words[R_HEADS..RECORD_WORDS]
+        .iter()
+        .map(|h| h.load(Relaxed) >> OFF_BITS)
+        .sum();
+    (words[R_BYTES].load(Relaxed), blocks)
+}
+
+/// The table's payload offset, if it is made and zeroed.
+fn table(heap: &Heap<'_>) -> Result<Option<u64>, AllocError> {
+    let t = heap.load(word::CACHES)?;
+    Ok((t & READY != 0).then_some(t & !READY))
+}
+
+/// The record words at table word `e`'s block, if the table word says it is ready.
+fn record_of<'a>(heap: &Heap<'a>, e: u64) -> Option<&'a [AtomicU64]> {
+    if e & READY == 0 {
+        return None;
+    }
+    heap.region()
+        .at_slice::<AtomicU64>(Offset::new(e & !READY), RECORD_WORDS as u64)
+        .ok()
+}
+
+/// A record's payload offset and words.
+type RecordWords<'a> = (u64, &'a [AtomicU64]);
+
+/// Every record, with the table's offset: for the callers under the lock.
+fn records<'a>(heap: &Heap<'a>) -> Result<(Option<u64>, Vec<RecordWords<'a>>), AllocError> {
+    let Some(t) = table(heap)? else {
+        return Ok((None, Vec::new()));
+    };
+    let slots = heap.region().registry_slots();
+    let entries = heap
+        .region()
+        .at_slice::<AtomicU64>(Offset::new(t), u64::from(slots))
+        .map_err(|e| AllocError::corrupted(format!("the cache table: {e}")))?;
+    let list = entries
+        .iter()
+        .filter_map(|e| {
+            let e = e.load(Relaxed);
+            record_of(heap, e).map(|w| (e & !READY, w))
+        })
+        .collect();
+    Ok((Some(t), list))
+}
+
+/// What the caches hold, with their table and records: (bytes, blocks), as the heap
+/// counts them (whole blocks). Under the lock; the owners' lists change meanwhile, so this
+/// is a snapshot of each record at some moment.
+pub(crate) fn overhead(heap: &Heap<'_>) -> Result<(u64, u64), AllocError> {
+    let (t, recs) = records(heap)?;
+    let Some(t) = t else {
+        return Ok((0, 0));
+    };
+    let block = |off: u64| -> Result<u64, AllocError> {
+        Ok(heap.header(off - BLOCK_HEADER)?[0].load(Relaxed) & !FLAGS)
+    };
+    let (mut bytes, mut blocks) = (block(t)?, 1);
+    for (at, w) in recs {
+        let (b, n) = held(w);
+        bytes += b + block(at)?;
+        blocks += n + 1;
+    }
+    Ok((bytes, blocks))
+}
+
+/// The payload offsets of the table and the records (sorted): the pool's own blocks,
+/// which the used-block listings leave out.
+pub(crate) fn own_blocks(heap: &Heap<'_>) -> Result<Vec<u64>, AllocError> {
+    let (t, recs) = records(heap)?;
+    let mut v: Vec<u64> = t
+        .into_iter()
+        .chain(recs.into_iter().map(|(at, _)| at))
+        .collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// The record of registry slot `slot` (of `slots`), made if there is none: its payload
+/// offset, or `None` if the pool has no room for it. Under the lock, by the slot's owner.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`].
+pub(crate) fn ensure_record(
+    heap: &Heap<'_>,
+    slots: u32,
+    slot: u32,
+) -> Result<Option<u64>, AllocError> {
+    let caches = heap.word(word::CACHES)?;
+    let Some(t) = ready_block(heap, caches, u64::from(slots) * 8)? else {
+        return Ok(None);
+    };
+    let e = heap.resolve::<AtomicU64>(t + 8 * u64::from(slot))?;
+    ready_block(heap, e, RECORD_WORDS as u64 * 8)
+}
+
+/// The zeroed block `w` names (allocating `bytes` for it, with `w` as its record, if it
+/// names none; zeroing it and setting [`READY`] if it is not marked so yet).
+fn ready_block(heap: &Heap<'_>, w: &AtomicU64, bytes: u64) -> Result<Option<u64>, AllocError> {
+    let mut v = w.load(Relaxed);
+    if v == 0 {
+        let at = heap
+            .region()
+            .offset_of(w)
+            .ok_or_else(|| AllocError::corrupted("a cache word outside the region"))?;
+        heap.store(word::OP, at.get())?;
+        let r = heap.alloc(bytes, GRANULE, false, Some(w));
+        heap.store(word::OP, 0)?;
+        match r {
+            Ok(_) => {}
+            Err(AllocError::OutOfMemory { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        pause_point("alloc.cache.made");
+        v = w.load(Relaxed);
+    }
+    let off = v & !READY;
+    if v & READY == 0 {
+        let words = heap
+            .region()
+            .at_slice::<AtomicU64>(Offset::new(off), bytes / 8)
+            .map_err(|e| AllocError::corrupted(format!("a cache block: {e}")))?;
+        for x in words {
+            x.store(0, Relaxed);
+        }
+        w.store(off | READY, Relaxed);
+    }
+    Ok(Some(off))
+}
+
+/// Gives back everything the record of slot `slot` holds, then the record itself (and
+/// the table, if no record is left): for the reclaimer of a dead slot, or a detaching
+/// owner. Under the lock. A list that does not check out is dropped (its blocks stay
+/// allocated) and counted as lost.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`] from the heap.
+pub(crate) fn give_back_slot(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, AllocError> {
+    let slots = heap.region().registry_slots();
+    let caches = heap.word(word::CACHES)?;
+    if slot >= slots || caches.load(Relaxed) == 0 {
+        return Ok(CacheGiven::default());
+    }
+    // A table its maker died zeroing is zeroed now (nothing was published in it).
+    let Some(t) = ready_block(heap, caches, u64::from(slots) * 8)? else {
+        return Ok(CacheGiven::default());
+    };
+    let e = heap.resolve::<AtomicU64>(t + 8 * u64::from(slot))?;
+    let v = e.load(Relaxed);
+    if v == 0 {
+        return Ok(CacheGiven::default());
+    }
+    let given = match record_of(heap, v) {
+        Some(words) => give_back(heap, words, Offset::new((v & !READY) + 8 * R_BLOCK as u64))?,
+        None => CacheGiven::default(),
+    };
+    // Unready first: a death before the free leaves a block the next owner zeroes again.
+    free_named(heap, e)?;
+    let entries = heap
+        .region()
+        .at_slice::<AtomicU64>(Offset::new(t), u64::from(heap.region().registry_slots()))
+        .map_err(|e| AllocError::corrupted(format!("the cache table: {e}")))?;
+    if entries.iter().all(|e| e.load(Relaxed) == 0) {
+        free_named(heap, heap.word(word::CACHES)?)?;
+    }
+    Ok(given)
+}
+
+/// Frees the block the word `w` names (a table word or `CACHES`), with `w` as its record:
+/// marked unready, then freed and cleared in one recorded free.
+fn free_named(heap: &Heap<'_>, w: &AtomicU64) -> Result<(), AllocError> {
+    let off = w.load(Relaxed) & !READY;
+    if off == 0 {
+        return Ok(());
+    }
+    let at = heap
+        .region()
+        .offset_of(w)
+        .ok_or_else(|| AllocError::corrupted("a cache word outside the region"))?;
+    w.store(off, Relaxed);
+    pause_point("alloc.cache.unready");
+    super::pool::free_with_record(heap, Offset::new(off), at, w)
+}
+
+/// [`give_back_slot`] for the record this process holds.
+pub(crate) fn give_back_own(heap: &Heap<'_>, t: &Taken<'_>) -> Result<CacheGiven, AllocError> {
+    give_back(heap, t.words, t.block_at)
+}
+
+fn give_back(heap: &Heap<'_>, w: &[AtomicU64], block_at: Offset) -> Result<CacheGiven, AllocError> {
+    let (mut freed, mut lost) = (0, 0);
+    let p = w[R_BLOCK].load(Relaxed);
+    if p != 0 {
+        // Counted by the heap's use, not in `freed` (the lists' bytes).
+        settle(heap, w, p, block_at)?;
+    }
+    for c in 0..CLASSES {
+        let size = MIN_BLOCK + GRANULE * c as u64;
+        loop {
+            let head = w[R_HEADS + c].load(Relaxed);
+            let off = head & OFF_MASK;
+            if off == 0 {
+                break;
+            }
+            let b = off.wrapping_sub(BLOCK_HEADER);
+            let ok = heap.geo.is_block_start(b)
+                && heap.header(b).is_ok_and(|h| {
+                    h[0].load(Relaxed) & !(FLAGS & !(USED | END)) == size | USED
+                        && h[1].load(Relaxed) == cached_check(heap.salt, b)
+                });
+            if !ok {
+                // Not a cached block: the list cannot be followed; what it held stays.
+                lost += head >> OFF_BITS;
+                w[R_HEADS + c].store(0, Relaxed);
+                break;
+            }
+            let next = heap.resolve::<AtomicU64>(off)?.load(Relaxed);
+            w[R_RECORD].store(0, Relaxed);
+            w[R_BLOCK].store(off, Relaxed);
+            w[R_HEADS + c].store(
+                next & OFF_MASK | ((head >> OFF_BITS).saturating_sub(1) << OFF_BITS),
+                Relaxed,
+            );
+            w[R_BYTES].store(w[R_BYTES].load(Relaxed).saturating_sub(size), Relaxed);
+            heap.header(b)?[1].store(used_check(heap.salt, b, size), Relaxed);
+            pause_point("alloc.cache.flushing");
+            super::pool::free_with_record(heap, Offset::new(off), block_at, &w[R_BLOCK])?;
+            freed += size;
+        }
+    }
+    w[R_BYTES].store(0, Relaxed);
+    Ok(CacheGiven { bytes: freed, lost })
+}
+
+/// Settles the block `p` a push or pop was moving (see the module docs).
+fn settle(heap: &Heap<'_>, w: &[AtomicU64], p: u64, block_at: Offset) -> Result<(), AllocError> {
+    let b = p.wrapping_sub(BLOCK_HEADER);
+    let header = heap
+        .geo
+        .is_block_start(b)
+        .then(|| heap.header(b).ok())
+        .flatten();
+    if let Some(h) = header {
+        let w0 = h[0].load(Relaxed);
+        let size = w0 & !FLAGS;
+        let w1 = h[1].load(Relaxed);
+        let valid = w0 & (USED | END) == USED
+            && (w1 == used_check(heap.salt, b, size) || w1 == cached_check(heap.salt, b));
+        if let (true, Some(c)) = (valid, class(size)) {
+            let listed = w[R_HEADS + c].load(Relaxed) & OFF_MASK == p;
+            let r_at = w[R_RECORD].load(Relaxed);
+            let r = (r_at != 0)
+                .then(|| heap.resolve::<AtomicU64>(r_at).ok())
+                .flatten();
+            let held = r.is_some_and(|r| r.load(Relaxed) == p);
+            if listed {
+                if let (true, Some(r)) = (held, r) {
+                    r.store(0, Relaxed);
+                }
+            } else {
+                h[1].store(used_check(heap.salt, b, size), Relaxed);
+                if !held {
+                    super::pool::free_with_record(heap, Offset::new(p), block_at, &w[R_BLOCK])?;
+                }
+            }
+        }
+    }
+    w[R_RECORD].store(0, Relaxed);
+    w[R_BLOCK].store(0, Relaxed);
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! The pool's entry points to this process's block cache (see `cache`).
+
+use std::time::Instant;
+
+use super::cache::{self, CacheGiven, Taken, MAX_BLOCK, MIN_CAPACITY};
+use super::error::AllocError;
+use super::heap::Heap;
+use super::layout::{block_size, word, LOCK_BYTES};
+use super::pool::{lock_soon, locked_in, region_view, Pool, UNKNOWN};
+use crate::region::{ExtLayer, Offset, Region, RegionExt};
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+impl Pool {
+    /// This process's cache record, made on first use (if the pool lock is free then:
+    /// never waited for, so a call with a deadline, or a drop, does not wait for it here):
+    /// `None` in a small pool, in a process without a registry slot (a forked child), if
+    /// the pool has no room for the record, or while the record is not made.
+    #[inline]
+    fn cache_at(&self) -> Option<u64> {
+        if !self.region.made_in_this_process() {
+            return None;
+        }
+        let mut at = self.cache.load(Relaxed);
+        if at == UNKNOWN {
+            at = self.make_cache()?;
+            self.cache.store(at, Relaxed);
+        }
+        (at != 0).then_some(at)
+    }
+
+    /// The record's offset (0: this handle keeps no cache), or `None` if the pool lock is
+    /// busy now.
+    #[cold]
+    fn make_cache(&self) -> Option<u64> {
+        if self.geo.capacity() < MIN_CAPACITY {
+            return Some(0);
+        }
+        let Some(slot) = self.region.process_slot() else {
+            return Some(0);
+        };
+        let slots = self.region.registry_slots();
+        // The handle gives the cache back when it goes.
+        self.region
+            .ext_or_init(ExtLayer::Alloc, || Box::new(CacheExt));
+        let (lock, heap) = self.view().ok()?;
+        let guard = lock_soon(lock, true)?;
+        let made = locked_in(&self.region, guard, &heap, true, |h| {
+            cache::ensure_record(h, slots, slot)
+        });
+        Some(made.ok().flatten().unwrap_or(0))
+    }
+
+    /// Whether blocks wait on the pool's deferred frees: then the next allocation or free
+    /// takes the lock, which frees them, rather than the cache.
+    #[inline]
+    fn deferred_waiting(&self) -> bool {
+        let at = self.geo.base + LOCK_BYTES + 8 * word::DEFERRED as u64;
+        self.region
+            .at::<AtomicU64>(Offset::new(at))
+            .map_or(true, |w| w.load(Relaxed) != 0)
+    }
+
+    /// A block of `size` bytes from the cache, without the lock, if it holds one (see
+    /// `cache::pop`).
+    #[inline]
+    pub(super) fn cached_alloc(
+        &self,
+        (size, align): (u64, u64),
+        object: bool,
+        record: Option<(Offset, &AtomicU64)>,
+    ) -> Result<Option<Offset>, AllocError> {
+        let Some(bsize) = block_size(size).filter(|&b| b <= MAX_BLOCK) else {
+            return Ok(None);
+        };
+        let Some(at) = self.cache_at() else {
+            return Ok(None);
+        };
+        if self.deferred_waiting() {
+            return Ok(None);
+        }
+        let heap = self.block_view();
+        let Some(t) = Taken::take(&heap, at) else {
+            return Ok(None);
+        };
+        cache::pop(&heap, &t, (bsize, align), object, record)
+    }
+
+    /// Puts the used block at `off` in the cache, without the lock, if it is one to keep
+    /// (see `cache::push`); `false` leaves it to the heap.
+    #[inline]
+    pub(super) fn cached_free(
+        &self,
+        off: Offset,
+        record: Option<(Offset, &AtomicU64)>,
+    ) -> Result<bool, AllocError> {
+        let Some(at) = self.cache_at() else {
+            return Ok(false);
+        };
+        if self.deferred_waiting() {
+            return Ok(false);
+        }
+        let heap = self.block_view();
+        let Some(t) = Taken::take(&heap, at) else {
+            return Ok(false);
+        };
+        cache::push(&heap, &t, off, record)
+    }
+
+    /// Allocates from the heap under the lock (with `record`, as `alloc_recorded` does);
+    /// if the heap has no room, gives this process's cache back to it and tries again.
+    pub(super) fn heap_alloc(
+        &self,
+        h: &Heap<'_>,
+        size: u64,
+        align: u64,
+        object: bool,
+        record: Option<(Offset, &AtomicU64)>,
+    ) -> Result<Offset, AllocError> {
+        let go = |h: &Heap<'_>| match record {
+            Some((at, r)) => {
+                h.store(super::layout::word::OP, at.get())?;
+                let res = h.alloc(size, align, object, Some(r));
+                h.store(super::layout::word::OP, 0)?;
+                res
+            }
+            None => h.alloc(size, align, object, None),
+        };
+        match go(h) {
+            Err(AllocError::OutOfMemory { .. }) if self.give_back_own(h)? > 0 => go(h),
+            r => r,
+        }
+    }
+
+    /// Under the lock: gives this process's cache back to the heap (unless another of its
+    /// threads holds it); the bytes freed.
+    fn give_back_own(&self, h: &Heap<'_>) -> Result<u64, AllocError> {
+        let at = self.cache.load(Relaxed);
+        if at == 0 || at == UNKNOWN {
+            return Ok(0);
+        }
+        if !self.region.made_in_this_process() {
+            return Ok(0);
+        }
+        let Some(t) = Taken::take(h, at) else {
+            return Ok(0);
+        };
+        Ok(cache::give_back_own(h, &t)?.bytes)
+    }
+
+    /// Gives back what the cache of registry slot `slot` holds, a dead process's: for
+    /// the reclaimer of that slot. Waits for the pool lock until `deadline` (if any).
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::TimedOut`] at the deadline, [`AllocError::Corrupted`].
+    pub(crate) fn give_back_cache(
+        &self,
+        slot: u32,
+        deadline: Option<Instant>,
+    ) -> Result<CacheGiven, AllocError> {
+        self.with_heap_by(deadline, |h| cache::give_back_slot(h, slot))
+    }
+
+    /// This handle without the block cache: its allocations and frees all go to the heap
+    /// under the pool lock, where blocks are placed and merged as the module docs say.
+    /// For a program that wants the heap's exact behaviour (a test of its placement, a
+    /// pool too tight to leave blocks to one process); others keep the cache, which makes
+    /// most small allocations several times faster.
+    #[must_use]
+    pub fn without_cache(self) -> Pool {
+        self.cache.store(0, Relaxed);
+        self
+    }
+
+    /// Gives this process's cached blocks back to the pool, so that other processes can
+    /// have them and [`stats`](Self::stats) shows them free. Waits for the pool lock as
+    /// long as a live thread holds it. A block cache is kept per process in pools of at
+    /// least 512 KiB: small blocks a process frees are kept for its next allocations, which
+    /// then need no lock; they are given back by themselves when the process detaches,
+    /// dies, or finds the pool full.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::Corrupted`].
+    pub fn give_back_cache_now(&self) -> Result<(), AllocError> {
+        self.with_heap(|h| self.give_back_own(h).map(|_| ()))
+    }
+}
+
+/// The allocator's state with a region handle: it gives the process's cache back when
+/// the handle goes.
+struct CacheExt;
+
+impl RegionExt for CacheExt {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn detach(&self, region: &Region) {
+        give_back_cache_in(region);
+    }
+}
+
+/// Gives back this process's cache in the pool of `region` as a detaching handle does:
+/// only if the pool lock is to be had soon (a drop does not wait behind a stopped
+/// holder); otherwise the blocks stay with the registry slot, for its next process or
+/// its reclaimer.
+fn give_back_cache_in(region: &Region) {
+    let Some(slot) = region.process_slot() else {
+        return;
+    };
+    let Ok((lock, heap)) = region_view(region) else {
+        return;
+    };
+    let Some(guard) = lock_soon(lock, false) else {
+        return;
+    };
+    let _ = locked_in(region, guard, &heap, false, |h| {
+        cache::give_back_slot(h, slot)
+    });
+}
