@@ -53,7 +53,8 @@
 use super::error::AllocError;
 use super::heap::Heap;
 use super::layout::{
-    cached_check, used_check, word, BLOCK_HEADER, END, FLAGS, GRANULE, MIN_BLOCK, OBJECT, USED,
+    cached_check, is_used_check, used_check, word, BLOCK_HEADER, CACHED_XOR, END, FLAGS, GRANULE,
+    MIN_BLOCK, OBJECT, USED,
 };
 use crate::fault::pause_point;
 use crate::region::Offset;
@@ -72,7 +73,8 @@ pub(crate) struct CacheGiven {
 const CLASSES: usize = 12;
 /// The largest cached block: payloads up to 192 bytes.
 pub(crate) const MAX_BLOCK: u64 = MIN_BLOCK + GRANULE * (CLASSES as u64 - 1);
-/// Pools smaller than this keep no caches: a cache there would hold too large a share.
+/// Pools that never grow to this keep no caches: a cache there would hold too large a
+/// share. (A cache holds at most [`byte_cap`] of the heap as it is now.)
 pub(crate) const MIN_CAPACITY: u64 = 512 << 10;
 /// Blocks a list holds at most.
 pub(crate) const PER_LIST: u64 = 64;
@@ -174,10 +176,8 @@ pub(crate) fn pop(
     let b = off.wrapping_sub(BLOCK_HEADER);
     let h = heap.header_and_link(b)?;
     let w0 = h[0].load(Relaxed);
-    if w0 & !FLAGS != size
-        || w0 & (USED | END) != USED
-        || h[1].load(Relaxed) != cached_check(heap.salt, b)
-    {
+    let used = used_check(heap.salt, b, size);
+    if w0 & !FLAGS != size || w0 & (USED | END) != USED || h[1].load(Relaxed) != used ^ CACHED_XOR {
         return Err(AllocError::corrupted(format!(
             "the block cache names {off:#x}, not a cached block of {size} bytes"
         )));
@@ -199,7 +199,7 @@ pub(crate) fn pop(
             h[0].fetch_and(!OBJECT, Relaxed);
         }
     }
-    h[1].store(used_check(heap.salt, b, size), Relaxed);
+    h[1].store(used, Relaxed);
     pause_point("alloc.cache.pop.used");
     if let Some((_, r)) = record {
         r.store(off, Relaxed);
@@ -231,19 +231,22 @@ pub(crate) fn push(
     let Some(c) = class(size) else {
         return Ok(false);
     };
-    if w0 & (USED | END) != USED || h[1].load(Relaxed) != used_check(heap.salt, b, size) {
+    let used = used_check(heap.salt, b, size);
+    if w0 & (USED | END) != USED || h[1].load(Relaxed) != used {
         return Ok(false);
     }
     let w = t.words;
     let head = w[R_HEADS + c].load(Relaxed);
     let bytes = w[R_BYTES].load(Relaxed).saturating_add(size);
-    if head >> OFF_BITS >= PER_LIST || bytes > byte_cap(heap.geo.capacity()) {
+    // The heap as this process last saw the region's size (it may grow since).
+    let capacity = heap.region().len().saturating_sub(heap.geo.heap_start);
+    if head >> OFF_BITS >= PER_LIST || bytes > byte_cap(capacity) {
         return Ok(false);
     }
     w[R_RECORD].store(record.map_or(0, |(at, _)| at.get()), Relaxed);
     w[R_BLOCK].store(off, Relaxed);
     pause_point("alloc.cache.push.noted");
-    h[1].store(cached_check(heap.salt, b), Relaxed);
+    h[1].store(used ^ CACHED_XOR, Relaxed);
     pause_point("alloc.cache.push.marked");
     h[2].store(head & OFF_MASK, Relaxed);
     w[R_HEADS + c].store(off | ((head >> OFF_BITS) + 1) << OFF_BITS, Relaxed);
@@ -469,7 +472,7 @@ fn give_back(heap: &Heap<'_>, w: &[AtomicU64], block_at: Offset) -> Result<Cache
             let ok = heap.geo.is_block_start(b)
                 && heap.header(b).is_ok_and(|h| {
                     h[0].load(Relaxed) & !(FLAGS & !(USED | END)) == size | USED
-                        && h[1].load(Relaxed) == cached_check(heap.salt, b)
+                        && h[1].load(Relaxed) == cached_check(heap.salt, b, size)
                 });
             if !ok {
                 // Not a cached block: the list cannot be followed; what it held stays.
@@ -507,8 +510,7 @@ fn settle(heap: &Heap<'_>, w: &[AtomicU64], p: u64, block_at: Offset) -> Result<
         let w0 = h[0].load(Relaxed);
         let size = w0 & !FLAGS;
         let w1 = h[1].load(Relaxed);
-        let valid = w0 & (USED | END) == USED
-            && (w1 == used_check(heap.salt, b, size) || w1 == cached_check(heap.salt, b));
+        let valid = w0 & (USED | END) == USED && is_used_check(heap.salt, b, size, w1);
         if let (true, Some(c)) = (valid, class(size)) {
             let listed = w[R_HEADS + c].load(Relaxed) & OFF_MASK == p;
             let r_at = w[R_RECORD].load(Relaxed);

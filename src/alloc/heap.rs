@@ -198,7 +198,7 @@ impl<'a> Heap<'a> {
             Ok((b, size))
         } else if w1 == free_check(self.salt, b)
             || w1 == tombstone(self.salt, b)
-            || w1 == cached_check(self.salt, b)
+            || w1 == cached_check(self.salt, b, size)
         {
             Err(AllocError::DoubleFree { offset: o })
         } else {

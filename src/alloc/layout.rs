@@ -213,17 +213,25 @@ pub(crate) fn tombstone(salt: u64, b: u64) -> u64 {
     key(salt, b, 4)
 }
 
-/// The check word of a used block at `b` that sits in a process's cache (see `cache`):
-/// still used for the heap, but a double free to `free`.
-pub(crate) fn cached_check(salt: u64, b: u64) -> u64 {
-    key(salt, b, 6)
+/// What a used block's check word is xored with while the block sits in a process's
+/// cache: no other kind of check word for the block matches the result, but for the
+/// chance of a random word.
+pub(crate) const CACHED_XOR: u64 = 0x6a09_e667_f3bc_c909;
+
+/// The check word of a used block at `b` of `size` bytes that sits in a process's cache
+/// (see `cache`): still used for the heap, but a double free to `free`. One xor away from
+/// the used block's, so the cache moves a block between the two with one hash.
+#[inline]
+pub(crate) fn cached_check(salt: u64, b: u64, size: u64) -> u64 {
+    used_check(salt, b, size) ^ CACHED_XOR
 }
 
 /// Whether `w1` is a valid check word for the used block at `b` of `size` bytes: handed
 /// out, or in a process's cache.
 #[inline]
 pub(crate) fn is_used_check(salt: u64, b: u64, size: u64, w1: u64) -> bool {
-    w1 == used_check(salt, b, size) || w1 == cached_check(salt, b)
+    let u = used_check(salt, b, size);
+    w1 == u || w1 == u ^ CACHED_XOR
 }
 
 /// Where a pool lies in its region: its header and classes fixed by the region's maximum

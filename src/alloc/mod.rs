@@ -77,9 +77,9 @@
 
 //! # Block caches
 //!
-//! In a pool of at least 512 KiB, a registered process keeps the small blocks (up to 208
-//! bytes) it frees in a cache of its own, a list per size in a record in the pool, and
-//! serves its next allocations of those sizes from it: no lock, no shared line, no
+//! In a pool of at least 512 KiB (or one that may grow to it), a registered process keeps
+//! the small blocks (up to 208 bytes) it frees in a cache of its own, a list per size in a
+//! record in the pool, and serves its next allocations of those sizes from it: no lock, no shared line, no
 //! split or merge. A cached block stays used for the heap, with a check word of its own
 //! that `free` refuses as a double free. The cache holds at most 64 blocks a size and a
 //! 256th of the heap; it goes back to the heap when the process detaches, when a request

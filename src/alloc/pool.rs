@@ -446,13 +446,17 @@ impl Pool {
         Ok((lock, heap.with_end(end)))
     }
 
-    /// The heap as [`view`](Self::view) gives it, without the lock or the header words:
-    /// for the block cache, which reads and writes only blocks it holds.
+    /// The heap as [`view`](Self::view) gives it, without the lock: for the block cache,
+    /// which writes only blocks it holds and reads one header word.
     #[inline]
-    pub(super) fn block_view(&self) -> Heap<'_> {
-        let heap = Heap::new(&self.region, self.geo, self.salt, &[]);
+    pub(super) fn block_view(&self) -> Result<Heap<'_>, AllocError> {
+        let words = self.region.at_slice::<AtomicU64>(
+            Offset::new(self.geo.base + LOCK_BYTES),
+            self.geo.words() as u64,
+        )?;
+        let heap = Heap::new(&self.region, self.geo, self.salt, words);
         let end = heap.max_end().max(self.geo.heap_end);
-        heap.with_end(end)
+        Ok(heap.with_end(end))
     }
 
     /// The header words with the heap's end of the geometry: for formatting a new pool.

@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::cache::{self, CacheGiven, Taken, MAX_BLOCK, MIN_CAPACITY};
 use super::error::AllocError;
 use super::heap::Heap;
-use super::layout::{block_size, word, LOCK_BYTES};
+use super::layout::{block_size, word};
 use super::pool::{lock_soon, locked_in, region_view, Pool, UNKNOWN};
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -32,7 +32,8 @@ impl Pool {
     /// busy now.
     #[cold]
     fn make_cache(&self) -> Option<u64> {
-        if self.geo.capacity() < MIN_CAPACITY {
+        // The most the heap grows to.
+        if self.region.max_len().saturating_sub(self.geo.heap_start) < MIN_CAPACITY {
             return Some(0);
         }
         let Some(slot) = self.region.process_slot() else {
@@ -50,16 +51,6 @@ impl Pool {
         Some(made.ok().flatten().unwrap_or(0))
     }
 
-    /// Whether blocks wait on the pool's deferred frees: then the next allocation or free
-    /// takes the lock, which frees them, rather than the cache.
-    #[inline]
-    fn deferred_waiting(&self) -> bool {
-        let at = self.geo.base + LOCK_BYTES + 8 * word::DEFERRED as u64;
-        self.region
-            .at::<AtomicU64>(Offset::new(at))
-            .map_or(true, |w| w.load(Relaxed) != 0)
-    }
-
     /// A block of `size` bytes from the cache, without the lock, if it holds one (see
     /// `cache::pop`).
     #[inline]
@@ -75,10 +66,11 @@ impl Pool {
         let Some(at) = self.cache_at() else {
             return Ok(None);
         };
-        if self.deferred_waiting() {
+        let heap = self.block_view()?;
+        // Blocks waiting on the deferred frees: the lock, which frees them, goes first.
+        if heap.load(word::DEFERRED)? != 0 {
             return Ok(None);
         }
-        let heap = self.block_view();
         let Some(t) = Taken::take(&heap, at) else {
             return Ok(None);
         };
@@ -96,10 +88,10 @@ impl Pool {
         let Some(at) = self.cache_at() else {
             return Ok(false);
         };
-        if self.deferred_waiting() {
+        let heap = self.block_view()?;
+        if heap.load(word::DEFERRED)? != 0 {
             return Ok(false);
         }
-        let heap = self.block_view();
         let Some(t) = Taken::take(&heap, at) else {
             return Ok(false);
         };
@@ -175,9 +167,9 @@ impl Pool {
     /// Gives this process's cached blocks back to the pool, so that other processes can
     /// have them and [`stats`](Self::stats) shows them free. Waits for the pool lock as
     /// long as a live thread holds it. A block cache is kept per process in pools of at
-    /// least 512 KiB: small blocks a process frees are kept for its next allocations, which
-    /// then need no lock; they are given back by themselves when the process detaches,
-    /// dies, or finds the pool full.
+    /// least 512 KiB (or that may grow to it): small blocks a process frees are kept for
+    /// its next allocations, which then need no lock; they are given back by themselves
+    /// when the process detaches, dies, or finds the pool full.
     ///
     /// # Errors
     ///

@@ -113,7 +113,7 @@ pub(crate) fn each_used_block(
         let h1 = heap.header(p)?[1].load(Relaxed);
         if w0 & USED != 0
             && w0 & END == 0
-            && h1 != cached_check(heap.salt, p)
+            && h1 != cached_check(heap.salt, p, size)
             && own.binary_search(&(p + BLOCK_HEADER)).is_err()
         {
             f(UsedBlock {
