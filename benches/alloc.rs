@@ -32,31 +32,15 @@ use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::contend::{await_word, contend, pool_pair, Batches, CTRL, READY};
 use common::*;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use shmval::alloc::Pool;
-use shmval::region::{Offset, Region, RegionName};
+use shmval::region::{Region, RegionName};
 
 const SIZES: [u64; 3] = [16, 256, 4096];
-
-/// The environment variable giving the child the control block's offset.
-const CTRL: &str = "SHMVAL_BENCH_CTRL";
-
-/// Words of the control block shared by the two contending processes.
-const GO: usize = 0; // generation the parent starts; the child runs `ITERS` pairs for it
-const ITERS: usize = 1;
-const DONE: usize = 2; // generation the child has finished
-const READY: usize = 3; // set by the child once attached
-const STOP: u64 = u64::MAX;
-
-/// An alloc+free pair of `size` bytes from `pool`.
-fn pool_pair(pool: &Pool, size: u64) {
-    let off = pool.alloc(black_box(size), 8).expect("alloc");
-    // SAFETY: the block was allocated just above and nothing else uses it.
-    unsafe { pool.free(black_box(off)) }.expect("free");
-}
 
 /// An alloc+free pair of `layout` from the global allocator.
 fn system_pair(layout: Layout) {
@@ -67,91 +51,6 @@ fn system_pair(layout: Layout) {
         assert!(!p.is_null());
         std::alloc::dealloc(black_box(p), layout);
     }
-}
-
-/// Spins until `word` reaches `want` (or [`STOP`]), or panics past `limit`.
-fn await_word(word: &AtomicU64, want: u64, limit: Duration) -> u64 {
-    let mut patience = Patience::new(limit);
-    loop {
-        let v = word.load(Ordering::Acquire);
-        if v == want || v == STOP {
-            return v;
-        }
-        if patience.exhausted() {
-            panic!("the other party did not reach {want} within {limit:?}");
-        }
-        std::hint::spin_loop();
-    }
-}
-
-/// The other party's batches, through the control words: the parent starts one
-/// generation of `iters` pairs and waits for it to be done.
-struct Batches<'a> {
-    ctrl: &'a [AtomicU64; 8],
-    generation: u64,
-}
-
-impl Batches<'_> {
-    /// Times `iters` pairs here while the other party does as many there.
-    fn contended(&mut self, iters: u64, pair: impl Fn()) -> Duration {
-        self.generation += 1;
-        self.ctrl[ITERS].store(iters, Ordering::Relaxed);
-        self.ctrl[GO].store(self.generation, Ordering::Release);
-        let start = Instant::now();
-        for _ in 0..iters {
-            pair();
-        }
-        let t = start.elapsed();
-        await_word(&self.ctrl[DONE], self.generation, WAIT);
-        t
-    }
-
-    /// Tells the other party to return.
-    fn stop(&self) {
-        self.ctrl[GO].store(STOP, Ordering::Release);
-    }
-}
-
-/// The loop of the contending party: waits for each generation, runs its pairs, reports.
-fn contend(ctrl: &[AtomicU64; 8], pair: impl Fn()) {
-    let mut generation = 0u64;
-    loop {
-        // Any generation but the last one done (or STOP); the parent may take a while
-        // between batches (criterion's analysis): wait long, napping once idle.
-        let mut patience = Patience::new(CHILD_IDLE);
-        let g = loop {
-            let g = ctrl[GO].load(Ordering::Acquire);
-            if g != generation {
-                break g;
-            }
-            if patience.exhausted() {
-                panic!("no batch within {CHILD_IDLE:?}");
-            }
-            std::hint::spin_loop();
-        };
-        if g == STOP {
-            return;
-        }
-        for _ in 0..ctrl[ITERS].load(Ordering::Relaxed) {
-            pair();
-        }
-        generation = g;
-        ctrl[DONE].store(g, Ordering::Release);
-    }
-}
-
-/// The child role: attaches the pool and contends until told to stop.
-fn pool_child() {
-    child_setup();
-    let name = RegionName::new(env_var(REGION)).expect("a valid name");
-    let region = Arc::new(Region::attach(&name).expect("attach the bench region"));
-    let pool = Pool::attach(region.clone()).expect("attach the pool");
-    let off = Offset::new(env_var(CTRL).parse().expect("an offset"));
-    // SAFETY: the control block is a raw block of the bench, accessed only atomically by both
-    // processes.
-    let ctrl: &[AtomicU64; 8] = unsafe { region.resolve(off) }.expect("the control block");
-    ctrl[READY].store(1, Ordering::Release);
-    contend(ctrl, || pool_pair(&pool, 16));
 }
 
 /// Bytes one growth figure grows by.
@@ -290,7 +189,10 @@ fn alloc_contended(c: &mut Criterion, pool: &Pool, cpus: Cpus) {
 fn main() {
     if let Ok(role) = env::var(ROLE) {
         match role.as_str() {
-            "alloc-pairs" => pool_child(),
+            "alloc-pairs" => {
+                child_setup();
+                contend::pool_child();
+            }
             _ => panic!("unknown role {role}"),
         }
         return;

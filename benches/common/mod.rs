@@ -7,6 +7,7 @@
 // Each bench binary uses its own subset.
 #![allow(dead_code)]
 
+pub mod contend;
 pub mod floor;
 pub mod rigs;
 

@@ -13,7 +13,7 @@
 /// futex), the system allocator and an uncontended pthread mutex. Streaming across the CPUs is reported, not gated: on
 /// some placements of the vCPUs (SMT siblings, it seems) a busy producer and consumer slow
 /// each other down threefold while a ping-pong does not; on one CPU it is steady.
-pub const RATIOS: [(&str, &str, &str, &str, bool); 13] = [
+pub const RATIOS: [(&str, &str, &str, &str, bool); 14] = [
     (
         "spin_rt/cacheline_floor",
         "shm_spin_diff_64",
@@ -83,6 +83,14 @@ pub const RATIOS: [(&str, &str, &str, &str, bool); 13] = [
         "alloc_pool_16",
         "alloc_system_16",
         "pool alloc+free pair over the system allocator's (16 B, one process)",
+        true,
+    ),
+    (
+        "alloc_2proc/alloc_pair",
+        "alloc_pool_16_2proc",
+        "alloc_pool_16",
+        "pool alloc+free pair while a second process allocates from the same pool on the \
+         other CPU, over the same alone (16 B)",
         true,
     ),
     (
