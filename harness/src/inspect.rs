@@ -53,6 +53,8 @@ struct PoolView {
     live_allocations: u64,
     free_blocks: u64,
     high_water: u64,
+    /// Of `free`, what the processes' block caches hold.
+    cached: u64,
     poisoned: bool,
 }
 
@@ -266,6 +268,7 @@ fn read(name: &RegionName) -> Result<Inspection, String> {
             live_allocations: s.live_allocations,
             free_blocks: s.free_blocks,
             high_water: s.high_water,
+            cached: s.cached,
             poisoned: pool.is_poisoned(),
         },
         pipes,
@@ -309,14 +312,15 @@ impl Inspection {
         );
         let p = &self.pool;
         outln!(
-            "pool: {} B; used {} B in {} blocks, free {} B in {} blocks (largest {} B); \
-             high-water {} B{}",
+            "pool: {} B; used {} B in {} blocks, free {} B in {} blocks (largest {} B; {} B \
+             in processes' block caches); high-water {} B{}",
             p.capacity,
             p.used,
             p.live_allocations,
             p.free,
             p.free_blocks,
             p.largest_free,
+            p.cached,
             p.high_water,
             if p.poisoned { "; POISONED" } else { "" }
         );

@@ -66,6 +66,9 @@ fn inspect_shows_a_live_region_and_leaves_it_as_it_was() {
     assert_eq!(i["creator_pid"], std::process::id());
     assert_eq!(i["creator_alive"], true);
     assert_eq!(i["pool"]["used"], before.used);
+    // This process's block cache (and its record) counted apart, and as free.
+    assert_eq!(i["pool"]["cached"], before.cached);
+    assert!(before.cached > 0, "{before:?}");
     let pipe = &i["pipes"][0];
     assert_eq!(pipe["name"], "jobs");
     assert_eq!(pipe["capacity"], 8);
