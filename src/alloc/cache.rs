@@ -10,7 +10,10 @@
 //! a free pushes, while the list holds fewer than [`PER_LIST`] blocks and the record less
 //! than a 256th of the heap. Everything else, and every request when the list is empty,
 //! goes to the heap under the pool lock; a request the heap cannot serve first gives this
-//! process's cache back and tries again.
+//! process's cache back and tries again. Under the lock anyway, a small allocation fills
+//! its empty list with up to 16 blocks ([`refill`]) and a free that found its list full
+//! gives half of it back ([`trim`]): a process that only allocates (a stream's producer)
+//! or only frees (its consumer) takes the lock once per batch, not once per block.
 //!
 //! Only the owner changes its record, under a flag in the record that serializes its
 //! threads (a thread that finds it taken goes to the heap). The lock holder may meanwhile
@@ -141,8 +144,8 @@ impl Drop for Taken<'_> {
     }
 }
 
-/// Pops a block of `size` bytes (a block size; or 16 more if there is none) whose
-/// payload lies at a multiple of `align` from the cache, marks it used (an object block if `object`) and writes it into
+/// Pops a block of `size` bytes (a block size) whose payload lies at a multiple of
+/// `align` from the cache, marks it used (an object block if `object`) and writes it into
 /// `record` (the word at region offset `at`) if given. `Ok(None)` if the size is not
 /// cached, or its list is empty or starts with a block not so aligned.
 ///
@@ -161,14 +164,7 @@ pub(crate) fn pop(
         return Ok(None);
     };
     let w = t.words;
-    let mut head = w[R_HEADS + c].load(Relaxed);
-    let (mut c, mut size) = (c, size);
-    if head & OFF_MASK == 0 && c + 1 < CLASSES {
-        // A block 16 bytes larger: what the heap hands out where a split would leave a
-        // sliver.
-        (c, size) = (c + 1, size + GRANULE);
-        head = w[R_HEADS + c].load(Relaxed);
-    }
+    let head = w[R_HEADS + c].load(Relaxed);
     let off = head & OFF_MASK;
     if off == 0 || off % align != 0 {
         return Ok(None);
@@ -454,48 +450,123 @@ pub(crate) fn give_back_own(heap: &Heap<'_>, t: &Taken<'_>) -> Result<CacheGiven
 }
 
 fn give_back(heap: &Heap<'_>, w: &[AtomicU64], block_at: Offset) -> Result<CacheGiven, AllocError> {
-    let (mut freed, mut lost) = (0, 0);
     let p = w[R_BLOCK].load(Relaxed);
     if p != 0 {
-        // Counted by the heap's use, not in `freed` (the lists' bytes).
+        // Counted by the heap's use, not in the lists' bytes.
         settle(heap, w, p, block_at)?;
     }
+    let mut given = CacheGiven::default();
     for c in 0..CLASSES {
-        let size = MIN_BLOCK + GRANULE * c as u64;
-        loop {
-            let head = w[R_HEADS + c].load(Relaxed);
-            let off = head & OFF_MASK;
-            if off == 0 {
-                break;
-            }
-            let b = off.wrapping_sub(BLOCK_HEADER);
-            let ok = heap.geo.is_block_start(b)
-                && heap.header(b).is_ok_and(|h| {
-                    h[0].load(Relaxed) & !(FLAGS & !(USED | END)) == size | USED
-                        && h[1].load(Relaxed) == cached_check(heap.salt, b, size)
-                });
-            if !ok {
-                // Not a cached block: the list cannot be followed; what it held stays.
-                lost += head >> OFF_BITS;
-                w[R_HEADS + c].store(0, Relaxed);
-                break;
-            }
-            let next = heap.resolve::<AtomicU64>(off)?.load(Relaxed);
-            w[R_RECORD].store(0, Relaxed);
-            w[R_BLOCK].store(off, Relaxed);
-            w[R_HEADS + c].store(
-                next & OFF_MASK | ((head >> OFF_BITS).saturating_sub(1) << OFF_BITS),
-                Relaxed,
-            );
-            w[R_BYTES].store(w[R_BYTES].load(Relaxed).saturating_sub(size), Relaxed);
-            heap.header(b)?[1].store(used_check(heap.salt, b, size), Relaxed);
-            pause_point("alloc.cache.flushing");
-            super::pool::free_with_record(heap, Offset::new(off), block_at, &w[R_BLOCK])?;
-            freed += size;
-        }
+        let g = give_back_list(heap, w, block_at, c, 0, "alloc.cache.flushing")?;
+        given.bytes += g.bytes;
+        given.lost += g.lost;
     }
     w[R_BYTES].store(0, Relaxed);
-    Ok(CacheGiven { bytes: freed, lost })
+    Ok(given)
+}
+
+/// Frees blocks of list `c` into the heap until it holds `keep`, one at a time, each
+/// named in the block word while it moves (see the module docs; `point` is the pause
+/// point of each move). Under the lock.
+fn give_back_list(
+    heap: &Heap<'_>,
+    w: &[AtomicU64],
+    block_at: Offset,
+    c: usize,
+    keep: u64,
+    point: &'static str,
+) -> Result<CacheGiven, AllocError> {
+    let mut given = CacheGiven::default();
+    let size = MIN_BLOCK + GRANULE * c as u64;
+    loop {
+        let head = w[R_HEADS + c].load(Relaxed);
+        let off = head & OFF_MASK;
+        if off == 0 || head >> OFF_BITS <= keep {
+            return Ok(given);
+        }
+        let b = off.wrapping_sub(BLOCK_HEADER);
+        let ok = heap.geo.is_block_start(b)
+            && heap.header(b).is_ok_and(|h| {
+                h[0].load(Relaxed) & !(FLAGS & !(USED | END)) == size | USED
+                    && h[1].load(Relaxed) == cached_check(heap.salt, b, size)
+            });
+        if !ok {
+            // Not a cached block: the list cannot be followed; what it held stays.
+            given.lost += head >> OFF_BITS;
+            w[R_HEADS + c].store(0, Relaxed);
+            return Ok(given);
+        }
+        let next = heap.resolve::<AtomicU64>(off)?.load(Relaxed);
+        w[R_RECORD].store(0, Relaxed);
+        w[R_BLOCK].store(off, Relaxed);
+        w[R_HEADS + c].store(
+            next & OFF_MASK | ((head >> OFF_BITS).saturating_sub(1) << OFF_BITS),
+            Relaxed,
+        );
+        w[R_BYTES].store(w[R_BYTES].load(Relaxed).saturating_sub(size), Relaxed);
+        heap.header(b)?[1].store(used_check(heap.salt, b, size), Relaxed);
+        pause_point(point);
+        super::pool::free_with_record(heap, Offset::new(off), block_at, &w[R_BLOCK])?;
+        given.bytes += size;
+    }
+}
+
+/// Blocks a refill takes from the heap at once.
+const REFILL: u64 = 16;
+
+/// Under the lock, by the owner: if the list for blocks of `size` bytes is empty, fills
+/// it with up to [`REFILL`] blocks from the heap (while the heap is less than half used),
+/// so that a process that allocates more than it frees (the producer of a stream) takes
+/// the lock once per refill. Each block is allocated with the block word as its record,
+/// then pushed as a free would push it: a death at any step is settled as for a push.
+pub(crate) fn refill(heap: &Heap<'_>, t: &Taken<'_>, size: u64) -> Result<(), AllocError> {
+    let Some(c) = class(size) else {
+        return Ok(());
+    };
+    let w = t.words;
+    if w[R_HEADS + c].load(Relaxed) & OFF_MASK != 0 {
+        return Ok(());
+    }
+    let room = heap.geo.capacity() / 2;
+    for _ in 0..REFILL {
+        if heap.load(word::USED)?.saturating_add(size) > room {
+            return Ok(());
+        }
+        // No caller's record: a settle after a death here frees the block.
+        w[R_RECORD].store(0, Relaxed);
+        heap.store(word::OP, t.block_at.get())?;
+        let r = heap.alloc(size - BLOCK_HEADER, GRANULE, false, Some(&w[R_BLOCK]));
+        heap.store(word::OP, 0)?;
+        let off = match r {
+            Ok(off) => off,
+            Err(AllocError::OutOfMemory { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        pause_point("alloc.cache.refilled");
+        if !push(heap, t, off, None)? {
+            // Not one to keep after all (the heap gave a larger block, or the cache is
+            // full): back to the heap.
+            super::pool::free_with_record(heap, off, t.block_at, &w[R_BLOCK])?;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Under the lock, by the owner: gives the heap half of every full list (or of every
+/// list, when the cache is at its byte limit), so that a process that frees more than it
+/// allocates (the consumer of a stream) takes the lock once per half list.
+pub(crate) fn trim(heap: &Heap<'_>, t: &Taken<'_>) -> Result<(), AllocError> {
+    let w = t.words;
+    let capacity = heap.region().len().saturating_sub(heap.geo.heap_start);
+    let full = w[R_BYTES].load(Relaxed).saturating_add(MAX_BLOCK) > byte_cap(capacity);
+    for c in 0..CLASSES {
+        let n = w[R_HEADS + c].load(Relaxed) >> OFF_BITS;
+        if n >= PER_LIST || (full && n > 1) {
+            give_back_list(heap, w, t.block_at, c, n / 2, "alloc.cache.trimming")?;
+        }
+    }
+    Ok(())
 }
 
 /// Settles the block `p` a push or pop was moving (see the module docs).

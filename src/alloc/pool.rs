@@ -233,7 +233,11 @@ impl Pool {
         if self.cached_free(off, Some((at, record)))? {
             return Ok(());
         }
-        self.with_heap_by(deadline, |h| free_with_record(h, off, at, record))
+        self.with_heap_by(deadline, |h| {
+            free_with_record(h, off, at, record)?;
+            self.trim_own(h);
+            Ok(())
+        })
     }
 
     /// [`free_recorded`](Self::free_recorded) as a drop does it: waits for the pool lock
@@ -258,9 +262,11 @@ impl Pool {
         }
         let (lock, heap) = self.view()?;
         match lock_soon(lock, false) {
-            Some(g) => self
-                .locked(g, &heap, true, |h| free_with_record(h, off, at, record))
-                .map(|()| true),
+            Some(g) => self.locked(g, &heap, true, |h| {
+                free_with_record(h, off, at, record)?;
+                self.trim_own(h);
+                Ok(true)
+            }),
             None => Ok(false),
         }
     }
@@ -296,7 +302,11 @@ impl Pool {
         if self.cached_free(off, None)? {
             return Ok(());
         }
-        self.with_heap(|h| h.free(off))
+        self.with_heap(|h| {
+            h.free(off)?;
+            self.trim_own(h);
+            Ok(())
+        })
     }
 
     /// Frees the block at `off` now if the pool lock can be had within a short bound, and
@@ -315,7 +325,11 @@ impl Pool {
         }
         let (lock, heap) = self.view()?;
         match lock_soon(lock, hurry) {
-            Some(g) => self.locked(g, &heap, true, |h| h.free(off)).map(|()| false),
+            Some(g) => self.locked(g, &heap, true, |h| {
+                h.free(off)?;
+                self.trim_own(h);
+                Ok(false)
+            }),
             None => {
                 defer_free(&heap, off)?;
                 Ok(true)

@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::cache::{self, CacheGiven, Taken, MAX_BLOCK, MIN_CAPACITY};
 use super::error::AllocError;
 use super::heap::Heap;
-use super::layout::{block_size, word};
+use super::layout::{block_size, word, GRANULE};
 use super::pool::{lock_soon, locked_in, region_view, Pool, UNKNOWN};
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -117,23 +117,43 @@ impl Pool {
             }
             None => h.alloc(size, align, object, None),
         };
-        match go(h) {
+        let off = match go(h) {
             Err(AllocError::OutOfMemory { .. }) if self.give_back_own(h)? > 0 => go(h),
             r => r,
+        }?;
+        // A small block taken from the heap: the cache's list of its size is empty, so
+        // fill it for the next ones (best effort: a refill that fails leaves the list as
+        // it got it).
+        if let (true, Some(bsize)) = (align <= GRANULE, block_size(size)) {
+            if let Some(t) = self.own_taken(h) {
+                let _ = cache::refill(h, &t, bsize);
+            }
+        }
+        Ok(off)
+    }
+
+    /// Under the lock: this process's cache record, if this handle has one and no other
+    /// thread of the process holds it.
+    fn own_taken<'h>(&self, h: &Heap<'h>) -> Option<Taken<'h>> {
+        let at = self.cache.load(Relaxed);
+        if at == 0 || at == UNKNOWN || !self.region.made_in_this_process() {
+            return None;
+        }
+        Taken::take(h, at)
+    }
+
+    /// Under the lock, after a free to the heap: gives the heap half of every full list
+    /// of this process's cache (best effort, as a refill).
+    pub(super) fn trim_own(&self, h: &Heap<'_>) {
+        if let Some(t) = self.own_taken(h) {
+            let _ = cache::trim(h, &t);
         }
     }
 
     /// Under the lock: gives this process's cache back to the heap (unless another of its
     /// threads holds it); the bytes freed.
     fn give_back_own(&self, h: &Heap<'_>) -> Result<u64, AllocError> {
-        let at = self.cache.load(Relaxed);
-        if at == 0 || at == UNKNOWN {
-            return Ok(0);
-        }
-        if !self.region.made_in_this_process() {
-            return Ok(0);
-        }
-        let Some(t) = Taken::take(h, at) else {
+        let Some(t) = self.own_taken(h) else {
             return Ok(0);
         };
         Ok(cache::give_back_own(h, &t)?.bytes)
