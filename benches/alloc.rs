@@ -29,12 +29,11 @@ use std::alloc::Layout;
 use std::env;
 use std::hint::black_box;
 use std::os::fd::AsRawFd;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::contend::{await_word, contend, pool_pair, Batches, CTRL, READY};
+use common::contend::{contend, pool_pair, Batches, Contender};
 use common::*;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use shmval::alloc::Pool;
@@ -131,39 +130,11 @@ fn alloc_contended(c: &mut Criterion, pool: &Pool, cpus: Cpus) {
     };
     let mut g = c.benchmark_group("alloc_contended");
 
-    let region = pool.region();
-    let off = pool.alloc(64, 64).expect("the control block");
-    // SAFETY: the control block is a raw block of the bench, accessed only atomically by both
-    // processes.
-    let ctrl: &[AtomicU64; 8] = unsafe { region.resolve(off) }.expect("the control block");
-    for w in ctrl {
-        w.store(0, Ordering::Relaxed);
-    }
-    let child = Peer::spawn(
-        "alloc-pairs",
-        other,
-        &[
-            (REGION, region.name().as_str().to_owned()),
-            (CTRL, off.get().to_string()),
-        ],
-        Stdio::null(),
-        Stdio::null(),
-    );
-    let mut batches = Batches {
-        ctrl,
-        generation: 0,
-    };
-    // One batch untimed: the child has attached (so the name can go).
-    await_word(&ctrl[READY], 1, WAIT);
-    batches.contended(1000, || pool_pair(pool, 16));
-    region.unlink();
+    let mut contender = Contender::start(pool, other);
     g.bench_function("shmval-2proc/16", |b| {
-        b.iter_custom(|iters| batches.contended(iters, || pool_pair(pool, 16)))
+        b.iter_custom(|iters| contender.batches.contended(iters, || pool_pair(pool, 16)))
     });
-    batches.stop();
-    child.finish();
-    // SAFETY: the control block is ours; both processes are done with it.
-    unsafe { pool.free(off) }.expect("free the control block");
+    contender.finish();
 
     let layout = Layout::from_size_align(16, 8).expect("a valid layout");
     let ctrl = Arc::new(std::array::from_fn::<_, 8, _>(|_| AtomicU64::new(0)));

@@ -33,11 +33,10 @@ use std::env;
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::process::{ExitCode, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::contend::{self, await_word, pool_pair, Batches, CTRL, READY};
+use common::contend::{self, pool_pair, Contender};
 use common::floor::{self, Mapping};
 use common::rigs::*;
 use common::*;
@@ -387,42 +386,15 @@ impl Gate {
         let Some(other) = self.cpus.second else {
             return;
         };
-        let region = pool.region();
-        let off = pool.alloc(64, 64).expect("the control block");
-        // SAFETY: the control block is a raw block of the gate, accessed only atomically by
-        // both processes.
-        let ctrl: &[AtomicU64; 8] = unsafe { region.resolve(off) }.expect("the control block");
-        for w in ctrl {
-            w.store(0, Ordering::Relaxed);
-        }
-        let child = Peer::spawn(
-            "alloc-pairs",
-            other,
-            &[
-                (REGION, region.name().as_str().to_owned()),
-                (CTRL, off.get().to_string()),
-            ],
-            Stdio::null(),
-            Stdio::null(),
-        );
-        let mut batches = Batches {
-            ctrl,
-            generation: 0,
-        };
-        await_word(&ctrl[READY], 1, WAIT);
-        region.unlink();
-        batches.contended(1000, || pool_pair(pool, 16));
+        let mut c = Contender::start(pool, other);
         self.record(
             "alloc_pool_16_2proc",
             "16 B, while a second process allocates from the pool on the other CPU".into(),
             "ns/pair",
             iters,
-            |n| batches.contended(n, || pool_pair(pool, 16)),
+            |n| c.batches.contended(n, || pool_pair(pool, 16)),
         );
-        batches.stop();
-        child.finish();
-        // SAFETY: the control block is ours; both processes are done with it.
-        unsafe { pool.free(off) }.expect("free the control block");
+        c.finish();
     }
 
     /// An update of a counter under a lock, in this process (uncontended), measured in

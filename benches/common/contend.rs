@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use shmval::alloc::Pool;
 use shmval::region::{Offset, Region, RegionName};
 
-use super::{env_var, Patience, CHILD_IDLE, REGION, WAIT};
+use std::process::Stdio;
+
+use super::{env_var, Patience, Peer, CHILD_IDLE, REGION, WAIT};
 
 /// The environment variable giving the child the control block's offset.
 pub const CTRL: &str = "SHMVAL_BENCH_CTRL";
@@ -111,4 +113,58 @@ pub fn pool_child() {
     let ctrl: &[AtomicU64; 8] = unsafe { region.resolve(off) }.expect("the control block");
     ctrl[READY].store(1, Ordering::Release);
     contend(ctrl, || pool_pair(&pool, 16));
+}
+
+/// A child process attached to `pool`, pinned to a CPU, doing pairs in batches this
+/// process starts; the pool's name is unlinked once the child has attached.
+pub struct Contender<'a> {
+    pool: &'a Pool,
+    off: Offset,
+    child: Peer,
+    pub batches: Batches<'a>,
+}
+
+impl<'a> Contender<'a> {
+    /// Starts the child on `cpu` and runs one batch untimed.
+    pub fn start(pool: &'a Pool, cpu: usize) -> Contender<'a> {
+        let region = pool.region();
+        let off = pool.alloc(64, 64).expect("the control block");
+        // SAFETY: the control block is a raw block of the bench, accessed only atomically
+        // by both processes.
+        let ctrl: &[AtomicU64; 8] = unsafe { region.resolve(off) }.expect("the control block");
+        for w in ctrl {
+            w.store(0, Ordering::Relaxed);
+        }
+        let child = Peer::spawn(
+            "alloc-pairs",
+            cpu,
+            &[
+                (REGION, region.name().as_str().to_owned()),
+                (CTRL, off.get().to_string()),
+            ],
+            Stdio::null(),
+            Stdio::null(),
+        );
+        let mut batches = Batches {
+            ctrl,
+            generation: 0,
+        };
+        await_word(&ctrl[READY], 1, WAIT);
+        region.unlink();
+        batches.contended(1000, || pool_pair(pool, 16));
+        Contender {
+            pool,
+            off,
+            child,
+            batches,
+        }
+    }
+
+    /// Stops the child and frees the control block.
+    pub fn finish(self) {
+        self.batches.stop();
+        self.child.finish();
+        // SAFETY: the control block is ours; both processes are done with it.
+        unsafe { self.pool.free(self.off) }.expect("free the control block");
+    }
 }

@@ -447,21 +447,16 @@ impl Pool {
     /// from its size.
     pub(super) fn view(&self) -> Result<(&ShmMutex, Heap<'_>), AllocError> {
         let lock = self.region.at::<ShmMutex>(Offset::new(self.geo.base))?;
-        let words = self.region.at_slice::<AtomicU64>(
-            Offset::new(self.geo.base + LOCK_BYTES),
-            self.geo.words() as u64,
-        )?;
-        // Without the lock the heap's end is not read (another process may be moving it):
-        // reads reach as far as the region's maximum, each through the region's checked
-        // resolver (which refuses what the file does not hold) and each block's check
-        // word. Under the lock, `locked` reads the end itself.
-        let heap = Heap::new(&self.region, self.geo, self.salt, words);
-        let end = heap.max_end().max(self.geo.heap_end);
-        Ok((lock, heap.with_end(end)))
+        Ok((lock, self.block_view()?))
     }
 
     /// The heap as [`view`](Self::view) gives it, without the lock: for the block cache,
     /// which writes only blocks it holds and reads one header word.
+    ///
+    /// Without the lock the heap's end is not read (another process may be moving it):
+    /// reads reach as far as the region's maximum, each through the region's checked
+    /// resolver (which refuses what the file does not hold) and each block's check word.
+    /// Under the lock, `locked` reads the end itself.
     #[inline]
     pub(super) fn block_view(&self) -> Result<Heap<'_>, AllocError> {
         let words = self.region.at_slice::<AtomicU64>(
