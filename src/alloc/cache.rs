@@ -33,9 +33,11 @@
 //!
 //! The records are found from a table with a word per registry slot (the pool header's
 //! `CACHES` word names it); each is made under the pool lock the first time its slot's
-//! process caches a block, and kept for the slot's next process. Both are allocated with
-//! the pool's record (a death in between is resolved exactly) and marked ready in bit 0
-//! only once zeroed, so nobody follows words that were never written.
+//! process caches a block, and freed with what it holds when that process detaches (or,
+//! if the lock is busy then, kept for the slot's next process) or is reclaimed after its
+//! death; the table goes with the last record. Both are allocated with the pool's record
+//! (a death in between is resolved exactly) and marked ready in bit 0 only once zeroed,
+//! so nobody follows words that were never written.
 //!
 //! # A death at any step
 //!
@@ -441,7 +443,7 @@ fn free_named(heap: &Heap<'_>, w: &AtomicU64) -> Result<(), AllocError> {
         .ok_or_else(|| AllocError::corrupted("a cache word outside the region"))?;
     w.store(off, Relaxed);
     pause_point("alloc.cache.unready");
-    super::pool::free_with_record(heap, Offset::new(off), at, w)
+    super::heap::free_with_record(heap, Offset::new(off), at, w)
 }
 
 /// [`give_back_slot`] for the record this process holds.
@@ -506,7 +508,7 @@ fn give_back_list(
         w[R_BYTES].store(w[R_BYTES].load(Relaxed).saturating_sub(size), Relaxed);
         heap.header(b)?[1].store(used_check(heap.salt, b, size), Relaxed);
         pause_point(point);
-        super::pool::free_with_record(heap, Offset::new(off), block_at, &w[R_BLOCK])?;
+        super::heap::free_with_record(heap, Offset::new(off), block_at, &w[R_BLOCK])?;
         given.bytes += size;
     }
 }
@@ -546,7 +548,7 @@ pub(crate) fn refill(heap: &Heap<'_>, t: &Taken<'_>, size: u64) -> Result<(), Al
         if !push(heap, t, off, None)? {
             // Not one to keep after all (the heap gave a larger block, or the cache is
             // full): back to the heap.
-            super::pool::free_with_record(heap, off, t.block_at, &w[R_BLOCK])?;
+            super::heap::free_with_record(heap, off, t.block_at, &w[R_BLOCK])?;
             return Ok(());
         }
     }
@@ -596,7 +598,7 @@ fn settle(heap: &Heap<'_>, w: &[AtomicU64], p: u64, block_at: Offset) -> Result<
             } else {
                 h[1].store(used_check(heap.salt, b, size), Relaxed);
                 if !held {
-                    super::pool::free_with_record(heap, Offset::new(p), block_at, &w[R_BLOCK])?;
+                    super::heap::free_with_record(heap, Offset::new(p), block_at, &w[R_BLOCK])?;
                 }
             }
         }

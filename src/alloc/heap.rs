@@ -8,12 +8,13 @@
 use super::error::AllocError;
 use super::layout::{
     align_slack, block_size, cached_check, class_of, free_check, gap_for, is_used_check,
-    round_to_class, tombstone, used_check, word, Geometry, BLOCK_HEADER, FLAGS, MIN_BLOCK, OBJECT,
-    PREV_FREE, SL_COUNT, USED,
+    round_to_class, tombstone, used_check, word, Geometry, BLOCK_HEADER, FLAGS, LOCK_BYTES,
+    MIN_BLOCK, OBJECT, POOL_MAGIC, PREV_FREE, SL_COUNT, USED,
 };
 use crate::fault::pause_point;
 use crate::region::{Offset, Region};
-use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::atomic::{AtomicU64, Ordering, Ordering::Relaxed};
+use crate::sync::ShmMutex;
 
 /// One pool, viewed under its lock.
 pub(crate) struct Heap<'a> {
@@ -568,4 +569,40 @@ impl<'a> Heap<'a> {
             "block {b:#x} says the block before it is free; none is"
         )))
     }
+}
+
+/// The pool lock and header of the pool in `region`, given only the region (for a handle
+/// that is going away). The heap's end is the geometry's: call `current` under the lock.
+///
+/// # Errors
+///
+/// [`AllocError::BadMagic`] if the region holds no pool.
+pub(super) fn region_view(region: &Region) -> Result<(&ShmMutex, Heap<'_>), AllocError> {
+    let geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
+    let lock = region.at::<ShmMutex>(Offset::new(geo.base))?;
+    let words =
+        region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), geo.words() as u64)?;
+    if words[word::MAGIC].load(Ordering::Acquire) != POOL_MAGIC {
+        return Err(AllocError::BadMagic {
+            found: words[word::MAGIC].load(Ordering::Relaxed),
+        });
+    }
+    let salt = words[word::SALT].load(Ordering::Relaxed);
+    Ok((lock, Heap::new(region, geo, salt, words)))
+}
+
+/// Frees `off` under the pool lock with its record: the operation word names `at` (the
+/// word `record`, which names the block) until the record is cleared, so that the repair
+/// after a holder that died here keeps the record only if the block is still used.
+pub(super) fn free_with_record(
+    h: &Heap<'_>,
+    off: Offset,
+    at: Offset,
+    record: &AtomicU64,
+) -> Result<(), AllocError> {
+    h.store(word::OP, at.get())?;
+    h.free(off)?;
+    pause_point("alloc.free_recorded");
+    record.store(0, Ordering::Relaxed);
+    h.store(word::OP, 0)
 }

@@ -128,6 +128,7 @@
 
 mod block;
 mod cache;
+mod deferred;
 mod error;
 mod grow;
 mod heap;
@@ -138,10 +139,10 @@ mod recover;
 mod stats;
 
 pub use block::Block;
+pub(crate) use deferred::defer_free_in;
 pub use error::AllocError;
 pub use grow::MIN_GROWTH;
 pub use layout::{fingerprint, BLOCK_HEADER, GRANULE, MAX_ALIGN, MIN_BLOCK};
-pub(crate) use pool::defer_free_in;
 pub use pool::Pool;
 pub use stats::{PoolStats, UsedBlock};
 

@@ -2,16 +2,17 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::deferred::{defer_free, drain_deferred, lock_soon};
 use super::error::AllocError;
+use super::heap::free_with_record;
 use super::heap::Heap;
 use super::layout::{
     fingerprint, free_check, word, Geometry, LOCK_BYTES, MAX_ALIGN, MIN_BLOCK, POISONED, POOL_MAGIC,
 };
 use super::recover;
 use super::stats::{PoolStats, UsedBlock};
-use crate::fault::pause_point;
 use crate::region::{Offset, Region};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Owner, ShmMutex, ShmMutexGuard};
@@ -572,135 +573,6 @@ pub(super) fn locked_in<R>(
         poison(heap)?;
     }
     result
-}
-
-/// Hands the used block at `off` of the pool in `region` to the pool's deferred frees
-/// (see [`Pool::free_soon`]), given only the region: for a region handle giving back what
-/// it kept, as it goes, when no [`Pool`] handle is left.
-///
-/// # Errors
-///
-/// As for [`Pool::free`]; [`AllocError::BadMagic`] if the region holds no pool.
-///
-/// # Safety
-///
-/// As for [`Pool::free`].
-pub(crate) unsafe fn defer_free_in(region: &Region, off: Offset) -> Result<(), AllocError> {
-    let (_, heap) = region_view(region)?;
-    defer_free(&heap.current()?, off)
-}
-
-/// The pool lock and header of the pool in `region`, given only the region (for a handle
-/// that is going away). The heap's end is the geometry's: call `current` under the lock.
-///
-/// # Errors
-///
-/// [`AllocError::BadMagic`] if the region holds no pool.
-pub(super) fn region_view(region: &Region) -> Result<(&ShmMutex, Heap<'_>), AllocError> {
-    let geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
-    let lock = region.at::<ShmMutex>(Offset::new(geo.base))?;
-    let words =
-        region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), geo.words() as u64)?;
-    if words[word::MAGIC].load(Ordering::Acquire) != POOL_MAGIC {
-        return Err(AllocError::BadMagic {
-            found: words[word::MAGIC].load(Ordering::Relaxed),
-        });
-    }
-    let salt = words[word::SALT].load(Ordering::Relaxed);
-    Ok((lock, Heap::new(region, geo, salt, words)))
-}
-
-/// How long a drop waits for the pool lock before it defers its free.
-const DEFER_AFTER: Duration = Duration::from_micros(200);
-
-/// Puts the used block at `off` on the deferred list: its first payload word links to the
-/// old head, then one compare-and-swap makes it the head. Needs no lock: only the lock
-/// holder takes blocks off, and pushes only ever replace the head.
-fn defer_free(heap: &Heap<'_>, off: Offset) -> Result<(), AllocError> {
-    // Only a block of this pool's: a link written into anything else would be corruption.
-    heap.used_block(off)?;
-    let head = heap.word(word::DEFERRED)?;
-    let link = heap.resolve::<AtomicU64>(off.get())?;
-    let mut old = head.load(Ordering::Relaxed);
-    loop {
-        link.store(old, Ordering::Relaxed);
-        // SYNC POINT: release, so the drainer that takes the block (acquire) reads the
-        // link stored above.
-        match head.compare_exchange_weak(old, off.get(), Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => return Ok(()),
-            Err(now) => old = now,
-        }
-    }
-}
-
-/// Frees every deferred block, one at a time: each is named in `DRAINING` while it is taken
-/// off the list and freed, so a holder killed in between loses nothing
-/// ([`recover::finish_draining`]). Called under the lock.
-#[inline]
-fn drain_deferred(heap: &Heap<'_>) -> Result<(), AllocError> {
-    let head = heap.word(word::DEFERRED)?;
-    // SYNC POINT: pairs with the release push in `defer_free`.
-    if head.load(Ordering::Acquire) == 0 {
-        return Ok(());
-    }
-    drain_deferred_slow(heap, head)
-}
-
-#[cold]
-fn drain_deferred_slow(heap: &Heap<'_>, head: &AtomicU64) -> Result<(), AllocError> {
-    let mut budget = heap.geo.capacity() / super::MIN_BLOCK + 1;
-    loop {
-        // SYNC POINT: pairs with the release push in `defer_free`.
-        let b = head.load(Ordering::Acquire);
-        if b == 0 {
-            return Ok(());
-        }
-        budget = budget
-            .checked_sub(1)
-            .ok_or_else(|| AllocError::corrupted("the deferred frees loop"))?;
-        heap.used_block(Offset::new(b))
-            .map_err(|e| AllocError::corrupted(format!("deferred free of {b:#x}: {e}")))?;
-        let next = heap.resolve::<AtomicU64>(b)?.load(Ordering::Relaxed);
-        heap.store(word::DRAINING, b)?;
-        if head
-            .compare_exchange(b, next, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            // A push came in meanwhile: start again from the new head.
-            heap.store(word::DRAINING, 0)?;
-            continue;
-        }
-        pause_point("alloc.deferred.taken");
-        heap.free(Offset::new(b))?;
-        heap.store(word::DRAINING, 0)?;
-    }
-}
-
-/// The pool lock as a drop takes it: at once if it is free; else, unless `hurry`, within
-/// [`DEFER_AFTER`] while a live thread holds it; `None` otherwise. The clock is read only
-/// when the lock is busy.
-pub(super) fn lock_soon(lock: &ShmMutex, hurry: bool) -> Option<ShmMutexGuard<'_>> {
-    match lock.try_lock_free() {
-        Some(g) => Some(g),
-        None if hurry => None,
-        None => lock.lock_timeout(DEFER_AFTER).ok(),
-    }
-}
-
-/// Frees `off` under the pool lock with its record: the operation word names `at` (the
-/// word `record`, which names the block) until the record is cleared, so that the repair
-/// after a holder that died here keeps the record only if the block is still used.
-pub(super) fn free_with_record(
-    h: &Heap<'_>,
-    off: Offset,
-    at: Offset,
-    record: &AtomicU64,
-) -> Result<(), AllocError> {
-    h.store(word::OP, at.get())?;
-    h.free(off)?;
-    pause_point("alloc.free_recorded");
-    record.store(0, Ordering::Relaxed);
-    h.store(word::OP, 0)
 }
 
 fn poison(heap: &Heap<'_>) -> Result<(), AllocError> {

@@ -3,10 +3,12 @@
 use std::time::Instant;
 
 use super::cache::{self, CacheGiven, Taken, MAX_BLOCK, MIN_CAPACITY};
+use super::deferred::lock_soon;
 use super::error::AllocError;
+use super::heap::region_view;
 use super::heap::Heap;
 use super::layout::{block_size, word, GRANULE};
-use super::pool::{lock_soon, locked_in, region_view, Pool, UNKNOWN};
+use super::pool::{locked_in, Pool, UNKNOWN};
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
