@@ -4,8 +4,12 @@
 //! gives them back; and a process killed at every step of the cache's protocol leaves
 //! the pool at its baseline once a survivor recovers.
 
+// std atomics are fine here; the crate's loom shim is for library code.
+#![allow(clippy::disallowed_types)]
+
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +17,7 @@ use common::held::in_use;
 use common::kills::settled;
 use common::{role_entry, spawn_paused, wait_until, TestName};
 use shmval::alloc::{AllocError, Pool};
-use shmval::region::{Region, RegionName};
+use shmval::region::{Offset, Region, RegionName};
 use shmval::sides::ShmMain;
 use shmval::{val, PoolExt};
 
@@ -341,4 +345,22 @@ fn a_small_block_comes_back_while_a_stopped_process_holds_the_pool_lock() {
     holder.kill();
     worker.join().unwrap();
     assert!(served.is_ok(), "the cached block waited for the pool lock");
+}
+
+#[test]
+fn a_cached_block_overwritten_by_a_buggy_process_poisons_the_pool() {
+    let (_name, pool) = pool("cache-corrupt");
+    let off = pool.alloc(16, 16).unwrap();
+    // SAFETY: allocated above, used by nothing.
+    unsafe { pool.free(off) }.unwrap();
+    // A process writes over the header of a block it no longer owns: the check word.
+    // SAFETY: the word is accessed only atomically, here and by the pool.
+    let check = unsafe {
+        pool.region()
+            .resolve::<AtomicU64>(Offset::new(off.get() - 8))
+    };
+    check.unwrap().store(0x5eed, Ordering::Relaxed);
+    let r = pool.alloc(16, 16);
+    assert!(matches!(r, Err(AllocError::Corrupted { .. })), "{r:?}");
+    assert!(pool.is_poisoned());
 }

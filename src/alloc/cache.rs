@@ -59,7 +59,7 @@ use super::error::AllocError;
 use super::heap::Heap;
 use super::layout::{
     cached_check, is_used_check, used_check, word, BLOCK_HEADER, CACHED_XOR, END, FLAGS, GRANULE,
-    MIN_BLOCK, OBJECT, USED,
+    MIN_BLOCK, OBJECT, PREV_FREE, USED,
 };
 use crate::fault::pause_point;
 use crate::region::Offset;
@@ -148,12 +148,10 @@ impl Drop for Taken<'_> {
 
 /// Pops a block of `size` bytes (a block size) whose payload lies at a multiple of
 /// `align` from the cache, marks it used (an object block if `object`) and writes it into
-/// `record` (the word at region offset `at`) if given. `Ok(None)` if the size is not
-/// cached, or its list is empty or starts with a block not so aligned.
-///
-/// # Errors
-///
-/// [`AllocError::Corrupted`] if the list names something that is not a cached block.
+/// `record` (the word at region offset `at`) if given. `None` if the size is not cached,
+/// or its list is empty or starts with a block not so aligned; and if the list names
+/// something that is not a cached block: then the pool is poisoned (its memory was
+/// written by something else), which the caller's next step, under the lock, reports.
 #[inline]
 pub(crate) fn pop(
     heap: &Heap<'_>,
@@ -161,25 +159,29 @@ pub(crate) fn pop(
     (size, align): (u64, u64),
     object: bool,
     record: Option<(Offset, &AtomicU64)>,
-) -> Result<Option<Offset>, AllocError> {
-    let Some(c) = class(size) else {
-        return Ok(None);
-    };
+) -> Option<Offset> {
+    let c = class(size)?;
     let w = t.words;
     let head = w[R_HEADS + c].load(Relaxed);
     let off = head & OFF_MASK;
     if off == 0 || off % align != 0 {
-        return Ok(None);
+        return None;
     }
     let b = off.wrapping_sub(BLOCK_HEADER);
-    let h = heap.header_and_link(b)?;
-    let w0 = h[0].load(Relaxed);
     let used = used_check(heap.salt, b, size);
-    if w0 & !FLAGS != size || w0 & (USED | END) != USED || h[1].load(Relaxed) != used ^ CACHED_XOR {
-        return Err(AllocError::corrupted(format!(
-            "the block cache names {off:#x}, not a cached block of {size} bytes"
-        )));
-    }
+    let h = match heap.header_and_link(b) {
+        Ok(h)
+            if h[0].load(Relaxed) & !(PREV_FREE | OBJECT) == size | USED
+                && h[1].load(Relaxed) == used ^ CACHED_XOR =>
+        {
+            h
+        }
+        _ => {
+            poison(heap);
+            return None;
+        }
+    };
+    let w0 = h[0].load(Relaxed);
     let next = h[2].load(Relaxed);
     w[R_RECORD].store(record.map_or(0, |(at, _)| at.get()), Relaxed);
     w[R_BLOCK].store(off, Relaxed);
@@ -204,7 +206,15 @@ pub(crate) fn pop(
         pause_point("alloc.cache.pop.recorded");
     }
     w[R_BLOCK].store(0, Relaxed);
-    Ok(Some(Offset::new(off)))
+    Some(Offset::new(off))
+}
+
+/// Marks the pool poisoned (see `pool`): a cache's list names what is not a cached block.
+#[cold]
+fn poison(heap: &Heap<'_>) {
+    if let Ok(f) = heap.word(word::FLAGS) {
+        f.fetch_or(super::layout::POISONED, Relaxed);
+    }
 }
 
 /// Pushes the used block at `off` on the cache and clears `record` (the word at region
@@ -217,21 +227,20 @@ pub(crate) fn push(
     t: &Taken<'_>,
     off: Offset,
     record: Option<(Offset, &AtomicU64)>,
-) -> Result<bool, AllocError> {
+) -> bool {
     let off = off.get();
     let b = off.wrapping_sub(BLOCK_HEADER);
-    if !heap.geo.is_block_start(b) {
-        return Ok(false);
-    }
-    let h = heap.header_and_link(b)?;
+    let Ok(h) = heap.header_and_link(b) else {
+        return false;
+    };
     let w0 = h[0].load(Relaxed);
     let size = w0 & !FLAGS;
     let Some(c) = class(size) else {
-        return Ok(false);
+        return false;
     };
     let used = used_check(heap.salt, b, size);
     if w0 & (USED | END) != USED || h[1].load(Relaxed) != used {
-        return Ok(false);
+        return false;
     }
     let w = t.words;
     let head = w[R_HEADS + c].load(Relaxed);
@@ -239,7 +248,7 @@ pub(crate) fn push(
     // The heap as this process last saw the region's size (it may grow since).
     let capacity = heap.region().len().saturating_sub(heap.geo.heap_start);
     if head >> OFF_BITS >= PER_LIST || bytes > byte_cap(capacity) {
-        return Ok(false);
+        return false;
     }
     w[R_RECORD].store(record.map_or(0, |(at, _)| at.get()), Relaxed);
     w[R_BLOCK].store(off, Relaxed);
@@ -255,7 +264,7 @@ pub(crate) fn push(
         pause_point("alloc.cache.push.unrecorded");
     }
     w[R_BLOCK].store(0, Relaxed);
-    Ok(true)
+    true
 }
 
 /// What a record holds: (bytes, blocks).
@@ -545,7 +554,7 @@ pub(crate) fn refill(heap: &Heap<'_>, t: &Taken<'_>, size: u64) -> Result<(), Al
             Err(e) => return Err(e),
         };
         pause_point("alloc.cache.refilled");
-        if !push(heap, t, off, None)? {
+        if !push(heap, t, off, None) {
             // Not one to keep after all (the heap gave a larger block, or the cache is
             // full): back to the heap.
             super::heap::free_with_record(heap, off, t.block_at, &w[R_BLOCK])?;

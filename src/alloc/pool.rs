@@ -202,7 +202,7 @@ impl Pool {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
-        if let Some(off) = self.cached_alloc((size, align), object, Some((at, record)))? {
+        if let Some(off) = self.cached_alloc((size, align), object, Some((at, record))) {
             return Ok(off);
         }
         self.with_heap_by(deadline, |h| {
@@ -231,7 +231,7 @@ impl Pool {
         record: &AtomicU64,
         deadline: Option<Instant>,
     ) -> Result<(), AllocError> {
-        if self.cached_free(off, Some((at, record)))? {
+        if self.cached_free(off, Some((at, record))) {
             return Ok(());
         }
         self.with_heap_by(deadline, |h| {
@@ -258,7 +258,7 @@ impl Pool {
         at: Offset,
         record: &AtomicU64,
     ) -> Result<bool, AllocError> {
-        if self.cached_free(off, Some((at, record)))? {
+        if self.cached_free(off, Some((at, record))) {
             return Ok(true);
         }
         let (lock, heap) = self.view()?;
@@ -276,7 +276,7 @@ impl Pool {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
-        if let Some(off) = self.cached_alloc((size, align), object, None)? {
+        if let Some(off) = self.cached_alloc((size, align), object, None) {
             return Ok(off);
         }
         self.with_heap(|h| self.heap_alloc(h, size, align, object, None))
@@ -300,7 +300,7 @@ impl Pool {
     /// another process) still uses its bytes, and nobody else frees it. Freeing a block
     /// under a live view would let the pool hand the bytes out again while they are read.
     pub unsafe fn free(&self, off: Offset) -> Result<(), AllocError> {
-        if self.cached_free(off, None)? {
+        if self.cached_free(off, None) {
             return Ok(());
         }
         self.with_heap(|h| {
@@ -321,7 +321,7 @@ impl Pool {
     ///
     /// As for [`free`](Self::free).
     pub(crate) unsafe fn free_soon(&self, off: Offset, hurry: bool) -> Result<bool, AllocError> {
-        if self.cached_free(off, None)? {
+        if self.cached_free(off, None) {
             return Ok(false);
         }
         let (lock, heap) = self.view()?;

@@ -61,41 +61,34 @@ impl Pool {
         (size, align): (u64, u64),
         object: bool,
         record: Option<(Offset, &AtomicU64)>,
-    ) -> Result<Option<Offset>, AllocError> {
-        let Some(bsize) = block_size(size).filter(|&b| b <= MAX_BLOCK) else {
-            return Ok(None);
-        };
-        let Some(at) = self.cache_at() else {
-            return Ok(None);
-        };
-        let heap = self.block_view()?;
+    ) -> Option<Offset> {
+        let bsize = block_size(size).filter(|&b| b <= MAX_BLOCK)?;
+        let at = self.cache_at()?;
+        // Anything amiss here (the header out of reach) is for the locked path to report.
+        let heap = self.block_view().ok()?;
         // Blocks waiting on the deferred frees: the lock, which frees them, goes first.
-        if heap.load(word::DEFERRED)? != 0 {
-            return Ok(None);
+        if heap.load(word::DEFERRED).ok()? != 0 {
+            return None;
         }
-        let Some(t) = Taken::take(&heap, at) else {
-            return Ok(None);
-        };
+        let t = Taken::take(&heap, at)?;
         cache::pop(&heap, &t, (bsize, align), object, record)
     }
 
     /// Puts the used block at `off` in the cache, without the lock, if it is one to keep
     /// (see `cache::push`); `false` leaves it to the heap.
     #[inline]
-    pub(super) fn cached_free(
-        &self,
-        off: Offset,
-        record: Option<(Offset, &AtomicU64)>,
-    ) -> Result<bool, AllocError> {
+    pub(super) fn cached_free(&self, off: Offset, record: Option<(Offset, &AtomicU64)>) -> bool {
         let Some(at) = self.cache_at() else {
-            return Ok(false);
+            return false;
         };
-        let heap = self.block_view()?;
-        if heap.load(word::DEFERRED)? != 0 {
-            return Ok(false);
+        let Ok(heap) = self.block_view() else {
+            return false;
+        };
+        if heap.load(word::DEFERRED).map_or(true, |d| d != 0) {
+            return false;
         }
         let Some(t) = Taken::take(&heap, at) else {
-            return Ok(false);
+            return false;
         };
         cache::push(&heap, &t, off, record)
     }
