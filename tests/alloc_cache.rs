@@ -170,7 +170,8 @@ fn a_process_killed_at_each_step_of_popping_a_block_from_its_cache_loses_nothing
 
 #[test]
 fn a_process_killed_giving_its_cache_back_loses_nothing() {
-    kill_at("cache-give", "give-back", "alloc.cache.flushing");
+    kill_at("cache-give-0", "give-back", "alloc.cache.give.noted");
+    kill_at("cache-give-1", "give-back", "alloc.cache.flushing");
 }
 
 #[test]

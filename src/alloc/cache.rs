@@ -58,8 +58,8 @@
 use super::error::AllocError;
 use super::heap::Heap;
 use super::layout::{
-    cached_check, is_used_check, used_check, word, BLOCK_HEADER, CACHED_XOR, END, FLAGS, GRANULE,
-    MIN_BLOCK, OBJECT, PREV_FREE, USED,
+    is_used_check, used_check, word, BLOCK_HEADER, CACHED_XOR, END, FLAGS, GRANULE, MIN_BLOCK,
+    OBJECT, PREV_FREE, USED,
 };
 use crate::fault::pause_point;
 use crate::region::Offset;
@@ -167,30 +167,13 @@ pub(crate) fn pop(
     if off == 0 || off % align != 0 {
         return None;
     }
-    let b = off.wrapping_sub(BLOCK_HEADER);
-    let used = used_check(heap.salt, b, size);
-    let h = match heap.header_and_link(b) {
-        Ok(h)
-            if h[0].load(Relaxed) & !(PREV_FREE | OBJECT) == size | USED
-                && h[1].load(Relaxed) == used ^ CACHED_XOR =>
-        {
-            h
-        }
-        _ => {
-            poison(heap);
-            return None;
-        }
+    let Some((h, used)) = cached_block(heap, off, size) else {
+        poison(heap);
+        return None;
     };
     let w0 = h[0].load(Relaxed);
-    let next = h[2].load(Relaxed);
-    w[R_RECORD].store(record.map_or(0, |(at, _)| at.get()), Relaxed);
-    w[R_BLOCK].store(off, Relaxed);
-    pause_point("alloc.cache.pop.noted");
-    w[R_HEADS + c].store(
-        next & OFF_MASK | ((head >> OFF_BITS).saturating_sub(1) << OFF_BITS),
-        Relaxed,
-    );
-    w[R_BYTES].store(w[R_BYTES].load(Relaxed).saturating_sub(size), Relaxed);
+    let at = record.map_or(0, |(at, _)| at.get());
+    unlink(w, (c, size), (head, h), at, "alloc.cache.pop.noted");
     pause_point("alloc.cache.popped");
     if (w0 & OBJECT != 0) != object {
         if object {
@@ -207,6 +190,40 @@ pub(crate) fn pop(
     }
     w[R_BLOCK].store(0, Relaxed);
     Some(Offset::new(off))
+}
+
+/// The header words and link of the cached block of `size` bytes at payload offset
+/// `off`, with the used check word it goes back to; `None` unless that is one.
+#[inline]
+fn cached_block<'a>(heap: &Heap<'a>, off: u64, size: u64) -> Option<(&'a [AtomicU64; 3], u64)> {
+    let b = off.wrapping_sub(BLOCK_HEADER);
+    let h = heap.header_and_link(b).ok()?;
+    let used = used_check(heap.salt, b, size);
+    let ok = h[0].load(Relaxed) & !(PREV_FREE | OBJECT) == size | USED
+        && h[1].load(Relaxed) == used ^ CACHED_XOR;
+    ok.then_some((h, used))
+}
+
+/// Takes the block heading list `c` of `size`-byte blocks off it (`head`: the list's
+/// word; `h`: the block's header and link), naming it in the block word, with the
+/// caller's record `at` (0: none), before the list moves past it (`point` in between).
+#[inline]
+fn unlink(
+    w: &[AtomicU64],
+    (c, size): (usize, u64),
+    (head, h): (u64, &[AtomicU64; 3]),
+    at: u64,
+    point: &'static str,
+) {
+    w[R_RECORD].store(at, Relaxed);
+    w[R_BLOCK].store(head & OFF_MASK, Relaxed);
+    pause_point(point);
+    let next = h[2].load(Relaxed) & OFF_MASK;
+    w[R_HEADS + c].store(
+        next | ((head >> OFF_BITS).saturating_sub(1) << OFF_BITS),
+        Relaxed,
+    );
+    w[R_BYTES].store(w[R_BYTES].load(Relaxed).saturating_sub(size), Relaxed);
 }
 
 /// Marks the pool poisoned (see `pool`): a cache's list names what is not a cached block.
@@ -375,10 +392,7 @@ fn ready_block(heap: &Heap<'_>, w: &AtomicU64, bytes: u64) -> Result<Option<u64>
             .region()
             .offset_of(w)
             .ok_or_else(|| AllocError::corrupted("a cache word outside the region"))?;
-        heap.store(word::OP, at.get())?;
-        let r = heap.alloc(bytes, GRANULE, false, Some(w));
-        heap.store(word::OP, 0)?;
-        match r {
+        match heap.alloc_recorded(bytes, GRANULE, false, (at, w)) {
             Ok(_) => {}
             Err(AllocError::OutOfMemory { .. }) => return Ok(None),
             Err(e) => return Err(e),
@@ -495,27 +509,14 @@ fn give_back_list(
         if off == 0 || head >> OFF_BITS <= keep {
             return Ok(given);
         }
-        let b = off.wrapping_sub(BLOCK_HEADER);
-        let ok = heap.geo.is_block_start(b)
-            && heap.header(b).is_ok_and(|h| {
-                h[0].load(Relaxed) & !(FLAGS & !(USED | END)) == size | USED
-                    && h[1].load(Relaxed) == cached_check(heap.salt, b, size)
-            });
-        if !ok {
+        let Some((h, used)) = cached_block(heap, off, size) else {
             // Not a cached block: the list cannot be followed; what it held stays.
             given.lost += head >> OFF_BITS;
             w[R_HEADS + c].store(0, Relaxed);
             return Ok(given);
-        }
-        let next = heap.resolve::<AtomicU64>(off)?.load(Relaxed);
-        w[R_RECORD].store(0, Relaxed);
-        w[R_BLOCK].store(off, Relaxed);
-        w[R_HEADS + c].store(
-            next & OFF_MASK | ((head >> OFF_BITS).saturating_sub(1) << OFF_BITS),
-            Relaxed,
-        );
-        w[R_BYTES].store(w[R_BYTES].load(Relaxed).saturating_sub(size), Relaxed);
-        heap.header(b)?[1].store(used_check(heap.salt, b, size), Relaxed);
+        };
+        unlink(w, (c, size), (head, h), 0, "alloc.cache.give.noted");
+        h[1].store(used, Relaxed);
         pause_point(point);
         super::heap::free_with_record(heap, Offset::new(off), block_at, &w[R_BLOCK])?;
         given.bytes += size;
@@ -545,9 +546,12 @@ pub(crate) fn refill(heap: &Heap<'_>, t: &Taken<'_>, size: u64) -> Result<(), Al
         }
         // No caller's record: a settle after a death here frees the block.
         w[R_RECORD].store(0, Relaxed);
-        heap.store(word::OP, t.block_at.get())?;
-        let r = heap.alloc(size - BLOCK_HEADER, GRANULE, false, Some(&w[R_BLOCK]));
-        heap.store(word::OP, 0)?;
+        let r = heap.alloc_recorded(
+            size - BLOCK_HEADER,
+            GRANULE,
+            false,
+            (t.block_at, &w[R_BLOCK]),
+        );
         let off = match r {
             Ok(off) => off,
             Err(AllocError::OutOfMemory { .. }) => return Ok(()),

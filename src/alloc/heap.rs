@@ -103,18 +103,19 @@ impl<'a> Heap<'a> {
     /// The header words (size, check) of the block at `b`.
     #[inline(always)]
     pub fn header(&self, b: u64) -> Result<&'a [AtomicU64; 2], AllocError> {
-        if !self.geo.is_block_start(b) {
-            return Err(AllocError::corrupted(format!(
-                "block offset {b:#x} outside the heap"
-            )));
-        }
-        self.resolve(b)
+        self.block_words(b)
     }
 
     /// The header words and the first payload word of the block at `b` (the link of a
     /// block in a cache).
     #[inline(always)]
     pub fn header_and_link(&self, b: u64) -> Result<&'a [AtomicU64; 3], AllocError> {
+        self.block_words(b)
+    }
+
+    /// The first `N` words of the block at `b`, which must be a block start.
+    #[inline(always)]
+    fn block_words<const N: usize>(&self, b: u64) -> Result<&'a [AtomicU64; N], AllocError> {
         if !self.geo.is_block_start(b) {
             return Err(AllocError::corrupted(format!(
                 "block offset {b:#x} outside the heap"
@@ -414,6 +415,22 @@ impl<'a> Heap<'a> {
         pause_point("alloc.split.shrunk");
         hr[1].store(free_check(self.salt, r), Relaxed);
         Ok(())
+    }
+
+    /// [`alloc`](Self::alloc) with `record`, the word at region offset `at`, named in the
+    /// operation word meanwhile, so that the repair after a holder that died inside keeps
+    /// the block in the record only if it was marked used (see `Pool::alloc_recorded`).
+    pub fn alloc_recorded(
+        &self,
+        size: u64,
+        align: u64,
+        object: bool,
+        (at, record): (Offset, &AtomicU64),
+    ) -> Result<Offset, AllocError> {
+        self.store(word::OP, at.get())?;
+        let r = self.alloc(size, align, object, Some(record));
+        self.store(word::OP, 0)?;
+        r
     }
 
     /// Allocates a block for `size` bytes at `align` (already checked: a power of two of at

@@ -104,12 +104,7 @@ impl Pool {
         record: Option<(Offset, &AtomicU64)>,
     ) -> Result<Offset, AllocError> {
         let go = |h: &Heap<'_>| match record {
-            Some((at, r)) => {
-                h.store(super::layout::word::OP, at.get())?;
-                let res = h.alloc(size, align, object, Some(r));
-                h.store(super::layout::word::OP, 0)?;
-                res
-            }
+            Some(r) => h.alloc_recorded(size, align, object, r),
             None => h.alloc(size, align, object, None),
         };
         let off = match go(h) {
