@@ -349,6 +349,37 @@ fn a_small_block_comes_back_while_a_stopped_process_holds_the_pool_lock() {
 }
 
 #[test]
+fn every_pool_handle_of_a_region_handle_uses_the_cache_made_by_one_of_them() {
+    // A value received from a pipe carries a copy of the receiver's pool handle, which
+    // may never have allocated: its frees must find the cache without the pool lock.
+    let name = TestName::new("cache-shared");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let region = main.region().clone();
+    let early = Pool::attach(region.clone()).unwrap();
+    let pool = main.pool();
+    let off = pool.alloc(16, 16).unwrap();
+    // SAFETY: allocated above, used by nothing.
+    unsafe { pool.free(off) }.unwrap();
+    let holder = spawn_paused(
+        "cache_step",
+        &[name.as_str(), "alloc.cache.made", "make"],
+        "alloc.cache.made",
+    );
+    holder.stop();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let again = early.alloc(16, 16).unwrap();
+        // SAFETY: allocated just above.
+        unsafe { early.free(again) }.unwrap();
+        tx.send(again).unwrap();
+    });
+    let served = rx.recv_timeout(Duration::from_secs(30));
+    holder.kill();
+    worker.join().unwrap();
+    assert!(served.is_ok(), "the other handle waited for the pool lock");
+}
+
+#[test]
 fn a_cached_block_overwritten_by_a_buggy_process_poisons_the_pool() {
     let (_name, pool) = pool("cache-corrupt");
     let off = pool.alloc(16, 16).unwrap();

@@ -24,10 +24,30 @@ impl Pool {
         }
         let mut at = self.cache.load(Relaxed);
         if at == UNKNOWN {
-            at = self.make_cache()?;
+            at = self.shared_cache_at()?;
             self.cache.store(at, Relaxed);
         }
         (at != 0).then_some(at)
+    }
+
+    /// The record's offset as every pool handle of this region handle knows it (a value's
+    /// handle carries a copy of its pool made before the record was): made on first use.
+    #[inline]
+    fn shared_cache_at(&self) -> Option<u64> {
+        let ext = self
+            .region
+            .ext_or_init(ExtLayer::Alloc, || Box::new(CacheExt::default()));
+        let known = ext.as_any().downcast_ref::<CacheExt>().map(|c| &c.at);
+        match known.map(|k| k.load(Relaxed)) {
+            Some(at) if at != UNKNOWN => Some(at),
+            _ => {
+                let at = self.make_cache()?;
+                if let Some(k) = known {
+                    k.store(at, Relaxed);
+                }
+                Some(at)
+            }
+        }
     }
 
     /// The record's offset (0: this handle keeps no cache), or `None` if the pool lock is
@@ -42,9 +62,6 @@ impl Pool {
             return Some(0);
         };
         let slots = self.region.registry_slots();
-        // The handle gives the cache back when it goes.
-        self.region
-            .ext_or_init(ExtLayer::Alloc, || Box::new(CacheExt));
         let (lock, heap) = self.view().ok()?;
         let guard = lock_soon(lock, true)?;
         let made = locked_in(&self.region, guard, &heap, true, |h| {
@@ -189,9 +206,19 @@ impl Pool {
     }
 }
 
-/// The allocator's state with a region handle: it gives the process's cache back when
-/// the handle goes.
-struct CacheExt;
+/// The allocator's state with a region handle: the offset of the process's cache record
+/// once known (shared by the handle's pools), and the give-back when the handle goes.
+struct CacheExt {
+    at: AtomicU64,
+}
+
+impl Default for CacheExt {
+    fn default() -> CacheExt {
+        CacheExt {
+            at: AtomicU64::new(UNKNOWN),
+        }
+    }
+}
 
 impl RegionExt for CacheExt {
     fn as_any(&self) -> &dyn std::any::Any {
