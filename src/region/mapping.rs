@@ -347,20 +347,27 @@ impl Region {
 
     #[inline]
     fn check_range(&self, off: Offset, len: u64, align: u64) -> Result<usize, RegionError> {
-        let bad = || RegionError::BadOffset {
+        match off.get().checked_add(len) {
+            Some(end)
+                if off.get() % align == 0
+                    && (end <= self.committed.load(Ordering::Relaxed)
+                        || end <= self.committed_now()) =>
+            {
+                Ok(off.get() as usize)
+            }
+            _ => Err(self.bad_offset(off, len, align)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_offset(&self, off: Offset, len: u64, align: u64) -> RegionError {
+        RegionError::BadOffset {
             offset: off.get(),
             len,
             align,
             size: self.info.size,
-        };
-        let end = off.get().checked_add(len).ok_or_else(bad)?;
-        if off.get() % align != 0 {
-            return Err(bad());
         }
-        if end > self.committed.load(Ordering::Relaxed) && end > self.committed_now() {
-            return Err(bad());
-        }
-        Ok(off.get() as usize)
     }
 
     /// A reference to the `T` at `off`, after checking that it lies inside the region and

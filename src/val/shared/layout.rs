@@ -451,18 +451,50 @@ pub(crate) fn at(base: u64, n: u64) -> u64 {
     base.saturating_add(n)
 }
 
+/// What is wrong with the object header word `first` at `off` (`None`: the offset
+/// itself), which [`Obj::open`] refused.
+#[cold]
+#[inline(never)]
+fn bad_header(off: Offset, first: Option<u64>, want: Option<Kind>) -> ValError {
+    let Some(first) = first else {
+        return corrupt(off.get(), "not an object offset");
+    };
+    let code = (first >> 32) as u8;
+    let what = if first as u32 != OBJ_MAGIC {
+        format!("header word {first:#x}: no object")
+    } else if let Some(kind) = Kind::from_u8(code) {
+        let elem = (first >> 40) as u8;
+        match want {
+            _ if first >> 48 != 0 => format!("header word {first:#x}"),
+            Some(w) if w != kind => format!("a {w:?} was linked, the object is a {kind:?}"),
+            _ => format!("element type {elem:#x}"),
+        }
+    } else {
+        format!("kind {code:#x}")
+    };
+    corrupt(off.get(), what)
+}
+
 /// The `n` words at `off`, bounds-checked by the region.
+#[inline]
 pub(crate) fn words(region: &Region, off: Offset, n: u64) -> Result<&[AtomicU64], ValError> {
     region
         .at_slice::<AtomicU64>(off, n)
-        .map_err(|e| corrupt(off.get(), e.to_string()))
+        .map_err(|e| out_of_reach(off, e))
 }
 
 /// The `n` `u32` index slots at `off`, bounds-checked by the region.
+#[inline]
 pub(crate) fn slots(region: &Region, off: Offset, n: u64) -> Result<&[AtomicU32], ValError> {
     region
         .at_slice::<AtomicU32>(off, n)
-        .map_err(|e| corrupt(off.get(), e.to_string()))
+        .map_err(|e| out_of_reach(off, e))
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_reach(off: Offset, e: crate::region::RegionError) -> ValError {
+    corrupt(off.get(), e.to_string())
 }
 
 /// An object's header, checked: its magic and kind, read through the region's bounds
@@ -480,42 +512,32 @@ pub(crate) struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     /// Opens the object at `off`, checking its magic and, if given, that it holds `want`.
+    #[inline]
     pub(crate) fn open(
         region: &'a Region,
         off: Offset,
         want: Option<Kind>,
     ) -> Result<Obj<'a>, ValError> {
         if off.is_null() || off.get() % 16 != 0 {
-            return Err(corrupt(off.get(), "not an object offset"));
+            return Err(bad_header(off, None, want));
         }
         let first = words(region, off, 1)?[0].load(Relaxed);
-        if first as u32 != OBJ_MAGIC {
-            return Err(corrupt(
-                off.get(),
-                format!("header word {first:#x}: no object"),
-            ));
-        }
-        let code = (first >> 32) as u8;
-        let kind =
-            Kind::from_u8(code).ok_or_else(|| corrupt(off.get(), format!("kind {code:#x}")))?;
-        if first >> 48 != 0 {
-            return Err(corrupt(off.get(), format!("header word {first:#x}")));
-        }
-        if let Some(w) = want {
-            if w != kind {
-                return Err(corrupt(
-                    off.get(),
-                    format!("a {w:?} was linked, the object is a {kind:?}"),
-                ));
-            }
-        }
         let elem = (first >> 40) as u8;
-        if (kind == Kind::Array) != (elem != 0) {
-            return Err(corrupt(off.get(), format!("element type {elem:#x}")));
-        }
-        if kind == Kind::Array && ElemType::from_u8(elem).is_none() {
-            return Err(corrupt(off.get(), format!("element type {elem:#x}")));
-        }
+        let kind = match Kind::from_u8((first >> 32) as u8) {
+            Some(kind)
+                if first as u32 == OBJ_MAGIC
+                    && first >> 48 == 0
+                    && want.is_none_or(|w| w == kind)
+                    && if kind == Kind::Array {
+                        ElemType::from_u8(elem).is_some()
+                    } else {
+                        elem == 0
+                    } =>
+            {
+                kind
+            }
+            _ => return Err(bad_header(off, Some(first), want)),
+        };
         let words = words(region, off, kind.header_words() as u64)?;
         Ok(Obj {
             region,
