@@ -13,8 +13,8 @@ use super::DefaultPlatform;
 /// (of the waiter's process's own records) that holds `tag` and the step, or 0 when not
 /// waiting. A survivor gives back the count of a waiter recorded [`COUNTED`](Self::COUNTED)
 /// ([`ShmCondvar::forget_waiter`]); one that died at [`ARMING`](Self::ARMING) or
-/// [`LEAVING`](Self::LEAVING) may or may not be counted, and is left so (the count only
-/// saves system calls).
+/// [`LEAVING`](Self::LEAVING) may or may not be counted, and is left so (a count too high
+/// only costs system calls).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WaitRecord<'a> {
     pub(crate) word: &'a AtomicU64,
@@ -61,12 +61,35 @@ impl WaitTimeoutResult {
 /// loop re-checks and waits again. A timed wait sleeps until a notification or its
 /// deadline.
 ///
+/// A notification makes a system call only for a waiter that no earlier one has woken
+/// yet: a producer that sends several items while its woken consumer waits for the CPU
+/// wakes it once, not once per item.
+///
 /// `#[repr(C)]`, 8 bytes; all-zero bytes are a valid condvar.
 #[repr(C)]
 pub struct ShmCondvar<P: Platform = DefaultPlatform> {
     seq: AtomicU32,
-    waiters: AtomicU32,
+    /// The waiters (low [`WAITER_BITS`] bits) and, above them, the waiters a wake has taken
+    /// off the futex that have not yet said so (a wrapping count: a waiter may say so
+    /// before its waker counts it).
+    counts: AtomicU32,
     _platform: PhantomData<fn() -> P>,
+}
+
+/// Bits of [`ShmCondvar::counts`] that count waiters (up to about a million).
+const WAITER_BITS: u32 = 20;
+const WAITERS: u32 = (1 << WAITER_BITS) - 1;
+/// One woken waiter in [`ShmCondvar::counts`].
+const WOKEN: u32 = 1 << WAITER_BITS;
+
+/// Whether the counts `c` show a waiter that no wake has taken off the futex: one that
+/// sleeps, or is about to. While the woken count is "negative" (a woken waiter counted
+/// itself off before its waker counted it on), every waiter counts as such.
+fn unwoken(c: u32) -> bool {
+    let waiters = c & WAITERS;
+    let woken = c >> WAITER_BITS;
+    // `woken` is a wrapping count of 12 bits: its upper half stands for "below zero".
+    woken >= 1 << (31 - WAITER_BITS) || waiters > woken
 }
 
 // SAFETY: all fields are atomics.
@@ -93,15 +116,16 @@ impl<P: Platform> ShmCondvar<P> {
     pub fn new() -> Self {
         ShmCondvar {
             seq: AtomicU32::new(0),
-            waiters: AtomicU32::new(0),
+            counts: AtomicU32::new(0),
             _platform: PhantomData,
         }
     }
 
     /// Threads (of any process) waiting now. A waiter killed while it waited stays
-    /// counted; the count only makes `notify_*` skip a system call when it is zero.
+    /// counted (until a survivor gives its count back); the count only lets `notify_*`
+    /// skip system calls.
     pub fn waiters(&self) -> u32 {
-        self.waiters.load(Ordering::Relaxed)
+        self.counts.load(Ordering::Relaxed) & WAITERS
     }
 
     /// Releases the guard's lock, sleeps until notified (or one liveness interval passes),
@@ -167,11 +191,15 @@ impl<P: Platform> ShmCondvar<P> {
     }
 
     /// Takes back the count of a waiter that died while counted (a survivor giving back
-    /// what the dead process held). Never below zero.
+    /// what the dead process held), never below zero. The dead waiter may have been woken
+    /// and not said so: the woken count starts again from zero, which at worst costs the
+    /// live waiters' notifiers a system call each.
     pub(crate) fn forget_waiter(&self) {
         let _ = self
-            .waiters
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            .counts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                Some((c & WAITERS).saturating_sub(1))
+            });
     }
 
     fn wait_inner<'a>(
@@ -190,7 +218,7 @@ impl<P: Platform> ShmCondvar<P> {
             }
         };
         note(WaitRecord::ARMING);
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.counts.fetch_add(1, Ordering::SeqCst);
         note(WaitRecord::COUNTED);
         let mutex = guard.into_unlocked();
         let mut timed_out = false;
@@ -208,13 +236,25 @@ impl<P: Platform> ShmCondvar<P> {
             // Polling, a whole interval without a notification returns, so the caller
             // re-checks (its notifier may have died before notifying). Otherwise a timeout
             // goes round to the deadline check above.
-            if P::wait(&self.seq, seq, timeout) == Wake::TimedOut && poll {
-                timed_out = deadline.is_some_and(|d| P::now_ns() >= d);
-                break;
+            match P::wait(&self.seq, seq, timeout) {
+                // Taken off the futex by a notifier, which counts it woken: say so, and
+                // return to re-check even if `seq` still holds the value read (a wake
+                // meant for an earlier change may take off a waiter that came after it,
+                // and the notifiers since then counted on this one to look).
+                Wake::Woken => {
+                    super::pause("condvar.woken");
+                    self.counts.fetch_sub(WOKEN, Ordering::SeqCst);
+                    break;
+                }
+                Wake::TimedOut if poll => {
+                    timed_out = deadline.is_some_and(|d| P::now_ns() >= d);
+                    break;
+                }
+                Wake::TimedOut | Wake::Changed => {}
             }
         }
         note(WaitRecord::LEAVING);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.counts.fetch_sub(1, Ordering::SeqCst);
         if let Some(r) = record {
             r.word.store(0, Ordering::Release);
         }
@@ -225,23 +265,38 @@ impl<P: Platform> ShmCondvar<P> {
     /// Wakes one waiter, if any.
     ///
     /// With nobody waiting it writes nothing, so a busy hand-off does not pay for it. That
-    /// loses no wake-up: a waiter reads `seq` and counts itself in `waiters` while it
+    /// loses no wake-up: a waiter reads `seq` and counts itself in `counts` while it
     /// still holds the lock, so a notifier that changes the predicate under that lock
     /// afterwards sees the count and changes the `seq` the waiter sleeps on; a notifier
     /// that sees no waiter made its change before any waiter checked the predicate.
+    ///
+    /// Nor does it when every waiter has been woken already and not yet left: a woken
+    /// waiter always returns (even when the wake was meant for a change before its
+    /// wait), re-takes the lock after this notifier's change, and re-checks the
+    /// predicate. A waiter counts itself woken off before it leaves, and
+    /// only a waiter a wake took off the futex counts itself off, so the woken count never
+    /// stands for more waiters than there are.
     pub fn notify_one(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if unwoken(self.counts.load(Ordering::SeqCst)) {
             self.seq.fetch_add(1, Ordering::SeqCst);
-            P::wake(&self.seq, 1);
+            self.count_woken(P::wake(&self.seq, 1));
         }
     }
 
-    /// Wakes every waiter (writes nothing when there is none; see
-    /// [`notify_one`](Self::notify_one)).
+    /// Wakes every waiter (writes nothing when there is none, or when every one has been
+    /// woken already; see [`notify_one`](Self::notify_one)).
     pub fn notify_all(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if unwoken(self.counts.load(Ordering::SeqCst)) {
             self.seq.fetch_add(1, Ordering::SeqCst);
-            P::wake(&self.seq, u32::MAX);
+            self.count_woken(P::wake(&self.seq, u32::MAX));
+        }
+    }
+
+    /// Counts `n` waiters a wake took off the futex, until each says it left.
+    fn count_woken(&self, n: u32) {
+        if n > 0 {
+            self.counts
+                .fetch_add(n.wrapping_mul(WOKEN), Ordering::SeqCst);
         }
     }
 }

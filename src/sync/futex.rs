@@ -10,7 +10,7 @@ use super::platform::Wake;
 
 /// Sleeps while `*word == expected`, for at most `timeout` (a relative time on the
 /// monotonic clock, as `FUTEX_WAIT` takes it). `EINTR` and `EAGAIN` are reported as
-/// [`Wake::Woken`]: the caller re-checks its condition either way.
+/// [`Wake::Changed`]: the caller re-checks its condition either way.
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
@@ -33,19 +33,22 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
             0u32,
         )
     };
-    if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
-        Wake::TimedOut
-    } else {
-        Wake::Woken
+    if r == 0 {
+        return Wake::Woken;
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ETIMEDOUT) => Wake::TimedOut,
+        _ => Wake::Changed,
     }
 }
 
 /// Wakes up to `n` threads of any process sleeping in [`wait`] on `word`.
-pub(crate) fn wake(word: &AtomicU32, n: u32) {
+/// Returns how many it woke.
+pub(crate) fn wake(word: &AtomicU32, n: u32) -> u32 {
     let n = n.min(i32::MAX as u32) as libc::c_int;
     // SAFETY: `word` is a valid, aligned u32 (it is borrowed); FUTEX_WAKE does not access
     // user memory beyond using the address as a key.
-    unsafe {
+    let woken = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -54,8 +57,9 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
             std::ptr::null::<libc::timespec>(),
             std::ptr::null::<u32>(),
             0u32,
-        );
-    }
+        )
+    };
+    u32::try_from(woken).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -67,7 +71,7 @@ mod tests {
     #[test]
     fn wait_returns_at_once_when_word_differs() {
         let w = AtomicU32::new(1);
-        assert_eq!(wait(&w, 0, Some(Duration::from_secs(5))), Wake::Woken);
+        assert_eq!(wait(&w, 0, Some(Duration::from_secs(5))), Wake::Changed);
     }
 
     #[test]
@@ -105,7 +109,8 @@ mod tests {
             std::thread::yield_now();
         }
         w.store(1, Ordering::SeqCst);
-        wake(&w, 1);
+        assert_eq!(wake(&w, 1), 1, "the sleeper was taken off the futex");
         assert_eq!(t.join().unwrap(), Wake::Woken);
+        assert_eq!(wake(&w, 1), 0, "nobody sleeps now");
     }
 }

@@ -78,6 +78,143 @@ fn condvar_loses_no_wakeup() {
     });
 }
 
+/// Two items, each sent under the lock and notified with `notify_one`, to two waiters
+/// that take one each: a notification skipped because a waiter was woken already and has
+/// not yet left must still leave no waiter asleep with an item for it.
+#[test]
+fn notify_one_per_item_reaches_every_waiter_it_needs() {
+    loom::model(|| {
+        let g = Guarded::new(0u32);
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let g = g.clone();
+                thread::spawn(move || {
+                    let mut l = g.lock.lock();
+                    // SAFETY: the lock is held whenever `data` is read or written.
+                    while g.data.with(|p| unsafe { *p }) == 0 {
+                        l = g.cv.wait(l);
+                    }
+                    // SAFETY: as above.
+                    g.data.with_mut(|p| unsafe { *p -= 1 });
+                    drop(l);
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            let _l = g.lock.lock();
+            // SAFETY: the lock is held.
+            g.data.with_mut(|p| unsafe { *p += 1 });
+            g.cv.notify_one();
+        }
+        for t in takers {
+            t.join().unwrap();
+        }
+        assert_eq!(g.cv.waiters(), 0);
+    });
+}
+
+/// A waiter that needs two items, each notified with `notify_one`: the second
+/// notification may find it woken already, and must not leave it asleep.
+#[test]
+fn a_waiter_woken_once_sees_a_later_item() {
+    loom::model(|| {
+        let g = Guarded::new(0u32);
+        let g2 = g.clone();
+        let t = thread::spawn(move || {
+            for _ in 0..2 {
+                let _l = g2.lock.lock();
+                // SAFETY: the lock is held.
+                g2.data.with_mut(|p| unsafe { *p += 1 });
+                g2.cv.notify_one();
+            }
+        });
+        let mut l = g.lock.lock();
+        // SAFETY: the lock is held whenever `data` is read.
+        while g.data.with(|p| unsafe { *p }) < 2 {
+            l = g.cv.wait(l);
+        }
+        drop(l);
+        t.join().unwrap();
+        assert_eq!(g.cv.waiters(), 0);
+    });
+}
+
+/// A waiter that waits again after its first change can be taken off the futex by the
+/// wake meant for that first change; the notifier of a second change, finding it counted
+/// woken, makes no call: the waiter must return and look rather than sleep on.
+#[test]
+fn a_wake_meant_for_an_earlier_change_still_makes_its_waiter_look() {
+    loom::model(|| {
+        let g = Guarded::new(0u32);
+        let g2 = g.clone();
+        let t = thread::spawn(move || {
+            {
+                let _l = g2.lock.lock();
+                // SAFETY: the lock is held.
+                g2.data.with_mut(|p| unsafe { *p = 1 });
+            }
+            g2.cv.notify_one();
+            {
+                let _l = g2.lock.lock();
+                // SAFETY: the lock is held.
+                g2.data.with_mut(|p| unsafe { *p = 2 });
+            }
+            g2.cv.notify_all();
+        });
+        let mut l = g.lock.lock();
+        for want in 1..=2 {
+            // SAFETY: the lock is held whenever `data` is read.
+            while g.data.with(|p| unsafe { *p }) < want {
+                l = g.cv.wait(l);
+            }
+        }
+        drop(l);
+        t.join().unwrap();
+    });
+}
+
+/// A waiter taken off the futex dies before it says so: another waiter still gets the
+/// wake for a later item, and a survivor giving the dead waiter's count back leaves no
+/// waiter counted.
+#[test]
+fn a_woken_waiter_that_dies_leaves_no_other_asleep() {
+    loom::model(|| {
+        let g = Guarded::new(0u32);
+        let g2 = g.clone();
+        let dying = thread::spawn(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Model::die_at("condvar.woken");
+                let mut l = g2.lock.lock();
+                // SAFETY: the lock is held whenever `data` is read.
+                while g2.data.with(|p| unsafe { *p }) == 0 {
+                    l = g2.cv.wait(l);
+                }
+            }))
+            .is_err()
+        });
+        let g3 = g.clone();
+        let second = thread::spawn(move || {
+            let mut l = g3.lock.lock();
+            // SAFETY: the lock is held whenever `data` is read.
+            while g3.data.with(|p| unsafe { *p }) < 2 {
+                l = g3.cv.wait(l);
+            }
+        });
+        for _ in 0..2 {
+            let _l = g.lock.lock();
+            // SAFETY: the lock is held.
+            g.data.with_mut(|p| unsafe { *p += 1 });
+            g.cv.notify_one();
+        }
+        second.join().unwrap();
+        if dying.join().unwrap() {
+            // What recovery does for a waiter recorded as counted.
+            g.cv.forget_waiter();
+        }
+        assert_eq!(g.cv.waiters(), 0);
+    });
+}
+
 #[test]
 fn notify_all_wakes_both_waiters() {
     loom::model(|| {

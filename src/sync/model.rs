@@ -105,7 +105,7 @@ impl Platform for Model {
             let mut g = PARK.lock().unwrap();
             // The futex's entry check, under the table lock.
             if word.load(Ordering::SeqCst) != expected {
-                return Wake::Woken;
+                return Wake::Changed;
             }
             let me = Self::current().tid();
             let addr = word as *const AtomicU32 as usize;
@@ -148,7 +148,7 @@ impl Platform for Model {
             }
         }
         if word.load(Ordering::SeqCst) != expected {
-            return Wake::Woken;
+            return Wake::Changed;
         }
         loom::thread::yield_now();
         let step = timeout.unwrap_or(Duration::from_millis(1)).as_nanos() as u64;
@@ -156,7 +156,7 @@ impl Platform for Model {
         Wake::TimedOut
     }
 
-    fn wake(word: &AtomicU32, n: u32) {
+    fn wake(word: &AtomicU32, n: u32) -> u32 {
         let mut g = PARK.lock().unwrap();
         let addr = word as *const AtomicU32 as usize;
         let mut left = n;
@@ -168,6 +168,7 @@ impl Platform for Model {
             left -= 1;
         }
         PARKED.notify_all();
+        n - left
     }
 
     fn now_ns() -> u64 {

@@ -535,7 +535,7 @@ mod tests {
         fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
             crate::sync::Os::wait(word, expected, timeout)
         }
-        fn wake(word: &AtomicU32, n: u32) {
+        fn wake(word: &AtomicU32, n: u32) -> u32 {
             crate::sync::Os::wake(word, n)
         }
         fn now_ns() -> u64 {

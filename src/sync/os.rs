@@ -38,7 +38,7 @@ impl Platform for Os {
         futex::wait(word, expected, timeout)
     }
 
-    fn wake(word: &AtomicU32, n: u32) {
+    fn wake(word: &AtomicU32, n: u32) -> u32 {
         futex::wake(word, n)
     }
 

@@ -9,8 +9,10 @@ use super::owner::Owner;
 /// condition they waited for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
-    /// Woken, interrupted, or the word no longer held the expected value.
+    /// Taken off the futex by [`Platform::wake`] (or, rarely, woken for no reason).
     Woken,
+    /// Interrupted, or the word no longer held the expected value.
+    Changed,
     /// The timeout elapsed.
     TimedOut,
 }
@@ -31,8 +33,8 @@ pub trait Platform {
 
     /// Sleeps while `word == expected`, for at most `timeout` (relative, monotonic).
     fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake;
-    /// Wakes up to `n` threads sleeping in [`wait`](Self::wait) on `word`.
-    fn wake(word: &AtomicU32, n: u32);
+    /// Wakes up to `n` threads sleeping in [`wait`](Self::wait) on `word`; how many it woke.
+    fn wake(word: &AtomicU32, n: u32) -> u32;
     /// Nanoseconds on a monotonic clock shared by every process of the machine.
     fn now_ns() -> u64;
     /// The calling thread's identity, as stored in a lock word.
