@@ -1,8 +1,10 @@
 //! [`Directory`]: the table in a region that maps pipe names to pipes.
 //!
 //! The directory is a pool block found through the region's root word. It holds a lock, a
-//! generation word that changes (with a futex wake) whenever a pipe is added or removed,
-//! so a client waiting for a pipe sleeps instead of polling, the offset of the region's
+//! generation word that changes whenever a pipe is added or removed (with a futex wake
+//! when a process sleeps on it, counted in the word beside it: a pipe per request pays no
+//! system call for it), so a client waiting for a pipe sleeps instead of polling, the
+//! offset of the region's
 //! [`Names`](super::Names) directory, and 64 entries:
 //!
 //! | word  | field                                                |
@@ -37,7 +39,8 @@ use crate::ledger::{flags, Entry as LedgerEntry, Kind as LedgerKind, E_AUX, E_IN
 use crate::queue::{Pipe, PipeError, PipeStats};
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{Os, Platform, ShmMutex, ShmMutexGuard};
+use crate::sync::generation::Generation;
+use crate::sync::{ShmMutex, ShmMutexGuard};
 
 /// Pipes one region can hold.
 pub const MAX_PIPES: usize = 64;
@@ -66,7 +69,8 @@ struct DirHead {
     magic: AtomicU64,
     lock: ShmMutex,
     generation: AtomicU32,
-    _pad: AtomicU32,
+    /// Processes asleep on `generation` (see `crate::sync::generation`).
+    sleepers: AtomicU32,
     /// The offset of the region's names directory (see [`Names`](super::Names)).
     names: AtomicU64,
     entries: [Entry; MAX_PIPES],
@@ -304,8 +308,11 @@ impl Directory {
     }
 
     fn changed(head: &DirHead) {
-        head.generation.fetch_add(1, Ordering::Release);
-        Os::wake(&head.generation, u32::MAX);
+        Self::generation_of(head).bump();
+    }
+
+    fn generation_of(head: &DirHead) -> Generation<'_> {
+        Generation::new(&head.generation, &head.sleepers)
     }
 
     /// A handle to the live pipe in entry `i` (under the lock).
@@ -490,12 +497,12 @@ impl Directory {
 
     /// The generation word's value now; see [`wait_change`](Self::wait_change).
     pub fn generation(&self) -> Result<u32, SidesError> {
-        Ok(self.head()?.generation.load(Ordering::Acquire))
+        Ok(Self::generation_of(self.head()?).get())
     }
 
     /// Sleeps until the directory changes from generation `seen`, or `timeout` passes.
     pub fn wait_change(&self, seen: u32, timeout: Duration) -> Result<(), SidesError> {
-        Os::wait(&self.head()?.generation, seen, Some(timeout));
+        Self::generation_of(self.head()?).wait_change(seen, Some(timeout));
         Ok(())
     }
 

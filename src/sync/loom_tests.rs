@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use loom::thread;
 
+use super::atomic::AtomicU32;
 use super::cell::UnsafeCell;
+use super::generation::Generation;
 use super::{Acquired, Model, ShmCondvar, ShmMutex};
 
 struct Guarded<T> {
@@ -315,5 +317,25 @@ fn a_dead_owner_is_taken_over() {
         // SAFETY: the lock is held.
         let v = g.data.with(|p| unsafe { *p });
         assert_eq!(l.owner_died(), v == 99);
+    });
+}
+
+/// A change of a generation word reaches a sleeper, though it makes no system call when
+/// nobody sleeps: the sleeper counts itself before its last look at the word, the change
+/// bumps the word before it reads the count. Untimed, a lost wake-up is a deadlock.
+#[test]
+fn a_generation_change_wakes_its_sleeper() {
+    loom::model(|| {
+        let words = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
+        let w2 = words.clone();
+        let t = thread::spawn(move || {
+            Generation::<Model>::new(&w2.0, &w2.1).bump();
+        });
+        let g = Generation::<Model>::new(&words.0, &words.1);
+        while g.get() == 0 {
+            g.wait_change(0, None);
+        }
+        t.join().unwrap();
+        assert_eq!(words.1.load(std::sync::atomic::Ordering::SeqCst), 0);
     });
 }

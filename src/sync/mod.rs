@@ -14,9 +14,13 @@
 //! - [`ShmMutex`]: a lock whose word names its owner, so a dead owner is detected and the
 //!   lock taken over ([`Acquired::OwnerDied`]).
 //! - [`ShmCondvar`]: a condition variable on a sequence word, with deadlines.
+//! - `generation`: a word counting changes that waiters sleep on, woken only when some do.
 //! - `undo`: an undo journal that makes a lock holder's stores all or nothing when it dies.
 
 mod condvar;
+// Under loom only the model uses it (the directories are not built).
+#[cfg_attr(shmval_loom, allow(dead_code))]
+pub(crate) mod generation;
 mod mutex;
 mod owner;
 mod platform;

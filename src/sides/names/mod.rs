@@ -3,8 +3,8 @@
 //!
 //! The names directory is a pool block linked from the pipe directory's head, made with
 //! it by [`ShmMain`](super::ShmMain). It holds a lock (a [`ShmMutex`](crate::sync::ShmMutex):
-//! a holder that died is taken over), a generation word bumped with a futex wake on every
-//! change (a [`lookup`](Names::lookup) sleeps on it), an operation word (below), and
+//! a holder that died is taken over), a generation word bumped on every change (with a
+//! futex wake when a [`lookup`](Names::lookup) sleeps on it), an operation word (below), and
 //! [`MAX_NAMES`] entries:
 //!
 //! | word  | field                                |
@@ -89,7 +89,6 @@ use super::wait::{WaitPolicy, Waiting};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::Ordering;
-use crate::sync::{Os, Platform};
 use crate::val::Tag;
 use crate::ShmVal;
 
@@ -321,7 +320,7 @@ impl Names {
     /// wait (asleep on the generation word, or waiting for the lock).
     fn look(&self, name: &ValueName, waiting: &Waiting<'_>) -> Result<Option<ShmVal>, SidesError> {
         let head = self.head()?;
-        let seen = head.generation.load(Ordering::Acquire);
+        let seen = head.generation().get();
         // The lock is waited for a slice at a time: the break checker runs meanwhile.
         let slice_end = Instant::now() + self.wait.micro_sleep;
         let by = waiting.deadline().map_or(slice_end, |d| d.min(slice_end));
@@ -331,7 +330,7 @@ impl Names {
                 let slice = waiting.next_slice(|| {
                     "no value of that name is published there (Names::publish publishes one)".into()
                 })?;
-                Os::wait(&head.generation, seen, Some(slice));
+                head.generation().wait_change(seen, Some(slice));
                 Ok(None)
             }
             Err(SidesError::Timeout { .. }) => {
@@ -379,6 +378,6 @@ impl Names {
 
     /// The generation word's value now: it changes (with a wake) on every change.
     pub fn generation(&self) -> Result<u32, SidesError> {
-        Ok(self.head()?.generation.load(Ordering::Acquire))
+        Ok(self.head()?.generation().get())
     }
 }

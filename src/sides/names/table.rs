@@ -12,7 +12,8 @@ use crate::region::{Offset, Shared};
 use crate::sides::error::SidesError;
 use crate::sides::name::ValueName;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{Os, Platform, ShmMutex, ShmMutexGuard};
+use crate::sync::generation::Generation;
+use crate::sync::{ShmMutex, ShmMutexGuard};
 use crate::val::shared::tracked;
 use crate::val::{Tag, ValError};
 use crate::ShmVal;
@@ -53,11 +54,19 @@ pub(super) struct NamesHead {
     pub(super) lock: ShmMutex,
     /// Bumped (with a futex wake) on every change.
     pub(super) generation: AtomicU32,
-    _pad: AtomicU32,
+    /// Processes asleep on `generation` (see `crate::sync::generation`).
+    pub(super) sleepers: AtomicU32,
     /// While a holder of the lock moves a reference: the offset of the ledger entry that
     /// records the move (0 otherwise). Set and cleared under the lock.
     pub(super) op: AtomicU64,
     pub(super) slots: [Slot; MAX_NAMES],
+}
+
+impl NamesHead {
+    /// The generation word, bumped on every change, and its sleepers.
+    pub(super) fn generation(&self) -> Generation<'_> {
+        Generation::new(&self.generation, &self.sleepers)
+    }
 }
 
 // SAFETY: repr(C) of atomics only; any bits are a valid (if meaningless) slot.
@@ -172,8 +181,7 @@ impl Names {
 
     /// Bumps the generation and wakes every waiter.
     pub(super) fn changed(head: &NamesHead) {
-        head.generation.fetch_add(1, Ordering::Release);
-        Os::wake(&head.generation, u32::MAX);
+        head.generation().bump();
     }
 
     /// Locks the names directory (until `deadline`, if given: none waits as long as a live
