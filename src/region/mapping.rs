@@ -106,6 +106,8 @@ pub struct Region {
     pub(super) info: RegionInfo,
     /// (device, inode) of the file, to unlink only our own file.
     pub(super) inode: (u64, u64),
+    /// The file's path (`name` under the shared-memory directory), made once.
+    path: std::path::PathBuf,
     /// Whether this handle created the region.
     pub(super) creator: bool,
     /// 1: unlink the name on drop (a creator, published, not persisted).
@@ -200,6 +202,7 @@ impl Region {
         Region {
             _veto: veto,
             map,
+            path: name.file_path(),
             name,
             info,
             inode,
@@ -287,8 +290,7 @@ impl Region {
     /// Whether the name still stands for this region's file (it may have been unlinked,
     /// or replaced by a newer region of the same name).
     pub fn is_current(&self) -> bool {
-        std::fs::symlink_metadata(self.name.file_path())
-            .is_ok_and(|m| (m.dev(), m.ino()) == self.inode)
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode)
     }
 
     /// Unlinks the name now if it still stands for this region's file (a creator's drop

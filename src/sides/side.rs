@@ -147,7 +147,8 @@ impl Side {
     ) -> Result<Side, SidesError> {
         let region_name = RegionName::new(region)?;
         let name = PipeName::new(pipe)?;
-        let waiting = Waiting::new(wait, format!("pipe {name} in region {region_name}"));
+        let what = || format!("pipe {name} in region {region_name}");
+        let waiting = Waiting::new(wait, &what);
         let mut seen_region = false;
         'region: loop {
             let region = attach_region(&region_name, wait, seen_region)?;
@@ -181,7 +182,8 @@ impl Side {
                     let pipe = pipe
                         .with_break_checker(wait.brk.clone(), wait.micro_sleep)
                         .with_notice(
-                            format!("pipe {name} in region {region_name}"),
+                            // Not `format!`: this runs once per side started.
+                            ["pipe ", name.as_str(), " in region ", region_name.as_str()].concat(),
                             wait.notice_after
                                 .map(|a| (a * 2).min(crate::queue::DEFAULT_NOTICE_AFTER).max(a)),
                         );

@@ -75,12 +75,13 @@ impl WaitPolicy {
 pub(crate) struct Waiting<'a> {
     policy: &'a WaitPolicy,
     start: Instant,
-    what: String,
+    /// What is waited for, in words: made only for a notice or an error.
+    what: &'a dyn Fn() -> String,
     noticed: std::cell::Cell<bool>,
 }
 
 impl<'a> Waiting<'a> {
-    pub(crate) fn new(policy: &'a WaitPolicy, what: String) -> Self {
+    pub(crate) fn new(policy: &'a WaitPolicy, what: &'a dyn Fn() -> String) -> Self {
         Waiting {
             policy,
             start: Instant::now(),
@@ -98,14 +99,14 @@ impl<'a> Waiting<'a> {
     /// the notice and the timeout's message: a name that never existed, or one removed).
     pub(crate) fn next_slice(&self, why: impl FnOnce() -> String) -> Result<Duration, SidesError> {
         if self.policy.brk.as_ref().is_some_and(|f| f()) {
-            return Err(SidesError::Broken(self.what.clone()));
+            return Err(SidesError::Broken((self.what)()));
         }
         let waited = self.start.elapsed();
         let mut slice = self.policy.micro_sleep;
         if let Some(t) = self.policy.timeout {
             if waited >= t {
                 return Err(SidesError::Timeout {
-                    what: format!("{}: {}", self.what, why()),
+                    what: format!("{}: {}", (self.what)(), why()),
                     waited,
                 });
             }
@@ -120,7 +121,7 @@ impl<'a> Waiting<'a> {
                 eprintln!(
                     "shmval: still waiting after {:.0} s for {}: {} (the wait {bound})",
                     waited.as_secs_f64(),
-                    self.what,
+                    (self.what)(),
                     why()
                 );
             }
@@ -165,7 +166,8 @@ pub(crate) fn attach_region(
     if let Some(r) = held(name) {
         return Ok(r);
     }
-    let waiting = Waiting::new(policy, format!("region {name}"));
+    let what = || format!("region {name}");
+    let waiting = Waiting::new(policy, &what);
     let why = || {
         if seen_before {
             "it was removed while this side waited, and no region of that name is back".into()

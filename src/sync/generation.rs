@@ -63,8 +63,8 @@ impl<'a, P: Platform> Generation<'a, P> {
 #[cfg(all(test, not(shmval_loom)))]
 mod tests {
     use super::*;
-    use crate::sync::{Os, Owner, Wake};
     use crate::sync::atomic::AtomicU64;
+    use crate::sync::{Os, Owner, Wake};
     use std::sync::Arc;
     use std::time::Instant;
 

@@ -102,7 +102,8 @@ impl Lookup {
     pub fn start(self) -> Result<ShmVal, SidesError> {
         let region_name = RegionName::new(self.region.clone())?;
         let name = ValueName::new(self.name.clone())?;
-        let waiting = Waiting::new(&self.wait, format!("value {name} in region {region_name}"));
+        let what = || format!("value {name} in region {region_name}");
+        let waiting = Waiting::new(&self.wait, &what);
         let mut seen_region = false;
         loop {
             // The region is waited for within what is left of the timeout.

@@ -305,10 +305,8 @@ impl Names {
             timeout: Some(timeout),
             ..self.wait.clone()
         };
-        let waiting = Waiting::new(
-            &policy,
-            format!("value {name} in region {}", self.pool.region().name()),
-        );
+        let what = || format!("value {name} in region {}", self.pool.region().name());
+        let waiting = Waiting::new(&policy, &what);
         loop {
             if let Some(v) = self.look(&name, &waiting)? {
                 return Ok(v);
