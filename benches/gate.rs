@@ -329,8 +329,12 @@ impl Gate {
         child.finish();
     }
 
-    /// An alloc+free pair of 16 bytes from the pool, and from the system allocator, in
-    /// this process (uncontended).
+    /// An alloc+free pair of 16 bytes from the pool, from the system allocator, from a
+    /// pool grown from 64 KiB past 16 MiB, all in this process (uncontended), and from the
+    /// first pool while a second process attached to it does pairs too, pinned to the
+    /// other CPU (both running flat out). Measured in turn (see
+    /// [`record_all`](Self::record_all)): the host slows this CPU by a third for seconds
+    /// at a time, which would otherwise land on one side of a ratio.
     fn alloc(&mut self, iters: u64) {
         let name = RegionName::new(region_name("galloc")).expect("a valid name");
         let region = Arc::new(Region::create(&name, 64 << 20).expect("create the region"));
@@ -338,63 +342,60 @@ impl Gate {
         let keep: Vec<_> = (0..64)
             .map(|i| pool.alloc(16 + 48 * i, 8).expect("setup allocation"))
             .collect();
-        self.record(
-            "alloc_pool_16",
-            "one process, uncontended, 16 B".into(),
-            "ns/pair",
-            iters,
-            |n| alloc_pairs(&pool, n),
-        );
-        self.record(
-            "alloc_system_16",
-            "one process, uncontended, 16 B (Rust's global allocator)".into(),
-            "ns/pair",
-            iters,
-            |n| {
-                let start = Instant::now();
-                for _ in 0..n {
-                    black_box(Box::new(black_box([0u8; 16])));
-                }
-                start.elapsed()
-            },
-        );
-        self.alloc_contended(&pool, iters);
-        for off in keep {
-            // SAFETY: set-up blocks used by nothing.
-            unsafe { pool.free(off) }.expect("teardown free");
-        }
-        // The same in a pool grown from 64 KiB past 16 MiB.
         let main = ShmMain::new(region_name("galloc-grown"), 64 << 10)
             .max_bytes(64 << 20)
             .start()
             .expect("create the region");
-        let pool = main.pool();
-        grow(pool);
+        let grown = main.pool();
+        grow(grown);
         main.region().unlink();
-        self.record(
-            "alloc_pool_16_grown",
-            "one process, uncontended, 16 B, in a pool grown from 64 KiB".into(),
-            "ns/pair",
-            iters,
-            |n| alloc_pairs(pool, n),
-        );
-    }
-
-    /// The same pairs while a second process attached to the pool does pairs too, pinned
-    /// to the other CPU: the time per pair here, both running flat out.
-    fn alloc_contended(&mut self, pool: &Pool, iters: u64) {
-        let Some(other) = self.cpus.second else {
-            return;
-        };
-        let mut c = Contender::start(pool, other);
-        self.record(
-            "alloc_pool_16_2proc",
-            "16 B, while a second process allocates from the pool on the other CPU".into(),
-            "ns/pair",
-            iters,
-            |n| c.batches.contended(n, || pool_pair(pool, 16)),
-        );
-        c.finish();
+        let mut contender = self.cpus.second.map(|other| Contender::start(&pool, other));
+        let mut figs = vec![
+            Timed::new(
+                "alloc_pool_16",
+                "one process, uncontended, 16 B".into(),
+                "ns/pair",
+                iters,
+                |n| alloc_pairs(&pool, n),
+            ),
+            Timed::new(
+                "alloc_system_16",
+                "one process, uncontended, 16 B (Rust's global allocator)".into(),
+                "ns/pair",
+                iters,
+                |n| {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        black_box(Box::new(black_box([0u8; 16])));
+                    }
+                    start.elapsed()
+                },
+            ),
+            Timed::new(
+                "alloc_pool_16_grown",
+                "one process, uncontended, 16 B, in a pool grown from 64 KiB".into(),
+                "ns/pair",
+                iters,
+                |n| alloc_pairs(grown, n),
+            ),
+        ];
+        if let Some(c) = contender.as_mut() {
+            figs.push(Timed::new(
+                "alloc_pool_16_2proc",
+                "16 B, while a second process allocates from the pool on the other CPU".into(),
+                "ns/pair",
+                iters,
+                |n| c.batches.contended(n, || pool_pair(&pool, 16)),
+            ));
+        }
+        self.record_all(figs);
+        if let Some(c) = contender {
+            c.finish();
+        }
+        for off in keep {
+            // SAFETY: set-up blocks used by nothing.
+            unsafe { pool.free(off) }.expect("teardown free");
+        }
     }
 
     /// An update of a counter under a lock, in this process (uncontended), measured in
