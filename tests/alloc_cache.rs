@@ -317,46 +317,10 @@ fn a_detaching_process_gives_its_cache_back() {
     );
 }
 
-#[test]
-fn a_small_block_comes_back_while_a_stopped_process_holds_the_pool_lock() {
-    let name = TestName::new("cache-held");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let pool = main.pool();
-    let off = pool.alloc(16, 16).unwrap();
-    // SAFETY: allocated above, used by nothing.
-    unsafe { pool.free(off) }.unwrap();
-    let holder = spawn_paused(
-        "cache_step",
-        &[name.as_str(), "alloc.cache.made", "make"],
-        "alloc.cache.made",
-    );
-    holder.stop();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let worker = {
-        let pool = pool.clone();
-        std::thread::spawn(move || {
-            let again = pool.alloc(16, 16).unwrap();
-            // SAFETY: allocated just above.
-            unsafe { pool.free(again) }.unwrap();
-            tx.send(again).unwrap();
-        })
-    };
-    let served = rx.recv_timeout(Duration::from_secs(30));
-    // Killing the holder lets a blocked worker finish either way.
-    holder.kill();
-    worker.join().unwrap();
-    assert!(served.is_ok(), "the cached block waited for the pool lock");
-}
-
-#[test]
-fn every_pool_handle_of_a_region_handle_uses_the_cache_made_by_one_of_them() {
-    // A value received from a pipe carries a copy of the receiver's pool handle, which
-    // may never have allocated: its frees must find the cache without the pool lock.
-    let name = TestName::new("cache-shared");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let region = main.region().clone();
-    let early = Pool::attach(region.clone()).unwrap();
-    let pool = main.pool();
+/// Whether `user` gets and gives back a small block (within 30 s) while another process,
+/// stopped, holds the pool lock of region `name`; `pool` makes this process's cache and
+/// puts a block in it first.
+fn served_while_locked(name: &TestName, pool: &Pool, user: Pool) -> bool {
     let off = pool.alloc(16, 16).unwrap();
     // SAFETY: allocated above, used by nothing.
     unsafe { pool.free(off) }.unwrap();
@@ -368,15 +332,40 @@ fn every_pool_handle_of_a_region_handle_uses_the_cache_made_by_one_of_them() {
     holder.stop();
     let (tx, rx) = std::sync::mpsc::channel();
     let worker = std::thread::spawn(move || {
-        let again = early.alloc(16, 16).unwrap();
+        let again = user.alloc(16, 16).unwrap();
         // SAFETY: allocated just above.
-        unsafe { early.free(again) }.unwrap();
+        unsafe { user.free(again) }.unwrap();
         tx.send(again).unwrap();
     });
     let served = rx.recv_timeout(Duration::from_secs(30));
+    // Killing the holder lets a blocked worker finish either way.
     holder.kill();
     worker.join().unwrap();
-    assert!(served.is_ok(), "the other handle waited for the pool lock");
+    served.is_ok()
+}
+
+#[test]
+fn a_small_block_comes_back_while_a_stopped_process_holds_the_pool_lock() {
+    let name = TestName::new("cache-held");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let pool = main.pool();
+    assert!(
+        served_while_locked(&name, pool, pool.clone()),
+        "the cached block waited for the pool lock"
+    );
+}
+
+#[test]
+fn every_pool_handle_of_a_region_handle_uses_the_cache_made_by_one_of_them() {
+    // A value received from a pipe carries a copy of the receiver's pool handle, which
+    // may never have allocated: its frees must find the cache without the pool lock.
+    let name = TestName::new("cache-shared");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let early = Pool::attach(main.region().clone()).unwrap();
+    assert!(
+        served_while_locked(&name, main.pool(), early),
+        "the other handle waited for the pool lock"
+    );
 }
 
 #[test]
