@@ -364,8 +364,8 @@ impl Pool {
     ///
     /// As for [`free`](Self::free).
     pub(crate) fn usable_size_unlocked(&self, off: Offset) -> Result<u64, AllocError> {
-        let (_, heap) = self.view()?;
-        heap.used_block(off)
+        self.block_view()?
+            .used_block(off)
             .map(|(_, size)| size - super::BLOCK_HEADER)
     }
 
@@ -452,7 +452,8 @@ impl Pool {
     }
 
     /// The heap as [`view`](Self::view) gives it, without the lock: for the block cache,
-    /// which writes only blocks it holds and reads one header word.
+    /// which writes only blocks it holds and reads one header word, and for checking the
+    /// header of a block the caller holds a reference to.
     ///
     /// Without the lock the heap's end is not read (another process may be moving it):
     /// reads reach as far as the region's maximum, each through the region's checked
