@@ -325,8 +325,21 @@ fn a_dead_owner_is_taken_over() {
 /// bumps the word before it reads the count. Untimed, a lost wake-up is a deadlock.
 #[test]
 fn a_generation_change_wakes_its_sleeper() {
-    loom::model(|| {
-        let words = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
+    generation_change_wakes_a_sleeper(0);
+}
+
+/// A sleeper killed while counted leaves the count one too high: a change then always
+/// makes its call, and a live sleeper is still woken.
+#[test]
+fn a_stale_sleeper_count_strands_nobody() {
+    generation_change_wakes_a_sleeper(1);
+}
+
+/// One thread sleeps until a change that another makes, with `stale` sleepers counted
+/// that no longer sleep; the count is back to `stale` after.
+fn generation_change_wakes_a_sleeper(stale: u32) {
+    loom::model(move || {
+        let words = Arc::new((AtomicU32::new(0), AtomicU32::new(stale)));
         let w2 = words.clone();
         let t = thread::spawn(move || {
             Generation::<Model>::new(&w2.0, &w2.1).bump();
@@ -336,6 +349,6 @@ fn a_generation_change_wakes_its_sleeper() {
             g.wait_change(0, None);
         }
         t.join().unwrap();
-        assert_eq!(words.1.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(words.1.load(std::sync::atomic::Ordering::SeqCst), stale);
     });
 }
