@@ -192,8 +192,9 @@ impl<P: Platform> ShmCondvar<P> {
 
     /// Takes back the count of a waiter that died while counted (a survivor giving back
     /// what the dead process held), never below zero. The dead waiter may have been woken
-    /// and not said so: the woken count starts again from zero, which at worst costs the
-    /// live waiters' notifiers a system call each.
+    /// and not said so: the woken count starts again from zero. If a live waiter was woken
+    /// then too, its own count-off later leaves the woken count below the truth for good,
+    /// which only makes notifiers call where they could have skipped.
     pub(crate) fn forget_waiter(&self) {
         let _ = self
             .counts
@@ -271,11 +272,10 @@ impl<P: Platform> ShmCondvar<P> {
     /// that sees no waiter made its change before any waiter checked the predicate.
     ///
     /// Nor does it when every waiter has been woken already and not yet left: a woken
-    /// waiter always returns (even when the wake was meant for a change before its
-    /// wait), re-takes the lock after this notifier's change, and re-checks the
-    /// predicate. A waiter counts itself woken off before it leaves, and
-    /// only a waiter a wake took off the futex counts itself off, so the woken count never
-    /// stands for more waiters than there are.
+    /// waiter always returns (even when the wake was meant for a change before its wait),
+    /// re-takes the lock after this notifier's change, and re-checks the predicate. A
+    /// waiter counts itself off the woken before it leaves, and only a waiter a wake took
+    /// off the futex does, so the woken count never stands for more waiters than there are.
     pub fn notify_one(&self) {
         if unwoken(self.counts.load(Ordering::SeqCst)) {
             self.seq.fetch_add(1, Ordering::SeqCst);

@@ -5,10 +5,12 @@
 //! read-modify-write; a change bumps the generation with one, then reads the count. The
 //! two read-modify-writes of the generation are ordered: if the sleeper's comes second it
 //! sees the change and does not sleep; if first, the change reads from it and so sees
-//! the sleeper's count, and wakes it. A sleeper killed while counted leaves the count too high,
-//! which only costs later changes a system call; sleeps are always bounded by the
-//! caller's timeout, so a count made too low by a buggy process delays a waiter, never
-//! strands it.
+//! the sleeper's count, and wakes it.
+//!
+//! A sleeper killed while counted leaves the count one too high for good (no survivor
+//! knows it slept): every later change then makes its system call, as before the count
+//! existed. Sleeps are always bounded by the caller's timeout, so a count made too low by
+//! a buggy process delays a waiter, never strands it.
 
 use std::marker::PhantomData;
 use std::time::Duration;
