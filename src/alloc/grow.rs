@@ -45,7 +45,7 @@ impl<'a> Heap<'a> {
 
     /// How far the heap could grow at most: to the region's maximum, less the end block.
     pub(crate) fn max_end(&self) -> u64 {
-        self.region().max_len() & !(PAGE - 1) & !(GRANULE - 1)
+        max_end_of(self.region())
     }
 
     /// Grows the region and the heap so that a block of `needed` bytes at `align` may fit:
@@ -137,4 +137,10 @@ impl<'a> Heap<'a> {
         pause_point("alloc.grow.merged");
         Ok(grown)
     }
+}
+
+/// The furthest a heap in `region` can ever end: its maximum size, in whole pages.
+#[inline]
+pub(crate) fn max_end_of(region: &crate::region::Region) -> u64 {
+    region.max_len() & !(PAGE - 1) & !(GRANULE - 1)
 }

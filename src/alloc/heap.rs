@@ -180,32 +180,7 @@ impl<'a> Heap<'a> {
     /// The start and size of the used block whose payload is at `off`: the check that
     /// makes `free` and `usable_size` safe against offsets the pool never handed out.
     pub fn used_block(&self, off: Offset) -> Result<(u64, u64), AllocError> {
-        let o = off.get();
-        let invalid = AllocError::InvalidOffset { offset: o };
-        let Some(b) = o.checked_sub(BLOCK_HEADER) else {
-            return Err(invalid);
-        };
-        if !self.geo.is_block_start(b) {
-            return Err(invalid);
-        }
-        let h = self.header(b)?;
-        let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));
-        let size = w0 & !FLAGS;
-        if w0 & USED != 0 && w1 == used_check(self.salt, b, size) {
-            if !self.geo.fits(b, size) {
-                return Err(AllocError::corrupted(format!(
-                    "used block at {b:#x} has a valid check but size {size}"
-                )));
-            }
-            Ok((b, size))
-        } else if w1 == free_check(self.salt, b)
-            || w1 == tombstone(self.salt, b)
-            || w1 == cached_check(self.salt, b, size)
-        {
-            Err(AllocError::DoubleFree { offset: o })
-        } else {
-            Err(invalid)
-        }
+        used_block_in(self.region, &self.geo, self.salt, off)
     }
 
     // ---- free lists ----
@@ -622,4 +597,43 @@ pub(super) fn free_with_record(
     pause_point("alloc.free_recorded");
     record.store(0, Ordering::Relaxed);
     h.store(word::OP, 0)
+}
+
+/// [`Heap::used_block`] in `region` of geometry `geo` and check-word salt `salt`, for a
+/// caller without the lock (which needs no view of the pool header's words).
+#[inline]
+pub(crate) fn used_block_in(
+    region: &Region,
+    geo: &Geometry,
+    salt: u64,
+    off: Offset,
+) -> Result<(u64, u64), AllocError> {
+    let o = off.get();
+    let invalid = || AllocError::InvalidOffset { offset: o };
+    let Some(b) = o.checked_sub(BLOCK_HEADER) else {
+        return Err(invalid());
+    };
+    if !geo.is_block_start(b) {
+        return Err(invalid());
+    }
+    let h: &[AtomicU64; 2] = region
+        .at(Offset::new(b))
+        .map_err(|e| AllocError::corrupted(format!("heap access: {e}")))?;
+    let (w0, w1) = (h[0].load(Relaxed), h[1].load(Relaxed));
+    let size = w0 & !FLAGS;
+    if w0 & USED != 0 && w1 == used_check(salt, b, size) {
+        if !geo.fits(b, size) {
+            return Err(AllocError::corrupted(format!(
+                "used block at {b:#x} has a valid check but size {size}"
+            )));
+        }
+        Ok((b, size))
+    } else if w1 == free_check(salt, b)
+        || w1 == tombstone(salt, b)
+        || w1 == cached_check(salt, b, size)
+    {
+        Err(AllocError::DoubleFree { offset: o })
+    } else {
+        Err(invalid())
+    }
 }

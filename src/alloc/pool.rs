@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::deferred::{defer_free, drain_deferred, lock_soon};
 use super::error::AllocError;
-use super::heap::free_with_record;
-use super::heap::Heap;
+use super::grow::max_end_of;
+use super::heap::{free_with_record, used_block_in, Heap};
 use super::layout::{
     fingerprint, free_check, word, Geometry, LOCK_BYTES, MAX_ALIGN, MIN_BLOCK, POISONED, POOL_MAGIC,
 };
@@ -363,9 +363,10 @@ impl Pool {
     /// # Errors
     ///
     /// As for [`free`](Self::free).
+    #[inline]
     pub(crate) fn usable_size_unlocked(&self, off: Offset) -> Result<u64, AllocError> {
-        self.block_view()?
-            .used_block(off)
+        let geo = self.unlocked_geometry();
+        used_block_in(&self.region, &geo, self.salt, off)
             .map(|(_, size)| size - super::BLOCK_HEADER)
     }
 
@@ -465,9 +466,22 @@ impl Pool {
             Offset::new(self.geo.base + LOCK_BYTES),
             self.geo.words() as u64,
         )?;
-        let heap = Heap::new(&self.region, self.geo, self.salt, words);
-        let end = heap.max_end().max(self.geo.heap_end);
-        Ok(heap.with_end(end))
+        Ok(Heap::new(
+            &self.region,
+            self.unlocked_geometry(),
+            self.salt,
+            words,
+        ))
+    }
+
+    /// The geometry with the heap reaching as far as it can ever end (see
+    /// [`block_view`](Self::block_view)).
+    #[inline]
+    fn unlocked_geometry(&self) -> Geometry {
+        Geometry {
+            heap_end: max_end_of(&self.region).max(self.geo.heap_end),
+            ..self.geo
+        }
     }
 
     /// The header words with the heap's end of the geometry: for formatting a new pool.

@@ -74,6 +74,7 @@ impl Ledger {
 
     /// This process's ledger for `region`, if the handle is registered in its registry
     /// (and was made in this process: a forked child's copy records nothing).
+    #[inline]
     pub(crate) fn of(region: &Region) -> Option<&Ledger> {
         region.process_slot()?;
         region
@@ -111,6 +112,7 @@ impl Ledger {
     }
 
     /// Gives back an entry this process took, which records [`Kind::Free`] again.
+    #[inline]
     pub(crate) fn put(&self, e: Entry<'_>) {
         debug_assert_eq!(e.kind(), Some(Kind::Free));
         let idx = e.offset().get() / ENTRY_BYTES;

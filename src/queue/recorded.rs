@@ -71,8 +71,8 @@ pub(crate) struct RecvRecord<'a> {
     generation: u64,
     /// What a committed entry records: [`Kind::Received`] for a pipe that redelivers.
     then: Kind,
-    /// The last entry of the chain (0 before the first value).
-    last: Cell<u64>,
+    /// The last entry of the chain (`None` before the first value).
+    last: Cell<Option<Entry<'a>>>,
     /// The first value (the first entry's), then the others, each with its entry (null:
     /// none could be taken): a single receive allocates nothing.
     first_item: Cell<u64>,
@@ -103,7 +103,7 @@ impl<'a> RecvRecord<'a> {
             } else {
                 Kind::Value
             },
-            last: Cell::new(0),
+            last: Cell::new(None),
             first_item: Cell::new(0),
             rest: RefCell::new(Vec::new()),
         }
@@ -111,7 +111,7 @@ impl<'a> RecvRecord<'a> {
 
     /// The values received, in order, each with the entry recording it.
     pub(crate) fn for_each(self, mut f: impl FnMut(u64, Offset)) {
-        if self.last.get() == 0 {
+        if self.last.get().is_none() {
             return;
         }
         f(self.first_item.get(), self.first.offset());
@@ -122,7 +122,8 @@ impl<'a> RecvRecord<'a> {
 
     /// Records an item seen under the lock, before the commit.
     pub(crate) fn see(&self, item: u64) {
-        let first = self.last.get() == 0;
+        let before = self.last.get();
+        let first = before.is_none();
         let e = if first {
             self.first_item.set(item);
             Some(self.first)
@@ -137,10 +138,10 @@ impl<'a> RecvRecord<'a> {
         e.set(crate::ledger::E_LOCAL, 1);
         e.set(E_PIPE, self.pipe);
         e.set(E_AUX, self.generation);
-        e.set(E_NEXT, self.last.get());
+        e.set(E_NEXT, before.map_or(0, |b| b.offset().get()));
         e.set(E_INDEX, NO_INDEX);
         e.set_kind_then(Kind::Receiving, self.then);
-        self.last.set(e.offset().get());
+        self.last.set(Some(e));
         if !first {
             self.rest.borrow_mut().push((item, e.offset()));
         }
@@ -148,15 +149,14 @@ impl<'a> RecvRecord<'a> {
 
     /// The receive failed: the first entry goes back (nothing was taken).
     pub(crate) fn abandon(self) {
-        debug_assert_eq!(self.last.get(), 0);
+        debug_assert!(self.last.get().is_none());
         tracked::put(self.pool, self.first);
     }
 }
 
 impl OpRecord for RecvRecord<'_> {
     fn begin(&self, at: u64) -> u64 {
-        let last = Entry::at(self.pool.region(), Offset::new(self.last.get()));
-        match last {
+        match self.last.get() {
             Some(e) => {
                 e.set(E_INDEX, at);
                 e.offset().get() | OP_RECV
@@ -167,9 +167,10 @@ impl OpRecord for RecvRecord<'_> {
     }
 
     fn committed(&self) {
-        if self.last.get() != 0 {
-            self.first.set_kind(self.then);
+        if self.last.get().is_none() {
+            return;
         }
+        self.first.set_kind(self.then);
         for &(_, off) in self.rest.borrow().iter() {
             if let Some(e) = Entry::at(self.pool.region(), off) {
                 e.set_kind(self.then);

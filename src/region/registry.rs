@@ -347,6 +347,7 @@ impl Region {
 
     /// This handle's slot, if it registered (and was made in this process: a forked
     /// child's copy of a handle has no slot of its own).
+    #[inline]
     pub fn process_slot(&self) -> Option<u32> {
         if !self.made_in_this_process() {
             return None;

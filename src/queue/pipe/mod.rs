@@ -379,6 +379,7 @@ impl Pipe {
     }
 
     /// The block's head, checked to still be this pipe's (magic and generation).
+    #[inline]
     fn head(&self) -> Result<&PipeHead, PipeError> {
         let head: &PipeHead = self.pool.region().at(self.off)?;
         if head.magic.load(Ordering::Acquire) != PIPE_MAGIC
@@ -394,6 +395,7 @@ impl Pipe {
     /// # Errors
     ///
     /// [`PipeError::BadPipe`] if the block no longer checks out.
+    #[inline(always)]
     pub(crate) fn ring(&self) -> Result<Ring<'_>, PipeError> {
         let head = self.head()?;
         let slots = self.pool.region().at_slice::<AtomicU64>(

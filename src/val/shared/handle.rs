@@ -132,9 +132,6 @@ impl ShmVal {
         tracked::entry(&self.pool, self.entry)
     }
 
-    /// Gives up the handle after its reference left by the operation its entry recorded
-    /// (a send that committed, a move into a container): the entry, which records nothing
-    /// any more, goes back to the free list.
     /// Gives up this handle without touching its reference or entry: the object's offset
     /// and the entry recording the reference (null if none), for a caller that records
     /// them elsewhere (a locked value's journal).
@@ -145,6 +142,9 @@ impl ShmVal {
         parts
     }
 
+    /// Gives up the handle after its reference left by the operation its entry recorded
+    /// (a send that committed, a move into a container): the entry, which records nothing
+    /// any more, goes back to the free list.
     pub(crate) fn into_moved(mut self) {
         if let Some(e) = tracked::entry(&self.pool, self.entry) {
             tracked::put(&self.pool, e);

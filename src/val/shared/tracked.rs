@@ -197,6 +197,7 @@ pub(crate) fn entry(pool: &Pool, off: Offset) -> Option<Entry<'_>> {
 }
 
 /// Gives an entry that records nothing any more back to the process's free list.
+#[inline]
 pub(crate) fn put(pool: &Pool, e: Entry<'_>) {
     e.set_kind(Kind::Free);
     if let Some(l) = Ledger::of(pool.region()) {
