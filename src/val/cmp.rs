@@ -227,7 +227,12 @@ impl Hash for Val {
     /// Feeds [`Val::stable_hash`] as 8 little-endian bytes, so any hasher sees the same
     /// bytes for equal values.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(&self.stable_hash().to_le_bytes());
+        let known = match self {
+            Val::Str(s) => super::hash::known_hash(s),
+            _ => None,
+        };
+        let hash = known.unwrap_or_else(|| self.stable_hash());
+        state.write(&hash.to_le_bytes());
     }
 }
 

@@ -11,7 +11,10 @@
 //! The keys are public, so the hash offers no defence against keys chosen to collide;
 //! tables of untrusted keys degrade to linear probing, never to wrong answers.
 
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
+
+use super::Val;
 
 /// First SipHash key (the reference implementation's test key, bytes 0..8).
 pub const K0: u64 = 0x0706_0504_0302_0100;
@@ -84,6 +87,39 @@ impl Hasher for TableHasher {
             Table::Stream(h) => h.finish(),
         }
     }
+}
+
+thread_local! {
+    /// A string key whose stable hash is already known (read from the shared table it is
+    /// copied out of), for the one insert [`with_known_hash`] runs: the string's buffer,
+    /// its length, the hash. A buffer address of 0 (no `String` has it) means none.
+    static KNOWN: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
+}
+
+/// The stable hash of `s` if an insert in progress knows it (see [`with_known_hash`]).
+#[inline]
+pub(crate) fn known_hash(s: &str) -> Option<u64> {
+    let (at, len, hash) = KNOWN.with(Cell::get);
+    (at == s.as_ptr() as usize && len == s.len()).then_some(hash)
+}
+
+/// Runs `insert` on `key` (which hashes it once; a string moved keeps its buffer) with the
+/// key's [`Val::stable_hash`] known to be `hash`, so that it is not computed again. Only a
+/// string key uses it; a wrong `hash` (a corrupt table) only puts the key where lookups
+/// miss it, as the shared table's own lookups do.
+pub(crate) fn with_known_hash<R>(key: Val, hash: u64, insert: impl FnOnce(Val) -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            KNOWN.with(|k| k.set((0, 0, 0)));
+        }
+    }
+    let Val::Str(s) = &key else {
+        return insert(key);
+    };
+    KNOWN.with(|k| k.set((s.as_ptr() as usize, s.len(), hash)));
+    let _clear = Clear;
+    insert(key)
 }
 
 /// SipHash-1-3 with the fixed keys [`K0`], [`K1`]; the same bytes give the same hash in

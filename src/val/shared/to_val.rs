@@ -20,6 +20,7 @@ use super::walk::{container_link, Children};
 use super::{corrupt, MAX_NESTING};
 use crate::alloc::Pool;
 use crate::sync::atomic::Ordering;
+use crate::val::hash::with_known_hash;
 use crate::val::{Elem, OTab, Tab, Val, ValError};
 
 /// The heap copy of the value `cell` holds, if its copy takes at most `limit` bytes (see
@@ -127,11 +128,21 @@ struct Level<'a> {
     out: Out,
 }
 
-/// A container's copy under construction.
+/// A container's copy under construction; a table's key waits for its value with the
+/// hash its entry stored.
 enum Out {
-    Seq { items: Vec<Val>, tuple: bool },
-    Tab { tab: Tab, key: Option<Val> },
-    OTab { tab: OTab, key: Option<Val> },
+    Seq {
+        items: Vec<Val>,
+        tuple: bool,
+    },
+    Tab {
+        tab: Tab,
+        key: Option<(Val, Option<u64>)>,
+    },
+    OTab {
+        tab: OTab,
+        key: Option<(Val, Option<u64>)>,
+    },
 }
 
 impl Out {
@@ -154,21 +165,28 @@ impl Out {
         }
     }
 
-    /// Adds the next child: an element, or a key and then its value.
-    fn add(&mut self, v: Val) {
+    /// Adds the next child: an element, or a key (with the hash its entry stored) and then
+    /// its value. The stored hash spares the insert hashing the key again.
+    fn add(&mut self, v: Val, hash: Option<u64>) {
         match self {
             Out::Seq { items, .. } => items.push(v),
             Out::Tab { tab, key } => match key.take() {
-                Some(k) => {
+                Some((k, Some(h))) => {
+                    with_known_hash(k, h, |k| tab.insert(k, v));
+                }
+                Some((k, None)) => {
                     tab.insert(k, v);
                 }
-                None => *key = Some(v),
+                None => *key = Some((v, hash)),
             },
             Out::OTab { tab, key } => match key.take() {
-                Some(k) => {
+                Some((k, Some(h))) => {
+                    with_known_hash(k, h, |k| tab.insert(k, v));
+                }
+                Some((k, None)) => {
                     tab.insert(k, v);
                 }
-                None => *key = Some(v),
+                None => *key = Some((v, hash)),
             },
         }
     }
@@ -218,14 +236,18 @@ fn copy_with(pool: &Pool, cell: &Cell, guard: &mut impl Guard) -> Result<Option<
                     if !guard.leaf(&c)? {
                         return Ok(None);
                     }
-                    top.out.add(leaf_to_val(pool, &c)?)
+                    let hash = top.children.key_hash();
+                    top.out.add(leaf_to_val(pool, &c)?, hash)
                 }
             },
             None => {
                 let Some(done) = stack.pop() else { continue };
                 let v = done.out.finish();
                 match stack.last_mut() {
-                    Some(top) => top.out.add(v),
+                    Some(top) => {
+                        let hash = top.children.key_hash();
+                        top.out.add(v, hash)
+                    }
                     None => return Ok(Some(v)),
                 }
             }

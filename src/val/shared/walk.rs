@@ -33,6 +33,8 @@ enum Src<'a> {
         entry: u64,
         /// The value cell of the entry whose key was given last.
         value: Option<Cell>,
+        /// The stored hash of the entry whose key was given last.
+        hash: u64,
     },
 }
 
@@ -59,6 +61,7 @@ impl<'a> Children<'a> {
                     t,
                     entry: 0,
                     value: None,
+                    hash: 0,
                 },
             })
         } else {
@@ -84,7 +87,12 @@ impl<'a> Children<'a> {
                     c => Ok(Some(c)),
                 }
             }
-            Src::Table { t, entry, value } => {
+            Src::Table {
+                t,
+                entry,
+                value,
+                hash,
+            } => {
                 if let Some(v) = value.take() {
                     return Ok(Some(v));
                 }
@@ -93,11 +101,21 @@ impl<'a> Children<'a> {
                     *entry = entry.saturating_add(1);
                     if e.key != Cell::Empty {
                         *value = Some(e.value);
+                        *hash = e.hash;
                         return Ok(Some(e.key));
                     }
                 }
                 Ok(None)
             }
+        }
+    }
+
+    /// For a table, the stored hash (the key's [`Val::stable_hash`](crate::Val::stable_hash)
+    /// as the table's writer computed it) of the entry whose key was given last.
+    pub(crate) fn key_hash(&self) -> Option<u64> {
+        match self.src {
+            Src::Table { hash, .. } => Some(hash),
+            Src::Seq { .. } => None,
         }
     }
 }
