@@ -209,9 +209,14 @@ impl<'a, P: Platform> Ring<'a, P> {
                 return Err(RecvFail::Corrupted);
             }
         };
-        let slot = |k: u64| &self.slots[((head + k) % self.cap) as usize];
-        for k in 0..n {
-            f(slot(k).load(Ordering::Relaxed));
+        // One division per receive: the slots taken follow each other, wrapping at the end.
+        let first = (head % self.cap) as usize;
+        let taken = || {
+            let (before, from) = self.slots.split_at(first);
+            from.iter().chain(before).take(n as usize)
+        };
+        for slot in taken() {
+            f(slot.load(Ordering::Relaxed));
         }
         if let Some(r) = record {
             self.hdr.op.store(r.begin(head), Ordering::Relaxed);
@@ -227,8 +232,8 @@ impl<'a, P: Platform> Ring<'a, P> {
             self.hdr.op.store(0, Ordering::Relaxed);
         }
         // The slots keep no reference to what left them.
-        for k in 0..n {
-            slot(k).store(0, Ordering::Relaxed);
+        for slot in taken() {
+            slot.store(0, Ordering::Relaxed);
         }
         drop(g);
         // One waiting sender per slot freed (the condvar skips the call without waiters).
