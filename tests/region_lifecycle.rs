@@ -328,6 +328,40 @@ fn drop_leaves_a_replacement_under_the_same_name_alone() {
     assert_eq!(std::fs::read(name.file_path()).unwrap(), b"someone else's");
 }
 
+/// A region is current while its name stands for its file: not once unlinked (by hand
+/// too) or replaced, and with a second name, only while the first still leads to it.
+#[test]
+fn a_region_is_current_while_its_name_leads_to_it() {
+    let name = TestName::new("current");
+    let r = Region::create(&name, SIZE).unwrap();
+    assert!(r.is_current());
+    std::fs::remove_file(name.file_path()).unwrap();
+    assert!(!r.is_current(), "unlinked by hand");
+    let newer = Region::create(&name, SIZE).unwrap();
+    assert!(!r.is_current(), "replaced under its name");
+    assert!(newer.is_current());
+
+    // More names than one: its own is looked up.
+    let aliases = [
+        TestName::new("current-alias"),
+        TestName::new("current-alias"),
+    ];
+    for a in &aliases {
+        std::fs::hard_link(name.file_path(), a.file_path()).unwrap();
+    }
+    assert!(newer.is_current());
+    let other = TestName::new("current-other");
+    let third = Region::create(&other, SIZE).unwrap();
+    std::fs::remove_file(name.file_path()).unwrap();
+    std::fs::hard_link(other.file_path(), name.file_path()).unwrap();
+    assert!(!newer.is_current(), "its name leads to another file");
+    drop(third);
+    std::fs::remove_file(name.file_path()).unwrap();
+    for a in &aliases {
+        std::fs::remove_file(a.file_path()).unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // remove_stale
 

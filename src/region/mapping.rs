@@ -289,8 +289,19 @@ impl Region {
 
     /// Whether the name still stands for this region's file (it may have been unlinked,
     /// or replaced by a newer region of the same name).
+    ///
+    /// Asks the open file first, which is cheaper than looking the name up: a file left
+    /// without a name (unlinked, by this library or by hand) is not current, and a file
+    /// with one name is, since a region is replaced under its name only once the old file
+    /// is unlinked. A region file renamed by hand therefore still counts as current to the
+    /// processes that hold it. Only a file with several names is looked up by its path.
     pub fn is_current(&self) -> bool {
-        std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode)
+        match self.file.metadata().map(|m| m.nlink()) {
+            Ok(0) => false,
+            Ok(1) => true,
+            _ => std::fs::symlink_metadata(&self.path)
+                .is_ok_and(|m| (m.dev(), m.ino()) == self.inode),
+        }
     }
 
     /// Unlinks the name now if it still stands for this region's file (a creator's drop
