@@ -191,6 +191,23 @@ impl Out {
         }
     }
 
+    /// Inserts a table's entry whose key's stored hash is `hash`.
+    fn insert(&mut self, k: Val, v: Val, hash: u64) {
+        match self {
+            Out::Tab { tab, .. } => {
+                with_known_hash(k, hash, |k| tab.insert(k, v));
+            }
+            Out::OTab { tab, .. } => {
+                with_known_hash(k, hash, |k| tab.insert(k, v));
+            }
+            // Only a table's children come as entries.
+            Out::Seq { items, .. } => {
+                items.push(k);
+                items.push(v);
+            }
+        }
+    }
+
     fn finish(self) -> Val {
         match self {
             Out::Seq { items, tuple: true } => Val::Tup(items),
@@ -229,6 +246,14 @@ fn copy_with(pool: &Pool, cell: &Cell, guard: &mut impl Guard) -> Result<Option<
         let Some(top) = stack.last_mut() else {
             return Err(corrupt(0, "a copy without a value"));
         };
+        // A table's entries of leaves, the common case, go straight in.
+        while let Some((key, value, hash)) = top.children.next_leaf_entry()? {
+            if !guard.leaf(&key)? || !guard.leaf(&value)? {
+                return Ok(None);
+            }
+            let k = leaf_to_val(pool, &key)?;
+            top.out.insert(k, leaf_to_val(pool, &value)?, hash);
+        }
         match top.children.next_cell()? {
             Some(c) => match container_link(&c) {
                 Some(link) => next = Some((link, false)),

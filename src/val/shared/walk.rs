@@ -110,6 +110,35 @@ impl<'a> Children<'a> {
         }
     }
 
+    /// For a table, its next live entry if neither its key nor its value links to a
+    /// container (taken: the walk goes on after it), with its stored hash; `None` at the
+    /// end, at an entry with a container (left for [`next_cell`](Self::next_cell)), in a
+    /// sequence, and between a key and its value.
+    pub(crate) fn next_leaf_entry(&mut self) -> Result<Option<(Cell, Cell, u64)>, ValError> {
+        let Src::Table {
+            t, entry, value, ..
+        } = &mut self.src
+        else {
+            return Ok(None);
+        };
+        if value.is_some() {
+            return Ok(None);
+        }
+        while *entry < t.c.used {
+            let e = t.entry(*entry)?;
+            if e.key == Cell::Empty {
+                *entry = entry.saturating_add(1);
+                continue;
+            }
+            if container_link(&e.key).is_some() || container_link(&e.value).is_some() {
+                return Ok(None);
+            }
+            *entry = entry.saturating_add(1);
+            return Ok(Some((e.key, e.value, e.hash)));
+        }
+        Ok(None)
+    }
+
     /// For a table, the stored hash (the key's [`Val::stable_hash`](crate::Val::stable_hash)
     /// as the table's writer computed it) of the entry whose key was given last.
     pub(crate) fn key_hash(&self) -> Option<u64> {
