@@ -99,6 +99,9 @@ impl Pool {
     /// The header is untrusted: the magic and layout fingerprint must match this build,
     /// and the heap bounds and class count must be exactly those this build derives from
     /// the region's size (which the region took from the file, not from its header).
+    /// Through one region handle the header is checked by the first attach that succeeds;
+    /// later ones reuse what it read (a pool's layout never changes once made), so that
+    /// starting a side costs no header check.
     ///
     /// # Errors
     ///
@@ -106,6 +109,14 @@ impl Pool {
     /// [`AllocError::LayoutMismatch`], [`AllocError::Corrupted`],
     /// [`AllocError::RegionTooSmall`].
     pub fn attach(region: Arc<Region>) -> Result<Pool, AllocError> {
+        if let Some((geo, salt)) = Pool::attached_before(&region) {
+            return Ok(Pool {
+                region,
+                geo,
+                salt,
+                cache: AtomicU64::new(UNKNOWN),
+            });
+        }
         let mut geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
         let fixed =
             region.at_slice::<AtomicU64>(Offset::new(geo.base + LOCK_BYTES), word::FIXED as u64)?;
@@ -139,6 +150,7 @@ impl Pool {
                 "unknown pool flags {flags:#x}"
             )));
         }
+        Pool::remember_attached(&region, geo, salt);
         Ok(Pool {
             region,
             geo,

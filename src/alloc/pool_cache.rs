@@ -1,5 +1,6 @@
 //! The pool's entry points to this process's block cache (see `cache`).
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::cache::{self, CacheGiven, Taken, MAX_BLOCK, MIN_CAPACITY};
@@ -7,7 +8,7 @@ use super::deferred::lock_soon;
 use super::error::AllocError;
 use super::heap::region_view;
 use super::heap::Heap;
-use super::layout::{block_size, word, GRANULE};
+use super::layout::{block_size, word, Geometry, GRANULE};
 use super::pool::{locked_in, Pool, UNKNOWN};
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -34,10 +35,7 @@ impl Pool {
     /// handle carries a copy of its pool made before the record was): made on first use.
     #[inline]
     fn shared_cache_at(&self) -> Option<u64> {
-        let ext = self
-            .region
-            .ext_or_init(ExtLayer::Alloc, || Box::new(CacheExt::default()));
-        let known = ext.as_any().downcast_ref::<CacheExt>().map(|c| &c.at);
+        let known = Pool::ext(&self.region).map(|c| &c.at);
         match known.map(|k| k.load(Relaxed)) {
             Some(at) if at != UNKNOWN => Some(at),
             _ => {
@@ -180,6 +178,27 @@ impl Pool {
         self.with_heap_by(deadline, |h| cache::give_back_slot(h, slot))
     }
 
+    /// The allocator's state kept with `region`'s handle, made on first use.
+    fn ext(region: &Region) -> Option<&CacheExt> {
+        region
+            .ext_or_init(ExtLayer::Alloc, || Box::new(CacheExt::default()))
+            .as_any()
+            .downcast_ref::<CacheExt>()
+    }
+
+    /// The geometry and salt an earlier [`attach`](Self::attach) through this region
+    /// handle checked, if any.
+    pub(super) fn attached_before(region: &Region) -> Option<(Geometry, u64)> {
+        Pool::ext(region)?.attached.get().copied()
+    }
+
+    /// Keeps what [`attach`](Self::attach) checked, for the handle's later attaches.
+    pub(super) fn remember_attached(region: &Region, geo: Geometry, salt: u64) {
+        if let Some(ext) = Pool::ext(region) {
+            let _ = ext.attached.set((geo, salt));
+        }
+    }
+
     /// This handle without the block cache: its allocations and frees all go to the heap
     /// under the pool lock, where blocks are placed and merged as the module docs say.
     /// For a program that wants the heap's exact behaviour (a test of its placement, a
@@ -207,15 +226,18 @@ impl Pool {
 }
 
 /// The allocator's state with a region handle: the offset of the process's cache record
-/// once known (shared by the handle's pools), and the give-back when the handle goes.
+/// once known (shared by the handle's pools), the pool's layout as the first attach
+/// checked it, and the give-back when the handle goes.
 struct CacheExt {
     at: AtomicU64,
+    attached: OnceLock<(Geometry, u64)>,
 }
 
 impl Default for CacheExt {
     fn default() -> CacheExt {
         CacheExt {
             at: AtomicU64::new(UNKNOWN),
+            attached: OnceLock::new(),
         }
     }
 }

@@ -104,6 +104,26 @@ fn attach_checks_the_header() {
 }
 
 #[test]
+fn a_region_handle_checks_the_header_once() {
+    let r = region("once", 1 << 16);
+    let pool = Pool::create(r.clone()).unwrap();
+    Pool::attach(r.clone()).unwrap();
+    let fp = word_at(&pool, word::FINGERPRINT);
+    fp.fetch_xor(1, Ordering::Relaxed);
+    // The same handle: what its first attach checked stands.
+    let again = Pool::attach(r.clone()).unwrap();
+    let off = again.alloc(16, 8).unwrap();
+    free(&again, off).unwrap();
+    // Another handle of the region checks for itself.
+    let other = Arc::new(Region::attach(r.name()).unwrap());
+    assert!(matches!(
+        Pool::attach(other),
+        Err(AllocError::LayoutMismatch { .. })
+    ));
+    fp.fetch_xor(1, Ordering::Relaxed);
+}
+
+#[test]
 fn blocks_are_aligned_sized_and_disjoint() {
     let pool = Pool::create(region("align", 1 << 16)).unwrap();
     let mut live: Vec<(u64, u64)> = Vec::new();
