@@ -119,6 +119,11 @@ impl Pipe {
                 ring.add_receiver()
             });
         }
+        // A call that does not wait finds an empty pipe empty without a ledger entry: a
+        // busy `try_` receiver polls at the cost of a few loads.
+        if limit == Limit::Once && ring.looks_empty() {
+            return Err(RecvFail::Empty);
+        }
         let first = recorded::ledger_of(&self.pool).and_then(|l| l.take(&self.pool));
         let Some(first) = first else {
             // Not recorded: the handles are plain.

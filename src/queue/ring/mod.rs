@@ -574,7 +574,7 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// receiver would otherwise take the lock's cache line from the sender on every poll.
     /// `head` is read first; both counts only grow and `head <= tail`, so if the `tail`
     /// read equals the earlier `head`, then at the `tail` read `tail == head` held.
-    fn looks_empty(&self) -> bool {
+    pub(crate) fn looks_empty(&self) -> bool {
         let head = self.hdr.head.load(Ordering::Acquire);
         let tail = self.hdr.tail.load(Ordering::Acquire);
         head == tail
