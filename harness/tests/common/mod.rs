@@ -228,7 +228,12 @@ impl LongRun {
             std::thread::sleep(Duration::from_millis(10));
         };
         if let Some(rx) = &self.lines {
-            self.seen.extend(rx.try_iter());
+            // The reader thread may still be passing the last lines on: take them all, to
+            // the end of the output (the thread then drops its sender).
+            while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                self.seen.push(line);
+            }
         }
         (status, reader.join().unwrap_or_default())
     }
