@@ -322,10 +322,9 @@ impl Region {
     /// not. [`RegionError::Io`] otherwise.
     pub fn try_unlink(&self) -> Result<bool, RegionError> {
         self.unlink_on_drop.store(0, Ordering::Relaxed);
-        let path = self.name.file_path();
-        match std::fs::symlink_metadata(&path) {
+        match std::fs::symlink_metadata(&self.path) {
             Ok(now) if (now.dev(), now.ino()) == self.inode => {
-                super::stale::unlink_checked(&path, &now, self.name.as_str())
+                super::stale::unlink_checked(&self.path, &now, self.name.as_str())
             }
             _ => Ok(false),
         }

@@ -104,17 +104,18 @@ pub(crate) fn known_hash(s: &str) -> Option<u64> {
 }
 
 /// Runs `insert` on `key` (which hashes it once; a string moved keeps its buffer) with the
-/// key's [`Val::stable_hash`] known to be `hash`, so that it is not computed again. Only a
-/// string key uses it; a wrong `hash` (a corrupt table) only puts the key where lookups
-/// miss it, as the shared table's own lookups do.
-pub(crate) fn with_known_hash<R>(key: Val, hash: u64, insert: impl FnOnce(Val) -> R) -> R {
+/// key's [`Val::stable_hash`] known to be `hash` (if given), so that it is not computed
+/// again. Only a string key uses it; a wrong `hash` (a corrupt table) only puts the key
+/// where lookups miss it, as the shared table's own lookups do.
+#[inline]
+pub(crate) fn with_known_hash<R>(key: Val, hash: Option<u64>, insert: impl FnOnce(Val) -> R) -> R {
     struct Clear;
     impl Drop for Clear {
         fn drop(&mut self) {
             KNOWN.with(|k| k.set((0, 0, 0)));
         }
     }
-    let Val::Str(s) = &key else {
+    let (Val::Str(s), Some(hash)) = (&key, hash) else {
         return insert(key);
     };
     KNOWN.with(|k| k.set((s.as_ptr() as usize, s.len(), hash)));
@@ -295,6 +296,46 @@ mod tests {
         for i in 0..1000 {
             assert_eq!(tab[&crate::Val::from(format!("k{i}"))], crate::Val::from(i));
         }
+    }
+
+    /// The word a value's `Hash` feeds a hasher.
+    fn fed(v: &Val) -> u64 {
+        struct Last(u64);
+        impl Hasher for Last {
+            fn write(&mut self, bytes: &[u8]) {
+                self.0 = u64::from_le_bytes(bytes.try_into().expect("one word"));
+            }
+            fn finish(&self) -> u64 {
+                self.0
+            }
+        }
+        let mut h = Last(0);
+        std::hash::Hash::hash(v, &mut h);
+        h.0
+    }
+
+    /// A hash known for one insert stands for that insert's key only, and only until the
+    /// insert returns or panics.
+    #[test]
+    fn a_known_hash_lasts_one_insert() {
+        let key = Val::from("k");
+        let fake = key.stable_hash() ^ 1;
+        let other = Val::from("k");
+        with_known_hash(key.clone(), Some(fake), |k| {
+            assert_eq!(fed(&k), fake, "the key moved in");
+            assert_eq!(
+                fed(&other),
+                other.stable_hash(),
+                "an equal string elsewhere"
+            );
+        });
+        assert_eq!(KNOWN.with(Cell::get), (0, 0, 0));
+        with_known_hash(key.clone(), None, |k| assert_eq!(fed(&k), k.stable_hash()));
+        let r = std::panic::catch_unwind(|| {
+            with_known_hash(key.clone(), Some(fake), |_| panic!("an insert that fails"))
+        });
+        assert!(r.is_err());
+        assert_eq!(KNOWN.with(Cell::get), (0, 0, 0));
     }
 
     /// SipHash-2-4 shares every line with SipHash-1-3 but the round counts, and std still

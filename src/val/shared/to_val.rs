@@ -166,40 +166,28 @@ impl Out {
     }
 
     /// Adds the next child: an element, or a key (with the hash its entry stored) and then
-    /// its value. The stored hash spares the insert hashing the key again.
+    /// its value.
     fn add(&mut self, v: Val, hash: Option<u64>) {
         match self {
             Out::Seq { items, .. } => items.push(v),
-            Out::Tab { tab, key } => match key.take() {
-                Some((k, Some(h))) => {
-                    with_known_hash(k, h, |k| tab.insert(k, v));
-                }
-                Some((k, None)) => {
-                    tab.insert(k, v);
-                }
-                None => *key = Some((v, hash)),
-            },
-            Out::OTab { tab, key } => match key.take() {
-                Some((k, Some(h))) => {
-                    with_known_hash(k, h, |k| tab.insert(k, v));
-                }
-                Some((k, None)) => {
-                    tab.insert(k, v);
-                }
+            Out::Tab { key, .. } | Out::OTab { key, .. } => match key.take() {
+                Some((k, h)) => self.insert(k, v, h),
                 None => *key = Some((v, hash)),
             },
         }
     }
 
-    /// Inserts a table's entry whose key's stored hash is `hash`.
-    fn insert(&mut self, k: Val, v: Val, hash: u64) {
+    /// Inserts a table's entry; the hash its key's entry stored, if given, spares the
+    /// insert hashing the key again.
+    #[inline]
+    fn insert(&mut self, k: Val, v: Val, hash: Option<u64>) {
         match self {
-            Out::Tab { tab, .. } => {
-                with_known_hash(k, hash, |k| tab.insert(k, v));
-            }
-            Out::OTab { tab, .. } => {
-                with_known_hash(k, hash, |k| tab.insert(k, v));
-            }
+            Out::Tab { tab, .. } => with_known_hash(k, hash, |k| {
+                tab.insert(k, v);
+            }),
+            Out::OTab { tab, .. } => with_known_hash(k, hash, |k| {
+                tab.insert(k, v);
+            }),
             // Only a table's children come as entries.
             Out::Seq { items, .. } => {
                 items.push(k);
@@ -252,7 +240,7 @@ fn copy_with(pool: &Pool, cell: &Cell, guard: &mut impl Guard) -> Result<Option<
                 return Ok(None);
             }
             let k = leaf_to_val(pool, &key)?;
-            top.out.insert(k, leaf_to_val(pool, &value)?, hash);
+            top.out.insert(k, leaf_to_val(pool, &value)?, Some(hash));
         }
         match top.children.next_cell()? {
             Some(c) => match container_link(&c) {
