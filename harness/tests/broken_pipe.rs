@@ -12,9 +12,10 @@ use common::{adopt_orphans, LongRun};
 use shmval::sides::ShmMain;
 
 /// The write end of a pipe whose read end is already closed: every write to it fails
-/// with EPIPE.
+/// with EPIPE. Close-on-exec, so that a child another test spawns meanwhile does not
+/// inherit the read end and keep the pipe open.
 fn closed_pipe() -> OwnedFd {
-    let (read, write) = nix::unistd::pipe().expect("pipe");
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
     drop(read);
     write
 }
