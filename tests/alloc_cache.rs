@@ -1,8 +1,9 @@
-//! A process's block cache: the small blocks it frees come back to it without the pool
-//! lock (also while another process holds that lock, stopped); they count as cached, not
-//! used; freeing one twice is an error; a full pool takes them back; a detaching process
-//! gives them back; and a process killed at every step of the cache's protocol leaves
-//! the pool at its baseline once a survivor recovers.
+//! A thread's block cache: the small blocks it frees come back to it without the pool
+//! lock (also while another process holds that lock, stopped), for each of several
+//! threads, and to the next thread once it exits; they count as cached, not used; freeing
+//! one twice is an error; a full pool takes them back; a detaching process gives them
+//! back; and a process killed at every step of the cache's protocol (also with a second
+//! thread holding a cache) leaves the pool at its baseline once a survivor recovers.
 
 // std atomics are fine here; the crate's loom shim is for library code.
 #![allow(clippy::disallowed_types)]
@@ -32,6 +33,28 @@ fn cache_step(args: &[String]) {
     match args[2].as_str() {
         // A free pushed on the cache.
         "push" => {
+            let off = pool.alloc(16, 16).unwrap();
+            arm();
+            // SAFETY: allocated above, used by nothing.
+            let _ = unsafe { pool.free(off) };
+        }
+        // A free pushed on the cache while another thread holds a cache of its own, with
+        // blocks in it.
+        "push-two-threads" => {
+            let other = pool.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let offs: Vec<_> = (0..8).map(|_| other.alloc(16, 16).unwrap()).collect();
+                for off in offs {
+                    // SAFETY: allocated above, used by nothing.
+                    unsafe { other.free(off) }.unwrap();
+                }
+                tx.send(()).unwrap();
+                loop {
+                    std::thread::park();
+                }
+            });
+            rx.recv().unwrap();
             let off = pool.alloc(16, 16).unwrap();
             arm();
             // SAFETY: allocated above, used by nothing.
@@ -162,6 +185,13 @@ fn a_process_killed_at_each_step_of_pushing_a_block_on_its_cache_loses_nothing()
 }
 
 #[test]
+fn a_process_killed_while_two_of_its_threads_hold_caches_loses_nothing() {
+    for (i, point) in PUSH.iter().enumerate() {
+        kill_at(&format!("cache-push2-{i}"), "push-two-threads", point);
+    }
+}
+
+#[test]
 fn a_process_killed_at_each_step_of_popping_a_block_from_its_cache_loses_nothing() {
     for (i, point) in POP.iter().enumerate() {
         kill_at(&format!("cache-pop-{i}"), "pop", point);
@@ -259,9 +289,11 @@ fn cached_blocks_count_as_cached_and_come_back_to_their_process() {
     // SAFETY: allocated above.
     unsafe { pool.free(again) }.unwrap();
     pool.give_back_cache_now().unwrap();
-    // Only the cache's record (and the table of records) is left, at the heap's start.
+    // Only the cache's record (and the table of records, 4 words per registry slot) is
+    // left, at the heap's start.
     let s = pool.stats().unwrap();
-    assert!(s.cached < 4096, "{s:?}");
+    let table = 32 * u64::from(pool.region().registry_slots());
+    assert!(s.cached < table + 512, "{s:?}");
     assert_eq!(s.free_blocks, 1, "{s:?}");
     assert_eq!(s.largest_free + s.cached, base.largest_free, "{s:?}");
 }
@@ -317,31 +349,64 @@ fn a_detaching_process_gives_its_cache_back() {
     );
 }
 
-/// Whether `user` gets and gives back a small block (within 30 s) while another process,
-/// stopped, holds the pool lock of region `name`; `pool` makes this process's cache and
-/// puts a block in it first.
-fn served_while_locked(name: &TestName, pool: &Pool, user: Pool) -> bool {
+/// Allocates and frees a small block through `pool`: the calling thread's cache holds
+/// one then.
+fn prime(pool: &Pool) {
     let off = pool.alloc(16, 16).unwrap();
     // SAFETY: allocated above, used by nothing.
     unsafe { pool.free(off) }.unwrap();
+}
+
+/// Whether every one of `users` gets and gives back a small block (within 30 s), each on
+/// a thread of its own, while another process, stopped, holds the pool lock of region
+/// `name`. Each thread first primes its cache through the pool given with it, if any
+/// (with the lock free).
+fn served_while_locked(name: &TestName, users: Vec<(Option<Pool>, Pool)>) -> bool {
+    let (primed_tx, primed) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut go = Vec::new();
+    let mut workers = Vec::new();
+    for (primer, user) in users {
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (primed_tx, tx) = (primed_tx.clone(), tx.clone());
+        go.push(go_tx);
+        workers.push(std::thread::spawn(move || {
+            if let Some(p) = primer {
+                prime(&p);
+            }
+            primed_tx.send(()).unwrap();
+            if go_rx.recv().is_err() {
+                return;
+            }
+            let again = user.alloc(16, 16).unwrap();
+            // SAFETY: allocated just above.
+            unsafe { user.free(again) }.unwrap();
+            tx.send(again).unwrap();
+        }));
+    }
+    for _ in 0..workers.len() {
+        primed.recv().unwrap();
+    }
     let holder = spawn_paused(
         "cache_step",
         &[name.as_str(), "alloc.cache.made", "make"],
         "alloc.cache.made",
     );
     holder.stop();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let again = user.alloc(16, 16).unwrap();
-        // SAFETY: allocated just above.
-        unsafe { user.free(again) }.unwrap();
-        tx.send(again).unwrap();
+    for g in &go {
+        g.send(()).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let served = (0..workers.len()).all(|_| {
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .is_ok()
     });
-    let served = rx.recv_timeout(Duration::from_secs(30));
     // Killing the holder lets a blocked worker finish either way.
     holder.kill();
-    worker.join().unwrap();
-    served.is_ok()
+    for w in workers {
+        w.join().unwrap();
+    }
+    served
 }
 
 #[test]
@@ -350,8 +415,72 @@ fn a_small_block_comes_back_while_a_stopped_process_holds_the_pool_lock() {
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let pool = main.pool();
     assert!(
-        served_while_locked(&name, pool, pool.clone()),
+        served_while_locked(&name, vec![(Some(pool.clone()), pool.clone())]),
         "the cached block waited for the pool lock"
+    );
+}
+
+#[test]
+fn threads_of_one_process_each_keep_a_cache_of_their_own() {
+    let name = TestName::new("cache-threads");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let users = (0..4)
+        .map(|_| (Some(main.pool().clone()), main.pool().clone()))
+        .collect();
+    assert!(
+        served_while_locked(&name, users),
+        "a thread's cached block waited for the pool lock"
+    );
+}
+
+#[test]
+fn a_thread_that_exits_leaves_its_cache_to_the_next_thread() {
+    let name = TestName::new("cache-next");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let pool = main.pool().clone();
+    std::thread::spawn(move || prime(&pool)).join().unwrap();
+    // The next thread claims the record the first one left, with the block in it,
+    // without the lock.
+    assert!(
+        served_while_locked(&name, vec![(None, main.pool().clone())]),
+        "the next thread waited for the pool lock"
+    );
+}
+
+#[test]
+fn threads_past_a_process_records_use_the_heap() {
+    let (_name, pool) = pool("cache-many");
+    let base = pool.stats().unwrap();
+    // More threads than a process has records, all holding theirs at once.
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..100 {
+                    prime(&pool);
+                }
+                barrier.wait();
+                let offs: Vec<_> = (0..50).map(|_| pool.alloc(48, 16).unwrap()).collect();
+                for off in offs {
+                    // SAFETY: allocated above, used by nothing.
+                    unsafe { pool.free(off) }.unwrap();
+                }
+            });
+        }
+    });
+    let s = pool.stats().unwrap();
+    assert_eq!(
+        (s.used, s.live_allocations),
+        (base.used, base.live_allocations)
+    );
+    pool.verify().unwrap();
+    // The records the threads left, none held now, all given back.
+    pool.give_back_cache_now().unwrap();
+    let table = 32 * u64::from(pool.region().registry_slots());
+    assert!(
+        pool.stats().unwrap().cached < table + 4 * 512,
+        "{:?}",
+        pool.stats()
     );
 }
 
@@ -362,8 +491,10 @@ fn every_pool_handle_of_a_region_handle_uses_the_cache_made_by_one_of_them() {
     let name = TestName::new("cache-shared");
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let early = Pool::attach(main.region().clone()).unwrap();
+    // The thread's cache is made through one handle and used through the other.
+    let users = vec![(Some(main.pool().clone()), early)];
     assert!(
-        served_while_locked(&name, main.pool(), early),
+        served_while_locked(&name, users),
         "the other handle waited for the pool lock"
     );
 }

@@ -1,5 +1,6 @@
 //! Processes that fork without exec, as the original recommends: a child inherits copies of
-//! the parent's handles, and dropping them there releases nothing of the parent's.
+//! the parent's handles, and dropping them there (or ending a thread that holds a block
+//! cache) releases nothing of the parent's.
 //!
 //! Each test runs in a child process of its own (re-executed test binary), which then
 //! forks: the fork happens in a small process rather than in the multi-threaded harness.
@@ -24,6 +25,7 @@ fn child_role() {
     role_entry(&[
         ("fork_and_drop", fork_and_drop),
         ("stale_pipe_in_a_child", stale_pipe_in_a_child),
+        ("fork_in_a_caching_thread", fork_in_a_caching_thread),
     ]);
 }
 
@@ -150,6 +152,61 @@ fn stale_pipe_in_a_child(args: &[String]) {
             main.pool().verify().unwrap();
         }
     }
+}
+
+/// A thread that holds a block cache (with a block in it) forks; the child's copy of the
+/// thread exits normally, running its thread-local destructors; the parent's thread still
+/// holds its cache: another thread of the parent gets a cache of its own, not that one.
+fn fork_in_a_caching_thread(args: &[String]) {
+    let main = ShmMain::new(args[0].clone(), BYTES).start().unwrap();
+    let pool = main.pool().clone();
+    let (cached_tx, cached_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        // The first block may come from the heap, of any size that holds 16 bytes; the
+        // second comes from the cache's list of 16-byte blocks and goes back to its head.
+        let mut off = pool.alloc(16, 16).unwrap();
+        for _ in 0..2 {
+            // SAFETY: allocated just before, used by nothing; it stays in this thread's
+            // cache.
+            unsafe { pool.free(off) }.unwrap();
+            off = pool.alloc(16, 16).unwrap();
+        }
+        // SAFETY: as above.
+        unsafe { pool.free(off) }.unwrap();
+        // SAFETY: the child returns from this closure at once, ending its only thread
+        // (and so itself) through the thread's normal exit, which runs its destructors.
+        match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => return,
+            ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
+                WaitStatus::Exited(_, 0) => {}
+                other => panic!("the forked child failed: {other:?}"),
+            },
+        }
+        cached_tx.send(off).unwrap();
+        // Holds the cache until the other thread has allocated.
+        let _ = done_rx.recv();
+    });
+    let cached = cached_rx.recv().unwrap();
+    let pool = main.pool().clone();
+    let other = std::thread::spawn(move || pool.alloc(16, 16).unwrap())
+        .join()
+        .unwrap();
+    assert_ne!(
+        other, cached,
+        "the child's exit gave the parent thread's cache to another thread"
+    );
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    // SAFETY: allocated above by the other thread, used by nothing.
+    unsafe { main.pool().free(other) }.unwrap();
+    main.pool().verify().unwrap();
+}
+
+#[test]
+fn a_forked_child_of_a_caching_thread_leaves_the_parent_its_cache() {
+    let name = TestName::new("fork-cache");
+    spawn_role("fork_in_a_caching_thread", &[name.as_str()]).wait_ok(Duration::from_secs(120));
 }
 
 #[test]

@@ -1,22 +1,27 @@
-//! Per-process caches of small blocks: most allocations and frees of small blocks take
-//! no lock and touch no line another process writes.
+//! Per-thread caches of small blocks: most allocations and frees of small blocks take
+//! no lock, no atomic read-modify-write, and touch no line another thread writes.
 //!
-//! A registered process (one with a registry slot) keeps, in a record of its own in the
-//! pool, a list per block size from 32 to [`MAX_BLOCK`] bytes of blocks it freed. A block
+//! A registered process (one with a registry slot) has up to [`PER_PROCESS`] records in
+//! the pool, each held by one of its threads from the thread's first small allocation or
+//! free until it exits (`thread_record`; threads beyond that many use the heap, and look
+//! for a record given back each time they take the lock). A record keeps a list per
+//! block size from 32 to [`MAX_BLOCK`] bytes of blocks its thread freed. A block
 //! in a list stays used for the heap (its size word keeps the used bit, so no neighbour
 //! merges with it) and carries a third kind of check word,
 //! [`cached_check`](super::layout::cached_check), which `free` reports as a double free
 //! and the heap's checks accept as used. An allocation of a cached size pops its list;
 //! a free pushes, while the list holds fewer than [`PER_LIST`] blocks and the record less
-//! than a 256th of the heap. Everything else, and every request when the list is empty,
+//! than a 256th of the heap (a process's records, less than a 64th). Everything else, and every request when the list is empty,
 //! goes to the heap under the pool lock; a request the heap cannot serve first gives this
-//! process's cache back and tries again. Under the lock anyway, a small allocation fills
+//! thread's record back, and every record of its process no thread holds, and tries
+//! again. Under the lock anyway, a small allocation fills
 //! its empty list with up to 16 blocks ([`refill`]) and a free that found its list full
 //! gives half of it back ([`trim`]): a process that only allocates (a stream's producer)
 //! or only frees (its consumer) takes the lock once per batch, not once per block.
 //!
-//! Only the owner changes its record, under a flag in the record that serializes its
-//! threads (a thread that finds it taken goes to the heap). The lock holder may meanwhile
+//! Only the thread holding a record changes it: a flag in the record, set with a
+//! compare-and-swap when a thread claims it and cleared when the thread exits (or its
+//! region handle closes), says it is held. The lock holder may meanwhile
 //! read a cached block's header, and set or clear its flag saying whether the block before
 //! it is free; the owner changes only the check word and, with a read-modify-write, the
 //! object flag, so neither loses the other's store.
@@ -25,17 +30,17 @@
 //!
 //! | word | meaning |
 //! |---|---|
-//! | 0 | taken by a thread of the owner (1) or not (0) |
+//! | 0 | held by a thread of the owner (1) or not (0) |
 //! | 1 | the block (payload offset) being pushed or popped now, 0 = none |
 //! | 2 | the region offset of the word recording that block for the caller, 0 = none |
 //! | 3 | bytes the lists hold |
 //! | 4.. | a list per size: the first block's payload offset, its length in the top 16 bits; each block's first payload word links to the next |
 //!
-//! The records are found from a table with a word per registry slot (the pool header's
-//! `CACHES` word names it); each is made under the pool lock the first time its slot's
-//! process caches a block, and freed with what it holds when that process detaches (or,
-//! if the lock is busy then, kept for the slot's next process) or is reclaimed after its
-//! death; the table goes with the last record. Both are allocated with the pool's record
+//! The records are found from a table with [`PER_PROCESS`] words per registry slot (the
+//! pool header's `CACHES` word names it); each is made under the pool lock when a thread
+//! of its slot's process finds no record to claim, and freed with what it holds when that
+//! process detaches (or, if the lock is busy then, kept for the slot's next process) or
+//! is reclaimed after its death; the table goes with the last record. Both are allocated with the pool's record
 //! (a death in between is resolved exactly) and marked ready in bit 0 only once zeroed,
 //! so nobody follows words that were never written.
 //!
@@ -62,7 +67,7 @@ use super::layout::{
     OBJECT, PREV_FREE, USED,
 };
 use crate::fault::pause_point;
-use crate::region::Offset;
+use crate::region::{Offset, Region};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// What giving back a cache did.
@@ -83,6 +88,8 @@ pub(crate) const MAX_BLOCK: u64 = MIN_BLOCK + GRANULE * (CLASSES as u64 - 1);
 pub(crate) const MIN_CAPACITY: u64 = 512 << 10;
 /// Blocks a list holds at most.
 pub(crate) const PER_LIST: u64 = 64;
+/// Records a process has at most: the threads of a process that cache blocks at once.
+pub(crate) const PER_PROCESS: u32 = 4;
 
 const R_BUSY: usize = 0;
 const R_BLOCK: usize = 1;
@@ -111,38 +118,68 @@ pub(crate) fn byte_cap(capacity: u64) -> u64 {
     capacity / 256
 }
 
-/// A process's record, taken by one of its threads until dropped.
+/// A record in use by this thread: one it holds, or one it took for a moment.
 pub(crate) struct Taken<'a> {
     words: &'a [AtomicU64],
     /// Region offset of the block word, for the pool's record of a free.
     block_at: Offset,
+    /// Given back when dropped (taken for a moment).
+    release: bool,
 }
 
 impl<'a> Taken<'a> {
-    /// Takes the record at payload offset `at`, unless another thread of this process has
-    /// it.
+    /// The record at payload offset `at`, which this thread holds.
     #[inline]
-    pub fn take(heap: &Heap<'a>, at: u64) -> Option<Taken<'a>> {
-        let words = heap
-            .region()
-            .at_slice::<AtomicU64>(Offset::new(at), RECORD_WORDS as u64)
-            .ok()?;
-        // SYNC POINT: acquire, pairing with the release in `drop`: this thread sees what
-        // the process's last taker wrote.
-        words[R_BUSY]
-            .compare_exchange(0, 1, crate::sync::atomic::Ordering::Acquire, Relaxed)
-            .ok()?;
+    pub fn held(heap: &Heap<'a>, at: u64) -> Option<Taken<'a>> {
+        let words = record_words(heap, at)?;
         Some(Taken {
             words,
             block_at: Offset::new(at + 8 * R_BLOCK as u64),
+            release: false,
         })
+    }
+
+    /// Takes the record at payload offset `at` until dropped, unless a thread holds it.
+    pub fn take(heap: &Heap<'a>, at: u64) -> Option<Taken<'a>> {
+        let mut t = Taken::held(heap, at)?;
+        // SYNC POINT: acquire, pairing with the release in `drop` and `release`: this
+        // thread sees what the record's last holder wrote.
+        t.words[R_BUSY]
+            .compare_exchange(0, 1, crate::sync::atomic::Ordering::Acquire, Relaxed)
+            .ok()?;
+        t.release = true;
+        Some(t)
     }
 }
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
-        // SYNC POINT: release, pairing with the acquire in `take`.
-        self.words[R_BUSY].store(0, crate::sync::atomic::Ordering::Release);
+        if self.release {
+            // SYNC POINT: release, pairing with the acquire in `take`.
+            self.words[R_BUSY].store(0, crate::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+/// The words of the record at payload offset `at`.
+#[inline]
+fn record_words<'a>(heap: &Heap<'a>, at: u64) -> Option<&'a [AtomicU64]> {
+    heap.region()
+        .at_slice::<AtomicU64>(Offset::new(at), RECORD_WORDS as u64)
+        .ok()
+}
+
+/// Gives back the record at payload offset `at` of `region`'s pool, which this thread
+/// held: for a thread that exits. Nothing in a child forked from the process that holds
+/// it, whose copy of the thread's state names a record the parent's thread still uses.
+pub(crate) fn release(region: &Region, at: u64) {
+    if !region.made_in_this_process() {
+        return;
+    }
+    if let Ok(words) = region.at_slice::<AtomicU64>(Offset::new(at), RECORD_WORDS as u64) {
+        // SYNC POINT: release, pairing with the acquire in `Taken::take`: the next holder
+        // sees what this thread wrote.
+        words[R_BUSY].store(0, crate::sync::atomic::Ordering::Release);
     }
 }
 
@@ -295,8 +332,76 @@ fn held(words: &[AtomicU64]) -> (u64, u64) {
 
 /// The table's payload offset, if it is made and zeroed.
 fn table(heap: &Heap<'_>) -> Result<Option<u64>, AllocError> {
-    let t = heap.load(word::CACHES)?;
+    // SYNC POINT: acquire, pairing with the release in `ready_block`: a thread that
+    // reads the table without the lock sees it zeroed.
+    let t = heap
+        .word(word::CACHES)?
+        .load(crate::sync::atomic::Ordering::Acquire);
     Ok((t & READY != 0).then_some(t & !READY))
+}
+
+/// The table's bytes in a region of `slots` registry slots.
+fn table_bytes(slots: u32) -> u64 {
+    u64::from(slots) * u64::from(PER_PROCESS) * 8
+}
+
+/// The table words of registry slot `slot`, if the table is made.
+fn slot_words<'a>(heap: &Heap<'a>, slot: u32) -> Result<Option<&'a [AtomicU64]>, AllocError> {
+    let Some(t) = table(heap)? else {
+        return Ok(None);
+    };
+    if slot >= heap.region().registry_slots() {
+        return Ok(None);
+    }
+    let first = t + u64::from(slot) * u64::from(PER_PROCESS) * 8;
+    heap.region()
+        .at_slice::<AtomicU64>(Offset::new(first), u64::from(PER_PROCESS))
+        .map(Some)
+        .map_err(|e| AllocError::corrupted(format!("the cache table: {e}")))
+}
+
+/// Claims a record of registry slot `slot` that no thread holds, for this thread to hold
+/// (until it gives it back with [`release`]): its payload offset. Without the lock.
+pub(crate) fn claim(heap: &Heap<'_>, slot: u32) -> Option<u64> {
+    let words = slot_words(heap, slot).ok()??;
+    words.iter().find_map(|w| {
+        // SYNC POINT: acquire, pairing with the release in `ready_block`.
+        let e = w.load(crate::sync::atomic::Ordering::Acquire);
+        if e & READY == 0 {
+            return None;
+        }
+        let mut t = Taken::take(heap, e & !READY)?;
+        t.release = false;
+        Some(e & !READY)
+    })
+}
+
+/// [`claim`], or if every record of `slot` is held, a new record claimed for this thread
+/// (if the slot has fewer than [`PER_PROCESS`] and the pool room for one). Under the
+/// lock, by the slot's owner.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`].
+pub(crate) fn claim_or_make(
+    heap: &Heap<'_>,
+    slots: u32,
+    slot: u32,
+) -> Result<Option<u64>, AllocError> {
+    if let Some(at) = claim(heap, slot) {
+        return Ok(Some(at));
+    }
+    let caches = heap.word(word::CACHES)?;
+    if slot >= slots || ready_block(heap, caches, table_bytes(slots))?.is_none() {
+        return Ok(None);
+    }
+    let Some(words) = slot_words(heap, slot)? else {
+        return Ok(None);
+    };
+    let Some(free) = words.iter().find(|w| w.load(Relaxed) == 0) else {
+        return Ok(None);
+    };
+    Ok(ready_block(heap, free, RECORD_WORDS as u64 * 8)?.and_then(|_| claim(heap, slot)))
 }
 
 /// The record words at table word `e`'s block, if the table word says it is ready.
@@ -317,10 +422,12 @@ fn records<'a>(heap: &Heap<'a>) -> Result<(Option<u64>, Vec<RecordWords<'a>>), A
     let Some(t) = table(heap)? else {
         return Ok((None, Vec::new()));
     };
-    let slots = heap.region().registry_slots();
     let entries = heap
         .region()
-        .at_slice::<AtomicU64>(Offset::new(t), u64::from(slots))
+        .at_slice::<AtomicU64>(
+            Offset::new(t),
+            table_bytes(heap.region().registry_slots()) / 8,
+        )
         .map_err(|e| AllocError::corrupted(format!("the cache table: {e}")))?;
     let list = entries
         .iter()
@@ -364,25 +471,6 @@ pub(crate) fn own_blocks(heap: &Heap<'_>) -> Result<Vec<u64>, AllocError> {
     Ok(v)
 }
 
-/// The record of registry slot `slot` (of `slots`), made if there is none: its payload
-/// offset, or `None` if the pool has no room for it. Under the lock, by the slot's owner.
-///
-/// # Errors
-///
-/// [`AllocError::Corrupted`].
-pub(crate) fn ensure_record(
-    heap: &Heap<'_>,
-    slots: u32,
-    slot: u32,
-) -> Result<Option<u64>, AllocError> {
-    let caches = heap.word(word::CACHES)?;
-    let Some(t) = ready_block(heap, caches, u64::from(slots) * 8)? else {
-        return Ok(None);
-    };
-    let e = heap.resolve::<AtomicU64>(t + 8 * u64::from(slot))?;
-    ready_block(heap, e, RECORD_WORDS as u64 * 8)
-}
-
 /// The zeroed block `w` names (allocating `bytes` for it, with `w` as its record, if it
 /// names none; zeroing it and setting [`READY`] if it is not marked so yet).
 fn ready_block(heap: &Heap<'_>, w: &AtomicU64, bytes: u64) -> Result<Option<u64>, AllocError> {
@@ -409,15 +497,17 @@ fn ready_block(heap: &Heap<'_>, w: &AtomicU64, bytes: u64) -> Result<Option<u64>
         for x in words {
             x.store(0, Relaxed);
         }
-        w.store(off | READY, Relaxed);
+        // SYNC POINT: release, pairing with the acquire of the unlocked readers
+        // (`table`, `claim`): they see the block zeroed.
+        w.store(off | READY, crate::sync::atomic::Ordering::Release);
     }
     Ok(Some(off))
 }
 
-/// Gives back everything the record of slot `slot` holds, then the record itself (and
-/// the table, if no record is left): for the reclaimer of a dead slot, or a detaching
-/// owner. Under the lock. A list that does not check out is dropped (its blocks stay
-/// allocated) and counted as lost.
+/// Gives back everything the records of slot `slot` hold, then the records themselves
+/// (and the table, if no record is left): for the reclaimer of a dead slot, or a
+/// detaching owner. Under the lock. A list that does not check out is dropped (its blocks
+/// stay allocated) and counted as lost.
 ///
 /// # Errors
 ///
@@ -429,28 +519,50 @@ pub(crate) fn give_back_slot(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, A
         return Ok(CacheGiven::default());
     }
     // A table its maker died zeroing is zeroed now (nothing was published in it).
-    let Some(t) = ready_block(heap, caches, u64::from(slots) * 8)? else {
+    let Some(t) = ready_block(heap, caches, table_bytes(slots))? else {
         return Ok(CacheGiven::default());
     };
-    let e = heap.resolve::<AtomicU64>(t + 8 * u64::from(slot))?;
-    let v = e.load(Relaxed);
-    if v == 0 {
+    let Some(words) = slot_words(heap, slot)? else {
         return Ok(CacheGiven::default());
+    };
+    let mut given = CacheGiven::default();
+    for e in words {
+        let v = e.load(Relaxed);
+        if v == 0 {
+            continue;
+        }
+        if let Some(words) = record_of(heap, v) {
+            let g = give_back(heap, words, Offset::new((v & !READY) + 8 * R_BLOCK as u64))?;
+            given.bytes += g.bytes;
+            given.lost += g.lost;
+        }
+        // Unready first: a death before the free leaves a block the next owner zeroes
+        // again.
+        free_named(heap, e)?;
     }
-    let given = match record_of(heap, v) {
-        Some(words) => give_back(heap, words, Offset::new((v & !READY) + 8 * R_BLOCK as u64))?,
-        None => CacheGiven::default(),
-    };
-    // Unready first: a death before the free leaves a block the next owner zeroes again.
-    free_named(heap, e)?;
     let entries = heap
         .region()
-        .at_slice::<AtomicU64>(Offset::new(t), u64::from(heap.region().registry_slots()))
+        .at_slice::<AtomicU64>(Offset::new(t), table_bytes(slots) / 8)
         .map_err(|e| AllocError::corrupted(format!("the cache table: {e}")))?;
     if entries.iter().all(|e| e.load(Relaxed) == 0) {
         free_named(heap, heap.word(word::CACHES)?)?;
     }
     Ok(given)
+}
+
+/// Marks every record of slot `slot` held by no thread: for a detaching handle, whose
+/// threads can no longer use them, so that the slot's next process can claim them if
+/// they are kept.
+pub(crate) fn release_slot(heap: &Heap<'_>, slot: u32) {
+    let Ok(Some(words)) = slot_words(heap, slot) else {
+        return;
+    };
+    for w in words {
+        if let Some(r) = record_of(heap, w.load(crate::sync::atomic::Ordering::Acquire)) {
+            // SYNC POINT: release, pairing with the acquire in `Taken::take`.
+            r[R_BUSY].store(0, crate::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 /// Frees the block the word `w` names (a table word or `CACHES`), with `w` as its record:
@@ -469,9 +581,34 @@ fn free_named(heap: &Heap<'_>, w: &AtomicU64) -> Result<(), AllocError> {
     super::heap::free_with_record(heap, Offset::new(off), at, w)
 }
 
-/// [`give_back_slot`] for the record this process holds.
+/// Gives back what a record this thread holds or took holds (the record stays).
 pub(crate) fn give_back_own(heap: &Heap<'_>, t: &Taken<'_>) -> Result<CacheGiven, AllocError> {
     give_back(heap, t.words, t.block_at)
+}
+
+/// Gives back what every record of slot `slot` that no thread holds holds (the records
+/// stay). Under the lock, by the slot's owner.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`] from the heap.
+pub(crate) fn give_back_unheld(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, AllocError> {
+    let mut given = CacheGiven::default();
+    let Some(words) = slot_words(heap, slot)? else {
+        return Ok(given);
+    };
+    for w in words {
+        let v = w.load(Relaxed);
+        if let Some(t) = (v & READY != 0)
+            .then(|| Taken::take(heap, v & !READY))
+            .flatten()
+        {
+            let g = give_back_own(heap, &t)?;
+            given.bytes += g.bytes;
+            given.lost += g.lost;
+        }
+    }
+    Ok(given)
 }
 
 fn give_back(heap: &Heap<'_>, w: &[AtomicU64], block_at: Offset) -> Result<CacheGiven, AllocError> {

@@ -1,5 +1,5 @@
 //! The pool allocator inside a region: offsets only, TLSF size classes, boundary tags,
-//! check words, per-process caches of small blocks, and repair after a crash.
+//! check words, per-thread caches of small blocks, and repair after a crash.
 //!
 //! A [`Pool`] owns everything from the region's [`data_start`](crate::region::Region::data_start)
 //! to its end: a pool header, then the heap, a chain of blocks laid end to end. It stores
@@ -77,17 +77,21 @@
 
 //! # Block caches
 //!
-//! In a pool of at least 512 KiB (or one that may grow to it), a registered process keeps
-//! the small blocks (up to 208 bytes) it frees in a cache of its own, a list per size in a
-//! record in the pool, and serves its next allocations of those sizes from it: no lock, no shared line, no
-//! split or merge. A cached block stays used for the heap, with a check word of its own
-//! that `free` refuses as a double free. The cache holds at most 64 blocks a size and a
-//! 256th of the heap; it goes back to the heap when the process detaches, when a request
-//! finds the heap full, on [`Pool::give_back_cache_now`], and, after the process dies,
-//! when a survivor recovers (each of its steps is recorded so that a death at any of
-//! them loses nothing: see `cache`). [`PoolStats::cached`] counts it; a handle made with
+//! In a pool of at least 512 KiB (or one that may grow to it), each thread of a registered
+//! process keeps the small blocks (up to 208 bytes) it frees in a cache of its own, a list
+//! per size in a record in the pool, and serves its next allocations of those sizes from
+//! it: no lock, no atomic read-modify-write, no line another thread writes, no split or
+//! merge. A process has up to 4 records: a thread claims one with its first small
+//! allocation or free and keeps it until it exits, when the next thread may claim it;
+//! threads past the fourth use the heap. A cached block stays used for the heap, with a
+//! check word of its own that `free` refuses as a double free. A record holds at most 64
+//! blocks a size and a 256th of the heap; it goes back to the heap when the process
+//! detaches, when a request of its thread finds the heap full (with every record no
+//! thread holds), on [`Pool::give_back_cache_now`], and, after the process dies, when a
+//! survivor recovers (each of its steps is recorded so that a death at any of them loses
+//! nothing: see `cache`). [`PoolStats::cached`] counts it; a handle made with
 //! [`Pool::without_cache`] uses only the heap.
-//!
+
 //! # Overhead
 //!
 //! 16 bytes a block, plus rounding to 16 (at most 15 bytes, 16 more at a split that
@@ -137,6 +141,7 @@ mod pool;
 mod pool_cache;
 mod recover;
 mod stats;
+mod thread_record;
 
 pub use block::Block;
 pub(crate) use deferred::defer_free_in;

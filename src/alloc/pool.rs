@@ -26,28 +26,14 @@ use crate::sync::{Owner, ShmMutex, ShmMutexGuard};
 /// Every operation takes the pool lock. If the last holder died inside an operation, the
 /// next one repairs the heap first (or, if it is broken beyond repair, poisons the pool:
 /// from then on every operation fails with [`AllocError::Corrupted`]).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pool {
     pub(super) region: Arc<Region>,
     pub(super) geo: Geometry,
     pub(super) salt: u64,
-    /// This process's block cache: its record's payload offset, 0 = none, [`UNKNOWN`]
-    /// before the first look (see `cache`).
-    pub(super) cache: AtomicU64,
-}
-
-/// [`Pool::cache`] before the handle first looked for its cache.
-pub(super) const UNKNOWN: u64 = u64::MAX;
-
-impl Clone for Pool {
-    fn clone(&self) -> Pool {
-        Pool {
-            region: self.region.clone(),
-            geo: self.geo,
-            salt: self.salt,
-            cache: AtomicU64::new(self.cache.load(Ordering::Relaxed)),
-        }
-    }
+    /// Whether this handle uses the threads' block caches (see `cache`; `false`: made
+    /// [`without_cache`](Self::without_cache)).
+    pub(super) cache: bool,
 }
 
 impl Pool {
@@ -67,7 +53,7 @@ impl Pool {
             salt: random_salt(&region),
             region,
             geo,
-            cache: AtomicU64::new(UNKNOWN),
+            cache: true,
         };
         let heap = pool.view_unformatted()?;
         if heap.load(word::MAGIC)? != 0 {
@@ -114,7 +100,7 @@ impl Pool {
                 region,
                 geo,
                 salt,
-                cache: AtomicU64::new(UNKNOWN),
+                cache: true,
             });
         }
         let mut geo = Geometry::new(region.data_start().get(), region.len(), region.max_len())?;
@@ -155,7 +141,7 @@ impl Pool {
             region,
             geo,
             salt,
-            cache: AtomicU64::new(UNKNOWN),
+            cache: true,
         })
     }
 

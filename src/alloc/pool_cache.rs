@@ -9,63 +9,69 @@ use super::error::AllocError;
 use super::heap::region_view;
 use super::heap::Heap;
 use super::layout::{block_size, word, Geometry, GRANULE};
-use super::pool::{locked_in, Pool, UNKNOWN};
+use super::pool::{locked_in, Pool};
+use super::thread_record;
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
-use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::atomic::AtomicU64;
 
 impl Pool {
-    /// This process's cache record, made on first use (if the pool lock is free then:
-    /// never waited for, so a call with a deadline, or a drop, does not wait for it here):
-    /// `None` in a small pool, in a process without a registry slot (a forked child), if
-    /// the pool has no room for the record, or while the record is not made.
+    /// The cache record this thread holds in this handle's region, claimed (or made, if
+    /// the pool lock is free now: never waited for, so a call with a deadline, or a drop,
+    /// does not wait for it here) on first use: `None` in a small pool, in a process
+    /// without a registry slot (a forked child), in a handle made `without_cache`, and
+    /// while every record of the process is held by other threads or none can be made.
     #[inline]
     fn cache_at(&self) -> Option<u64> {
-        if !self.region.made_in_this_process() {
+        if !self.region.made_in_this_process() || !self.cache {
             return None;
         }
-        let mut at = self.cache.load(Relaxed);
-        if at == UNKNOWN {
-            at = self.shared_cache_at()?;
-            self.cache.store(at, Relaxed);
-        }
+        let at = match thread_record::last(self.region.handle_id()) {
+            Some(at) => at,
+            None => self.find_record(),
+        };
         (at != 0).then_some(at)
     }
 
-    /// The record's offset as every pool handle of this region handle knows it (a value's
-    /// handle carries a copy of its pool made before the record was): made on first use.
-    #[inline]
-    fn shared_cache_at(&self) -> Option<u64> {
-        let known = Pool::ext(&self.region).map(|c| &c.at);
-        match known.map(|k| k.load(Relaxed)) {
-            Some(at) if at != UNKNOWN => Some(at),
-            _ => {
-                let at = self.make_cache()?;
-                if let Some(k) = known {
-                    k.store(at, Relaxed);
-                }
-                Some(at)
-            }
+    /// [`cache_at`](Self::cache_at) past its first look: the record this thread noted, or
+    /// one it claims now (0: none).
+    #[cold]
+    fn find_record(&self) -> u64 {
+        if let Some(at) = thread_record::held(self.region.handle_id()) {
+            return at;
         }
+        let at = self.claim_record(None).unwrap_or(0);
+        if !thread_record::keep(&self.region, at) && at != 0 {
+            cache::release(&self.region, at);
+            return 0;
+        }
+        at
     }
 
-    /// The record's offset (0: this handle keeps no cache), or `None` if the pool lock is
-    /// busy now.
-    #[cold]
-    fn make_cache(&self) -> Option<u64> {
+    /// Claims a record no thread holds for this thread, or makes one: under the lock `h`
+    /// if given, else under the lock if it is free now. `None` if the handle keeps no
+    /// caches, or none is to be had.
+    fn claim_record(&self, h: Option<&Heap<'_>>) -> Option<u64> {
         // The most the heap grows to.
         if self.region.max_len().saturating_sub(self.geo.heap_start) < MIN_CAPACITY {
-            return Some(0);
+            return None;
         }
-        let Some(slot) = self.region.process_slot() else {
-            return Some(0);
-        };
+        let slot = self.region.process_slot()?;
         let slots = self.region.registry_slots();
+        // The handle's state, which gives the records back when the handle closes.
+        Pool::ext(&self.region)?;
+        if let Some(h) = h {
+            return cache::claim_or_make(h, slots, slot).ok().flatten();
+        }
+        if let Some(at) = cache::claim(&self.block_view().ok()?, slot) {
+            return Some(at);
+        }
         let (lock, heap) = self.view().ok()?;
         let guard = lock_soon(lock, true)?;
-        let made = locked_in(&self.region, guard, &heap, true, |h| {
-            cache::ensure_record(h, slots, slot)
-        });
-        Some(made.ok().flatten().unwrap_or(0))
+        locked_in(&self.region, guard, &heap, true, |h| {
+            cache::claim_or_make(h, slots, slot)
+        })
+        .ok()
+        .flatten()
     }
 
     /// A block of `size` bytes from the cache, without the lock, if it holds one (see
@@ -85,7 +91,7 @@ impl Pool {
         if heap.load(word::DEFERRED).ok()? != 0 {
             return None;
         }
-        let t = Taken::take(&heap, at)?;
+        let t = Taken::held(&heap, at)?;
         cache::pop(&heap, &t, (bsize, align), object, record)
     }
 
@@ -102,7 +108,7 @@ impl Pool {
         if heap.load(word::DEFERRED).map_or(true, |d| d != 0) {
             return false;
         }
-        let Some(t) = Taken::take(&heap, at) else {
+        let Some(t) = Taken::held(&heap, at) else {
             return false;
         };
         cache::push(&heap, &t, off, record)
@@ -137,14 +143,25 @@ impl Pool {
         Ok(off)
     }
 
-    /// Under the lock: this process's cache record, if this handle has one and no other
-    /// thread of the process holds it.
+    /// Under the lock: the cache record this thread holds, claimed (or made) now if it
+    /// holds none yet, so that a thread that found every record held gets one that
+    /// another thread gave back since.
     fn own_taken<'h>(&self, h: &Heap<'h>) -> Option<Taken<'h>> {
-        let at = self.cache.load(Relaxed);
-        if at == 0 || at == UNKNOWN || !self.region.made_in_this_process() {
+        if !self.region.made_in_this_process() || !self.cache {
             return None;
         }
-        Taken::take(h, at)
+        let id = self.region.handle_id();
+        let mut at = thread_record::last(id)
+            .or_else(|| thread_record::held(id))
+            .unwrap_or(0);
+        if at == 0 {
+            at = self.claim_record(Some(h))?;
+            if !thread_record::keep(&self.region, at) {
+                cache::release(&self.region, at);
+                return None;
+            }
+        }
+        Taken::held(h, at)
     }
 
     /// Under the lock, after a free to the heap: gives the heap half of every full list
@@ -155,13 +172,17 @@ impl Pool {
         }
     }
 
-    /// Under the lock: gives this process's cache back to the heap (unless another of its
-    /// threads holds it); the bytes freed.
+    /// Under the lock: gives back to the heap what this thread's cache record holds and
+    /// what every record of the process that no thread holds holds; the bytes freed.
     fn give_back_own(&self, h: &Heap<'_>) -> Result<u64, AllocError> {
-        let Some(t) = self.own_taken(h) else {
-            return Ok(0);
+        let mut bytes = match self.own_taken(h) {
+            Some(t) => cache::give_back_own(h, &t)?.bytes,
+            None => 0,
         };
-        Ok(cache::give_back_own(h, &t)?.bytes)
+        if let Some(slot) = self.region.process_slot() {
+            bytes += cache::give_back_unheld(h, slot)?.bytes;
+        }
+        Ok(bytes)
     }
 
     /// Gives back what the cache of registry slot `slot` holds, a dead process's: for
@@ -205,17 +226,19 @@ impl Pool {
     /// pool too tight to leave blocks to one process); others keep the cache, which makes
     /// most small allocations several times faster.
     #[must_use]
-    pub fn without_cache(self) -> Pool {
-        self.cache.store(0, Relaxed);
+    pub fn without_cache(mut self) -> Pool {
+        self.cache = false;
         self
     }
 
-    /// Gives this process's cached blocks back to the pool, so that other processes can
-    /// have them and [`stats`](Self::stats) shows them free. Waits for the pool lock as
-    /// long as a live thread holds it. A block cache is kept per process in pools of at
-    /// least 512 KiB (or that may grow to it): small blocks a process frees are kept for
-    /// its next allocations, which then need no lock; they are given back by themselves
-    /// when the process detaches, dies, or finds the pool full.
+    /// Gives the calling thread's cached blocks back to the pool, with those of every
+    /// cache of this process that no thread holds (its threads that exited), so that
+    /// other processes can have them and [`stats`](Self::stats) shows them free. Other
+    /// live threads keep theirs. Waits for the pool lock as long as a live thread holds
+    /// it. A block cache is kept per thread in pools of at least 512 KiB (or that may
+    /// grow to it): small blocks a thread frees are kept for its next allocations, which
+    /// then need no lock; they are given back by themselves when the process detaches,
+    /// dies, or finds the pool full.
     ///
     /// # Errors
     ///
@@ -225,21 +248,11 @@ impl Pool {
     }
 }
 
-/// The allocator's state with a region handle: the offset of the process's cache record
-/// once known (shared by the handle's pools), the pool's layout as the first attach
-/// checked it, and the give-back when the handle goes.
+/// The allocator's state with a region handle: the pool's layout as the first attach
+/// checked it, and the give-back of the handle's cache records when the handle goes.
+#[derive(Default)]
 struct CacheExt {
-    at: AtomicU64,
     attached: OnceLock<(Geometry, u64)>,
-}
-
-impl Default for CacheExt {
-    fn default() -> CacheExt {
-        CacheExt {
-            at: AtomicU64::new(UNKNOWN),
-            attached: OnceLock::new(),
-        }
-    }
 }
 
 impl RegionExt for CacheExt {
@@ -255,7 +268,8 @@ impl RegionExt for CacheExt {
 /// Gives back this process's cache in the pool of `region` as a detaching handle does:
 /// only if the pool lock is to be had soon (a drop does not wait behind a stopped
 /// holder); otherwise the blocks stay with the registry slot, for its next process or
-/// its reclaimer.
+/// its reclaimer. Either way no thread holds the records any more: none can use this
+/// handle now.
 fn give_back_cache_in(region: &Region) {
     let Some(slot) = region.process_slot() else {
         return;
@@ -263,6 +277,7 @@ fn give_back_cache_in(region: &Region) {
     let Ok((lock, heap)) = region_view(region) else {
         return;
     };
+    cache::release_slot(&heap, slot);
     let Some(guard) = lock_soon(lock, false) else {
         return;
     };

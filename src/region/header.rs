@@ -36,9 +36,9 @@ use std::mem::{align_of, size_of};
 
 /// The first 8 bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMVAL\x00\x01";
-/// The layout version this build writes and reads (5: a condition variable counts the
-/// waiters a wake took off its futex, and the directories count their sleepers).
-pub const LAYOUT_VERSION: u32 = 5;
+/// The layout version this build writes and reads (6: the pool's block caches are
+/// kept per thread, several records per registry slot).
+pub const LAYOUT_VERSION: u32 = 6;
 /// Bytes reserved for the header; the layers above start here (64-aligned).
 pub const HEADER_SIZE: u64 = 128;
 

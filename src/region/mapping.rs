@@ -114,6 +114,8 @@ pub struct Region {
     pub(super) unlink_on_drop: AtomicU32,
     /// A child forked from the process that made this handle never unlinks the name.
     made_in: MadeIn,
+    /// This handle's id, unique in the process (see [`Region::handle_id`]).
+    handle_id: u64,
     /// The region file, open for as long as the handle lives: the registry's liveness
     /// lock is held on its open file description.
     pub(super) file: File,
@@ -209,6 +211,7 @@ impl Region {
             creator,
             unlink_on_drop: AtomicU32::new(0),
             made_in: MadeIn::this_process(),
+            handle_id: crate::sync::unique_id(),
             file,
             registry_slots: info.registry_slots,
             registration: OnceLock::new(),
@@ -241,6 +244,13 @@ impl Region {
     /// Whether this handle was made in the calling process (not inherited by `fork`).
     pub(crate) fn made_in_this_process(&self) -> bool {
         self.made_in.is_this_process()
+    }
+
+    /// An id of this handle that no other handle of this process ever has, even one
+    /// mapped later at the same address: what per-thread state of a handle is kept by.
+    #[inline]
+    pub(crate) fn handle_id(&self) -> u64 {
+        self.handle_id
     }
 
     /// The region's name.

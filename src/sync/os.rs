@@ -117,6 +117,15 @@ pub(crate) fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The last id [`unique_id`] gave.
+static LAST_ID: AtomicU64 = AtomicU64::new(0);
+
+/// An id no other call in this process returns (never 0): for telling apart objects
+/// that may live at the same address one after another.
+pub(crate) fn unique_id() -> u64 {
+    LAST_ID.fetch_add(1, Ordering::Relaxed) + 1
+}
+
 /// Bumped in every child after `fork`, so a thread's cached identity is recomputed there.
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 static ATFORK: Once = Once::new();
