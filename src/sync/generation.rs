@@ -70,7 +70,9 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
-    /// The real platform, counting its wakes.
+    /// The real platform, counting its wakes, whose waits return only at a change of the
+    /// word or the timeout: a futex wait may return for no reason, and a sleeper between
+    /// two sleeps is rightly not woken, which would leave the wake count to chance.
     struct Counting;
 
     static WAKES: AtomicU64 = AtomicU64::new(0);
@@ -78,7 +80,12 @@ mod tests {
     impl Platform for Counting {
         const LIVENESS_POLL: Option<Duration> = Os::LIVENESS_POLL;
         fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
-            Os::wait(word, expected, timeout)
+            loop {
+                let r = Os::wait(word, expected, timeout);
+                if matches!(r, Wake::TimedOut) || word.load(Ordering::SeqCst) != expected {
+                    return r;
+                }
+            }
         }
         fn wake(word: &AtomicU32, n: u32) -> u32 {
             WAKES.fetch_add(1, Ordering::SeqCst);
