@@ -349,19 +349,19 @@ fn a_detaching_process_gives_its_cache_back() {
     );
 }
 
-/// Allocates and frees a small block through `pool`: the calling thread's cache holds
-/// one then.
-fn prime(pool: &Pool) {
-    let off = pool.alloc(16, 16).unwrap();
+/// Allocates and frees a block of `size` bytes through `pool`: the calling thread's
+/// cache holds one then.
+fn prime(pool: &Pool, size: u64) {
+    let off = pool.alloc(size, 16).unwrap();
     // SAFETY: allocated above, used by nothing.
     unsafe { pool.free(off) }.unwrap();
 }
 
-/// Whether every one of `users` gets and gives back a small block (within 30 s), each on
-/// a thread of its own, while another process, stopped, holds the pool lock of region
-/// `name`. Each thread first primes its cache through the pool given with it, if any
-/// (with the lock free).
-fn served_while_locked(name: &TestName, users: Vec<(Option<Pool>, Pool)>) -> bool {
+/// Whether every one of `users` gets and gives back a block of `size` bytes (within
+/// 30 s), each on a thread of its own, while another process, stopped, holds the pool
+/// lock of region `name`. Each thread first primes its cache through the pool given with
+/// it, if any (with the lock free).
+fn served_while_locked(name: &TestName, size: u64, users: Vec<(Option<Pool>, Pool)>) -> bool {
     let (primed_tx, primed) = std::sync::mpsc::channel();
     let (tx, rx) = std::sync::mpsc::channel();
     let mut go = Vec::new();
@@ -372,13 +372,13 @@ fn served_while_locked(name: &TestName, users: Vec<(Option<Pool>, Pool)>) -> boo
         go.push(go_tx);
         workers.push(std::thread::spawn(move || {
             if let Some(p) = primer {
-                prime(&p);
+                prime(&p, size);
             }
             primed_tx.send(()).unwrap();
             if go_rx.recv().is_err() {
                 return;
             }
-            let again = user.alloc(16, 16).unwrap();
+            let again = user.alloc(size, 16).unwrap();
             // SAFETY: allocated just above.
             unsafe { user.free(again) }.unwrap();
             tx.send(again).unwrap();
@@ -415,9 +415,25 @@ fn a_small_block_comes_back_while_a_stopped_process_holds_the_pool_lock() {
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let pool = main.pool();
     assert!(
-        served_while_locked(&name, vec![(Some(pool.clone()), pool.clone())]),
+        served_while_locked(&name, 16, vec![(Some(pool.clone()), pool.clone())]),
         "the cached block waited for the pool lock"
     );
+}
+
+#[test]
+fn blocks_up_to_2_kib_come_back_while_a_stopped_process_holds_the_pool_lock() {
+    // Sizes cached exactly, and sizes between two cached ones (rounded up).
+    for size in [200, 240, 300, 500, 1000, 2032] {
+        let name = TestName::new(&format!("cache-mid-{size}"));
+        let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+        let pool = main.pool();
+        assert!(
+            served_while_locked(&name, size, vec![(Some(pool.clone()), pool.clone())]),
+            "a cached block of {size} bytes waited for the pool lock"
+        );
+        pool.give_back_cache_now().unwrap();
+        pool.verify().unwrap();
+    }
 }
 
 #[test]
@@ -428,7 +444,7 @@ fn threads_of_one_process_each_keep_a_cache_of_their_own() {
         .map(|_| (Some(main.pool().clone()), main.pool().clone()))
         .collect();
     assert!(
-        served_while_locked(&name, users),
+        served_while_locked(&name, 16, users),
         "a thread's cached block waited for the pool lock"
     );
 }
@@ -438,11 +454,11 @@ fn a_thread_that_exits_leaves_its_cache_to_the_next_thread() {
     let name = TestName::new("cache-next");
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let pool = main.pool().clone();
-    std::thread::spawn(move || prime(&pool)).join().unwrap();
+    std::thread::spawn(move || prime(&pool, 16)).join().unwrap();
     // The next thread claims the record the first one left, with the block in it,
     // without the lock.
     assert!(
-        served_while_locked(&name, vec![(None, main.pool().clone())]),
+        served_while_locked(&name, 16, vec![(None, main.pool().clone())]),
         "the next thread waited for the pool lock"
     );
 }
@@ -457,7 +473,7 @@ fn threads_past_a_process_records_use_the_heap() {
         for _ in 0..8 {
             s.spawn(|| {
                 for _ in 0..100 {
-                    prime(&pool);
+                    prime(&pool, 16);
                 }
                 barrier.wait();
                 let offs: Vec<_> = (0..50).map(|_| pool.alloc(48, 16).unwrap()).collect();
@@ -494,7 +510,7 @@ fn every_pool_handle_of_a_region_handle_uses_the_cache_made_by_one_of_them() {
     // The thread's cache is made through one handle and used through the other.
     let users = vec![(Some(main.pool().clone()), early)];
     assert!(
-        served_while_locked(&name, users),
+        served_while_locked(&name, 16, users),
         "the other handle waited for the pool lock"
     );
 }

@@ -5,7 +5,10 @@
 //! the pool, each held by one of its threads from the thread's first small allocation or
 //! free until it exits (`thread_record`; threads beyond that many use the heap, and look
 //! for a record given back each time they take the lock). A record keeps a list per
-//! block size from 32 to [`MAX_BLOCK`] bytes of blocks its thread freed. A block
+//! cached block size of blocks its thread freed: each granule from 32 to [`LINEAR_MAX`]
+//! (208) bytes, then four sizes per doubling up to [`MAX_BLOCK`] (2 KiB); a handle that
+//! caches rounds a request between two of those up to the larger (`cache_rounded`, at
+//! most a quarter more), so that its block can be cached when freed. A block
 //! in a list stays used for the heap (its size word keeps the used bit, so no neighbour
 //! merges with it) and carries a third kind of check word,
 //! [`cached_check`](super::layout::cached_check), which `free` reports as a double free
@@ -79,10 +82,36 @@ pub(crate) struct CacheGiven {
     pub lost: u64,
 }
 
-/// Cached sizes: one list per granule from [`MIN_BLOCK`].
-const CLASSES: usize = 12;
-/// The largest cached block: payloads up to 192 bytes.
-pub(crate) const MAX_BLOCK: u64 = MIN_BLOCK + GRANULE * (CLASSES as u64 - 1);
+/// Cached sizes of one list per granule, from [`MIN_BLOCK`] to [`LINEAR_MAX`].
+const LINEAR: usize = 12;
+/// The largest block size cached exactly (payloads up to 192 bytes); past it blocks are
+/// cached in sizes four per doubling, and requests rounded up to them.
+pub(crate) const LINEAR_MAX: u64 = MIN_BLOCK + GRANULE * (LINEAR as u64 - 1);
+/// Cached sizes: a list each.
+const CLASSES: usize = LINEAR + 13;
+/// The block size of each list.
+const SIZES: [u64; CLASSES] = {
+    let mut s = [0; CLASSES];
+    let mut i = 0;
+    while i < LINEAR {
+        s[i] = MIN_BLOCK + GRANULE * i as u64;
+        i += 1;
+    }
+    // 256, 320, 384, 448, 512, 640, ... 2048: four per doubling.
+    let mut step = 64;
+    let mut size = 256;
+    while i < CLASSES {
+        s[i] = size;
+        i += 1;
+        size += step;
+        if size.is_power_of_two() {
+            step *= 2;
+        }
+    }
+    s
+};
+/// The largest cached block: payloads up to 2032 bytes.
+pub(crate) const MAX_BLOCK: u64 = SIZES[CLASSES - 1];
 /// Pools that never grow to this keep no caches: a cache there would hold too large a
 /// share. (A cache holds at most [`byte_cap`] of the heap as it is now.)
 pub(crate) const MIN_CAPACITY: u64 = 512 << 10;
@@ -101,15 +130,27 @@ pub(crate) const RECORD_WORDS: usize = R_HEADS + CLASSES;
 
 const OFF_BITS: u32 = 48;
 const OFF_MASK: u64 = (1 << OFF_BITS) - 1;
-/// Bit 0 of a table word (and of the `CACHES` word): the block is zeroed.
-const READY: u64 = 1;
 
 /// The list of blocks of `size` bytes, if that size is cached.
 #[inline]
 fn class(size: u64) -> Option<usize> {
-    (MIN_BLOCK..=MAX_BLOCK)
-        .contains(&size)
-        .then(|| ((size - MIN_BLOCK) / GRANULE) as usize)
+    if size <= LINEAR_MAX {
+        return (size >= MIN_BLOCK).then(|| ((size - MIN_BLOCK) / GRANULE) as usize);
+    }
+    SIZES[LINEAR..]
+        .iter()
+        .position(|&s| s == size)
+        .map(|i| i + LINEAR)
+}
+
+/// The cached block size a block of `size` bytes rounds up to (itself up to
+/// [`LINEAR_MAX`]); `None` past [`MAX_BLOCK`].
+#[inline]
+pub(crate) fn class_block(size: u64) -> Option<u64> {
+    if size <= LINEAR_MAX {
+        return Some(size.max(MIN_BLOCK));
+    }
+    SIZES[LINEAR..].iter().copied().find(|&s| s >= size)
 }
 
 /// The most bytes a process's cache holds in a heap of `capacity` bytes.
@@ -137,6 +178,14 @@ impl<'a> Taken<'a> {
             block_at: Offset::new(at + 8 * R_BLOCK as u64),
             release: false,
         })
+    }
+
+    /// Claims the record at payload offset `at` for this thread to hold (until it gives
+    /// it back with [`release`]), unless a thread holds it.
+    pub fn claim(heap: &Heap<'a>, at: u64) -> Option<Taken<'a>> {
+        let mut t = Taken::take(heap, at)?;
+        t.release = false;
+        Some(t)
     }
 
     /// Takes the record at payload offset `at` until dropped, unless a thread holds it.
@@ -322,7 +371,7 @@ pub(crate) fn push(
 }
 
 /// What a record holds: (bytes, blocks).
-fn held(words: &[AtomicU64]) -> (u64, u64) {
+pub(super) fn held(words: &[AtomicU64]) -> (u64, u64) {
     let blocks = words[R_HEADS..RECORD_WORDS]
         .iter()
         .map(|h| h.load(Relaxed) >> OFF_BITS)
@@ -330,285 +379,18 @@ fn held(words: &[AtomicU64]) -> (u64, u64) {
     (words[R_BYTES].load(Relaxed), blocks)
 }
 
-/// The table's payload offset, if it is made and zeroed.
-fn table(heap: &Heap<'_>) -> Result<Option<u64>, AllocError> {
-    // SYNC POINT: acquire, pairing with the release in `ready_block`: a thread that
-    // reads the table without the lock sees it zeroed.
-    let t = heap
-        .word(word::CACHES)?
-        .load(crate::sync::atomic::Ordering::Acquire);
-    Ok((t & READY != 0).then_some(t & !READY))
-}
-
-/// The table's bytes in a region of `slots` registry slots.
-fn table_bytes(slots: u32) -> u64 {
-    u64::from(slots) * u64::from(PER_PROCESS) * 8
-}
-
-/// The table words of registry slot `slot`, if the table is made.
-fn slot_words<'a>(heap: &Heap<'a>, slot: u32) -> Result<Option<&'a [AtomicU64]>, AllocError> {
-    let Some(t) = table(heap)? else {
-        return Ok(None);
-    };
-    if slot >= heap.region().registry_slots() {
-        return Ok(None);
-    }
-    let first = t + u64::from(slot) * u64::from(PER_PROCESS) * 8;
-    heap.region()
-        .at_slice::<AtomicU64>(Offset::new(first), u64::from(PER_PROCESS))
-        .map(Some)
-        .map_err(|e| AllocError::corrupted(format!("the cache table: {e}")))
-}
-
-/// Claims a record of registry slot `slot` that no thread holds, for this thread to hold
-/// (until it gives it back with [`release`]): its payload offset. Without the lock.
-pub(crate) fn claim(heap: &Heap<'_>, slot: u32) -> Option<u64> {
-    let words = slot_words(heap, slot).ok()??;
-    words.iter().find_map(|w| {
-        // SYNC POINT: acquire, pairing with the release in `ready_block`.
-        let e = w.load(crate::sync::atomic::Ordering::Acquire);
-        if e & READY == 0 {
-            return None;
-        }
-        let mut t = Taken::take(heap, e & !READY)?;
-        t.release = false;
-        Some(e & !READY)
-    })
-}
-
-/// [`claim`], or if every record of `slot` is held, a new record claimed for this thread
-/// (if the slot has fewer than [`PER_PROCESS`] and the pool room for one). Under the
-/// lock, by the slot's owner.
-///
-/// # Errors
-///
-/// [`AllocError::Corrupted`].
-pub(crate) fn claim_or_make(
-    heap: &Heap<'_>,
-    slots: u32,
-    slot: u32,
-) -> Result<Option<u64>, AllocError> {
-    if let Some(at) = claim(heap, slot) {
-        return Ok(Some(at));
-    }
-    let caches = heap.word(word::CACHES)?;
-    if slot >= slots || ready_block(heap, caches, table_bytes(slots))?.is_none() {
-        return Ok(None);
-    }
-    let Some(words) = slot_words(heap, slot)? else {
-        return Ok(None);
-    };
-    let Some(free) = words.iter().find(|w| w.load(Relaxed) == 0) else {
-        return Ok(None);
-    };
-    Ok(ready_block(heap, free, RECORD_WORDS as u64 * 8)?.and_then(|_| claim(heap, slot)))
-}
-
-/// The record words at table word `e`'s block, if the table word says it is ready.
-fn record_of<'a>(heap: &Heap<'a>, e: u64) -> Option<&'a [AtomicU64]> {
-    if e & READY == 0 {
-        return None;
-    }
-    heap.region()
-        .at_slice::<AtomicU64>(Offset::new(e & !READY), RECORD_WORDS as u64)
-        .ok()
-}
-
-/// A record's payload offset and words.
-type RecordWords<'a> = (u64, &'a [AtomicU64]);
-
-/// Every record, with the table's offset: for the callers under the lock.
-fn records<'a>(heap: &Heap<'a>) -> Result<(Option<u64>, Vec<RecordWords<'a>>), AllocError> {
-    let Some(t) = table(heap)? else {
-        return Ok((None, Vec::new()));
-    };
-    let entries = heap
-        .region()
-        .at_slice::<AtomicU64>(
-            Offset::new(t),
-            table_bytes(heap.region().registry_slots()) / 8,
-        )
-        .map_err(|e| AllocError::corrupted(format!("the cache table: {e}")))?;
-    let list = entries
-        .iter()
-        .filter_map(|e| {
-            let e = e.load(Relaxed);
-            record_of(heap, e).map(|w| (e & !READY, w))
-        })
-        .collect();
-    Ok((Some(t), list))
-}
-
-/// What the caches hold, with their table and records: (bytes, blocks), as the heap
-/// counts them (whole blocks). Under the lock; the owners' lists change meanwhile, so this
-/// is a snapshot of each record at some moment.
-pub(crate) fn overhead(heap: &Heap<'_>) -> Result<(u64, u64), AllocError> {
-    let (t, recs) = records(heap)?;
-    let Some(t) = t else {
-        return Ok((0, 0));
-    };
-    let block = |off: u64| -> Result<u64, AllocError> {
-        Ok(heap.header(off - BLOCK_HEADER)?[0].load(Relaxed) & !FLAGS)
-    };
-    let (mut bytes, mut blocks) = (block(t)?, 1);
-    for (at, w) in recs {
-        let (b, n) = held(w);
-        bytes += b + block(at)?;
-        blocks += n + 1;
-    }
-    Ok((bytes, blocks))
-}
-
-/// The payload offsets of the table and the records (sorted): the pool's own blocks,
-/// which the used-block listings leave out.
-pub(crate) fn own_blocks(heap: &Heap<'_>) -> Result<Vec<u64>, AllocError> {
-    let (t, recs) = records(heap)?;
-    let mut v: Vec<u64> = t
-        .into_iter()
-        .chain(recs.into_iter().map(|(at, _)| at))
-        .collect();
-    v.sort_unstable();
-    Ok(v)
-}
-
-/// The zeroed block `w` names (allocating `bytes` for it, with `w` as its record, if it
-/// names none; zeroing it and setting [`READY`] if it is not marked so yet).
-fn ready_block(heap: &Heap<'_>, w: &AtomicU64, bytes: u64) -> Result<Option<u64>, AllocError> {
-    let mut v = w.load(Relaxed);
-    if v == 0 {
-        let at = heap
-            .region()
-            .offset_of(w)
-            .ok_or_else(|| AllocError::corrupted("a cache word outside the region"))?;
-        match heap.alloc_recorded(bytes, GRANULE, false, (at, w)) {
-            Ok(_) => {}
-            Err(AllocError::OutOfMemory { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        pause_point("alloc.cache.made");
-        v = w.load(Relaxed);
-    }
-    let off = v & !READY;
-    if v & READY == 0 {
-        let words = heap
-            .region()
-            .at_slice::<AtomicU64>(Offset::new(off), bytes / 8)
-            .map_err(|e| AllocError::corrupted(format!("a cache block: {e}")))?;
-        for x in words {
-            x.store(0, Relaxed);
-        }
-        // SYNC POINT: release, pairing with the acquire of the unlocked readers
-        // (`table`, `claim`): they see the block zeroed.
-        w.store(off | READY, crate::sync::atomic::Ordering::Release);
-    }
-    Ok(Some(off))
-}
-
-/// Gives back everything the records of slot `slot` hold, then the records themselves
-/// (and the table, if no record is left): for the reclaimer of a dead slot, or a
-/// detaching owner. Under the lock. A list that does not check out is dropped (its blocks
-/// stay allocated) and counted as lost.
-///
-/// # Errors
-///
-/// [`AllocError::Corrupted`] from the heap.
-pub(crate) fn give_back_slot(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, AllocError> {
-    let slots = heap.region().registry_slots();
-    let caches = heap.word(word::CACHES)?;
-    if slot >= slots || caches.load(Relaxed) == 0 {
-        return Ok(CacheGiven::default());
-    }
-    // A table its maker died zeroing is zeroed now (nothing was published in it).
-    let Some(t) = ready_block(heap, caches, table_bytes(slots))? else {
-        return Ok(CacheGiven::default());
-    };
-    let Some(words) = slot_words(heap, slot)? else {
-        return Ok(CacheGiven::default());
-    };
-    let mut given = CacheGiven::default();
-    for e in words {
-        let v = e.load(Relaxed);
-        if v == 0 {
-            continue;
-        }
-        if let Some(words) = record_of(heap, v) {
-            let g = give_back(heap, words, Offset::new((v & !READY) + 8 * R_BLOCK as u64))?;
-            given.bytes += g.bytes;
-            given.lost += g.lost;
-        }
-        // Unready first: a death before the free leaves a block the next owner zeroes
-        // again.
-        free_named(heap, e)?;
-    }
-    let entries = heap
-        .region()
-        .at_slice::<AtomicU64>(Offset::new(t), table_bytes(slots) / 8)
-        .map_err(|e| AllocError::corrupted(format!("the cache table: {e}")))?;
-    if entries.iter().all(|e| e.load(Relaxed) == 0) {
-        free_named(heap, heap.word(word::CACHES)?)?;
-    }
-    Ok(given)
-}
-
-/// Marks every record of slot `slot` held by no thread: for a detaching handle, whose
-/// threads can no longer use them, so that the slot's next process can claim them if
-/// they are kept.
-pub(crate) fn release_slot(heap: &Heap<'_>, slot: u32) {
-    let Ok(Some(words)) = slot_words(heap, slot) else {
-        return;
-    };
-    for w in words {
-        if let Some(r) = record_of(heap, w.load(crate::sync::atomic::Ordering::Acquire)) {
-            // SYNC POINT: release, pairing with the acquire in `Taken::take`.
-            r[R_BUSY].store(0, crate::sync::atomic::Ordering::Release);
-        }
-    }
-}
-
-/// Frees the block the word `w` names (a table word or `CACHES`), with `w` as its record:
-/// marked unready, then freed and cleared in one recorded free.
-fn free_named(heap: &Heap<'_>, w: &AtomicU64) -> Result<(), AllocError> {
-    let off = w.load(Relaxed) & !READY;
-    if off == 0 {
-        return Ok(());
-    }
-    let at = heap
-        .region()
-        .offset_of(w)
-        .ok_or_else(|| AllocError::corrupted("a cache word outside the region"))?;
-    w.store(off, Relaxed);
-    pause_point("alloc.cache.unready");
-    super::heap::free_with_record(heap, Offset::new(off), at, w)
-}
-
 /// Gives back what a record this thread holds or took holds (the record stays).
 pub(crate) fn give_back_own(heap: &Heap<'_>, t: &Taken<'_>) -> Result<CacheGiven, AllocError> {
     give_back(heap, t.words, t.block_at)
 }
 
-/// Gives back what every record of slot `slot` that no thread holds holds (the records
-/// stay). Under the lock, by the slot's owner.
-///
-/// # Errors
-///
-/// [`AllocError::Corrupted`] from the heap.
-pub(crate) fn give_back_unheld(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, AllocError> {
-    let mut given = CacheGiven::default();
-    let Some(words) = slot_words(heap, slot)? else {
-        return Ok(given);
+/// Gives back what the record at payload offset `at` holds (the record stays), whoever
+/// holds it: for its reclaimer, under the lock.
+pub(super) fn give_back_record(heap: &Heap<'_>, at: u64) -> Result<CacheGiven, AllocError> {
+    let Some(words) = record_words(heap, at) else {
+        return Err(AllocError::corrupted("a cache record outside the region"));
     };
-    for w in words {
-        let v = w.load(Relaxed);
-        if let Some(t) = (v & READY != 0)
-            .then(|| Taken::take(heap, v & !READY))
-            .flatten()
-        {
-            let g = give_back_own(heap, &t)?;
-            given.bytes += g.bytes;
-            given.lost += g.lost;
-        }
-    }
-    Ok(given)
+    give_back(heap, words, Offset::new(at + 8 * R_BLOCK as u64))
 }
 
 fn give_back(heap: &Heap<'_>, w: &[AtomicU64], block_at: Offset) -> Result<CacheGiven, AllocError> {
@@ -639,7 +421,7 @@ fn give_back_list(
     point: &'static str,
 ) -> Result<CacheGiven, AllocError> {
     let mut given = CacheGiven::default();
-    let size = MIN_BLOCK + GRANULE * c as u64;
+    let size = SIZES[c];
     loop {
         let head = w[R_HEADS + c].load(Relaxed);
         let off = head & OFF_MASK;
@@ -660,11 +442,14 @@ fn give_back_list(
     }
 }
 
-/// Blocks a refill takes from the heap at once.
+/// Blocks a refill takes from the heap at once, at most.
 const REFILL: u64 = 16;
+/// Bytes a refill takes from the heap at once, at most (at least two blocks).
+const REFILL_BYTES: u64 = 2048;
 
 /// Under the lock, by the owner: if the list for blocks of `size` bytes is empty, fills
-/// it with up to [`REFILL`] blocks from the heap (while the heap is less than half used),
+/// it with up to [`REFILL`] blocks, [`REFILL_BYTES`] bytes (at least two blocks), from the
+/// heap (while the heap is less than half used),
 /// so that a process that allocates more than it frees (the producer of a stream) takes
 /// the lock once per refill. Each block is allocated with the block word as its record,
 /// then pushed as a free would push it: a death at any step is settled as for a push.
@@ -677,7 +462,7 @@ pub(crate) fn refill(heap: &Heap<'_>, t: &Taken<'_>, size: u64) -> Result<(), Al
         return Ok(());
     }
     let room = heap.geo.capacity() / 2;
-    for _ in 0..REFILL {
+    for _ in 0..(REFILL_BYTES / size).clamp(2, REFILL) {
         if heap.load(word::USED)?.saturating_add(size) > room {
             return Ok(());
         }
@@ -756,4 +541,35 @@ fn settle(heap: &Heap<'_>, w: &[AtomicU64], p: u64, block_at: Offset) -> Result<
     w[R_RECORD].store(0, Relaxed);
     w[R_BLOCK].store(0, Relaxed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_sizes_rise_by_granules_then_four_per_doubling() {
+        assert!(SIZES.windows(2).all(|w| w[0] < w[1]));
+        assert!(SIZES.iter().all(|s| s % GRANULE == 0));
+        assert_eq!(SIZES[LINEAR - 1], LINEAR_MAX);
+        assert_eq!(&SIZES[LINEAR..LINEAR + 5], &[256, 320, 384, 448, 512]);
+        assert_eq!(MAX_BLOCK, 2048);
+        for (i, &s) in SIZES.iter().enumerate() {
+            assert_eq!(class(s), Some(i));
+            assert_eq!(class_block(s), Some(s));
+        }
+    }
+
+    #[test]
+    fn a_block_size_rounds_up_to_a_cached_size_at_most_a_quarter_larger() {
+        for size in (MIN_BLOCK..=MAX_BLOCK).step_by(GRANULE as usize) {
+            let b = class_block(size).unwrap();
+            assert!(b >= size && class(b).is_some(), "{size} -> {b}");
+            assert!(b - size <= size / 4, "{size} -> {b}");
+            // The sizes between two cached ones have no list of their own.
+            assert_eq!(class(size).is_some(), b == size, "{size}");
+        }
+        assert_eq!(class_block(MAX_BLOCK + GRANULE), None);
+        assert_eq!(class(MAX_BLOCK + GRANULE), None);
+    }
 }

@@ -78,10 +78,12 @@
 //! # Block caches
 //!
 //! In a pool of at least 512 KiB (or one that may grow to it), each thread of a registered
-//! process keeps the small blocks (up to 208 bytes) it frees in a cache of its own, a list
+//! process keeps the small blocks (up to 2 KiB) it frees in a cache of its own, a list
 //! per size in a record in the pool, and serves its next allocations of those sizes from
 //! it: no lock, no atomic read-modify-write, no line another thread writes, no split or
-//! merge. A process has up to 4 records: a thread claims one with its first small
+//! merge. Sizes are cached by the granule up to 208 bytes, then four per doubling: a
+//! request between two of those gets a block of the larger (at most a quarter more). A
+//! process has up to 4 records: a thread claims one with its first small
 //! allocation or free and keeps it until it exits, when the next thread may claim it;
 //! threads past the fourth use the heap. A cached block stays used for the heap, with a
 //! check word of its own that `free` refuses as a double free. A record holds at most 64
@@ -132,6 +134,7 @@
 
 mod block;
 mod cache;
+mod cache_table;
 mod deferred;
 mod error;
 mod grow;

@@ -200,6 +200,7 @@ impl Pool {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
+        let size = self.cache_rounded(size, align);
         if let Some(off) = self.cached_alloc((size, align), object, Some((at, record))) {
             return Ok(off);
         }
@@ -274,6 +275,7 @@ impl Pool {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(AllocError::BadAlign { align });
         }
+        let size = self.cache_rounded(size, align);
         if let Some(off) = self.cached_alloc((size, align), object, None) {
             return Ok(off);
         }

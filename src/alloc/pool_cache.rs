@@ -4,11 +4,12 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::cache::{self, CacheGiven, Taken, MAX_BLOCK, MIN_CAPACITY};
+use super::cache_table;
 use super::deferred::lock_soon;
 use super::error::AllocError;
 use super::heap::region_view;
 use super::heap::Heap;
-use super::layout::{block_size, word, Geometry, GRANULE};
+use super::layout::{block_size, word, Geometry, BLOCK_HEADER, GRANULE};
 use super::pool::{locked_in, Pool};
 use super::thread_record;
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
@@ -60,18 +61,36 @@ impl Pool {
         // The handle's state, which gives the records back when the handle closes.
         Pool::ext(&self.region)?;
         if let Some(h) = h {
-            return cache::claim_or_make(h, slots, slot).ok().flatten();
+            return cache_table::claim_or_make(h, slots, slot).ok().flatten();
         }
-        if let Some(at) = cache::claim(&self.block_view().ok()?, slot) {
+        if let Some(at) = cache_table::claim(&self.block_view().ok()?, slot) {
             return Some(at);
         }
         let (lock, heap) = self.view().ok()?;
         let guard = lock_soon(lock, true)?;
         locked_in(&self.region, guard, &heap, true, |h| {
-            cache::claim_or_make(h, slots, slot)
+            cache_table::claim_or_make(h, slots, slot)
         })
         .ok()
         .flatten()
+    }
+
+    /// The payload size to allocate for a request of `size` bytes at `align`: rounded up
+    /// to fill a cached block size, when past [`LINEAR_MAX`](cache::LINEAR_MAX) and this
+    /// handle may cache it, so that the block can go to a cache when freed (at most a
+    /// quarter more); `size` itself otherwise.
+    #[inline]
+    pub(super) fn cache_rounded(&self, size: u64, align: u64) -> u64 {
+        if !self.cache
+            || align > GRANULE
+            || self.region.max_len().saturating_sub(self.geo.heap_start) < MIN_CAPACITY
+        {
+            return size;
+        }
+        match block_size(size).and_then(cache::class_block) {
+            Some(b) if b > cache::LINEAR_MAX => b - BLOCK_HEADER,
+            _ => size,
+        }
     }
 
     /// A block of `size` bytes from the cache, without the lock, if it holds one (see
@@ -180,7 +199,7 @@ impl Pool {
             None => 0,
         };
         if let Some(slot) = self.region.process_slot() {
-            bytes += cache::give_back_unheld(h, slot)?.bytes;
+            bytes += cache_table::give_back_unheld(h, slot)?.bytes;
         }
         Ok(bytes)
     }
@@ -196,7 +215,7 @@ impl Pool {
         slot: u32,
         deadline: Option<Instant>,
     ) -> Result<CacheGiven, AllocError> {
-        self.with_heap_by(deadline, |h| cache::give_back_slot(h, slot))
+        self.with_heap_by(deadline, |h| cache_table::give_back_slot(h, slot))
     }
 
     /// The allocator's state kept with `region`'s handle, made on first use.
@@ -277,11 +296,11 @@ fn give_back_cache_in(region: &Region) {
     let Ok((lock, heap)) = region_view(region) else {
         return;
     };
-    cache::release_slot(&heap, slot);
+    cache_table::release_slot(&heap, slot);
     let Some(guard) = lock_soon(lock, false) else {
         return;
     };
     let _ = locked_in(region, guard, &heap, false, |h| {
-        cache::give_back_slot(h, slot)
+        cache_table::give_back_slot(h, slot)
     });
 }

@@ -47,7 +47,7 @@ impl PoolStats {
         // The block that ends the heap is the pool's own (see `grow`).
         let capacity = heap.geo.capacity().saturating_sub(super::MIN_BLOCK);
         let used = heap.load(word::USED)?;
-        let (cached, cached_blocks) = super::cache::overhead(heap)?;
+        let (cached, cached_blocks) = super::cache_table::overhead(heap)?;
         Ok(PoolStats {
             capacity,
             used: used.saturating_sub(cached),
@@ -99,7 +99,7 @@ pub(crate) fn each_used_block(
     mut f: impl FnMut(UsedBlock),
 ) -> Result<(), AllocError> {
     let geo = heap.geo;
-    let own = super::cache::own_blocks(heap)?;
+    let own = super::cache_table::own_blocks(heap)?;
     let mut p = geo.heap_start;
     while p < geo.heap_end {
         let w0 = heap.header(p)?[0].load(Relaxed);
