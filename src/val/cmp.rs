@@ -156,6 +156,9 @@ impl Val {
     /// Equal values have equal hashes, whatever their types (`1`, `1.0` and `True` hash
     /// alike). Shared tables place keys by this hash.
     pub fn stable_hash(&self) -> u64 {
+        if let Val::Str(s) = self {
+            return super::hash::str_stable_hash(s);
+        }
         let mut h = ValHasher::new();
         self.hash_into(&mut h);
         h.finish()

@@ -137,7 +137,17 @@ impl<'p> Measure<'p> {
 }
 
 /// The size of a value that is not a container: its header says it all.
+#[inline]
 pub(crate) fn leaf_size(pool: &Pool, cell: &Cell) -> Result<Size, ValError> {
+    match *cell {
+        Cell::Scalar(..) => Ok(Size::one(0)),
+        Cell::Short(s) => Ok(Size::one(s.as_bytes().len() as u64)),
+        _ => object_leaf_size(pool, cell),
+    }
+}
+
+/// [`leaf_size`] of a cell that is not a scalar or an inline string.
+fn object_leaf_size(pool: &Pool, cell: &Cell) -> Result<Size, ValError> {
     Ok(match *cell {
         Cell::Empty => return Err(corrupt(0, "an empty cell where a value belongs")),
         Cell::Locked(_) => return Err(ValError::Locked),

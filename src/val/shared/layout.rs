@@ -244,6 +244,21 @@ impl Short {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len).min(SHORT_MAX)]
     }
+
+    /// The string, if its bytes are UTF-8. ASCII (the common key) is told by one mask
+    /// over the bytes, without the general check.
+    #[inline]
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        let mut w = [0u8; 16];
+        w[..SHORT_MAX].copy_from_slice(&self.bytes);
+        let b = self.as_bytes();
+        if u128::from_le_bytes(w) & 0x8080_8080_8080_8080_8080_8080_8080_8080 == 0 {
+            // SAFETY: the mask above sees all 14 bytes, so every byte of the string is
+            // below 0x80, and ASCII bytes are UTF-8.
+            return Some(unsafe { std::str::from_utf8_unchecked(b) });
+        }
+        std::str::from_utf8(b).ok()
+    }
 }
 
 /// A decoded cell: a scalar (its tag and payload word), a short string, or a link to an
@@ -325,14 +340,17 @@ impl Cell {
             if len > SHORT_MAX {
                 return Err(corrupt(at, format!("inline string of {len} bytes")));
             }
-            let mut b = [0u8; 16];
-            b[..8].copy_from_slice(&w0.to_le_bytes());
-            b[8..].copy_from_slice(&w1.to_le_bytes());
-            let mut bytes = [0u8; SHORT_MAX];
-            bytes.copy_from_slice(&b[2..]);
-            if bytes[len..].iter().any(|&x| x != 0) {
+            // The string's bytes are bytes 2.. of the two words, little-endian: as one
+            // 112-bit number, whose bits past the string's end must be clear.
+            let payload = u128::from(w0 >> 16) | (u128::from(w1) << 48);
+            if payload
+                .checked_shr((len as u32).saturating_mul(8))
+                .is_some_and(|rest| rest != 0)
+            {
                 return Err(corrupt(at, "bytes past an inline string's end"));
             }
+            let mut bytes = [0u8; SHORT_MAX];
+            bytes.copy_from_slice(&payload.to_le_bytes()[..SHORT_MAX]);
             return Ok(Cell::Short(Short {
                 len: len as u8,
                 bytes,
@@ -651,3 +669,7 @@ pub(crate) fn boxed_cell(obj: &Obj<'_>) -> Result<Cell, ValError> {
         _ => Err(corrupt(obj.off.get(), "a box holds no scalar")),
     }
 }
+
+#[cfg(test)]
+#[path = "layout_tests.rs"]
+mod tests;

@@ -282,9 +282,10 @@ pub(crate) fn leaf_to_val(pool: &Pool, cell: &Cell) -> Result<Val, ValError> {
         Cell::Empty => Err(corrupt(0, "an empty cell where a value belongs")),
         Cell::Locked(_) => Err(ValError::Locked),
         Cell::Scalar(tag, bits) => Ok(scalar_val(tag, bits)),
-        Cell::Short(s) => std::str::from_utf8(s.as_bytes())
+        Cell::Short(s) => s
+            .as_str()
             .map(|x| Val::Str(x.to_owned()))
-            .map_err(|_| corrupt(0, "an inline string is not UTF-8")),
+            .ok_or_else(|| corrupt(0, "an inline string is not UTF-8")),
         Cell::Obj(tag, off) => obj_leaf(pool, Obj::open_linked(pool.region(), tag, off)?),
     }
 }

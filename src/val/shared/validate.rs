@@ -132,8 +132,8 @@ fn note(cell: Cell, at: u64, links: &mut Vec<(u64, Cell)>) -> Result<(), ValErro
     match cell {
         Cell::Empty => return Err(corrupt(at, "an empty cell where a value belongs")),
         Cell::Short(s) => {
-            std::str::from_utf8(s.as_bytes())
-                .map_err(|_| corrupt(at, "an inline string is not UTF-8"))?;
+            s.as_str()
+                .ok_or_else(|| corrupt(at, "an inline string is not UTF-8"))?;
         }
         _ => {}
     }
