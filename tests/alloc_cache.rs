@@ -470,18 +470,25 @@ fn threads_past_a_process_records_use_the_heap() {
     // More threads than a process has records, all holding theirs at once.
     let barrier = std::sync::Barrier::new(8);
     std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                for _ in 0..100 {
-                    prime(&pool, 16);
-                }
-                barrier.wait();
-                let offs: Vec<_> = (0..50).map(|_| pool.alloc(48, 16).unwrap()).collect();
-                for off in offs {
-                    // SAFETY: allocated above, used by nothing.
-                    unsafe { pool.free(off) }.unwrap();
-                }
-            });
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..100 {
+                        prime(&pool, 16);
+                    }
+                    barrier.wait();
+                    let offs: Vec<_> = (0..50).map(|_| pool.alloc(48, 16).unwrap()).collect();
+                    for off in offs {
+                        // SAFETY: allocated above, used by nothing.
+                        unsafe { pool.free(off) }.unwrap();
+                    }
+                })
+            })
+            .collect();
+        // Joined each: a thread's caches go back when its thread-local state is
+        // destroyed, which the scope's own end does not wait for.
+        for t in threads {
+            t.join().unwrap();
         }
     });
     let s = pool.stats().unwrap();
