@@ -218,6 +218,12 @@ fn record_words<'a>(heap: &Heap<'a>, at: u64) -> Option<&'a [AtomicU64]> {
         .ok()
 }
 
+/// Marks the words of a record being made held by the thread making it (published with
+/// the record).
+pub(super) fn hold_new(words: &[AtomicU64]) {
+    words[R_BUSY].store(1, Relaxed);
+}
+
 /// Gives back the record at payload offset `at` of `region`'s pool, which this thread
 /// held: for a thread that exits. Nothing in a child forked from the process that holds
 /// it, whose copy of the thread's state names a record the parent's thread still uses.

@@ -3,7 +3,8 @@
 //! are claimed by threads here, made and given back under the pool lock.
 
 use super::cache::{
-    give_back_own, give_back_record, held, release, CacheGiven, Taken, PER_PROCESS, RECORD_WORDS,
+    give_back_own, give_back_record, held, hold_new, release, CacheGiven, Taken, PER_PROCESS,
+    RECORD_WORDS,
 };
 use super::error::AllocError;
 use super::heap::Heap;
@@ -76,7 +77,7 @@ pub(crate) fn claim_or_make(
         return Ok(Some(at));
     }
     let caches = heap.word(word::CACHES)?;
-    if slot >= slots || ready_block(heap, caches, table_bytes(slots))?.is_none() {
+    if slot >= slots || ready_block(heap, caches, table_bytes(slots), |_| ())?.is_none() {
         return Ok(None);
     }
     let Some(words) = slot_words(heap, slot)? else {
@@ -85,7 +86,9 @@ pub(crate) fn claim_or_make(
     let Some(free) = words.iter().find(|w| w.load(Relaxed) == 0) else {
         return Ok(None);
     };
-    Ok(ready_block(heap, free, RECORD_WORDS as u64 * 8)?.and_then(|_| claim(heap, slot)))
+    // Held by this thread from the start: a thread claiming without the lock cannot take
+    // it between its making and its claim, leaving its maker without one.
+    ready_block(heap, free, RECORD_WORDS as u64 * 8, hold_new)
 }
 
 /// The record words at table word `e`'s block, if the table word says it is ready.
@@ -156,8 +159,14 @@ pub(crate) fn own_blocks(heap: &Heap<'_>) -> Result<Vec<u64>, AllocError> {
 }
 
 /// The zeroed block `w` names (allocating `bytes` for it, with `w` as its record, if it
-/// names none; zeroing it and setting [`READY`] if it is not marked so yet).
-fn ready_block(heap: &Heap<'_>, w: &AtomicU64, bytes: u64) -> Result<Option<u64>, AllocError> {
+/// names none; zeroing it, then running `init` on its words, and setting [`READY`] if it
+/// is not marked so yet).
+fn ready_block(
+    heap: &Heap<'_>,
+    w: &AtomicU64,
+    bytes: u64,
+    init: impl FnOnce(&[AtomicU64]),
+) -> Result<Option<u64>, AllocError> {
     let mut v = w.load(Relaxed);
     if v == 0 {
         let at = heap
@@ -181,6 +190,7 @@ fn ready_block(heap: &Heap<'_>, w: &AtomicU64, bytes: u64) -> Result<Option<u64>
         for x in words {
             x.store(0, Relaxed);
         }
+        init(words);
         // SYNC POINT: release, pairing with the acquire of the unlocked readers
         // (`table`, `claim`): they see the block zeroed.
         w.store(off | READY, crate::sync::atomic::Ordering::Release);
@@ -203,7 +213,7 @@ pub(crate) fn give_back_slot(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, A
         return Ok(CacheGiven::default());
     }
     // A table its maker died zeroing is zeroed now (nothing was published in it).
-    let Some(t) = ready_block(heap, caches, table_bytes(slots))? else {
+    let Some(t) = ready_block(heap, caches, table_bytes(slots), |_| ())? else {
         return Ok(CacheGiven::default());
     };
     let Some(words) = slot_words(heap, slot)? else {
