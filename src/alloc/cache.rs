@@ -18,7 +18,7 @@
 //! goes to the heap under the pool lock; a request the heap cannot serve first gives this
 //! thread's record back, and every record of its process no thread holds, and tries
 //! again. Under the lock anyway, a small allocation fills
-//! its empty list with up to 16 blocks ([`refill`]) and a free that found its list full
+//! its empty list with up to 32 blocks, 2 KiB ([`refill`]) and a free that found its list full
 //! gives half of it back ([`trim`]): a process that only allocates (a stream's producer)
 //! or only frees (its consumer) takes the lock once per batch, not once per block.
 //!
@@ -449,7 +449,7 @@ fn give_back_list(
 }
 
 /// Blocks a refill takes from the heap at once, at most.
-const REFILL: u64 = 16;
+const REFILL: u64 = 32;
 /// Bytes a refill takes from the heap at once, at most (at least two blocks).
 const REFILL_BYTES: u64 = 2048;
 
