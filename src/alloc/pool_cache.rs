@@ -23,7 +23,7 @@ impl Pool {
     /// while every record of the process is held by other threads or none can be made.
     #[inline]
     fn cache_at(&self) -> Option<u64> {
-        if !self.region.made_in_this_process() || !self.cache {
+        if !self.uses_cache() {
             return None;
         }
         let at = match thread_record::last(self.region.handle_id()) {
@@ -40,20 +40,41 @@ impl Pool {
         if let Some(at) = thread_record::held(self.region.handle_id()) {
             return at;
         }
-        let at = self.claim_record(None).unwrap_or(0);
-        if !thread_record::keep(&self.region, at) && at != 0 {
-            cache::release(&self.region, at);
-            return 0;
+        self.claim_and_keep(None).unwrap_or(0)
+    }
+
+    /// Whether this handle's threads use block caches here: made in this process (not
+    /// a forked child's copy) and not `without_cache`.
+    #[inline]
+    fn uses_cache(&self) -> bool {
+        self.region.made_in_this_process() && self.cache
+    }
+
+    /// Whether the pool is large enough to keep caches (at the most the heap grows to).
+    #[inline]
+    fn pool_caches(&self) -> bool {
+        self.region.max_len().saturating_sub(self.geo.heap_start) >= MIN_CAPACITY
+    }
+
+    /// [`claim_record`](Self::claim_record), noted for this thread (a thread found
+    /// without one is noted too, so its next look is quick). `None` when it gets none,
+    /// or when it is exiting (then the record it claimed goes back at once).
+    fn claim_and_keep(&self, h: Option<&Heap<'_>>) -> Option<u64> {
+        let at = self.claim_record(h).unwrap_or(0);
+        if !thread_record::keep(&self.region, at) {
+            if at != 0 {
+                cache::release(&self.region, at);
+            }
+            return None;
         }
-        at
+        (at != 0).then_some(at)
     }
 
     /// Claims a record no thread holds for this thread, or makes one: under the lock `h`
     /// if given, else under the lock if it is free now. `None` if the handle keeps no
     /// caches, or none is to be had.
     fn claim_record(&self, h: Option<&Heap<'_>>) -> Option<u64> {
-        // The most the heap grows to.
-        if self.region.max_len().saturating_sub(self.geo.heap_start) < MIN_CAPACITY {
+        if !self.pool_caches() {
             return None;
         }
         let slot = self.region.process_slot()?;
@@ -81,10 +102,7 @@ impl Pool {
     /// quarter more); `size` itself otherwise.
     #[inline]
     pub(super) fn cache_rounded(&self, size: u64, align: u64) -> u64 {
-        if !self.cache
-            || align > GRANULE
-            || self.region.max_len().saturating_sub(self.geo.heap_start) < MIN_CAPACITY
-        {
+        if !self.cache || align > GRANULE || !self.pool_caches() {
             return size;
         }
         match block_size(size).and_then(cache::class_block) {
@@ -166,20 +184,14 @@ impl Pool {
     /// holds none yet, so that a thread that found every record held gets one that
     /// another thread gave back since.
     fn own_taken<'h>(&self, h: &Heap<'h>) -> Option<Taken<'h>> {
-        if !self.region.made_in_this_process() || !self.cache {
+        if !self.uses_cache() {
             return None;
         }
         let id = self.region.handle_id();
-        let mut at = thread_record::last(id)
-            .or_else(|| thread_record::held(id))
-            .unwrap_or(0);
-        if at == 0 {
-            at = self.claim_record(Some(h))?;
-            if !thread_record::keep(&self.region, at) {
-                cache::release(&self.region, at);
-                return None;
-            }
-        }
+        let at = match thread_record::last(id).or_else(|| thread_record::held(id)) {
+            Some(at) if at != 0 => at,
+            _ => self.claim_and_keep(Some(h))?,
+        };
         Taken::held(h, at)
     }
 
