@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestName;
+use common::{role_entry, spawn_paused, TestName};
 use shmval::alloc::Pool;
 use shmval::queue::{Pipe, PipeError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
@@ -20,6 +20,47 @@ fn in_use(pool: &Pool) -> (u64, u64) {
     let s = pool.stats().unwrap();
     let k = shmval::ledger::kept(pool);
     (s.used - k.bytes, s.live_allocations - k.blocks)
+}
+
+/// args: region, pipe. Starts the only side of a new pipe and drops it, paused where its
+/// user count is off the directory entry but the entry is not yet marked as unused.
+fn last_user(args: &[String]) {
+    let side = ServerSide::new(args[0].clone(), args[1].clone(), 4)
+        .timeout(Duration::from_secs(30))
+        .start()
+        .expect("the pipe");
+    shmval::fault::arm("dir.release.counted");
+    drop(side);
+    panic!("the side's drop did not pause at dir.release.counted");
+}
+
+#[test]
+fn child_role() {
+    role_entry(&[("last_user", last_user)]);
+}
+
+/// The last user of a pipe killed between taking its count off the directory entry and
+/// marking the entry unused: holders of the directory lock meanwhile look past it (its
+/// mark is not there yet), and recovery of the dead process marks it, so the next holder
+/// removes the pipe and its block comes back.
+#[test]
+fn a_last_user_killed_before_marking_its_entry_still_has_its_pipe_removed() {
+    let name = TestName::new("pipe-last-user-killed");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let base = in_use(main.pool());
+    let child = spawn_paused("last_user", &[name.as_str(), "solo"], "dir.release.counted");
+    // Paused: the entry has no user, and no holder of the lock looks at it.
+    let listed = main.pipes().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].users, 0);
+    child.kill();
+    main.recover();
+    assert!(
+        main.pipes().unwrap().is_empty(),
+        "the dead user's pipe is removed"
+    );
+    assert_eq!(in_use(main.pool()), base);
+    main.pool().verify().unwrap();
 }
 
 #[test]

@@ -38,7 +38,7 @@ use std::mem::{align_of, size_of};
 pub const MAGIC: [u8; 8] = *b"SHMVAL\x00\x01";
 /// The layout version this build writes and reads (6: the pool's block caches are
 /// kept per thread, several records per registry slot).
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 /// Bytes reserved for the header; the layers above start here (64-aligned).
 pub const HEADER_SIZE: u64 = 128;
 

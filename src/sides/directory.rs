@@ -22,7 +22,10 @@
 //! Every change is made under the lock, except that a side's drop takes itself off the
 //! users count with an atomic decrement (a drop never waits long for the lock); the entry
 //! of a pipe nobody uses and nobody keeps is removed by the next holder of the lock (at
-//! once, if the dropping side can take it within a short bound).
+//! once, if the dropping side can take it within a short bound). The decrement that leaves
+//! an entry without users marks it in a word of 64 bits, one per entry, and a holder of
+//! the lock looks only at the entries marked there: a pipe per request does not scan the
+//! whole table three times.
 //!
 //! Everything read from the directory is checked: names are re-validated, pipes reopened
 //! (magic, generation, capacity), states outside {0, 1} are corruption. A process that
@@ -45,8 +48,8 @@ use crate::sync::{ShmMutex, ShmMutexGuard};
 /// Pipes one region can hold.
 pub const MAX_PIPES: usize = 64;
 
-/// "SHMDIR04", little-endian.
-const DIR_MAGIC: u64 = u64::from_le_bytes(*b"SHMDIR04");
+/// "SHMDIR05", little-endian.
+const DIR_MAGIC: u64 = u64::from_le_bytes(*b"SHMDIR05");
 const FREE: u64 = 0;
 const LIVE: u64 = 1;
 const PERSIST: u64 = 1;
@@ -79,6 +82,21 @@ struct DirHead {
     removed: [[AtomicU64; 8]; REMOVED],
     /// Where the next removed name goes (modulo [`REMOVED`]).
     removed_next: AtomicU64,
+    /// Bit `i`: entry `i` may have no user left, for the next holder of the lock to look
+    /// at (see [`Directory::sweep`]).
+    unused: AtomicU64,
+}
+
+/// The bit of entry `i` in [`DirHead::unused`].
+fn bit(i: usize) -> u64 {
+    1u64.checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}
+
+/// Marks entry `i` of `head` as possibly unused. Release: a holder of the lock that sees
+/// the mark (acquire) sees the user count that caused it.
+fn mark_unused(head: &DirHead, i: usize) {
+    head.unused.fetch_or(bit(i), Ordering::Release);
 }
 
 /// Removed pipe names the directory remembers.
@@ -193,6 +211,8 @@ impl Directory {
             format!("the pipe directory of region {}", self.pool.region().name())
         })?;
         if g.owner_died() {
+            // The dead holder may have been between a decrement and its mark: look at all.
+            head.unused.store(u64::MAX, Ordering::Relaxed);
             for e in &head.entries {
                 let state = e.state.load(Ordering::Relaxed);
                 // SAFETY: a live entry's reference keeps its pipe alive, and entries change
@@ -216,17 +236,34 @@ impl Directory {
 
     /// Removes the entries of pipes that nobody uses, that are not kept, and that hold no
     /// value (a pipe with values in it stays, for a reader that comes later); their
-    /// offsets.
+    /// offsets. Only the entries marked in [`DirHead::unused`] are looked at: an entry's
+    /// users fall to 0 only by [`take_user`], which marks it, or under a holder that
+    /// died, after which every entry is marked. A marked entry that keeps values, or
+    /// does not check out, stays marked for the next holder.
     fn sweep(&self, head: &DirHead) -> Vec<Offset> {
         let mut removed = Vec::new();
-        for e in &head.entries {
-            if e.state.load(Ordering::Relaxed) == LIVE
-                && e.users.load(Ordering::Relaxed) == 0
-                && e.flags.load(Ordering::Relaxed) & PERSIST == 0
-                && self.open_entry(e).is_ok_and(|p| p.is_empty())
+        // Acquire: pairs with `mark_unused`. A mark made after this swap stays set for the
+        // next holder.
+        let mut marked = head.unused.swap(0, Ordering::AcqRel);
+        let mut again = 0;
+        while marked != 0 {
+            let i = marked.trailing_zeros() as usize;
+            marked &= marked.wrapping_sub(1);
+            let Some(e) = head.entries.get(i) else { break };
+            if e.state.load(Ordering::Relaxed) != LIVE
+                || e.users.load(Ordering::Relaxed) != 0
+                || e.flags.load(Ordering::Relaxed) & PERSIST != 0
             {
-                removed.push(Self::unlist(head, e));
+                continue;
             }
+            if self.open_entry(e).is_ok_and(|p| p.is_empty()) {
+                removed.push(Self::unlist(head, e));
+            } else {
+                again |= bit(i);
+            }
+        }
+        if again != 0 {
+            head.unused.fetch_or(again, Ordering::Relaxed);
         }
         removed
     }
@@ -424,18 +461,32 @@ impl Directory {
     /// dead process held (a reclaimer). Nothing if the entry no longer lists that pipe.
     pub(crate) fn give_back_user(&self, at: Offset, pipe: Offset) -> Result<(), SidesError> {
         let head = self.head()?;
-        let Some(e) = head
-            .entries
-            .iter()
-            .find(|e| self.pool.region().offset_of(*e) == Some(at))
-        else {
+        let Some(i) = self.entry_at(head, at) else {
             return Ok(());
         };
+        let e = &head.entries[i];
         if e.state.load(Ordering::Relaxed) != LIVE || e.pipe.load(Ordering::Relaxed) != pipe.get() {
             return Ok(());
         }
-        let was = take_user(e);
+        let was = take_user(head, i);
         self.remove_if_unused(head, e, was);
+        Ok(())
+    }
+
+    /// The index of the entry at offset `at`, if one is there.
+    fn entry_at(&self, head: &DirHead, at: Offset) -> Option<usize> {
+        head.entries
+            .iter()
+            .position(|e| self.pool.region().offset_of(e) == Some(at))
+    }
+
+    /// Marks the entry at `at` for the next holder of the lock to look at: a process died
+    /// holding a user count of it, perhaps between taking the count off and marking it.
+    pub(crate) fn mark_entry(&self, at: Offset) -> Result<(), SidesError> {
+        let head = self.head()?;
+        if let Some(i) = self.entry_at(head, at) {
+            mark_unused(head, i);
+        }
         Ok(())
     }
 
@@ -478,7 +529,9 @@ impl Directory {
             return Ok(());
         }
         let mut was = 0;
-        crate::queue::count_change(user, flags::HELD_REF, false, || was = take_user(e));
+        crate::queue::count_change(user, flags::HELD_REF, false, || {
+            was = take_user(head, slot);
+        });
         self.remove_if_unused(head, e, was);
         Ok(())
     }
@@ -542,9 +595,19 @@ fn words(e: &Entry) -> [u64; 8] {
     w
 }
 
-/// Takes one user count off entry `e` (never below 0); returns the count before.
-fn take_user(e: &Entry) -> u64 {
-    e.users
+/// Takes one user count off entry `i` of `head` (never below 0), marking the entry if that
+/// leaves it without users; returns the count before.
+fn take_user(head: &DirHead, i: usize) -> u64 {
+    let Some(e) = head.entries.get(i) else {
+        return 0;
+    };
+    let was = e
+        .users
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1))
-        .unwrap_or(0)
+        .unwrap_or(0);
+    if was == 1 {
+        crate::fault::pause_point("dir.release.counted");
+        mark_unused(head, i);
+    }
+    was
 }

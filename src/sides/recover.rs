@@ -56,14 +56,20 @@ pub(crate) fn put_entry(pool: &Pool, off: Offset) {
 /// leaves it unused, empty and not kept). A death while the count changed leaves it.
 fn resolve_user(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     let held = e.get(E_INDEX);
+    let dir = Directory::open(pool).ok();
     if held & ledger::flags::MOVING_REF != 0 {
         ctx.tally.suspects += 1;
     } else if held & ledger::flags::HELD_REF != 0 {
         e.set(E_INDEX, ledger::flags::MOVING_REF);
-        if let Ok(dir) = Directory::open(pool) {
+        if let Some(dir) = &dir {
             let _ = dir.give_back_user(Offset::new(e.get(E_AUX)), Offset::new(e.get(E_PIPE)));
         }
         ctx.tally.pipe_counts += 1;
+    }
+    // The process may have died between taking its count off and marking the entry
+    // unused: mark it, for the next holder of the directory lock to look at.
+    if let Some(dir) = &dir {
+        let _ = dir.mark_entry(Offset::new(e.get(E_AUX)));
     }
     e.set_kind(Kind::Free);
     Outcome::Done
