@@ -42,6 +42,7 @@ use common::rigs::*;
 use common::*;
 use serde_json::Value;
 use shmval::alloc::Pool;
+use shmval::queue::hop::HopKind;
 use shmval::region::{Region, RegionName};
 use shmval::sides::ShmMain;
 use shmval::{val, PoolExt, ShmLocked, Tab, Val};
@@ -128,8 +129,8 @@ impl Gate {
 
     /// The spinning round trips across the two CPUs, measured in turn (see
     /// [`record_all`](Self::record_all)): the cache-line floor, crossbeam-channel between
-    /// two threads, and our handle at each payload size, each of the last two from
-    /// [`SPIN_PAIRS`] fresh pairs. The best pair of each is the figure (`name`); every pair
+    /// two threads, the bare ring and lane protocols between two threads, and our handle
+    /// at each payload size, each but the floor from [`SPIN_PAIRS`] fresh pairs. The best pair of each is the figure (`name`); every pair
     /// is kept as `name#k`.
     fn spinning(&mut self, sizes: &[usize], iters: u64) {
         let cpu = self.placement("diff");
@@ -141,10 +142,20 @@ impl Gate {
             .flat_map(|&size| (0..SPIN_PAIRS).map(move |_| size))
             .map(|size| ShmRig::start(true, cpu, size))
             .collect();
+        let mut hops: Vec<HopRig> = [HopKind::Ring, HopKind::Lane]
+            .into_iter()
+            .flat_map(|kind| (0..SPIN_PAIRS).map(move |_| kind))
+            .map(|kind| HopRig::start(kind, cpu))
+            .collect();
         let mut figs = vec![floor.timed("diff", iters)];
         for (k, cb) in cbs.iter_mut().enumerate() {
             let mut t = cb.timed(iters);
             t.name = format!("{}#{k}", t.name);
+            figs.push(t);
+        }
+        for (i, hop) in hops.iter_mut().enumerate() {
+            let mut t = hop.timed(iters);
+            t.name = format!("{}#{}", t.name, i % SPIN_PAIRS);
             figs.push(t);
         }
         for (i, shm) in shms.iter_mut().enumerate() {
@@ -160,7 +171,10 @@ impl Gate {
         for r in shms {
             r.finish();
         }
+        drop(hops);
         self.keep_best("cb_spin_diff_64");
+        self.keep_best("ring_hop_diff");
+        self.keep_best("lane_hop_diff");
         for &size in sizes {
             self.keep_best(&format!("shm_spin_diff_{size}"));
         }

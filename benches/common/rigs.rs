@@ -309,6 +309,39 @@ impl ShmRig {
     }
 }
 
+/// A bare protocol's spinning hand-off across the two CPUs: the ring or the lane on the
+/// heap, between two pinned threads bouncing a 64-bit item (see `shmval::queue::hop`).
+pub struct HopRig {
+    rig: shmval::queue::hop::HopRig,
+    kind: shmval::queue::hop::HopKind,
+}
+
+impl HopRig {
+    pub fn start(kind: shmval::queue::hop::HopKind, cpu: usize) -> HopRig {
+        HopRig {
+            rig: shmval::queue::hop::HopRig::start(kind, move || pin(cpu)),
+            kind,
+        }
+    }
+
+    pub fn timed(&mut self, iters: u64) -> Timed<'_> {
+        let (name, what) = match self.kind {
+            shmval::queue::hop::HopKind::Ring => ("ring_hop_diff", "the ring (one lock)"),
+            shmval::queue::hop::HopKind::Lane => ("lane_hop_diff", "the lane (lock-free)"),
+        };
+        let rig = &self.rig;
+        Timed::new(
+            name,
+            format!(
+                "diff-core, two threads of one process, {what} on the heap, a 64-bit item,                  receiver spins"
+            ),
+            "ns/rt",
+            iters,
+            move |n| rig.round_trips(n),
+        )
+    }
+}
+
 /// Busy-polls `rx` until a message arrives (`Some`) or every sender is gone (`None`);
 /// panics past [`WAIT`].
 pub fn spin_recv<T>(rx: &crossbeam_channel::Receiver<T>) -> Option<T> {

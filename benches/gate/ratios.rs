@@ -13,7 +13,7 @@
 /// futex), the system allocator and an uncontended pthread mutex. Streaming across the CPUs is reported, not gated: on
 /// some placements of the vCPUs (SMT siblings, it seems) a busy producer and consumer slow
 /// each other down threefold while a ping-pong does not; on one CPU it is steady.
-pub const RATIOS: [(&str, &str, &str, &str, bool); 14] = [
+pub const RATIOS: [(&str, &str, &str, &str, bool); 16] = [
     (
         "spin_rt/cacheline_floor",
         "shm_spin_diff_64",
@@ -28,6 +28,20 @@ pub const RATIOS: [(&str, &str, &str, &str, bool); 14] = [
         "spinning handle round trip over crossbeam-channel's spinning round trip between \
          two threads (both diff-core)",
         true,
+    ),
+    (
+        "ring_hop/crossbeam_spin",
+        "ring_hop_diff",
+        "cb_spin_diff_64",
+        "the ring's bare spinning round trip (heap, two threads) over crossbeam-channel's",
+        false,
+    ),
+    (
+        "lane_hop/crossbeam_spin",
+        "lane_hop_diff",
+        "cb_spin_diff_64",
+        "the lane's bare spinning round trip (heap, two threads) over crossbeam-channel's",
+        false,
     ),
     (
         "spin_rt/pipe2_same",

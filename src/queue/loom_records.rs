@@ -18,21 +18,21 @@ use super::{Ring, Wait};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::Model;
 
-const NONE: u64 = u64::MAX;
-const PENDING: u64 = 1;
-const COMMITTED: u64 = 2;
-const ABORTED: u64 = 3;
+pub(super) const NONE: u64 = u64::MAX;
+pub(super) const PENDING: u64 = 1;
+pub(super) const COMMITTED: u64 = 2;
+pub(super) const ABORTED: u64 = 3;
 
 /// One operation's record, as a process's ledger keeps it: the position it began at and
 /// whether it committed.
-struct Record {
+pub(super) struct Record {
     send: bool,
     at: AtomicU64,
     state: AtomicU64,
 }
 
 impl Record {
-    fn new(send: bool) -> Record {
+    pub(super) fn new(send: bool) -> Record {
         Record {
             send,
             at: AtomicU64::new(NONE),
@@ -53,7 +53,7 @@ impl OpRecord for Record {
 }
 
 /// The survivors' side: resolves the dead holder's record with the ring's rule.
-struct Resolver(Arc<Record>);
+pub(super) struct Resolver(pub(super) Arc<Record>);
 
 impl OpResolver for Resolver {
     fn resolve(&self, op: u64, head: u64, tail: u64) {
@@ -72,7 +72,7 @@ impl OpResolver for Resolver {
 /// What a record says once the survivors hold the lock: a record still pending never
 /// reached its commit (its begin may not even have been written), as the ledger's reaper
 /// concludes under the lock.
-fn settled(r: &Record) -> bool {
+pub(super) fn settled(r: &Record) -> bool {
     match r.state.load(Ordering::Relaxed) {
         COMMITTED => true,
         PENDING | ABORTED => false,

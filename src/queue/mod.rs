@@ -9,6 +9,12 @@
 //!   [`RecvError`]), as crossbeam-channel has: a failed send hands its value back.
 
 mod error;
+#[cfg(all(feature = "fault-injection", not(shmval_loom)))]
+#[doc(hidden)]
+pub mod hop;
+// Not yet behind a pipe: the models, the unit tests and the hop rig use it.
+#[allow(dead_code)]
+mod lane;
 #[cfg(not(shmval_loom))]
 mod pipe;
 #[cfg(not(shmval_loom))]
@@ -17,6 +23,8 @@ mod recorded;
 #[cfg_attr(shmval_loom, allow(dead_code))]
 mod ring;
 
+#[cfg(all(test, shmval_loom))]
+mod loom_lane;
 #[cfg(all(test, shmval_loom))]
 mod loom_records;
 #[cfg(all(test, shmval_loom))]

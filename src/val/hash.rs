@@ -108,6 +108,7 @@ pub(crate) fn known_hash(s: &str) -> Option<u64> {
 /// again. Only a string key uses it; a wrong `hash` (a corrupt table) only puts the key
 /// where lookups miss it, as the shared table's own lookups do.
 #[inline]
+#[cfg_attr(shmval_loom, allow(dead_code))] // the shared values are not built under loom
 pub(crate) fn with_known_hash<R>(key: Val, hash: Option<u64>, insert: impl FnOnce(Val) -> R) -> R {
     struct Clear;
     impl Drop for Clear {

@@ -41,18 +41,18 @@ mod transfer;
 const DROP_WAIT: Duration = Duration::from_micros(200);
 
 /// Spins (checking `head` and `tail`) before taking the lock to wait.
-const SPINS: u32 = if cfg!(shmval_loom) { 0 } else { 200 };
+pub(super) const SPINS: u32 = if cfg!(shmval_loom) { 0 } else { 200 };
 
 /// The CPU the calling thread runs on, plus one (0: unknown).
 #[cfg(not(shmval_loom))]
-fn current_cpu() -> u32 {
+pub(super) fn current_cpu() -> u32 {
     // SAFETY: sched_getcpu has no preconditions; it returns -1 on failure.
     let cpu = unsafe { libc::sched_getcpu() };
     u32::try_from(cpu).map_or(0, |c| c.saturating_add(1))
 }
 
 #[cfg(shmval_loom)]
-fn current_cpu() -> u32 {
+pub(super) fn current_cpu() -> u32 {
     0
 }
 
@@ -60,7 +60,7 @@ fn current_cpu() -> u32 {
 /// the words only steer spinning, never correctness, and leaving them out keeps the
 /// model's state space small.
 #[cfg(not(shmval_loom))]
-fn note_cpu(word: &AtomicU32) {
+pub(super) fn note_cpu(word: &AtomicU32) {
     // Stored only when it changes: a store would take the line from a peer polling it.
     let cpu = current_cpu();
     if word.load(Ordering::Relaxed) != cpu {
@@ -69,11 +69,11 @@ fn note_cpu(word: &AtomicU32) {
 }
 
 #[cfg(shmval_loom)]
-fn note_cpu(_word: &AtomicU32) {}
+pub(super) fn note_cpu(_word: &AtomicU32) {}
 
 /// Whether to spin for a peer that last ran on `peer_cpu` from a thread on `my_cpu` (both
 /// plus one, 0 unknown): not when both are known and equal.
-fn worth_spinning(peer_cpu: u32, my_cpu: u32) -> bool {
+pub(super) fn worth_spinning(peer_cpu: u32, my_cpu: u32) -> bool {
     peer_cpu == 0 || my_cpu == 0 || peer_cpu != my_cpu
 }
 
@@ -99,7 +99,7 @@ impl Wait {
     }
 
     /// Whether the wait is over: never begun ([`Wait::No`]) or past its deadline.
-    fn over<P: Platform>(self) -> bool {
+    pub(super) fn over<P: Platform>(self) -> bool {
         match self {
             Wait::No => true,
             Wait::Forever => false,
@@ -107,7 +107,7 @@ impl Wait {
         }
     }
 
-    fn deadline(self) -> Option<u64> {
+    pub(super) fn deadline(self) -> Option<u64> {
         match self {
             Wait::Until(d) | Wait::Slice(d) => Some(d),
             _ => None,
@@ -611,23 +611,29 @@ impl<'a, P: Platform> Ring<'a, P> {
     }
 }
 
-/// A ring on the heap, for the tests and the loom models.
-#[cfg(test)]
+/// A ring on the heap, for the tests, the loom models and the hop rig.
+#[cfg(any(test, feature = "fault-injection"))]
 pub(crate) struct HeapRing<P: Platform> {
     pub(crate) hdr: RingHeader<P>,
     pub(crate) slots: Vec<AtomicU64>,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fault-injection"))]
 impl<P: Platform> HeapRing<P> {
-    /// An empty ring of `cap` slots.
+    /// An empty ring of `cap` slots, shared.
+    #[cfg(test)]
     pub(crate) fn new(cap: u64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::make(cap))
+    }
+
+    /// An empty ring of `cap` slots.
+    pub(crate) fn make(cap: u64) -> Self {
         let h = HeapRing {
             hdr: RingHeader::new(),
             slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
         };
         h.hdr.init(cap);
-        std::sync::Arc::new(h)
+        h
     }
 
     /// The ring view.
