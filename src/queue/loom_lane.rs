@@ -13,7 +13,7 @@ use super::error::{RecvFail, SendFail};
 use super::lane::{HeapLane, Lane};
 use super::loom_records::{settled, Record, Resolver};
 use super::Wait;
-use crate::sync::Model;
+use crate::sync::{Model, Platform};
 
 type Heap = HeapLane<Model>;
 
@@ -225,4 +225,61 @@ fn a_receiver_dying_after_its_commit_has_received() {
 #[test]
 fn a_receiver_dying_after_recording_its_commit_has_received() {
     receiver_dies_at("lane.recv.recorded");
+}
+
+/// The sender dies at `point` holding its side; a new sender claims the side while a
+/// survivor runs the dead one's recovery, in any order: exactly one of them completes the
+/// dead sender's operation, the resolution agrees with the lane, and the new sender's
+/// item follows.
+fn dead_senders_side_taken_over(point: &'static str) {
+    use super::lane::role::{Claim, Side};
+    loom::model(move || {
+        let h = HeapLane::<Model>::new(2);
+        let rec = Arc::new(Record::new(true));
+        let (h2, rec2) = (h.clone(), rec.clone());
+        let dead = thread::spawn(move || {
+            let l = lane(&h2);
+            assert_eq!(
+                l.claim(Side::Sender, Model::current(), 1, None),
+                Claim::Mine
+            );
+            let me = Model::current();
+            Model::die_at(point);
+            let sent = catch_unwind(AssertUnwindSafe(|| l.send(9, Wait::No, Some(&*rec2))));
+            assert!(sent.is_err(), "the sender dies inside send");
+            me
+        })
+        .join()
+        .unwrap();
+        let (h3, rec3) = (h.clone(), rec.clone());
+        let reaper = thread::spawn(move || {
+            let res = Resolver(rec3);
+            lane(&h3).recover_role(Side::Sender, dead, Model::current(), Some(&res))
+        });
+        let l = lane(&h);
+        let res = Resolver(rec.clone());
+        let me = Model::current();
+        let claimed = l.claim(Side::Sender, me, 2, Some(&res));
+        let recovered = reaper.join().unwrap();
+        // A reaper that found the claimer completing the dead one's send leaves it to it.
+        assert!(recovered || claimed == Claim::Mine);
+        if claimed == Claim::Held {
+            // The reaper was completing the dead one's send: the side is free after it.
+            assert_eq!(l.claim(Side::Sender, me, 2, Some(&res)), Claim::Mine);
+        }
+        l.send(10, Wait::No, None).unwrap();
+        let mut expect = if settled(&rec) { vec![9] } else { vec![] };
+        expect.push(10);
+        assert_eq!(drain(&l), expect, "resolution and lane disagree at {point}");
+    });
+}
+
+#[test]
+fn a_dead_senders_side_is_taken_over_after_its_slot_was_written() {
+    dead_senders_side_taken_over("lane.send.slot_written");
+}
+
+#[test]
+fn a_dead_senders_side_is_taken_over_after_its_commit() {
+    dead_senders_side_taken_over("lane.send.committed");
 }

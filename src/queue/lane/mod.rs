@@ -39,11 +39,10 @@
 //! calls them once it knows the side's process is dead, before another takes its place.
 
 use std::fmt;
-use std::time::Duration;
 
 use super::error::{RecvFail, SendFail};
-use super::ring::{current_cpu, note_cpu, worth_spinning, OpRecord, OpResolver, Wait, SPINS};
-use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use super::ring::{note_cpu, OpRecord, Wait};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{pause, DefaultPlatform, Platform};
 
 /// One slot: the stamp saying whose turn it is, and the item.
@@ -95,6 +94,22 @@ struct RareWords {
     receiver_cpu: AtomicU32,
 }
 
+/// Who holds each side of the lane (see [`role`]), on a line of its own: written when a
+/// handle takes or leaves a side.
+#[repr(C, align(64))]
+#[derive(Debug)]
+struct RoleWords {
+    /// The sending side's holder: a process identity, [`role::RECOVERING`] while a dead
+    /// holder's operation is completed (0: free).
+    sender: AtomicU64,
+    /// Which handle of that process holds it.
+    sender_handle: AtomicU64,
+    /// The receiving side's holder, as `sender`.
+    receiver: AtomicU64,
+    /// Which handle of that process holds it.
+    receiver_handle: AtomicU64,
+}
+
 /// A lane's shared state, `#[repr(C)]`; all-zero bytes then [`LaneHeader::init`] make an
 /// empty lane (with slots made by [`LaneSlot::default`] or [`Lane::format`]).
 #[repr(C)]
@@ -102,6 +117,7 @@ pub struct LaneHeader<P: Platform = DefaultPlatform> {
     sender: SideWords,
     receiver: SideWords,
     rare: RareWords,
+    roles: RoleWords,
     _platform: std::marker::PhantomData<P>,
 }
 
@@ -135,6 +151,12 @@ impl<P: Platform> Default for LaneHeader<P> {
                 poisoned: z32(),
                 sender_cpu: z32(),
                 receiver_cpu: z32(),
+            },
+            roles: RoleWords {
+                sender: AtomicU64::new(0),
+                sender_handle: AtomicU64::new(0),
+                receiver: AtomicU64::new(0),
+                receiver_handle: AtomicU64::new(0),
             },
             _platform: std::marker::PhantomData,
         }
@@ -173,6 +195,8 @@ pub struct Lane<'a, P: Platform = DefaultPlatform> {
     hdr: &'a LaneHeader<P>,
     slots: &'a [LaneSlot],
     cap: u64,
+    /// Whether every sender has gone for good (asked when the lane is empty).
+    gone: Option<&'a dyn Fn() -> bool>,
 }
 
 impl<P: Platform> fmt::Debug for Lane<'_, P> {
@@ -196,7 +220,20 @@ impl<'a, P: Platform> Lane<'a, P> {
                 slots: slots.len() as u64,
             });
         }
-        Ok(Lane { hdr, slots, cap })
+        Ok(Lane {
+            hdr,
+            slots,
+            cap,
+            gone: None,
+        })
+    }
+
+    /// This lane, whose receives on an empty lane end with [`RecvFail::Disconnected`] once
+    /// `gone` says every sender has gone for good (the layer above counts its ends). A
+    /// sender's going must then [`wake_receiver`](Self::wake_receiver).
+    pub fn with_gone(mut self, gone: &'a dyn Fn() -> bool) -> Self {
+        self.gone = Some(gone);
+        self
     }
 
     /// Stamps fresh slots empty for their first round (slot `i` waits for position `i`).
@@ -303,6 +340,7 @@ impl<'a, P: Platform> Lane<'a, P> {
                 return Err(SendFail::Corrupted(item));
             }
             Waited::Closed => return Err(SendFail::Closed(item)),
+            Waited::Gone => return Err(SendFail::Corrupted(item)),
             Waited::Poisoned => return Err(SendFail::Corrupted(item)),
             Waited::Over if wait == Wait::No => return Err(SendFail::Full(item)),
             Waited::Over => return Err(SendFail::Timeout(item)),
@@ -373,6 +411,7 @@ impl<'a, P: Platform> Lane<'a, P> {
             }
             // Closed and empty: the ready check came first, so nothing was left.
             Waited::Closed => return Err(RecvFail::Closed),
+            Waited::Gone => return Err(RecvFail::Disconnected),
             Waited::Poisoned => return Err(RecvFail::Corrupted),
             Waited::Over if wait == Wait::No => return Err(RecvFail::Empty),
             Waited::Over => return Err(RecvFail::Timeout),
@@ -427,155 +466,6 @@ impl<'a, P: Platform> Lane<'a, P> {
             p = p.wrapping_add(1);
         }
     }
-
-    /// Waits as `wait` allows until `ready` answers, the lane is closed or poisoned (a
-    /// close counts before `ready` when `closed_first`: a sender, not a receiver draining).
-    /// Spins first while the other side (last on `peer_cpu`) runs on another CPU, then
-    /// sleeps on `event` with `flag` raised.
-    fn wait_for<R>(
-        &self,
-        wait: Wait,
-        peer_cpu: &AtomicU32,
-        (flag, event): (&AtomicU32, &AtomicU32),
-        closed_first: bool,
-        ready: impl Fn() -> Option<R>,
-    ) -> Waited<R> {
-        let rare = &self.hdr.rare;
-        let check = || {
-            let closed = || rare.closed.load(Ordering::Acquire) != 0;
-            if self.poisoned() {
-                Some(Waited::Poisoned)
-            } else if closed_first && closed() {
-                Some(Waited::Closed)
-            } else if let Some(r) = ready() {
-                Some(Waited::Ready(r))
-            } else if closed() {
-                Some(Waited::Closed)
-            } else {
-                None
-            }
-        };
-        if let Some(w) = check() {
-            return w;
-        }
-        if wait == Wait::No {
-            return Waited::Over;
-        }
-        if SPINS > 0 && worth_spinning(peer_cpu.load(Ordering::Relaxed), current_cpu()) {
-            for _ in 0..SPINS {
-                std::hint::spin_loop();
-                if let Some(w) = check() {
-                    return w;
-                }
-            }
-        }
-        loop {
-            if wait.over::<P>() {
-                return Waited::Over;
-            }
-            let seen = event.load(Ordering::Acquire);
-            flag.store(1, Ordering::Relaxed);
-            // SYNC POINT: the flag before the re-check, against the other side's commit
-            // before its look at the flag (see `wake`): one of the two sees the other.
-            fence(Ordering::SeqCst);
-            if let Some(w) = check() {
-                flag.store(0, Ordering::Relaxed);
-                return w;
-            }
-            let timeout = wait
-                .deadline()
-                .map(|d| Duration::from_nanos(d.saturating_sub(P::now_ns())));
-            P::wait(event, seen, timeout);
-            flag.store(0, Ordering::Relaxed);
-            if let Some(w) = check() {
-                return w;
-            }
-        }
-    }
-
-    /// After a commit: wakes the other side if its `flag` says it sleeps on `event`.
-    fn wake(flag: &AtomicU32, event: &AtomicU32) {
-        // SYNC POINT: the commit before the look at the flag (see `wait_for`).
-        fence(Ordering::SeqCst);
-        if flag.load(Ordering::Relaxed) != 0 {
-            event.fetch_add(1, Ordering::Release);
-            P::wake(event, 1);
-        }
-    }
-
-    /// Closes the lane: later sends get [`SendFail::Closed`] with their item back;
-    /// receives drain what is left, then get [`RecvFail::Closed`]. Wakes both sides.
-    pub fn close(&self) {
-        let rare = &self.hdr.rare;
-        rare.closed.store(1, Ordering::Release);
-        for event in [&rare.not_empty, &rare.not_full] {
-            event.fetch_add(1, Ordering::Release);
-            P::wake(event, u32::MAX);
-        }
-    }
-
-    /// After the sender died: completes the count its commit left behind, resolves the
-    /// operation it left in progress with `resolver` (given the counts as the lane now
-    /// stands), and clears it, so that another sender can take its place. Call only once
-    /// the sender's process is known dead.
-    pub fn recover_sender(&self, resolver: Option<&dyn OpResolver>) {
-        let s = &self.hdr.sender;
-        let t = s.count.load(Ordering::Relaxed);
-        // Whether the send at `t` committed, from its slot's stamp alone (the dead sender
-        // is the only one to write it before its commit): a death between the stamp and
-        // the count leaves the count behind, and the count follows.
-        let stamp = self.slot(t).stamp.load(Ordering::Acquire);
-        let full = t.wrapping_mul(2).wrapping_add(1);
-        let received = t.wrapping_add(self.cap).wrapping_mul(2);
-        let waiting =
-            t >= self.cap && stamp == t.wrapping_sub(self.cap).wrapping_mul(2).wrapping_add(1);
-        if stamp == full || stamp == received {
-            s.count.store(t.wrapping_add(1), Ordering::Release);
-        } else if stamp != t.wrapping_mul(2) && !waiting {
-            // None of our stores leaves that stamp.
-            self.poison();
-        }
-        self.hdr.rare.sender_sleeps.store(0, Ordering::Relaxed);
-        self.resolve(&s.op, resolver);
-    }
-
-    /// After the receiver died: stores the empty stamps its commit left behind, resolves
-    /// the operation it left in progress with `resolver`, and clears it, so that another
-    /// receiver can take its place. Call only once the receiver's process is known dead.
-    pub fn recover_receiver(&self, resolver: Option<&dyn OpResolver>) {
-        let h = self.hdr.receiver.count.load(Ordering::Relaxed);
-        // Received positions still stamped full: at most one round behind `head`.
-        let mut p = h.saturating_sub(self.cap);
-        while p < h {
-            if self.slot(p).stamp.load(Ordering::Relaxed) == p.wrapping_mul(2).wrapping_add(1) {
-                self.stamp_empty(p, p.wrapping_add(1));
-            }
-            p = p.wrapping_add(1);
-        }
-        self.hdr.rare.receiver_sleeps.store(0, Ordering::Relaxed);
-        self.resolve(&self.hdr.receiver.op, resolver);
-        Self::wake(&self.hdr.rare.sender_sleeps, &self.hdr.rare.not_full);
-    }
-
-    fn resolve(&self, op_word: &AtomicU64, resolver: Option<&dyn OpResolver>) {
-        let op = op_word.load(Ordering::Relaxed);
-        if op == 0 {
-            return;
-        }
-        if let Some(r) = resolver {
-            let (tail, head) = self.counts();
-            r.resolve(op, head, tail);
-            op_word.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-/// How [`Lane::wait_for`] ended.
-enum Waited<R> {
-    Ready(R),
-    Closed,
-    Poisoned,
-    Over,
 }
 
 /// A lane on the heap, for the tests, the loom models and the hop rig.
@@ -608,6 +498,12 @@ impl<P: Platform> HeapLane<P> {
         Lane::new(&self.hdr, &self.slots).expect("capacity matches the slots")
     }
 }
+
+mod recover;
+pub(crate) mod role;
+mod wait;
+
+use wait::Waited;
 
 #[cfg(all(test, not(shmval_loom)))]
 mod tests;
