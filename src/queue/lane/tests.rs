@@ -24,13 +24,14 @@ fn after_ms(ms: u64) -> Wait {
 }
 
 #[test]
-fn the_two_sides_and_the_rare_words_sit_on_lines_of_their_own() {
+fn the_two_sides_the_rare_words_and_the_roles_sit_on_lines_of_their_own() {
     use std::mem::{align_of, offset_of, size_of};
     type H = LaneHeader<Os>;
     assert_eq!(offset_of!(H, sender), 0);
     assert_eq!(offset_of!(H, receiver), 64);
     assert_eq!(offset_of!(H, rare), 128);
-    assert_eq!(size_of::<H>(), 192);
+    assert_eq!(offset_of!(H, roles), 192);
+    assert_eq!(size_of::<H>(), 256);
     assert_eq!(align_of::<H>(), 64);
     assert_eq!(size_of::<LaneSlot>(), 16);
 }
