@@ -10,12 +10,12 @@ use super::{duration, lock_points, policy_of, Kind, ProcessSpec, Scenario, MAX_D
 
 /// The smallest region a scenario may ask for: what `ShmMain` needs to start, the
 /// region's header (128 bytes), its process registry (16 slots, 1152 bytes), the pool's
-/// header, the pipe directory's block (7216 bytes for its 64 entries) and the names
+/// header, the pipe directory's block (7224 bytes for its 64 entries) and the names
 /// directory's (10280 bytes for its 128 names). Below it the region's, the pool's or the
 /// directories' own check fails, each with another figure; this one is what they add up
 /// to, checked against the library by a test. The pipes, and each process's ledger (a 1
 /// KiB chunk for every 15 values it holds at once), need room beyond it.
-pub const MIN_REGION_BYTES: u64 = 20944;
+pub const MIN_REGION_BYTES: u64 = 20960;
 
 /// Fields every process may have.
 const PROCESS_FIELDS: [&str; 6] = [
