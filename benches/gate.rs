@@ -141,6 +141,7 @@ impl Gate {
             .iter()
             .flat_map(|&size| (0..SPIN_PAIRS).map(move |_| size))
             .map(|size| ShmRig::start(true, cpu, size))
+            .chain((0..SPIN_PAIRS).map(|_| ShmRig::start_one_to_one(cpu, 64)))
             .collect();
         let mut hops: Vec<HopRig> = [HopKind::Ring, HopKind::Lane]
             .into_iter()
@@ -175,6 +176,7 @@ impl Gate {
         self.keep_best("cb_spin_diff_64");
         self.keep_best("ring_hop_diff");
         self.keep_best("lane_hop_diff");
+        self.keep_best("o2o_spin_diff_64");
         for &size in sizes {
             self.keep_best(&format!("shm_spin_diff_{size}"));
         }

@@ -32,6 +32,9 @@ struct Case {
     /// Where it is killed; "-": while it waits in a receive.
     point: &'static str,
     redeliver: bool,
+    /// The pipe is one-to-one (a lane): the survivor's side neither sends nor receives
+    /// while the child does.
+    one_to_one: bool,
     /// Packets 0.. in the pipe before the child starts.
     queued: u64,
     /// References left counted after recovery, each a value left allocated.
@@ -48,6 +51,8 @@ fn run(tag: &str, c: &Case) {
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let server = ServerSide::new(name.as_str(), "p", 8)
         .redeliver(c.redeliver)
+        .one_to_one(c.one_to_one)
+        .sends(!c.one_to_one)
         .start()
         .unwrap();
     let (pool, pipe) = (main.pool(), server.pipe());
@@ -55,7 +60,12 @@ fn run(tag: &str, c: &Case) {
     let base = settled(pool);
     let before = pipe.stats().unwrap();
     let refs = pipe.ref_count();
-    fill(pool, pipe, 0..c.queued);
+    // Through a handle of its own, which leaves a lane's sending side when dropped; kept
+    // (a sender, so that the child's receives wait) until the child is dead, unless the
+    // child sends.
+    let filler = pipe.clone();
+    fill(pool, &filler, 0..c.queued);
+    let filler = (!c.action[0].starts_with("send")).then_some(filler);
     let mut args = vec![name.as_str(), "p", c.action[0], c.point];
     args.extend_from_slice(&c.action[1..]);
     let child = if c.point == "-" && c.action[0] == "send-wait" {
@@ -84,6 +94,7 @@ fn run(tag: &str, c: &Case) {
     };
     child.kill();
     let r = main.recover();
+    drop(filler);
     assert_eq!(r.processes, 1, "{r:?}");
     assert_eq!(r.total.suspects, c.suspects, "{r:?}");
     check_pipe(&main, &server, c.after, (before, refs));
@@ -126,6 +137,7 @@ const NONE: Case = Case {
     action: &["recv"],
     point: "-",
     redeliver: false,
+    one_to_one: false,
     queued: 0,
     suspects: 0,
     after: &[],
@@ -228,6 +240,34 @@ cases! {
     hold_committed_redeliver: Case {
         action: &["hold", "3", "0,2"], point: "ring.recv.committed", redeliver: true, queued: 4, after: &[1, 3], ..NONE
     };
+}
+
+/// The kills of a one-to-one pipe's sender and receiver: a lane, with no lock; its side
+/// is taken back by recovery, its operation completed or undone by its stamps and counts.
+const LANE: Case = Case {
+    one_to_one: true,
+    ..NONE
+};
+
+cases! {
+    lane_send_slot_written: Case { action: &["send"], point: "lane.send.slot_written", ..LANE };
+    lane_send_committed: Case { action: &["send"], point: "lane.send.committed", after: &[100], ..LANE };
+    lane_send_recorded: Case { action: &["send"], point: "lane.send.recorded", after: &[100], ..LANE };
+    lane_send_clone_committed: Case {
+        action: &["send-clone"], point: "lane.send.committed", after: &[100], ..LANE
+    };
+    lane_send_waiting: Case { action: &["send-wait"], queued: 8, after: &[0, 1, 2, 3, 4, 5, 6, 7], ..LANE };
+    lane_recv_read: Case { action: &["recv"], point: "lane.recv.read", queued: 2, after: &[0, 1], ..LANE };
+    lane_recv_committed: Case { action: &["recv"], point: "lane.recv.committed", queued: 2, after: &[1], ..LANE };
+    lane_recv_recorded: Case { action: &["recv"], point: "lane.recv.recorded", queued: 2, after: &[1], ..LANE };
+    lane_batch_read: Case {
+        action: &["batch"], point: "lane.recv.read", queued: 4, after: &[0, 1, 2, 3], ..LANE
+    };
+    lane_batch_committed: Case { action: &["batch"], point: "lane.recv.committed", queued: 4, after: &[3], ..LANE };
+    lane_batch_recorded: Case { action: &["batch"], point: "lane.recv.recorded", queued: 4, after: &[3], ..LANE };
+    lane_hold_waiting: Case { action: &["hold", "3", "0,2"], queued: 3, ..LANE };
+    lane_hold_read: Case { action: &["hold", "3", "0,2"], point: "lane.recv.read", queued: 4, after: &[3], ..LANE };
+    lane_hold_committed: Case { action: &["hold", "3", "0,2"], point: "lane.recv.committed", queued: 4, ..LANE };
 }
 
 /// A receiver killed after its receive committed and was recorded, before it cleared the

@@ -215,6 +215,7 @@ impl CrossbeamRig {
 pub struct ShmRig {
     spin: bool,
     size: usize,
+    one_to_one: bool,
     // Owns the region (its name is unlinked once the child has attached).
     _main: ShmMain,
     a: ServerSide,
@@ -232,14 +233,34 @@ impl ShmRig {
 
     /// As [`start`](Self::start), carrying `payload`.
     pub fn start_with(spin: bool, cpu: usize, size: usize, payload: Payload) -> ShmRig {
+        ShmRig::start_kind(spin, cpu, size, payload, false)
+    }
+
+    /// As [`start`](Self::start) with spinning receivers, over one-to-one pipes (lanes).
+    pub fn start_one_to_one(cpu: usize, size: usize) -> ShmRig {
+        ShmRig::start_kind(true, cpu, size, Payload::Floats, true)
+    }
+
+    fn start_kind(
+        spin: bool,
+        cpu: usize,
+        size: usize,
+        payload: Payload,
+        one_to_one: bool,
+    ) -> ShmRig {
         let name = region_name("rt");
         let main = ShmMain::new(name.as_str(), (size as u64 + (4 << 20)).max(16 << 20))
             .start()
             .expect("create the gate region");
         let a = ServerSide::new(name.as_str(), "a", 4)
+            .one_to_one(one_to_one)
             .start()
             .expect("pipe a");
+        // On a one-to-one pipe the side that counts as a sender holds the sending side:
+        // here the child sends on b.
         let b = ServerSide::new(name.as_str(), "b", 4)
+            .one_to_one(one_to_one)
+            .sends(!one_to_one)
             .start()
             .expect("pipe b");
         let child = Peer::spawn(
@@ -262,6 +283,7 @@ impl ShmRig {
         ShmRig {
             spin,
             size,
+            one_to_one,
             _main: main,
             a,
             b,
@@ -277,9 +299,14 @@ impl ShmRig {
             ("block", "blocks (dequeue: short spin, then futex)")
         };
         let size = self.size;
+        let (prefix, pipes) = if self.one_to_one {
+            ("o2o", ", one-to-one pipes")
+        } else {
+            ("shm", "")
+        };
         Timed::new(
-            &format!("shm_{mode}_{cores}_{size}"),
-            format!("{cores}-core, f64 array of {size} B by handle, receiver {receiver}"),
+            &format!("{prefix}_{mode}_{cores}_{size}"),
+            format!("{cores}-core, f64 array of {size} B by handle{pipes}, receiver {receiver}"),
             "ns/rt",
             iters,
             |n| self.round_trips(n),
@@ -333,7 +360,7 @@ impl HopRig {
         Timed::new(
             name,
             format!(
-                "diff-core, two threads of one process, {what} on the heap, a 64-bit item,                  receiver spins"
+                "diff-core, two threads of one process, {what} on the heap, a 64-bit item, receiver spins"
             ),
             "ns/rt",
             iters,

@@ -13,7 +13,7 @@
 /// futex), the system allocator and an uncontended pthread mutex. Streaming across the CPUs is reported, not gated: on
 /// some placements of the vCPUs (SMT siblings, it seems) a busy producer and consumer slow
 /// each other down threefold while a ping-pong does not; on one CPU it is steady.
-pub const RATIOS: [(&str, &str, &str, &str, bool); 16] = [
+pub const RATIOS: [(&str, &str, &str, &str, bool); 18] = [
     (
         "spin_rt/cacheline_floor",
         "shm_spin_diff_64",
@@ -28,6 +28,22 @@ pub const RATIOS: [(&str, &str, &str, &str, bool); 16] = [
         "spinning handle round trip over crossbeam-channel's spinning round trip between \
          two threads (both diff-core)",
         true,
+    ),
+    (
+        "o2o_spin_rt/crossbeam_spin",
+        "o2o_spin_diff_64",
+        "cb_spin_diff_64",
+        "spinning handle round trip over one-to-one pipes (lanes) over crossbeam-channel's \
+         (both diff-core)",
+        false,
+    ),
+    (
+        "o2o_spin_rt/cacheline_floor",
+        "o2o_spin_diff_64",
+        "floor_cacheline_diff",
+        "spinning handle round trip over one-to-one pipes (lanes) over the cache-line floor \
+         (diff-core)",
+        false,
     ),
     (
         "ring_hop/crossbeam_spin",

@@ -107,6 +107,8 @@ pub(crate) fn pipe_err(e: PipeError) -> PyErr {
 }
 
 const WRONG_REGION: &str = "the value lives in another region than the pipe";
+const TAKEN_SEND: &str = "the pipe is one-to-one and another side sends on it";
+const TAKEN_RECV: &str = "the pipe is one-to-one and another side receives from it";
 
 /// Failed sends: the value is dropped with the error (Python keeps its own object).
 pub(crate) fn send_timeout_err<T>(e: SendTimeoutError<T>, pending: Option<PyErr>) -> PyErr {
@@ -115,6 +117,7 @@ pub(crate) fn send_timeout_err<T>(e: SendTimeoutError<T>, pending: Option<PyErr>
         SendTimeoutError::Closed(_) => Closed::new_err("the pipe is closed"),
         SendTimeoutError::Broken(_) => broken(pending, "enqueue"),
         SendTimeoutError::WrongRegion(_) => PyValueError::new_err(WRONG_REGION),
+        SendTimeoutError::Taken(_) => Error::new_err(TAKEN_SEND),
         _ => Corrupted::new_err("the pipe failed its checks"),
     }
 }
@@ -124,6 +127,7 @@ pub(crate) fn send_err<T>(e: SendError<T>, pending: Option<PyErr>) -> PyErr {
         SendError::Closed(_) => Closed::new_err("the pipe is closed"),
         SendError::Broken(_) => broken(pending, "enq"),
         SendError::WrongRegion(_) => PyValueError::new_err(WRONG_REGION),
+        SendError::Taken(_) => Error::new_err(TAKEN_SEND),
         _ => Corrupted::new_err("the pipe failed its checks"),
     }
 }
@@ -133,6 +137,7 @@ pub(crate) fn try_send_err<T>(e: TrySendError<T>) -> PyErr {
         TrySendError::Full(_) => Full::new_err("the pipe is full"),
         TrySendError::Closed(_) => Closed::new_err("the pipe is closed"),
         TrySendError::WrongRegion(_) => PyValueError::new_err(WRONG_REGION),
+        TrySendError::Taken(_) => Error::new_err(TAKEN_SEND),
         _ => Corrupted::new_err("the pipe failed its checks"),
     }
 }
@@ -145,6 +150,7 @@ pub(crate) fn recv_timeout_err(e: RecvTimeoutError, pending: Option<PyErr>) -> P
             Disconnected::new_err("every sender has gone and the pipe is drained")
         }
         RecvTimeoutError::Broken => broken(pending, "dequeue"),
+        RecvTimeoutError::Taken => Error::new_err(TAKEN_RECV),
         _ => Corrupted::new_err("the pipe failed its checks"),
     }
 }
@@ -156,6 +162,7 @@ pub(crate) fn recv_err(e: RecvError, pending: Option<PyErr>) -> PyErr {
             Disconnected::new_err("every sender has gone and the pipe is drained")
         }
         RecvError::Broken => broken(pending, "deq"),
+        RecvError::Taken => Error::new_err(TAKEN_RECV),
         _ => Corrupted::new_err("the pipe failed its checks"),
     }
 }
@@ -167,6 +174,7 @@ pub(crate) fn try_recv_err(e: TryRecvError) -> PyErr {
         TryRecvError::Disconnected => {
             Disconnected::new_err("every sender has gone and the pipe is drained")
         }
+        TryRecvError::Taken => Error::new_err(TAKEN_RECV),
         _ => Corrupted::new_err("the pipe failed its checks"),
     }
 }

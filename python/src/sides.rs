@@ -280,7 +280,7 @@ pub struct ServerSideObj {
 impl ServerSideObj {
     #[new]
     #[pyo3(signature = (region, pipe, capacity, *, persist=false, redeliver=false, reattach=false,
-        timeout=Some(60.0), micro_sleep=0.1, notice_after=Some(5.0), spin=DEFAULT_SPIN, break_checker=None, debug=false))]
+        one_to_one=false, timeout=Some(60.0), micro_sleep=0.1, notice_after=Some(5.0), spin=DEFAULT_SPIN, break_checker=None, debug=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -290,6 +290,7 @@ impl ServerSideObj {
         persist: bool,
         redeliver: bool,
         reattach: bool,
+        one_to_one: bool,
         timeout: Option<f64>,
         micro_sleep: f64,
         notice_after: Option<f64>,
@@ -306,7 +307,8 @@ impl ServerSideObj {
         let b = ServerSide::new(region.clone(), pipe.clone(), capacity)
             .persist(persist)
             .redeliver(redeliver)
-            .reattach(reattach);
+            .reattach(reattach)
+            .one_to_one(one_to_one);
         let b = wait_opts!(b, timeout, micro_sleep, notice_after, brk, debug);
         let what = format!("ServerSide of pipe {pipe:?} in region {region:?}");
         let held = Held::start(py, brk, spin, what, || b.start().map(AnySide::Server))?;

@@ -93,3 +93,17 @@ def test_threads_share_one_pipe(region):
             for k in range(n_threads):
                 mine = [i for kk, i in r if kk == k]
                 assert mine == sorted(mine)
+
+
+def test_a_one_to_one_pipe_refuses_a_second_receiver_until_the_first_goes(region):
+    with shmval.ShmMain(region, 1 << 20), shmval.ServerSide(region, "p", 4, one_to_one=True) as server:
+        first = shmval.ClientSide(region, "p", timeout=5.0)
+        second = shmval.ClientSide(region, "p", timeout=5.0)
+        server.pipe.enqueue({"a": [1, 2]}, timeout=1.0)
+        assert first.pipe.dequeue(timeout=5.0) == {"a": [1, 2]}
+        server.pipe.enqueue(2, timeout=1.0)
+        with pytest.raises(shmval.Error, match="one-to-one"):
+            second.pipe.dequeue(timeout=5.0)
+        first.close()
+        assert second.pipe.dequeue(timeout=5.0) == 2
+        second.close()

@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     /// Whether the resolvers may wait (briefly) for a lock: not inside a caller's own
     /// call, which promises its bound (a `try_` call never waits for a lock).
     pub(crate) patient: bool,
+    /// The dead process, as the sides of one-to-one pipes name their holders.
+    pub(crate) dead: Option<crate::sync::Owner>,
 }
 
 impl Ctx {
@@ -190,6 +192,7 @@ fn reap_with(pool: &Pool, patient: bool) -> usize {
         let before = pool.stats().map(|s| s.used).ok();
         let mut ctx = Ctx {
             patient,
+            dead: Some(crate::sync::process_owner_of(dead.pid, dead.start_key)),
             ..Ctx::default()
         };
         let done = give_back(pool, &dead, &mut ctx);

@@ -17,6 +17,9 @@ pub enum TrySendError<T> {
     /// The value belongs to another region than the pipe: it cannot be linked there.
     #[error("the value belongs to another region than the pipe")]
     WrongRegion(T),
+    /// The pipe is one-to-one and another handle, of a live process, sends on it.
+    #[error("the pipe is one-to-one and another handle sends on it")]
+    Taken(T),
     /// The pipe's shared state is inconsistent (found broken after a holder died, or
     /// written by a buggy process); it refuses all further traffic.
     #[error("the pipe's shared state is corrupted")]
@@ -39,6 +42,9 @@ pub enum SendTimeoutError<T> {
     /// The value belongs to another region than the pipe.
     #[error("the value belongs to another region than the pipe")]
     WrongRegion(T),
+    /// The pipe is one-to-one and another handle, of a live process, sends on it.
+    #[error("the pipe is one-to-one and another handle sends on it")]
+    Taken(T),
     /// The pipe's shared state is inconsistent.
     #[error("the pipe's shared state is corrupted")]
     Corrupted(T),
@@ -57,6 +63,9 @@ pub enum SendError<T> {
     /// The value belongs to another region than the pipe.
     #[error("the value belongs to another region than the pipe")]
     WrongRegion(T),
+    /// The pipe is one-to-one and another handle, of a live process, sends on it.
+    #[error("the pipe is one-to-one and another handle sends on it")]
+    Taken(T),
     /// The pipe's shared state is inconsistent.
     #[error("the pipe's shared state is corrupted")]
     Corrupted(T),
@@ -83,16 +92,17 @@ macro_rules! give_back {
         }
     };
 }
-give_back!(TrySendError, Full, Closed, WrongRegion, Corrupted);
+give_back!(TrySendError, Full, Closed, WrongRegion, Taken, Corrupted);
 give_back!(
     SendTimeoutError,
     Timeout,
     Closed,
     Broken,
     WrongRegion,
+    Taken,
     Corrupted
 );
-give_back!(SendError, Closed, Broken, WrongRegion, Corrupted);
+give_back!(SendError, Closed, Broken, WrongRegion, Taken, Corrupted);
 
 impl<T> From<SendError<T>> for SendTimeoutError<T> {
     /// An unbounded send's failure as a timed one's (it never timed out).
@@ -101,6 +111,7 @@ impl<T> From<SendError<T>> for SendTimeoutError<T> {
             SendError::Closed(t) => SendTimeoutError::Closed(t),
             SendError::Broken(t) => SendTimeoutError::Broken(t),
             SendError::WrongRegion(t) => SendTimeoutError::WrongRegion(t),
+            SendError::Taken(t) => SendTimeoutError::Taken(t),
             SendError::Corrupted(t) => SendTimeoutError::Corrupted(t),
         }
     }
@@ -121,6 +132,9 @@ pub enum TryRecvError {
     /// received: nothing more can come (a persisted pipe never says so).
     #[error("every sender has gone and the pipe is drained")]
     Disconnected,
+    /// The pipe is one-to-one and another handle, of a live process, receives from it.
+    #[error("the pipe is one-to-one and another handle receives from it")]
+    Taken,
     /// The pipe's shared state is inconsistent, or a slot held something that is not a
     /// value.
     #[error("the pipe's shared state is corrupted")]
@@ -143,6 +157,9 @@ pub enum RecvTimeoutError {
     /// The break checker asked to stop waiting.
     #[error("broken off by the break checker")]
     Broken,
+    /// The pipe is one-to-one and another handle, of a live process, receives from it.
+    #[error("the pipe is one-to-one and another handle receives from it")]
+    Taken,
     /// The pipe's shared state is inconsistent.
     #[error("the pipe's shared state is corrupted")]
     Corrupted,
@@ -161,6 +178,9 @@ pub enum RecvError {
     /// The break checker asked to stop waiting.
     #[error("broken off by the break checker")]
     Broken,
+    /// The pipe is one-to-one and another handle, of a live process, receives from it.
+    #[error("the pipe is one-to-one and another handle receives from it")]
+    Taken,
     /// The pipe's shared state is inconsistent.
     #[error("the pipe's shared state is corrupted")]
     Corrupted,
@@ -173,6 +193,7 @@ impl From<RecvError> for RecvTimeoutError {
             RecvError::Closed => RecvTimeoutError::Closed,
             RecvError::Disconnected => RecvTimeoutError::Disconnected,
             RecvError::Broken => RecvTimeoutError::Broken,
+            RecvError::Taken => RecvTimeoutError::Taken,
             RecvError::Corrupted => RecvTimeoutError::Corrupted,
         }
     }
@@ -189,6 +210,7 @@ pub(crate) enum SendFail<T> {
     Corrupted(T),
     Broken(T),
     WrongRegion(T),
+    Taken(T),
 }
 
 impl<T> SendFail<T> {
@@ -201,6 +223,7 @@ impl<T> SendFail<T> {
             SendFail::Corrupted(t) => SendFail::Corrupted(f(t)),
             SendFail::Broken(t) => SendFail::Broken(f(t)),
             SendFail::WrongRegion(t) => SendFail::WrongRegion(f(t)),
+            SendFail::Taken(t) => SendFail::Taken(f(t)),
         }
     }
 }
@@ -215,6 +238,7 @@ pub(crate) enum RecvFail {
     Disconnected,
     Corrupted,
     Broken,
+    Taken,
 }
 
 /// Why a pipe could not be created or opened.

@@ -35,6 +35,7 @@ pub use error::PipeError;
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+pub(crate) use pipe::PipeKind;
 #[cfg(not(shmval_loom))]
 pub use pipe::{BreakChecker, Pipe, DEFAULT_NOTICE_AFTER, MAX_CAPACITY};
 #[cfg(not(shmval_loom))]

@@ -4,7 +4,9 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use super::ring::{op_committed, OpRecord, OpResolver, Ring, Wait};
+use super::lane::role::Side;
+use super::pipe::Queue;
+use super::ring::{op_committed, OpRecord, OpResolver, Wait};
 use crate::alloc::Pool;
 use crate::ledger::{
     self, flags, Ctx, Entry, Kind, Ledger, Outcome, E_AUX, E_INDEX, E_LOCAL, E_NEXT, E_OBJ, E_PIPE,
@@ -219,17 +221,45 @@ impl OpResolver for Region {
     }
 }
 
-/// The ring of the pipe block at `off` whose generation is `generation`, if it checks out.
-fn ring_at(pool: &Pool, off: u64, generation: u64) -> Option<Ring<'_>> {
-    super::pipe::ring_of(pool, Offset::new(off), generation).ok()
+/// The queue of the pipe block at `off` whose generation is `generation`, if it checks
+/// out.
+fn queue_at(pool: &Pool, off: u64, generation: u64) -> Option<Queue<'_>> {
+    super::pipe::queue_of(pool, Offset::new(off), generation).ok()
 }
 
-/// Gives back a dead process's waiter count recorded in `e`, if it was counted.
-fn forget_wait(ring: &Ring<'_>, e: Entry<'_>, ctx: &mut Ctx) {
+/// What recovery holds while it resolves a dead process's operation on a pipe: the ring's
+/// lock (whose repair resolves a dead holder's operation word), or nothing on a lane.
+enum Settled<'a> {
+    Ring(#[allow(dead_code)] crate::sync::ShmMutexGuard<'a, crate::sync::Os>),
+    Lane,
+}
+
+/// Settles what the dead process of `ctx` left on `side` of the pipe `q` (a lane's
+/// takeover, which completes and resolves its operation; a ring's lock, whose repair
+/// does), or `None` if a live process holds it now: try again later.
+fn settle<'a>(pool: &Pool, q: &Queue<'a>, side: Side, ctx: &Ctx) -> Option<Settled<'a>> {
+    match q {
+        Queue::Ring(ring) => ring
+            .lock_for_recovery(recovery_wait(ctx))
+            .map(Settled::Ring),
+        Queue::Lane { lane, .. } => {
+            let dead = ctx.dead?;
+            let me = crate::sync::process_owner();
+            lane.recover_role(side, dead, me, Some(&**pool.region()))
+                .then_some(Settled::Lane)
+        }
+    }
+}
+
+/// Gives back a dead process's waiter count recorded in `e`, if it was counted (a
+/// ring's; a lane's sleep flag is cleared by its side's recovery).
+fn forget_wait(q: &Queue<'_>, e: Entry<'_>, ctx: &mut Ctx) {
     let w = e.get(E_WAIT);
     if w & WaitRecord::STEP == WaitRecord::COUNTED {
         e.set(E_WAIT, 0);
-        ring.forget_waiter(w & 0xff);
+        if let Some(ring) = q.ring() {
+            ring.forget_waiter(w & 0xff);
+        }
         ctx.tally.waiters += 1;
     }
 }
@@ -245,15 +275,15 @@ fn resolve_sending(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
         e.set_kind(Kind::Free);
         return Outcome::Done;
     }
-    let Some(ring) = ring_at(pool, pipe, generation) else {
+    let Some(q) = queue_at(pool, pipe, generation) else {
         ctx.tally.suspects += 1;
         e.set_kind(Kind::Free);
         return Outcome::Done;
     };
-    let Some(g) = ring.lock_for_recovery(recovery_wait(ctx)) else {
+    let Some(g) = settle(pool, &q, Side::Sender, ctx) else {
         return Outcome::Later;
     };
-    forget_wait(&ring, e, ctx);
+    forget_wait(&q, e, ctx);
     ctx.tally.operations += 1;
     if e.kind() == Some(Kind::Sending) {
         if e.then_kind() == Some(Kind::Received) {
@@ -299,21 +329,21 @@ pub(crate) fn restore_origin(e: Entry<'_>) {
 /// into values by the lock's repair and are given back with the values.
 fn resolve_receiving(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     let (pipe, generation) = (e.get(E_PIPE), e.get(E_AUX));
-    let ring = ctx
+    let q = ctx
         .holds_pipe(pipe, generation)
-        .then(|| ring_at(pool, pipe, generation))
+        .then(|| queue_at(pool, pipe, generation))
         .flatten();
-    let Some(ring) = ring else {
+    let Some(q) = q else {
         // A receive that never committed holds nothing; one that did cannot be told
         // without the pipe: leave its value.
         ctx.tally.suspects += 1;
         e.set_kind(Kind::Free);
         return Outcome::Done;
     };
-    let Some(g) = ring.lock_for_recovery(recovery_wait(ctx)) else {
+    let Some(g) = settle(pool, &q, Side::Receiver, ctx) else {
         return Outcome::Later;
     };
-    forget_wait(&ring, e, ctx);
+    forget_wait(&q, e, ctx);
     if e.kind() == Some(Kind::Receiving) {
         e.set_kind(Kind::Free);
         ctx.tally.operations += 1;
@@ -326,11 +356,12 @@ fn resolve_receiving(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
 /// the process still held a handle of it (so the pipe is there), else dropped.
 fn resolve_received(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     let (pipe, generation) = (e.get(E_PIPE), e.get(E_AUX));
-    let ring = ctx
+    let q = ctx
         .holds_pipe(pipe, generation)
-        .then(|| ring_at(pool, pipe, generation))
+        .then(|| queue_at(pool, pipe, generation))
         .flatten();
-    let Some(ring) = ring.filter(|r| r.redelivers()) else {
+    // Only a ring redelivers.
+    let Some(ring) = q.as_ref().and_then(Queue::ring).filter(|r| r.redelivers()) else {
         tracked::release_dead(pool, e, &mut ctx.tally);
         return Outcome::Done;
     };
@@ -365,18 +396,32 @@ fn resolve_pipe(pool: &Pool, e: Entry<'_>, ctx: &mut Ctx) -> Outcome {
     let held = e.get(E_INDEX);
     let unknown = held & (flags::MOVING_REF | flags::MOVING_SENDER | flags::MOVING_RECEIVER);
     ctx.tally.suspects += u64::from(unknown.count_ones());
-    if let Some(ring) = ring_at(pool, pipe, generation) {
+    if let Some(q) = queue_at(pool, pipe, generation) {
         // A process killed after its send or receive committed and recorded, before it
         // cleared the ring's operation word, still holds the lock with the word naming
         // its entry: the repair must run now, while the entry is there, not at the next
-        // lock, after the dead's chunks are freed (and maybe reused).
-        if ring.lock_for_recovery(recovery_wait(ctx)).is_none() && ring.lock_owner().is_some() {
-            return Outcome::Later;
+        // lock, after the dead's chunks are freed (and maybe reused). On a lane, the
+        // sides it held are taken back the same way, its operations resolved.
+        match &q {
+            Queue::Ring(ring) => {
+                if ring.lock_for_recovery(recovery_wait(ctx)).is_none()
+                    && ring.lock_owner().is_some()
+                {
+                    return Outcome::Later;
+                }
+            }
+            Queue::Lane { .. } => {
+                for side in [Side::Sender, Side::Receiver] {
+                    if settle(pool, &q, side, ctx).is_none() {
+                        return Outcome::Later;
+                    }
+                }
+            }
         }
         // Each end: marked as moving (held, unknown once a death interrupts), then dropped.
         let ends: [(u64, &dyn Fn()); 2] = [
-            (flags::HELD_SENDER, &|| ring.drop_sender()),
-            (flags::HELD_RECEIVER, &|| ring.drop_receiver()),
+            (flags::HELD_SENDER, &|| q.drop_sender()),
+            (flags::HELD_RECEIVER, &|| q.drop_receiver()),
         ];
         for (flag, drop_end) in ends {
             if held & flag != 0 {

@@ -164,6 +164,8 @@ pub struct DeadSlot {
     pub incarnation: u64,
     /// The dead process's pid, as it saw itself.
     pub pid: u32,
+    /// The key of its start time (see `sync::process_start_key`; 0 unknown).
+    pub start_key: u64,
 }
 
 fn lock_arg(slot: u32, kind: libc::c_short) -> libc::flock {
@@ -460,11 +462,12 @@ impl Region {
             .filter(|&i| i != me)
             .filter_map(|i| {
                 let incarnation = slots::claim_dead(&table, i, my_id)?;
-                let pid = self.slot_words(i)?[W_PID].load(Ordering::Relaxed) as u32;
+                let w = self.slot_words(i)?;
                 Some(DeadSlot {
                     index: i,
                     incarnation,
-                    pid,
+                    pid: w[W_PID].load(Ordering::Relaxed) as u32,
+                    start_key: w[W_START].load(Ordering::Relaxed),
                 })
             })
             .collect()

@@ -39,7 +39,7 @@ use super::error::SidesError;
 use super::name::PipeName;
 use crate::alloc::{AllocError, Pool};
 use crate::ledger::{flags, Entry as LedgerEntry, Kind as LedgerKind, E_AUX, E_INDEX, E_PIPE};
-use crate::queue::{Pipe, PipeError, PipeStats};
+use crate::queue::{Pipe, PipeError, PipeKind, PipeStats};
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::generation::Generation;
@@ -135,6 +135,8 @@ pub(crate) struct PipeSpec {
     pub(crate) persist: bool,
     /// Send a dead receiver's values back into the pipe.
     pub(crate) redeliver: bool,
+    /// One sending and one receiving handle at a time (a lane, without a lock).
+    pub(crate) one_to_one: bool,
 }
 
 /// A region's pipe directory.
@@ -374,6 +376,7 @@ impl Directory {
             reattach,
             persist,
             redeliver,
+            one_to_one,
         } = spec;
         let started = Instant::now();
         self.with_lock(deadline, |head| {
@@ -393,17 +396,26 @@ impl Directory {
                 .iter()
                 .position(|e| e.state.load(Ordering::Relaxed) == FREE)
                 .ok_or(SidesError::DirectoryFull(MAX_PIPES))?;
-            let pipe = Pipe::create_by(&self.pool, capacity, persist, redeliver, deadline)
-                .map_err(|e| match e {
-                    PipeError::Alloc(AllocError::TimedOut) => SidesError::Timeout {
-                        what: format!(
-                            "the pool of region {} (its lock is held by a live thread)",
-                            self.pool.region().name()
-                        ),
-                        waited: started.elapsed(),
-                    },
-                    e => e.into(),
-                })?;
+            let pipe = Pipe::create_by(
+                &self.pool,
+                capacity,
+                PipeKind {
+                    kept: persist,
+                    redeliver,
+                    one_to_one,
+                },
+                deadline,
+            )
+            .map_err(|e| match e {
+                PipeError::Alloc(AllocError::TimedOut) => SidesError::Timeout {
+                    what: format!(
+                        "the pool of region {} (its lock is held by a live thread)",
+                        self.pool.region().name()
+                    ),
+                    waited: started.elapsed(),
+                },
+                e => e.into(),
+            })?;
             let e = &head.entries[i];
             for (w, n) in name.words().iter().zip(&e.name) {
                 n.store(*w, Ordering::Relaxed);

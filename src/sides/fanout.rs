@@ -241,6 +241,7 @@ impl Fanout {
                 }
                 Err(TrySendError::Closed(_)) => return Ok(false),
                 Err(TrySendError::WrongRegion(_)) => return Err(SendTimeoutError::WrongRegion(())),
+                Err(TrySendError::Taken(_)) => return Err(SendTimeoutError::Taken(())),
                 Err(_) => return Err(SendTimeoutError::Corrupted(())),
             }
         }
@@ -256,6 +257,7 @@ fn strip<T>(e: SendTimeoutError<T>) -> SendTimeoutError<()> {
         SendTimeoutError::Closed(_) => SendTimeoutError::Closed(()),
         SendTimeoutError::Broken(_) => SendTimeoutError::Broken(()),
         SendTimeoutError::WrongRegion(_) => SendTimeoutError::WrongRegion(()),
+        SendTimeoutError::Taken(_) => SendTimeoutError::Taken(()),
         _ => SendTimeoutError::Corrupted(()),
     }
 }

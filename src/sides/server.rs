@@ -17,6 +17,7 @@ pub struct ServerSideBuilder {
     persist: bool,
     reattach: bool,
     redeliver: bool,
+    one_to_one: bool,
 }
 
 wait_options!(ServerSideBuilder);
@@ -42,6 +43,17 @@ impl ServerSideBuilder {
         self
     }
 
+    /// Whether the pipe is one-to-one (default: no): one side sends on it and one receives
+    /// from it at a time, and a hand-off takes no lock, so it runs at about the speed of
+    /// the cache line moving between the two processes. Another side that sends (or
+    /// receives) while a live one does gets a `Taken` error; the side of a process that
+    /// died is taken over by the next, after its half-done send or receive is completed.
+    /// Cannot be combined with [`redeliver`](Self::redeliver). Set when the pipe is made.
+    pub fn one_to_one(mut self, one_to_one: bool) -> Self {
+        self.one_to_one = one_to_one;
+        self
+    }
+
     /// If a live pipe of this name exists, use it instead of failing with
     /// [`SidesError::PipeExists`] (its capacity stays what it was).
     pub fn reattach(mut self, reattach: bool) -> Self {
@@ -64,6 +76,7 @@ impl ServerSideBuilder {
             reattach: self.reattach,
             persist: self.persist,
             redeliver: self.redeliver,
+            one_to_one: self.one_to_one,
         };
         let side = Side::start(
             &self.region,
@@ -105,6 +118,7 @@ impl ServerSide {
             persist: false,
             reattach: false,
             redeliver: false,
+            one_to_one: false,
         }
     }
 }

@@ -273,6 +273,27 @@ pub fn process_start_key(pid: u32) -> Option<u64> {
     }
 }
 
+/// The calling process's identity, as a lock word would name its main thread: its pid
+/// and the key of its start time. What [`process_owner_of`] makes of a registry slot's
+/// pid and start key.
+pub(crate) fn process_owner() -> Owner {
+    let pid = std::process::id();
+    process_owner_of(pid, process_start_key(pid).unwrap_or(0))
+}
+
+/// The identity of process `pid` whose start key (see [`process_start_key`]) is
+/// `start_key`; liveness tested as a lock owner's ([`Platform::is_alive`]).
+pub(crate) fn process_owner_of(pid: u32, start_key: u64) -> Owner {
+    Owner::new(
+        pid,
+        if start_key == 0 {
+            0
+        } else {
+            owner_key(start_key)
+        },
+    )
+}
+
 /// Whether process `pid` with start key `start_key` (from [`process_start_key`]) is still
 /// running. `true` when `/proc` cannot tell.
 pub fn process_alive(pid: u32, start_key: u64) -> bool {

@@ -80,6 +80,7 @@ class ServerSide:
         persist: bool = False,
         redeliver: bool = False,
         reattach: bool = False,
+        one_to_one: bool = False,
         timeout: Optional[float] = 60.0,
         micro_sleep: float = 0.1,
         notice_after: Optional[float] = 5.0,

@@ -164,6 +164,11 @@ impl<P: Platform> Default for LaneHeader<P> {
 }
 
 impl<P: Platform> LaneHeader<P> {
+    /// The capacity as stored (untrusted until [`Lane::new`] checks it).
+    pub fn capacity(&self) -> u64 {
+        self.rare.capacity.load(Ordering::Relaxed)
+    }
+
     /// Sets the capacity of a fresh header before anyone else sees it.
     pub fn init(&self, capacity: u64) {
         self.rare.capacity.store(capacity, Ordering::Relaxed);
@@ -191,6 +196,7 @@ enum Turn {
 }
 
 /// A view of a lane: its header and its slots.
+#[derive(Clone, Copy)]
 pub struct Lane<'a, P: Platform = DefaultPlatform> {
     hdr: &'a LaneHeader<P>,
     slots: &'a [LaneSlot],
@@ -267,6 +273,30 @@ impl<'a, P: Platform> Lane<'a, P> {
     /// Whether the lane has been closed.
     pub fn is_closed(&self) -> bool {
         self.hdr.rare.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether the lane was empty (and open, sound, and not left by every sender) when
+    /// looked at, without waiting: what a busy `try_` receiver polls.
+    pub fn looks_empty(&self) -> bool {
+        let h = self.hdr.receiver.count.load(Ordering::Relaxed);
+        matches!(self.recv_turn(h), Turn::NotYet)
+            && !self.is_closed()
+            && !self.poisoned()
+            && !self.gone.is_some_and(|g| g())
+    }
+
+    /// Whether the receiver and the sender sleep now (a snapshot of their flags).
+    pub fn sleepers(&self) -> (bool, bool) {
+        let rare = &self.hdr.rare;
+        (
+            rare.receiver_sleeps.load(Ordering::Relaxed) != 0,
+            rare.sender_sleeps.load(Ordering::Relaxed) != 0,
+        )
+    }
+
+    /// Whether the lane was found inconsistent and refuses traffic.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned()
     }
 
     fn poisoned(&self) -> bool {

@@ -1,7 +1,8 @@
-//! [`Pipe`]: a [`Ring`] living in a pool block, counted like an `Arc`.
+//! [`Pipe`]: a [`Ring`](super::Ring) (or a lane, for a one-to-one pipe) living in a pool block, counted
+//! like an `Arc`.
 //!
-//! A pipe block holds a small head (the ring header, magic, a generation and a reference
-//! count) followed by the slots. Items are 64-bit words; the value layer stores handle
+//! A pipe block holds a small head (the ring header, magic, a generation, a reference
+//! count and the kind) followed by the slots, or by the lane's header and its slots. Items are 64-bit words; the value layer stores handle
 //! offsets in them, one reference each, so a handle moves through a pipe without its
 //! refcount changing.
 //!
@@ -18,25 +19,32 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use super::error::{
-    PipeError, RecvError, RecvFail, RecvTimeoutError, SendError, SendFail, SendTimeoutError,
-    TryRecvError, TrySendError,
-};
+use super::error::PipeError;
+use super::lane::role::{Claim, Side};
+use super::lane::{Lane, LaneHeader, LaneSlot};
 use super::recorded;
-use super::ring::{PipeStats, Ring, RingHeader};
+use super::ring::RingHeader;
 use crate::alloc::Pool;
 use crate::ledger::flags;
 use crate::region::{Offset, Shared};
 use crate::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
-use crate::sync::{MadeIn, Os, Owner, Platform};
+use crate::sync::{MadeIn, Os, Platform};
 use crate::val::shared::{tracked, ShmVal};
 
+mod calls;
 mod transfer;
+mod view;
 
-use transfer::{timeout_error, try_error, Limit};
+use view::{lane_parts, queue_in};
+pub(crate) use view::{queue_of, Queue};
 
-/// "SHMPIPE3", little-endian: marks a formatted pipe block of this layout.
-const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE3");
+/// "SHMPIPE4", little-endian: marks a formatted pipe block of this layout.
+const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"SHMPIPE4");
+
+/// [`PipeHead::kind`]: the items are in the ring.
+const KIND_RING: u64 = 0;
+/// [`PipeHead::kind`]: the items are in a lane (one sending and one receiving handle).
+const KIND_LANE: u64 = 1;
 
 /// How often blocking calls ask the break checker unless told otherwise.
 const DEFAULT_MICRO_SLEEP: Duration = Duration::from_millis(100);
@@ -54,6 +62,8 @@ struct PipeHead {
     generation: AtomicU64,
     /// Handles (in every process) and directory entries holding the block.
     refs: AtomicU64,
+    /// [`KIND_RING`] or [`KIND_LANE`].
+    kind: AtomicU64,
 }
 
 // SAFETY: repr(C) of atomics and a RingHeader (itself repr(C) atomics, a ShmMutex and two
@@ -62,7 +72,24 @@ unsafe impl Shared for PipeHead {}
 // SAFETY: as above: repr(C) atomics, locks and condvars only.
 unsafe impl Shared for RingHeader {}
 
+// SAFETY: repr(C) of atomics only (in cache-line-aligned groups), valid for any bits and
+// mutated only atomically.
+unsafe impl Shared for LaneHeader {}
+// SAFETY: repr(C) of two atomics.
+unsafe impl Shared for LaneSlot {}
+
 const HEAD: u64 = size_of::<PipeHead>() as u64;
+/// The lane's header, after the pipe's head in a lane pipe's block.
+const LANE_HEAD: u64 = size_of::<LaneHeader>() as u64;
+
+/// Bytes of a pipe block of `capacity` slots, of the kind `lane` says.
+fn block_len(lane: bool, capacity: u64) -> u64 {
+    if lane {
+        HEAD + LANE_HEAD + capacity * size_of::<LaneSlot>() as u64
+    } else {
+        HEAD + capacity * 8
+    }
+}
 
 /// A function asked every `micro_sleep` while a blocking call waits; `true` stops the
 /// wait with a `Broken` error.
@@ -94,12 +121,23 @@ pub struct Pipe {
     made_in: MadeIn,
     /// The ledger entry recording this handle's counts (null: not recorded).
     entry: Offset,
+    /// Whether the pipe is a lane (one-to-one).
+    lane: bool,
+    /// This handle, among the process's (a lane's side names the handle holding it).
+    id: u64,
+    /// A lane has one sender and one receiver: threads sharing this handle take turns.
+    send_turn: std::sync::Mutex<()>,
+    recv_turn: std::sync::Mutex<()>,
 }
 
 /// [`Pipe::ends`]: this handle has sent.
 const SENT: u8 = 1;
 /// [`Pipe::ends`]: this handle has received.
 const RECEIVED: u8 = 2;
+/// [`Pipe::ends`]: this handle holds a lane's sending side.
+const SENDS: u8 = 4;
+/// [`Pipe::ends`]: this handle holds a lane's receiving side.
+const RECEIVES: u8 = 8;
 
 /// After how long an unbounded `enq` or `deq` says on standard error what it waits for.
 pub const DEFAULT_NOTICE_AFTER: Duration = Duration::from_secs(10);
@@ -132,24 +170,46 @@ impl Pipe {
     /// [`PipeError::BadCapacity`] for 0 or more than [`MAX_CAPACITY`];
     /// [`PipeError::Alloc`] if the pool has no room.
     pub fn create(pool: &Pool, capacity: u64) -> Result<Pipe, PipeError> {
-        Self::create_by(pool, capacity, false, false, None)
+        Self::create_by(pool, capacity, PipeKind::default(), None)
+    }
+
+    /// [`create`](Self::create) of a one-to-one pipe: one handle at a time sends on it
+    /// and one receives from it (another gets `Taken`), and a hand-off takes no lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub fn create_one_to_one(pool: &Pool, capacity: u64) -> Result<Pipe, PipeError> {
+        let kind = PipeKind {
+            one_to_one: true,
+            ..PipeKind::default()
+        };
+        Self::create_by(pool, capacity, kind, None)
     }
 
     /// [`create`](Self::create), giving up at `deadline` (if any) while a live thread
     /// holds the pool lock ([`AllocError::TimedOut`](crate::alloc::AllocError::TimedOut)).
-    /// A `kept` pipe is one whose senders come and go: its receivers are never told that
-    /// every sender has gone ([`RecvFail::Disconnected`]).
     pub(crate) fn create_by(
         pool: &Pool,
         capacity: u64,
-        kept: bool,
-        redeliver: bool,
+        kind: PipeKind,
         deadline: Option<Instant>,
     ) -> Result<Pipe, PipeError> {
+        let PipeKind {
+            kept,
+            redeliver,
+            one_to_one,
+        } = kind;
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(PipeError::BadCapacity(capacity));
         }
-        let len = HEAD + capacity * 8;
+        if one_to_one && redeliver {
+            return Err(PipeError::BadPipe(
+                "a one-to-one pipe cannot redeliver: the dead receiver's values would need a \
+                 second sender",
+            ));
+        }
+        let len = block_len(one_to_one, capacity);
         // Recorded from before the allocation (see `tracked::begin_block`): a death before
         // the pipe's first reference is recorded frees the bare block.
         let rec = tracked::begin_block(pool, Offset::NULL, Offset::NULL);
@@ -172,6 +232,17 @@ impl Pipe {
             }
             if redeliver {
                 head.ring.redeliver();
+            }
+            head.kind.store(
+                if one_to_one { KIND_LANE } else { KIND_RING },
+                Ordering::Relaxed,
+            );
+            if one_to_one {
+                let (lane_hdr, slots) = lane_parts(pool, off, capacity)?;
+                lane_hdr.init(capacity);
+                Lane::new(lane_hdr, slots)
+                    .map_err(|_| PipeError::BadPipe("capacity changed"))?
+                    .format();
             }
             let generation = random_generation(pool);
             head.generation.store(generation, Ordering::Relaxed);
@@ -204,6 +275,10 @@ impl Pipe {
     /// A handle of the pipe at `off` for the reference `entry` records (or none), with
     /// the default options.
     fn handle(pool: &Pool, off: Offset, cap: u64, generation: u64, entry: Offset) -> Pipe {
+        let lane = pool
+            .region()
+            .at::<PipeHead>(off)
+            .is_ok_and(|h| h.kind.load(Ordering::Relaxed) == KIND_LANE);
         Pipe {
             pool: pool.clone(),
             off,
@@ -216,6 +291,10 @@ impl Pipe {
             ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
             entry,
+            lane,
+            id: crate::sync::unique_id(),
+            send_turn: std::sync::Mutex::new(()),
+            recv_turn: std::sync::Mutex::new(()),
         }
     }
 
@@ -281,7 +360,7 @@ impl Pipe {
             return Err(PipeError::BadPipe("capacity out of range"));
         }
         let usable = pool.usable_size_unlocked(off)?;
-        if HEAD + cap * 8 > usable {
+        if block_len(head.kind.load(Ordering::Relaxed) == KIND_LANE, cap) > usable {
             return Err(PipeError::BadPipe("capacity larger than the block"));
         }
         let refs = head.refs.load(Ordering::Relaxed);
@@ -291,7 +370,7 @@ impl Pipe {
         let entry = Self::count_new_ref(pool, off, head);
         let generation = head.generation.load(Ordering::Relaxed);
         let pipe = Pipe::handle(pool, off, cap, generation, entry);
-        pipe.ring()?;
+        pipe.queue()?;
         Ok(pipe)
     }
 
@@ -339,19 +418,51 @@ impl Pipe {
     /// Counts this handle as one of the pipe's sending ends from now until it is dropped
     /// (a handle that sends is counted from its first send anyway). While a pipe that is not
     /// kept has sending ends, its receivers wait for more; once the last has gone and the
-    /// pipe is empty, they get `Disconnected` ([`RecvTimeoutError::Disconnected`]).
+    /// pipe is empty, they get `Disconnected` ([`RecvTimeoutError::Disconnected`](super::RecvTimeoutError::Disconnected)).
+    ///
+    /// On a one-to-one pipe it also takes the sending side, if no other live handle holds it.
     pub fn count_as_sender(&self) {
-        if let Ok(ring) = self.ring() {
-            self.count_as_sender_in(&ring);
+        if let Ok(q) = self.queue() {
+            self.count_as_sender_in(&q);
+            self.take_side(&q, Side::Sender);
         }
     }
 
-    fn count_as_sender_in(&self, ring: &Ring<'_>) {
+    fn count_as_sender_in(&self, q: &Queue<'_>) {
         if self.ends.load(Ordering::Relaxed) & SENT == 0
             && self.ends.fetch_or(SENT, Ordering::Relaxed) & SENT == 0
         {
-            recorded::count_change(self.entry(), flags::HELD_SENDER, true, || ring.add_sender());
+            recorded::count_change(self.entry(), flags::HELD_SENDER, true, || q.add_sender());
         }
+    }
+
+    /// Whether this handle holds `side` of the pipe's lane, taking it if it is free (or
+    /// its holder's process is dead); always `true` on a ring.
+    fn take_side(&self, q: &Queue<'_>, side: Side) -> bool {
+        let Some(lane) = q.lane() else {
+            return true;
+        };
+        let bit = match side {
+            Side::Sender => SENDS,
+            Side::Receiver => RECEIVES,
+        };
+        if self.ends.load(Ordering::Relaxed) & bit != 0 {
+            return true;
+        }
+        let region = &**self.pool.region();
+        match lane.claim(side, crate::sync::process_owner(), self.id, Some(region)) {
+            Claim::Mine => {
+                self.ends.fetch_or(bit, Ordering::Relaxed);
+                true
+            }
+            Claim::Held => false,
+        }
+    }
+
+    /// Whether the pipe is one-to-one (a lane: one sending and one receiving handle at a
+    /// time, hand-offs without a lock).
+    pub fn is_one_to_one(&self) -> bool {
+        self.lane
     }
 
     /// This pipe with a name for its wait notices, and when they come: an `enq` or `deq`
@@ -390,23 +501,15 @@ impl Pipe {
         Ok(head)
     }
 
-    /// The ring view, resolved through the region's bounds check.
+    /// The queue view, resolved through the region's bounds check.
     ///
     /// # Errors
     ///
     /// [`PipeError::BadPipe`] if the block no longer checks out.
     #[inline(always)]
-    pub(crate) fn ring(&self) -> Result<Ring<'_>, PipeError> {
+    pub(crate) fn queue(&self) -> Result<Queue<'_>, PipeError> {
         let head = self.head()?;
-        let slots = self.pool.region().at_slice::<AtomicU64>(
-            self.off
-                .checked_add(HEAD)
-                .ok_or(PipeError::BadPipe("offset overflows"))?,
-            self.cap,
-        )?;
-        Ring::new(&head.ring, slots)
-            .map(|r| r.with_resolver(&**self.pool.region()))
-            .map_err(|_| PipeError::BadPipe("capacity changed"))
+        queue_in(&self.pool, self.off, head, self.cap, self.lane)
     }
 
     /// References to the pipe now: handles in every process and directory entries (a
@@ -418,9 +521,9 @@ impl Pipe {
     /// The last reference went: drop what is queued, then free the block.
     fn destroy(&self) -> Result<(), PipeError> {
         let head = self.head()?;
-        if let Ok(ring) = self.ring() {
-            ring.close();
-            ring.drain(|item| {
+        if let Ok(q) = self.queue() {
+            q.close();
+            q.drain(|item| {
                 // SAFETY: each item is a reference a sender gave up into the pipe, and
                 // nobody else can take it: no other reference to the pipe remains.
                 drop(unsafe { ShmVal::from_raw_unrecorded(&self.pool, Offset::new(item)) });
@@ -434,32 +537,16 @@ impl Pipe {
     }
 }
 
-/// The ring of the pipe block at `off` whose generation is `generation`, checked as a
-/// handle's: magic, generation, capacity within the block.
-///
-/// # Errors
-///
-/// [`PipeError::BadPipe`] if the block does not hold that pipe.
-pub(crate) fn ring_of(pool: &Pool, off: Offset, generation: u64) -> Result<Ring<'_>, PipeError> {
-    let region = pool.region();
-    let head: &PipeHead = region.at(off)?;
-    if head.magic.load(Ordering::Acquire) != PIPE_MAGIC
-        || head.generation.load(Ordering::Relaxed) != generation
-    {
-        return Err(PipeError::BadPipe("the pipe's block no longer holds it"));
-    }
-    let cap = head.ring.capacity();
-    if cap == 0 || cap > MAX_CAPACITY {
-        return Err(PipeError::BadPipe("capacity out of range"));
-    }
-    let slots = region.at_slice::<AtomicU64>(
-        off.checked_add(HEAD)
-            .ok_or(PipeError::BadPipe("offset overflows"))?,
-        cap,
-    )?;
-    Ring::new(&head.ring, slots)
-        .map(|r| r.with_resolver(&**region))
-        .map_err(|_| PipeError::BadPipe("capacity changed"))
+/// How [`Pipe::create_by`] makes a pipe.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PipeKind {
+    /// Senders come and go: receivers are never told that every sender has gone
+    /// ([`RecvFail::Disconnected`]).
+    pub(crate) kept: bool,
+    /// A dead receiver's values go back into the pipe.
+    pub(crate) redeliver: bool,
+    /// One sending and one receiving handle at a time: a lane instead of the ring.
+    pub(crate) one_to_one: bool,
 }
 
 /// Counts above this are not plausible (no process holds 2^48 handles).
@@ -484,6 +571,10 @@ impl Clone for Pipe {
             ends: AtomicU8::new(0),
             made_in: MadeIn::this_process(),
             entry,
+            lane: self.lane,
+            id: crate::sync::unique_id(),
+            send_turn: std::sync::Mutex::new(()),
+            recv_turn: std::sync::Mutex::new(()),
         }
     }
 }
@@ -497,13 +588,24 @@ impl Drop for Pipe {
         let entry = self.entry();
         let ends = self.ends.load(Ordering::Relaxed);
         if ends != 0 {
-            if let Ok(ring) = self.ring() {
+            if let Ok(q) = self.queue() {
+                if let Some(lane) = q.lane() {
+                    // The sides first: a receiver told that every sender has gone may then
+                    // find the sending side free.
+                    let me = crate::sync::process_owner();
+                    if ends & SENDS != 0 {
+                        lane.release(Side::Sender, me, self.id);
+                    }
+                    if ends & RECEIVES != 0 {
+                        lane.release(Side::Receiver, me, self.id);
+                    }
+                }
                 if ends & SENT != 0 {
-                    recorded::count_change(entry, flags::HELD_SENDER, false, || ring.drop_sender());
+                    recorded::count_change(entry, flags::HELD_SENDER, false, || q.drop_sender());
                 }
                 if ends & RECEIVED != 0 {
                     recorded::count_change(entry, flags::HELD_RECEIVER, false, || {
-                        ring.drop_receiver()
+                        q.drop_receiver()
                     });
                 }
             }
@@ -524,205 +626,5 @@ impl Drop for Pipe {
             fence(Ordering::Acquire);
             let _ = self.destroy();
         }
-    }
-}
-
-/// The handle API: what a pipe carries are [`ShmVal`]s. A sent handle moves into the pipe
-/// with its reference (no refcount change); a received one leaves its slot at once.
-impl Pipe {
-    /// Sends `v`, waiting up to `timeout` while the pipe is full.
-    ///
-    /// # Errors
-    ///
-    /// The value comes back in the error: [`SendTimeoutError::Timeout`] (the pipe stayed
-    /// full, or its lock held, until the deadline), `Closed`, `Broken`, `WrongRegion`,
-    /// `Corrupted`.
-    pub fn enqueue(&self, v: ShmVal, timeout: Duration) -> Result<(), SendTimeoutError<ShmVal>> {
-        self.send_val(v, Limit::Within(timeout))
-            .map_err(|e| match e {
-                SendFail::Timeout(v) | SendFail::Full(v) => SendTimeoutError::Timeout(v),
-                SendFail::Closed(v) => SendTimeoutError::Closed(v),
-                SendFail::Broken(v) => SendTimeoutError::Broken(v),
-                SendFail::WrongRegion(v) => SendTimeoutError::WrongRegion(v),
-                SendFail::Corrupted(v) => SendTimeoutError::Corrupted(v),
-            })
-    }
-
-    /// Sends `v`, waiting until `deadline` while the pipe is full.
-    ///
-    /// # Errors
-    ///
-    /// As [`enqueue`](Self::enqueue).
-    pub fn enqueue_deadline(
-        &self,
-        v: ShmVal,
-        deadline: Instant,
-    ) -> Result<(), SendTimeoutError<ShmVal>> {
-        self.enqueue(v, deadline.saturating_duration_since(Instant::now()))
-    }
-
-    /// Sends `v` if there is room now. Never waits, not even for the pipe's lock.
-    ///
-    /// # Errors
-    ///
-    /// The value comes back in the error: [`TrySendError::Full`] (the pipe is full, or a
-    /// live process holds its lock now), `Closed`, `WrongRegion`, `Corrupted`.
-    pub fn try_enqueue(&self, v: ShmVal) -> Result<(), TrySendError<ShmVal>> {
-        self.send_val(v, Limit::Once).map_err(|e| match e {
-            SendFail::Full(v) | SendFail::Timeout(v) => TrySendError::Full(v),
-            SendFail::Closed(v) => TrySendError::Closed(v),
-            SendFail::WrongRegion(v) => TrySendError::WrongRegion(v),
-            SendFail::Corrupted(v) | SendFail::Broken(v) => TrySendError::Corrupted(v),
-        })
-    }
-
-    /// Sends `v`, waiting as long as the pipe is full: until there is room, the pipe is
-    /// closed, or the break checker says stop. A wait that goes on says so on standard
-    /// error (see [`with_notice`](Self::with_notice)).
-    ///
-    /// # Errors
-    ///
-    /// The value comes back in the error: [`SendError::Closed`], `Broken`, `WrongRegion`,
-    /// `Corrupted`.
-    pub fn enq(&self, v: ShmVal) -> Result<(), SendError<ShmVal>> {
-        self.send_val(v, Limit::Forever).map_err(|e| match e {
-            SendFail::Closed(v) => SendError::Closed(v),
-            SendFail::Broken(v) => SendError::Broken(v),
-            SendFail::WrongRegion(v) => SendError::WrongRegion(v),
-            SendFail::Corrupted(v) | SendFail::Timeout(v) | SendFail::Full(v) => {
-                SendError::Corrupted(v)
-            }
-        })
-    }
-
-    /// Receives the oldest value, waiting up to `timeout` while the pipe is empty.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvTimeoutError::Timeout`], `Closed` (closed and drained), `Disconnected`
-    /// (every sender gone and drained), `Broken`, `Corrupted`.
-    pub fn dequeue(&self, timeout: Duration) -> Result<ShmVal, RecvTimeoutError> {
-        self.recv_val(Limit::Within(timeout)).map_err(timeout_error)
-    }
-
-    /// Receives the oldest value, waiting until `deadline` while the pipe is empty.
-    ///
-    /// # Errors
-    ///
-    /// As [`dequeue`](Self::dequeue).
-    pub fn dequeue_deadline(&self, deadline: Instant) -> Result<ShmVal, RecvTimeoutError> {
-        self.dequeue(deadline.saturating_duration_since(Instant::now()))
-    }
-
-    /// Receives the oldest value if there is one now. Never waits, not even for the pipe's
-    /// lock.
-    ///
-    /// # Errors
-    ///
-    /// [`TryRecvError::Empty`] (empty, or a live process holds its lock now), `Closed`,
-    /// `Disconnected`, `Corrupted`.
-    pub fn try_dequeue(&self) -> Result<ShmVal, TryRecvError> {
-        self.recv_val(Limit::Once).map_err(try_error)
-    }
-
-    /// Receives the oldest value, waiting as long as the pipe is empty: until a value
-    /// comes, the pipe is closed and drained, every sender has gone, or the break checker
-    /// says stop. A wait that goes on says so on standard error (see
-    /// [`with_notice`](Self::with_notice)).
-    ///
-    /// # Errors
-    ///
-    /// [`RecvError::Closed`], `Disconnected`, `Broken`, `Corrupted`.
-    pub fn deq(&self) -> Result<ShmVal, RecvError> {
-        self.recv_val(Limit::Forever).map_err(|e| match e {
-            RecvFail::Closed => RecvError::Closed,
-            RecvFail::Disconnected => RecvError::Disconnected,
-            RecvFail::Broken => RecvError::Broken,
-            RecvFail::Corrupted | RecvFail::Timeout | RecvFail::Empty => RecvError::Corrupted,
-        })
-    }
-
-    /// Receives up to `max` of the oldest values into `out`, in order, in one critical
-    /// section, waiting up to `timeout` while the pipe is empty; returns how many (at
-    /// least one, unless `max` is 0). A consumer that keeps up with a fast producer takes
-    /// the pipe's lock once per batch instead of once per value.
-    ///
-    /// # Errors
-    ///
-    /// As [`dequeue`](Self::dequeue). A slot holding something that is not a value
-    /// handle gives `Corrupted` after the good values of the batch are in `out`.
-    pub fn dequeue_batch(
-        &self,
-        out: &mut Vec<ShmVal>,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError> {
-        self.recv_vals(Limit::Within(timeout), max, out)
-            .map_err(timeout_error)
-    }
-
-    /// Receives up to `max` of the oldest values into `out` if there are any now.
-    ///
-    /// # Errors
-    ///
-    /// As [`try_dequeue`](Self::try_dequeue), and corruption as in
-    /// [`dequeue_batch`](Self::dequeue_batch).
-    pub fn try_dequeue_batch(
-        &self,
-        out: &mut Vec<ShmVal>,
-        max: usize,
-    ) -> Result<usize, TryRecvError> {
-        self.recv_vals(Limit::Once, max, out).map_err(try_error)
-    }
-
-    /// Items in the pipe now (0 if its block no longer checks out).
-    pub fn len(&self) -> u64 {
-        self.ring().map_or(0, |r| r.len())
-    }
-
-    /// Whether the pipe is empty now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the pipe is full now (a consistent snapshot, as [`len`](Self::len)).
-    pub fn is_full(&self) -> bool {
-        self.len() >= self.cap
-    }
-
-    /// Closes the pipe: blocked and later senders get their value back in `Closed`
-    /// ([`SendTimeoutError::Closed`]); receivers drain what is left, then get `Closed`
-    /// ([`RecvTimeoutError::Closed`]). Waits for the pipe's lock as long as a live thread holds it
-    /// (one killed inside it is taken over).
-    ///
-    /// # Errors
-    ///
-    /// [`PipeError::BadPipe`] if the block no longer checks out.
-    pub fn close(&self) -> Result<(), PipeError> {
-        self.ring()?.close();
-        Ok(())
-    }
-
-    /// Whether the pipe has been closed.
-    pub fn is_closed(&self) -> bool {
-        match self.ring() {
-            Ok(r) => r.is_closed(),
-            Err(_) => true,
-        }
-    }
-
-    /// The thread holding the pipe's lock now, if any (a snapshot, for diagnostics and
-    /// crash tests: its [`tid`](Owner::tid) is the pid of a single-threaded holder).
-    pub fn lock_owner(&self) -> Option<Owner> {
-        self.ring().ok()?.lock_owner()
-    }
-
-    /// Counters: items sent and received, timeouts, waiters on each side, depth.
-    ///
-    /// # Errors
-    ///
-    /// [`PipeError::BadPipe`] if the block no longer checks out.
-    pub fn stats(&self) -> Result<PipeStats, PipeError> {
-        Ok(self.ring()?.stats())
     }
 }

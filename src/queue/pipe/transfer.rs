@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use super::super::error::{RecvFail, RecvTimeoutError, SendFail, TryRecvError};
+use super::super::lane::role::Side;
 use super::super::recorded::{self, RecvRecord, SendRecord};
-use super::super::ring::{OpRecord, Ring, Wait};
-use super::{Pipe, RECEIVED};
+use super::super::ring::{OpRecord, Wait};
+use super::{Pipe, Queue, RECEIVED};
 use crate::ledger::{flags, Kind, E_AUX, E_INDEX, E_PIPE, E_WAIT, NO_INDEX};
 use crate::region::Offset;
 use crate::sync::atomic::Ordering;
@@ -18,12 +19,18 @@ impl Pipe {
         if v.pool().region().id() != self.pool.region().id() {
             return Err(SendFail::WrongRegion(v));
         }
-        let Ok(ring) = self.ring() else {
+        let Ok(q) = self.queue() else {
             return Err(SendFail::Corrupted(v));
         };
+        // A lane has one sender: the threads of this handle take turns, and another
+        // handle is refused while a live one holds the side.
+        let _turn = self.lane.then(|| lock_turn(&self.send_turn));
+        if !self.take_side(&q, Side::Sender) {
+            return Err(SendFail::Taken(v));
+        }
         // A sending end from its first send on (counted before the item can arrive, so a
         // receiver never takes this pipe for abandoned while it is being sent to).
-        self.count_as_sender_in(&ring);
+        self.count_as_sender_in(&q);
         let raw = v.offset().get();
         // The value's entry says it is being sent here; what it said before comes back if
         // the send fails.
@@ -43,11 +50,11 @@ impl Pipe {
         let rec = before.map(|(e, _)| SendRecord { e });
         let rec = rec.as_ref().map(|r| r as &dyn OpRecord);
         // Once without waiting: a pipe with room takes the item without a clock read.
-        let sent = match ring.send_recorded(raw, Wait::No, rec) {
+        let sent = match q.send(raw, Wait::No, rec) {
             Err(SendFail::Full(_)) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
                 Dir::Send,
-                |w| ring.send_recorded(raw, w, rec),
+                |w| q.send(raw, w, rec),
                 |e| matches!(e, SendFail::Timeout(_)),
                 || SendFail::Broken(raw),
             ),
@@ -111,24 +118,30 @@ impl Pipe {
         max: usize,
         mut out: impl FnMut(Result<ShmVal, RecvFail>),
     ) -> Result<usize, RecvFail> {
-        let ring = self.ring().map_err(|_| RecvFail::Corrupted)?;
+        let q = self.queue().map_err(|_| RecvFail::Corrupted)?;
+        // A lane has one receiver: the threads of this handle take turns, and another
+        // handle is refused while a live one holds the side.
+        let _turn = self.lane.then(|| lock_turn(&self.recv_turn));
+        if !self.take_side(&q, Side::Receiver) {
+            return Err(RecvFail::Taken);
+        }
         if self.ends.load(Ordering::Relaxed) & RECEIVED == 0
             && self.ends.fetch_or(RECEIVED, Ordering::Relaxed) & RECEIVED == 0
         {
             recorded::count_change(self.entry(), flags::HELD_RECEIVER, true, || {
-                ring.add_receiver()
+                q.add_receiver()
             });
         }
         // A call that does not wait finds an empty pipe empty without a ledger entry: a
         // busy `try_` receiver polls at the cost of a few loads.
-        if limit == Limit::Once && ring.looks_empty() {
+        if limit == Limit::Once && q.looks_empty() {
             return Err(RecvFail::Empty);
         }
         let first = recorded::ledger_of(&self.pool).and_then(|l| l.take(&self.pool));
         let Some(first) = first else {
             // Not recorded: the handles are plain.
             let mut raws = Vec::new();
-            let n = self.recv_raw(&ring, limit, max, None, |r| raws.push(r))?;
+            let n = self.recv_raw(&q, limit, max, None, |r| raws.push(r))?;
             for raw in raws {
                 // SAFETY: each was taken by the receive that just committed, once.
                 out(unsafe { self.adopt(raw, Offset::NULL) });
@@ -140,9 +153,9 @@ impl Pipe {
             first,
             self.off.get(),
             self.generation,
-            ring.redelivers(),
+            q.redelivers(),
         );
-        match self.recv_raw(&ring, limit, max, Some(&rec), |r| rec.see(r)) {
+        match self.recv_raw(&q, limit, max, Some(&rec), |r| rec.see(r)) {
             Ok(n) => {
                 rec.for_each(|raw, entry| {
                     // SAFETY: each was taken by the receive that just committed, once; its
@@ -162,26 +175,26 @@ impl Pipe {
     /// any, else (unless `limit` is `Once`) waiting in break-checker slices.
     fn recv_raw(
         &self,
-        ring: &Ring<'_>,
+        q: &Queue<'_>,
         limit: Limit,
         max: usize,
         rec: Option<&dyn OpRecord>,
         mut f: impl FnMut(u64),
     ) -> Result<usize, RecvFail> {
         // Once without waiting: a pipe with items gives them without a clock read.
-        let r = match ring.recv_many_recorded(Wait::No, max, &mut f, rec) {
+        let r = match q.recv_many(Wait::No, max, &mut f, rec) {
             Err(RecvFail::Empty) if limit != Limit::Once => self.sliced(
                 limit.deadline(),
                 Dir::Recv,
-                |w| ring.recv_many_recorded(w, max, &mut f, rec),
+                |w| q.recv_many(w, max, &mut f, rec),
                 |e| *e == RecvFail::Timeout,
                 || RecvFail::Broken,
             ),
             r => r,
         };
         match r {
-            Err(RecvFail::Closed | RecvFail::Disconnected) if self.recovery_pending(ring) => {
-                self.recv_after_recovery(ring, limit, max, rec, f)
+            Err(RecvFail::Closed | RecvFail::Disconnected) if self.recovery_pending(q) => {
+                self.recv_after_recovery(q, limit, max, rec, f)
             }
             r => r,
         }
@@ -189,8 +202,8 @@ impl Pipe {
 
     /// Whether a dead process may still have items of this pipe to give back: the pipe
     /// redelivers and some process's death is not fully recovered yet.
-    fn recovery_pending(&self, ring: &Ring<'_>) -> bool {
-        ring.redelivers() && self.pool.region().recovery_pending()
+    fn recovery_pending(&self, q: &Queue<'_>) -> bool {
+        q.redelivers() && self.pool.region().recovery_pending()
     }
 
     /// The pipe looked closed (or without senders) and drained while a dead process's
@@ -198,7 +211,7 @@ impl Pipe {
     /// recovery within the call's limit, at most [`RECOVERY_WAIT`]), then receives again.
     fn recv_after_recovery(
         &self,
-        ring: &Ring<'_>,
+        q: &Queue<'_>,
         limit: Limit,
         max: usize,
         rec: Option<&dyn OpRecord>,
@@ -208,11 +221,9 @@ impl Pipe {
         let until = limit.deadline().map_or(bound, |d| d.min(bound));
         loop {
             crate::ledger::reap_quick(&self.pool);
-            match ring.recv_many_recorded(Wait::No, max, &mut f, rec) {
+            match q.recv_many(Wait::No, max, &mut f, rec) {
                 Err(RecvFail::Closed | RecvFail::Disconnected)
-                    if limit != Limit::Once
-                        && Os::now_ns() < until
-                        && self.recovery_pending(ring) =>
+                    if limit != Limit::Once && Os::now_ns() < until && self.recovery_pending(q) =>
                 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -348,6 +359,7 @@ pub(super) fn timeout_error(e: RecvFail) -> RecvTimeoutError {
         RecvFail::Closed => RecvTimeoutError::Closed,
         RecvFail::Disconnected => RecvTimeoutError::Disconnected,
         RecvFail::Broken => RecvTimeoutError::Broken,
+        RecvFail::Taken => RecvTimeoutError::Taken,
         RecvFail::Corrupted => RecvTimeoutError::Corrupted,
     }
 }
@@ -358,8 +370,15 @@ pub(super) fn try_error(e: RecvFail) -> TryRecvError {
         RecvFail::Empty | RecvFail::Timeout => TryRecvError::Empty,
         RecvFail::Closed => TryRecvError::Closed,
         RecvFail::Disconnected => TryRecvError::Disconnected,
+        RecvFail::Taken => TryRecvError::Taken,
         RecvFail::Broken | RecvFail::Corrupted => TryRecvError::Corrupted,
     }
+}
+
+/// Takes this handle's turn on a lane's side, waiting for its other threads (each holds
+/// it for one operation, which is bounded by its own limit).
+fn lock_turn(turn: &std::sync::Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    turn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The longest a receive that found its pipe closed waits for another process's

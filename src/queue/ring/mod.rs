@@ -261,6 +261,59 @@ impl<P: Platform> RingHeader<P> {
     pub fn redeliver(&self) {
         self.ends.fetch_or(REDELIVER, Ordering::Relaxed);
     }
+
+    /// Whether the pipe redelivers a dead receiver's values (see [`Ring::redelivers`]).
+    pub(crate) fn redelivers(&self) -> bool {
+        self.ends.load(Ordering::Relaxed) & REDELIVER != 0
+    }
+
+    /// Whether every end that ever sent has gone, on a ring that is not kept (see
+    /// [`Ring::senders_gone`]).
+    pub(crate) fn senders_gone(&self) -> bool {
+        let ends = self.ends.load(Ordering::Acquire);
+        ends & SENT_EVER != 0 && ends & KEPT == 0 && self.senders.load(Ordering::Acquire) == 0
+    }
+
+    /// Counts a new sending end.
+    pub(crate) fn add_sender(&self) {
+        self.senders.fetch_add(1, Ordering::Relaxed);
+        self.ends.fetch_or(SENT_EVER, Ordering::Release);
+    }
+
+    /// A sending end went; returns whether it was the last. Release: a receiver that sees
+    /// the count at zero (acquire) also sees every item the end sent.
+    pub(crate) fn take_sender(&self) -> bool {
+        self.senders
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |n| n.checked_sub(1))
+            == Ok(1)
+    }
+
+    /// Counts a new receiving end.
+    pub(crate) fn add_receiver(&self) {
+        self.receivers.fetch_add(1, Ordering::Relaxed);
+        self.ends.fetch_or(RECEIVED_EVER, Ordering::Relaxed);
+    }
+
+    /// A receiving end went.
+    pub(crate) fn take_receiver(&self) {
+        let _ = self
+            .receivers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Sending and receiving ends now, and timeouts counted.
+    pub(crate) fn ends_now(&self) -> (u32, u32, u64) {
+        (
+            self.senders.load(Ordering::Relaxed),
+            self.receivers.load(Ordering::Relaxed),
+            self.timeouts.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts a timeout in the stats.
+    pub(crate) fn count_timeout(&self) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of a ring's counters.
@@ -352,7 +405,7 @@ impl<'a, P: Platform> Ring<'a, P> {
 
     /// Whether a value its receiver held when it died goes back into the ring.
     pub fn redelivers(&self) -> bool {
-        self.hdr.ends.load(Ordering::Relaxed) & REDELIVER != 0
+        self.hdr.redelivers()
     }
 
     /// Takes back the waiter count of a process that died waiting on the condition
@@ -510,8 +563,7 @@ impl<'a, P: Platform> Ring<'a, P> {
 
     /// Counts a new sending end (a handle's first send).
     pub fn add_sender(&self) {
-        self.hdr.senders.fetch_add(1, Ordering::Relaxed);
-        self.hdr.ends.fetch_or(SENT_EVER, Ordering::Release);
+        self.hdr.add_sender();
     }
 
     /// A sending end went away. The last one wakes the receivers, so that they see the
@@ -525,12 +577,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         let g = self.lock_for_drop();
         // SYNC POINT: release, so a receiver that sees the count at zero (acquire) also
         // sees every item this end sent.
-        let was = self
-            .hdr
-            .senders
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |n| n.checked_sub(1));
+        let last = self.hdr.take_sender();
         drop(g);
-        if was == Ok(1) {
+        if last {
             self.hdr.not_empty.notify_all();
         }
     }
@@ -549,24 +598,19 @@ impl<'a, P: Platform> Ring<'a, P> {
 
     /// Counts a new receiving end (a handle's first receive).
     pub fn add_receiver(&self) {
-        self.hdr.receivers.fetch_add(1, Ordering::Relaxed);
-        self.hdr.ends.fetch_or(RECEIVED_EVER, Ordering::Relaxed);
+        self.hdr.add_receiver();
     }
 
     /// A receiving end went away.
     pub fn drop_receiver(&self) {
-        let _ = self
-            .hdr
-            .receivers
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.hdr.take_receiver();
     }
 
     /// Whether every end that ever sent has gone, on a ring that is not kept. Read under
     /// the lock with the ring empty, it means nothing more will come: a sender's items
     /// commit under the lock before its end is dropped (a release that this acquires).
     fn senders_gone(&self) -> bool {
-        let ends = self.hdr.ends.load(Ordering::Acquire);
-        ends & SENT_EVER != 0 && ends & KEPT == 0 && self.hdr.senders.load(Ordering::Acquire) == 0
+        self.hdr.senders_gone()
     }
 
     /// Whether the ring was empty (and open and sound) when `tail` was read, without the

@@ -1,0 +1,207 @@
+//! One-to-one pipes (lanes): one side sends and one receives at a time, another gets
+//! `Taken`; values arrive in order; close and a sender's going are seen; a stopped sender
+//! holds its side but blocks nobody beyond their timeouts; a killed one's side is taken
+//! over, with nothing lost and nothing left allocated.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::kills::{act, packet, seq_of, settled};
+use common::{role_entry, spawn_paused, TestName};
+use shmval::queue::{RecvTimeoutError, TryRecvError, TrySendError};
+use shmval::sides::{ClientSide, ServerSide, ShmMain};
+use shmval::{PoolExt, Val};
+
+const BYTES: u64 = 1 << 20;
+
+#[test]
+fn child_role() {
+    role_entry(&[("act", act)]);
+}
+
+fn client(name: &TestName) -> ClientSide {
+    ClientSide::new(name.as_str(), "p")
+        .timeout(Duration::from_secs(30))
+        .start()
+        .unwrap()
+}
+
+#[test]
+fn values_arrive_in_order_and_a_second_side_is_refused_until_the_first_goes() {
+    let name = TestName::new("o2o-order");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 4)
+        .one_to_one(true)
+        .start()
+        .unwrap();
+    let pool = main.pool();
+    let base = settled(pool);
+    let pipe = server.pipe();
+    assert!(pipe.is_one_to_one());
+    let reader = client(&name);
+    // The server's side sends from the start: another handle may not.
+    let other = pipe.clone();
+    match other.try_enqueue(pool.share(&Val::from(1i64)).unwrap()) {
+        Err(TrySendError::Taken(v)) => assert_eq!(v.to_val().unwrap(), Val::from(1i64)),
+        r => panic!("a second sender was let in: {r:?}"),
+    }
+    let second = client(&name);
+    for round in 0..50u64 {
+        for i in 0..4 {
+            pipe.try_enqueue(pool.share(&packet(round * 4 + i)).unwrap())
+                .unwrap();
+        }
+        assert!(matches!(
+            pipe.try_enqueue(pool.share(&packet(0)).unwrap()),
+            Err(TrySendError::Full(_))
+        ));
+        let mut got = Vec::new();
+        if round % 2 == 0 {
+            reader
+                .pipe()
+                .dequeue_batch(&mut got, 4, Duration::from_secs(5))
+                .unwrap();
+        } else {
+            for _ in 0..4 {
+                got.push(reader.pipe().dequeue(Duration::from_secs(5)).unwrap());
+            }
+        }
+        let seqs: Vec<u64> = got.iter().map(seq_of).collect();
+        assert_eq!(seqs, (round * 4..round * 4 + 4).collect::<Vec<_>>());
+        // The reader holds the receiving side: the second client is refused, at once.
+        assert_eq!(
+            second.pipe().try_dequeue().unwrap_err(),
+            TryRecvError::Taken
+        );
+    }
+    let s = pipe.stats().unwrap();
+    assert_eq!((s.enqueued, s.dequeued, s.len), (200, 200, 0), "{s:?}");
+    // The first reader goes: the second takes its side.
+    drop(reader);
+    pipe.try_enqueue(pool.share(&packet(7)).unwrap()).unwrap();
+    assert_eq!(
+        seq_of(&second.pipe().dequeue(Duration::from_secs(5)).unwrap()),
+        7
+    );
+    drop((other, second));
+    assert_eq!(settled(pool), base, "every value sent is given back");
+}
+
+#[test]
+fn receivers_see_close_and_the_sender_going_after_what_was_sent() {
+    let name = TestName::new("o2o-ends");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 8)
+        .one_to_one(true)
+        .start()
+        .unwrap();
+    let reader = client(&name);
+    let pool = main.pool();
+    server
+        .pipe()
+        .try_enqueue(pool.share(&packet(1)).unwrap())
+        .unwrap();
+    drop(server);
+    // The value sent before the sender went comes first, then the news.
+    assert_eq!(
+        seq_of(&reader.pipe().dequeue(Duration::from_secs(5)).unwrap()),
+        1
+    );
+    let t = Instant::now();
+    assert_eq!(
+        reader.pipe().dequeue(Duration::from_secs(30)).unwrap_err(),
+        RecvTimeoutError::Disconnected
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+
+    let name = TestName::new("o2o-close");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 8)
+        .one_to_one(true)
+        .start()
+        .unwrap();
+    let reader = client(&name);
+    server
+        .pipe()
+        .try_enqueue(main.pool().share(&packet(2)).unwrap())
+        .unwrap();
+    server.pipe().close().unwrap();
+    assert!(matches!(
+        server
+            .pipe()
+            .try_enqueue(main.pool().share(&packet(3)).unwrap()),
+        Err(TrySendError::Closed(_))
+    ));
+    assert_eq!(seq_of(&reader.pipe().try_dequeue().unwrap()), 2);
+    assert_eq!(
+        reader.pipe().dequeue(Duration::from_secs(30)).unwrap_err(),
+        RecvTimeoutError::Closed
+    );
+}
+
+#[test]
+fn a_one_to_one_pipe_cannot_redeliver() {
+    let name = TestName::new("o2o-redeliver");
+    let _main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let e = ServerSide::new(name.as_str(), "p", 8)
+        .one_to_one(true)
+        .redeliver(true)
+        .start()
+        .unwrap_err();
+    assert!(e.to_string().contains("redeliver"), "{e}");
+}
+
+/// A sender stopped in the middle of a send (its item committed, its count not yet
+/// stored), then SIGSTOPped: the receiver gets what was committed and times out within
+/// its bound after that; another sender is refused while the stopped process lives; once
+/// it is killed, the survivor takes its side over, and nothing is lost or left allocated.
+#[test]
+fn a_stopped_sender_blocks_nobody_and_a_killed_one_is_taken_over() {
+    let name = TestName::new("o2o-stop");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", 8)
+        .one_to_one(true)
+        .sends(false)
+        .start()
+        .unwrap();
+    let (pool, pipe) = (main.pool(), server.pipe());
+    let base = settled(pool);
+    let child = spawn_paused(
+        "act",
+        &[name.as_str(), "p", "send", "lane.send.committed"],
+        "lane.send.committed",
+    );
+    child.stop();
+    let reader = pipe.clone();
+    assert_eq!(
+        seq_of(&reader.dequeue(Duration::from_secs(5)).unwrap()),
+        100
+    );
+    let t = Instant::now();
+    assert_eq!(
+        reader.dequeue(Duration::from_millis(50)).unwrap_err(),
+        RecvTimeoutError::Timeout
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let sender = pipe.clone();
+    assert!(
+        matches!(
+            sender.try_enqueue(pool.share(&packet(5)).unwrap()),
+            Err(TrySendError::Taken(_))
+        ),
+        "a stopped sender keeps its side"
+    );
+    child.kill();
+    // Taken over at the next send, before recovery ran.
+    sender.try_enqueue(pool.share(&packet(6)).unwrap()).unwrap();
+    assert_eq!(seq_of(&reader.try_dequeue().unwrap()), 6);
+    assert_eq!(main.recover().processes, 1);
+    drop((reader, sender));
+    assert_eq!(
+        settled(pool),
+        base,
+        "nothing of the dead sender's stays allocated"
+    );
+    pool.verify().unwrap();
+}
