@@ -7,7 +7,7 @@ use super::super::error::{RecvFail, RecvTimeoutError, SendFail, TryRecvError};
 use super::super::lane::role::Side;
 use super::super::recorded::{self, RecvRecord, SendRecord};
 use super::super::ring::{OpRecord, Wait};
-use super::{Pipe, Queue, RECEIVED};
+use super::{Pipe, Queue, RECEIVED, RECEIVES};
 use crate::ledger::{flags, Kind, E_AUX, E_INDEX, E_PIPE, E_WAIT, NO_INDEX};
 use crate::region::Offset;
 use crate::sync::atomic::Ordering;
@@ -119,6 +119,13 @@ impl Pipe {
         mut out: impl FnMut(Result<ShmVal, RecvFail>),
     ) -> Result<usize, RecvFail> {
         let q = self.queue().map_err(|_| RecvFail::Corrupted)?;
+        // A busy `try_` receiver that holds its side finds an empty pipe empty without
+        // taking its turn (a snapshot, as any `try_` answer).
+        let ends = self.ends.load(Ordering::Relaxed);
+        let held = ends & RECEIVED != 0 && (!self.lane || ends & RECEIVES != 0);
+        if limit == Limit::Once && held && q.looks_empty() {
+            return Err(RecvFail::Empty);
+        }
         // A lane has one receiver: the threads of this handle take turns, and another
         // handle is refused while a live one holds the side.
         let _turn = self.lane.then(|| lock_turn(&self.recv_turn));
