@@ -40,7 +40,9 @@ fn values_arrive_in_order_and_a_second_side_is_refused_until_the_first_goes() {
     let pipe = server.pipe();
     assert!(pipe.is_one_to_one());
     let reader = client(&name);
-    // The server's side sends from the start: another handle may not.
+    // The server's side has sent: another handle may not.
+    pipe.try_enqueue(pool.share(&packet(0)).unwrap()).unwrap();
+    assert_eq!(seq_of(&reader.pipe().try_dequeue().unwrap()), 0);
     let other = pipe.clone();
     match other.try_enqueue(pool.share(&Val::from(1i64)).unwrap()) {
         Err(TrySendError::Taken(v)) => assert_eq!(v.to_val().unwrap(), Val::from(1i64)),
@@ -76,7 +78,7 @@ fn values_arrive_in_order_and_a_second_side_is_refused_until_the_first_goes() {
         );
     }
     let s = pipe.stats().unwrap();
-    assert_eq!((s.enqueued, s.dequeued, s.len), (200, 200, 0), "{s:?}");
+    assert_eq!((s.enqueued, s.dequeued, s.len), (201, 201, 0), "{s:?}");
     // The first reader goes: the second takes its side.
     drop(reader);
     pipe.try_enqueue(pool.share(&packet(7)).unwrap()).unwrap();

@@ -294,6 +294,7 @@ impl Held {
             let side = ServerSide::new(self.name.as_str(), p.name.as_str(), p.capacity)
                 .persist(p.persist)
                 .redeliver(p.redeliver)
+                .one_to_one(p.one_to_one)
                 .timeout(Duration::from_secs(5))
                 .start();
             match side {

@@ -78,6 +78,7 @@ scenarios! {
     blackboard => "blackboard.toml",
     kill_writer => "kill-writer.toml",
     grow => "grow.toml",
+    one_to_one => "one-to-one.toml",
 }
 
 #[test]

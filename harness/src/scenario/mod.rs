@@ -80,6 +80,10 @@ pub struct PipeSpec {
     /// (`ServerSide::redeliver`): delivery at least once.
     #[serde(default)]
     pub redeliver: bool,
+    /// One process sends and one receives at a time, without a lock
+    /// (`ServerSide::one_to_one`); a process that restarts takes its side over.
+    #[serde(default)]
+    pub one_to_one: bool,
 }
 
 /// A locked table (`shmval::ShmLocked`) made with the region, before any process starts,

@@ -420,11 +420,10 @@ impl Pipe {
     /// kept has sending ends, its receivers wait for more; once the last has gone and the
     /// pipe is empty, they get `Disconnected` ([`RecvTimeoutError::Disconnected`](super::RecvTimeoutError::Disconnected)).
     ///
-    /// On a one-to-one pipe it also takes the sending side, if no other live handle holds it.
+    /// On a one-to-one pipe it does not take the sending side: the first send does.
     pub fn count_as_sender(&self) {
         if let Ok(q) = self.queue() {
             self.count_as_sender_in(&q);
-            self.take_side(&q, Side::Sender);
         }
     }
 
