@@ -295,20 +295,44 @@ impl Gate {
     /// 3-entry Tab (`tab3`), each shared by the producer, read and dropped by the
     /// consumer; or (`clone`) clones of one shared integer: a reference count up and down
     /// per item and no allocation, the hand-off itself.
+    ///
+    /// Diff-core, the same over a one-to-one pipe (a lane) is measured in turn with it
+    /// (`stream_{item}_diff_o2o`).
     fn shm_stream(&mut self, item: &str, cores: &str, iters: u64) {
-        let rig = ShmStream::start("gst", self.placement(cores), 1);
+        let cpu = self.placement(cores);
+        let rig = ShmStream::start("gst", cpu, 1);
+        let o2o = (cores == "diff").then(|| ShmStream::start_one_to_one("gso", cpu));
         let mut batch = stream_batch(&rig, item);
         batch(1);
         rig.main.region().unlink();
-        self.record(
+        let mut o2o_batch = o2o.as_ref().map(|r| {
+            let mut b = stream_batch(r, item);
+            b(1);
+            r.main.region().unlink();
+            b
+        });
+        let mut figs = vec![Timed::new(
             &format!("stream_{item}_{cores}"),
             stream_conditions(cores, item),
             "ns/item",
             iters,
             &mut batch,
-        );
-        drop(batch);
+        )];
+        if let Some(b) = o2o_batch.as_mut() {
+            figs.push(Timed::new(
+                &format!("stream_{item}_{cores}_o2o"),
+                format!("{}, one-to-one pipe", stream_conditions(cores, item)),
+                "ns/item",
+                iters,
+                b,
+            ));
+        }
+        self.record_all(figs);
+        drop((batch, o2o_batch));
         rig.finish();
+        if let Some(r) = o2o {
+            r.finish();
+        }
     }
 
     /// Streaming 1 -> 1 of raw 64-byte messages through pipe(2): one write and one

@@ -378,6 +378,22 @@ impl ShmStream {
     /// As [`start`](Self::start); if `grown`, the region starts at 64 KiB and has grown
     /// past 16 MiB (by a block allocated and freed) before the child starts.
     pub fn start_in(tag: &str, cpu: usize, threads: usize, grown: bool) -> ShmStream {
+        ShmStream::start_kind(tag, cpu, threads, grown, false)
+    }
+
+    /// As [`start`](Self::start) with a one-to-one items pipe (a lane), for one consumer
+    /// thread.
+    pub fn start_one_to_one(tag: &str, cpu: usize) -> ShmStream {
+        ShmStream::start_kind(tag, cpu, 1, false, true)
+    }
+
+    fn start_kind(
+        tag: &str,
+        cpu: usize,
+        threads: usize,
+        grown: bool,
+        one_to_one: bool,
+    ) -> ShmStream {
         let name = region_name(tag);
         let main = if grown {
             let main = ShmMain::new(name.as_str(), 64 << 10)
@@ -392,6 +408,7 @@ impl ShmStream {
                 .expect("create the bench region")
         };
         let items = ServerSide::new(name.as_str(), "items", STREAM_CAP)
+            .one_to_one(one_to_one)
             .start()
             .expect("pipe items");
         let ack = ServerSide::new(name.as_str(), "ack", 16)

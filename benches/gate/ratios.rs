@@ -13,7 +13,7 @@
 /// futex), the system allocator and an uncontended pthread mutex. Streaming across the CPUs is reported, not gated: on
 /// some placements of the vCPUs (SMT siblings, it seems) a busy producer and consumer slow
 /// each other down threefold while a ping-pong does not; on one CPU it is steady.
-pub const RATIOS: [(&str, &str, &str, &str, bool); 18] = [
+pub const RATIOS: [(&str, &str, &str, &str, bool); 19] = [
     (
         "spin_rt/cacheline_floor",
         "shm_spin_diff_64",
@@ -43,6 +43,14 @@ pub const RATIOS: [(&str, &str, &str, &str, bool); 18] = [
         "floor_cacheline_diff",
         "spinning handle round trip over one-to-one pipes (lanes) over the cache-line floor \
          (diff-core)",
+        false,
+    ),
+    (
+        "stream_o2o/stream",
+        "stream_int_diff_o2o",
+        "stream_int_diff",
+        "streamed new int per item over a one-to-one pipe over the same through the ring \
+         (diff-core, in turn)",
         false,
     ),
     (
