@@ -277,8 +277,24 @@ pub fn process_start_key(pid: u32) -> Option<u64> {
 /// and the key of its start time. What [`process_owner_of`] makes of a registry slot's
 /// pid and start key.
 pub(crate) fn process_owner() -> Owner {
-    let pid = std::process::id();
-    process_owner_of(pid, process_start_key(pid).unwrap_or(0))
+    register_atfork();
+    let gen = FORK_GENERATION.load(Ordering::Relaxed) + 1;
+    PROCESS.with(|c| {
+        let (g, o) = c.get();
+        if g == gen {
+            return o;
+        }
+        let pid = std::process::id();
+        let o = process_owner_of(pid, process_start_key(pid).unwrap_or(0));
+        c.set((gen, o));
+        o
+    })
+}
+
+thread_local! {
+    /// (fork generation + 1, [`process_owner`]) as the calling thread last read it;
+    /// generation 0 means unset. A forked child reads its own.
+    static PROCESS: Cell<(u64, Owner)> = const { Cell::new((0, Owner::new(1, 0))) };
 }
 
 /// The identity of process `pid` whose start key (see [`process_start_key`]) is
