@@ -164,11 +164,6 @@ impl<P: Platform> Default for LaneHeader<P> {
 }
 
 impl<P: Platform> LaneHeader<P> {
-    /// The capacity as stored (untrusted until [`Lane::new`] checks it).
-    pub fn capacity(&self) -> u64 {
-        self.rare.capacity.load(Ordering::Relaxed)
-    }
-
     /// Sets the capacity of a fresh header before anyone else sees it.
     pub fn init(&self, capacity: u64) {
         self.rare.capacity.store(capacity, Ordering::Relaxed);

@@ -47,11 +47,6 @@ impl<P: Platform> Lane<'_, P> {
         }
     }
 
-    /// The process holding `side` now, if any (a snapshot).
-    pub fn holder(&self, side: Side) -> Option<Owner> {
-        Owner::from_bits(self.role_words(side).0.load(Ordering::Relaxed) & !RECOVERING)
-    }
-
     /// Takes `side` for handle `handle` (not 0) of process `me`, unless a handle of a live
     /// process holds it. A holder whose process is dead is replaced: its operation in
     /// progress is completed and resolved with `resolver` first.
