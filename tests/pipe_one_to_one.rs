@@ -20,6 +20,19 @@ fn child_role() {
     role_entry(&[("act", act)]);
 }
 
+/// A region of `tag` and its one-to-one pipe "p" of `capacity` slots, whose server side
+/// counts as a sender if `sends`.
+fn one_to_one(tag: &str, capacity: u64, sends: bool) -> (TestName, ShmMain, ServerSide) {
+    let name = TestName::new(tag);
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let server = ServerSide::new(name.as_str(), "p", capacity)
+        .one_to_one(true)
+        .sends(sends)
+        .start()
+        .unwrap();
+    (name, main, server)
+}
+
 fn client(name: &TestName) -> ClientSide {
     ClientSide::new(name.as_str(), "p")
         .timeout(Duration::from_secs(30))
@@ -29,12 +42,7 @@ fn client(name: &TestName) -> ClientSide {
 
 #[test]
 fn values_arrive_in_order_and_a_second_side_is_refused_until_the_first_goes() {
-    let name = TestName::new("o2o-order");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let server = ServerSide::new(name.as_str(), "p", 4)
-        .one_to_one(true)
-        .start()
-        .unwrap();
+    let (name, main, server) = one_to_one("o2o-order", 4, true);
     let pool = main.pool();
     let base = settled(pool);
     let pipe = server.pipe();
@@ -92,12 +100,7 @@ fn values_arrive_in_order_and_a_second_side_is_refused_until_the_first_goes() {
 
 #[test]
 fn receivers_see_close_and_the_sender_going_after_what_was_sent() {
-    let name = TestName::new("o2o-ends");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let server = ServerSide::new(name.as_str(), "p", 8)
-        .one_to_one(true)
-        .start()
-        .unwrap();
+    let (name, main, server) = one_to_one("o2o-ends", 8, true);
     let reader = client(&name);
     let pool = main.pool();
     server
@@ -117,12 +120,7 @@ fn receivers_see_close_and_the_sender_going_after_what_was_sent() {
     );
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 
-    let name = TestName::new("o2o-close");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let server = ServerSide::new(name.as_str(), "p", 8)
-        .one_to_one(true)
-        .start()
-        .unwrap();
+    let (name, main, server) = one_to_one("o2o-close", 8, true);
     let reader = client(&name);
     server
         .pipe()
@@ -160,13 +158,7 @@ fn a_one_to_one_pipe_cannot_redeliver() {
 /// it is killed, the survivor takes its side over, and nothing is lost or left allocated.
 #[test]
 fn a_stopped_sender_blocks_nobody_and_a_killed_one_is_taken_over() {
-    let name = TestName::new("o2o-stop");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let server = ServerSide::new(name.as_str(), "p", 8)
-        .one_to_one(true)
-        .sends(false)
-        .start()
-        .unwrap();
+    let (name, main, server) = one_to_one("o2o-stop", 8, false);
     let (pool, pipe) = (main.pool(), server.pipe());
     let base = settled(pool);
     let child = spawn_paused(
