@@ -199,3 +199,32 @@ fn a_stopped_sender_blocks_nobody_and_a_killed_one_is_taken_over() {
     );
     pool.verify().unwrap();
 }
+
+/// Threads of one handle take turns on its side: while one waits in an unbounded `deq`,
+/// another's `try_dequeue` answers at once and its timed `dequeue` within its timeout; a
+/// value sent then goes to one of them.
+#[test]
+fn threads_of_one_handle_wait_for_their_turn_no_longer_than_their_limit() {
+    let (name, main, server) = one_to_one("o2o-threads", 4, true);
+    let reader = client(&name);
+    let pipe = reader.pipe();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| seq_of(&pipe.deq().unwrap()));
+        // The waiter holds the turn once it sleeps on the empty lane.
+        assert!(common::wait_until(Duration::from_secs(30), || {
+            pipe.stats().unwrap().receivers_waiting > 0
+        }));
+        let t = Instant::now();
+        assert_eq!(pipe.try_dequeue().unwrap_err(), TryRecvError::Empty);
+        assert_eq!(
+            pipe.dequeue(Duration::from_millis(50)).unwrap_err(),
+            RecvTimeoutError::Timeout
+        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        server
+            .pipe()
+            .try_enqueue(main.pool().share(&packet(9)).unwrap())
+            .unwrap();
+        assert_eq!(waiter.join().unwrap(), 9);
+    });
+}

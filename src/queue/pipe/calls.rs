@@ -53,7 +53,9 @@ impl Pipe {
     /// # Errors
     ///
     /// The value comes back in the error: [`TrySendError::Full`] (the pipe is full, or a
-    /// live process holds its lock now), `Closed`, `WrongRegion`, `Corrupted`.
+    /// live process holds its lock now, or another thread of this handle sends on its lane
+    /// now), `Closed`, `WrongRegion`, `Taken` (another handle sends on the one-to-one pipe),
+    /// `Corrupted`.
     pub fn try_enqueue(&self, v: ShmVal) -> Result<(), TrySendError<ShmVal>> {
         self.send_val(v, Limit::Once).map_err(|e| match e {
             SendFail::Full(v) | SendFail::Timeout(v) => TrySendError::Full(v),
@@ -108,8 +110,9 @@ impl Pipe {
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`] (empty, or a live process holds its lock now), `Closed`,
-    /// `Disconnected`, `Corrupted`.
+    /// [`TryRecvError::Empty`] (empty, or a live process holds its lock now, or another
+    /// thread of this handle receives from its lane now), `Closed`, `Disconnected`, `Taken`
+    /// (another handle receives from the one-to-one pipe), `Corrupted`.
     pub fn try_dequeue(&self) -> Result<ShmVal, TryRecvError> {
         self.recv_val(Limit::Once).map_err(try_error)
     }

@@ -1,7 +1,8 @@
 //! Moving values through a pipe: sending and receiving with their ledger records, the
 //! waits in break-checker slices, and what a long wait says.
 
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use super::super::error::{RecvFail, RecvTimeoutError, SendFail, TryRecvError};
 use super::super::lane::role::Side;
@@ -24,7 +25,12 @@ impl Pipe {
         };
         // A lane has one sender: the threads of this handle take turns, and another
         // handle is refused while a live one holds the side.
-        let _turn = self.lane.then(|| lock_turn(&self.send_turn));
+        let (_turn, limit) = match self.lane.then(|| take_turn(&self.send_turn, limit)) {
+            None => (None, limit),
+            Some(Some((g, left))) => (Some(g), left),
+            Some(None) if limit == Limit::Once => return Err(SendFail::Full(v)),
+            Some(None) => return Err(SendFail::Timeout(v)),
+        };
         if !self.take_side(&q, Side::Sender) {
             return Err(SendFail::Taken(v));
         }
@@ -128,7 +134,12 @@ impl Pipe {
         }
         // A lane has one receiver: the threads of this handle take turns, and another
         // handle is refused while a live one holds the side.
-        let _turn = self.lane.then(|| lock_turn(&self.recv_turn));
+        let (_turn, limit) = match self.lane.then(|| take_turn(&self.recv_turn, limit)) {
+            None => (None, limit),
+            Some(Some((g, left))) => (Some(g), left),
+            Some(None) if limit == Limit::Once => return Err(RecvFail::Empty),
+            Some(None) => return Err(RecvFail::Timeout),
+        };
         if !self.take_side(&q, Side::Receiver) {
             return Err(RecvFail::Taken);
         }
@@ -382,11 +393,40 @@ pub(super) fn try_error(e: RecvFail) -> TryRecvError {
     }
 }
 
-/// Takes this handle's turn on a lane's side, waiting for its other threads (each holds
-/// it for one operation, which is bounded by its own limit).
-fn lock_turn(turn: &std::sync::Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
-    turn.lock().unwrap_or_else(|e| e.into_inner())
+/// Takes this handle's turn on a lane's side, which another of its threads may have for
+/// one operation: at once if free; else not at all for a `try_` call (`None`), until it
+/// comes for an unbounded one, and polling every [`TURN_POLL`] within a timed one's limit
+/// (`None` once it is over). Returns the turn and what is left of the limit.
+fn take_turn(turn: &Mutex<()>, limit: Limit) -> Option<(MutexGuard<'_, ()>, Limit)> {
+    let try_take = || match turn.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    };
+    if let Some(g) = try_take() {
+        return Some((g, limit));
+    }
+    match limit {
+        Limit::Once => None,
+        Limit::Forever => Some((turn.lock().unwrap_or_else(|e| e.into_inner()), limit)),
+        Limit::Within(d) => {
+            let start = Instant::now();
+            loop {
+                std::thread::sleep(TURN_POLL.min(d));
+                let spent = start.elapsed();
+                if let Some(g) = try_take() {
+                    return Some((g, Limit::Within(d.saturating_sub(spent))));
+                }
+                if spent >= d {
+                    return None;
+                }
+            }
+        }
+    }
 }
+
+/// How often a timed call looks whether its handle's other thread has left the turn.
+const TURN_POLL: Duration = Duration::from_micros(100);
 
 /// The longest a receive that found its pipe closed waits for another process's
 /// recovery of a dead receiver, whose items go back into the pipe.
