@@ -4,7 +4,9 @@
 //! after a random delay (wherever it happens to be), recovery runs, and it is started
 //! again. At the end: every packet the producer wrote down as sent was written down by a
 //! consumer at least once, duplicated only where a death allows it, the pipe is empty and
-//! the pool back at its baseline.
+//! the pool back at its baseline. The same runs over a one-to-one pipe, which cannot
+//! redeliver: a restarted process takes its dead predecessor's side over, and a killed
+//! consumer loses only what it had received and not yet written down (at most a batch).
 //!
 //! `SHMVAL_SLOW=1` runs 100 trials instead of 5; `SHMVAL_SEED` picks another seed.
 
@@ -140,18 +142,23 @@ struct Trial {
     /// Whether the victim was still running when killed.
     killed: bool,
     duplicates: usize,
+    /// Packets a killed consumer had received and not written down (one-to-one pipe).
+    lost: usize,
     suspects: u64,
     redelivered: u64,
     recover: Duration,
     took: Duration,
 }
 
-fn trial(i: u64, rng: &mut Rng) -> Trial {
+/// One trial; over a one-to-one pipe (`o2o`, which cannot redeliver) instead of a ring
+/// that redelivers.
+fn trial(i: u64, rng: &mut Rng, o2o: bool) -> Trial {
     let t0 = Instant::now();
     let name = TestName::new(&format!("random-{i}"));
     let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
     let server = ServerSide::new(name.as_str(), "a", 8)
-        .redeliver(true)
+        .redeliver(!o2o)
+        .one_to_one(o2o)
         .start()
         .unwrap();
     let pool = main.pool();
@@ -166,7 +173,8 @@ fn trial(i: u64, rng: &mut Rng) -> Trial {
     };
     let base_blocks = blocks(pool);
     let dir = std::env::temp_dir();
-    let tag = format!("shmval-random-{}-{i}", std::process::id());
+    let kind = if o2o { "o2o" } else { "ring" };
+    let tag = format!("shmval-random-{}-{kind}-{i}", std::process::id());
     let (plog, clog, stop) = (
         dir.join(format!("{tag}.produced")),
         dir.join(format!("{tag}.consumed")),
@@ -239,19 +247,43 @@ fn trial(i: u64, rng: &mut Rng) -> Trial {
         (0..PACKETS).collect(),
         "the producer wrote every packet down"
     );
-    assert!(
-        wait_until(LIMIT, || read_log(&clog)
-            .into_iter()
-            .collect::<BTreeSet<_>>()
-            .len()
-            == PACKETS as usize),
-        "trial {i} ({victim:?} killed: {killed}): the consumer never got every packet: {:?}",
-        (0..PACKETS)
-            .filter(|s| !read_log(&clog).contains(s))
-            .collect::<Vec<_>>()
-    );
+    if o2o {
+        // Nothing comes back: the consumer is done once the pipe is empty.
+        assert!(
+            wait_until(LIMIT, || server.pipe().is_empty()),
+            "trial {i}: the consumer never emptied the pipe: {:?}",
+            server.pipe().stats()
+        );
+    } else {
+        assert!(
+            wait_until(LIMIT, || read_log(&clog)
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .len()
+                == PACKETS as usize),
+            "trial {i} ({victim:?} killed: {killed}): the consumer never got every packet: {:?}",
+            (0..PACKETS)
+                .filter(|s| !read_log(&clog).contains(s))
+                .collect::<Vec<_>>()
+        );
+    }
     std::fs::write(&stop, b"").unwrap();
     cons.wait_ok(LIMIT);
+    // Over a one-to-one pipe a killed consumer loses what it had received and not yet
+    // written down (at most a batch); nothing else is lost.
+    let missing: Vec<u64> = {
+        let got: BTreeSet<u64> = read_log(&clog).into_iter().collect();
+        (0..PACKETS).filter(|s| !got.contains(s)).collect()
+    };
+    let may_lose = if o2o && victim == Victim::Consumer && killed {
+        BATCH
+    } else {
+        0
+    };
+    assert!(
+        missing.len() <= may_lose,
+        "trial {i} ({victim:?} killed: {killed}): packets lost: {missing:?}"
+    );
     let rec = main.recover();
     let r = rec.total.suspects;
     assert!(server.pipe().is_empty(), "{:?}", server.pipe().stats());
@@ -269,6 +301,10 @@ fn trial(i: u64, rng: &mut Rng) -> Trial {
         (Victim::Producer, true) => assert!(
             dups.iter().all(|(&s, &n)| s == resumed_at && n == 2),
             "trial {i}: only the packet after the last written down may come twice: {dups:?}"
+        ),
+        (Victim::Consumer, true) if o2o => assert!(
+            dups.is_empty(),
+            "trial {i}: nothing is delivered again over a one-to-one pipe: {dups:?}"
         ),
         (Victim::Consumer, true) => assert!(
             duplicates <= 2 * BATCH && dups.iter().all(|(_, &n)| n == 2),
@@ -300,6 +336,7 @@ fn trial(i: u64, rng: &mut Rng) -> Trial {
         victim,
         killed,
         duplicates,
+        lost: missing.len(),
         suspects: r,
         redelivered: rec.total.redelivered,
         recover,
@@ -309,6 +346,17 @@ fn trial(i: u64, rng: &mut Rng) -> Trial {
 
 #[test]
 fn a_pipeline_survives_random_kills() {
+    random_kills(false);
+}
+
+/// The same over a one-to-one pipe: a restarted process takes its dead predecessor's side
+/// over, wherever the kill left it.
+#[test]
+fn a_one_to_one_pipeline_survives_random_kills() {
+    random_kills(true);
+}
+
+fn random_kills(o2o: bool) {
     let slow = std::env::var("SHMVAL_SLOW").is_ok_and(|v| v == "1");
     let trials = if slow { 100 } else { 5 };
     let seed = std::env::var("SHMVAL_SEED")
@@ -318,7 +366,7 @@ fn a_pipeline_survives_random_kills() {
     let mut rng = Rng(seed | 1);
     let mut seen = Vec::new();
     for i in 0..trials {
-        seen.push(trial(i, &mut rng));
+        seen.push(trial(i, &mut rng, o2o));
     }
     let killed: Vec<_> = seen.iter().filter(|t| t.killed).collect();
     let by = |v: Victim| killed.iter().filter(|t| t.victim == v).count();
@@ -327,15 +375,17 @@ fn a_pipeline_survives_random_kills() {
     let mut rec: Vec<_> = killed.iter().map(|t| t.recover).collect();
     rec.sort();
     eprintln!(
-        "random kills (seed {seed:#x}): {} trials, {} kills survived ({} producers, {} consumers), \
-         {} packets redelivered, {} duplicates, {} suspects; trial median {:?} max {:?}; \
+        "random kills (seed {seed:#x}{}): {} trials, {} kills survived ({} producers, {} consumers), \
+         {} packets redelivered, {} duplicates, {} lost, {} suspects; trial median {:?} max {:?}; \
          recovery median {:?} max {:?}",
+        if o2o { ", one-to-one pipe" } else { "" },
         seen.len(),
         killed.len(),
         by(Victim::Producer),
         by(Victim::Consumer),
         seen.iter().map(|t| t.redelivered).sum::<u64>(),
         seen.iter().map(|t| t.duplicates).sum::<usize>(),
+        seen.iter().map(|t| t.lost).sum::<usize>(),
         seen.iter().map(|t| t.suspects).sum::<u64>(),
         took[took.len() / 2],
         took[took.len() - 1],
