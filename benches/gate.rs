@@ -130,8 +130,9 @@ impl Gate {
     /// The spinning round trips across the two CPUs, measured in turn (see
     /// [`record_all`](Self::record_all)): the cache-line floor, crossbeam-channel between
     /// two threads, the bare ring and lane protocols between two threads, and our handle
-    /// at each payload size, each but the floor from [`SPIN_PAIRS`] fresh pairs. The best pair of each is the figure (`name`); every pair
-    /// is kept as `name#k`.
+    /// at each payload size and over one-to-one pipes, each but the floor from
+    /// [`SPIN_PAIRS`] fresh pairs. The best pair of each is the figure (`name`); every
+    /// pair is kept as `name#k`.
     fn spinning(&mut self, sizes: &[usize], iters: u64) {
         let cpu = self.placement("diff");
         let mut floor = FloorRig::start(floor::Kind::Cacheline, cpu);

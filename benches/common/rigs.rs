@@ -360,7 +360,8 @@ impl HopRig {
         Timed::new(
             name,
             format!(
-                "diff-core, two threads of one process, {what} on the heap, a 64-bit item, receiver spins"
+                "diff-core, two threads of one process, {what} on the heap, a 64-bit item, \
+                 receiver spins"
             ),
             "ns/rt",
             iters,

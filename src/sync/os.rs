@@ -19,6 +19,7 @@
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::{Mutex, Once};
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use super::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -169,14 +170,24 @@ thread_local! {
     static CURRENT: Cell<(u64, Owner)> = const { Cell::new((0, Owner::new(1, 0))) };
 }
 
-fn current_owner() -> Owner {
+/// What `cache` holds for the calling process (recomputed in a forked child), made by
+/// `make` the first time.
+fn cached(cache: &'static LocalKey<Cell<(u64, Owner)>>, make: impl FnOnce() -> Owner) -> Owner {
     register_atfork();
     let gen = FORK_GENERATION.load(Ordering::Relaxed) + 1;
-    CURRENT.with(|c| {
+    cache.with(|c| {
         let (g, o) = c.get();
         if g == gen {
             return o;
         }
+        let o = make();
+        c.set((gen, o));
+        o
+    })
+}
+
+fn current_owner() -> Owner {
+    cached(&CURRENT, || {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
         let key = match read_stat(Path::new(PROC), tid) {
@@ -185,9 +196,7 @@ fn current_owner() -> Owner {
             // this one.
             _ => 0,
         };
-        let o = Owner::new(tid, key);
-        c.set((gen, o));
-        o
+        Owner::new(tid, key)
     })
 }
 
@@ -277,17 +286,9 @@ pub fn process_start_key(pid: u32) -> Option<u64> {
 /// and the key of its start time. What [`process_owner_of`] makes of a registry slot's
 /// pid and start key.
 pub(crate) fn process_owner() -> Owner {
-    register_atfork();
-    let gen = FORK_GENERATION.load(Ordering::Relaxed) + 1;
-    PROCESS.with(|c| {
-        let (g, o) = c.get();
-        if g == gen {
-            return o;
-        }
+    cached(&PROCESS, || {
         let pid = std::process::id();
-        let o = process_owner_of(pid, process_start_key(pid).unwrap_or(0));
-        c.set((gen, o));
-        o
+        process_owner_of(pid, process_start_key(pid).unwrap_or(0))
     })
 }
 

@@ -1,10 +1,10 @@
-//! [`Pipe`]: a [`Ring`](super::Ring) (or a lane, for a one-to-one pipe) living in a pool block, counted
-//! like an `Arc`.
+//! [`Pipe`]: a [`Ring`](super::Ring) (or a lane, for a one-to-one pipe) living in a pool
+//! block, counted like an `Arc`.
 //!
 //! A pipe block holds a small head (the ring header, magic, a generation, a reference
-//! count and the kind) followed by the slots, or by the lane's header and its slots. Items are 64-bit words; the value layer stores handle
-//! offsets in them, one reference each, so a handle moves through a pipe without its
-//! refcount changing.
+//! count and the kind) followed by the slots, or by the lane's header and its slots. Items
+//! are 64-bit words; the value layer stores handle offsets in them, one reference each, so
+//! a handle moves through a pipe without its refcount changing.
 //!
 //! Every [`Pipe`] handle, in any process, holds one count of the block, and so does a
 //! directory entry that lists it; the last to let go drops the values still queued and
@@ -418,7 +418,8 @@ impl Pipe {
     /// Counts this handle as one of the pipe's sending ends from now until it is dropped
     /// (a handle that sends is counted from its first send anyway). While a pipe that is not
     /// kept has sending ends, its receivers wait for more; once the last has gone and the
-    /// pipe is empty, they get `Disconnected` ([`RecvTimeoutError::Disconnected`](super::RecvTimeoutError::Disconnected)).
+    /// pipe is empty, they get `Disconnected`
+    /// ([`RecvTimeoutError::Disconnected`](super::RecvTimeoutError::Disconnected)).
     ///
     /// On a one-to-one pipe it does not take the sending side: the first send does.
     pub fn count_as_sender(&self) {

@@ -6,7 +6,7 @@
 use super::super::error::{PipeError, RecvFail, SendFail};
 use super::super::lane::{Lane, LaneHeader, LaneSlot};
 use super::super::ring::{OpRecord, PipeStats, Ring, RingHeader, Wait};
-use super::{PipeHead, HEAD, KIND_LANE, LANE_HEAD, MAX_CAPACITY, PIPE_MAGIC};
+use super::{block_len, PipeHead, HEAD, KIND_LANE, LANE_HEAD, MAX_CAPACITY, PIPE_MAGIC};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -204,6 +204,11 @@ pub(crate) fn queue_of(pool: &Pool, off: Offset, generation: u64) -> Result<Queu
         return Err(PipeError::BadPipe("capacity out of range"));
     }
     let lane = head.kind.load(Ordering::Relaxed) == KIND_LANE;
+    // As a handle's open checks it: the kind and capacity fit the block, so a view never
+    // reaches into the next one.
+    if block_len(lane, cap) > pool.usable_size_unlocked(off)? {
+        return Err(PipeError::BadPipe("capacity larger than the block"));
+    }
     queue_in(pool, off, head, cap, lane)
 }
 
