@@ -228,3 +228,25 @@ fn threads_of_one_handle_wait_for_their_turn_no_longer_than_their_limit() {
         assert_eq!(waiter.join().unwrap(), 9);
     });
 }
+
+/// A one-to-one pipe made on a pool directly, without the directory: one handle sends,
+/// another receives, a third is refused either side.
+#[test]
+fn a_pipe_made_one_to_one_on_a_pool_refuses_a_third_handle() {
+    let name = TestName::new("o2o-pool");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let pool = main.pool();
+    let base = settled(pool);
+    let tx = shmval::queue::Pipe::create_one_to_one(pool, 2).unwrap();
+    assert!(tx.is_one_to_one());
+    let (rx, third) = (tx.clone(), tx.clone());
+    tx.try_enqueue(pool.share(&packet(1)).unwrap()).unwrap();
+    assert_eq!(seq_of(&rx.try_dequeue().unwrap()), 1);
+    assert!(matches!(
+        third.try_enqueue(pool.share(&packet(2)).unwrap()),
+        Err(TrySendError::Taken(_))
+    ));
+    assert_eq!(third.try_dequeue().unwrap_err(), TryRecvError::Taken);
+    drop((tx, rx, third));
+    assert_eq!(settled(pool), base, "the last handle frees the pipe");
+}
