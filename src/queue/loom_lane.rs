@@ -283,3 +283,48 @@ fn a_dead_senders_side_is_taken_over_after_its_slot_was_written() {
 fn a_dead_senders_side_is_taken_over_after_its_commit() {
     dead_senders_side_taken_over("lane.send.committed");
 }
+
+/// The sender dies after its commit; the process taking its side over dies too, right
+/// after marking the side as its own to recover: the next claimer completes the dead
+/// sender's operation (again: it is idempotent), and the committed item arrives once.
+#[test]
+fn a_taker_dying_while_it_recovers_a_dead_senders_side_is_taken_over_in_turn() {
+    use super::lane::role::{Claim, Side};
+    loom::model(|| {
+        let h = HeapLane::<Model>::new(2);
+        let rec = Arc::new(Record::new(true));
+        let (h2, rec2) = (h.clone(), rec.clone());
+        thread::spawn(move || {
+            let l = lane(&h2);
+            assert_eq!(
+                l.claim(Side::Sender, Model::current(), 1, None),
+                Claim::Mine
+            );
+            Model::die_at("lane.send.committed");
+            let sent = catch_unwind(AssertUnwindSafe(|| l.send(9, Wait::No, Some(&*rec2))));
+            assert!(sent.is_err(), "the sender dies inside send");
+        })
+        .join()
+        .unwrap();
+        let (h3, rec3) = (h.clone(), rec.clone());
+        thread::spawn(move || {
+            let res = Resolver(rec3);
+            Model::die_at("lane.role.taken");
+            let took = catch_unwind(AssertUnwindSafe(|| {
+                lane(&h3).claim(Side::Sender, Model::current(), 2, Some(&res))
+            }));
+            assert!(took.is_err(), "the taker dies inside its takeover");
+        })
+        .join()
+        .unwrap();
+        let l = lane(&h);
+        let res = Resolver(rec.clone());
+        assert_eq!(
+            l.claim(Side::Sender, Model::current(), 3, Some(&res)),
+            Claim::Mine
+        );
+        l.send(10, Wait::No, None).unwrap();
+        assert!(settled(&rec), "the committed send is resolved as sent");
+        assert_eq!(drain(&l), [9, 10]);
+    });
+}
