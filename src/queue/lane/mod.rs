@@ -353,7 +353,7 @@ impl<'a, P: Platform> Lane<'a, P> {
         };
         let outcome = self.wait_for(
             wait,
-            &rare.receiver_cpu,
+            (&rare.sender_cpu, &rare.receiver_cpu),
             (&rare.sender_sleeps, &rare.not_full),
             true,
             ready,
@@ -381,7 +381,9 @@ impl<'a, P: Platform> Lane<'a, P> {
             .store(t.wrapping_mul(2).wrapping_add(1), Ordering::Release);
         pause("lane.send.committed");
         s.count.store(t.wrapping_add(1), Ordering::Release);
-        note_cpu(&rare.sender_cpu);
+        if cpu_note_due(t, 1) {
+            note_cpu(&rare.sender_cpu);
+        }
         if let Some(r) = record {
             r.committed();
             pause("lane.send.recorded");
@@ -423,7 +425,7 @@ impl<'a, P: Platform> Lane<'a, P> {
         };
         let outcome = self.wait_for(
             wait,
-            &rare.sender_cpu,
+            (&rare.receiver_cpu, &rare.sender_cpu),
             (&rare.receiver_sleeps, &rare.not_empty),
             false,
             ready,
@@ -464,7 +466,9 @@ impl<'a, P: Platform> Lane<'a, P> {
             r.op.store(0, Ordering::Relaxed);
         }
         self.stamp_empty(h, h.wrapping_add(n));
-        note_cpu(&rare.receiver_cpu);
+        if cpu_note_due(h, n) {
+            note_cpu(&rare.receiver_cpu);
+        }
         Self::wake(&rare.sender_sleeps, &rare.not_full);
         Ok(n as usize)
     }
@@ -491,6 +495,17 @@ impl<'a, P: Platform> Lane<'a, P> {
             p = p.wrapping_add(1);
         }
     }
+}
+
+/// A side notes its CPU (for the other side's choice to spin) once every this many
+/// items, and whenever it waits: asking the CPU costs a quarter of the lane's own work
+/// per item, and a side that moves to another CPU without ever waiting only makes the
+/// other side spin where it could sleep, for a few items.
+const CPU_NOTE_EVERY: u64 = 16;
+
+/// Whether the items of positions `from..from + n` include one that notes the CPU.
+fn cpu_note_due(from: u64, n: u64) -> bool {
+    from.wrapping_neg() % CPU_NOTE_EVERY < n
 }
 
 /// A lane on the heap, for the tests, the loom models and the hop rig.

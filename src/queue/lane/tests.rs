@@ -263,3 +263,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_side_notes_its_cpu_every_sixteen_items_and_whenever_it_waits() {
+    use crate::queue::ring::current_cpu;
+    assert_ne!(current_cpu(), 0, "sched_getcpu works here");
+    let h = heap(64);
+    let l = lane(&h);
+    let rare = &h.hdr.rare;
+    // A receive that waits notes the receiver's CPU before its wait.
+    assert_eq!(l.recv(after_ms(1), None), Err(RecvFail::Timeout));
+    assert_ne!(rare.receiver_cpu.load(Ordering::Relaxed), 0);
+    // The first send notes the sender's CPU; the fifteen after it do not look.
+    l.send(1, Wait::No, None).unwrap();
+    assert_ne!(rare.sender_cpu.load(Ordering::Relaxed), 0);
+    rare.sender_cpu.store(0, Ordering::Relaxed);
+    for i in 2..=16 {
+        l.send(i, Wait::No, None).unwrap();
+    }
+    assert_eq!(rare.sender_cpu.load(Ordering::Relaxed), 0);
+    l.send(17, Wait::No, None).unwrap();
+    assert_ne!(rare.sender_cpu.load(Ordering::Relaxed), 0);
+    // Receiving position 0 notes it; a batch notes it if it passes a multiple of 16.
+    rare.receiver_cpu.store(0, Ordering::Relaxed);
+    assert_eq!(l.recv(Wait::No, None), Ok(1));
+    assert_ne!(rare.receiver_cpu.load(Ordering::Relaxed), 0);
+    rare.receiver_cpu.store(0, Ordering::Relaxed);
+    assert_eq!(l.recv_many(Wait::No, 10, |_| {}, None), Ok(10));
+    assert_eq!(rare.receiver_cpu.load(Ordering::Relaxed), 0);
+    assert_eq!(l.recv_many(Wait::No, 10, |_| {}, None), Ok(6));
+    assert_ne!(rare.receiver_cpu.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn the_cpu_note_falls_on_one_item_of_every_sixteen() {
+    assert!(cpu_note_due(0, 1));
+    assert!(!cpu_note_due(1, 15));
+    assert!(cpu_note_due(1, 16));
+    assert!(cpu_note_due(15, 2));
+    assert!(!cpu_note_due(17, 3));
+    assert!(cpu_note_due(u64::MAX, 2), "the count wraps to 0");
+    let due = (0..160).filter(|&p| cpu_note_due(p, 1)).count();
+    assert_eq!(due, 10);
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::Lane;
-use crate::queue::ring::{current_cpu, worth_spinning, Wait, SPINS};
+use crate::queue::ring::{note_cpu, worth_spinning, Wait, SPINS};
 use crate::sync::atomic::{fence, AtomicU32, Ordering};
 use crate::sync::Platform;
 
@@ -13,11 +13,11 @@ impl<P: Platform> Lane<'_, P> {
     /// Waits as `wait` allows until `ready` answers, the lane is closed or poisoned (a
     /// close counts before `ready` when `closed_first`: a sender, not a receiver draining).
     /// Spins first while the other side (last on `peer_cpu`) runs on another CPU, then
-    /// sleeps on `event` with `flag` raised.
+    /// sleeps on `event` with `flag` raised; a side that waits notes its CPU in `own_cpu`.
     pub(super) fn wait_for<R>(
         &self,
         wait: Wait,
-        peer_cpu: &AtomicU32,
+        (own_cpu, peer_cpu): (&AtomicU32, &AtomicU32),
         (flag, event): (&AtomicU32, &AtomicU32),
         closed_first: bool,
         ready: impl Fn() -> Option<R>,
@@ -45,7 +45,8 @@ impl<P: Platform> Lane<'_, P> {
         if wait == Wait::No {
             return Waited::Over;
         }
-        if SPINS > 0 && worth_spinning(peer_cpu.load(Ordering::Relaxed), current_cpu()) {
+        let me = note_cpu(own_cpu);
+        if SPINS > 0 && worth_spinning(peer_cpu.load(Ordering::Relaxed), me) {
             for _ in 0..SPINS {
                 std::hint::spin_loop();
                 if let Some(w) = check() {

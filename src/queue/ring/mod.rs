@@ -56,20 +56,23 @@ pub(super) fn current_cpu() -> u32 {
     0
 }
 
-/// Records the calling thread's CPU in `word`. The loom model neither spins nor records:
-/// the words only steer spinning, never correctness, and leaving them out keeps the
-/// model's state space small.
+/// Records the calling thread's CPU in `word`, and returns it. The loom model neither
+/// spins nor records: the words only steer spinning, never correctness, and leaving them
+/// out keeps the model's state space small.
 #[cfg(not(shmval_loom))]
-pub(super) fn note_cpu(word: &AtomicU32) {
+pub(super) fn note_cpu(word: &AtomicU32) -> u32 {
     // Stored only when it changes: a store would take the line from a peer polling it.
     let cpu = current_cpu();
     if word.load(Ordering::Relaxed) != cpu {
         word.store(cpu, Ordering::Relaxed);
     }
+    cpu
 }
 
 #[cfg(shmval_loom)]
-pub(super) fn note_cpu(_word: &AtomicU32) {}
+pub(super) fn note_cpu(_word: &AtomicU32) -> u32 {
+    0
+}
 
 /// Whether to spin for a peer that last ran on `peer_cpu` from a thread on `my_cpu` (both
 /// plus one, 0 unknown): not when both are known and equal.
