@@ -138,6 +138,7 @@ impl std::fmt::Debug for Entry<'_> {
 
 impl<'a> Entry<'a> {
     /// The entry at `off` of `region` (64-aligned, in bounds), or `None`.
+    #[inline]
     pub(crate) fn at(region: &'a Region, off: Offset) -> Option<Entry<'a>> {
         if off.is_null() || off.get() % ENTRY_BYTES != 0 {
             return None;

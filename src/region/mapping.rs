@@ -393,8 +393,8 @@ impl Region {
     }
 
     /// A reference to the `T` at `off`, after checking that it lies inside the region and
-    /// is aligned for `T`. This and [`at_slice`](Self::at_slice) are the one place offsets
-    /// become references.
+    /// is aligned for `T`. This, [`at_slice`](Self::at_slice) and
+    /// [`at_then_slice`](Self::at_then_slice) are the one place offsets become references.
     ///
     /// Crate-internal: the crate places its atomic structures (headers, cells, locks, ring
     /// slots) only where it never accesses plain bytes, so a reference it makes never
@@ -428,6 +428,36 @@ impl Region {
         // to lie inside the mapping, and alignment holds for every element.
         Ok(unsafe {
             std::slice::from_raw_parts(self.map.as_ptr().add(at).cast::<T>(), count as usize)
+        })
+    }
+
+    /// The `H` at `off` and the `count` `T`s right after it, checked like [`at`](Self::at)
+    /// as one range: a header and its slots resolved with one bounds check.
+    #[inline]
+    pub(crate) fn at_then_slice<H: Shared, T: Shared>(
+        &self,
+        off: Offset,
+        count: u64,
+    ) -> Result<(&H, &[T]), RegionError> {
+        let head = size_of::<H>() as u64;
+        let align = align_of::<H>().max(align_of::<T>()) as u64;
+        let len = count
+            .checked_mul(size_of::<T>() as u64)
+            .and_then(|l| l.checked_add(head))
+            // The slice starts aligned for `T` only if `H`'s size keeps it so.
+            .filter(|_| head % align_of::<T>() as u64 == 0)
+            .ok_or_else(|| self.bad_offset(off, u64::MAX, align))?;
+        let at = self.check_range(off, len, align)?;
+        // SAFETY: as in `at` and `at_slice`: `at..at+len` lies inside the mapping (checked
+        // above), `at` is aligned for `H` and for `T`, and `H`'s size is a multiple of
+        // `T`'s alignment, so the `count` `T`s after the `H` are aligned too; the two
+        // parts do not overlap. The mapping lives as long as `self`.
+        Ok(unsafe {
+            let base = self.map.as_ptr().add(at);
+            (
+                &*base.cast::<H>(),
+                std::slice::from_raw_parts(base.add(head as usize).cast::<T>(), count as usize),
+            )
         })
     }
 
@@ -565,6 +595,42 @@ mod tests {
         let a = Region::create(&name, 4096).unwrap();
         let b = Region::attach(&name).unwrap();
         assert_eq!(a.id(), b.id());
+    }
+
+    #[test]
+    fn a_header_and_its_slots_resolve_as_one_checked_range() {
+        let name = unique("parts");
+        let size = 1u64 << 16;
+        let a = Region::create(&name, size).unwrap();
+        let (h, s) = a
+            .at_then_slice::<[AtomicU64; 2], AtomicU64>(Offset::new(4096), 3)
+            .unwrap();
+        h[1].store(5, Ordering::Relaxed);
+        s[0].store(6, Ordering::Relaxed);
+        s[2].store(7, Ordering::Relaxed);
+        // The slots follow the header, as separate lookups see them.
+        let words = a.at_slice::<AtomicU64>(Offset::new(4096), 5).unwrap();
+        let seen: Vec<u64> = words.iter().map(|w| w.load(Ordering::Relaxed)).collect();
+        assert_eq!(seen, [0, 5, 6, 0, 7]);
+        // The range ends exactly at the region's end, or one word past it.
+        let last = size - 5 * 8;
+        assert!(a
+            .at_then_slice::<[AtomicU64; 2], AtomicU64>(Offset::new(last), 3)
+            .is_ok());
+        assert!(a
+            .at_then_slice::<[AtomicU64; 2], AtomicU64>(Offset::new(last + 8), 3)
+            .is_err());
+        // Misaligned, or a count whose size overflows.
+        assert!(a
+            .at_then_slice::<[AtomicU64; 2], AtomicU64>(Offset::new(4100), 1)
+            .is_err());
+        assert!(a
+            .at_then_slice::<[AtomicU64; 2], AtomicU64>(Offset::new(8), u64::MAX / 4)
+            .is_err());
+        // A header whose size would leave the slots misaligned is refused.
+        assert!(a
+            .at_then_slice::<AtomicU32, AtomicU64>(Offset::new(4096), 1)
+            .is_err());
     }
 
     #[test]

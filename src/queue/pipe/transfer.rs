@@ -129,7 +129,8 @@ impl Pipe {
         // taking its turn (a snapshot, as any `try_` answer).
         let ends = self.ends.load(Ordering::Relaxed);
         let held = ends & RECEIVED != 0 && (!self.lane || ends & RECEIVES != 0);
-        if limit == Limit::Once && held && q.looks_empty() {
+        let once = limit == Limit::Once;
+        if once && held && q.looks_empty() {
             return Err(RecvFail::Empty);
         }
         // A lane has one receiver: the threads of this handle take turns, and another
@@ -151,8 +152,9 @@ impl Pipe {
             });
         }
         // A call that does not wait finds an empty pipe empty without a ledger entry: a
-        // busy `try_` receiver polls at the cost of a few loads.
-        if limit == Limit::Once && q.looks_empty() {
+        // busy `try_` receiver polls at the cost of a few loads (looked at above if it
+        // held its side already).
+        if once && !held && q.looks_empty() {
             return Err(RecvFail::Empty);
         }
         let first = recorded::ledger_of(&self.pool).and_then(|l| l.take(&self.pool));
@@ -257,6 +259,7 @@ impl Pipe {
     /// # Safety
     ///
     /// `raw` was taken from the ring by a receive of this process that committed.
+    #[inline]
     unsafe fn adopt(&self, raw: u64, entry: Offset) -> Result<ShmVal, RecvFail> {
         // SAFETY: the item is a reference a sender gave up when its send committed, and
         // the receive that committed (advancing `head` past it under the ring lock, as the
@@ -397,15 +400,28 @@ pub(super) fn try_error(e: RecvFail) -> TryRecvError {
 /// one operation: at once if free; else not at all for a `try_` call (`None`), until it
 /// comes for an unbounded one, and polling every [`TURN_POLL`] within a timed one's limit
 /// (`None` once it is over). Returns the turn and what is left of the limit.
+#[inline]
 fn take_turn(turn: &Mutex<()>, limit: Limit) -> Option<(MutexGuard<'_, ()>, Limit)> {
-    let try_take = || match turn.try_lock() {
+    match try_take(turn) {
+        Some(g) => Some((g, limit)),
+        None => wait_turn(turn, limit),
+    }
+}
+
+/// The turn if it is free.
+#[inline]
+fn try_take(turn: &Mutex<()>) -> Option<MutexGuard<'_, ()>> {
+    match turn.try_lock() {
         Ok(g) => Some(g),
         Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
         Err(TryLockError::WouldBlock) => None,
-    };
-    if let Some(g) = try_take() {
-        return Some((g, limit));
     }
+}
+
+/// [`take_turn`] once another thread has it.
+#[cold]
+#[inline(never)]
+fn wait_turn(turn: &Mutex<()>, limit: Limit) -> Option<(MutexGuard<'_, ()>, Limit)> {
     match limit {
         Limit::Once => None,
         Limit::Forever => Some((turn.lock().unwrap_or_else(|e| e.into_inner()), limit)),
@@ -414,7 +430,7 @@ fn take_turn(turn: &Mutex<()>, limit: Limit) -> Option<(MutexGuard<'_, ()>, Limi
             loop {
                 std::thread::sleep(TURN_POLL.min(d));
                 let spent = start.elapsed();
-                if let Some(g) = try_take() {
+                if let Some(g) = try_take(turn) {
                     return Some((g, Limit::Within(d.saturating_sub(spent))));
                 }
                 if spent >= d {

@@ -6,7 +6,7 @@
 use super::super::error::{PipeError, RecvFail, SendFail};
 use super::super::lane::{Lane, LaneHeader, LaneSlot};
 use super::super::ring::{OpRecord, PipeStats, Ring, RingHeader, Wait};
-use super::{block_len, PipeHead, HEAD, KIND_LANE, LANE_HEAD, MAX_CAPACITY, PIPE_MAGIC};
+use super::{block_len, PipeHead, HEAD, KIND_LANE, MAX_CAPACITY, PIPE_MAGIC};
 use crate::alloc::Pool;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -222,11 +222,11 @@ pub(super) fn queue_in<'a>(
     cap: u64,
     lane: bool,
 ) -> Result<Queue<'a>, PipeError> {
-    let changed = PipeError::BadPipe("capacity changed");
+    const CHANGED: PipeError = PipeError::BadPipe("capacity changed");
     if lane {
         let (hdr, slots) = lane_parts(pool, off, cap)?;
         return Ok(Queue::Lane {
-            lane: Lane::new(hdr, slots).map_err(|_| changed)?,
+            lane: Lane::new(hdr, slots).map_err(|_| CHANGED)?,
             ends: &head.ring,
         });
     }
@@ -238,20 +238,20 @@ pub(super) fn queue_in<'a>(
     )?;
     Ring::new(&head.ring, slots)
         .map(|r| Queue::Ring(r.with_resolver(&**region)))
-        .map_err(|_| changed)
+        .map_err(|_| CHANGED)
 }
 
 /// The lane header and slots of the lane pipe block at `off` of `cap` slots.
+#[inline(always)]
 pub(super) fn lane_parts(
     pool: &Pool,
     off: Offset,
     cap: u64,
 ) -> Result<(&LaneHeader, &[LaneSlot]), PipeError> {
-    let region = pool.region();
-    let overflow = || PipeError::BadPipe("offset overflows");
-    let at = off.checked_add(HEAD).ok_or_else(overflow)?;
-    let hdr: &LaneHeader = region.at(at)?;
-    let slots =
-        region.at_slice::<LaneSlot>(at.checked_add(LANE_HEAD).ok_or_else(overflow)?, cap)?;
-    Ok((hdr, slots))
+    let at = off
+        .checked_add(HEAD)
+        .ok_or(PipeError::BadPipe("offset overflows"))?;
+    Ok(pool
+        .region()
+        .at_then_slice::<LaneHeader, LaneSlot>(at, cap)?)
 }

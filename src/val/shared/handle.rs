@@ -114,6 +114,7 @@ impl ShmVal {
     /// The entry recording this handle's reference, made its own first: a handle whose
     /// entry other clones of this process share gets a new reference and entry of its own
     /// (so it can be sent or moved alone). `None` for a handle not recorded.
+    #[inline]
     pub(crate) fn sole_entry(&mut self) -> Option<Entry<'_>> {
         if self.entry.is_null() {
             return None;
@@ -145,6 +146,7 @@ impl ShmVal {
     /// Gives up the handle after its reference left by the operation its entry recorded
     /// (a send that committed, a move into a container): the entry, which records nothing
     /// any more, goes back to the free list.
+    #[inline]
     pub(crate) fn into_moved(mut self) {
         if let Some(e) = tracked::entry(&self.pool, self.entry) {
             tracked::put(&self.pool, e);
@@ -451,6 +453,7 @@ impl ShmVal {
     /// # Safety
     ///
     /// As for [`from_raw`](Self::from_raw).
+    #[inline]
     pub(crate) unsafe fn from_raw_unrecorded(pool: &Pool, off: Offset) -> Result<ShmVal, ValError> {
         let obj = Obj::open(pool.region(), off, None)?;
         let rc = obj.rc().load(Ordering::Relaxed);

@@ -192,6 +192,7 @@ pub(crate) fn acquire(pool: &Pool, obj: &Obj<'_>) -> Offset {
 }
 
 /// The entry at `off` of `pool`'s region (an entry this process took).
+#[inline]
 pub(crate) fn entry(pool: &Pool, off: Offset) -> Option<Entry<'_>> {
     Entry::at(pool.region(), off)
 }
