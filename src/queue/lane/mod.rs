@@ -41,7 +41,7 @@
 use std::fmt;
 
 use super::error::{RecvFail, SendFail};
-use super::ring::{note_cpu, OpRecord, Wait};
+use super::ring::{cpu_note_due, note_cpu, OpRecord, Wait};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{pause, DefaultPlatform, Platform};
 
@@ -495,17 +495,6 @@ impl<'a, P: Platform> Lane<'a, P> {
             p = p.wrapping_add(1);
         }
     }
-}
-
-/// A side notes its CPU (for the other side's choice to spin) once every this many
-/// items, and whenever it waits: asking the CPU costs a quarter of the lane's own work
-/// per item, and a side that moves to another CPU without ever waiting only makes the
-/// other side spin where it could sleep, for a few items.
-const CPU_NOTE_EVERY: u64 = 16;
-
-/// Whether the items of positions `from..from + n` include one that notes the CPU.
-fn cpu_note_due(from: u64, n: u64) -> bool {
-    from.wrapping_neg() % CPU_NOTE_EVERY < n
 }
 
 /// A lane on the heap, for the tests, the loom models and the hop rig.

@@ -74,6 +74,17 @@ pub(super) fn note_cpu(_word: &AtomicU32) -> u32 {
     0
 }
 
+/// A side notes its CPU (for the other side's choice to spin) once every this many
+/// items, and whenever it waits: asking the CPU costs as much as a quarter of a lane's
+/// own work per item, and a side that moves to another CPU without ever waiting only
+/// makes the other side spin where it could sleep, for a few items.
+const CPU_NOTE_EVERY: u64 = 16;
+
+/// Whether the items of positions `from..from + n` include one that notes the CPU.
+pub(super) fn cpu_note_due(from: u64, n: u64) -> bool {
+    from.wrapping_neg() % CPU_NOTE_EVERY < n
+}
+
 /// Whether to spin for a peer that last ran on `peer_cpu` from a thread on `my_cpu` (both
 /// plus one, 0 unknown): not when both are known and equal.
 pub(super) fn worth_spinning(peer_cpu: u32, my_cpu: u32) -> bool {
@@ -550,8 +561,11 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// Spinning only helps while the peer runs elsewhere: `peer_cpu` is the CPU the other
     /// side last ran on, and when that is this thread's CPU the peer cannot act until this
     /// thread sleeps, so the spin is skipped.
-    fn spin(&self, peer_cpu: &AtomicU32, cond: impl Fn(u64, u64) -> bool) {
-        if SPINS == 0 || !worth_spinning(peer_cpu.load(Ordering::Relaxed), current_cpu()) {
+    ///
+    /// A waiting side notes its own CPU in `own_cpu` first.
+    fn spin(&self, (own_cpu, peer_cpu): (&AtomicU32, &AtomicU32), cond: impl Fn(u64, u64) -> bool) {
+        let me = note_cpu(own_cpu);
+        if SPINS == 0 || !worth_spinning(peer_cpu.load(Ordering::Relaxed), me) {
             return;
         }
         for _ in 0..SPINS {

@@ -33,6 +33,30 @@ fn spinning_is_skipped_only_for_a_peer_on_this_cpu() {
 }
 
 #[test]
+fn a_ring_side_notes_its_cpu_every_sixteen_items_and_whenever_it_waits() {
+    let h = heap(32);
+    let r = ring(&h);
+    // A receive that waits notes the receiver's CPU, before finding the ring empty.
+    let soon = Wait::Until(Os::now_ns() + 1_000_000);
+    assert_eq!(r.recv(soon), Err(RecvFail::Timeout));
+    assert_ne!(h.hdr.receiver_cpu.load(Ordering::Relaxed), 0);
+    // Sends that do not wait note it at positions 0 and 16 only.
+    r.send(0, Wait::No).unwrap();
+    assert_ne!(h.hdr.sender_cpu.load(Ordering::Relaxed), 0);
+    h.hdr.sender_cpu.store(0, Ordering::Relaxed);
+    for i in 1..16 {
+        r.send(i, Wait::No).unwrap();
+    }
+    assert_eq!(h.hdr.sender_cpu.load(Ordering::Relaxed), 0);
+    r.send(16, Wait::No).unwrap();
+    assert_ne!(h.hdr.sender_cpu.load(Ordering::Relaxed), 0);
+    // A send that may wait notes it even where no note is due.
+    h.hdr.sender_cpu.store(0, Ordering::Relaxed);
+    r.send(17, Wait::Forever).unwrap();
+    assert_ne!(h.hdr.sender_cpu.load(Ordering::Relaxed), 0);
+}
+
+#[test]
 fn the_hot_words_share_one_cache_line() {
     use std::mem::offset_of;
     type H = RingHeader<Os>;

@@ -2,7 +2,8 @@
 //! module), with their operation records.
 
 use super::{
-    note_cpu, pause, Locked, OpRecord, Ring, Wait, WaitRecord, WAIT_NOT_EMPTY, WAIT_NOT_FULL,
+    cpu_note_due, note_cpu, pause, Locked, OpRecord, Ring, Wait, WaitRecord, WAIT_NOT_EMPTY,
+    WAIT_NOT_FULL,
 };
 use crate::queue::error::{RecvFail, SendFail};
 use crate::sync::atomic::Ordering;
@@ -55,9 +56,10 @@ impl<'a, P: Platform> Ring<'a, P> {
         even_closed: bool,
     ) -> Result<(), SendFail<u64>> {
         if wait != Wait::No {
-            self.spin(&self.hdr.receiver_cpu, |head, tail| {
-                tail.wrapping_sub(head) < self.cap
-            });
+            self.spin(
+                (&self.hdr.sender_cpu, &self.hdr.receiver_cpu),
+                |head, tail| tail.wrapping_sub(head) < self.cap,
+            );
         }
         let mut g = match self.lock(wait) {
             Ok(g) => g,
@@ -104,7 +106,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         pause("ring.send.slot_written");
         // The commit: from here the item is in the ring.
         self.hdr.tail.store(tail + 1, Ordering::Release);
-        note_cpu(&self.hdr.sender_cpu);
+        if cpu_note_due(tail, 1) {
+            note_cpu(&self.hdr.sender_cpu);
+        }
         pause("ring.send.committed");
         if let Some(r) = record {
             r.committed();
@@ -166,7 +170,10 @@ impl<'a, P: Platform> Ring<'a, P> {
                 return Err(RecvFail::Empty);
             }
         } else {
-            self.spin(&self.hdr.sender_cpu, |head, tail| tail != head);
+            self.spin(
+                (&self.hdr.receiver_cpu, &self.hdr.sender_cpu),
+                |head, tail| tail != head,
+            );
         }
         let mut g = match self.lock(wait) {
             Ok(g) => g,
@@ -224,7 +231,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         pause("ring.recv.read");
         // The commit: from here the items are the caller's.
         self.hdr.head.store(head + n, Ordering::Release);
-        note_cpu(&self.hdr.receiver_cpu);
+        if cpu_note_due(head, n) {
+            note_cpu(&self.hdr.receiver_cpu);
+        }
         pause("ring.recv.committed");
         if let Some(r) = record {
             r.committed();
