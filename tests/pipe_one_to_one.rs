@@ -8,7 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::kills::{act, packet, seq_of, settled};
-use common::{role_entry, spawn_paused, TestName};
+use common::{role_entry, spawn_paused, spawn_role_env, wait_until, TestName};
+use shmval::fault::Notice;
 use shmval::queue::{RecvTimeoutError, TryRecvError, TrySendError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{PoolExt, Val};
@@ -196,6 +197,75 @@ fn a_stopped_sender_blocks_nobody_and_a_killed_one_is_taken_over() {
         settled(pool),
         base,
         "nothing of the dead sender's stays allocated"
+    );
+    pool.verify().unwrap();
+}
+
+/// A process that takes a dead sender's side over and is killed before it has completed
+/// the dead one's send (at `lane.role.taken`) leaves the side to the next: recovery
+/// completes the first one's committed item, which arrives once, gives back what both
+/// held, and the pipe takes a new sender.
+#[test]
+fn a_taker_killed_while_it_takes_a_dead_senders_side_over_is_taken_over_in_turn() {
+    let (name, main, server) = one_to_one("o2o-taker", 8, false);
+    let (pool, pipe) = (main.pool(), server.pipe());
+    let base = settled(pool);
+    let refs = pipe.ref_count();
+    let first = spawn_paused(
+        "act",
+        &[name.as_str(), "p", "send", "lane.send.committed"],
+        "lane.send.committed",
+    );
+    let pid = first.pid().to_string();
+    let notice = Notice::new().unwrap();
+    let mut taker = spawn_role_env(
+        "act",
+        &[name.as_str(), "p", "send-after", "lane.role.taken", &pid],
+        &[notice.env()],
+    );
+    // The taker has attached (its handle counts) before the first one dies, so that its
+    // attach recovers nothing and its send meets the dead holder.
+    assert!(
+        wait_until(Duration::from_secs(60), || pipe.ref_count() >= refs + 2),
+        "the taker never attached: {} references",
+        pipe.ref_count()
+    );
+    first.kill();
+    let start = Instant::now();
+    loop {
+        if let Some(r) = notice.wait(Duration::from_millis(50)) {
+            assert_eq!(r.point, "lane.role.taken");
+            assert_eq!(r.pid, taker.pid());
+            break;
+        }
+        assert!(
+            taker.try_wait().is_none(),
+            "the taker ended without taking over"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the taker never took over"
+        );
+    }
+    taker.kill();
+    let r = main.recover();
+    assert_eq!(r.processes, 2, "{r:?}");
+    assert_eq!(r.total.suspects, 0, "{r:?}");
+    let reader = pipe.clone();
+    assert_eq!(seq_of(&reader.try_dequeue().unwrap()), 100);
+    // Both senders went: nothing more comes until another sends.
+    assert_eq!(
+        reader.try_dequeue().unwrap_err(),
+        TryRecvError::Disconnected
+    );
+    let sender = pipe.clone();
+    sender.try_enqueue(pool.share(&packet(7)).unwrap()).unwrap();
+    assert_eq!(seq_of(&reader.try_dequeue().unwrap()), 7);
+    drop((reader, sender));
+    assert_eq!(
+        settled(pool),
+        base,
+        "nothing of the two dead processes stays allocated"
     );
     pool.verify().unwrap();
 }

@@ -179,6 +179,18 @@ pub fn act(args: &[String]) {
             pipe.try_enqueue(v).unwrap();
             drop(keep);
         }
+        "send-after" => {
+            // args[4]: a process whose death this one waits for (attached meanwhile, so
+            // that it recovers nothing of it first), then sends.
+            let pid = nix::unistd::Pid::from_raw(args[4].parse().unwrap());
+            let gone = wait_until(Duration::from_secs(60), || {
+                nix::sys::signal::kill(pid, None).is_err()
+            });
+            assert!(gone, "process {pid} never went");
+            let v = pool.share(&packet(101)).unwrap();
+            arm(point);
+            pipe.try_enqueue(v).unwrap();
+        }
         "send-wait" => {
             let v = pool.share(&packet(100)).unwrap();
             let r = pipe.enq(v);
