@@ -299,6 +299,31 @@ fn threads_of_one_handle_wait_for_their_turn_no_longer_than_their_limit() {
     });
 }
 
+/// Two threads of one handle both receive without a limit: one sleeps on the empty lane
+/// holding the turn, the other waits for the turn; each gets one of two values sent.
+#[test]
+fn two_threads_of_one_handle_receiving_without_a_limit_each_get_a_value() {
+    let (name, main, server) = one_to_one("o2o-two-waiters", 4, true);
+    let reader = client(&name);
+    let pipe = reader.pipe();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| seq_of(&pipe.deq().unwrap()));
+        let b = s.spawn(|| seq_of(&pipe.deq().unwrap()));
+        assert!(wait_until(Duration::from_secs(30), || {
+            pipe.stats().unwrap().receivers_waiting > 0
+        }));
+        for i in [1, 2] {
+            server
+                .pipe()
+                .try_enqueue(main.pool().share(&packet(i)).unwrap())
+                .unwrap();
+        }
+        let mut got = [a.join().unwrap(), b.join().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+    });
+}
+
 /// A one-to-one pipe made on a pool directly, without the directory: one handle sends,
 /// another receives, a third is refused either side.
 #[test]

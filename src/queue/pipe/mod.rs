@@ -33,6 +33,7 @@ use crate::val::shared::{tracked, ShmVal};
 
 mod calls;
 mod transfer;
+mod turn;
 mod view;
 
 use view::{lane_parts, queue_in};
@@ -126,8 +127,8 @@ pub struct Pipe {
     /// This handle, among the process's (a lane's side names the handle holding it).
     id: u64,
     /// A lane has one sender and one receiver: threads sharing this handle take turns.
-    send_turn: std::sync::Mutex<()>,
-    recv_turn: std::sync::Mutex<()>,
+    send_turn: turn::Turn,
+    recv_turn: turn::Turn,
 }
 
 /// [`Pipe::ends`]: this handle has sent.
@@ -293,8 +294,8 @@ impl Pipe {
             entry,
             lane,
             id: crate::sync::unique_id(),
-            send_turn: std::sync::Mutex::new(()),
-            recv_turn: std::sync::Mutex::new(()),
+            send_turn: turn::Turn::default(),
+            recv_turn: turn::Turn::default(),
         }
     }
 
@@ -573,8 +574,8 @@ impl Clone for Pipe {
             entry,
             lane: self.lane,
             id: crate::sync::unique_id(),
-            send_turn: std::sync::Mutex::new(()),
-            recv_turn: std::sync::Mutex::new(()),
+            send_turn: turn::Turn::default(),
+            recv_turn: turn::Turn::default(),
         }
     }
 }

@@ -1,13 +1,13 @@
 //! Moving values through a pipe: sending and receiving with their ledger records, the
 //! waits in break-checker slices, and what a long wait says.
 
-use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::super::error::{RecvFail, RecvTimeoutError, SendFail, TryRecvError};
 use super::super::lane::role::Side;
 use super::super::recorded::{self, RecvRecord, SendRecord};
 use super::super::ring::{OpRecord, Wait};
+use super::turn::{Held, Turn};
 use super::{Pipe, Queue, RECEIVED, RECEIVES};
 use crate::ledger::{flags, Kind, E_AUX, E_INDEX, E_PIPE, E_WAIT, NO_INDEX};
 use crate::region::Offset;
@@ -398,51 +398,21 @@ pub(super) fn try_error(e: RecvFail) -> TryRecvError {
 
 /// Takes this handle's turn on a lane's side, which another of its threads may have for
 /// one operation: at once if free; else not at all for a `try_` call (`None`), until it
-/// comes for an unbounded one, and polling every [`TURN_POLL`] within a timed one's limit
-/// (`None` once it is over). Returns the turn and what is left of the limit.
+/// comes for an unbounded one, and within a timed one's limit (`None` once it is over).
+/// Returns the turn and what is left of the limit.
 #[inline]
-fn take_turn(turn: &Mutex<()>, limit: Limit) -> Option<(MutexGuard<'_, ()>, Limit)> {
-    match try_take(turn) {
-        Some(g) => Some((g, limit)),
-        None => wait_turn(turn, limit),
+fn take_turn(turn: &Turn, limit: Limit) -> Option<(Held<'_>, Limit)> {
+    if let Some(h) = turn.try_take() {
+        return Some((h, limit));
     }
-}
-
-/// The turn if it is free.
-#[inline]
-fn try_take(turn: &Mutex<()>) -> Option<MutexGuard<'_, ()>> {
-    match turn.try_lock() {
-        Ok(g) => Some(g),
-        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
-/// [`take_turn`] once another thread has it.
-#[cold]
-#[inline(never)]
-fn wait_turn(turn: &Mutex<()>, limit: Limit) -> Option<(MutexGuard<'_, ()>, Limit)> {
     match limit {
         Limit::Once => None,
-        Limit::Forever => Some((turn.lock().unwrap_or_else(|e| e.into_inner()), limit)),
-        Limit::Within(d) => {
-            let start = Instant::now();
-            loop {
-                std::thread::sleep(TURN_POLL.min(d));
-                let spent = start.elapsed();
-                if let Some(g) = try_take(turn) {
-                    return Some((g, Limit::Within(d.saturating_sub(spent))));
-                }
-                if spent >= d {
-                    return None;
-                }
-            }
-        }
+        Limit::Forever => turn.wait(None).map(|(h, _)| (h, limit)),
+        Limit::Within(d) => turn
+            .wait(Some(d))
+            .map(|(h, spent)| (h, Limit::Within(d.saturating_sub(spent)))),
     }
 }
-
-/// How often a timed call looks whether its handle's other thread has left the turn.
-const TURN_POLL: Duration = Duration::from_micros(100);
 
 /// The longest a receive that found its pipe closed waits for another process's
 /// recovery of a dead receiver, whose items go back into the pipe.

@@ -1,0 +1,106 @@
+//! A lane side's turn among the threads of one handle. A lane has one sender and one
+//! receiver, so threads sharing a handle take turns on its side: the turn is taken with
+//! one compare-and-swap and given back with a plain store, so a handle used by one thread
+//! pays one locked instruction a call (a mutex pays two). A thread that finds the turn
+//! taken polls for it: threads of one handle are expected to contend rarely.
+
+use std::time::{Duration, Instant};
+
+use crate::sync::atomic::{AtomicU32, Ordering};
+
+/// Whether some thread of the handle has the turn (1) or none (0).
+#[derive(Debug, Default)]
+pub(super) struct Turn(AtomicU32);
+
+/// The turn, given back when dropped (also when its holder unwinds: the lane is valid
+/// after every step).
+#[must_use = "the turn is given back when this drops"]
+pub(super) struct Held<'a>(&'a Turn);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // SYNC POINT: release, so that the next holder (acquire in `try_take`) sees this
+        // holder's operation on the side.
+        (self.0).0.store(0, Ordering::Release);
+    }
+}
+
+/// How often a timed wait looks at the turn again.
+const POLL: Duration = Duration::from_micros(100);
+
+/// The longest pause between two looks of a wait without a limit.
+const POLL_MAX: Duration = Duration::from_millis(1);
+
+impl Turn {
+    /// The turn, if no other thread has it.
+    #[inline]
+    pub(super) fn try_take(&self) -> Option<Held<'_>> {
+        self.0
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| Held(self))
+    }
+
+    /// The turn once the thread that has it gives it back: looking every [`POLL`] within
+    /// `limit` (`None` once it is over, with the time spent), or without a limit, backing
+    /// off to a look every [`POLL_MAX`]. Returns the turn and the time spent waiting.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn wait(&self, limit: Option<Duration>) -> Option<(Held<'_>, Duration)> {
+        let start = Instant::now();
+        let mut pause = match limit {
+            Some(d) => POLL.min(d),
+            None => POLL / 2,
+        };
+        loop {
+            if let Some(h) = self.try_take() {
+                return Some((h, start.elapsed()));
+            }
+            let spent = start.elapsed();
+            if let Some(d) = limit {
+                if spent >= d {
+                    return None;
+                }
+                pause = pause.min(d - spent);
+            }
+            std::thread::sleep(pause);
+            if limit.is_none() {
+                pause = (pause * 2).min(POLL_MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_is_one_threads_at_a_time_and_comes_back_when_dropped() {
+        let t = Turn::default();
+        let held = t.try_take().expect("free at first");
+        assert!(t.try_take().is_none(), "taken");
+        let start = Instant::now();
+        assert!(t.wait(Some(Duration::from_millis(5))).is_none());
+        assert!(start.elapsed() >= Duration::from_millis(5));
+        drop(held);
+        let (again, _) = t.wait(Some(Duration::ZERO)).expect("given back");
+        drop(again);
+        assert!(t.try_take().is_some());
+    }
+
+    #[test]
+    fn a_wait_without_limit_gets_the_turn_once_it_is_given_back() {
+        let t = Turn::default();
+        let held = t.try_take().unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| t.wait(None).map(|(h, _)| drop(h)).is_some());
+            // Given back once the waiter has had to wait (or has not started yet: either
+            // way it must end with the turn).
+            std::thread::sleep(Duration::from_millis(2));
+            drop(held);
+            assert!(waiter.join().unwrap());
+        });
+        assert!(t.try_take().is_some(), "the waiter gave it back");
+    }
+}
