@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::kills::{act, packet, seq_of, settled};
 use common::{role_entry, spawn_paused, spawn_role_env, wait_until, TestName};
 use shmval::fault::Notice;
-use shmval::queue::{RecvTimeoutError, TryRecvError, TrySendError};
+use shmval::queue::{RecvError, RecvTimeoutError, TryRecvError, TrySendError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{PoolExt, Val};
 
@@ -321,6 +321,48 @@ fn two_threads_of_one_handle_receiving_without_a_limit_each_get_a_value() {
         let mut got = [a.join().unwrap(), b.join().unwrap()];
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
+    });
+}
+
+/// A thread waiting without a limit for its handle's turn asks the break checker as any
+/// wait does: here the checker says stop only on the thread that waits for the turn,
+/// which ends with `Broken` while the other keeps the turn and waits on for a value.
+#[test]
+fn a_thread_waiting_for_its_turn_ends_when_the_break_checker_says_so() {
+    use std::cell::Cell;
+    thread_local! {
+        static STOP_HERE: Cell<bool> = const { Cell::new(false) };
+    }
+    let (name, main, server) = one_to_one("o2o-turn-break", 4, true);
+    let reader = ClientSide::new(name.as_str(), "p")
+        .timeout(Duration::from_secs(30))
+        .break_checker(|| STOP_HERE.with(Cell::get))
+        .micro_sleep(Duration::from_millis(1))
+        .start()
+        .unwrap();
+    let pipe = reader.pipe();
+    std::thread::scope(|s| {
+        let holder = s.spawn(|| pipe.deq().map(|v| seq_of(&v)));
+        // The holder has the turn once it sleeps on the empty lane.
+        assert!(wait_until(Duration::from_secs(30), || {
+            pipe.stats().unwrap().receivers_waiting > 0
+        }));
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.spawn(move || {
+            STOP_HERE.with(|c| c.set(true));
+            tx.send(pipe.deq().map(|v| seq_of(&v))).unwrap();
+        });
+        let stopped = rx.recv_timeout(Duration::from_secs(30));
+        // A value for the holder, and one for the other thread should it still wait (so
+        // that a failure ends instead of hanging).
+        for i in [4, 5] {
+            server
+                .pipe()
+                .try_enqueue(main.pool().share(&packet(i)).unwrap())
+                .unwrap();
+        }
+        assert_eq!(holder.join().unwrap(), Ok(4));
+        assert_eq!(stopped, Ok(Err(RecvError::Broken)));
     });
 }
 

@@ -7,7 +7,7 @@ use super::super::error::{RecvFail, RecvTimeoutError, SendFail, TryRecvError};
 use super::super::lane::role::Side;
 use super::super::recorded::{self, RecvRecord, SendRecord};
 use super::super::ring::{OpRecord, Wait};
-use super::turn::{Held, Turn};
+use super::turn::{Held, Missed, Turn};
 use super::{Pipe, Queue, RECEIVED, RECEIVES};
 use crate::ledger::{flags, Kind, E_AUX, E_INDEX, E_PIPE, E_WAIT, NO_INDEX};
 use crate::region::Offset;
@@ -25,11 +25,12 @@ impl Pipe {
         };
         // A lane has one sender: the threads of this handle take turns, and another
         // handle is refused while a live one holds the side.
-        let (_turn, limit) = match self.lane.then(|| take_turn(&self.send_turn, limit)) {
+        let (_turn, limit) = match self.lane.then(|| self.take_turn(&self.send_turn, limit)) {
             None => (None, limit),
-            Some(Some((g, left))) => (Some(g), left),
-            Some(None) if limit == Limit::Once => return Err(SendFail::Full(v)),
-            Some(None) => return Err(SendFail::Timeout(v)),
+            Some(Ok((g, left))) => (Some(g), left),
+            Some(Err(Missed::Stopped)) => return Err(SendFail::Broken(v)),
+            Some(Err(Missed::Over)) if limit == Limit::Once => return Err(SendFail::Full(v)),
+            Some(Err(Missed::Over)) => return Err(SendFail::Timeout(v)),
         };
         if !self.take_side(&q, Side::Sender) {
             return Err(SendFail::Taken(v));
@@ -135,11 +136,12 @@ impl Pipe {
         }
         // A lane has one receiver: the threads of this handle take turns, and another
         // handle is refused while a live one holds the side.
-        let (_turn, limit) = match self.lane.then(|| take_turn(&self.recv_turn, limit)) {
+        let (_turn, limit) = match self.lane.then(|| self.take_turn(&self.recv_turn, limit)) {
             None => (None, limit),
-            Some(Some((g, left))) => (Some(g), left),
-            Some(None) if limit == Limit::Once => return Err(RecvFail::Empty),
-            Some(None) => return Err(RecvFail::Timeout),
+            Some(Ok((g, left))) => (Some(g), left),
+            Some(Err(Missed::Stopped)) => return Err(RecvFail::Broken),
+            Some(Err(Missed::Over)) if limit == Limit::Once => return Err(RecvFail::Empty),
+            Some(Err(Missed::Over)) => return Err(RecvFail::Timeout),
         };
         if !self.take_side(&q, Side::Receiver) {
             return Err(RecvFail::Taken);
@@ -396,21 +398,27 @@ pub(super) fn try_error(e: RecvFail) -> TryRecvError {
     }
 }
 
-/// Takes this handle's turn on a lane's side, which another of its threads may have for
-/// one operation: at once if free; else not at all for a `try_` call (`None`), until it
-/// comes for an unbounded one, and within a timed one's limit (`None` once it is over).
-/// Returns the turn and what is left of the limit.
-#[inline]
-fn take_turn(turn: &Turn, limit: Limit) -> Option<(Held<'_>, Limit)> {
-    if let Some(h) = turn.try_take() {
-        return Some((h, limit));
-    }
-    match limit {
-        Limit::Once => None,
-        Limit::Forever => turn.wait(None).map(|(h, _)| (h, limit)),
-        Limit::Within(d) => turn
-            .wait(Some(d))
-            .map(|(h, spent)| (h, Limit::Within(d.saturating_sub(spent)))),
+impl Pipe {
+    /// Takes this handle's turn on a lane's side, which another of its threads may have
+    /// for one operation: at once if free; else not at all for a `try_` call, within a
+    /// timed one's limit, and until it comes for an unbounded one; a wait asks the break
+    /// checker as a pipe's waits do. Returns the turn and what is left of the limit.
+    #[inline]
+    fn take_turn<'t>(&self, turn: &'t Turn, limit: Limit) -> Result<(Held<'t>, Limit), Missed> {
+        if let Some(h) = turn.try_take() {
+            return Ok((h, limit));
+        }
+        let stop = self
+            .brk
+            .as_deref()
+            .map(|b| (b as &dyn Fn() -> bool, self.micro_sleep));
+        match limit {
+            Limit::Once => Err(Missed::Over),
+            Limit::Forever => turn.wait(None, stop).map(|(h, _)| (h, limit)),
+            Limit::Within(d) => turn
+                .wait(Some(d), stop)
+                .map(|(h, spent)| (h, Limit::Within(d.saturating_sub(spent)))),
+        }
     }
 }
 

@@ -42,26 +42,41 @@ impl Turn {
     }
 
     /// The turn once the thread that has it gives it back: looking every [`POLL`] within
-    /// `limit` (`None` once it is over, with the time spent), or without a limit, backing
-    /// off to a look every [`POLL_MAX`]. Returns the turn and the time spent waiting.
+    /// `limit` ([`Missed::Over`] once it is over), or without a limit, backing off to a
+    /// look every [`POLL_MAX`]. With `stop` (a break checker and how often to ask it),
+    /// asks it that often and ends with [`Missed::Stopped`] when it says so. Returns the
+    /// turn and the time spent waiting.
     #[cold]
     #[inline(never)]
-    pub(super) fn wait(&self, limit: Option<Duration>) -> Option<(Held<'_>, Duration)> {
+    pub(super) fn wait(
+        &self,
+        limit: Option<Duration>,
+        stop: Option<(&dyn Fn() -> bool, Duration)>,
+    ) -> Result<(Held<'_>, Duration), Missed> {
         let start = Instant::now();
         let mut pause = match limit {
             Some(d) => POLL.min(d),
             None => POLL / 2,
         };
+        let mut ask_at = stop.map(|(_, every)| every);
         loop {
             if let Some(h) = self.try_take() {
-                return Some((h, start.elapsed()));
+                return Ok((h, start.elapsed()));
             }
             let spent = start.elapsed();
             if let Some(d) = limit {
                 if spent >= d {
-                    return None;
+                    return Err(Missed::Over);
                 }
                 pause = pause.min(d - spent);
+            }
+            if let (Some((asked, every)), Some(at)) = (stop, ask_at) {
+                if spent >= at {
+                    if asked() {
+                        return Err(Missed::Stopped);
+                    }
+                    ask_at = Some(spent + every);
+                }
             }
             std::thread::sleep(pause);
             if limit.is_none() {
@@ -69,6 +84,15 @@ impl Turn {
             }
         }
     }
+}
+
+/// Why [`Turn::wait`] ended without the turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Missed {
+    /// Its limit passed.
+    Over,
+    /// The break checker said stop.
+    Stopped,
 }
 
 #[cfg(test)]
@@ -81,10 +105,13 @@ mod tests {
         let held = t.try_take().expect("free at first");
         assert!(t.try_take().is_none(), "taken");
         let start = Instant::now();
-        assert!(t.wait(Some(Duration::from_millis(5))).is_none());
+        assert_eq!(
+            t.wait(Some(Duration::from_millis(5)), None).err(),
+            Some(Missed::Over)
+        );
         assert!(start.elapsed() >= Duration::from_millis(5));
         drop(held);
-        let (again, _) = t.wait(Some(Duration::ZERO)).expect("given back");
+        let (again, _) = t.wait(Some(Duration::ZERO), None).expect("given back");
         drop(again);
         assert!(t.try_take().is_some());
     }
@@ -94,7 +121,7 @@ mod tests {
         let t = Turn::default();
         let held = t.try_take().unwrap();
         std::thread::scope(|s| {
-            let waiter = s.spawn(|| t.wait(None).map(|(h, _)| drop(h)).is_some());
+            let waiter = s.spawn(|| t.wait(None, None).map(drop).is_ok());
             // Given back once the waiter has had to wait (or has not started yet: either
             // way it must end with the turn).
             std::thread::sleep(Duration::from_millis(2));
@@ -102,5 +129,22 @@ mod tests {
             assert!(waiter.join().unwrap());
         });
         assert!(t.try_take().is_some(), "the waiter gave it back");
+    }
+
+    #[test]
+    fn a_wait_without_limit_ends_when_its_break_checker_says_so() {
+        let t = Turn::default();
+        let _held = t.try_take().unwrap();
+        let asked = std::cell::Cell::new(0);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        };
+        let every = Duration::from_micros(200);
+        assert_eq!(
+            t.wait(None, Some((&stop, every))).err(),
+            Some(Missed::Stopped)
+        );
+        assert_eq!(asked.into_inner(), 3, "asked until it said stop");
     }
 }
