@@ -55,6 +55,7 @@ pub struct LaneSlot {
 
 impl LaneSlot {
     /// The empty slot for position `p` (all-zero bytes are the slot of position 0).
+    #[cfg(any(test, feature = "fault-injection"))]
     fn fresh(p: u64) -> LaneSlot {
         LaneSlot {
             stamp: AtomicU64::new(p.wrapping_mul(2)),
