@@ -220,7 +220,15 @@ pub fn role_entry(roles: &[Role]) {
         Ok(()) => 0,
         Err(_) => 101,
     };
-    std::process::exit(code);
+    // Ends the process without the C library's exit handlers: a role that changed its
+    // uid leaves the test harness's other thread to finish the signal glibc uses to change
+    // every thread's ids, and that handler crashes (SIGSEGV) when `exit` tears the process
+    // down under it. Nothing here needs those handlers once the output is flushed.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` ends the process at once; it has no preconditions.
+    unsafe { libc::_exit(code) }
 }
 
 /// How long a child may take to reach its pause point.
