@@ -366,6 +366,28 @@ impl Pipe {
             waited.as_secs_f64()
         );
     }
+
+    /// Takes this handle's turn on a lane's side, which another of its threads may have
+    /// for one operation: at once if free; else not at all for a `try_` call, within a
+    /// timed one's limit, and until it comes for an unbounded one; a wait asks the break
+    /// checker as a pipe's waits do. Returns the turn and what is left of the limit.
+    #[inline]
+    fn take_turn<'t>(&self, turn: &'t Turn, limit: Limit) -> Result<(Held<'t>, Limit), Missed> {
+        if let Some(h) = turn.try_take() {
+            return Ok((h, limit));
+        }
+        let stop = self
+            .brk
+            .as_deref()
+            .map(|b| (b as &dyn Fn() -> bool, self.micro_sleep));
+        match limit {
+            Limit::Once => Err(Missed::Over),
+            Limit::Forever => turn.wait(None, stop).map(|(h, _)| (h, limit)),
+            Limit::Within(d) => turn
+                .wait(Some(d), stop)
+                .map(|(h, spent)| (h, Limit::Within(d.saturating_sub(spent)))),
+        }
+    }
 }
 
 /// Which way a waiting call moves values.
@@ -395,30 +417,6 @@ pub(super) fn try_error(e: RecvFail) -> TryRecvError {
         RecvFail::Disconnected => TryRecvError::Disconnected,
         RecvFail::Taken => TryRecvError::Taken,
         RecvFail::Broken | RecvFail::Corrupted => TryRecvError::Corrupted,
-    }
-}
-
-impl Pipe {
-    /// Takes this handle's turn on a lane's side, which another of its threads may have
-    /// for one operation: at once if free; else not at all for a `try_` call, within a
-    /// timed one's limit, and until it comes for an unbounded one; a wait asks the break
-    /// checker as a pipe's waits do. Returns the turn and what is left of the limit.
-    #[inline]
-    fn take_turn<'t>(&self, turn: &'t Turn, limit: Limit) -> Result<(Held<'t>, Limit), Missed> {
-        if let Some(h) = turn.try_take() {
-            return Ok((h, limit));
-        }
-        let stop = self
-            .brk
-            .as_deref()
-            .map(|b| (b as &dyn Fn() -> bool, self.micro_sleep));
-        match limit {
-            Limit::Once => Err(Missed::Over),
-            Limit::Forever => turn.wait(None, stop).map(|(h, _)| (h, limit)),
-            Limit::Within(d) => turn
-                .wait(Some(d), stop)
-                .map(|(h, spent)| (h, Limit::Within(d.saturating_sub(spent)))),
-        }
     }
 }
 
