@@ -120,11 +120,21 @@ mod tests {
     fn a_wait_without_limit_gets_the_turn_once_it_is_given_back() {
         let t = Turn::default();
         let held = t.try_take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|s| {
-            let waiter = s.spawn(|| t.wait(None, None).map(drop).is_ok());
-            // Given back once the waiter has had to wait (or has not started yet: either
-            // way it must end with the turn).
-            std::thread::sleep(Duration::from_millis(2));
+            let t = &t;
+            let waiter = s.spawn(move || {
+                // Asked only once the waiter has found the turn taken: it tells the test
+                // that it waits, and never stops it.
+                let waiting = || {
+                    let _ = tx.send(());
+                    false
+                };
+                t.wait(None, Some((&waiting, Duration::ZERO)))
+                    .map(drop)
+                    .is_ok()
+            });
+            rx.recv().expect("the waiter waits");
             drop(held);
             assert!(waiter.join().unwrap());
         });
