@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::kills::{act, packet, seq_of, settled};
 use common::{role_entry, spawn_paused, spawn_role_env, wait_until, TestName};
+use shmval::alloc::Pool;
 use shmval::fault::Notice;
-use shmval::queue::{RecvError, RecvTimeoutError, TryRecvError, TrySendError};
+use shmval::queue::{Pipe, RecvError, RecvTimeoutError, TryRecvError, TrySendError};
 use shmval::sides::{ClientSide, ServerSide, ShmMain};
 use shmval::{PoolExt, Val};
 
@@ -32,6 +33,25 @@ fn one_to_one(tag: &str, capacity: u64, sends: bool) -> (TestName, ShmMain, Serv
         .start()
         .unwrap();
     (name, main, server)
+}
+
+/// Returns once a receiver sleeps on `pipe` (its lane empty).
+fn a_receiver_sleeps(pipe: &Pipe) {
+    assert!(
+        wait_until(Duration::from_secs(30), || pipe
+            .stats()
+            .unwrap()
+            .receivers_waiting
+            > 0),
+        "no receiver came to sleep: {:?}",
+        pipe.stats()
+    );
+}
+
+/// Checks that `pool` is back at `base` (`what` names what would be left) and sound.
+fn back_at(pool: &Pool, base: (u64, u64), what: &str) {
+    assert_eq!(settled(pool), base, "{what}");
+    pool.verify().unwrap();
 }
 
 fn client(name: &TestName) -> ClientSide {
@@ -193,12 +213,7 @@ fn a_stopped_sender_blocks_nobody_and_a_killed_one_is_taken_over() {
     assert_eq!(seq_of(&reader.try_dequeue().unwrap()), 6);
     assert_eq!(main.recover().processes, 1);
     drop((reader, sender));
-    assert_eq!(
-        settled(pool),
-        base,
-        "nothing of the dead sender's stays allocated"
-    );
-    pool.verify().unwrap();
+    back_at(pool, base, "nothing of the dead sender's stays allocated");
 }
 
 /// A process that takes a dead sender's side over and is killed before it has completed
@@ -262,12 +277,11 @@ fn a_taker_killed_while_it_takes_a_dead_senders_side_over_is_taken_over_in_turn(
     sender.try_enqueue(pool.share(&packet(7)).unwrap()).unwrap();
     assert_eq!(seq_of(&reader.try_dequeue().unwrap()), 7);
     drop((reader, sender));
-    assert_eq!(
-        settled(pool),
+    back_at(
+        pool,
         base,
-        "nothing of the two dead processes stays allocated"
+        "nothing of the two dead processes stays allocated",
     );
-    pool.verify().unwrap();
 }
 
 /// Threads of one handle take turns on its side: while one waits in an unbounded `deq`,
@@ -281,9 +295,7 @@ fn threads_of_one_handle_wait_for_their_turn_no_longer_than_their_limit() {
     std::thread::scope(|s| {
         let waiter = s.spawn(|| seq_of(&pipe.deq().unwrap()));
         // The waiter holds the turn once it sleeps on the empty lane.
-        assert!(common::wait_until(Duration::from_secs(30), || {
-            pipe.stats().unwrap().receivers_waiting > 0
-        }));
+        a_receiver_sleeps(pipe);
         let t = Instant::now();
         assert_eq!(pipe.try_dequeue().unwrap_err(), TryRecvError::Empty);
         assert_eq!(
@@ -309,9 +321,7 @@ fn two_threads_of_one_handle_receiving_without_a_limit_each_get_a_value() {
     std::thread::scope(|s| {
         let a = s.spawn(|| seq_of(&pipe.deq().unwrap()));
         let b = s.spawn(|| seq_of(&pipe.deq().unwrap()));
-        assert!(wait_until(Duration::from_secs(30), || {
-            pipe.stats().unwrap().receivers_waiting > 0
-        }));
+        a_receiver_sleeps(pipe);
         for i in [1, 2] {
             server
                 .pipe()
@@ -344,9 +354,7 @@ fn a_thread_waiting_for_its_turn_ends_when_the_break_checker_says_so() {
     std::thread::scope(|s| {
         let holder = s.spawn(|| pipe.deq().map(|v| seq_of(&v)));
         // The holder has the turn once it sleeps on the empty lane.
-        assert!(wait_until(Duration::from_secs(30), || {
-            pipe.stats().unwrap().receivers_waiting > 0
-        }));
+        a_receiver_sleeps(pipe);
         let (tx, rx) = std::sync::mpsc::channel();
         s.spawn(move || {
             STOP_HERE.with(|c| c.set(true));
