@@ -208,6 +208,24 @@ fn shm_main_unlinks_on_drop_and_attached_sides_keep_working() {
 }
 
 #[test]
+fn a_side_started_after_its_region_was_replaced_uses_the_new_one() {
+    let name = TestName::new("sides-replaced");
+    let first = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let old_id = first.region().id();
+    // A side on the first region keeps it mapped, and this process's handle of it in use,
+    // after its main unlinks the name.
+    let old = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
+    drop(first);
+    let second = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    // Started at once: the handle's last look at the file is recent, but the header says
+    // the name was unlinked.
+    let new = ServerSide::new(name.as_str(), "p", 2).start().unwrap();
+    assert_eq!(new.pool().region().id(), second.region().id());
+    assert_ne!(new.pool().region().id(), old_id);
+    assert_eq!(old.pool().region().id(), old_id);
+}
+
+#[test]
 fn a_persisted_main_keeps_the_name() {
     let name = TestName::new("sides-persist");
     let main = ShmMain::new(name.as_str(), BYTES)

@@ -22,7 +22,9 @@
 //! | 96     | 8    | committed size, atomic: the bytes the file holds now (it only grows) |
 //! | 104    | 8    | growths, atomic: how many times the file was grown            |
 //! | 112    | 8    | last growth, atomic: bytes added by the last one              |
-//! | 120    | 8    | reserved (0)                                                  |
+//! | 120    | 4    | removed word, atomic: 1 once a process unlinked the region's name |
+//! |        |      | through this library (it never stands for the file again), else 0 |
+//! | 124    | 4    | reserved (0)                                                  |
 //!
 //! Everything but the atomic words is written once, before the region is published, and
 //! never changed. An attacher copies the header once and checks the copy,
@@ -54,6 +56,8 @@ pub(crate) const PID_NS_OFFSET: u64 = 80;
 pub(crate) const REGISTRY_OFFSET: u64 = 88;
 /// Offset of the committed size.
 pub(crate) const COMMITTED_OFFSET: u64 = 96;
+/// Offset of the removed word.
+pub(crate) const REMOVED_OFFSET: u64 = 120;
 /// Offset of the count of growths.
 pub(crate) const GROWS_OFFSET: u64 = 104;
 /// Offset of the size of the last growth.

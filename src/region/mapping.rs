@@ -107,7 +107,7 @@ pub struct Region {
     /// (device, inode) of the file, to unlink only our own file.
     pub(super) inode: (u64, u64),
     /// The file's path (`name` under the shared-memory directory), made once.
-    path: std::path::PathBuf,
+    pub(super) path: std::path::PathBuf,
     /// Whether this handle created the region.
     pub(super) creator: bool,
     /// 1: unlink the name on drop (a creator, published, not persisted).
@@ -133,6 +133,9 @@ pub struct Region {
     /// up to here, and past it only once the file is seen to hold them (see
     /// [`Region::len`]).
     pub(super) committed: AtomicU64,
+    /// When (`CLOCK_MONOTONIC` nanoseconds) a look at the file last found the name
+    /// standing for this region; 0 before the first (see [`Region::is_current_within`]).
+    pub(super) current_at: AtomicU64,
 }
 
 /// Which layer's state a [`RegionExt`] is: a handle going away tells the higher one
@@ -218,6 +221,7 @@ impl Region {
             ext: [OnceLock::new(), OnceLock::new()],
             death_noted: AtomicU32::new(0),
             committed: AtomicU64::new(committed),
+            current_at: AtomicU64::new(0),
         }
     }
 
@@ -297,23 +301,6 @@ impl Region {
         self.creator
     }
 
-    /// Whether the name still stands for this region's file (it may have been unlinked,
-    /// or replaced by a newer region of the same name).
-    ///
-    /// Asks the open file first, which is cheaper than looking the name up: a file left
-    /// without a name (unlinked, by this library or by hand) is not current, and a file
-    /// with one name is, since a region is replaced under its name only once the old file
-    /// is unlinked. A region file renamed by hand therefore still counts as current to the
-    /// processes that hold it. Only a file with several names is looked up by its path.
-    pub fn is_current(&self) -> bool {
-        match self.file.metadata().map(|m| m.nlink()) {
-            Ok(0) => false,
-            Ok(1) => true,
-            _ => std::fs::symlink_metadata(&self.path)
-                .is_ok_and(|m| (m.dev(), m.ino()) == self.inode),
-        }
-    }
-
     /// Unlinks the name now if it still stands for this region's file (a creator's drop
     /// does this unless persisted). Processes that mapped the region keep it. Returns
     /// whether the name was removed; [`try_unlink`](Self::try_unlink) says why not.
@@ -334,7 +321,13 @@ impl Region {
         self.unlink_on_drop.store(0, Ordering::Relaxed);
         match std::fs::symlink_metadata(&self.path) {
             Ok(now) if (now.dev(), now.ino()) == self.inode => {
-                super::stale::unlink_checked(&self.path, &now, self.name.as_str())
+                let removed = super::stale::unlink_checked(&self.path, &now, self.name.as_str())?;
+                if removed {
+                    // Every process holding the region now sees the name gone without
+                    // asking the file (see `is_current`).
+                    self.mark_removed();
+                }
+                Ok(removed)
             }
             _ => Ok(false),
         }

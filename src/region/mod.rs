@@ -103,6 +103,7 @@
 
 mod attach;
 mod create;
+mod current;
 mod error;
 mod grow;
 pub mod header;

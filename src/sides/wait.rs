@@ -149,13 +149,19 @@ pub(crate) fn remember(region: &Arc<Region>) {
     held.push(Arc::downgrade(region));
 }
 
+/// How old a look at a held region's file may be for a side starting on it to trust it:
+/// starting sides in a loop (a pipe per request) then costs no system call, and a region
+/// unlinked by hand is left for a new one within this time. A region unlinked through this
+/// library is seen at once.
+const HELD_CURRENT_FOR: Duration = Duration::from_millis(10);
+
 /// A handle this process holds of the region `name`, if it still stands under the name.
 fn held(name: &RegionName) -> Option<Arc<Region>> {
     let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
     held.retain(|w| w.strong_count() > 0);
-    held.iter()
-        .filter_map(|w| w.upgrade())
-        .find(|r| r.name() == name && r.made_in_this_process() && r.is_current())
+    held.iter().filter_map(|w| w.upgrade()).find(|r| {
+        r.name() == name && r.made_in_this_process() && r.is_current_within(HELD_CURRENT_FOR)
+    })
 }
 
 pub(crate) fn attach_region(

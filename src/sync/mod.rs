@@ -71,7 +71,9 @@ pub use platform::{Platform, Wake};
 #[allow(unused_imports)] // used by the fault hooks
 pub(crate) use futex::{wait as futex_wait, wake as futex_wake};
 #[cfg(not(shmval_loom))]
-pub(crate) use os::{add_liveness_veto, process_owner, process_owner_of, unique_id, LivenessVeto};
+pub(crate) use os::{
+    add_liveness_veto, monotonic_ns, process_owner, process_owner_of, unique_id, LivenessVeto,
+};
 #[cfg(not(shmval_loom))]
 pub use os::{process_alive, process_start_key, MadeIn, Os};
 #[cfg(not(shmval_loom))]
