@@ -8,7 +8,8 @@
 //! cached block size of blocks its thread freed: each granule from 32 to [`LINEAR_MAX`]
 //! (208) bytes, then four sizes per doubling up to [`MAX_BLOCK`] (2 KiB); a handle that
 //! caches rounds a request between two of those up to the larger (`cache_rounded`, at
-//! most a quarter more), so that its block can be cached when freed. A block
+//! most a quarter more; requests aligned up to a cache line too), so that its block can
+//! be cached when freed. A block
 //! in a list stays used for the heap (its size word keeps the used bit, so no neighbour
 //! merges with it) and carries a third kind of check word,
 //! [`cached_check`](super::layout::cached_check), which `free` reports as a double free

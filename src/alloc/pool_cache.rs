@@ -15,6 +15,9 @@ use super::thread_record;
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
 use crate::sync::atomic::AtomicU64;
 
+/// The largest alignment whose requests are rounded to cached sizes: a cache line.
+const CACHED_ALIGN: u64 = 64;
+
 impl Pool {
     /// The cache record this thread holds in this handle's region, claimed (or made, if
     /// the pool lock is free now: never waited for, so a call with a deadline, or a drop,
@@ -99,10 +102,12 @@ impl Pool {
     /// The payload size to allocate for a request of `size` bytes at `align`: rounded up
     /// to fill a cached block size, when past [`LINEAR_MAX`](cache::LINEAR_MAX) and this
     /// handle may cache it, so that the block can go to a cache when freed (at most a
-    /// quarter more); `size` itself otherwise.
+    /// quarter more); `size` itself otherwise. Blocks aligned to a cache line (pipe
+    /// blocks) are rounded too: a list's first block serves such a request when it happens
+    /// to be so aligned, as the block of a pipe just dropped is.
     #[inline]
     pub(super) fn cache_rounded(&self, size: u64, align: u64) -> u64 {
-        if !self.cache || align > GRANULE || !self.pool_caches() {
+        if !self.cache || align > CACHED_ALIGN || !self.pool_caches() {
             return size;
         }
         match block_size(size).and_then(cache::class_block) {
