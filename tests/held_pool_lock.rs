@@ -21,6 +21,9 @@ use shmval::sides::{ClientSide, ServerSide, ShmMain, SidesError};
 use shmval::{PoolExt, ShmVal, Val};
 
 const BYTES: u64 = 1 << 20;
+/// A capacity whose pipe block is larger than any block a cache keeps (2 KiB): a small
+/// pipe's may come from this thread's cache, without the lock.
+const LARGE_PIPE: u64 = 512;
 
 /// args: region, pause point, "alloc" or "free". Attaches to the pool, arms the point and
 /// allocates (or frees a block it allocated before arming): it pauses inside the pool's
@@ -29,7 +32,8 @@ fn pool_holder(args: &[String]) {
     let region = Region::attach(&RegionName::new(args[0].clone()).unwrap()).unwrap();
     let pool = Pool::attach(Arc::new(region)).unwrap();
     if args[2] == "free" {
-        let off = pool.alloc(1000, 16).unwrap();
+        // Larger than any block a cache keeps, so that its free goes to the heap.
+        let off = pool.alloc(4096, 16).unwrap();
         shmval::fault::arm(&args[1]);
         // SAFETY: a block this process allocated above and uses no more.
         let r = unsafe { pool.free(off) };
@@ -60,12 +64,18 @@ fn exercise(main: &ShmMain, server: &ServerSide, t: &mut Slack, h: Holder, run: 
         .expect("a receive needs no pool lock");
     // Dropping the last handle of a value frees it: deferred, not waited for.
     t.time("drop(ShmVal) (its free deferred)", h, at_once, || drop(v));
-    // A new pipe needs a block from the pool: its server side gives up at its deadline.
-    let r = t.time("ServerSide::start (new pipe, 100 ms)", h, timeout, || {
-        ServerSide::new(region, format!("new-{h:?}-{run}"), 4)
-            .timeout(BOUND)
-            .start()
-    });
+    // A new pipe of a size no cache keeps needs a block from the heap: its server side
+    // gives up at its deadline.
+    let r = t.time(
+        "ServerSide::start (new large pipe, 100 ms)",
+        h,
+        timeout,
+        || {
+            ServerSide::new(region, format!("new-{h:?}-{run}"), LARGE_PIPE)
+                .timeout(BOUND)
+                .start()
+        },
+    );
     match r {
         Err(SidesError::Timeout { what, .. }) => assert!(what.contains("pool"), "{what}"),
         r => panic!("a server side behind the pool lock: {r:?}"),

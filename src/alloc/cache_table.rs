@@ -15,6 +15,12 @@ use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Bit 0 of a table word (and of the `CACHES` word): the block is zeroed.
 const READY: u64 = 1;
+/// Bit 1 of a table word: the record's process detached without giving it back (the pool
+/// lock was busy). No thread claims it, and the next holder of the lock gives it back
+/// ([`give_back_left`]).
+const LEFT: u64 = 2;
+/// The bits of a table word that are not the block's offset.
+const TAG_BITS: u64 = READY | LEFT;
 
 /// The table's payload offset, if it is made and zeroed.
 fn table(heap: &Heap<'_>) -> Result<Option<u64>, AllocError> {
@@ -53,11 +59,11 @@ pub(crate) fn claim(heap: &Heap<'_>, slot: u32) -> Option<u64> {
     words.iter().find_map(|w| {
         // SYNC POINT: acquire, pairing with the release in `ready_block`.
         let e = w.load(crate::sync::atomic::Ordering::Acquire);
-        if e & READY == 0 {
+        if e & TAG_BITS != READY {
             return None;
         }
-        Taken::claim(heap, e & !READY)?;
-        Some(e & !READY)
+        Taken::claim(heap, e & !TAG_BITS)?;
+        Some(e & !TAG_BITS)
     })
 }
 
@@ -97,7 +103,7 @@ fn record_of<'a>(heap: &Heap<'a>, e: u64) -> Option<&'a [AtomicU64]> {
         return None;
     }
     heap.region()
-        .at_slice::<AtomicU64>(Offset::new(e & !READY), RECORD_WORDS as u64)
+        .at_slice::<AtomicU64>(Offset::new(e & !TAG_BITS), RECORD_WORDS as u64)
         .ok()
 }
 
@@ -120,7 +126,7 @@ fn records<'a>(heap: &Heap<'a>) -> Result<(Option<u64>, Vec<RecordWords<'a>>), A
         .iter()
         .filter_map(|e| {
             let e = e.load(Relaxed);
-            record_of(heap, e).map(|w| (e & !READY, w))
+            record_of(heap, e).map(|w| (e & !TAG_BITS, w))
         })
         .collect();
     Ok((Some(t), list))
@@ -226,7 +232,7 @@ pub(crate) fn give_back_slot(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, A
             continue;
         }
         if record_of(heap, v).is_some() {
-            let g = give_back_record(heap, v & !READY)?;
+            let g = give_back_record(heap, v & !TAG_BITS)?;
             given.bytes += g.bytes;
             given.lost += g.lost;
         }
@@ -234,6 +240,12 @@ pub(crate) fn give_back_slot(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, A
         // again.
         free_named(heap, e)?;
     }
+    free_table_if_empty(heap, t, slots)?;
+    Ok(given)
+}
+
+/// Frees the table at payload offset `t` (of `slots` slots) if no record is left in it.
+fn free_table_if_empty(heap: &Heap<'_>, t: u64, slots: u32) -> Result<(), AllocError> {
     let entries = heap
         .region()
         .at_slice::<AtomicU64>(Offset::new(t), table_bytes(slots) / 8)
@@ -241,6 +253,56 @@ pub(crate) fn give_back_slot(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven, A
     if entries.iter().all(|e| e.load(Relaxed) == 0) {
         free_named(heap, heap.word(word::CACHES)?)?;
     }
+    Ok(())
+}
+
+/// Marks every record of slot `slot` left ([`LEFT`]): for a detaching owner that could
+/// not get the pool lock, after releasing them (see [`release_slot`]). Without the lock:
+/// nothing else writes the words of a live process's slot meanwhile but a holder giving
+/// back what is already marked.
+pub(crate) fn leave_slot(heap: &Heap<'_>, slot: u32) {
+    let Ok(Some(words)) = slot_words(heap, slot) else {
+        return;
+    };
+    for w in words {
+        if record_of(heap, w.load(Relaxed)).is_some() {
+            w.fetch_or(LEFT, Relaxed);
+        }
+    }
+}
+
+/// Gives back every record marked [`LEFT`], with what it holds (and the table, if no
+/// record is left): for the holder of the lock after a detaching process left its cache
+/// behind (see [`CACHES_LEFT`](super::layout::CACHES_LEFT)). Under the lock. A record
+/// left is claimed by no thread, so a holder killed half way leaves it to be given back
+/// again, which settles what it was moving.
+///
+/// # Errors
+///
+/// [`AllocError::Corrupted`] from the heap.
+pub(crate) fn give_back_left(heap: &Heap<'_>) -> Result<CacheGiven, AllocError> {
+    let mut given = CacheGiven::default();
+    let Some(t) = table(heap)? else {
+        return Ok(given);
+    };
+    let slots = heap.region().registry_slots();
+    for slot in 0..slots {
+        let Some(words) = slot_words(heap, slot)? else {
+            break;
+        };
+        for w in words {
+            let v = w.load(Relaxed);
+            if v & LEFT == 0 || record_of(heap, v).is_none() {
+                continue;
+            }
+            let g = give_back_record(heap, v & !TAG_BITS)?;
+            given.bytes += g.bytes;
+            given.lost += g.lost;
+            pause_point("alloc.cache.left.given");
+            free_named(heap, w)?;
+        }
+    }
+    free_table_if_empty(heap, t, slots)?;
     Ok(given)
 }
 
@@ -254,7 +316,7 @@ pub(crate) fn release_slot(heap: &Heap<'_>, slot: u32) {
     for w in words {
         let e = w.load(crate::sync::atomic::Ordering::Acquire);
         if record_of(heap, e).is_some() {
-            release(heap.region(), e & !READY);
+            release(heap.region(), e & !TAG_BITS);
         }
     }
 }
@@ -262,7 +324,7 @@ pub(crate) fn release_slot(heap: &Heap<'_>, slot: u32) {
 /// Frees the block the word `w` names (a table word or `CACHES`), with `w` as its record:
 /// marked unready, then freed and cleared in one recorded free.
 fn free_named(heap: &Heap<'_>, w: &AtomicU64) -> Result<(), AllocError> {
-    let off = w.load(Relaxed) & !READY;
+    let off = w.load(Relaxed) & !TAG_BITS;
     if off == 0 {
         return Ok(());
     }
@@ -289,7 +351,7 @@ pub(crate) fn give_back_unheld(heap: &Heap<'_>, slot: u32) -> Result<CacheGiven,
     for w in words {
         let v = w.load(Relaxed);
         if let Some(t) = (v & READY != 0)
-            .then(|| Taken::take(heap, v & !READY))
+            .then(|| Taken::take(heap, v & !TAG_BITS))
             .flatten()
         {
             let g = give_back_own(heap, &t)?;

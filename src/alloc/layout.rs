@@ -39,8 +39,9 @@ pub(crate) const SMALL_LIMIT: u64 = GRANULE * SL_COUNT;
 const SMALL_LOG2: u32 = SMALL_LIMIT.trailing_zeros();
 
 /// Bumped whenever the meaning of any pool word changes (3: the heap ends with an end
-/// block, and grows; 4: processes cache small blocks).
-const POOL_VERSION: u64 = 4;
+/// block, and grows; 4: processes cache small blocks; 5: caches left behind, flagged in
+/// `FLAGS` and marked in the cache table).
+const POOL_VERSION: u64 = 5;
 /// The pool magic: `b"SHMPOOL\x01"` read as a little-endian word.
 pub(crate) const POOL_MAGIC: u64 = u64::from_le_bytes(*b"SHMPOOL\x01");
 
@@ -58,7 +59,8 @@ pub(crate) mod word {
     pub const HEAP_END: usize = 4;
     /// Number of first-level classes.
     pub const FL_COUNT: usize = 5;
-    /// Flag bits; [`POISONED`](super::POISONED).
+    /// Flag bits, changed atomically: [`POISONED`](super::POISONED),
+    /// [`CACHES_LEFT`](super::CACHES_LEFT).
     pub const FLAGS: usize = 6;
     /// Bytes in used blocks, headers included.
     pub const USED: usize = 7;
@@ -91,6 +93,10 @@ pub(crate) mod word {
 
 /// `FLAGS` bit: the heap was found broken beyond repair; every operation fails.
 pub(crate) const POISONED: u64 = 1;
+/// `FLAGS` bit: a detaching process found the pool lock busy and left its block cache
+/// with its registry slot; the next holder of the lock gives back every cache no thread
+/// holds.
+pub(crate) const CACHES_LEFT: u64 = 2;
 
 /// Bytes of the pool lock at the start of the pool header.
 pub(crate) const LOCK_BYTES: u64 = size_of::<ShmMutex>() as u64;

@@ -9,7 +9,8 @@ use super::error::AllocError;
 use super::grow::max_end_of;
 use super::heap::{free_with_record, used_block_in, Heap};
 use super::layout::{
-    fingerprint, free_check, word, Geometry, LOCK_BYTES, MAX_ALIGN, MIN_BLOCK, POISONED, POOL_MAGIC,
+    fingerprint, free_check, word, Geometry, CACHES_LEFT, LOCK_BYTES, MAX_ALIGN, MIN_BLOCK,
+    POISONED, POOL_MAGIC,
 };
 use super::recover;
 use super::stats::{PoolStats, UsedBlock};
@@ -131,7 +132,7 @@ impl Pool {
             }
         }
         let flags = fixed[word::FLAGS].load(Ordering::Relaxed);
-        if flags & !POISONED != 0 {
+        if flags & !(POISONED | CACHES_LEFT) != 0 {
             return Err(AllocError::corrupted(format!(
                 "unknown pool flags {flags:#x}"
             )));
@@ -544,7 +545,8 @@ impl Pool {
 
 /// [`Pool::with_heap`] with the lock already taken, given the region: repairs first if the
 /// last holder died, refuses if the pool is poisoned, frees what was deferred if `drain`,
-/// and poisons the pool if `op` finds corruption.
+/// gives back the caches detached processes left behind, and poisons the pool if `op`
+/// finds corruption.
 pub(super) fn locked_in<R>(
     region: &Region,
     mut guard: ShmMutexGuard<'_>,
@@ -573,6 +575,10 @@ pub(super) fn locked_in<R>(
                 poison(heap)?;
             }
         }
+        // A holder may have died giving back caches left: look for them again below.
+        if let Ok(flags) = heap.word(word::FLAGS) {
+            flags.fetch_or(CACHES_LEFT, Ordering::Relaxed);
+        }
         // Repaired or poisoned: either way the next holder need not repair.
         guard.mark_consistent();
         result?;
@@ -583,6 +589,7 @@ pub(super) fn locked_in<R>(
         ));
     }
     let drained = if drain { drain_deferred(heap) } else { Ok(()) };
+    let drained = drained.and_then(|()| give_back_left(heap));
     let result = drained.and_then(|()| op(heap));
     if let Err(AllocError::Corrupted { .. }) = result {
         poison(heap)?;
@@ -590,8 +597,23 @@ pub(super) fn locked_in<R>(
     result
 }
 
+/// Under the lock: if a detaching process left its cache behind ([`CACHES_LEFT`]), gives
+/// back the caches left. The flag is cleared first, so that a cache left while this runs
+/// is left for the next holder (and set again by the repair after a holder that died
+/// here).
+fn give_back_left(heap: &Heap<'_>) -> Result<(), AllocError> {
+    let flags = heap.word(word::FLAGS)?;
+    if flags.load(Ordering::Relaxed) & CACHES_LEFT == 0 {
+        return Ok(());
+    }
+    flags.fetch_and(!CACHES_LEFT, Ordering::Relaxed);
+    super::cache_table::give_back_left(heap).map(|_| ())
+}
+
 fn poison(heap: &Heap<'_>) -> Result<(), AllocError> {
-    heap.store(word::FLAGS, heap.load(word::FLAGS)? | POISONED)
+    heap.word(word::FLAGS)?
+        .fetch_or(POISONED, Ordering::Relaxed);
+    Ok(())
 }
 
 /// A salt no earlier pool in this region used: the region's random id, this process and

@@ -1,0 +1,107 @@
+//! A process that detaches while another holds the pool lock does not wait behind it: it
+//! leaves its block cache marked in the pool, and the next holder of the lock gives the
+//! cache back, also after a holder killed while giving it back. Either way the pool ends
+//! at its baseline, with no block and no record left cached.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::held::{assert_held_by, in_use};
+use common::{role_entry, spawn_paused, TestName};
+use shmval::alloc::Pool;
+use shmval::region::{AttachOptions, Region, RegionName};
+use shmval::sides::ShmMain;
+
+const BYTES: u64 = 1 << 20;
+
+/// args: region, pause point. Attaches to the pool, arms the point and takes the pool
+/// lock: by an allocation too large for any cache (paused inside it), or by a look at the
+/// pool's figures (which gives back what was left on the way).
+fn lock_taker(args: &[String]) {
+    let region = Region::attach(&RegionName::new(args[0].clone()).unwrap()).unwrap();
+    let pool = Pool::attach(Arc::new(region)).unwrap();
+    shmval::fault::arm(&args[1]);
+    if args[1] == "alloc.unlinked" {
+        let r = pool.alloc(4096, 16);
+        panic!("the allocation did not pause: {r:?}");
+    }
+    let r = pool.stats();
+    panic!("the look did not pause at {}: {r:?}", args[1]);
+}
+
+#[test]
+fn child_role() {
+    role_entry(&[("lock_taker", lock_taker)]);
+}
+
+/// What a pool looks like settled: its bytes and blocks in use, what its caches hold, and
+/// its free space (free blocks, largest).
+fn shape(pool: &Pool) -> ((u64, u64), u64, (u64, u64)) {
+    let s = pool.stats().unwrap();
+    (in_use(pool), s.cached, (s.free_blocks, s.largest_free))
+}
+
+/// A second handle of region `name` in this process (a registry slot of its own) whose
+/// thread fills a block cache, then detaches while a child holds the pool lock, paused.
+/// Returns the holder, still paused, and checks the cache was left, not waited for.
+fn leave_a_cache(name: &TestName, pool: &Pool) -> common::ChildGuard {
+    let other = Arc::new(AttachOptions::new().attach(name).unwrap());
+    let p = Pool::attach(other.clone()).unwrap();
+    let blocks: Vec<_> = (0..16)
+        .map(|i| p.alloc(16 + 16 * (i % 4), 16).unwrap())
+        .collect();
+    for b in blocks {
+        // SAFETY: allocated above, used by nothing.
+        unsafe { p.free(b) }.unwrap();
+    }
+    let holder = spawn_paused(
+        "lock_taker",
+        &[name.as_str(), "alloc.unlinked"],
+        "alloc.unlinked",
+    );
+    assert_held_by(pool.lock_owner(), holder.pid(), "the pool lock");
+    let t = Instant::now();
+    drop(p);
+    drop(other);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the detach waited {:?} behind the held lock",
+        t.elapsed()
+    );
+    holder
+}
+
+#[test]
+fn a_cache_left_by_a_process_detaching_behind_a_held_lock_comes_back_at_the_next_lock() {
+    let name = TestName::new("cache-left");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let pool = main.pool();
+    pool.give_back_cache_now().unwrap();
+    let base = shape(pool);
+    let holder = leave_a_cache(&name, pool);
+    holder.kill();
+    // The next holder (this look) repairs after the dead holder and gives the cache back.
+    assert_eq!(shape(pool), base);
+    pool.verify().unwrap();
+}
+
+#[test]
+fn a_holder_killed_giving_back_a_cache_left_leaves_it_to_the_next() {
+    let name = TestName::new("cache-left-kill");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let pool = main.pool();
+    pool.give_back_cache_now().unwrap();
+    let base = shape(pool);
+    let holder = leave_a_cache(&name, pool);
+    holder.kill();
+    // The next holder dies giving the cache back, after its first record.
+    let point = "alloc.cache.left.given";
+    let taker = spawn_paused("lock_taker", &[name.as_str(), point], point);
+    taker.kill();
+    assert_eq!(shape(pool), base);
+    pool.verify().unwrap();
+    let r = main.recover();
+    assert_eq!(r.total.suspects, 0, "{r:?}");
+}
