@@ -1,7 +1,8 @@
 //! A process that detaches while another holds the pool lock does not wait behind it: it
 //! leaves its block cache marked in the pool, and the next holder of the lock gives the
-//! cache back, also after a holder killed while giving it back. Either way the pool ends
-//! at its baseline, with no block and no record left cached.
+//! cache back, also after a holder killed while giving it back, and after the detacher
+//! itself is killed once it marked its cache left. Either way the pool ends at its
+//! baseline, with no block and no record left cached.
 
 mod common;
 
@@ -11,10 +12,42 @@ use std::time::{Duration, Instant};
 use common::held::{assert_held_by, in_use};
 use common::{role_entry, spawn_paused, TestName};
 use shmval::alloc::Pool;
+use shmval::fault::Notice;
 use shmval::region::{AttachOptions, Region, RegionName};
 use shmval::sides::ShmMain;
 
 const BYTES: u64 = 1 << 20;
+
+/// args: region, pause point, marker file. Attaches to the pool, fills a block cache,
+/// says so by making the marker file, waits for another process to hold the pool lock,
+/// arms the point and detaches: it pauses while leaving its cache.
+fn detacher(args: &[String]) {
+    let region = Arc::new(Region::attach(&RegionName::new(args[0].clone()).unwrap()).unwrap());
+    let pool = Pool::attach(region.clone()).unwrap();
+    fill_cache(&pool);
+    std::fs::write(&args[2], b"filled").unwrap();
+    // This process holds no lock now: a holder is another process.
+    assert!(
+        common::wait_until(Duration::from_secs(30), || pool.lock_owner().is_some()),
+        "nobody took the pool lock"
+    );
+    shmval::fault::arm(&args[1]);
+    drop(pool);
+    drop(region);
+    panic!("the detach did not pause at {}", args[1]);
+}
+
+/// Allocates and frees a few small blocks of several sizes: they stay in this thread's
+/// block cache.
+fn fill_cache(pool: &Pool) {
+    let blocks: Vec<_> = (0..16)
+        .map(|i| pool.alloc(16 + 16 * (i % 4), 16).unwrap())
+        .collect();
+    for b in blocks {
+        // SAFETY: allocated above, used by nothing.
+        unsafe { pool.free(b) }.unwrap();
+    }
+}
 
 /// args: region, pause point. Attaches to the pool, arms the point and takes the pool
 /// lock: by an allocation too large for any cache (paused inside it), or by a look at the
@@ -33,7 +66,7 @@ fn lock_taker(args: &[String]) {
 
 #[test]
 fn child_role() {
-    role_entry(&[("lock_taker", lock_taker)]);
+    role_entry(&[("lock_taker", lock_taker), ("detacher", detacher)]);
 }
 
 /// What a pool looks like settled: its bytes and blocks in use, what its caches hold, and
@@ -49,13 +82,7 @@ fn shape(pool: &Pool) -> ((u64, u64), u64, (u64, u64)) {
 fn leave_a_cache(name: &TestName, pool: &Pool) -> common::ChildGuard {
     let other = Arc::new(AttachOptions::new().attach(name).unwrap());
     let p = Pool::attach(other.clone()).unwrap();
-    let blocks: Vec<_> = (0..16)
-        .map(|i| p.alloc(16 + 16 * (i % 4), 16).unwrap())
-        .collect();
-    for b in blocks {
-        // SAFETY: allocated above, used by nothing.
-        unsafe { p.free(b) }.unwrap();
-    }
+    fill_cache(&p);
     let holder = spawn_paused(
         "lock_taker",
         &[name.as_str(), "alloc.unlinked"],
@@ -104,4 +131,42 @@ fn a_holder_killed_giving_back_a_cache_left_leaves_it_to_the_next() {
     pool.verify().unwrap();
     let r = main.recover();
     assert_eq!(r.total.suspects, 0, "{r:?}");
+}
+
+#[test]
+fn a_process_killed_after_marking_its_cache_left_loses_nothing() {
+    let name = TestName::new("cache-left-marked");
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let pool = main.pool();
+    pool.give_back_cache_now().unwrap();
+    let base = shape(pool);
+    let marker = std::env::temp_dir().join(format!("{}.filled", name.as_str()));
+    let _ = std::fs::remove_file(&marker);
+    let point = "alloc.cache.left.marked";
+    let notice = Notice::new().unwrap();
+    let detacher = common::spawn_role_env(
+        "detacher",
+        &[name.as_str(), point, marker.to_str().unwrap()],
+        &[notice.env()],
+    );
+    assert!(
+        common::wait_until(Duration::from_secs(30), || marker.exists()),
+        "the detacher did not fill its cache"
+    );
+    let holder = spawn_paused(
+        "lock_taker",
+        &[name.as_str(), "alloc.unlinked"],
+        "alloc.unlinked",
+    );
+    let r = notice
+        .wait(Duration::from_secs(30))
+        .expect("the detacher reached its point");
+    assert_eq!((r.point.as_str(), r.pid), (point, detacher.pid()));
+    detacher.kill();
+    holder.kill();
+    let _ = std::fs::remove_file(&marker);
+    // The dead detacher's slot is reclaimed, and what it marked is given back.
+    main.recover();
+    assert_eq!(shape(pool), base);
+    pool.verify().unwrap();
 }

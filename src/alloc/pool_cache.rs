@@ -12,6 +12,7 @@ use super::heap::Heap;
 use super::layout::{block_size, word, Geometry, BLOCK_HEADER, CACHES_LEFT, GRANULE};
 use super::pool::{locked_in, Pool};
 use super::thread_record;
+use crate::fault::pause_point;
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
 use crate::sync::atomic::{AtomicU64, Ordering};
 
@@ -317,6 +318,7 @@ fn give_back_cache_in(region: &Region) {
     let Some(guard) = lock_soon(lock, false) else {
         // The next holder of the lock gives the blocks back.
         cache_table::leave_slot(&heap, slot);
+        pause_point("alloc.cache.left.marked");
         if let Ok(flags) = heap.word(word::FLAGS) {
             flags.fetch_or(CACHES_LEFT, Ordering::Relaxed);
         }
