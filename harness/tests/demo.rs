@@ -36,8 +36,12 @@ fn demo_prints_a_readable_summary() {
         .args(["demo", "--ops", "2000", "--workers", "3"])
         .output()
         .unwrap();
-    assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         text.contains("6000 alloc/free pairs from 3 processes"),
         "{text}"
