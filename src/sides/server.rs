@@ -50,7 +50,9 @@ impl ServerSideBuilder {
     /// died is taken over by the next, after its half-done send or receive is completed.
     /// Threads sharing one side's handle take turns, one call at a time: built for one
     /// thread per side, a thread that finds another's call in progress polls for its turn
-    /// (every 0.1 ms within a timeout, backing off to every 1 ms without one).
+    /// (every 0.1 ms within a timeout, backing off to every 1 ms without one; a call
+    /// without one says on standard error when it has waited its notice time, as a wait
+    /// on the pipe does).
     /// Cannot be combined with [`redeliver`](Self::redeliver). Set when the pipe is made.
     pub fn one_to_one(mut self, one_to_one: bool) -> Self {
         self.one_to_one = one_to_one;

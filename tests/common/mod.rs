@@ -159,23 +159,30 @@ pub fn spawn_role(role: &str, args: &[&str]) -> ChildGuard {
 
 /// Like [`spawn_role`], with extra environment variables (e.g. a fault notice's).
 pub fn spawn_role_env(role: &str, args: &[&str], env: &[(&str, String)]) -> ChildGuard {
-    role_command(role, args, env, Stdio::null)
+    role_command(role, args, env, Stdio::null, Stdio::inherit)
 }
 
 /// Like [`spawn_role`], with the child's standard input and output piped to this process
 /// (take them from the guard's `Child`). The child's test harness prints its own lines to
 /// standard output too: a protocol over it must tell its lines apart.
 pub fn spawn_role_stdio(role: &str, args: &[&str]) -> ChildGuard {
-    role_command(role, args, &[], Stdio::piped)
+    role_command(role, args, &[], Stdio::piped, Stdio::inherit)
+}
+
+/// Like [`spawn_role`], with the child's standard error piped to this process (take it
+/// from the guard's `Child`): for what the library says there.
+pub fn spawn_role_stderr(role: &str, args: &[&str]) -> ChildGuard {
+    role_command(role, args, &[], Stdio::null, Stdio::piped)
 }
 
 /// Starts this test binary as a child running `role`, its standard input and output
-/// made by `stdio`.
+/// made by `stdio`, its standard error by `stderr`.
 fn role_command(
     role: &str,
     args: &[&str],
     env: &[(&str, String)],
     stdio: fn() -> Stdio,
+    stderr: fn() -> Stdio,
 ) -> ChildGuard {
     let exe = std::env::current_exe().expect("current_exe");
     let child = Command::new(exe)
@@ -191,6 +198,7 @@ fn role_command(
         .env(ARGS_VAR, args.join("\u{1f}"))
         .stdin(stdio())
         .stdout(stdio())
+        .stderr(stderr())
         .spawn()
         .expect("spawn child");
     ChildGuard(Some(child))

@@ -25,7 +25,10 @@ impl Pipe {
         };
         // A lane has one sender: the threads of this handle take turns, and another
         // handle is refused while a live one holds the side.
-        let (_turn, limit) = match self.lane.then(|| self.take_turn(&self.send_turn, limit)) {
+        let (_turn, limit) = match self
+            .lane
+            .then(|| self.take_turn(&self.send_turn, limit, Dir::Send))
+        {
             None => (None, limit),
             Some(Ok((g, left))) => (Some(g), left),
             Some(Err(Missed::Stopped)) => return Err(SendFail::Broken(v)),
@@ -136,7 +139,10 @@ impl Pipe {
         }
         // A lane has one receiver: the threads of this handle take turns, and another
         // handle is refused while a live one holds the side.
-        let (_turn, limit) = match self.lane.then(|| self.take_turn(&self.recv_turn, limit)) {
+        let (_turn, limit) = match self
+            .lane
+            .then(|| self.take_turn(&self.recv_turn, limit, Dir::Recv))
+        {
             None => (None, limit),
             Some(Ok((g, left))) => (Some(g), left),
             Some(Err(Missed::Stopped)) => return Err(RecvFail::Broken),
@@ -332,10 +338,7 @@ impl Pipe {
     /// Says on standard error that an unbounded `enq` or `deq` has waited `waited`, and
     /// what for, read from the pipe's counters.
     fn notice(&self, dir: Dir, waited: Duration) {
-        let label = self
-            .label
-            .as_deref()
-            .map_or_else(|| format!("the pipe at {}", self.off), String::from);
+        let label = self.label();
         let why = match (self.stats(), dir) {
             (Err(e), _) => format!("its counters cannot be read ({e})"),
             (Ok(s), Dir::Recv) if s.enqueued == 0 => "nothing has been sent to it yet".into(),
@@ -357,22 +360,46 @@ impl Pipe {
                 s.capacity, s.receivers
             ),
         };
-        let op = match dir {
-            Dir::Send => "enq",
-            Dir::Recv => "deq",
-        };
         eprintln!(
-            "shmval: {op} on {label} has waited {:.0} s and goes on waiting: {why}",
+            "shmval: {} on {label} has waited {:.0} s and goes on waiting: {why}",
+            dir.call(),
             waited.as_secs_f64()
         );
     }
 
+    /// Says on standard error that an unbounded `enq` or `deq` of a one-to-one pipe has
+    /// waited `waited` for its turn among the threads of its handle.
+    fn turn_notice(&self, dir: Dir, waited: Duration) {
+        eprintln!(
+            "shmval: {} on {} has waited {:.0} s for its turn and goes on waiting: another \
+             thread of this handle is in a call on the pipe (threads of one handle take \
+             turns on a one-to-one pipe's side)",
+            dir.call(),
+            self.label(),
+            waited.as_secs_f64()
+        );
+    }
+
+    /// What notices call the pipe.
+    fn label(&self) -> String {
+        self.label
+            .as_deref()
+            .map_or_else(|| format!("the pipe at {}", self.off), String::from)
+    }
+
     /// Takes this handle's turn on a lane's side, which another of its threads may have
     /// for one operation: at once if free; else not at all for a `try_` call, within a
-    /// timed one's limit, and until it comes for an unbounded one; a wait asks the break
-    /// checker as a pipe's waits do. Returns the turn and what is left of the limit.
+    /// timed one's limit, and until it comes for an unbounded one (which says so on
+    /// standard error, as a pipe's waits do, once it has waited the pipe's notice time); a
+    /// wait asks the break checker as a pipe's waits do. Returns the turn and what is left
+    /// of the limit.
     #[inline]
-    fn take_turn<'t>(&self, turn: &'t Turn, limit: Limit) -> Result<(Held<'t>, Limit), Missed> {
+    fn take_turn<'t>(
+        &self,
+        turn: &'t Turn,
+        limit: Limit,
+        dir: Dir,
+    ) -> Result<(Held<'t>, Limit), Missed> {
         if let Some(h) = turn.try_take() {
             return Ok((h, limit));
         }
@@ -380,11 +407,15 @@ impl Pipe {
             .brk
             .as_deref()
             .map(|b| (b as &dyn Fn() -> bool, self.micro_sleep));
+        let say = |waited| self.turn_notice(dir, waited);
         match limit {
             Limit::Once => Err(Missed::Over),
-            Limit::Forever => turn.wait(None, stop).map(|(h, _)| (h, limit)),
+            Limit::Forever => {
+                let notice = self.notice_after.map(|a| (a, &say as &dyn Fn(Duration)));
+                turn.wait(None, stop, notice).map(|(h, _)| (h, limit))
+            }
             Limit::Within(d) => turn
-                .wait(Some(d), stop)
+                .wait(Some(d), stop, None)
                 .map(|(h, spent)| (h, Limit::Within(d.saturating_sub(spent)))),
         }
     }
@@ -395,6 +426,16 @@ impl Pipe {
 pub(super) enum Dir {
     Send,
     Recv,
+}
+
+impl Dir {
+    /// The unbounded call that waits this way, as notices name it.
+    fn call(self) -> &'static str {
+        match self {
+            Dir::Send => "enq",
+            Dir::Recv => "deq",
+        }
+    }
 }
 
 /// A timed receive's error for a ring's failure.

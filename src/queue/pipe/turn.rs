@@ -44,14 +44,16 @@ impl Turn {
     /// The turn once the thread that has it gives it back: looking every [`POLL`] within
     /// `limit` ([`Missed::Over`] once it is over), or without a limit, backing off to a
     /// look every [`POLL_MAX`]. With `stop` (a break checker and how often to ask it),
-    /// asks it that often and ends with [`Missed::Stopped`] when it says so. Returns the
-    /// turn and the time spent waiting.
+    /// asks it that often and ends with [`Missed::Stopped`] when it says so; with
+    /// `notice` (a time and what to call), calls it once with the time waited when the
+    /// wait has lasted that long. Returns the turn and the time spent waiting.
     #[cold]
     #[inline(never)]
     pub(super) fn wait(
         &self,
         limit: Option<Duration>,
         stop: Option<(&dyn Fn() -> bool, Duration)>,
+        notice: Option<(Duration, &dyn Fn(Duration))>,
     ) -> Result<(Held<'_>, Duration), Missed> {
         let start = Instant::now();
         let mut pause = match limit {
@@ -59,6 +61,7 @@ impl Turn {
             None => POLL / 2,
         };
         let mut ask_at = stop.map(|(_, every)| every);
+        let mut notice = notice;
         loop {
             if let Some(h) = self.try_take() {
                 return Ok((h, start.elapsed()));
@@ -69,6 +72,12 @@ impl Turn {
                     return Err(Missed::Over);
                 }
                 pause = pause.min(d - spent);
+            }
+            if let Some((after, say)) = notice {
+                if spent >= after {
+                    say(spent);
+                    notice = None;
+                }
             }
             if let (Some((asked, every)), Some(at)) = (stop, ask_at) {
                 if spent >= at {
@@ -106,12 +115,14 @@ mod tests {
         assert!(t.try_take().is_none(), "taken");
         let start = Instant::now();
         assert_eq!(
-            t.wait(Some(Duration::from_millis(5)), None).err(),
+            t.wait(Some(Duration::from_millis(5)), None, None).err(),
             Some(Missed::Over)
         );
         assert!(start.elapsed() >= Duration::from_millis(5));
         drop(held);
-        let (again, _) = t.wait(Some(Duration::ZERO), None).expect("given back");
+        let (again, _) = t
+            .wait(Some(Duration::ZERO), None, None)
+            .expect("given back");
         drop(again);
         assert!(t.try_take().is_some());
     }
@@ -130,7 +141,7 @@ mod tests {
                     let _ = tx.send(());
                     false
                 };
-                t.wait(None, Some((&waiting, Duration::ZERO)))
+                t.wait(None, Some((&waiting, Duration::ZERO)), None)
                     .map(drop)
                     .is_ok()
             });
@@ -152,9 +163,35 @@ mod tests {
         };
         let every = Duration::from_micros(200);
         assert_eq!(
-            t.wait(None, Some((&stop, every))).err(),
+            t.wait(None, Some((&stop, every)), None).err(),
             Some(Missed::Stopped)
         );
         assert_eq!(asked.into_inner(), 3, "asked until it said stop");
+    }
+
+    #[test]
+    fn a_long_wait_says_so_once() {
+        let t = Turn::default();
+        let held = t.try_take().unwrap();
+        let said = std::sync::Mutex::new(Vec::new());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let (t, said) = (&t, &said);
+            let waiter = s.spawn(move || {
+                let say = |waited: Duration| {
+                    said.lock().unwrap().push(waited);
+                    let _ = tx.send(());
+                };
+                let after = Duration::from_millis(1);
+                t.wait(None, None, Some((after, &say))).map(drop).is_ok()
+            });
+            // The notice came: the waiter has waited past its time, and still waits.
+            rx.recv().expect("the waiter says it waits");
+            drop(held);
+            assert!(waiter.join().unwrap());
+        });
+        let said = said.into_inner().unwrap();
+        assert_eq!(said.len(), 1, "said once: {said:?}");
+        assert!(said[0] >= Duration::from_millis(1), "{said:?}");
     }
 }
