@@ -8,7 +8,7 @@ use super::cache::{
 };
 use super::error::AllocError;
 use super::heap::Heap;
-use super::layout::{word, BLOCK_HEADER, FLAGS, GRANULE};
+use super::layout::{word, BLOCK_HEADER, CACHES_LEFT, FLAGS, GRANULE};
 use crate::fault::pause_point;
 use crate::region::Offset;
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -271,16 +271,35 @@ pub(crate) fn leave_slot(heap: &Heap<'_>, slot: u32) {
     }
 }
 
-/// Gives back every record marked [`LEFT`], with what it holds (and the table, if no
-/// record is left): for the holder of the lock after a detaching process left its cache
-/// behind (see [`CACHES_LEFT`](super::layout::CACHES_LEFT)). Under the lock. A record
-/// left is claimed by no thread, so a holder killed half way leaves it to be given back
-/// again, which settles what it was moving.
+/// Flags the pool for the next holder of its lock to give back the caches left
+/// ([`CACHES_LEFT`]): by a detaching process that left its cache, and by the repair after
+/// a holder that died, which may have been giving them back.
+pub(crate) fn look_for_left(heap: &Heap<'_>) {
+    if let Ok(flags) = heap.word(word::FLAGS) {
+        flags.fetch_or(CACHES_LEFT, Relaxed);
+    }
+}
+
+/// Under the lock: if the pool is flagged ([`look_for_left`]), gives back the caches
+/// left. The flag is cleared first, so that a cache left while this runs is left for the
+/// next holder.
 ///
 /// # Errors
 ///
 /// [`AllocError::Corrupted`] from the heap.
-pub(crate) fn give_back_left(heap: &Heap<'_>) -> Result<CacheGiven, AllocError> {
+pub(crate) fn give_back_left(heap: &Heap<'_>) -> Result<(), AllocError> {
+    let flags = heap.word(word::FLAGS)?;
+    if flags.load(Relaxed) & CACHES_LEFT == 0 {
+        return Ok(());
+    }
+    flags.fetch_and(!CACHES_LEFT, Relaxed);
+    give_back_marked(heap).map(|_| ())
+}
+
+/// Gives back every record marked [`LEFT`], with what it holds (and the table, if no
+/// record is left). Under the lock. A record left is claimed by no thread, so a holder
+/// killed half way leaves it to be given back again, which settles what it was moving.
+fn give_back_marked(heap: &Heap<'_>) -> Result<CacheGiven, AllocError> {
     let mut given = CacheGiven::default();
     let Some(t) = table(heap)? else {
         return Ok(given);

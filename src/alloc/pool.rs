@@ -576,9 +576,7 @@ pub(super) fn locked_in<R>(
             }
         }
         // A holder may have died giving back caches left: look for them again below.
-        if let Ok(flags) = heap.word(word::FLAGS) {
-            flags.fetch_or(CACHES_LEFT, Ordering::Relaxed);
-        }
+        super::cache_table::look_for_left(heap);
         // Repaired or poisoned: either way the next holder need not repair.
         guard.mark_consistent();
         result?;
@@ -589,25 +587,12 @@ pub(super) fn locked_in<R>(
         ));
     }
     let drained = if drain { drain_deferred(heap) } else { Ok(()) };
-    let drained = drained.and_then(|()| give_back_left(heap));
+    let drained = drained.and_then(|()| super::cache_table::give_back_left(heap));
     let result = drained.and_then(|()| op(heap));
     if let Err(AllocError::Corrupted { .. }) = result {
         poison(heap)?;
     }
     result
-}
-
-/// Under the lock: if a detaching process left its cache behind ([`CACHES_LEFT`]), gives
-/// back the caches left. The flag is cleared first, so that a cache left while this runs
-/// is left for the next holder (and set again by the repair after a holder that died
-/// here).
-fn give_back_left(heap: &Heap<'_>) -> Result<(), AllocError> {
-    let flags = heap.word(word::FLAGS)?;
-    if flags.load(Ordering::Relaxed) & CACHES_LEFT == 0 {
-        return Ok(());
-    }
-    flags.fetch_and(!CACHES_LEFT, Ordering::Relaxed);
-    super::cache_table::give_back_left(heap).map(|_| ())
 }
 
 fn poison(heap: &Heap<'_>) -> Result<(), AllocError> {

@@ -9,12 +9,12 @@ use super::deferred::lock_soon;
 use super::error::AllocError;
 use super::heap::region_view;
 use super::heap::Heap;
-use super::layout::{block_size, word, Geometry, BLOCK_HEADER, CACHES_LEFT, GRANULE};
+use super::layout::{block_size, word, Geometry, BLOCK_HEADER, GRANULE};
 use super::pool::{locked_in, Pool};
 use super::thread_record;
 use crate::fault::pause_point;
 use crate::region::{ExtLayer, Offset, Region, RegionExt};
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::AtomicU64;
 
 /// The largest alignment whose requests are rounded to cached sizes: a cache line.
 const CACHED_ALIGN: u64 = 64;
@@ -305,7 +305,7 @@ impl RegionExt for CacheExt {
 /// Gives back this process's cache in the pool of `region` as a detaching handle does:
 /// only if the pool lock is to be had soon (a drop does not wait behind a stopped
 /// holder); otherwise the records are marked left, and the pool flagged
-/// ([`CACHES_LEFT`]) for the next holder of its lock to give them back. Either way no
+/// (`CACHES_LEFT`) for the next holder of its lock to give them back. Either way no
 /// thread holds the records any more: none can use this handle now.
 fn give_back_cache_in(region: &Region) {
     let Some(slot) = region.process_slot() else {
@@ -319,9 +319,7 @@ fn give_back_cache_in(region: &Region) {
         // The next holder of the lock gives the blocks back.
         cache_table::leave_slot(&heap, slot);
         pause_point("alloc.cache.left.marked");
-        if let Ok(flags) = heap.word(word::FLAGS) {
-            flags.fetch_or(CACHES_LEFT, Ordering::Relaxed);
-        }
+        cache_table::look_for_left(&heap);
         return;
     };
     let _ = locked_in(region, guard, &heap, false, |h| {
