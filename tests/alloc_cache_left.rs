@@ -71,9 +71,28 @@ fn child_role() {
 
 /// What a pool looks like settled: its bytes and blocks in use, what its caches hold, and
 /// its free space (free blocks, largest).
-fn shape(pool: &Pool) -> ((u64, u64), u64, (u64, u64)) {
+type Shape = ((u64, u64), u64, (u64, u64));
+
+fn shape(pool: &Pool) -> Shape {
     let s = pool.stats().unwrap();
     (in_use(pool), s.cached, (s.free_blocks, s.largest_free))
+}
+
+/// A region `name` with a pool whose own cache was given back, and the pool's shape.
+fn start(name: &TestName) -> (ShmMain, Shape) {
+    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    main.pool().give_back_cache_now().unwrap();
+    let base = shape(main.pool());
+    (main, base)
+}
+
+/// Asserts the pool is back at `base`, whole, with nothing recovery would doubt.
+fn assert_back(main: &ShmMain, base: Shape) {
+    let pool = main.pool();
+    assert_eq!(shape(pool), base);
+    pool.verify().unwrap();
+    let r = main.recover();
+    assert_eq!(r.total.suspects, 0, "{r:?}");
 }
 
 /// A second handle of region `name` in this process (a registry slot of its own) whose
@@ -103,43 +122,32 @@ fn leave_a_cache(name: &TestName, pool: &Pool) -> common::ChildGuard {
 #[test]
 fn a_cache_left_by_a_process_detaching_behind_a_held_lock_comes_back_at_the_next_lock() {
     let name = TestName::new("cache-left");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let (main, base) = start(&name);
     let pool = main.pool();
-    pool.give_back_cache_now().unwrap();
-    let base = shape(pool);
     let holder = leave_a_cache(&name, pool);
     holder.kill();
     // The next holder (this look) repairs after the dead holder and gives the cache back.
-    assert_eq!(shape(pool), base);
-    pool.verify().unwrap();
+    assert_back(&main, base);
 }
 
 #[test]
 fn a_holder_killed_giving_back_a_cache_left_leaves_it_to_the_next() {
     let name = TestName::new("cache-left-kill");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
+    let (main, base) = start(&name);
     let pool = main.pool();
-    pool.give_back_cache_now().unwrap();
-    let base = shape(pool);
     let holder = leave_a_cache(&name, pool);
     holder.kill();
     // The next holder dies giving the cache back, after its first record.
     let point = "alloc.cache.left.given";
     let taker = spawn_paused("lock_taker", &[name.as_str(), point], point);
     taker.kill();
-    assert_eq!(shape(pool), base);
-    pool.verify().unwrap();
-    let r = main.recover();
-    assert_eq!(r.total.suspects, 0, "{r:?}");
+    assert_back(&main, base);
 }
 
 #[test]
 fn a_process_killed_after_marking_its_cache_left_loses_nothing() {
     let name = TestName::new("cache-left-marked");
-    let main = ShmMain::new(name.as_str(), BYTES).start().unwrap();
-    let pool = main.pool();
-    pool.give_back_cache_now().unwrap();
-    let base = shape(pool);
+    let (main, base) = start(&name);
     let marker = std::env::temp_dir().join(format!("{}.filled", name.as_str()));
     let _ = std::fs::remove_file(&marker);
     let point = "alloc.cache.left.marked";
@@ -167,6 +175,5 @@ fn a_process_killed_after_marking_its_cache_left_loses_nothing() {
     let _ = std::fs::remove_file(&marker);
     // The dead detacher's slot is reclaimed, and what it marked is given back.
     main.recover();
-    assert_eq!(shape(pool), base);
-    pool.verify().unwrap();
+    assert_back(&main, base);
 }

@@ -76,18 +76,9 @@ impl Region {
 mod tests {
     use std::time::Duration;
 
-    use crate::region::{Region, RegionName};
-    use crate::sync::atomic::{AtomicU64, Ordering};
+    use crate::region::Region;
 
-    fn unique(tag: &str) -> RegionName {
-        static N: AtomicU64 = AtomicU64::new(0);
-        RegionName::new(format!(
-            "shmval-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ))
-        .unwrap()
-    }
+    use crate::region::name::unique_test_name as unique;
 
     const HOUR: Duration = Duration::from_secs(3600);
 

@@ -564,15 +564,7 @@ mod tests {
 
     use crate::region::AttachOptions;
 
-    fn unique(tag: &str) -> RegionName {
-        static N: AtomicU64 = AtomicU64::new(0);
-        RegionName::new(format!(
-            "shmval-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ))
-        .unwrap()
-    }
+    use crate::region::name::unique_test_name as unique;
 
     #[test]
     fn the_longest_name_can_be_created() {

@@ -98,6 +98,20 @@ impl std::str::FromStr for RegionName {
     }
 }
 
+/// A name no other test of this process uses (`shmval-test-<tag>-<pid>-<n>`), for the
+/// library's unit tests.
+#[cfg(test)]
+pub(crate) fn unique_test_name(tag: &str) -> RegionName {
+    use crate::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    RegionName::new(format!(
+        "shmval-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+    .expect("a valid name")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
