@@ -356,6 +356,21 @@ fn exhaustion_frees_the_partial_value() {
     assert!(matches!(err, ValError::OutOfMemory { .. }), "{err}");
     assert_eq!(baseline(&pool), base);
     pool.verify().unwrap();
+    // A table of leaves runs out among its entries (copied one after another, a key then
+    // its value).
+    let table = Val::Tab(
+        (0..400)
+            .map(|i| {
+                (
+                    Val::from(format!("a key long enough to need its own block {i}")),
+                    Val::from(format!("a value long enough to need its own block {i}")),
+                )
+            })
+            .collect(),
+    );
+    let err = pool.share(&table).unwrap_err();
+    assert!(matches!(err, ValError::OutOfMemory { .. }), "{err}");
+    assert_eq!(baseline(&pool), base);
     let nested = val!({"a": {"b": {"c": [Val::from(vec![0u8; 100_000])]}}});
     assert!(matches!(
         pool.share(&nested),

@@ -53,7 +53,7 @@ enum Fill<'v, 'p> {
         len: u64,
     },
     Table {
-        items: Items<'v>,
+        items: std::iter::Peekable<Items<'v>>,
         t: TableRef<'p>,
         /// The value of the entry whose key was given last, and that key's hash.
         value: Option<(&'v Val, u64)>,
@@ -84,7 +84,7 @@ impl<'v, 'p> Level<'v, 'p> {
                 }
             }
             _ => Fill::Table {
-                items: v.items(),
+                items: v.items().peekable(),
                 t: TableRef::open(pool, obj)?,
                 value: None,
                 key: None,
@@ -106,6 +106,32 @@ impl<'v, 'p> Level<'v, 'p> {
                 Some(k)
             }
         }
+    }
+
+    /// For a table between two entries, copies its next entries as long as neither key
+    /// nor value holds others (the common case) without going through the walk item by
+    /// item.
+    fn put_leaf_entries(&mut self, pool: &Pool) -> Result<(), ValError> {
+        let Fill::Table {
+            items,
+            t,
+            value: None,
+            key: None,
+        } = &mut self.fill
+        else {
+            return Ok(());
+        };
+        while let Some((k, v)) = items.next_if(|(k, v)| !is_container(k) && !is_container(v)) {
+            let hash = k.stable_hash();
+            let mut kc = leaf_child(pool, k)?;
+            let mut vc = leaf_child(pool, v)?;
+            kc.moving_into(t.obj.off);
+            vc.moving_into(t.obj.off);
+            t.push(hash, &kc.cell(), &vc.cell())?;
+            kc.commit();
+            vc.commit();
+        }
+        Ok(())
     }
 
     /// Links the copy of the item [`next_item`](Self::next_item) gave last.
@@ -149,7 +175,10 @@ fn share_tree(pool: &Pool, root: &Val) -> Result<ShmVal, ValError> {
     let mut stack = vec![Level::new(pool, root)?];
     loop {
         let next = match stack.last_mut() {
-            Some(top) => top.next_item(),
+            Some(top) => {
+                top.put_leaf_entries(pool)?;
+                top.next_item()
+            }
             None => return Err(corrupt(0, "a copy without a value")),
         };
         let child = match next {
@@ -164,10 +193,7 @@ fn share_tree(pool: &Pool, root: &Val) -> Result<ShmVal, ValError> {
                 stack.push(Level::new(pool, x)?);
                 continue;
             }
-            Some(x) => match Cell::inline(x) {
-                Some(c) => Child::Inline(c),
-                None => Child::Obj(share_leaf(pool, x)?),
-            },
+            Some(x) => leaf_child(pool, x)?,
         };
         match stack.last_mut() {
             Some(top) => top.put(child)?,
@@ -178,6 +204,14 @@ fn share_tree(pool: &Pool, root: &Val) -> Result<ShmVal, ValError> {
                 }
             }
         }
+    }
+}
+
+/// Copies a value that holds no others: inline if it fits a cell, else a new object.
+fn leaf_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
+    match Cell::inline(v) {
+        Some(c) => Ok(Child::Inline(c)),
+        None => share_leaf(pool, v).map(Child::Obj),
     }
 }
 
