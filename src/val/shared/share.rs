@@ -123,13 +123,8 @@ impl<'v, 'p> Level<'v, 'p> {
         };
         while let Some((k, v)) = items.next_if(|(k, v)| !is_container(k) && !is_container(v)) {
             let hash = k.stable_hash();
-            let mut kc = leaf_child(pool, k)?;
-            let mut vc = leaf_child(pool, v)?;
-            kc.moving_into(t.obj.off);
-            vc.moving_into(t.obj.off);
-            t.push(hash, &kc.cell(), &vc.cell())?;
-            kc.commit();
-            vc.commit();
+            let kc = leaf_child(pool, k)?;
+            link_entry(t, hash, kc, leaf_child(pool, v)?)?;
         }
         Ok(())
     }
@@ -157,17 +152,21 @@ impl<'v, 'p> Level<'v, 'p> {
                     let hash = value.map_or(0, |(_, h)| h);
                     *key = Some((hash, child));
                 }
-                Some((hash, mut k)) => {
-                    k.moving_into(t.obj.off);
-                    child.moving_into(t.obj.off);
-                    t.push(hash, &k.cell(), &child.cell())?;
-                    k.commit();
-                    child.commit();
-                }
+                Some((hash, k)) => link_entry(t, hash, k, child)?,
             },
         }
         Ok(())
     }
+}
+
+/// Links a copied key and value into table `t` as its next entry, under the key's hash.
+fn link_entry(t: &mut TableRef<'_>, hash: u64, mut k: Child, mut v: Child) -> Result<(), ValError> {
+    k.moving_into(t.obj.off);
+    v.moving_into(t.obj.off);
+    t.push(hash, &k.cell(), &v.cell())?;
+    k.commit();
+    v.commit();
+    Ok(())
 }
 
 /// Copies a container and everything in it, depth first with an explicit stack.
