@@ -342,10 +342,11 @@ impl Run {
             self.release_waiting();
             self.observe();
             if self.procs.iter().all(|p| p.st == St::Done) {
-                // A signal to the whole process group can end the processes before the
-                // runner has looked at its own: the run was stopped by it all the same.
-                if let Some(sig) = crate::signals::pending() {
-                    self.stop_for(Stop::Signal(sig));
+                // What stops a run can end its processes before the runner has looked: a
+                // signal to the whole process group, or the region truncated under them
+                // (they die of SIGBUS). The run was stopped by it all the same.
+                if let Some(stop) = self.stop_reason() {
+                    self.stop_for(stop);
                 }
                 return Ok(());
             }
