@@ -93,9 +93,8 @@ pub(crate) mod word {
 
 /// `FLAGS` bit: the heap was found broken beyond repair; every operation fails.
 pub(crate) const POISONED: u64 = 1;
-/// `FLAGS` bit: a detaching process found the pool lock busy and left its block cache
-/// with its registry slot; the next holder of the lock gives back every cache no thread
-/// holds.
+/// `FLAGS` bit: a detaching process found the pool lock busy and marked its block cache
+/// records left in the cache table; the next holder of the lock gives them back.
 pub(crate) const CACHES_LEFT: u64 = 2;
 
 /// Bytes of the pool lock at the start of the pool header.

@@ -56,12 +56,12 @@ pub(crate) const PID_NS_OFFSET: u64 = 80;
 pub(crate) const REGISTRY_OFFSET: u64 = 88;
 /// Offset of the committed size.
 pub(crate) const COMMITTED_OFFSET: u64 = 96;
-/// Offset of the removed word.
-pub(crate) const REMOVED_OFFSET: u64 = 120;
 /// Offset of the count of growths.
 pub(crate) const GROWS_OFFSET: u64 = 104;
 /// Offset of the size of the last growth.
 pub(crate) const LAST_GROW_OFFSET: u64 = 112;
+/// Offset of the removed word.
+pub(crate) const REMOVED_OFFSET: u64 = 120;
 /// Bytes from the start of the header through the growth words: what a reader that does
 /// not map the region reads.
 pub(crate) const READ_SIZE: usize = 120;

@@ -53,7 +53,7 @@ impl Turn {
         &self,
         limit: Option<Duration>,
         stop: Option<(&dyn Fn() -> bool, Duration)>,
-        notice: Option<(Duration, &dyn Fn(Duration))>,
+        mut notice: Option<(Duration, &dyn Fn(Duration))>,
     ) -> Result<(Held<'_>, Duration), Missed> {
         let start = Instant::now();
         let mut pause = match limit {
@@ -61,7 +61,6 @@ impl Turn {
             None => POLL / 2,
         };
         let mut ask_at = stop.map(|(_, every)| every);
-        let mut notice = notice;
         loop {
             if let Some(h) = self.try_take() {
                 return Ok((h, start.elapsed()));

@@ -21,13 +21,10 @@ use crate::val::{Array, Items, Val, ValError};
 
 /// Copies `v` into the pool as a child: inline if it fits a cell, else a new object.
 pub(crate) fn share_child(pool: &Pool, v: &Val) -> Result<Child, ValError> {
-    if let Some(c) = Cell::inline(v) {
-        return Ok(Child::Inline(c));
-    }
     if is_container(v) {
         share_tree(pool, v).map(Child::Obj)
     } else {
-        share_leaf(pool, v).map(Child::Obj)
+        leaf_child(pool, v)
     }
 }
 
